@@ -1,0 +1,155 @@
+//! Accounts: registration, login, refresh-token rotation, logout.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::model::User;
+use crate::passwords::Passwords;
+use crate::store::{NewRefreshToken, NewUser, Rotation, Store, StoreError};
+use crate::time::Timestamp;
+use crate::tokens::{self, AccessTokens};
+use crate::values::{DisplayName, Password, Username};
+
+/// What a successful login or refresh hands out.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    pub user: User,
+}
+
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    passwords: Passwords,
+    access: AccessTokens,
+    refresh_ttl_secs: i64,
+}
+
+const BAD_LOGIN: &str = "invalid username or password";
+const BAD_REFRESH: &str = "invalid, expired or revoked refresh token";
+
+impl Accounts {
+    pub fn new(
+        store: Arc<dyn Store>,
+        passwords: Passwords,
+        access: AccessTokens,
+        refresh_ttl_secs: i64,
+    ) -> Self {
+        Self {
+            store,
+            passwords,
+            access,
+            refresh_ttl_secs,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        username: &str,
+        password: String,
+        display_name: Option<&str>,
+    ) -> Result<User> {
+        let username = Username::parse(username)?;
+        let password = Password::parse(password)?;
+        let display_name = DisplayName::parse(display_name.unwrap_or(username.as_str()))?;
+        let password_hash = self.passwords.hash(password.expose()).await?;
+        let new_user = NewUser {
+            username: username.as_str().to_owned(),
+            display_name: display_name.into_inner(),
+            password_hash,
+            created_at: Timestamp::now(),
+        };
+        match self.store.insert_user(new_user).await {
+            Err(StoreError::Conflict(_)) => Err(Error::Conflict("username is already taken")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Unknown user and wrong password take the same time and give the same error.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session> {
+        let credentials = match Username::parse(username) {
+            Ok(name) => self.store.credentials_by_username(name.as_str()).await?,
+            Err(_) => None,
+        };
+        let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+        if !self.passwords.verify(password, hash).await? {
+            return Err(Error::Unauthorized(BAD_LOGIN));
+        }
+        let user = credentials.ok_or(Error::Unauthorized(BAD_LOGIN))?.user;
+        let refresh_token = tokens::new_refresh_token();
+        let now = Timestamp::now();
+        self.store
+            .insert_refresh_token(NewRefreshToken {
+                user_id: user.id,
+                family: tokens::random_token(16),
+                token_hash: tokens::hash_refresh_token(&refresh_token),
+                created_at: now,
+                expires_at: now.plus_seconds(self.refresh_ttl_secs),
+            })
+            .await?;
+        self.session(user, refresh_token, now)
+    }
+
+    /// Spends the presented refresh token and issues a new pair. Presenting a
+    /// token that was already spent revokes every token descended from its login.
+    pub async fn refresh(&self, presented: &str) -> Result<Session> {
+        let next = tokens::new_refresh_token();
+        let now = Timestamp::now();
+        let rotation = self
+            .store
+            .rotate_refresh_token(
+                &tokens::hash_refresh_token(presented),
+                &tokens::hash_refresh_token(&next),
+                now.plus_seconds(self.refresh_ttl_secs),
+                now,
+            )
+            .await?;
+        match rotation {
+            Rotation::Rotated { user_id } => {
+                let user = self
+                    .store
+                    .user_by_id(user_id)
+                    .await?
+                    .ok_or(Error::Unauthorized(BAD_REFRESH))?;
+                self.session(user, next, now)
+            }
+            Rotation::ReuseDetected => {
+                tracing::warn!("refresh token re-use detected; token family revoked");
+                Err(Error::Unauthorized(BAD_REFRESH))
+            }
+            Rotation::Invalid => Err(Error::Unauthorized(BAD_REFRESH)),
+        }
+    }
+
+    /// Revokes the token's whole family. Unknown tokens are accepted silently so
+    /// that logout is idempotent and reveals nothing.
+    pub async fn logout(&self, presented: &str) -> Result<()> {
+        self.store
+            .revoke_refresh_family(&tokens::hash_refresh_token(presented), Timestamp::now())
+            .await?;
+        Ok(())
+    }
+
+    /// The user an access token speaks for.
+    pub fn authenticate(&self, access_token: &str) -> Result<UserId> {
+        self.access.verify(access_token)
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<User> {
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    fn session(&self, user: User, refresh_token: String, now: Timestamp) -> Result<Session> {
+        Ok(Session {
+            access_token: self.access.issue(user.id, now)?,
+            refresh_token,
+            expires_in: self.access.ttl_secs(),
+            user,
+        })
+    }
+}

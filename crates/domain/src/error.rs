@@ -1,0 +1,68 @@
+//! The one domain error. Each transport maps it exactly once (HTTP status,
+//! WebSocket error frame); internal causes are logged, never shown.
+
+use crate::store::StoreError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input failed validation; `field` names the offending field.
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// Missing, malformed or expired credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The caller is known but not allowed (e.g. wrong room password).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The thing does not exist, or the caller may not learn that it does.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A dependency (the store) cannot be reached right now; retrying may work.
+    #[error("service temporarily unavailable")]
+    Unavailable,
+    /// A bug or an unexpected failure; details are logged where it happens.
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Stable snake_case code shown to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid_input",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Unavailable => "store_unavailable",
+            Error::Internal => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                Error::Unavailable
+            }
+            StoreError::Conflict(what) => Error::Conflict(what),
+            StoreError::Other(cause) => {
+                tracing::error!(%cause, "store error");
+                Error::Internal
+            }
+        }
+    }
+}

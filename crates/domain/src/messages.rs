@@ -1,0 +1,160 @@
+//! Messages: posting (through the batching writer), history and catch-up.
+
+mod writer;
+
+use std::sync::Arc;
+
+pub use writer::{MessageWriter, WriterConfig};
+
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId};
+use crate::model::Message;
+use crate::store::{AppendOutcome, NewMessage, Store};
+use crate::time::Timestamp;
+use crate::values::{ClientId, MessageBody};
+
+/// A stored message, and whether it was stored before (idempotent retry).
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub message: Message,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryRange {
+    /// Newest messages older than `before` (the newest overall when `None`).
+    Before(Option<u64>),
+    /// Oldest messages newer than `after`.
+    After(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// Ascending by seq.
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+pub struct Messages {
+    store: Arc<dyn Store>,
+    writer: MessageWriter,
+    max_body_bytes: usize,
+}
+
+impl Messages {
+    pub fn new(store: Arc<dyn Store>, writer: MessageWriter, max_body_bytes: usize) -> Self {
+        Self {
+            store,
+            writer,
+            max_body_bytes,
+        }
+    }
+
+    /// Stores a message and resolves once it is durable. Membership is checked
+    /// inside the storing transaction, so a removed member can never slip one in.
+    pub async fn post(
+        &self,
+        sender: UserId,
+        room: RoomId,
+        body: String,
+        client_id: Option<String>,
+    ) -> Result<Posted> {
+        let body = MessageBody::parse(body, self.max_body_bytes)?;
+        let client_id = client_id.map(ClientId::parse).transpose()?;
+        let outcome = self
+            .writer
+            .append(NewMessage {
+                room_id: room,
+                sender_id: sender,
+                body: body.into_inner(),
+                client_id: client_id.map(ClientId::into_inner),
+                created_at: Timestamp::now(),
+            })
+            .await?;
+        match outcome {
+            AppendOutcome::Stored(message) => Ok(Posted {
+                message,
+                duplicate: false,
+            }),
+            AppendOutcome::Duplicate(message) => Ok(Posted {
+                message,
+                duplicate: true,
+            }),
+            AppendOutcome::NotMember => Err(Error::NotFound("room")),
+        }
+    }
+
+    pub async fn history(
+        &self,
+        reader: UserId,
+        room: RoomId,
+        range: HistoryRange,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage> {
+        let limit = page_limit(limit)?;
+        self.require_member(reader, room).await?;
+        // One extra row tells whether another page exists.
+        let mut messages = match range {
+            HistoryRange::Before(before) => {
+                self.store.messages_before(room, before, limit + 1).await?
+            }
+            HistoryRange::After(after) => self.store.messages_after(room, after, limit + 1).await?,
+        };
+        let has_more = messages.len() > limit as usize;
+        if has_more {
+            match range {
+                HistoryRange::Before(_) => {
+                    messages.remove(0);
+                }
+                HistoryRange::After(_) => messages.truncate(limit as usize),
+            }
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    /// Messages after `after`, for resuming connections and filling gaps.
+    pub async fn catch_up(
+        &self,
+        reader: UserId,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        self.require_member(reader, room).await?;
+        Ok(self.store.messages_after(room, after, limit).await?)
+    }
+
+    async fn require_member(&self, user: UserId, room: RoomId) -> Result<()> {
+        match self.store.member_role(room, user).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound("room")),
+        }
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_limit_defaults_and_bounds() {
+        assert_eq!(page_limit(None).unwrap(), 50);
+        assert_eq!(page_limit(Some(200)).unwrap(), 200);
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(201)).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! The message writer: one task that turns concurrent sends into batched
+//! transactions, then publishes the committed messages in seq order.
+//!
+//! Why one task: SQLite has one writer anyway, and a single committer makes
+//! "publish in commit order" trivially true. Many senders share one transaction
+//! (and one fsync), so throughput grows with concurrency instead of collapsing.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::bus::{Bus, DomainEvent};
+use crate::error::{Error, Result};
+use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterConfig {
+    /// Most messages committed in one transaction.
+    pub max_batch: usize,
+    /// Sends waiting for the writer; when full, senders wait (backpressure).
+    pub queue: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            queue: 8192,
+        }
+    }
+}
+
+struct PendingAppend {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<AppendOutcome>>,
+}
+
+/// Cheap to clone; every clone feeds the same writer task.
+#[derive(Clone)]
+pub struct MessageWriter {
+    queue: mpsc::Sender<PendingAppend>,
+}
+
+impl MessageWriter {
+    /// Starts the writer task. It runs until every `MessageWriter` clone is
+    /// dropped, then commits what is still queued and ends: that is the flush
+    /// on shutdown.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        config: WriterConfig,
+    ) -> (Self, JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(config.queue);
+        let task = tokio::spawn(run(rx, store, bus, config.max_batch));
+        (Self { queue }, task)
+    }
+
+    pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send(PendingAppend { message, reply })
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        // A dropped reply means the writer ended before committing: not stored.
+        outcome.await.map_err(|_| Error::Unavailable)?
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<PendingAppend>,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    max_batch: usize,
+) {
+    let mut messages = Vec::with_capacity(max_batch);
+    let mut replies = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        messages.push(first.message);
+        replies.push(first.reply);
+        while messages.len() < max_batch {
+            match rx.try_recv() {
+                Ok(next) => {
+                    messages.push(next.message);
+                    replies.push(next.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        match store.append_messages(&messages).await {
+            Ok(outcomes) => {
+                let events: Vec<_> = outcomes
+                    .iter()
+                    .filter_map(|outcome| match outcome {
+                        AppendOutcome::Stored(m) => {
+                            Some(Arc::new(DomainEvent::MessagePosted(m.clone())))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                // Acks first: the sender is waiting on durability, which the
+                // commit already gave; fan-out follows in the same order.
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    // The sender may have gone away; its message is stored anyway.
+                    let _ = reply.send(Ok(outcome));
+                }
+                if !events.is_empty() {
+                    if let Err(err) = bus.publish(events).await {
+                        tracing::warn!(%err, "committed messages not published; members catch up from the store");
+                    }
+                }
+            }
+            Err(err) => {
+                let unavailable = matches!(err, StoreError::Unavailable(_));
+                tracing::error!(%err, batch = messages.len(), "message batch not stored");
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(if unavailable {
+                        Error::Unavailable
+                    } else {
+                        Error::Internal
+                    }));
+                }
+            }
+        }
+        messages.clear();
+        replies.clear();
+    }
+}

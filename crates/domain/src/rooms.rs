@@ -1,0 +1,149 @@
+//! Rooms: create, join by code, list, inspect, leave.
+//!
+//! Every read about a room first proves the caller is a member; a non-member gets
+//! `NotFound`, exactly as for a room that does not exist.
+
+use std::sync::Arc;
+
+use crate::bus::{Bus, DomainEvent};
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId};
+use crate::model::{Member, Role, Room, RoomSummary};
+use crate::passwords::Passwords;
+use crate::store::{NewRoom, Store, StoreError};
+use crate::time::Timestamp;
+use crate::values::{JoinCode, RoomName};
+
+pub struct Rooms {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    passwords: Passwords,
+}
+
+/// Join codes are random; a handful of attempts makes a collision-caused
+/// failure astronomically unlikely (31^8 ≈ 8.5e11 codes).
+const CODE_ATTEMPTS: usize = 5;
+
+impl Rooms {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, passwords: Passwords) -> Self {
+        Self {
+            store,
+            bus,
+            passwords,
+        }
+    }
+
+    pub async fn create(&self, owner: UserId, name: &str, password: Option<&str>) -> Result<Room> {
+        let name = RoomName::parse(name)?.into_inner();
+        let password_hash = match room_password(password)? {
+            Some(p) => Some(self.passwords.hash(p).await?),
+            None => None,
+        };
+        for _ in 0..CODE_ATTEMPTS {
+            let new_room = NewRoom {
+                name: name.clone(),
+                code: JoinCode::generate().as_str().to_owned(),
+                password_hash: password_hash.clone(),
+                owner_id: owner,
+                created_at: Timestamp::now(),
+            };
+            match self.store.insert_room(new_room).await {
+                Err(StoreError::Conflict(_)) => continue,
+                other => return Ok(other?),
+            }
+        }
+        tracing::error!("could not find a free join code");
+        Err(Error::Internal)
+    }
+
+    /// Joining a room one already belongs to returns it without asking again.
+    pub async fn join(&self, user: UserId, code: &str, password: Option<&str>) -> Result<Room> {
+        let code = JoinCode::parse(code)?;
+        let room = self
+            .store
+            .room_by_code(code.as_str())
+            .await?
+            .ok_or(Error::NotFound("room"))?;
+        if self.store.member_role(room.id, user).await?.is_some() {
+            return Ok(room);
+        }
+        if let Some(hash) = &room.password_hash {
+            let given = password.unwrap_or_default();
+            if !self.passwords.verify(given, Some(hash)).await? {
+                return Err(Error::Forbidden("wrong room password"));
+            }
+        }
+        let membership = self
+            .store
+            .add_member(room.id, user, Role::Member, Timestamp::now())
+            .await?;
+        if membership.newly_joined {
+            self.publish(DomainEvent::MemberJoined {
+                room_id: room.id,
+                user_id: user,
+                last_seq: membership.last_seq,
+            })
+            .await;
+        }
+        Ok(room)
+    }
+
+    pub async fn get(&self, user: UserId, room: RoomId) -> Result<Room> {
+        self.require_member(user, room).await?;
+        self.store
+            .room_by_id(room)
+            .await?
+            .ok_or(Error::NotFound("room"))
+    }
+
+    pub async fn list(&self, user: UserId) -> Result<Vec<RoomSummary>> {
+        Ok(self.store.rooms_of_user(user).await?)
+    }
+
+    /// Each of the user's rooms with its newest seq.
+    pub async fn positions(&self, user: UserId) -> Result<Vec<(RoomId, u64)>> {
+        Ok(self.store.room_positions(user).await?)
+    }
+
+    pub async fn members(&self, user: UserId, room: RoomId) -> Result<Vec<Member>> {
+        self.require_member(user, room).await?;
+        Ok(self.store.members(room).await?)
+    }
+
+    pub async fn leave(&self, user: UserId, room: RoomId) -> Result<()> {
+        if !self.store.remove_member(room, user).await? {
+            return Err(Error::NotFound("room"));
+        }
+        self.publish(DomainEvent::MemberLeft {
+            room_id: room,
+            user_id: user,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The caller's role, or `NotFound` so non-members learn nothing.
+    pub async fn require_member(&self, user: UserId, room: RoomId) -> Result<Role> {
+        self.store
+            .member_role(room, user)
+            .await?
+            .ok_or(Error::NotFound("room"))
+    }
+
+    async fn publish(&self, event: DomainEvent) {
+        // The store already committed the change; a bus failure delays live
+        // delivery but loses nothing (clients re-read rooms on reconnect).
+        if let Err(err) = self.bus.publish(vec![Arc::new(event)]).await {
+            tracing::warn!(%err, "membership event not published");
+        }
+    }
+}
+
+/// An empty password means "no password"; otherwise 1–1024 bytes.
+fn room_password(password: Option<&str>) -> Result<Option<&str>> {
+    match password {
+        None | Some("") => Ok(None),
+        Some(p) if p.len() > 1024 => Err(Error::invalid("password", "must be at most 1024 bytes")),
+        Some(p) => Ok(Some(p)),
+    }
+}

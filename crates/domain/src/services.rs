@@ -1,0 +1,72 @@
+//! Wires the domain services together over one store and one bus.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::accounts::Accounts;
+use crate::bus::Bus;
+use crate::error::Result;
+use crate::messages::{MessageWriter, Messages, WriterConfig};
+use crate::passwords::{HashCost, Passwords};
+use crate::rooms::Rooms;
+use crate::store::Store;
+use crate::tokens::AccessTokens;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4096,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+pub struct Services {
+    pub accounts: Accounts,
+    pub rooms: Rooms,
+    pub messages: Messages,
+    store: Arc<dyn Store>,
+}
+
+impl Services {
+    /// Builds the services and starts the message writer; the returned handle
+    /// completes once the writer has flushed after the services are dropped.
+    pub fn start(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        jwt_secret: &[u8],
+        hash_cost: HashCost,
+        limits: Limits,
+        writer: WriterConfig,
+    ) -> Result<(Self, JoinHandle<()>)> {
+        let passwords = Passwords::new(hash_cost)?;
+        let access = AccessTokens::new(jwt_secret, limits.access_token_ttl_secs);
+        let (writer, writer_task) = MessageWriter::spawn(store.clone(), bus.clone(), writer);
+        let services = Self {
+            accounts: Accounts::new(
+                store.clone(),
+                passwords.clone(),
+                access,
+                limits.refresh_token_ttl_secs,
+            ),
+            rooms: Rooms::new(store.clone(), bus, passwords),
+            messages: Messages::new(store.clone(), writer, limits.max_body_bytes),
+            store,
+        };
+        Ok((services, writer_task))
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn check_store(&self) -> Result<(), crate::store::StoreError> {
+        self.store.ping().await
+    }
+}

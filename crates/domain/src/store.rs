@@ -1,0 +1,153 @@
+//! The `Store` port: everything the domain needs from durable storage, and no more.
+//!
+//! Kept narrow and SQL-free so SQLite and PostgreSQL implement the same contract.
+//! Authorization is the domain's job; the store only reports facts (e.g. "not a
+//! member") that must be checked atomically with a write.
+
+use async_trait::async_trait;
+
+use crate::ids::{RoomId, UserId};
+use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
+use crate::time::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, pool timed out).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated; the payload names the rule for the caller.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+pub struct NewRoom {
+    pub name: String,
+    pub code: String,
+    pub password_hash: Option<String>,
+    pub owner_id: UserId,
+    pub created_at: Timestamp,
+}
+
+pub struct NewRefreshToken {
+    pub user_id: UserId,
+    /// All tokens descended from one login share a family; re-use revokes it.
+    pub family: String,
+    /// SHA-256 of the token; the token itself is never stored.
+    pub token_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live; it is now spent and `new` replaces it.
+    Rotated { user_id: UserId },
+    /// The token was already spent: its whole family is now revoked.
+    ReuseDetected,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room_id: RoomId,
+    pub sender_id: UserId,
+    pub body: String,
+    pub client_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// The result of appending one message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored with the next seq of its room.
+    Stored(Message),
+    /// The sender already sent this `client_id` to this room; nothing stored.
+    Duplicate(Message),
+    /// The sender is not a member of the room (checked in the same transaction).
+    NotMember,
+}
+
+/// The result of adding a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// False when the user already was a member (joining is idempotent).
+    pub newly_joined: bool,
+    /// The room's newest seq at the moment of joining.
+    pub last_seq: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip proving the store answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// `Conflict("username")` when the (lower-case) username is taken.
+    async fn insert_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn credentials_by_username(&self, username: &str)
+        -> StoreResult<Option<UserCredentials>>;
+
+    async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()>;
+    /// Atomically spend `presented_hash` and store `next_hash` in its family
+    /// (valid until `next_expires_at`), or detect re-use of a spent token.
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        next_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Rotation>;
+    /// Revoke the family `token_hash` belongs to; false when the token is unknown.
+    async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
+
+    /// Inserts the room and its owner's membership together.
+    /// `Conflict("code")` when the join code is taken.
+    async fn insert_room(&self, room: NewRoom) -> StoreResult<Room>;
+    async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>>;
+    async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>>;
+    async fn member_role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>>;
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        now: Timestamp,
+    ) -> StoreResult<Membership>;
+    /// False when the user was not a member.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
+    /// The user's rooms with their newest seq: the cheap form of `rooms_of_user`.
+    async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>>;
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+
+    /// Appends a batch in one transaction; outcomes are in input order.
+    /// Seqs are allocated per room with no gap; if the transaction fails nothing is stored.
+    async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<AppendOutcome>>;
+    /// Up to `limit` messages with `seq < before` (or the newest), ascending.
+    async fn messages_before(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// Up to `limit` messages with `seq > after`, ascending.
+    async fn messages_after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+}

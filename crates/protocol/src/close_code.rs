@@ -1,0 +1,20 @@
+//! WebSocket close codes Palaver uses, in documented ranges.
+//!
+//! - `1000–1015`: standard codes (RFC 6455). `1001` (server going away) and
+//!   `1013` (try again later: slow consumer) mean "reconnect with backoff".
+//! - `4000–4499`: terminal — reconnecting with the same input fails the same way
+//!   (e.g. bad credentials); the client must change something first.
+//! - `4500–4999`: reserved for future reconnectable application codes.
+
+/// Normal closure requested by the client.
+pub const NORMAL: u16 = 1000;
+/// The server is shutting down; reconnect (possibly to another node).
+pub const GOING_AWAY: u16 = 1001;
+/// A binary frame was sent; Palaver speaks JSON text frames only.
+pub const UNSUPPORTED_DATA: u16 = 1003;
+/// A frame exceeded the configured maximum frame size.
+pub const MESSAGE_TOO_BIG: u16 = 1009;
+/// The connection could not drain its outgoing queue fast enough ("slow consumer").
+pub const SLOW_CONSUMER: u16 = 1013;
+/// Authentication failed, or did not arrive in time.
+pub const UNAUTHORIZED: u16 = 4001;

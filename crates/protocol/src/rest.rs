@@ -1,0 +1,146 @@
+//! REST request and response bodies (`/api/v1/...`).
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A user's public profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: i64,
+    /// Lower-case, 3–32 of `[a-z0-9_.-]`.
+    pub username: String,
+    pub display_name: String,
+    /// RFC 3339 timestamp.
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogoutRequest {
+    pub refresh_token: String,
+}
+
+/// Issued by login and refresh.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Opaque single-use token for `POST /auth/refresh`.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u64,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateRoomRequest {
+    pub name: String,
+    /// When set, joining by code also requires this password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JoinRoomRequest {
+    pub code: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Room {
+    pub id: i64,
+    pub name: String,
+    /// Short join code (8 characters of an unambiguous alphabet).
+    pub code: String,
+    pub owner_id: i64,
+    pub created_at: String,
+    pub has_password: bool,
+}
+
+/// A room as it appears in the caller's room list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoomSummary {
+    #[serde(flatten)]
+    pub room: Room,
+    /// The caller's role: `owner`, `admin` or `member`.
+    pub role: String,
+    /// Sequence number of the newest message (0 when empty).
+    pub last_seq: u64,
+    pub last_message: Option<Message>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    pub user: User,
+    pub role: String,
+    pub joined_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    pub room_id: i64,
+    /// Per-room sequence number: 1, 2, 3… with no gaps.
+    pub seq: u64,
+    pub sender_id: i64,
+    pub body: String,
+    pub created_at: String,
+    /// The sender's idempotency key, if it gave one.
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PostMessageRequest {
+    pub body: String,
+    /// Idempotency key: re-sending it returns the original message.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Query for `GET /rooms/{id}/messages`: `before` pages back, `after` catches up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Return messages with `seq < before` (newest first page when omitted).
+    pub before: Option<u64>,
+    /// Return messages with `seq > after`, oldest first.
+    pub after: Option<u64>,
+    /// Page size: default 50, at most 200.
+    pub limit: Option<u32>,
+}
+
+/// A page of history, always in ascending `seq` order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Whether more messages exist beyond this page in the requested direction.
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` with the reason in `detail`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

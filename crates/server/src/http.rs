@@ -1,0 +1,68 @@
+//! REST transport: one module per resource, each exposing its routes; handlers
+//! parse input, call a domain service, and shape the answer. No SQL here.
+
+mod auth;
+pub mod error;
+mod extract;
+mod health;
+mod messages;
+pub mod openapi;
+mod rooms;
+mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use palaver_domain::Services;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Settings;
+use crate::hub::Hub;
+
+/// Everything a request handler or WebSocket session may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub hub: Arc<Hub>,
+    pub settings: Arc<Settings>,
+    /// Cancelled when the server begins shutting down.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket sessions so shutdown can wait for them to close.
+    pub sessions: TaskTracker,
+}
+
+/// The REST routes with their OpenAPI description, built together so no route
+/// can exist undocumented.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::me))
+        .routes(routes!(rooms::create, rooms::list))
+        .routes(routes!(rooms::join))
+        .routes(routes!(rooms::get))
+        .routes(routes!(rooms::members))
+        .routes(routes!(rooms::leave))
+        .routes(routes!(messages::history, messages::post))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api_router().split_for_parts();
+    let doc = bytes::Bytes::from(doc.to_json().expect("the OpenAPI document serializes"));
+    api.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || openapi::serve(doc.clone())),
+    )
+    .route("/api/v1/ws", axum::routing::get(crate::ws::upgrade))
+    .fallback(error::unknown_route)
+    .method_not_allowed_fallback(error::method_not_allowed)
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(state)
+}

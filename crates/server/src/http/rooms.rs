@@ -1,0 +1,106 @@
+//! `/api/v1/rooms/*`: create, join, list, inspect, leave.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use palaver_domain::RoomId;
+use palaver_protocol::rest::{CreateRoomRequest, JoinRoomRequest, Member, Room, RoomSummary};
+use palaver_protocol::ErrorBody;
+
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath, AuthUser, Created};
+use super::AppState;
+
+/// Create a room; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms",
+    security(("bearer" = [])),
+    request_body = CreateRoomRequest,
+    responses((status = 201, body = Room), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppJson(req): AppJson<CreateRoomRequest>,
+) -> Result<Created<Room>, ApiError> {
+    let room = state
+        .services
+        .rooms
+        .create(user, &req.name, req.password.as_deref())
+        .await?;
+    Ok(Created(room.to_wire()))
+}
+
+/// The caller's rooms, most recently active first.
+#[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<RoomSummary>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<AppJson<Vec<RoomSummary>>, ApiError> {
+    let rooms = state.services.rooms.list(user).await?;
+    Ok(AppJson(rooms.iter().map(|r| r.to_wire()).collect()))
+}
+
+/// Join a room by its code (idempotent for members).
+#[utoipa::path(post, path = "/api/v1/rooms/join", tag = "rooms",
+    security(("bearer" = [])),
+    request_body = JoinRoomRequest,
+    responses(
+        (status = 200, body = Room),
+        (status = 403, description = "wrong room password", body = ErrorBody),
+        (status = 404, description = "unknown code", body = ErrorBody),
+    ))]
+pub async fn join(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppJson(req): AppJson<JoinRoomRequest>,
+) -> Result<AppJson<Room>, ApiError> {
+    let room = state
+        .services
+        .rooms
+        .join(user, &req.code, req.password.as_deref())
+        .await?;
+    Ok(AppJson(room.to_wire()))
+}
+
+/// One room; 404 unless the caller is a member.
+#[utoipa::path(get, path = "/api/v1/rooms/{id}", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id")),
+    responses((status = 200, body = Room), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<Room>, ApiError> {
+    Ok(AppJson(
+        state.services.rooms.get(user, RoomId(id)).await?.to_wire(),
+    ))
+}
+
+/// The room's members, oldest first.
+#[utoipa::path(get, path = "/api/v1/rooms/{id}/members", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id")),
+    responses((status = 200, body = Vec<Member>), (status = 404, body = ErrorBody)))]
+pub async fn members(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<Vec<Member>>, ApiError> {
+    let members = state.services.rooms.members(user, RoomId(id)).await?;
+    Ok(AppJson(members.iter().map(|m| m.to_wire()).collect()))
+}
+
+/// Leave the room; its connections stop receiving it at once.
+#[utoipa::path(post, path = "/api/v1/rooms/{id}/leave", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id")),
+    responses((status = 204, description = "left"), (status = 404, body = ErrorBody)))]
+pub async fn leave(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.services.rooms.leave(user, RoomId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

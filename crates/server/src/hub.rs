@@ -1,0 +1,370 @@
+//! The connection hub: which local connections receive which room's events.
+//!
+//! Hot-path design (see ARCHITECTURE.md, "Fan-out"):
+//! - rooms are sharded over `SHARDS` locks; each room maps to a copy-on-write
+//!   `Arc<[Connection]>`, so a delivery clones one `Arc` under a read lock,
+//!   releases it, and only then touches the queues;
+//! - an event is serialized once; every recipient gets a refcount of the bytes;
+//! - each connection's queue is bounded; a full queue cuts the connection off
+//!   (close 1013) instead of growing memory.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use palaver_domain::bus::{DomainEvent, EventSink};
+use palaver_domain::{RoomId, UserId};
+use palaver_protocol::ws::ServerFrame;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+
+const SHARDS: usize = 64;
+
+/// A frame belonging to a room's ordered stream.
+#[derive(Debug)]
+pub struct SequencedFrame {
+    pub room: RoomId,
+    pub seq: u64,
+    pub json: Utf8Bytes,
+}
+
+/// What the hub hands a connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A room message: delivered in seq order, deduplicated by the connection.
+    Sequenced(Arc<SequencedFrame>),
+    /// Any other frame, already serialized.
+    Frame(Utf8Bytes),
+    /// The connection now follows `room`; live delivery starts after `last_seq`.
+    Joined { room: RoomId, last_seq: u64 },
+    /// The connection no longer follows `room`.
+    Left { room: RoomId },
+}
+
+/// The hub's handle on one connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: u64,
+    pub user: UserId,
+    queue: mpsc::Sender<Outbound>,
+    /// Cancelled when the connection could not keep up with its queue.
+    pub slow: CancellationToken,
+    /// Rooms this connection is registered under, so it can be removed from all.
+    rooms: Mutex<Vec<RoomId>>,
+}
+
+impl Connection {
+    /// Queues `item`, or marks the connection slow if its queue is full.
+    /// Returns false when the connection is gone (its receiver dropped).
+    fn offer(&self, item: Outbound) -> bool {
+        match self.queue.try_send(item) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                if !self.slow.is_cancelled() {
+                    tracing::info!(conn = self.id, user = %self.user, "slow consumer cut off");
+                    self.slow.cancel();
+                }
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+struct Sharded<K, V> {
+    shards: Vec<RwLock<HashMap<K, V>>>,
+}
+
+/// Spreads ids over shards; ids are sequential, so a modulo spreads evenly.
+trait ShardKey: Hash + Eq + Copy {
+    fn shard_index(self) -> usize;
+}
+
+impl ShardKey for RoomId {
+    fn shard_index(self) -> usize {
+        self.0.rem_euclid(SHARDS as i64) as usize
+    }
+}
+
+impl ShardKey for UserId {
+    fn shard_index(self) -> usize {
+        self.0.rem_euclid(SHARDS as i64) as usize
+    }
+}
+
+impl<K: ShardKey, V> Sharded<K, V> {
+    fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, key: K) -> &RwLock<HashMap<K, V>> {
+        &self.shards[key.shard_index()]
+    }
+}
+
+pub struct Hub {
+    rooms: Sharded<RoomId, Arc<[Arc<Connection>]>>,
+    users: Sharded<UserId, Vec<Arc<Connection>>>,
+    next_id: AtomicU64,
+    queue_capacity: usize,
+}
+
+impl Hub {
+    pub fn new(queue_capacity: usize) -> Self {
+        Self {
+            rooms: Sharded::new(),
+            users: Sharded::new(),
+            next_id: AtomicU64::new(1),
+            queue_capacity,
+        }
+    }
+
+    /// Registers a connection of `user`: from now on it receives membership
+    /// changes of that user. Rooms are added with [`Hub::follow`].
+    pub fn register(&self, user: UserId) -> (Arc<Connection>, mpsc::Receiver<Outbound>) {
+        let (queue, rx) = mpsc::channel(self.queue_capacity);
+        let conn = Arc::new(Connection {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user,
+            queue,
+            slow: CancellationToken::new(),
+            rooms: Mutex::new(Vec::new()),
+        });
+        self.users
+            .shard(user)
+            .write()
+            .entry(user)
+            .or_default()
+            .push(conn.clone());
+        (conn, rx)
+    }
+
+    /// Removes the connection everywhere.
+    pub fn unregister(&self, conn: &Arc<Connection>) {
+        let rooms = std::mem::take(&mut *conn.rooms.lock());
+        for room in rooms {
+            self.remove_from_room(room, conn.id);
+        }
+        let mut users = self.users.shard(conn.user).write();
+        if let Some(list) = users.get_mut(&conn.user) {
+            list.retain(|c| c.id != conn.id);
+            if list.is_empty() {
+                users.remove(&conn.user);
+            }
+        }
+    }
+
+    /// Adds the connection to a room's recipients (idempotent).
+    pub fn follow(&self, conn: &Arc<Connection>, room: RoomId) {
+        {
+            let mut rooms = conn.rooms.lock();
+            if rooms.contains(&room) {
+                return;
+            }
+            rooms.push(room);
+        }
+        let mut shard = self.rooms.shard(room).write();
+        let current = shard.get(&room).map(|c| c.as_ref()).unwrap_or(&[]);
+        let next: Arc<[Arc<Connection>]> = current.iter().cloned().chain([conn.clone()]).collect();
+        shard.insert(room, next);
+    }
+
+    pub fn unfollow(&self, conn: &Arc<Connection>, room: RoomId) {
+        conn.rooms.lock().retain(|r| *r != room);
+        self.remove_from_room(room, conn.id);
+    }
+
+    fn remove_from_room(&self, room: RoomId, conn_id: u64) {
+        let mut shard = self.rooms.shard(room).write();
+        let Some(current) = shard.get(&room) else {
+            return;
+        };
+        let next: Arc<[Arc<Connection>]> = current
+            .iter()
+            .filter(|c| c.id != conn_id)
+            .cloned()
+            .collect();
+        if next.is_empty() {
+            shard.remove(&room);
+        } else {
+            shard.insert(room, next);
+        }
+    }
+
+    fn recipients(&self, room: RoomId) -> Option<Arc<[Arc<Connection>]>> {
+        self.rooms.shard(room).read().get(&room).cloned()
+    }
+
+    fn connections_of(&self, user: UserId) -> Vec<Arc<Connection>> {
+        self.users
+            .shard(user)
+            .read()
+            .get(&user)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Offers `item` to every connection following `room`; prunes the dead.
+    fn broadcast(&self, room: RoomId, item: Outbound) {
+        let Some(recipients) = self.recipients(room) else {
+            return;
+        };
+        let mut dead = Vec::new();
+        for conn in recipients.iter() {
+            if !conn.offer(item.clone()) {
+                dead.push(conn.id);
+            }
+        }
+        for id in dead {
+            self.remove_from_room(room, id);
+        }
+    }
+
+    /// Number of local connections following `room` (for tests and metrics).
+    pub fn followers(&self, room: RoomId) -> usize {
+        self.recipients(room).map_or(0, |r| r.len())
+    }
+}
+
+impl EventSink for Hub {
+    fn deliver(&self, event: &DomainEvent) {
+        match event {
+            DomainEvent::MessagePosted(message) => {
+                let frame = Arc::new(SequencedFrame {
+                    room: message.room_id,
+                    seq: message.seq,
+                    json: Utf8Bytes::from(message.to_frame_json()),
+                });
+                self.broadcast(message.room_id, Outbound::Sequenced(frame));
+            }
+            DomainEvent::MemberJoined {
+                room_id,
+                user_id,
+                last_seq,
+            } => {
+                // Follow first, then announce: the new member's connections
+                // see their own join and everything after it.
+                for conn in self.connections_of(*user_id) {
+                    self.follow(&conn, *room_id);
+                    conn.offer(Outbound::Joined {
+                        room: *room_id,
+                        last_seq: *last_seq,
+                    });
+                }
+                let frame = ServerFrame::MemberJoined {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                };
+                self.broadcast(*room_id, Outbound::Frame(frame.to_json().into()));
+            }
+            DomainEvent::MemberLeft { room_id, user_id } => {
+                let frame: Utf8Bytes = ServerFrame::MemberLeft {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                }
+                .to_json()
+                .into();
+                // The leaver's connections stop at once but still hear that they left.
+                let leaver = self.connections_of(*user_id);
+                for conn in &leaver {
+                    self.unfollow(conn, *room_id);
+                    conn.offer(Outbound::Left { room: *room_id });
+                    conn.offer(Outbound::Frame(frame.clone()));
+                }
+                self.broadcast(*room_id, Outbound::Frame(frame));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use palaver_domain::model::Message;
+    use palaver_domain::time::Timestamp;
+
+    use super::*;
+
+    fn message(room: i64, seq: u64) -> DomainEvent {
+        DomainEvent::MessagePosted(Message {
+            room_id: RoomId(room),
+            seq,
+            sender_id: UserId(1),
+            body: "hi".into(),
+            created_at: Timestamp(0),
+            client_id: None,
+        })
+    }
+
+    #[test]
+    fn message_reaches_followers_only_with_shared_bytes() {
+        let hub = Hub::new(8);
+        let (a, mut rx_a) = hub.register(UserId(1));
+        let (b, mut rx_b) = hub.register(UserId(2));
+        let (_c, mut rx_c) = hub.register(UserId(3));
+        hub.follow(&a, RoomId(10));
+        hub.follow(&b, RoomId(10));
+        hub.deliver(&message(10, 1));
+        let (Ok(Outbound::Sequenced(fa)), Ok(Outbound::Sequenced(fb))) =
+            (rx_a.try_recv(), rx_b.try_recv())
+        else {
+            panic!("followers did not receive the message")
+        };
+        assert!(Arc::ptr_eq(&fa, &fb), "serialized once, shared");
+        assert_eq!(fa.seq, 1);
+        assert!(rx_c.try_recv().is_err(), "non-follower received a message");
+    }
+
+    #[test]
+    fn full_queue_marks_connection_slow_instead_of_growing() {
+        let hub = Hub::new(2);
+        let (a, _rx) = hub.register(UserId(1));
+        hub.follow(&a, RoomId(1));
+        for seq in 1..=3 {
+            hub.deliver(&message(1, seq));
+        }
+        assert!(a.slow.is_cancelled());
+    }
+
+    #[test]
+    fn joining_makes_every_connection_of_the_user_follow_the_room() {
+        let hub = Hub::new(8);
+        let (a1, mut rx1) = hub.register(UserId(1));
+        let (_a2, mut rx2) = hub.register(UserId(1));
+        hub.deliver(&DomainEvent::MemberJoined {
+            room_id: RoomId(5),
+            user_id: UserId(1),
+            last_seq: 7,
+        });
+        assert_eq!(hub.followers(RoomId(5)), 2);
+        for rx in [&mut rx1, &mut rx2] {
+            assert!(matches!(
+                rx.try_recv(),
+                Ok(Outbound::Joined {
+                    room: RoomId(5),
+                    last_seq: 7
+                })
+            ));
+        }
+        hub.deliver(&DomainEvent::MemberLeft {
+            room_id: RoomId(5),
+            user_id: UserId(1),
+        });
+        assert_eq!(hub.followers(RoomId(5)), 0);
+        hub.unregister(&a1);
+    }
+
+    #[test]
+    fn dropped_connections_are_pruned_on_delivery() {
+        let hub = Hub::new(8);
+        let (a, rx) = hub.register(UserId(1));
+        hub.follow(&a, RoomId(1));
+        drop(rx);
+        hub.deliver(&message(1, 1));
+        assert_eq!(hub.followers(RoomId(1)), 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! The `palaver` server: configuration, startup, HTTP and WebSocket transports,
+//! and the hub that fans events out to local connections.
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod hub;
+mod secrets;
+pub mod telemetry;
+mod ws;
+
+pub use app::Application;
+pub use config::Settings;

@@ -1,0 +1,45 @@
+//! WebSocket transport (`GET /api/v1/ws`): authenticate, then run a session
+//! that feeds the domain with client frames and the socket with hub events.
+
+mod authenticate;
+mod frames;
+mod session;
+
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::http::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    access_token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<WsParams>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // A token in the header or query is checked after the upgrade, so every
+    // client (browsers included) learns of a bad token the same way: close 4001.
+    let token = header_token(&headers).or(params.access_token);
+    let max_frame = state.settings.max_frame_bytes;
+    let sessions = state.sessions.clone();
+    ws.max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, token)))
+}
+
+fn header_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}

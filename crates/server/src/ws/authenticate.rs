@@ -1,0 +1,74 @@
+//! The authentication phase: before it succeeds nothing else is accepted and
+//! nothing is delivered.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use palaver_domain::model::User;
+use palaver_protocol::ws::ClientFrame;
+
+use crate::http::AppState;
+
+pub struct Authenticated {
+    pub user: User,
+    /// Positions sent with the `auth` frame, applied before live delivery.
+    pub resume: Option<BTreeMap<String, u64>>,
+}
+
+pub enum Refused {
+    /// Close with 4001 and this reason.
+    Unauthorized(&'static str),
+    /// The server is shutting down, or the socket went away.
+    Gone,
+}
+
+pub async fn authenticate(
+    socket: &mut WebSocket,
+    state: &AppState,
+    preset_token: Option<String>,
+) -> Result<Authenticated, Refused> {
+    let (token, resume) = match preset_token {
+        Some(token) => (token, None),
+        None => first_frame(socket, state).await?,
+    };
+    let user_id = state
+        .services
+        .accounts
+        .authenticate(&token)
+        .map_err(|_| Refused::Unauthorized("invalid or expired access token"))?;
+    let user = state
+        .services
+        .accounts
+        .user(user_id)
+        .await
+        .map_err(|_| Refused::Unauthorized("unknown user"))?;
+    Ok(Authenticated { user, resume })
+}
+
+/// Accepts `{"type":"auth","token":…,"resume"?:…}` or a bare token string.
+async fn first_frame(
+    socket: &mut WebSocket,
+    state: &AppState,
+) -> Result<(String, Option<BTreeMap<String, u64>>), Refused> {
+    let timeout = Duration::from_millis(state.settings.ws_auth_timeout_ms);
+    let received = tokio::select! {
+        _ = state.shutdown.cancelled() => return Err(Refused::Gone),
+        received = tokio::time::timeout(timeout, socket.recv()) => received,
+    };
+    let text = match received {
+        Err(_) => return Err(Refused::Unauthorized("authentication timed out")),
+        Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return Err(Refused::Gone),
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(Some(Ok(_))) => return Err(Refused::Unauthorized("first frame must authenticate")),
+    };
+    let text = text.as_str().trim();
+    if text.starts_with('{') {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Auth { token, resume }) => Ok((token, resume)),
+            _ => Err(Refused::Unauthorized("first frame must authenticate")),
+        }
+    } else {
+        Ok((text.to_owned(), None))
+    }
+}
