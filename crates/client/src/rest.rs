@@ -1,0 +1,234 @@
+//! REST calls.
+
+use palaver_protocol::rest::{
+    CreateRoomRequest, HistoryQuery, JoinRoomRequest, LoginRequest, LogoutRequest, Member, Message,
+    MessagePage, PostMessageRequest, RefreshRequest, RegisterRequest, Room, RoomSummary,
+    TokenResponse, User,
+};
+use palaver_protocol::ErrorBody;
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::ws::{WsAuth, WsConnection};
+use crate::{ClientError, Result};
+
+/// Cheap to clone; `with_token` returns a client acting as a user.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// `base` is the server's root, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_owned(),
+            token: None,
+        }
+    }
+
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A request to `path` (e.g. `/api/v1/rooms`) carrying the bearer token, if any.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> Result<User> {
+        let body = RegisterRequest {
+            username: username.into(),
+            password: password.into(),
+            display_name: display_name.map(Into::into),
+        };
+        self.call(Method::POST, "/api/v1/auth/register", Some(&body))
+            .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenResponse> {
+        let body = LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        };
+        self.call(Method::POST, "/api/v1/auth/login", Some(&body))
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.into(),
+        };
+        self.call(Method::POST, "/api/v1/auth/refresh", Some(&body))
+            .await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
+        let body = LogoutRequest {
+            refresh_token: refresh_token.into(),
+        };
+        self.call_empty(Method::POST, "/api/v1/auth/logout", Some(&body))
+            .await
+    }
+
+    pub async fn me(&self) -> Result<User> {
+        self.call::<(), _>(Method::GET, "/api/v1/users/me", None)
+            .await
+    }
+
+    pub async fn create_room(&self, name: &str, password: Option<&str>) -> Result<Room> {
+        let body = CreateRoomRequest {
+            name: name.into(),
+            password: password.map(Into::into),
+        };
+        self.call(Method::POST, "/api/v1/rooms", Some(&body)).await
+    }
+
+    pub async fn join_room(&self, code: &str, password: Option<&str>) -> Result<Room> {
+        let body = JoinRoomRequest {
+            code: code.into(),
+            password: password.map(Into::into),
+        };
+        self.call(Method::POST, "/api/v1/rooms/join", Some(&body))
+            .await
+    }
+
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>> {
+        self.call::<(), _>(Method::GET, "/api/v1/rooms", None).await
+    }
+
+    pub async fn room(&self, id: i64) -> Result<Room> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/rooms/{id}"), None)
+            .await
+    }
+
+    pub async fn members(&self, id: i64) -> Result<Vec<Member>> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/rooms/{id}/members"), None)
+            .await
+    }
+
+    pub async fn leave(&self, id: i64) -> Result<()> {
+        self.call_empty::<()>(Method::POST, &format!("/api/v1/rooms/{id}/leave"), None)
+            .await
+    }
+
+    pub async fn history(&self, room: i64, query: &HistoryQuery) -> Result<MessagePage> {
+        let mut params = Vec::new();
+        if let Some(before) = query.before {
+            params.push(format!("before={before}"));
+        }
+        if let Some(after) = query.after {
+            params.push(format!("after={after}"));
+        }
+        if let Some(limit) = query.limit {
+            params.push(format!("limit={limit}"));
+        }
+        let path = format!("/api/v1/rooms/{room}/messages?{}", params.join("&"));
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    pub async fn post_message(
+        &self,
+        room: i64,
+        body: &str,
+        client_id: Option<&str>,
+    ) -> Result<Message> {
+        let body = PostMessageRequest {
+            body: body.into(),
+            client_id: client_id.map(Into::into),
+        };
+        self.call(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Opens `/api/v1/ws` and authenticates with this client's token in the
+    /// `Authorization` header, returning once `ready` arrived.
+    pub async fn connect(&self) -> Result<WsConnection> {
+        let token = self
+            .token
+            .clone()
+            .ok_or_else(|| ClientError::Protocol("no access token".into()))?;
+        WsConnection::connect(&self.base, WsAuth::Header(token)).await
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let response = self.send(method, path, body).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn call_empty<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<()> {
+        self.send(method, path, body).await.map(drop)
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Response> {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => Err(ClientError::Api {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+            }),
+            Err(_) => Err(ClientError::Protocol(format!(
+                "status {status} without an error body: {text}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Registration, login, token rotation, logout.
+
+use palaver_client::ClientError;
+use reqwest::Method;
+
+use crate::helpers::*;
+
+fn api_error(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String) {
+    match result.expect_err("expected an API error") {
+        ClientError::Api {
+            status,
+            code,
+            message,
+        } => (status, code, message),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn register_returns_the_user_and_folds_username_case() {
+    let app = spawn_app().await;
+    let user = app
+        .client
+        .register("Alice", PASSWORD, Some("Alice A."))
+        .await
+        .unwrap();
+    assert_eq!(user.username, "alice");
+    assert_eq!(user.display_name, "Alice A.");
+    assert!(user.id > 0);
+    assert!(user.created_at.ends_with('Z'));
+
+    let (status, code, _) = api_error(app.client.register("ALICE", PASSWORD, None).await);
+    assert_eq!((status, code.as_str()), (409, "conflict"));
+}
+
+#[tokio::test]
+async fn register_rejects_bad_usernames_and_short_passwords_naming_the_field() {
+    let app = spawn_app().await;
+    let (status, code, message) = api_error(app.client.register("al", PASSWORD, None).await);
+    assert_eq!((status, code.as_str()), (422, "invalid_input"));
+    assert!(message.starts_with("username"), "{message}");
+
+    let (status, _, message) = api_error(app.client.register("has space", PASSWORD, None).await);
+    assert_eq!(status, 422);
+    assert!(message.starts_with("username"), "{message}");
+
+    let (status, _, message) = api_error(app.client.register("alice", "short", None).await);
+    assert_eq!(status, 422);
+    assert!(message.starts_with("password"), "{message}");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_a_missing_field_is_422_naming_it() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .request(Method::POST, "/api/v1/auth/register")
+        .header("content-type", "application/json")
+        .body("{\"username\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let response = app
+        .client
+        .request(Method::POST, "/api/v1/auth/register")
+        .json(&serde_json::json!({"username": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn login_gives_tokens_and_the_same_401_for_unknown_user_and_wrong_password() {
+    let app = spawn_app().await;
+    app.client.register("alice", PASSWORD, None).await.unwrap();
+    let tokens = app.client.login("alice", PASSWORD).await.unwrap();
+    assert_eq!(tokens.token_type, "Bearer");
+    assert_eq!(tokens.expires_in, 900);
+    assert_eq!(tokens.user.username, "alice");
+    let me = app
+        .client
+        .with_token(&tokens.access_token)
+        .me()
+        .await
+        .unwrap();
+    assert_eq!(me.id, tokens.user.id);
+
+    let wrong_password = api_error(app.client.login("alice", "not the password").await);
+    let unknown_user = api_error(app.client.login("nobody", PASSWORD).await);
+    assert_eq!(wrong_password.0, 401);
+    assert_eq!(wrong_password, unknown_user);
+}
+
+#[tokio::test]
+async fn protected_routes_need_a_valid_bearer_token() {
+    let app = spawn_app().await;
+    let (status, code, _) = api_error(app.client.me().await);
+    assert_eq!((status, code.as_str()), (401, "unauthorized"));
+    let (status, _, _) = api_error(app.client.with_token("not-a-jwt").me().await);
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reusing_a_spent_token_revokes_the_whole_chain() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+
+    let second = app.client.refresh(&alice.refresh_token).await.unwrap();
+    assert_ne!(second.refresh_token, alice.refresh_token);
+    app.client
+        .with_token(&second.access_token)
+        .me()
+        .await
+        .unwrap();
+
+    // The first token is spent: presenting it again is re-use.
+    let (status, _, _) = api_error(app.client.refresh(&alice.refresh_token).await);
+    assert_eq!(status, 401);
+    // ...which revoked the live descendant too.
+    let (status, _, _) = api_error(app.client.refresh(&second.refresh_token).await);
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    app.client.logout(&alice.refresh_token).await.unwrap();
+    let (status, _, _) = api_error(app.client.refresh(&alice.refresh_token).await);
+    assert_eq!(status, 401);
+    // Logging out twice (or with an unknown token) is fine and reveals nothing.
+    app.client.logout(&alice.refresh_token).await.unwrap();
+    app.client.logout("unknown").await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_the_error_body() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .request(Method::GET, "/api/v1/nothing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let response = app
+        .client
+        .request(Method::DELETE, "/api/v1/auth/login")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn health_and_readiness_probes_answer() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.client.request(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+    }
+}

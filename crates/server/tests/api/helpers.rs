@@ -1,0 +1,248 @@
+//! `spawn_app()` and typed helpers shared by the integration tests.
+
+use std::time::Duration;
+
+use palaver_client::frames::ServerFrame;
+use palaver_client::types::{Room, User};
+use palaver_client::{Client, WsAuth, WsConnection};
+use palaver_server::{Application, Settings};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Long enough for a loaded CI machine; only reached when a test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How long to watch for a frame that must *not* arrive.
+pub const QUIET: Duration = Duration::from_millis(300);
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base_url: String,
+    settings: Settings,
+    pub client: Client,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir: TempDir,
+}
+
+pub struct TestUser {
+    pub user: User,
+    pub client: Client,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server whose settings `configure` may adjust.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        palaver_server::telemetry::init(palaver_server::config::LogFormat::Text);
+    }
+    let data_dir = tempfile::tempdir().expect("temporary data dir");
+    let mut settings = Settings::with_data_dir(data_dir.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    // Cheap hashing keeps tests fast; production defaults are tested in the domain.
+    settings.argon2_memory_kib = 256;
+    settings.argon2_iterations = 1;
+    configure(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("server builds");
+    let base_url = format!("http://{}", app.local_addr());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run());
+    TestApp {
+        client: Client::new(&base_url),
+        base_url,
+        settings,
+        shutdown,
+        server: Some(server),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    /// Registers and logs in `username`.
+    pub async fn signup(&self, username: &str) -> TestUser {
+        self.client
+            .register(username, PASSWORD, None)
+            .await
+            .expect("register");
+        let tokens = self.client.login(username, PASSWORD).await.expect("login");
+        TestUser {
+            client: self.client.with_token(&tokens.access_token),
+            user: tokens.user,
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        }
+    }
+
+    /// `owner` creates a room and every one of `others` joins it by code.
+    pub async fn room_with(&self, owner: &TestUser, others: &[&TestUser]) -> Room {
+        let room = owner
+            .client
+            .create_room("general", None)
+            .await
+            .expect("create room");
+        for user in others {
+            user.client
+                .join_room(&room.code, None)
+                .await
+                .expect("join room");
+        }
+        room
+    }
+
+    pub async fn connect_raw(&self, auth: WsAuth) -> palaver_client::Result<WsConnection> {
+        WsConnection::connect(&self.base_url, auth).await
+    }
+
+    /// Shuts the server down gracefully and waits for it to stop.
+    pub async fn shutdown(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server exits cleanly");
+        }
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully and starts a new one on the same address
+    /// and data directory (same database, same JWT secret).
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        let mut settings = self.settings.clone();
+        settings.listen = self.base_url.trim_start_matches("http://").parse().unwrap();
+        let app = Application::build(settings).await.expect("server rebuilds");
+        self.shutdown = app.shutdown_token();
+        self.server = Some(tokio::spawn(app.run()));
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestUser {
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    pub async fn connect(&self) -> WsConnection {
+        self.client.connect().await.expect("websocket connects")
+    }
+}
+
+/// Reads frames until one matches `pick`, failing after `WAIT`.
+pub async fn next_matching<T>(
+    ws: &mut WsConnection,
+    mut pick: impl FnMut(ServerFrame) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let frame = ws.next_frame().await.expect("a frame");
+            if let Some(found) = pick(frame) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("expected frame did not arrive in time")
+}
+
+/// Waits for the server to close the connection; returns code and reason.
+pub async fn expect_close(ws: &mut WsConnection) -> (u16, String) {
+    tokio::time::timeout(WAIT, ws.closed())
+        .await
+        .expect("server did not close the connection in time")
+}
+
+/// A received `message` frame's essentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub room: i64,
+    pub seq: u64,
+    pub sender_id: i64,
+    pub body: String,
+}
+
+pub async fn next_message(ws: &mut WsConnection) -> Received {
+    next_matching(ws, |frame| match frame {
+        ServerFrame::Message {
+            room,
+            seq,
+            sender_id,
+            body,
+            ..
+        } => Some(Received {
+            room,
+            seq,
+            sender_id,
+            body,
+        }),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits for the ack of `client_id`, failing on an error frame.
+pub async fn next_ack(ws: &mut WsConnection) -> (Option<String>, u64) {
+    next_matching(ws, |frame| match frame {
+        ServerFrame::Ack { client_id, seq, .. } => Some((client_id, seq)),
+        ServerFrame::Error { code, message, .. } => {
+            panic!("error instead of ack: {code}: {message}")
+        }
+        _ => None,
+    })
+    .await
+}
+
+pub async fn next_error(ws: &mut WsConnection) -> (String, Option<String>) {
+    next_matching(ws, |frame| match frame {
+        ServerFrame::Error {
+            code, reference, ..
+        } => Some((code, reference)),
+        _ => None,
+    })
+    .await
+}
+
+/// Asserts that no `message` frame arrives within `QUIET`.
+pub async fn assert_no_message(ws: &mut WsConnection) {
+    let deadline = tokio::time::Instant::now() + QUIET;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match ws
+            .next_frame_within(left)
+            .await
+            .expect("connection healthy")
+        {
+            None => return,
+            Some(ServerFrame::Message { seq, body, .. }) => {
+                panic!("unexpected message seq {seq}: {body}")
+            }
+            Some(_) => continue,
+        }
+    }
+}
+
+pub fn send_frame(
+    room: i64,
+    body: &str,
+    client_id: Option<&str>,
+) -> palaver_client::frames::ClientFrame {
+    palaver_client::frames::ClientFrame::Send {
+        room,
+        body: body.into(),
+        client_id: client_id.map(Into::into),
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: each starts a real server on a random port with its own
+//! database, and drives it over real HTTP and WebSocket connections.
+
+mod accounts;
+mod helpers;
+mod journey;
+mod messages;
+mod openapi;
+mod rooms;
+mod websocket;

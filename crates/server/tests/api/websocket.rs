@@ -1,0 +1,328 @@
+//! The WebSocket protocol: authentication, errors, resume, limits.
+
+use std::collections::BTreeMap;
+
+use palaver_client::frames::{ClientFrame, ServerFrame};
+use palaver_client::types::HistoryQuery;
+use palaver_client::{ClientError, WsAuth};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn every_documented_way_to_authenticate_works() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let room = alice.client.create_room("r", None).await.unwrap();
+    let token = alice.access_token.clone();
+
+    for auth in [
+        WsAuth::Header(token.clone()),
+        WsAuth::Query(token.clone()),
+        WsAuth::Frame {
+            token: token.clone(),
+            resume: None,
+        },
+    ] {
+        let ws = app
+            .connect_raw(auth.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{auth:?}: {e}"));
+        let Some(ServerFrame::Ready { user, rooms }) = ws.ready else {
+            panic!("no ready")
+        };
+        assert_eq!(user.id, alice.id());
+        assert_eq!(rooms.len(), 1);
+        assert_eq!((rooms[0].id, rooms[0].last_seq), (room.id, 0));
+    }
+
+    // A bare token string as the first frame.
+    let mut ws = app.connect_raw(WsAuth::None).await.unwrap();
+    ws.send_text(token).await.unwrap();
+    assert!(matches!(
+        ws.next_frame().await.unwrap(),
+        ServerFrame::Ready { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_bad_first_frame_or_token_closes_with_4001() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+
+    let mut ws = app.connect_raw(WsAuth::None).await.unwrap();
+    ws.send(&send_frame(1, "sneaky", None)).await.unwrap();
+    assert_eq!(expect_close(&mut ws).await.0, 4001);
+
+    let mut ws = app.connect_raw(WsAuth::None).await.unwrap();
+    ws.send_text("not-a-token").await.unwrap();
+    assert_eq!(expect_close(&mut ws).await.0, 4001);
+
+    for auth in [
+        WsAuth::Header("garbage".into()),
+        WsAuth::Query("garbage".into()),
+    ] {
+        match app.connect_raw(auth).await {
+            Err(ClientError::Closed { code, .. }) => assert_eq!(code, 4001),
+            other => panic!("expected close 4001, got {:?}", other.map(|_| ())),
+        }
+    }
+    // The valid token still works afterwards.
+    alice.connect().await;
+}
+
+#[tokio::test]
+async fn no_authentication_in_time_closes_with_4001() {
+    let app = spawn_app_with(|s| s.ws_auth_timeout_ms = 200).await;
+    let mut ws = app.connect_raw(WsAuth::None).await.unwrap();
+    let (code, reason) = expect_close(&mut ws).await;
+    assert_eq!(code, 4001);
+    assert!(reason.contains("timed out"), "{reason}");
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_frames_get_error_frames_and_the_connection_stays_usable() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let room = alice.client.create_room("r", None).await.unwrap();
+    let mut ws = alice.connect().await;
+
+    ws.send_text("{this is not json").await.unwrap();
+    assert_eq!(next_error(&mut ws).await.0, "malformed_frame");
+    ws.send_text(r#"{"type":"dance","ref":"d1"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_error(&mut ws).await,
+        ("unknown_type".into(), Some("d1".into()))
+    );
+    ws.send_text(r#"{"type":"send","room":1,"client_id":"no-body"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_error(&mut ws).await,
+        ("invalid_frame".into(), Some("no-body".into()))
+    );
+    ws.send(&send_frame(room.id + 99, "nowhere", Some("lost")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_error(&mut ws).await,
+        ("not_found".into(), Some("lost".into()))
+    );
+
+    ws.send(&ClientFrame::Ping {
+        reference: Some("p1".into()),
+    })
+    .await
+    .unwrap();
+    let pong = next_matching(&mut ws, |f| match f {
+        ServerFrame::Pong { reference } => Some(reference),
+        _ => None,
+    })
+    .await;
+    assert_eq!(pong.as_deref(), Some("p1"));
+    ws.send(&send_frame(room.id, "still here", Some("ok")))
+        .await
+        .unwrap();
+    assert_eq!(next_ack(&mut ws).await, (Some("ok".into()), 1));
+}
+
+#[tokio::test]
+async fn binary_frames_close_with_1003_and_oversized_frames_with_1009() {
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 100;
+        s.max_frame_bytes = 1000;
+    })
+    .await;
+    let alice = app.signup("alice").await;
+
+    let mut ws = alice.connect().await;
+    ws.send_message(Message::binary(vec![1, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!(expect_close(&mut ws).await.0, 1003);
+
+    let mut ws = alice.connect().await;
+    ws.send_text(format!(
+        r#"{{"type":"send","room":1,"body":"{}"}}"#,
+        "x".repeat(2000)
+    ))
+    .await
+    .unwrap();
+    assert_eq!(expect_close(&mut ws).await.0, 1009);
+}
+
+#[tokio::test]
+async fn resume_after_reconnect_returns_exactly_the_missed_messages_then_live_ones() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let room = app.room_with(&alice, &[&bob]).await;
+
+    let mut bob_ws = bob.connect().await;
+    for n in 1..=3 {
+        alice
+            .client
+            .post_message(room.id, &format!("seen {n}"), None)
+            .await
+            .unwrap();
+    }
+    let mut last_seen = 0;
+    for _ in 0..3 {
+        last_seen = next_message(&mut bob_ws).await.seq;
+    }
+    bob_ws.close().await;
+    for n in 1..=4 {
+        alice
+            .client
+            .post_message(room.id, &format!("missed {n}"), None)
+            .await
+            .unwrap();
+    }
+
+    let mut bob_ws = bob.connect().await;
+    let Some(ServerFrame::Ready { rooms, .. }) = &bob_ws.ready else {
+        panic!("no ready")
+    };
+    assert_eq!(rooms[0].last_seq, 7);
+    bob_ws
+        .send(&ClientFrame::Resume {
+            rooms: BTreeMap::from([(room.id.to_string(), last_seen)]),
+            reference: None,
+        })
+        .await
+        .unwrap();
+    let mut missed = Vec::new();
+    for _ in 0..4 {
+        let m = next_message(&mut bob_ws).await;
+        missed.push((m.seq, m.body));
+    }
+    assert_eq!(
+        missed,
+        (1..=4)
+            .map(|n| (3 + n as u64, format!("missed {n}")))
+            .collect::<Vec<_>>()
+    );
+    alice
+        .client
+        .post_message(room.id, "live", None)
+        .await
+        .unwrap();
+    let live = next_message(&mut bob_ws).await;
+    assert_eq!((live.seq, live.body.as_str()), (8, "live"));
+    assert_no_message(&mut bob_ws).await;
+}
+
+#[tokio::test]
+async fn resume_inside_the_auth_frame_delivers_missed_messages_before_anything_live() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let room = alice.client.create_room("r", None).await.unwrap();
+    for n in 1..=5 {
+        alice
+            .client
+            .post_message(room.id, &format!("m{n}"), None)
+            .await
+            .unwrap();
+    }
+    let mut ws = app
+        .connect_raw(WsAuth::Frame {
+            token: alice.access_token.clone(),
+            resume: Some(BTreeMap::from([(room.id.to_string(), 2)])),
+        })
+        .await
+        .unwrap();
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        seqs.push(next_message(&mut ws).await.seq);
+    }
+    assert_eq!(seqs, [3, 4, 5]);
+    assert_no_message(&mut ws).await;
+}
+
+#[tokio::test]
+async fn resume_across_a_server_restart_loses_no_acknowledged_message() {
+    let mut app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let room = alice.client.create_room("durable", None).await.unwrap();
+    let mut ws = alice.connect().await;
+    for n in 1..=3 {
+        ws.send(&send_frame(
+            room.id,
+            &format!("m{n}"),
+            Some(&format!("c{n}")),
+        ))
+        .await
+        .unwrap();
+    }
+    let mut acked = Vec::new();
+    for _ in 0..3 {
+        acked.push(next_ack(&mut ws).await.1);
+    }
+    let (_, ()) = tokio::join!(expect_close(&mut ws), app.restart());
+
+    let page = alice
+        .client
+        .history(room.id, &HistoryQuery::default())
+        .await
+        .unwrap();
+    let stored: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(stored, acked);
+    let mut ws = alice.connect().await;
+    let Some(ServerFrame::Ready { rooms, .. }) = &ws.ready else {
+        panic!("no ready")
+    };
+    assert_eq!(rooms[0].last_seq, 3);
+    ws.send(&send_frame(room.id, "after restart", None))
+        .await
+        .unwrap();
+    assert_eq!(next_ack(&mut ws).await.1, 4);
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
+    let app = spawn_app_with(|s| {
+        s.ws_queue_capacity = 4;
+        s.max_body_bytes = 4096;
+    })
+    .await;
+    let alice = app.signup("alice").await;
+    let room = alice.client.create_room("firehose", None).await.unwrap();
+    let mut lazy = alice.connect().await;
+
+    // Far more than the socket buffers plus a 4-frame queue can hold, while
+    // the lazy connection reads nothing.
+    let body = "z".repeat(4000);
+    let mut posting = Vec::new();
+    for worker in 0..20 {
+        let client = alice.client.clone();
+        let body = body.clone();
+        posting.push(tokio::spawn(async move {
+            for n in 0..150 {
+                client
+                    .post_message(room.id, &body, Some(&format!("{worker}-{n}")))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in posting {
+        task.await.unwrap();
+    }
+    let (code, reason) = expect_close(&mut lazy).await;
+    assert_eq!((code, reason.as_str()), (1013, "slow consumer"));
+    // Everything acknowledged is stored regardless.
+    let page = alice
+        .client
+        .history(
+            room.id,
+            &HistoryQuery {
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].seq, 3000);
+}
