@@ -9,7 +9,7 @@ use palaver_bus::LocalBus;
 use palaver_domain::messages::WriterConfig;
 use palaver_domain::passwords::HashCost;
 use palaver_domain::{Limits, Services};
-use palaver_store::SqliteStore;
+use palaver_store::{ManagedStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,8 +28,26 @@ const FLUSH_GRACE: Duration = Duration::from_secs(10);
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    store: SqliteStore,
+    store: Arc<dyn ManagedStore>,
     writer_task: JoinHandle<()>,
+}
+
+/// Opens the configured store (creating the data directory for the default
+/// SQLite file) and brings its schema up to date.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ManagedStore>> {
+    let options = settings.store_options();
+    match settings.database_url() {
+        Some(url) => palaver_store::open(&url, &options)
+            .await
+            .with_context(|| format!("opening {}", palaver_store::redact(&url))),
+        None => {
+            let path = settings.database_path();
+            let store = SqliteStore::open(&path, &options)
+                .await
+                .with_context(|| format!("opening {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 impl Application {
@@ -39,14 +57,12 @@ impl Application {
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
         let jwt_secret =
             load_or_create_jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?;
-        let store = SqliteStore::open(&settings.database_path())
-            .await
-            .with_context(|| format!("opening {}", settings.database_path().display()))?;
+        let store = open_store(&settings).await?;
 
         let hub = Arc::new(Hub::new(settings.ws_queue_capacity));
         let bus = Arc::new(LocalBus::new(hub.clone()));
         let (services, writer_task) = Services::start(
-            Arc::new(store.clone()),
+            store.clone().as_store(),
             bus,
             jwt_secret.expose(),
             HashCost {

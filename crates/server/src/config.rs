@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
@@ -15,8 +15,36 @@ use serde::Deserialize;
     about = "Palaver: a self-hostable real-time chat server"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options for serving (the default when no command is given).
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (what `palaver` does without a command).
+    Serve(ServeArgs),
+    /// Bring the database schema up to date, then exit.
+    Migrate(ServeArgs),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy a whole installation (users, rooms, members, messages, tokens) into a
+    /// new, empty database, then verify every table's row count.
+    Copy {
+        /// Source database URL, e.g. sqlite://palaver-data/palaver.db
+        #[arg(long)]
+        from: String,
+        /// Target database URL, e.g. postgres://palaver@db/palaver (must be empty)
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Every option may also be set in the `--config` file under the same name in
@@ -32,6 +60,20 @@ pub struct ServeArgs {
     /// Directory for the database and the generated JWT secret [default: ./palaver-data].
     #[arg(long, env = "PALAVER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where messages live: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`
+    /// [default: sqlite://<data-dir>/palaver.db].
+    #[arg(long, env = "PALAVER_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Database connections per node (SQLite: readers beside one writer) [default: 10].
+    #[arg(long, env = "PALAVER_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+    /// Milliseconds a request waits for a database connection before failing with
+    /// 503 `store_unavailable` [default: 3000].
+    #[arg(long, env = "PALAVER_DB_ACQUIRE_TIMEOUT_MS")]
+    pub db_acquire_timeout_ms: Option<u64>,
+    /// Longest a database statement may run, in milliseconds (PostgreSQL) [default: 5000].
+    #[arg(long, env = "PALAVER_DB_STATEMENT_TIMEOUT_MS")]
+    pub db_statement_timeout_ms: Option<u64>,
     /// HS256 signing secret for access tokens (at least 32 bytes). When unset, one
     /// is generated on first start and kept in `<data-dir>/jwt-secret`.
     #[arg(long, env = "PALAVER_JWT_SECRET", hide_env_values = true)]
@@ -79,6 +121,10 @@ pub enum LogFormat {
 struct FileSettings {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    db_pool_size: Option<u32>,
+    db_acquire_timeout_ms: Option<u64>,
+    db_statement_timeout_ms: Option<u64>,
     jwt_secret: Option<String>,
     access_token_ttl_secs: Option<u64>,
     refresh_token_ttl_secs: Option<u64>,
@@ -116,6 +162,11 @@ impl std::fmt::Debug for Secret {
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `None`: the SQLite file in `data_dir`.
+    pub database_url: Option<Secret>,
+    pub db_pool_size: u32,
+    pub db_acquire_timeout_ms: u64,
+    pub db_statement_timeout_ms: u64,
     pub jwt_secret: Option<Secret>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
@@ -160,6 +211,19 @@ impl Settings {
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
+            database_url: args
+                .database_url
+                .or(file.database_url)
+                .map(|url| Secret::new(url.into_bytes())),
+            db_pool_size: args.db_pool_size.or(file.db_pool_size).unwrap_or(10),
+            db_acquire_timeout_ms: args
+                .db_acquire_timeout_ms
+                .or(file.db_acquire_timeout_ms)
+                .unwrap_or(3000),
+            db_statement_timeout_ms: args
+                .db_statement_timeout_ms
+                .or(file.db_statement_timeout_ms)
+                .unwrap_or(5000),
             jwt_secret: args
                 .jwt_secret
                 .or(file.jwt_secret)
@@ -237,6 +301,21 @@ impl Settings {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("palaver.db")
     }
+
+    /// The configured database URL (it may hold a password: never log it unredacted).
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url
+            .as_ref()
+            .map(|url| String::from_utf8_lossy(url.expose()).into_owned())
+    }
+
+    pub fn store_options(&self) -> palaver_store::StoreOptions {
+        palaver_store::StoreOptions {
+            pool_size: self.db_pool_size,
+            acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
+        }
+    }
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -294,7 +373,38 @@ mod tests {
     #[test]
     fn secrets_do_not_show_in_debug_output() {
         let secret = "x".repeat(40);
-        let settings = Settings::load(parse(&["--jwt-secret", &secret])).unwrap();
-        assert!(!format!("{settings:?}").contains(&secret));
+        let url = "postgres://palaver:hunter2@db/palaver";
+        let settings =
+            Settings::load(parse(&["--jwt-secret", &secret, "--database-url", url])).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains(&secret));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn unsupported_database_urls_are_rejected_at_start() {
+        assert!(Settings::load(parse(&["--database-url", "mysql://db/palaver"])).is_err());
+        assert!(Settings::load(parse(&["--database-url", "sqlite://x.db"])).is_ok());
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "palaver",
+            "db",
+            "copy",
+            "--from",
+            "sqlite://a.db",
+            "--to",
+            "postgres://b",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Db(DbCommand::Copy { .. }))
+        ));
+        let cli =
+            Cli::try_parse_from(["palaver", "migrate", "--database-url", "sqlite://a.db"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Migrate(_))));
     }
 }

@@ -3,20 +3,87 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use palaver_server::config::Cli;
-use palaver_server::{telemetry, Application, Settings};
+use palaver_server::config::{Cli, Command, DbCommand, ServeArgs};
+use palaver_server::{app, telemetry, Application, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.serve) {
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Migrate(args)) => migrate(args).await,
+        Some(Command::Db(DbCommand::Copy { from, to })) => copy(&from, &to).await,
+    }
+}
+
+fn load(args: ServeArgs) -> Result<Settings, ExitCode> {
+    let settings = Settings::load(args).map_err(|err| {
+        eprintln!("palaver: {err:#}");
+        ExitCode::from(2)
+    })?;
+    telemetry::init(settings.log_format);
+    Ok(settings)
+}
+
+async fn migrate(args: ServeArgs) -> ExitCode {
+    let settings = match load(args) {
         Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    if let Err(err) = std::fs::create_dir_all(&settings.data_dir) {
+        eprintln!("palaver: creating {}: {err}", settings.data_dir.display());
+        return ExitCode::FAILURE;
+    }
+    match app::open_store(&settings).await {
+        Ok(store) => {
+            store.close().await;
+            println!("database schema is up to date");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("palaver: {err:#}");
-            return ExitCode::from(2);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn copy(from: &str, to: &str) -> ExitCode {
+    let options = palaver_store::StoreOptions::default();
+    let opened = async {
+        let source = palaver_store::open(from, &options).await?;
+        let target = palaver_store::open(to, &options).await?;
+        Ok::<_, palaver_domain::store::StoreError>((source, target))
+    };
+    let (source, target) = match opened.await {
+        Ok(stores) => stores,
+        Err(err) => {
+            eprintln!("palaver: {err}");
+            return ExitCode::FAILURE;
         }
     };
-    telemetry::init(settings.log_format);
+    let result = palaver_store::transfer::copy(source.as_ref(), target.as_ref()).await;
+    source.close().await;
+    target.close().await;
+    match result {
+        Ok(report) => {
+            for (table, rows) in report {
+                println!("{:<15} {rows:>10} rows copied and verified", table.name());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("palaver: copy failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let settings = match load(args) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(err) => {

@@ -23,6 +23,83 @@ pub struct TestApp {
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _data_dir: TempDir,
+    // Declared last: dropped after the server was told to stop.
+    _database: TestDatabase,
+}
+
+/// A fresh database for one test: the SQLite file in the data directory, or,
+/// with `PALAVER_TEST_STORE=postgres`, a new PostgreSQL database that is
+/// dropped when the test ends.
+pub struct TestDatabase {
+    pub url: Option<String>,
+    _cleanup: Option<PostgresCleanup>,
+}
+
+struct PostgresCleanup {
+    admin_url: String,
+    name: String,
+}
+
+/// The server tests create databases on (see scripts/postgres).
+pub fn postgres_admin_url() -> String {
+    std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl TestDatabase {
+    /// The store this test run is parameterised with.
+    pub async fn fresh() -> Self {
+        match std::env::var("PALAVER_TEST_STORE").as_deref() {
+            Ok("postgres") => Self::postgres().await,
+            Ok("sqlite") | Err(_) => Self {
+                url: None,
+                _cleanup: None,
+            },
+            Ok(other) => panic!("PALAVER_TEST_STORE must be sqlite or postgres, not {other:?}"),
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        use sqlx::Connection;
+        let admin_url = postgres_admin_url();
+        let name = format!("palaver_test_{:016x}", rand::random::<u64>());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at PALAVER_TEST_POSTGRES_URL ({e}); run ./scripts/test")
+        });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&admin_url).expect("PALAVER_TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        Self {
+            url: Some(url.to_string()),
+            _cleanup: Some(PostgresCleanup { admin_url, name }),
+        }
+    }
+}
+
+impl Drop for PostgresCleanup {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, so use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 pub struct TestUser {
@@ -38,6 +115,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server whose settings `configure` may adjust.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(TestDatabase::fresh().await, configure).await
+}
+
+/// Starts a server on `database`.
+pub async fn spawn_app_on(
+    database: TestDatabase,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         palaver_server::telemetry::init(palaver_server::config::LogFormat::Text);
     }
@@ -47,6 +132,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     // Cheap hashing keeps tests fast; production defaults are tested in the domain.
     settings.argon2_memory_kib = 256;
     settings.argon2_iterations = 1;
+    settings.database_url = database
+        .url
+        .clone()
+        .map(|url| palaver_server::config::Secret::new(url.into_bytes()));
     configure(&mut settings);
     let app = Application::build(settings.clone())
         .await
@@ -61,6 +150,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         shutdown,
         server: Some(server),
         _data_dir: data_dir,
+        _database: database,
     }
 }
 

@@ -1,0 +1,826 @@
+//! The SQL both stores run, written once.
+//!
+//! `sql_store!(Store, Row)` implements `Store` and `Transfer` for a struct with
+//! `writer` and `readers` pools and a `lock_rooms` method. Placeholders are `$N`,
+//! which SQLite and PostgreSQL both accept; column types are integers and text
+//! only, so every value decodes the same way on both.
+
+/// Room columns, aliased so they can sit beside message columns in one row.
+pub const ROOM_COLUMNS: &str = "r.id AS r_id, r.name AS r_name, r.code AS r_code, \
+    r.password_hash AS r_password_hash, r.owner_id AS r_owner_id, r.created_at AS r_created_at";
+
+pub const MESSAGE_COLUMNS: &str = "m.room_id AS m_room_id, m.seq AS m_seq, \
+    m.sender_id AS m_sender_id, m.body AS m_body, m.client_id AS m_client_id, \
+    m.created_at AS m_created_at";
+
+pub const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, \
+    u.display_name AS u_display_name, u.created_at AS u_created_at";
+
+macro_rules! sql_store {
+    ($store:ident, $row:ty) => {
+        mod decode {
+            use palaver_domain::model::{Message, Role, Room, User};
+            use palaver_domain::store::{StoreError, StoreResult};
+            use palaver_domain::time::Timestamp;
+            use palaver_domain::{RoomId, UserId};
+            use sqlx::Row;
+
+            use crate::errors::map_err;
+
+            pub fn role(raw: &str) -> StoreResult<Role> {
+                Role::parse(raw).ok_or_else(|| StoreError::Other(format!("unknown role {raw:?}")))
+            }
+
+            pub fn user(row: &$row) -> StoreResult<User> {
+                Ok(User {
+                    id: UserId(row.try_get("u_id").map_err(map_err)?),
+                    username: row.try_get("u_username").map_err(map_err)?,
+                    display_name: row.try_get("u_display_name").map_err(map_err)?,
+                    created_at: Timestamp(row.try_get("u_created_at").map_err(map_err)?),
+                })
+            }
+
+            pub fn room(row: &$row) -> StoreResult<Room> {
+                Ok(Room {
+                    id: RoomId(row.try_get("r_id").map_err(map_err)?),
+                    name: row.try_get("r_name").map_err(map_err)?,
+                    code: row.try_get("r_code").map_err(map_err)?,
+                    owner_id: UserId(row.try_get("r_owner_id").map_err(map_err)?),
+                    created_at: Timestamp(row.try_get("r_created_at").map_err(map_err)?),
+                    password_hash: row.try_get("r_password_hash").map_err(map_err)?,
+                })
+            }
+
+            pub fn message(row: &$row) -> StoreResult<Message> {
+                let seq: i64 = row.try_get("m_seq").map_err(map_err)?;
+                Ok(Message {
+                    room_id: RoomId(row.try_get("m_room_id").map_err(map_err)?),
+                    seq: seq as u64,
+                    sender_id: UserId(row.try_get("m_sender_id").map_err(map_err)?),
+                    body: row.try_get("m_body").map_err(map_err)?,
+                    created_at: Timestamp(row.try_get("m_created_at").map_err(map_err)?),
+                    client_id: row.try_get("m_client_id").map_err(map_err)?,
+                })
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl palaver_domain::store::Store for $store {
+            async fn ping(&self) -> palaver_domain::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.readers).await.map_err(crate::errors::map_err)?;
+                Ok(())
+            }
+
+            async fn insert_user(
+                &self,
+                user: palaver_domain::store::NewUser,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::model::User> {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO users (username, display_name, password_hash, created_at)
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(&user.username)
+                .bind(&user.display_name)
+                .bind(&user.password_hash)
+                .bind(user.created_at.0)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(|e| crate::errors::conflict_or(e, "username"))?;
+                Ok(palaver_domain::model::User {
+                    id: palaver_domain::UserId(id),
+                    username: user.username,
+                    display_name: user.display_name,
+                    created_at: user.created_at,
+                })
+            }
+
+            async fn user_by_id(
+                &self,
+                id: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::User>> {
+                let sql = format!("SELECT {} FROM users u WHERE u.id = $1", crate::sql::USER_COLUMNS);
+                let row = sqlx::query(&sql)
+                    .bind(id.0)
+                    .fetch_optional(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                row.map(|r| decode::user(&r)).transpose()
+            }
+
+            async fn credentials_by_username(
+                &self,
+                username: &str,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::UserCredentials>> {
+                use sqlx::Row;
+                let sql = format!(
+                    "SELECT {}, u.password_hash FROM users u WHERE u.username = $1",
+                    crate::sql::USER_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(username)
+                    .fetch_optional(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                row.map(|r| {
+                    Ok(palaver_domain::model::UserCredentials {
+                        user: decode::user(&r)?,
+                        password_hash: r.try_get("password_hash").map_err(crate::errors::map_err)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn insert_refresh_token(
+                &self,
+                token: palaver_domain::store::NewRefreshToken,
+            ) -> palaver_domain::store::StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, family, user_id, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&token.token_hash)
+                .bind(&token.family)
+                .bind(token.user_id.0)
+                .bind(token.created_at.0)
+                .bind(token.expires_at.0)
+                .execute(&self.writer)
+                .await
+                .map_err(crate::errors::map_err)?;
+                Ok(())
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented_hash: &str,
+                next_hash: &str,
+                next_expires_at: palaver_domain::time::Timestamp,
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Rotation> {
+                use palaver_domain::store::Rotation;
+                use sqlx::Row;
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                // Row lock (PostgreSQL) so two concurrent presentations of one
+                // token cannot both rotate it; SQLite's single writer serializes anyway.
+                let sql = format!(
+                    "SELECT family, user_id, expires_at, used_at, revoked_at
+                     FROM refresh_tokens WHERE token_hash = $1{}",
+                    Self::FOR_UPDATE
+                );
+                let row = sqlx::query(&sql)
+                    .bind(presented_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(row) = row else {
+                    return Ok(Rotation::Invalid);
+                };
+                let family: String = row.try_get("family").map_err(map_err)?;
+                let user_id: i64 = row.try_get("user_id").map_err(map_err)?;
+                let expires_at: i64 = row.try_get("expires_at").map_err(map_err)?;
+                let used_at: Option<i64> = row.try_get("used_at").map_err(map_err)?;
+                let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(map_err)?;
+
+                let rotation = if revoked_at.is_some() || expires_at <= now.0 {
+                    Rotation::Invalid
+                } else if used_at.is_some() {
+                    sqlx::query(
+                        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+                    )
+                    .bind(now.0)
+                    .bind(&family)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    Rotation::ReuseDetected
+                } else {
+                    sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
+                        .bind(now.0)
+                        .bind(presented_hash)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, family, user_id, created_at, expires_at)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(next_hash)
+                    .bind(&family)
+                    .bind(user_id)
+                    .bind(now.0)
+                    .bind(next_expires_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    Rotation::Rotated {
+                        user_id: palaver_domain::UserId(user_id),
+                    }
+                };
+                tx.commit().await.map_err(map_err)?;
+                Ok(rotation)
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                token_hash: &str,
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<bool> {
+                let result = sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1
+                     WHERE revoked_at IS NULL
+                       AND family = (SELECT family FROM refresh_tokens WHERE token_hash = $2)",
+                )
+                .bind(now.0)
+                .bind(token_hash)
+                .execute(&self.writer)
+                .await
+                .map_err(crate::errors::map_err)?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn insert_room(
+                &self,
+                room: palaver_domain::store::NewRoom,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::model::Room> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO rooms (name, code, password_hash, owner_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(&room.name)
+                .bind(&room.code)
+                .bind(&room.password_hash)
+                .bind(room.owner_id.0)
+                .bind(room.created_at.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| crate::errors::conflict_or(e, "code"))?;
+                sqlx::query(
+                    "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
+                )
+                .bind(id)
+                .bind(room.owner_id.0)
+                .bind(room.created_at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(palaver_domain::model::Room {
+                    id: palaver_domain::RoomId(id),
+                    name: room.name,
+                    code: room.code,
+                    owner_id: room.owner_id,
+                    created_at: room.created_at,
+                    password_hash: room.password_hash,
+                })
+            }
+
+            async fn room_by_id(
+                &self,
+                id: palaver_domain::RoomId,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::Room>> {
+                let sql = format!("SELECT {} FROM rooms r WHERE r.id = $1", crate::sql::ROOM_COLUMNS);
+                let row = sqlx::query(&sql)
+                    .bind(id.0)
+                    .fetch_optional(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                row.map(|r| decode::room(&r)).transpose()
+            }
+
+            async fn room_by_code(
+                &self,
+                code: &str,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::Room>> {
+                let sql = format!("SELECT {} FROM rooms r WHERE r.code = $1", crate::sql::ROOM_COLUMNS);
+                let row = sqlx::query(&sql)
+                    .bind(code)
+                    .fetch_optional(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                row.map(|r| decode::room(&r)).transpose()
+            }
+
+            async fn member_role(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::Role>> {
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+                        .bind(room.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.readers)
+                        .await
+                        .map_err(crate::errors::map_err)?;
+                role.map(|r| decode::role(&r)).transpose()
+            }
+
+            async fn add_member(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+                role: palaver_domain::model::Role,
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Membership> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let inserted = sqlx::query(
+                    "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (room_id, user_id) DO NOTHING",
+                )
+                .bind(room.0)
+                .bind(user.0)
+                .bind(role.as_str())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+                    .bind(room.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(palaver_domain::store::Membership {
+                    newly_joined: inserted > 0,
+                    last_seq: last_seq as u64,
+                })
+            }
+
+            async fn remove_member(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<bool> {
+                let result = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+                    .bind(room.0)
+                    .bind(user.0)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn rooms_of_user(
+                &self,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::model::RoomSummary>> {
+                use sqlx::Row;
+                use crate::errors::map_err;
+                let sql = format!(
+                    "SELECT {}, mb.role AS member_role, r.last_seq AS room_last_seq, {}
+                     FROM members mb
+                     JOIN rooms r ON r.id = mb.room_id
+                     LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
+                     WHERE mb.user_id = $1
+                     ORDER BY COALESCE(m.created_at, r.created_at) DESC, r.id DESC",
+                    crate::sql::ROOM_COLUMNS,
+                    crate::sql::MESSAGE_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(user.0)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let last_seq: i64 = row.try_get("room_last_seq").map_err(map_err)?;
+                        let has_message: Option<i64> = row.try_get("m_seq").map_err(map_err)?;
+                        let role: String = row.try_get("member_role").map_err(map_err)?;
+                        Ok(palaver_domain::model::RoomSummary {
+                            room: decode::room(row)?,
+                            role: decode::role(&role)?,
+                            last_seq: last_seq as u64,
+                            last_message: has_message.map(|_| decode::message(row)).transpose()?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn room_positions(
+                &self,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<Vec<(palaver_domain::RoomId, u64)>> {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT r.id, r.last_seq FROM members mb JOIN rooms r ON r.id = mb.room_id
+                     WHERE mb.user_id = $1",
+                )
+                .bind(user.0)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(crate::errors::map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, seq)| (palaver_domain::RoomId(id), seq as u64))
+                    .collect())
+            }
+
+            async fn members(
+                &self,
+                room: palaver_domain::RoomId,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::model::Member>> {
+                use sqlx::Row;
+                use crate::errors::map_err;
+                let sql = format!(
+                    "SELECT {}, mb.role, mb.joined_at
+                     FROM members mb JOIN users u ON u.id = mb.user_id
+                     WHERE mb.room_id = $1 ORDER BY mb.joined_at, u.id",
+                    crate::sql::USER_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(room.0)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let role: String = row.try_get("role").map_err(map_err)?;
+                        Ok(palaver_domain::model::Member {
+                            user: decode::user(row)?,
+                            role: decode::role(&role)?,
+                            joined_at: palaver_domain::time::Timestamp(
+                                row.try_get("joined_at").map_err(map_err)?,
+                            ),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn append_messages(
+                &self,
+                batch: &[palaver_domain::store::NewMessage],
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::store::AppendOutcome>> {
+                use palaver_domain::store::AppendOutcome;
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                // Lock the batch's rooms in id order before anything else: seq
+                // allocation and the client_id check then see every commit of a
+                // concurrent writer, and two writers can never deadlock.
+                let mut rooms: Vec<i64> = batch.iter().map(|m| m.room_id.0).collect();
+                rooms.sort_unstable();
+                rooms.dedup();
+                Self::lock_rooms(&mut tx, &rooms).await?;
+
+                let duplicate_sql = format!(
+                    "SELECT {} FROM messages m
+                     WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_id = $3",
+                    crate::sql::MESSAGE_COLUMNS
+                );
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for new in batch {
+                    let member: Option<i64> =
+                        sqlx::query_scalar("SELECT user_id FROM members WHERE room_id = $1 AND user_id = $2")
+                            .bind(new.room_id.0)
+                            .bind(new.sender_id.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    if member.is_none() {
+                        outcomes.push(AppendOutcome::NotMember);
+                        continue;
+                    }
+                    if let Some(client_id) = &new.client_id {
+                        // Sees earlier messages of this same batch too: same transaction.
+                        let existing = sqlx::query(&duplicate_sql)
+                            .bind(new.room_id.0)
+                            .bind(new.sender_id.0)
+                            .bind(client_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        if let Some(row) = existing {
+                            outcomes.push(AppendOutcome::Duplicate(decode::message(&row)?));
+                            continue;
+                        }
+                    }
+                    let seq: i64 = sqlx::query_scalar(
+                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                    )
+                    .bind(new.room_id.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    sqlx::query(
+                        "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(new.room_id.0)
+                    .bind(seq)
+                    .bind(new.sender_id.0)
+                    .bind(&new.body)
+                    .bind(&new.client_id)
+                    .bind(new.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    outcomes.push(AppendOutcome::Stored(palaver_domain::model::Message {
+                        room_id: new.room_id,
+                        seq: seq as u64,
+                        sender_id: new.sender_id,
+                        body: new.body.clone(),
+                        created_at: new.created_at,
+                        client_id: new.client_id.clone(),
+                    }));
+                }
+                tx.commit().await.map_err(map_err)?;
+                Ok(outcomes)
+            }
+
+            async fn messages_before(
+                &self,
+                room: palaver_domain::RoomId,
+                before: Option<u64>,
+                limit: u32,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::model::Message>> {
+                let before = before.map(|b| b.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
+                let sql = format!(
+                    "SELECT {} FROM messages m
+                     WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
+                    crate::sql::MESSAGE_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(room.0)
+                    .bind(before)
+                    .bind(limit as i64)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                let mut messages = rows
+                    .iter()
+                    .map(decode::message)
+                    .collect::<palaver_domain::store::StoreResult<Vec<_>>>()?;
+                messages.reverse();
+                Ok(messages)
+            }
+
+            async fn messages_after(
+                &self,
+                room: palaver_domain::RoomId,
+                after: u64,
+                limit: u32,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::model::Message>> {
+                let sql = format!(
+                    "SELECT {} FROM messages m
+                     WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3",
+                    crate::sql::MESSAGE_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(room.0)
+                    .bind(after.min(i64::MAX as u64) as i64)
+                    .bind(limit as i64)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                rows.iter().map(decode::message).collect()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::transfer::Transfer for $store {
+            async fn count(&self, table: crate::transfer::Table) -> palaver_domain::store::StoreResult<i64> {
+                let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+                sqlx::query_scalar(&sql)
+                    .fetch_one(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)
+            }
+
+            async fn read_rows(
+                &self,
+                table: crate::transfer::Table,
+                cursor: &crate::transfer::Cursor,
+                limit: i64,
+            ) -> palaver_domain::store::StoreResult<crate::transfer::Rows> {
+                use crate::errors::map_err;
+                use crate::transfer::*;
+                use sqlx::Row;
+                let pool = &self.readers;
+                Ok(match table {
+                    Table::Users => Rows::Users(
+                        sqlx::query(
+                            "SELECT id, username, display_name, password_hash, created_at
+                             FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                        )
+                        .bind(cursor.first)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| {
+                            Ok(UserRow {
+                                id: r.try_get("id")?,
+                                username: r.try_get("username")?,
+                                display_name: r.try_get("display_name")?,
+                                password_hash: r.try_get("password_hash")?,
+                                created_at: r.try_get("created_at")?,
+                            })
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)?,
+                    ),
+                    Table::Rooms => Rows::Rooms(
+                        sqlx::query(
+                            "SELECT id, name, code, password_hash, owner_id, created_at, last_seq
+                             FROM rooms WHERE id > $1 ORDER BY id LIMIT $2",
+                        )
+                        .bind(cursor.first)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| {
+                            Ok(RoomRow {
+                                id: r.try_get("id")?,
+                                name: r.try_get("name")?,
+                                code: r.try_get("code")?,
+                                password_hash: r.try_get("password_hash")?,
+                                owner_id: r.try_get("owner_id")?,
+                                created_at: r.try_get("created_at")?,
+                                last_seq: r.try_get("last_seq")?,
+                            })
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)?,
+                    ),
+                    Table::Members => Rows::Members(
+                        sqlx::query(
+                            "SELECT room_id, user_id, role, joined_at FROM members
+                             WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
+                             ORDER BY room_id, user_id LIMIT $3",
+                        )
+                        .bind(cursor.first)
+                        .bind(cursor.second)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| {
+                            Ok(MemberRow {
+                                room_id: r.try_get("room_id")?,
+                                user_id: r.try_get("user_id")?,
+                                role: r.try_get("role")?,
+                                joined_at: r.try_get("joined_at")?,
+                            })
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)?,
+                    ),
+                    Table::Messages => Rows::Messages(
+                        sqlx::query(
+                            "SELECT room_id, seq, sender_id, body, client_id, created_at FROM messages
+                             WHERE room_id > $1 OR (room_id = $1 AND seq > $2)
+                             ORDER BY room_id, seq LIMIT $3",
+                        )
+                        .bind(cursor.first)
+                        .bind(cursor.second)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| {
+                            Ok(MessageRow {
+                                room_id: r.try_get("room_id")?,
+                                seq: r.try_get("seq")?,
+                                sender_id: r.try_get("sender_id")?,
+                                body: r.try_get("body")?,
+                                client_id: r.try_get("client_id")?,
+                                created_at: r.try_get("created_at")?,
+                            })
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)?,
+                    ),
+                    Table::RefreshTokens => Rows::RefreshTokens(
+                        sqlx::query(
+                            "SELECT token_hash, family, user_id, created_at, expires_at, used_at, revoked_at
+                             FROM refresh_tokens WHERE token_hash > $1 ORDER BY token_hash LIMIT $2",
+                        )
+                        .bind(&cursor.text)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| {
+                            Ok(TokenRow {
+                                token_hash: r.try_get("token_hash")?,
+                                family: r.try_get("family")?,
+                                user_id: r.try_get("user_id")?,
+                                created_at: r.try_get("created_at")?,
+                                expires_at: r.try_get("expires_at")?,
+                                used_at: r.try_get("used_at")?,
+                                revoked_at: r.try_get("revoked_at")?,
+                            })
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)?,
+                    ),
+                })
+            }
+
+            async fn write_rows(&self, rows: &crate::transfer::Rows) -> palaver_domain::store::StoreResult<()> {
+                use crate::errors::map_err;
+                use crate::transfer::Rows;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                match rows {
+                    Rows::Users(rows) => {
+                        for r in rows {
+                            sqlx::query(
+                                "INSERT INTO users (id, username, display_name, password_hash, created_at)
+                                 VALUES ($1, $2, $3, $4, $5)",
+                            )
+                            .bind(r.id)
+                            .bind(&r.username)
+                            .bind(&r.display_name)
+                            .bind(&r.password_hash)
+                            .bind(r.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
+                    Rows::Rooms(rows) => {
+                        for r in rows {
+                            sqlx::query(
+                                "INSERT INTO rooms (id, name, code, password_hash, owner_id, created_at, last_seq)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            )
+                            .bind(r.id)
+                            .bind(&r.name)
+                            .bind(&r.code)
+                            .bind(&r.password_hash)
+                            .bind(r.owner_id)
+                            .bind(r.created_at)
+                            .bind(r.last_seq)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
+                    Rows::Members(rows) => {
+                        for r in rows {
+                            sqlx::query(
+                                "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+                            )
+                            .bind(r.room_id)
+                            .bind(r.user_id)
+                            .bind(&r.role)
+                            .bind(r.joined_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
+                    Rows::Messages(rows) => {
+                        for r in rows {
+                            sqlx::query(
+                                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6)",
+                            )
+                            .bind(r.room_id)
+                            .bind(r.seq)
+                            .bind(r.sender_id)
+                            .bind(&r.body)
+                            .bind(&r.client_id)
+                            .bind(r.created_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
+                    Rows::RefreshTokens(rows) => {
+                        for r in rows {
+                            sqlx::query(
+                                "INSERT INTO refresh_tokens
+                                 (token_hash, family, user_id, created_at, expires_at, used_at, revoked_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            )
+                            .bind(&r.token_hash)
+                            .bind(&r.family)
+                            .bind(r.user_id)
+                            .bind(r.created_at)
+                            .bind(r.expires_at)
+                            .bind(r.used_at)
+                            .bind(r.revoked_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
+                }
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn finish_import(&self) -> palaver_domain::store::StoreResult<()> {
+                self.realign_ids().await
+            }
+        }
+    };
+}

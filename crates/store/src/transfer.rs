@@ -1,0 +1,195 @@
+//! Moving a whole installation between stores (`palaver db copy`): every table,
+//! ids preserved, in foreign-key order, in keyset-paged batches, then verified
+//! by counting.
+
+use palaver_domain::store::{StoreError, StoreResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Users,
+    Rooms,
+    Members,
+    Messages,
+    RefreshTokens,
+}
+
+impl Table {
+    /// Parents before children.
+    pub const ALL: [Table; 5] = [
+        Table::Users,
+        Table::Rooms,
+        Table::Members,
+        Table::Messages,
+        Table::RefreshTokens,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Users => "users",
+            Table::Rooms => "rooms",
+            Table::Members => "members",
+            Table::Messages => "messages",
+            Table::RefreshTokens => "refresh_tokens",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRow {
+    pub id: i64,
+    pub name: String,
+    pub code: String,
+    pub password_hash: Option<String>,
+    pub owner_id: i64,
+    pub created_at: i64,
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub room_id: i64,
+    pub user_id: i64,
+    pub role: String,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub room_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub body: String,
+    pub client_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub token_hash: String,
+    pub family: String,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rows {
+    Users(Vec<UserRow>),
+    Rooms(Vec<RoomRow>),
+    Members(Vec<MemberRow>),
+    Messages(Vec<MessageRow>),
+    RefreshTokens(Vec<TokenRow>),
+}
+
+/// Where the next page starts: after this key (tables use the parts they need).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub first: i64,
+    pub second: i64,
+    pub text: String,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self {
+            first: i64::MIN,
+            second: i64::MIN,
+            text: String::new(),
+        }
+    }
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Users(r) => r.len(),
+            Rows::Rooms(r) => r.len(),
+            Rows::Members(r) => r.len(),
+            Rows::Messages(r) => r.len(),
+            Rows::RefreshTokens(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cursor after the last row of this page.
+    fn next_cursor(&self) -> Option<Cursor> {
+        let mut cursor = Cursor::default();
+        match self {
+            Rows::Users(r) => cursor.first = r.last()?.id,
+            Rows::Rooms(r) => cursor.first = r.last()?.id,
+            Rows::Members(r) => {
+                let last = r.last()?;
+                (cursor.first, cursor.second) = (last.room_id, last.user_id);
+            }
+            Rows::Messages(r) => {
+                let last = r.last()?;
+                (cursor.first, cursor.second) = (last.room_id, last.seq);
+            }
+            Rows::RefreshTokens(r) => cursor.text = r.last()?.token_hash.clone(),
+        }
+        Some(cursor)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Transfer: Send + Sync {
+    async fn count(&self, table: Table) -> StoreResult<i64>;
+    /// Up to `limit` rows after `cursor`, in key order.
+    async fn read_rows(&self, table: Table, cursor: &Cursor, limit: i64) -> StoreResult<Rows>;
+    /// Inserts rows as they are (ids included), in one transaction.
+    async fn write_rows(&self, rows: &Rows) -> StoreResult<()>;
+    /// After an import: realign id generators past the imported ids.
+    async fn finish_import(&self) -> StoreResult<()>;
+}
+
+const PAGE: i64 = 2000;
+
+/// Copies everything from `from` into the empty store `to` and verifies that
+/// every table holds the same number of rows on both sides.
+pub async fn copy(from: &dyn Transfer, to: &dyn Transfer) -> StoreResult<Vec<(Table, i64)>> {
+    for table in Table::ALL {
+        let present = to.count(table).await?;
+        if present > 0 {
+            return Err(StoreError::Other(format!(
+                "the target is not empty: {} holds {present} rows; copy only into a new database",
+                table.name()
+            )));
+        }
+    }
+    let mut report = Vec::new();
+    for table in Table::ALL {
+        let mut cursor = Cursor::default();
+        loop {
+            let rows = from.read_rows(table, &cursor, PAGE).await?;
+            let Some(next) = rows.next_cursor() else {
+                break;
+            };
+            to.write_rows(&rows).await?;
+            cursor = next;
+        }
+        let (source, target) = (from.count(table).await?, to.count(table).await?);
+        if source != target {
+            return Err(StoreError::Other(format!(
+                "verification failed: {} has {source} rows in the source but {target} in the target",
+                table.name()
+            )));
+        }
+        report.push((table, target));
+    }
+    to.finish_import().await?;
+    Ok(report)
+}
