@@ -92,3 +92,100 @@ impl ManagedStore for SqliteStore {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use palaver_domain::store::{NewMessage, NewRoom, NewUser};
+    use palaver_domain::time::Timestamp;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_migrated_by_a_newer_palaver_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("palaver.db");
+        let store = SqliteStore::open(&path, &StoreOptions::default())
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (99990101000000, 'from a future palaver', 1, X'00', 0)",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        store.close().await;
+
+        let Err(err) = SqliteStore::open(&path, &StoreOptions::default()).await else {
+            panic!("a newer schema was accepted")
+        };
+        assert!(err.to_string().contains("newer than this palaver"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn in_memory_databases_are_refused() {
+        assert!(
+            SqliteStore::open_url("sqlite::memory:", &StoreOptions::default())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_stores_nothing_and_allocates_no_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+            .await
+            .unwrap();
+        let user = store
+            .insert_user(NewUser {
+                username: "alice".into(),
+                display_name: "alice".into(),
+                password_hash: "x".into(),
+                created_at: Timestamp(0),
+            })
+            .await
+            .unwrap();
+        let room = store
+            .insert_room(NewRoom {
+                name: "r".into(),
+                code: "ABCDEFGH".into(),
+                password_hash: None,
+                owner_id: user.id,
+                created_at: Timestamp(0),
+            })
+            .await
+            .unwrap();
+        let message = |body: &str| NewMessage {
+            room_id: room.id,
+            sender_id: user.id,
+            body: body.into(),
+            client_id: None,
+            created_at: Timestamp(0),
+        };
+        // Plant a row where the second message of the next batch will go, so
+        // the batch fails half-way through.
+        sqlx::query(
+            "INSERT INTO messages (room_id, seq, sender_id, body, created_at) VALUES ($1, 2, $2, 'planted', 0)",
+        )
+        .bind(room.id.0)
+        .bind(user.id.0)
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        store
+            .append_messages(&[message("one"), message("two")])
+            .await
+            .expect_err("the second insert collides");
+
+        let stored = store.messages_after(room.id, 0, 10).await.unwrap();
+        let bodies: Vec<_> = stored.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(
+            bodies,
+            ["planted"],
+            "the first message of the failed batch was rolled back"
+        );
+        let positions = store.room_positions(user.id).await.unwrap();
+        assert_eq!(positions, [(room.id, 0)], "no seq was consumed");
+    }
+}

@@ -59,6 +59,13 @@ impl TestDatabase {
         }
     }
 
+    pub fn sqlite() -> Self {
+        Self {
+            url: None,
+            _cleanup: None,
+        }
+    }
+
     pub async fn postgres() -> Self {
         use sqlx::Connection;
         let admin_url = postgres_admin_url();
@@ -161,6 +168,11 @@ impl TestApp {
             .register(username, PASSWORD, None)
             .await
             .expect("register");
+        self.signup_existing(username).await
+    }
+
+    /// Logs in a user that already exists.
+    pub async fn signup_existing(&self, username: &str) -> TestUser {
         let tokens = self.client.login(username, PASSWORD).await.expect("login");
         TestUser {
             client: self.client.with_token(&tokens.access_token),
@@ -204,6 +216,10 @@ impl TestApp {
 }
 
 impl TestApp {
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     /// Stops the server gracefully and starts a new one on the same address
     /// and data directory (same database, same JWT secret).
     pub async fn restart(&mut self) {

@@ -1,0 +1,12 @@
+//! Behaviour only PostgreSQL has: several processes on one database, outages
+//! of a database server, moving an installation there. Needs a PostgreSQL
+//! server (`./scripts/test` provides one; see `PALAVER_TEST_POSTGRES_URL`).
+
+mod copy;
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+mod outage;
+mod processes;
+mod proxy;
+mod schema;

@@ -1,0 +1,191 @@
+//! Two `palaver` processes on one PostgreSQL database.
+
+use std::process::Stdio;
+
+use palaver_client::frames::ServerFrame;
+use palaver_client::types::HistoryQuery;
+use palaver_client::{Client, WsAuth, WsConnection};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+const JWT_SECRET: &str = "shared-secret-of-the-test-cluster-0123456789";
+
+/// A `palaver` child process; killed when dropped.
+pub struct Node {
+    pub base_url: String,
+    pub client: Client,
+    _child: Child,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Starts the real binary on `database_url` and waits until it listens.
+pub async fn start_node(database_url: &str) -> Node {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("PALAVER_DATABASE_URL", database_url)
+        .env("PALAVER_JWT_SECRET", JWT_SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("palaver binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if entry["fields"]["message"] == "palaver listening" {
+                return entry["fields"]["addr"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("palaver exited before listening")
+    })
+    .await
+    .expect("palaver listens in time");
+    // Keep reading so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base_url = format!("http://{addr}");
+    Node {
+        client: Client::new(&base_url),
+        base_url,
+        _child: child,
+        _data_dir: data_dir,
+    }
+}
+
+async fn signup(client: &Client, name: &str) -> (Client, String) {
+    client.register(name, PASSWORD, None).await.unwrap();
+    let tokens = client.login(name, PASSWORD).await.unwrap();
+    (client.with_token(&tokens.access_token), tokens.access_token)
+}
+
+#[tokio::test]
+async fn two_processes_with_concurrent_senders_allocate_gapless_seqs_and_agree_on_order() {
+    const SENDERS: usize = 20;
+    const PER_SENDER: usize = 10;
+    let database = TestDatabase::postgres().await;
+    let url = database.url.clone().unwrap();
+    let nodes = [start_node(&url).await, start_node(&url).await];
+
+    let (owner, owner_token) = signup(&nodes[0].client, "owner").await;
+    let room = owner.create_room("contended", None).await.unwrap();
+    let mut senders = Vec::new();
+    for n in 0..SENDERS {
+        let node = &nodes[n % 2];
+        let (client, token) = signup(&node.client, &format!("sender{n}")).await;
+        client.join_room(&room.code, None).await.unwrap();
+        senders.push((n, node.base_url.clone(), token));
+    }
+    let mut watchers = Vec::new();
+    for node in &nodes {
+        watchers.push(
+            WsConnection::connect(&node.base_url, WsAuth::Header(owner_token.clone()))
+                .await
+                .unwrap(),
+        );
+    }
+
+    let mut tasks = Vec::new();
+    for (n, base_url, token) in senders.clone() {
+        tasks.push(tokio::spawn(async move {
+            let mut ws = WsConnection::connect(&base_url, WsAuth::Header(token))
+                .await
+                .unwrap();
+            for k in 0..PER_SENDER {
+                ws.send(&send_frame(
+                    room.id,
+                    &format!("{n}:{k}"),
+                    Some(&format!("c{k}")),
+                ))
+                .await
+                .unwrap();
+            }
+            let mut acks = Vec::new();
+            while acks.len() < PER_SENDER {
+                match ws.next_frame().await.unwrap() {
+                    ServerFrame::Ack { client_id, seq, .. } => acks.push((client_id.unwrap(), seq)),
+                    ServerFrame::Error { code, message, .. } => panic!("{code}: {message}"),
+                    _ => {}
+                }
+            }
+            acks
+        }));
+    }
+    let mut acks_by_sender = Vec::new();
+    for task in tasks {
+        acks_by_sender.push(task.await.unwrap());
+    }
+    let total = (SENDERS * PER_SENDER) as u64;
+    let mut seqs: Vec<u64> = acks_by_sender
+        .iter()
+        .flatten()
+        .map(|(_, seq)| *seq)
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=total).collect::<Vec<_>>(),
+        "no gap, no duplicate across processes"
+    );
+
+    // A retry through the other process is recognised: the unique index, not memory.
+    let (n, _, token) = &senders[0];
+    let other = &nodes[(n + 1) % 2];
+    let retried = other
+        .client
+        .with_token(token)
+        .post_message(room.id, "0:0", Some("c0"))
+        .await
+        .unwrap();
+    let original = acks_by_sender[0].iter().find(|(c, _)| c == "c0").unwrap().1;
+    assert_eq!(retried.seq, original);
+
+    // One more message through each node: each watcher fills what the other
+    // node committed from the store, so both see one gapless order.
+    owner
+        .post_message(room.id, "final via node 0", None)
+        .await
+        .unwrap();
+    nodes[1]
+        .client
+        .with_token(&owner_token)
+        .post_message(room.id, "final via node 1", None)
+        .await
+        .unwrap();
+    let mut orders = Vec::new();
+    for (watcher, last) in watchers.iter_mut().zip([total + 1, total + 2]) {
+        let mut order = Vec::new();
+        while order.last().map(|(seq, _)| *seq) != Some(last) {
+            let m = next_message(watcher).await;
+            order.push((m.seq, m.body));
+        }
+        let seqs: Vec<u64> = order.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+        orders.push(order);
+    }
+    assert_eq!(
+        orders[0][..],
+        orders[1][..(total + 1) as usize],
+        "both nodes' members see the same order"
+    );
+
+    let newest = owner
+        .history(
+            room.id,
+            &HistoryQuery {
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.messages[0].seq, total + 2);
+}
