@@ -1,5 +1,8 @@
 //! `spawn_app()` and typed helpers shared by the integration tests.
 
+// Shared by two test binaries (`api`, `postgres`); each uses only part of it.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use palaver_client::frames::ServerFrame;

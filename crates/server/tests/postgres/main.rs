@@ -4,7 +4,6 @@
 
 mod copy;
 #[path = "../api/helpers.rs"]
-#[allow(dead_code)]
 mod helpers;
 mod outage;
 mod processes;
