@@ -267,6 +267,10 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = self.database_url() {
+            palaver_store::Engine::of(&url).map_err(|e| anyhow::anyhow!("database_url: {e}"))?;
+        }
+        anyhow::ensure!(self.db_pool_size >= 1, "db_pool_size must be at least 1");
         if let Some(secret) = &self.jwt_secret {
             anyhow::ensure!(
                 secret.expose().len() >= 32,

@@ -79,7 +79,7 @@ impl PostgresStore {
     }
 }
 
-sql_store!(PostgresStore, sqlx::postgres::PgRow);
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
 
 #[async_trait::async_trait]
 impl ManagedStore for PostgresStore {

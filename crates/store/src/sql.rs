@@ -1,6 +1,6 @@
 //! The SQL both stores run, written once.
 //!
-//! `sql_store!(Store, Row)` implements `Store` and `Transfer` for a struct with
+//! `sql_store!(Store, Database, Row)` implements `Store` and `Transfer` for a struct with
 //! `writer` and `readers` pools and a `lock_rooms` method. Placeholders are `$N`,
 //! which SQLite and PostgreSQL both accept; column types are integers and text
 //! only, so every value decodes the same way on both.
@@ -13,11 +13,15 @@ pub const MESSAGE_COLUMNS: &str = "m.room_id AS m_room_id, m.seq AS m_seq, \
     m.sender_id AS m_sender_id, m.body AS m_body, m.client_id AS m_client_id, \
     m.created_at AS m_created_at";
 
+/// Rows per multi-row INSERT: 6 parameters each stays far below both engines'
+/// parameter limits (SQLite 32766, PostgreSQL 65535).
+pub const INSERT_CHUNK: usize = 500;
+
 pub const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, \
     u.display_name AS u_display_name, u.created_at AS u_created_at";
 
 macro_rules! sql_store {
-    ($store:ident, $row:ty) => {
+    ($store:ident, $db:ty, $row:ty) => {
         mod decode {
             use palaver_domain::model::{Message, Role, Room, User};
             use palaver_domain::store::{StoreError, StoreResult};
@@ -453,8 +457,14 @@ macro_rules! sql_store {
                 &self,
                 batch: &[palaver_domain::store::NewMessage],
             ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::store::AppendOutcome>> {
+                use std::collections::{BTreeMap, HashMap, HashSet};
                 use palaver_domain::store::AppendOutcome;
+                use sqlx::{QueryBuilder, Row};
                 use crate::errors::map_err;
+
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 // Lock the batch's rooms in id order before anything else: seq
                 // allocation and the client_id check then see every commit of a
@@ -464,66 +474,152 @@ macro_rules! sql_store {
                 rooms.dedup();
                 Self::lock_rooms(&mut tx, &rooms).await?;
 
-                let duplicate_sql = format!(
-                    "SELECT {} FROM messages m
-                     WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_id = $3",
-                    crate::sql::MESSAGE_COLUMNS
-                );
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for new in batch {
-                    let member: Option<i64> =
-                        sqlx::query_scalar("SELECT user_id FROM members WHERE room_id = $1 AND user_id = $2")
-                            .bind(new.room_id.0)
-                            .bind(new.sender_id.0)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                    if member.is_none() {
-                        outcomes.push(AppendOutcome::NotMember);
-                        continue;
+                // 1. Which (room, sender) pairs are memberships — one query.
+                let pairs: HashSet<(i64, i64)> =
+                    batch.iter().map(|m| (m.room_id.0, m.sender_id.0)).collect();
+                let mut query = QueryBuilder::<$db>::new("SELECT room_id, user_id FROM members WHERE ");
+                for (n, (room, user)) in pairs.iter().enumerate() {
+                    if n > 0 {
+                        query.push(" OR ");
                     }
-                    if let Some(client_id) = &new.client_id {
-                        // Sees earlier messages of this same batch too: same transaction.
-                        let existing = sqlx::query(&duplicate_sql)
-                            .bind(new.room_id.0)
-                            .bind(new.sender_id.0)
-                            .bind(client_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                        if let Some(row) = existing {
-                            outcomes.push(AppendOutcome::Duplicate(decode::message(&row)?));
-                            continue;
+                    query.push("(room_id = ").push_bind(*room).push(" AND user_id = ").push_bind(*user).push(")");
+                }
+                let members: HashSet<(i64, i64)> = query
+                    .build()
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(map_err)?;
+
+                // 2. Which idempotency keys were already used — one query.
+                let keyed: Vec<&palaver_domain::store::NewMessage> = batch
+                    .iter()
+                    .filter(|m| m.client_id.is_some() && members.contains(&(m.room_id.0, m.sender_id.0)))
+                    .collect();
+                let mut existing: HashMap<(i64, i64, String), palaver_domain::model::Message> = HashMap::new();
+                if !keyed.is_empty() {
+                    let mut query = QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM messages m WHERE ",
+                        crate::sql::MESSAGE_COLUMNS
+                    ));
+                    for (n, m) in keyed.iter().enumerate() {
+                        if n > 0 {
+                            query.push(" OR ");
                         }
+                        query
+                            .push("(m.room_id = ")
+                            .push_bind(m.room_id.0)
+                            .push(" AND m.sender_id = ")
+                            .push_bind(m.sender_id.0)
+                            .push(" AND m.client_id = ")
+                            .push_bind(m.client_id.as_deref().unwrap_or_default())
+                            .push(")");
                     }
-                    let seq: i64 = sqlx::query_scalar(
-                        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                    for row in query.build().persistent(false).fetch_all(&mut *tx).await.map_err(map_err)? {
+                        let message = decode::message(&row)?;
+                        let key = (
+                            message.room_id.0,
+                            message.sender_id.0,
+                            message.client_id.clone().unwrap_or_default(),
+                        );
+                        existing.insert(key, message);
+                    }
+                }
+
+                // 3. Decide each message's fate in batch order; a key repeated
+                // inside the batch refers to its first occurrence.
+                enum Fate {
+                    NotMember,
+                    Existing(palaver_domain::model::Message),
+                    New,
+                    SameAs(usize),
+                }
+                let mut first_with_key: HashMap<(i64, i64, &str), usize> = HashMap::new();
+                let mut fates = Vec::with_capacity(batch.len());
+                let mut new_per_room: BTreeMap<i64, i64> = BTreeMap::new();
+                for (index, m) in batch.iter().enumerate() {
+                    let fate = if !members.contains(&(m.room_id.0, m.sender_id.0)) {
+                        Fate::NotMember
+                    } else if let Some(client_id) = m.client_id.as_deref() {
+                        let key = (m.room_id.0, m.sender_id.0, client_id);
+                        if let Some(found) = existing.get(&(key.0, key.1, key.2.to_owned())) {
+                            Fate::Existing(found.clone())
+                        } else if let Some(&first) = first_with_key.get(&key) {
+                            Fate::SameAs(first)
+                        } else {
+                            first_with_key.insert(key, index);
+                            Fate::New
+                        }
+                    } else {
+                        Fate::New
+                    };
+                    if matches!(fate, Fate::New) {
+                        *new_per_room.entry(m.room_id.0).or_default() += 1;
+                    }
+                    fates.push(fate);
+                }
+
+                // 4. Allocate each room's seqs as one range — one statement per room.
+                let mut next_seq: HashMap<i64, i64> = HashMap::new();
+                for (room, count) in &new_per_room {
+                    let last: i64 = sqlx::query_scalar(
+                        "UPDATE rooms SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
                     )
-                    .bind(new.room_id.0)
+                    .bind(*count)
+                    .bind(*room)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                    sqlx::query(
-                        "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(new.room_id.0)
-                    .bind(seq)
-                    .bind(new.sender_id.0)
-                    .bind(&new.body)
-                    .bind(&new.client_id)
-                    .bind(new.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    outcomes.push(AppendOutcome::Stored(palaver_domain::model::Message {
-                        room_id: new.room_id,
-                        seq: seq as u64,
-                        sender_id: new.sender_id,
-                        body: new.body.clone(),
-                        created_at: new.created_at,
-                        client_id: new.client_id.clone(),
-                    }));
+                    next_seq.insert(*room, last - count + 1);
+                }
+
+                // 5. Insert the new messages — one statement per chunk.
+                let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(batch.len());
+                let mut stored = Vec::new();
+                for (m, fate) in batch.iter().zip(fates) {
+                    let outcome = match fate {
+                        Fate::NotMember => AppendOutcome::NotMember,
+                        Fate::Existing(message) => AppendOutcome::Duplicate(message),
+                        Fate::SameAs(first) => match &outcomes[first] {
+                            AppendOutcome::Stored(message) | AppendOutcome::Duplicate(message) => {
+                                AppendOutcome::Duplicate(message.clone())
+                            }
+                            AppendOutcome::NotMember => AppendOutcome::NotMember,
+                        },
+                        Fate::New => {
+                            let seq = next_seq.get_mut(&m.room_id.0).expect("allocated above");
+                            let message = palaver_domain::model::Message {
+                                room_id: m.room_id,
+                                seq: *seq as u64,
+                                sender_id: m.sender_id,
+                                body: m.body.clone(),
+                                created_at: m.created_at,
+                                client_id: m.client_id.clone(),
+                            };
+                            *seq += 1;
+                            stored.push(message.clone());
+                            AppendOutcome::Stored(message)
+                        }
+                    };
+                    outcomes.push(outcome);
+                }
+                for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at) ",
+                    );
+                    query.push_values(chunk, |mut row, m| {
+                        row.push_bind(m.room_id.0)
+                            .push_bind(m.seq as i64)
+                            .push_bind(m.sender_id.0)
+                            .push_bind(m.body.as_str())
+                            .push_bind(m.client_id.as_deref())
+                            .push_bind(m.created_at.0);
+                    });
+                    query.build().persistent(false).execute(&mut *tx).await.map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(outcomes)

@@ -79,7 +79,7 @@ impl SqliteStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
 
 #[async_trait::async_trait]
 impl ManagedStore for SqliteStore {
@@ -95,8 +95,9 @@ impl ManagedStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use palaver_domain::store::{NewMessage, NewRoom, NewUser};
+    use palaver_domain::store::{AppendOutcome, NewMessage, NewRoom, NewUser};
     use palaver_domain::time::Timestamp;
+    use palaver_domain::RoomId;
 
     use super::*;
 
@@ -120,6 +121,82 @@ mod tests {
             panic!("a newer schema was accepted")
         };
         assert!(err.to_string().contains("newer than this palaver"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+            .await
+            .unwrap();
+        let mut users = Vec::new();
+        for name in ["alice", "mallory"] {
+            let user = NewUser {
+                username: name.into(),
+                display_name: name.into(),
+                password_hash: "x".into(),
+                created_at: Timestamp(0),
+            };
+            users.push(store.insert_user(user).await.unwrap().id);
+        }
+        let (alice, mallory) = (users[0], users[1]);
+        let mut rooms = Vec::new();
+        for code in ["AAAAAAAA", "BBBBBBBB"] {
+            let room = NewRoom {
+                name: "r".into(),
+                code: code.into(),
+                password_hash: None,
+                owner_id: alice,
+                created_at: Timestamp(0),
+            };
+            rooms.push(store.insert_room(room).await.unwrap().id);
+        }
+        let message = |room, sender, key: Option<&str>| NewMessage {
+            room_id: room,
+            sender_id: sender,
+            body: "b".into(),
+            client_id: key.map(Into::into),
+            created_at: Timestamp(0),
+        };
+        let batch = [
+            message(rooms[0], alice, Some("k1")),
+            message(rooms[1], alice, None),
+            message(rooms[0], mallory, Some("k9")),
+            message(rooms[0], alice, Some("k1")),
+            message(rooms[0], alice, None),
+            message(rooms[1], alice, Some("k1")),
+        ];
+        let outcomes = store.append_messages(&batch).await.unwrap();
+        let summary: Vec<_> = outcomes
+            .iter()
+            .map(|o| match o {
+                AppendOutcome::Stored(m) => ("stored", m.room_id, m.seq),
+                AppendOutcome::Duplicate(m) => ("duplicate", m.room_id, m.seq),
+                AppendOutcome::NotMember => ("not member", RoomId(0), 0),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("stored", rooms[0], 1),
+                ("stored", rooms[1], 1),
+                ("not member", RoomId(0), 0),
+                ("duplicate", rooms[0], 1),
+                ("stored", rooms[0], 2),
+                // The same key in another room is another message.
+                ("stored", rooms[1], 2),
+            ]
+        );
+        // A later batch sees the stored key, and seqs continue.
+        let again = store
+            .append_messages(&[
+                message(rooms[0], alice, Some("k1")),
+                message(rooms[0], alice, None),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(&again[0], AppendOutcome::Duplicate(m) if m.seq == 1));
+        assert!(matches!(&again[1], AppendOutcome::Stored(m) if m.seq == 3));
     }
 
     #[tokio::test]
