@@ -1,4 +1,9 @@
 //! Benchmark scenarios. Each returns figures that the binaries print as one
 //! JSON line; `bench/run` combines them into a report.
 
+pub mod connections;
+pub mod members;
+pub mod report;
+pub mod server;
 pub mod store;
+pub mod traffic;

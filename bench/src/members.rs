@@ -1,0 +1,131 @@
+//! Setting up rooms full of members on either server, and connecting them.
+//! Palaver's setup uses its real REST API (register, login, create, join);
+//! the baseline has no accounts, so members just name their room.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use futures::{StreamExt, TryStreamExt};
+use palaver_client::Client;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::server::{Kind, ServerProcess};
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub room: i64,
+    pub url: String,
+    pub token: Option<String>,
+}
+
+pub type Socket = WebSocketStream<TcpStream>;
+
+const SETUP_CONCURRENCY: usize = 16;
+
+/// `rooms` rooms of `members` members each; `tag` keeps names unique per scenario.
+pub async fn setup(
+    server: &ServerProcess,
+    tag: &str,
+    rooms: usize,
+    members: usize,
+) -> anyhow::Result<Vec<Member>> {
+    let ws_url = format!("{}/api/v1/ws", server.base_url.replacen("http", "ws", 1));
+    match server.kind {
+        Kind::Baseline => {
+            let offset = rand_room_offset(tag);
+            Ok((0..rooms * members)
+                .map(|n| {
+                    let room = offset + (n / members) as i64;
+                    Member {
+                        room,
+                        url: format!("{ws_url}?room={room}&user={n}"),
+                        token: None,
+                    }
+                })
+                .collect())
+        }
+        Kind::Palaver => {
+            let client = Client::new(&server.base_url);
+            let tokens: Vec<String> = futures::stream::iter(0..rooms * members)
+                .map(|n| {
+                    let client = client.clone();
+                    let name = format!("{tag}-{n}");
+                    async move {
+                        client.register(&name, "benchmark password", None).await?;
+                        Ok::<_, anyhow::Error>(
+                            client
+                                .login(&name, "benchmark password")
+                                .await?
+                                .access_token,
+                        )
+                    }
+                })
+                .buffered(SETUP_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let mut all = Vec::with_capacity(tokens.len());
+            for room_tokens in tokens.chunks(members) {
+                let owner = client.with_token(&room_tokens[0]);
+                let room = owner.create_room(tag, None).await?;
+                futures::stream::iter(&room_tokens[1..])
+                    .map(|token| {
+                        let member = client.with_token(token);
+                        let code = room.code.clone();
+                        async move { member.join_room(&code, None).await.map(drop) }
+                    })
+                    .buffer_unordered(SETUP_CONCURRENCY)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+                all.extend(room_tokens.iter().map(|token| Member {
+                    room: room.id,
+                    url: ws_url.clone(),
+                    token: Some(token.clone()),
+                }));
+            }
+            Ok(all)
+        }
+    }
+}
+
+fn rand_room_offset(tag: &str) -> i64 {
+    // Distinct room ids per scenario on a long-lived baseline server.
+    tag.bytes()
+        .fold(0i64, |h, b| h.wrapping_mul(31).wrapping_add(b as i64))
+        .rem_euclid(1 << 40)
+        * 1000
+}
+
+/// Connects and waits for `ready`. `source` picks a local address (127.0.0.x)
+/// so that many connections do not exhaust one address's ephemeral ports.
+pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Result<Socket> {
+    let mut request = member.url.as_str().into_client_request()?;
+    if let Some(token) = &member.token {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    let uri = request.uri().clone();
+    let host = uri.host().unwrap_or("127.0.0.1");
+    let server: SocketAddr = format!("{host}:{}", uri.port_u16().unwrap_or(80)).parse()?;
+    let socket = TcpSocket::new_v4()?;
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    }
+    let stream = socket.connect(server).await?;
+    stream.set_nodelay(true)?;
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) if text.as_str().starts_with(r#"{"type":"ready""#) => {
+                return Ok(ws)
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => anyhow::bail!("closed before ready"),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Servers under test as child processes, pinned to a core, and what /proc
+//! says about them (CPU seconds, resident memory).
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Palaver,
+    Baseline,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Palaver => "palaver",
+            Kind::Baseline => "baseline",
+        }
+    }
+}
+
+pub struct ServerProcess {
+    pub kind: Kind,
+    pub base_url: String,
+    pub pid: u32,
+    _child: Child,
+    _data_dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `bin` (the palaver or baseline binary) on `core` and waits until it listens.
+    pub async fn start(kind: Kind, bin: &Path, core: Option<usize>) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        let mut command = match core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(core.to_string()).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        if kind == Kind::Palaver {
+            // Cheap password hashing keeps the setup of thousands of users
+            // short; no measured phase hashes passwords.
+            command
+                .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+                .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
+                .arg("--data-dir")
+                .arg(data_dir.path())
+                .env("RUST_LOG", "warn,palaver_server::app=info");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow::anyhow!("server exited at once"))?;
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next_line()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("{} exited before listening", kind.name()))?;
+            if let Some(addr) = line.strip_prefix("listening ") {
+                break addr.to_owned();
+            }
+            if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) {
+                if entry["fields"]["message"] == "palaver listening" {
+                    break entry["fields"]["addr"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                }
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            kind,
+            base_url: format!("http://{addr}"),
+            pid,
+            _child: child,
+            _data_dir: data_dir,
+        })
+    }
+
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.pid))
+    }
+
+    pub fn rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+}
+
+/// CPU seconds (user + system) this process has used.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of("/proc/self/stat")
+}
+
+fn cpu_seconds_of(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the parenthesized command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / per_second
+}
+
+/// Raises this process's open-file limit to its hard limit (children inherit it).
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a valid, owned struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}

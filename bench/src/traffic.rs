@@ -1,0 +1,293 @@
+//! The traffic engine behind the fanout and latency scenarios. Runs on one
+//! thread (a `LocalSet`), so counters are plain `Cell`s.
+//!
+//! Senders put `t<microseconds since the run's epoch>` at the start of each
+//! body; receivers subtract it from their own clock: one process, one clock.
+//! After the measured window, senders stop, every in-flight send is acked, and
+//! each member must then have received every acked message of its room:
+//! anything missing is reported as lost.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::members::{connect, Member, Socket};
+use crate::server::{own_cpu_seconds, ServerProcess};
+
+#[derive(Debug, Clone)]
+pub struct TrafficConfig {
+    pub warmup: Duration,
+    pub measure: Duration,
+    /// Messages per second across all senders; `None`: as fast as acks return.
+    pub rate: Option<f64>,
+    /// Sends a sender may have awaiting their ack.
+    pub window: usize,
+    /// Bytes of padding after the timestamp in each body.
+    pub padding: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrafficReport {
+    pub seconds: f64,
+    pub deliveries_per_sec: f64,
+    pub acked_per_sec: f64,
+    pub lost: u64,
+    pub disconnected: u64,
+    pub server_cpu_seconds: f64,
+    pub loadgen_cpu_seconds: f64,
+    pub server_us_per_delivery: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+struct Shared {
+    epoch: Instant,
+    /// Makes client ids unique across runs: the same users send in several
+    /// runs, and Palaver rightly treats a repeated client id as a retry.
+    run_id: u64,
+    measuring: Cell<bool>,
+    stopping: Cell<bool>,
+    deliveries: Cell<u64>,
+    acked: Cell<u64>,
+    in_flight: Cell<u64>,
+    disconnected: Cell<u64>,
+    acked_per_room: RefCell<HashMap<i64, u64>>,
+    latency_us: RefCell<Histogram<u64>>,
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    body: &'a str,
+}
+
+/// Connects every member (senders first in each room) with bounded concurrency.
+pub async fn connect_all(members: &[Member]) -> anyhow::Result<Vec<Socket>> {
+    let sources: Vec<Ipv4Addr> = (1..=8).map(|n| Ipv4Addr::new(127, 0, 0, n)).collect();
+    futures::stream::iter(members.iter().enumerate())
+        .map(|(n, member)| connect(member, Some(sources[n % sources.len()])))
+        .buffered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Runs traffic through `sockets` (one per member). The first member of each
+/// room sends; everyone receives.
+pub async fn run(
+    server: &ServerProcess,
+    members: &[Member],
+    sockets: Vec<Socket>,
+    config: &TrafficConfig,
+) -> anyhow::Result<TrafficReport> {
+    let shared = Rc::new(Shared {
+        epoch: Instant::now(),
+        run_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        measuring: Cell::new(false),
+        stopping: Cell::new(false),
+        deliveries: Cell::new(0),
+        acked: Cell::new(0),
+        in_flight: Cell::new(0),
+        disconnected: Cell::new(0),
+        acked_per_room: RefCell::new(HashMap::new()),
+        latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+    });
+    let mut members_per_room: HashMap<i64, u64> = HashMap::new();
+    for member in members {
+        *members_per_room.entry(member.room).or_default() += 1;
+    }
+    let senders = members_per_room.len();
+    let (exit_tx, exit_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut seen_rooms = std::collections::HashSet::new();
+    for (member, socket) in members.iter().zip(sockets) {
+        let sends = seen_rooms.insert(member.room);
+        let interval = config
+            .rate
+            .map(|rate| Duration::from_secs_f64(senders as f64 / rate));
+        tasks.push(tokio::task::spawn_local(client(
+            socket,
+            member.room,
+            sends.then_some(SendPlan {
+                interval,
+                window: config.window,
+                padding: config.padding,
+            }),
+            shared.clone(),
+            exit_rx.clone(),
+        )));
+    }
+
+    tokio::time::sleep(config.warmup).await;
+    let start = (
+        server.cpu_seconds(),
+        own_cpu_seconds(),
+        shared.deliveries.get(),
+        shared.acked.get(),
+        Instant::now(),
+    );
+    shared.measuring.set(true);
+    tokio::time::sleep(config.measure).await;
+    shared.measuring.set(false);
+    let end = (
+        server.cpu_seconds(),
+        own_cpu_seconds(),
+        shared.deliveries.get(),
+        shared.acked.get(),
+        Instant::now(),
+    );
+
+    // Drain: no new sends, every in-flight send acked, every acked message delivered.
+    shared.stopping.set(true);
+    wait_until(|| shared.in_flight.get() == 0).await;
+    let expected: u64 = shared
+        .acked_per_room
+        .borrow()
+        .iter()
+        .map(|(room, acked)| acked * members_per_room.get(room).copied().unwrap_or(0))
+        .sum();
+    wait_until(|| shared.deliveries.get() >= expected).await;
+    let lost = expected.saturating_sub(shared.deliveries.get());
+    let _ = exit_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+
+    let seconds = (end.4 - start.4).as_secs_f64();
+    let deliveries = end.2 - start.2;
+    let server_cpu = end.0 - start.0;
+    let histogram = shared.latency_us.borrow();
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Ok(TrafficReport {
+        seconds,
+        deliveries_per_sec: deliveries as f64 / seconds,
+        acked_per_sec: (end.3 - start.3) as f64 / seconds,
+        lost,
+        disconnected: shared.disconnected.get(),
+        server_cpu_seconds: server_cpu,
+        loadgen_cpu_seconds: end.1 - start.1,
+        server_us_per_delivery: if deliveries > 0 {
+            server_cpu * 1e6 / deliveries as f64
+        } else {
+            0.0
+        },
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        max_ms: histogram.max() as f64 / 1000.0,
+    })
+}
+
+/// Polls `done` every 10 ms for up to 10 s.
+async fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+struct SendPlan {
+    /// Pause between sends; `None`: keep `window` sends in flight.
+    interval: Option<Duration>,
+    window: usize,
+    padding: usize,
+}
+
+async fn client(
+    socket: Socket,
+    room: i64,
+    plan: Option<SendPlan>,
+    shared: Rc<Shared>,
+    mut exit: watch::Receiver<bool>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut ticker = plan
+        .as_ref()
+        .and_then(|p| p.interval)
+        .map(tokio::time::interval);
+    let mut in_flight = 0usize;
+    let mut sent = 0u64;
+    let padding = plan.as_ref().map_or(0, |p| p.padding);
+    let pad = "x".repeat(padding);
+    let send_frame = |sent: u64| {
+        let micros = shared.epoch.elapsed().as_micros();
+        let run = shared.run_id;
+        Message::text(format!(
+            r#"{{"type":"send","room":{room},"body":"t{micros:016}{pad}","client_id":"{run}-{sent}"}}"#
+        ))
+    };
+    loop {
+        if let Some(plan) = &plan {
+            if plan.interval.is_none() && !shared.stopping.get() && in_flight < plan.window {
+                while in_flight < plan.window {
+                    sent += 1;
+                    in_flight += 1;
+                    shared.in_flight.set(shared.in_flight.get() + 1);
+                    if sink.feed(send_frame(sent)).await.is_err() {
+                        break;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    shared.disconnected.set(shared.disconnected.get() + 1);
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                    _ => {
+                        shared.disconnected.set(shared.disconnected.get() + 1);
+                        return;
+                    }
+                };
+                let text = text.as_str();
+                if text.starts_with(r#"{"type":"message""#) {
+                    shared.deliveries.set(shared.deliveries.get() + 1);
+                    if shared.measuring.get() {
+                        if let Ok(Body { body }) = serde_json::from_str::<Body>(text) {
+                            if let Some(sent_at) = body.get(1..17).and_then(|d| d.parse::<u64>().ok()) {
+                                let now = shared.epoch.elapsed().as_micros() as u64;
+                                let _ = shared.latency_us.borrow_mut().record(now.saturating_sub(sent_at).max(1));
+                            }
+                        }
+                    }
+                } else if text.starts_with(r#"{"type":"ack""#) {
+                    in_flight = in_flight.saturating_sub(1);
+                    shared.in_flight.set(shared.in_flight.get().saturating_sub(1));
+                    shared.acked.set(shared.acked.get() + 1);
+                    *shared.acked_per_room.borrow_mut().entry(room).or_default() += 1;
+                }
+            }
+            _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() && !shared.stopping.get() => {
+                if in_flight < plan.as_ref().map_or(0, |p| p.window) {
+                    sent += 1;
+                    in_flight += 1;
+                    shared.in_flight.set(shared.in_flight.get() + 1);
+                    if sink.send(send_frame(sent)).await.is_err() {
+                        shared.disconnected.set(shared.disconnected.get() + 1);
+                        return;
+                    }
+                }
+            }
+            _ = exit.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Every benchmark scenario runs for about a second on a tiny configuration
+//! against both servers, and none loses a message. (No timing is asserted:
+//! performance is measured by `bench/run`, not by tests.)
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `palaver` binary of this build (cargo puts every workspace binary in the
+/// same directory, one level above this test's executable).
+fn palaver_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let bin = dir.join("palaver");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (it builds palaver)",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn every_scenario_runs_against_both_servers_and_loses_nothing() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_palaver-bench"))
+        .args(["suite", "--quick"])
+        .arg("--palaver-bin")
+        .arg(palaver_bin())
+        .arg("--baseline-bin")
+        .arg(env!("CARGO_BIN_EXE_baseline"))
+        .arg("--out-dir")
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let records: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    for (scenario, target) in [
+        ("fanout", "baseline"),
+        ("fanout", "palaver"),
+        ("latency", "baseline"),
+        ("latency", "palaver"),
+        ("connections", "baseline"),
+        ("connections", "palaver"),
+        ("store", "palaver"),
+    ] {
+        let runs: Vec<_> = records
+            .iter()
+            .filter(|r| r["scenario"] == scenario && r["target"] == target)
+            .collect();
+        assert!(!runs.is_empty(), "{scenario} did not run against {target}");
+        for run in runs {
+            assert_eq!(run["report"]["lost"], 0, "{run}");
+        }
+    }
+    for record in records.iter().filter(|r| r["scenario"] == "fanout") {
+        assert!(
+            record["report"]["deliveries_per_sec"].as_f64().unwrap() > 0.0,
+            "{record}"
+        );
+    }
+    let tables = std::fs::read_to_string(out_dir.path().join("benchmarks-results.md")).unwrap();
+    assert!(tables.contains("| 1x20 | palaver |"), "{tables}");
+    let chart = std::fs::read_to_string(out_dir.path().join("benchmarks-latency.svg")).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("polyline"));
+}
