@@ -120,7 +120,8 @@ fn cpu_seconds_of(stat_path: &str) -> f64 {
     ticks as f64 / per_second
 }
 
-/// Raises this process's open-file limit to its hard limit (children inherit it).
+/// Raises this process's open-file limit (children inherit it): to 2^20 where
+/// allowed (root may raise the hard limit), else to the hard limit.
 pub fn raise_fd_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -128,9 +129,15 @@ pub fn raise_fd_limit() -> u64 {
     };
     // SAFETY: plain syscalls on a valid, owned struct.
     unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        let wanted = libc::rlimit {
+            rlim_cur: 1 << 20,
+            rlim_max: 1 << 20,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
     }
     limit.rlim_cur

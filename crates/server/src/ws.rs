@@ -17,6 +17,11 @@ pub struct WsParams {
     access_token: Option<String>,
 }
 
+/// tungstenite zero-fills its whole read buffer before the first read, so the
+/// default (128 KiB) made every idle connection cost 128 KiB of RSS. Chat frames
+/// are small; a larger frame grows the buffer on demand, up to the frame limit.
+const READ_BUFFER_BYTES: usize = 4096;
+
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -30,6 +35,7 @@ pub async fn upgrade(
     let sessions = state.sessions.clone();
     ws.max_message_size(max_frame)
         .max_frame_size(max_frame)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, token)))
 }
 

@@ -140,13 +140,17 @@ impl Session {
     }
 
     async fn serve(&mut self) -> End {
-        let shutdown = self.state.shutdown.clone();
-        let slow = self.conn.slow.clone();
+        // Built once: a `cancelled()` future registers a waiter under a lock,
+        // which would otherwise happen twice on every wakeup of every connection.
+        let (shutdown_token, slow_token) = (self.state.shutdown.clone(), self.conn.slow.clone());
+        let shutdown = shutdown_token.cancelled();
+        let slow = slow_token.cancelled();
+        tokio::pin!(shutdown, slow);
         loop {
             let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return self.drain_for_shutdown().await,
-                _ = slow.cancelled() => return End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
+                _ = &mut shutdown => return self.drain_for_shutdown().await,
+                _ = &mut slow => return End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
                 Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.send(text(&reply)).await
                 }
