@@ -69,7 +69,10 @@ async fn upgrade(
     Query(params): Query<Params>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(socket, rooms, params))
+    // The same read buffer as Palaver (see its ws.rs): the ratio should measure
+    // what Palaver adds, not a library default (snapview/tungstenite-rs#547).
+    ws.read_buffer_size(4096)
+        .on_upgrade(move |socket| session(socket, rooms, params))
 }
 
 async fn session(mut socket: WebSocket, rooms: Arc<Rooms>, params: Params) {

@@ -17,8 +17,9 @@ pub struct WsParams {
     access_token: Option<String>,
 }
 
-/// tungstenite zero-fills its whole read buffer before the first read, so the
-/// default (128 KiB) made every idle connection cost 128 KiB of RSS. Chat frames
+/// tungstenite zero-fills its read buffer up to this size before *every* read
+/// (snapview/tungstenite-rs#547): with the 128 KiB default that is a 128 KiB
+/// memset per socket poll and 128 KiB of RSS per idle connection. Chat frames
 /// are small; a larger frame grows the buffer on demand, up to the frame limit.
 const READ_BUFFER_BYTES: usize = 4096;
 

@@ -17,6 +17,10 @@ pub const MESSAGE_COLUMNS: &str = "m.room_id AS m_room_id, m.seq AS m_seq, \
 /// parameter limits (SQLite 32766, PostgreSQL 65535).
 pub const INSERT_CHUNK: usize = 500;
 
+/// Batches up to this size use cached prepared statements: 3 shapes each, well
+/// within sqlx's default statement cache of 100 per connection.
+pub const CACHED_BATCH_SHAPES: usize = 16;
+
 pub const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, \
     u.display_name AS u_display_name, u.created_at AS u_created_at";
 
@@ -465,6 +469,11 @@ macro_rules! sql_store {
                 if batch.is_empty() {
                     return Ok(Vec::new());
                 }
+                // The batch-shaped statements differ by batch size. Small batches
+                // (light load, where per-batch cost dominates) reuse prepared
+                // statements; larger ones are prepared once and dropped, so
+                // the statement cache holds a bounded number of shapes.
+                let cache_statements = batch.len() <= crate::sql::CACHED_BATCH_SHAPES;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 // Lock the batch's rooms in id order before anything else: seq
                 // allocation and the client_id check then see every commit of a
@@ -486,7 +495,7 @@ macro_rules! sql_store {
                 }
                 let members: HashSet<(i64, i64)> = query
                     .build()
-                    .persistent(false)
+                    .persistent(cache_statements)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?
@@ -519,7 +528,7 @@ macro_rules! sql_store {
                             .push_bind(m.client_id.as_deref().unwrap_or_default())
                             .push(")");
                     }
-                    for row in query.build().persistent(false).fetch_all(&mut *tx).await.map_err(map_err)? {
+                    for row in query.build().persistent(cache_statements).fetch_all(&mut *tx).await.map_err(map_err)? {
                         let message = decode::message(&row)?;
                         let key = (
                             message.room_id.0,
@@ -619,7 +628,7 @@ macro_rules! sql_store {
                             .push_bind(m.client_id.as_deref())
                             .push_bind(m.created_at.0);
                     });
-                    query.build().persistent(false).execute(&mut *tx).await.map_err(map_err)?;
+                    query.build().persistent(cache_statements).execute(&mut *tx).await.map_err(map_err)?;
                 }
                 tx.commit().await.map_err(map_err)?;
                 Ok(outcomes)

@@ -53,7 +53,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // A local file cannot silently lose its connection: skip sqlx's ping on
+        // every acquire, a round trip to the connection's worker thread.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone())
@@ -61,6 +64,7 @@ impl SqliteStore {
             .map_err(map_err)?;
         crate::migrate::run(&MIGRATOR, &writer).await?;
         let readers = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(options.pool_size.clamp(1, 8))
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
