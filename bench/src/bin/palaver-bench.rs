@@ -45,6 +45,9 @@ struct SuiteArgs {
     /// A tiny configuration that runs each scenario for about a second (tests).
     #[arg(long)]
     quick: bool,
+    /// Run only these scenarios: fanout (with latency), connections, store.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -104,7 +107,13 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         records.push(record);
     };
 
-    for &(rooms, members) in &sizes.shapes {
+    let wants = |scenario: &str| args.only.is_empty() || args.only.iter().any(|s| s == scenario);
+    let traffic_shapes = if wants("fanout") {
+        sizes.shapes.clone()
+    } else {
+        Vec::new()
+    };
+    for &(rooms, members) in &traffic_shapes {
         let shape = format!("{rooms}x{members}");
         let mut max_deliveries = HashMap::new();
         let mut populated: Vec<(Kind, Vec<Member>)> = Vec::new();
@@ -154,7 +163,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         }
     }
 
-    for server in &servers {
+    for server in servers.iter().filter(|_| wants("connections")) {
         let users = setup(server, "conn", 1, sizes.connection_users).await?;
         let people: Vec<Member> = (0..sizes.connections)
             .map(|n| users[n % users.len()].clone())
@@ -163,19 +172,22 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         emit(json!({"scenario": "connections", "target": server.kind.name(), "report": report}));
     }
 
-    let dir = tempfile::tempdir()?;
-    let sqlite =
-        palaver_store::SqliteStore::open(&dir.path().join("bench.db"), &Default::default()).await?;
-    let scenario = store::StoreScenario {
-        senders: sizes.store_senders,
-        rooms: 10.min(sizes.store_senders),
-        warmup: sizes.warmup,
-        measure: sizes.measure,
-        body_bytes: 100,
-        max_batch: 512,
-    };
-    let report = store::run(Arc::new(sqlite), "sqlite", &scenario).await?;
-    emit(json!({"scenario": "store", "target": "palaver", "report": report}));
+    if wants("store") {
+        let dir = tempfile::tempdir()?;
+        let sqlite =
+            palaver_store::SqliteStore::open(&dir.path().join("bench.db"), &Default::default())
+                .await?;
+        let scenario = store::StoreScenario {
+            senders: sizes.store_senders,
+            rooms: 10.min(sizes.store_senders),
+            warmup: sizes.warmup,
+            measure: sizes.measure,
+            body_bytes: 100,
+            max_batch: 512,
+        };
+        let report = store::run(Arc::new(sqlite), "sqlite", &scenario).await?;
+        emit(json!({"scenario": "store", "target": "palaver", "report": report}));
+    }
 
     if let Some(out_dir) = &args.out_dir {
         report::write(out_dir, &records)?;

@@ -32,17 +32,29 @@ pub struct SequencedFrame {
 }
 
 /// What the hub hands a connection.
+///
+/// Kept to 16 bytes: tokio allocates a connection's queue in blocks of 32
+/// slots, the first when the connection opens, so every idle connection pays
+/// 32 × `size_of::<Outbound>()`. Hence the `Arc` and the boxed rare variant.
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// A room message: delivered in seq order, deduplicated by the connection.
     Sequenced(Arc<SequencedFrame>),
-    /// Any other frame, already serialized.
-    Frame(Utf8Bytes),
-    /// The connection now follows `room`; live delivery starts after `last_seq`.
-    Joined { room: RoomId, last_seq: u64 },
+    /// Any other frame, already serialized and shared by its recipients.
+    Frame(Arc<Utf8Bytes>),
+    /// The connection now follows a room; live delivery starts after its `last_seq`.
+    Joined(Box<Joined>),
     /// The connection no longer follows `room`.
-    Left { room: RoomId },
+    Left(RoomId),
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub room: RoomId,
+    pub last_seq: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Outbound>() == 16);
 
 /// The hub's handle on one connection.
 #[derive(Debug)]
@@ -251,29 +263,31 @@ impl EventSink for Hub {
                 // see their own join and everything after it.
                 for conn in self.connections_of(*user_id) {
                     self.follow(&conn, *room_id);
-                    conn.offer(Outbound::Joined {
+                    conn.offer(Outbound::Joined(Box::new(Joined {
                         room: *room_id,
                         last_seq: *last_seq,
-                    });
+                    })));
                 }
                 let frame = ServerFrame::MemberJoined {
                     room: room_id.0,
                     user_id: user_id.0,
                 };
-                self.broadcast(*room_id, Outbound::Frame(frame.to_json().into()));
+                let frame = Arc::new(Utf8Bytes::from(frame.to_json()));
+                self.broadcast(*room_id, Outbound::Frame(frame));
             }
             DomainEvent::MemberLeft { room_id, user_id } => {
-                let frame: Utf8Bytes = ServerFrame::MemberLeft {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                }
-                .to_json()
-                .into();
+                let frame = Arc::new(Utf8Bytes::from(
+                    ServerFrame::MemberLeft {
+                        room: room_id.0,
+                        user_id: user_id.0,
+                    }
+                    .to_json(),
+                ));
                 // The leaver's connections stop at once but still hear that they left.
                 let leaver = self.connections_of(*user_id);
                 for conn in &leaver {
                     self.unfollow(conn, *room_id);
-                    conn.offer(Outbound::Left { room: *room_id });
+                    conn.offer(Outbound::Left(*room_id));
                     conn.offer(Outbound::Frame(frame.clone()));
                 }
                 self.broadcast(*room_id, Outbound::Frame(frame));
@@ -342,13 +356,16 @@ mod tests {
         });
         assert_eq!(hub.followers(RoomId(5)), 2);
         for rx in [&mut rx1, &mut rx2] {
-            assert!(matches!(
-                rx.try_recv(),
-                Ok(Outbound::Joined {
+            let Ok(Outbound::Joined(joined)) = rx.try_recv() else {
+                panic!("no Joined")
+            };
+            assert_eq!(
+                *joined,
+                Joined {
                     room: RoomId(5),
                     last_seq: 7
-                })
-            ));
+                }
+            );
         }
         hub.deliver(&DomainEvent::MemberLeft {
             room_id: RoomId(5),

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::authenticate::{authenticate, Refused};
 use super::frames::{close, error_frame, protocol_error, text};
 use crate::http::AppState;
-use crate::hub::{Connection, Outbound, SequencedFrame};
+use crate::hub::{Connection, Joined, Outbound, SequencedFrame};
 
 /// Sends awaiting their commit before the session stops reading new frames:
 /// backpressure for a client that sends faster than the store commits.
@@ -40,7 +40,9 @@ const CATCH_UP_PAGE: u32 = 200;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(mut socket: WebSocket, state: AppState, token: Option<String>) {
-    let auth = match authenticate(&mut socket, &state, token).await {
+    // Rare, one-off paths are boxed: an async state machine is as large as its
+    // largest state, and every idle connection would otherwise carry them inline.
+    let auth = match Box::pin(authenticate(&mut socket, &state, token)).await {
         Ok(auth) => auth,
         Err(Refused::Unauthorized(reason)) => {
             close(&mut socket, close_code::UNAUTHORIZED, reason).await;
@@ -63,14 +65,14 @@ pub async fn run(mut socket: WebSocket, state: AppState, token: Option<String>) 
         positions: HashMap::new(),
         in_flight: FuturesUnordered::new(),
     };
-    let ended = session.start(auth.resume).await;
+    let ended = Box::pin(session.start(auth.resume)).await;
     let ended = match ended {
         Ok(()) => session.serve().await,
         Err(end) => end,
     };
     session.state.hub.unregister(&session.conn);
     if let End::Close(code, reason) = ended {
-        close(&mut session.socket, code, reason).await;
+        Box::pin(close(&mut session.socket, code, reason)).await;
     }
 }
 
@@ -149,7 +151,7 @@ impl Session {
         loop {
             let step = tokio::select! {
                 biased;
-                _ = &mut shutdown => return self.drain_for_shutdown().await,
+                _ = &mut shutdown => return Box::pin(self.drain_for_shutdown()).await,
                 _ = &mut slow => return End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
                 Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.send(text(&reply)).await
@@ -239,7 +241,9 @@ impl Session {
                 );
                 Ok(())
             }
-            ClientFrame::Resume { rooms, reference } => self.resume(rooms, reference).await,
+            ClientFrame::Resume { rooms, reference } => {
+                Box::pin(self.resume(rooms, reference)).await
+            }
             ClientFrame::Ping { reference } => {
                 self.send(text(&ServerFrame::Pong { reference })).await
             }
@@ -300,18 +304,19 @@ impl Session {
     async fn deliver(&mut self, item: Outbound) -> Result<(), End> {
         match item {
             Outbound::Sequenced(frame) => self.deliver_sequenced(frame).await,
-            Outbound::Frame(json) => self.feed(Message::Text(json)).await,
-            Outbound::Joined { room, last_seq } => {
+            Outbound::Frame(json) => self.feed(Message::Text((*json).clone())).await,
+            Outbound::Joined(joined) => {
+                let Joined { room, last_seq } = *joined;
                 if let std::collections::hash_map::Entry::Vacant(entry) = self.positions.entry(room)
                 {
                     entry.insert(last_seq);
                     // Messages committed between the join and our following the
                     // room reached the hub before us: read them from the store.
-                    self.catch_up(room, None).await?;
+                    Box::pin(self.catch_up(room, None)).await?;
                 }
                 Ok(())
             }
-            Outbound::Left { room } => {
+            Outbound::Left(room) => {
                 self.positions.remove(&room);
                 Ok(())
             }
@@ -328,7 +333,7 @@ impl Session {
             return Ok(());
         }
         if frame.seq > delivered + 1 {
-            self.catch_up(frame.room, Some(frame.seq - 1)).await?;
+            Box::pin(self.catch_up(frame.room, Some(frame.seq - 1))).await?;
         }
         if self.positions.get(&frame.room) == Some(&(frame.seq - 1)) {
             self.positions.insert(frame.room, frame.seq);
