@@ -219,6 +219,17 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// The status `GET /readyz` answers with.
+    pub async fn readiness(&self) -> u16 {
+        let response = self
+            .client
+            .request(reqwest::Method::GET, "/readyz")
+            .send()
+            .await
+            .expect("readyz answers");
+        response.status().as_u16()
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
     }

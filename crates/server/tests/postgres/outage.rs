@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use palaver_client::types::HistoryQuery;
 use palaver_server::config::Secret;
-use reqwest::Method;
 
 use crate::helpers::*;
 use crate::proxy::Proxy;
@@ -64,13 +63,7 @@ async fn while_the_database_is_down_requests_fail_with_503_and_nothing_is_acked_
         next_error(&mut ws).await,
         ("store_unavailable".into(), Some("d-ws".into()))
     );
-    let ready = app
-        .client
-        .request(Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(app.readiness().await, 503);
 
     proxy.restore();
     // Recovery needs no restart: the pool reconnects on the next request.
@@ -92,13 +85,7 @@ async fn while_the_database_is_down_requests_fail_with_503_and_nothing_is_acked_
         .await
         .unwrap();
     assert_eq!(next_ack(&mut ws).await, (Some("a-ws".into()), 3));
-    let ready = app
-        .client
-        .request(Method::GET, "/readyz")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(app.readiness().await, 200);
 
     // Exactly the acknowledged messages are stored.
     let page = alice
