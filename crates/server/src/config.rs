@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Milliseconds a new WebSocket has to authenticate [default: 10000].
     #[arg(long, env = "PALAVER_WS_AUTH_TIMEOUT_MS")]
     pub ws_auth_timeout_ms: Option<u64>,
+    /// Milliseconds a connection already cut off as a slow consumer may stay stuck
+    /// writing (its client not reading at all) before it is dropped [default: 10000].
+    #[arg(long, env = "PALAVER_WS_STUCK_WRITE_GRACE_MS")]
+    pub ws_stuck_write_grace_ms: Option<u64>,
     /// argon2id memory cost in KiB [default: 19456].
     #[arg(long, env = "PALAVER_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -132,6 +136,7 @@ struct FileSettings {
     max_frame_bytes: Option<usize>,
     ws_queue_capacity: Option<usize>,
     ws_auth_timeout_ms: Option<u64>,
+    ws_stuck_write_grace_ms: Option<u64>,
     argon2_memory_kib: Option<u32>,
     argon2_iterations: Option<u32>,
     log_format: Option<LogFormat>,
@@ -174,6 +179,7 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     pub ws_queue_capacity: usize,
     pub ws_auth_timeout_ms: u64,
+    pub ws_stuck_write_grace_ms: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub log_format: LogFormat,
@@ -248,6 +254,10 @@ impl Settings {
             ws_auth_timeout_ms: args
                 .ws_auth_timeout_ms
                 .or(file.ws_auth_timeout_ms)
+                .unwrap_or(10_000),
+            ws_stuck_write_grace_ms: args
+                .ws_stuck_write_grace_ms
+                .or(file.ws_stuck_write_grace_ms)
                 .unwrap_or(10_000),
             argon2_memory_kib: args
                 .argon2_memory_kib

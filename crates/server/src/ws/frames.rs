@@ -40,7 +40,13 @@ pub async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         code,
         reason: Utf8Bytes::from(reason),
     };
-    if socket.send(Message::Close(Some(frame))).await.is_err() {
+    // Bounded: a client that reads nothing has a full buffer, and the close
+    // frame would wait behind it forever.
+    let sent = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(Message::Close(Some(frame))),
+    );
+    if !matches!(sent.await, Ok(Ok(()))) {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {

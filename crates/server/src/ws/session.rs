@@ -157,7 +157,7 @@ impl Session {
                     self.send(text(&reply)).await
                 }
                 item = self.queue.recv() => match item {
-                    Some(item) => self.deliver_batch(item).await,
+                    Some(item) => self.deliver_batch_or_drop_if_stuck(item).await,
                     None => return End::Gone,
                 },
                 incoming = self.socket.recv(), if self.in_flight.len() < MAX_IN_FLIGHT_SENDS => {
@@ -286,6 +286,26 @@ impl Session {
             self.socket.flush().await.map_err(|_| End::Gone)?;
         }
         Ok(())
+    }
+
+    /// `deliver_batch`, unless the connection was cut off as a slow consumer and
+    /// the write stays stuck past the grace period: a client that reads nothing
+    /// would otherwise hold the session (and its socket) forever. A client that is
+    /// merely slow finishes the write and then gets its 1013 close frame.
+    async fn deliver_batch_or_drop_if_stuck(&mut self, first: Outbound) -> Result<(), End> {
+        let slow = self.conn.slow.clone();
+        let grace = Duration::from_millis(self.state.settings.ws_stuck_write_grace_ms);
+        tokio::select! {
+            biased;
+            delivered = self.deliver_batch(first) => delivered,
+            _ = async {
+                slow.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::info!(conn = self.conn.id, "slow consumer stuck past the grace period; dropped");
+                Err(End::Gone)
+            }
+        }
     }
 
     /// Writes the first queued item and up to `MAX_FRAMES_PER_FLUSH` more that

@@ -326,3 +326,75 @@ async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
         .unwrap();
     assert_eq!(page.messages[0].seq, 3000);
 }
+
+#[tokio::test]
+async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_grace_period() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = spawn_app_with(|s| {
+        s.ws_queue_capacity = 64;
+        s.ws_stuck_write_grace_ms = 200;
+    })
+    .await;
+    let alice = app.signup("alice").await;
+    let room = alice.client.create_room("firehose", None).await.unwrap();
+
+    // A client with a tiny, fixed receive buffer that never reads: the server's
+    // writes to it get stuck once a few megabytes are in flight.
+    let addr: std::net::SocketAddr = app.base_url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = format!("ws://{addr}/api/v1/ws")
+        .into_client_request()
+        .unwrap();
+    let bearer = format!("Bearer {}", alice.access_token);
+    request
+        .headers_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let (mut stuck, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    stuck.next().await.expect("ready").unwrap();
+
+    let body = "z".repeat(4000);
+    let mut posting = Vec::new();
+    for worker in 0..20 {
+        let client = alice.client.clone();
+        let body = body.clone();
+        posting.push(tokio::spawn(async move {
+            for n in 0..100 {
+                client
+                    .post_message(room.id, &body, Some(&format!("{worker}-{n}")))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in posting {
+        task.await.unwrap();
+    }
+    // Nothing the client can observe without reading marks the server's grace
+    // period; posting took far longer than it, and this adds a margin.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+
+    // Dropped, not waited for: the client finds buffered frames, then the end of
+    // the stream with no close frame. (A server still holding the connection
+    // would finish its write once the client reads, then send 1013.)
+    let ending = tokio::time::timeout(WAIT, async {
+        loop {
+            match stuck.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code)).unwrap_or(1005)
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return 1006,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(ending, 1006);
+    assert_eq!(app.readiness().await, 200);
+}
