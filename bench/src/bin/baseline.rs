@@ -71,7 +71,7 @@ async fn upgrade(
 ) -> Response {
     // The same read buffer as Palaver (see its ws.rs): the ratio should measure
     // what Palaver adds, not a library default (snapview/tungstenite-rs#547).
-    ws.read_buffer_size(4096)
+    ws.read_buffer_size(1024)
         .on_upgrade(move |socket| session(socket, rooms, params))
 }
 

@@ -20,8 +20,9 @@ pub struct WsParams {
 /// tungstenite zero-fills its read buffer up to this size before *every* read
 /// (snapview/tungstenite-rs#547): with the 128 KiB default that is a 128 KiB
 /// memset per socket poll and 128 KiB of RSS per idle connection. Chat frames
-/// are small; a larger frame grows the buffer on demand, up to the frame limit.
-const READ_BUFFER_BYTES: usize = 4096;
+/// are small; a larger frame grows the buffer on demand (tungstenite reserves
+/// the frame's length once its header is read), up to the frame limit.
+const READ_BUFFER_BYTES: usize = 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,

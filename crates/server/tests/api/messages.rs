@@ -286,3 +286,24 @@ async fn fifty_concurrent_senders_get_gapless_seqs_and_every_connection_sees_one
         "every connection sees the same order"
     );
 }
+
+#[tokio::test]
+async fn a_frame_larger_than_the_servers_read_buffer_arrives_whole() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let room = app.room_with(&alice, &[&bob]).await;
+    let mut alice_ws = alice.connect().await;
+    let mut bob_ws = bob.connect().await;
+
+    // The read buffer is 1 KiB; a maximal 4 KiB body must still be read whole.
+    let body: String = (0..4096)
+        .map(|n| char::from(b'a' + (n % 26) as u8))
+        .collect();
+    alice_ws
+        .send(&send_frame(room.id, &body, Some("big")))
+        .await
+        .unwrap();
+    assert_eq!(next_ack(&mut alice_ws).await, (Some("big".into()), 1));
+    assert_eq!(next_message(&mut bob_ws).await.body, body);
+}
