@@ -293,23 +293,7 @@ async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
 
     // Far more than the socket buffers plus a 4-frame queue can hold, while
     // the lazy connection reads nothing.
-    let body = "z".repeat(4000);
-    let mut posting = Vec::new();
-    for worker in 0..20 {
-        let client = alice.client.clone();
-        let body = body.clone();
-        posting.push(tokio::spawn(async move {
-            for n in 0..150 {
-                client
-                    .post_message(room.id, &body, Some(&format!("{worker}-{n}")))
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for task in posting {
-        task.await.unwrap();
-    }
+    flood(&alice.client, room.id, 20, 150).await;
     let (code, reason) = expect_close(&mut lazy).await;
     assert_eq!((code, reason.as_str()), (1013, "slow consumer"));
     // Everything acknowledged is stored regardless.
@@ -358,23 +342,7 @@ async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_grace_pe
         .unwrap();
     stuck.next().await.expect("ready").unwrap();
 
-    let body = "z".repeat(4000);
-    let mut posting = Vec::new();
-    for worker in 0..20 {
-        let client = alice.client.clone();
-        let body = body.clone();
-        posting.push(tokio::spawn(async move {
-            for n in 0..100 {
-                client
-                    .post_message(room.id, &body, Some(&format!("{worker}-{n}")))
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for task in posting {
-        task.await.unwrap();
-    }
+    flood(&alice.client, room.id, 20, 100).await;
     // Nothing the client can observe without reading marks the server's grace
     // period; posting took far longer than it, and this adds a margin.
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
@@ -397,4 +365,27 @@ async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_grace_pe
     .expect("the stream ends");
     assert_eq!(ending, 1006);
     assert_eq!(app.readiness().await, 200);
+}
+
+/// `workers` concurrent REST posters each post `per_worker` 4000-byte messages
+/// to `room`; returns once all are stored.
+async fn flood(client: &palaver_client::Client, room: i64, workers: usize, per_worker: usize) {
+    let body = "z".repeat(4000);
+    let mut posting = Vec::new();
+    for worker in 0..workers {
+        let client = client.clone();
+        let body = body.clone();
+        posting.push(tokio::spawn(async move {
+            for n in 0..per_worker {
+                let client_id = format!("{worker}-{n}");
+                client
+                    .post_message(room, &body, Some(&client_id))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in posting {
+        task.await.unwrap();
+    }
 }
