@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::bus::{Bus, DomainEvent};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
-use crate::model::{Member, Role, Room, RoomSummary};
+use crate::model::{Member, Role, Room, RoomSummary, User};
 use crate::passwords::Passwords;
 use crate::store::{NewRoom, Store, StoreError};
 use crate::time::Timestamp;
@@ -103,6 +103,15 @@ impl Rooms {
     /// Each of the user's rooms with its newest seq.
     pub async fn positions(&self, user: UserId) -> Result<Vec<(RoomId, u64)>> {
         Ok(self.store.room_positions(user).await?)
+    }
+
+    /// The user and each of their rooms with its newest seq, in one read;
+    /// `NotFound` when the user does not exist.
+    pub async fn user_with_positions(&self, user: UserId) -> Result<(User, Vec<(RoomId, u64)>)> {
+        self.store
+            .user_with_positions(user)
+            .await?
+            .ok_or(Error::NotFound("user"))
     }
 
     pub async fn members(&self, user: UserId, room: RoomId) -> Result<Vec<Member>> {

@@ -131,6 +131,12 @@ pub trait Store: Send + Sync + 'static {
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     /// The user's rooms with their newest seq: the cheap form of `rooms_of_user`.
     async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>>;
+    /// The user and their room positions in one read (a connection starting up);
+    /// `None` when the user does not exist.
+    async fn user_with_positions(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>>;
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
 
     /// Appends a batch in one transaction; outcomes are in input order.

@@ -426,6 +426,41 @@ macro_rules! sql_store {
                     .collect())
             }
 
+            async fn user_with_positions(
+                &self,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<
+                Option<(palaver_domain::model::User, Vec<(palaver_domain::RoomId, u64)>)>,
+            > {
+                use sqlx::Row;
+                use crate::errors::map_err;
+                let sql = format!(
+                    "SELECT {}, r.id AS room_id, r.last_seq AS room_last_seq
+                     FROM users u
+                     LEFT JOIN members mb ON mb.user_id = u.id
+                     LEFT JOIN rooms r ON r.id = mb.room_id
+                     WHERE u.id = $1",
+                    crate::sql::USER_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(user.0)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
+                let Some(first) = rows.first() else {
+                    return Ok(None);
+                };
+                let mut positions = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let room: Option<i64> = row.try_get("room_id").map_err(map_err)?;
+                    let last_seq: Option<i64> = row.try_get("room_last_seq").map_err(map_err)?;
+                    if let (Some(room), Some(last_seq)) = (room, last_seq) {
+                        positions.push((palaver_domain::RoomId(room), last_seq as u64));
+                    }
+                }
+                Ok(Some((decode::user(first)?, positions)))
+            }
+
             async fn members(
                 &self,
                 room: palaver_domain::RoomId,

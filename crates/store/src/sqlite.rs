@@ -101,7 +101,7 @@ impl ManagedStore for SqliteStore {
 mod tests {
     use palaver_domain::store::{AppendOutcome, NewMessage, NewRoom, NewUser};
     use palaver_domain::time::Timestamp;
-    use palaver_domain::RoomId;
+    use palaver_domain::{RoomId, UserId};
 
     use super::*;
 
@@ -201,6 +201,53 @@ mod tests {
             .unwrap();
         assert!(matches!(&again[0], AppendOutcome::Duplicate(m) if m.seq == 1));
         assert!(matches!(&again[1], AppendOutcome::Stored(m) if m.seq == 3));
+    }
+
+    #[tokio::test]
+    async fn user_with_positions_reads_the_user_and_every_room_in_one_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+            .await
+            .unwrap();
+        let new_user = |name: &str| NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: "x".into(),
+            created_at: Timestamp(0),
+        };
+        let alice = store.insert_user(new_user("alice")).await.unwrap();
+        let loner = store.insert_user(new_user("loner")).await.unwrap();
+        let mut rooms = Vec::new();
+        for code in ["AAAAAAAA", "BBBBBBBB"] {
+            let room = NewRoom {
+                name: "r".into(),
+                code: code.into(),
+                password_hash: None,
+                owner_id: alice.id,
+                created_at: Timestamp(0),
+            };
+            rooms.push(store.insert_room(room).await.unwrap().id);
+        }
+        let message = NewMessage {
+            room_id: rooms[1],
+            sender_id: alice.id,
+            body: "b".into(),
+            client_id: None,
+            created_at: Timestamp(0),
+        };
+        store.append_messages(&[message]).await.unwrap();
+
+        let (user, mut positions) = store.user_with_positions(alice.id).await.unwrap().unwrap();
+        positions.sort();
+        assert_eq!(user, alice);
+        assert_eq!(positions, [(rooms[0], 0), (rooms[1], 1)]);
+        let (user, positions) = store.user_with_positions(loner.id).await.unwrap().unwrap();
+        assert_eq!((user, positions), (loner, Vec::new()));
+        assert!(store
+            .user_with_positions(UserId(999))
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]

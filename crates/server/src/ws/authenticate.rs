@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use palaver_domain::model::User;
+use palaver_domain::UserId;
 use palaver_protocol::ws::ClientFrame;
 
 use crate::http::AppState;
 
 pub struct Authenticated {
-    pub user: User,
+    pub user_id: UserId,
     /// Positions sent with the `auth` frame, applied before live delivery.
     pub resume: Option<BTreeMap<String, u64>>,
 }
@@ -37,13 +37,7 @@ pub async fn authenticate(
         .accounts
         .authenticate(&token)
         .map_err(|_| Refused::Unauthorized("invalid or expired access token"))?;
-    let user = state
-        .services
-        .accounts
-        .user(user_id)
-        .await
-        .map_err(|_| Refused::Unauthorized("unknown user"))?;
-    Ok(Authenticated { user, resume })
+    Ok(Authenticated { user_id, resume })
 }
 
 /// Accepts `{"type":"auth","token":…,"resume"?:…}` or a bare token string.

@@ -55,17 +55,30 @@ pub async fn run(mut socket: WebSocket, state: AppState, token: Option<String>) 
             return;
         }
     };
-    let (conn, queue) = state.hub.register(auth.user.id);
+    // Registered before the first read, so a room joined meanwhile is announced.
+    let (conn, queue) = state.hub.register(auth.user_id);
+    let (user, rooms_before) = match state.services.rooms.user_with_positions(auth.user_id).await {
+        Ok(found) => found,
+        Err(err) => {
+            state.hub.unregister(&conn);
+            let (code, reason) = match err {
+                Error::NotFound(_) => (close_code::UNAUTHORIZED, "unknown user"),
+                _ => (close_code::GOING_AWAY, "store unavailable"),
+            };
+            Box::pin(close(&mut socket, code, reason)).await;
+            return;
+        }
+    };
     let mut session = Session {
         socket,
         state,
-        user: auth.user,
+        user,
         conn,
         queue,
         positions: HashMap::new(),
         in_flight: FuturesUnordered::new(),
     };
-    let ended = Box::pin(session.start(auth.resume)).await;
+    let ended = Box::pin(session.start(rooms_before, auth.resume)).await;
     let ended = match ended {
         Ok(()) => session.serve().await,
         Err(end) => end,
@@ -99,15 +112,15 @@ struct Session {
 
 impl Session {
     /// Follows the user's rooms, sends `ready`, applies an initial resume.
-    async fn start(&mut self, resume: Option<BTreeMap<String, u64>>) -> Result<(), End> {
+    async fn start(
+        &mut self,
+        before: Vec<(RoomId, u64)>,
+        resume: Option<BTreeMap<String, u64>>,
+    ) -> Result<(), End> {
         let rooms = &self.state.services.rooms;
         // Follow first, then read positions: any message committed after the
         // read has a higher seq and is published after we follow, so it reaches
         // us live; anything at or below the position is history.
-        let before = rooms
-            .positions(self.user.id)
-            .await
-            .map_err(|_| End::Close(close_code::GOING_AWAY, "store unavailable"))?;
         for (room, _) in &before {
             self.state.hub.follow(&self.conn, *room);
         }
