@@ -35,7 +35,7 @@ pub async fn setup(
     let ws_url = format!("{}/api/v1/ws", server.base_url.replacen("http", "ws", 1));
     match server.kind {
         Kind::Baseline => {
-            let offset = rand_room_offset(tag);
+            let offset = room_offset_for(tag);
             Ok((0..rooms * members)
                 .map(|n| {
                     let room = offset + (n / members) as i64;
@@ -90,7 +90,7 @@ pub async fn setup(
     }
 }
 
-fn rand_room_offset(tag: &str) -> i64 {
+fn room_offset_for(tag: &str) -> i64 {
     // Distinct room ids per scenario on a long-lived baseline server.
     tag.bytes()
         .fold(0i64, |h, b| h.wrapping_mul(31).wrapping_add(b as i64))

@@ -59,14 +59,14 @@ mod tests {
                 })
             })
             .collect();
-        futures_lite_block_on(bus.publish(events.clone())).unwrap();
+        poll_once(bus.publish(events.clone())).unwrap();
         let seen = recorder.0.lock().unwrap().clone();
         let expected: Vec<_> = events.iter().map(|e| (**e).clone()).collect();
         assert_eq!(seen, expected);
     }
 
     /// The publish future never suspends, so polling it once completes it.
-    fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    fn poll_once<F: std::future::Future>(fut: F) -> F::Output {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         let mut fut = std::pin::pin!(fut);

@@ -3,7 +3,7 @@
 
 mod auth;
 pub mod error;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod messages;
 pub mod openapi;

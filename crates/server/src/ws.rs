@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
+use crate::http::extract::bearer_token;
 use crate::http::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -32,22 +33,13 @@ pub async fn upgrade(
 ) -> Response {
     // A token in the header or query is checked after the upgrade, so every
     // client (browsers included) learns of a bad token the same way: close 4001.
-    let token = header_token(&headers).or(params.access_token);
+    let token = bearer_token(&headers)
+        .map(str::to_owned)
+        .or(params.access_token);
     let max_frame = state.settings.max_frame_bytes;
     let sessions = state.sessions.clone();
     ws.max_message_size(max_frame)
         .max_frame_size(max_frame)
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, token)))
-}
-
-fn header_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
 }

@@ -105,6 +105,35 @@ mod tests {
 
     use super::*;
 
+    async fn scratch_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    async fn user(store: &SqliteStore, name: &str) -> palaver_domain::model::User {
+        let new = NewUser {
+            username: name.into(),
+            display_name: name.into(),
+            password_hash: "x".into(),
+            created_at: Timestamp(0),
+        };
+        store.insert_user(new).await.unwrap()
+    }
+
+    async fn room(store: &SqliteStore, owner: UserId, code: &str) -> RoomId {
+        let new = NewRoom {
+            name: "r".into(),
+            code: code.into(),
+            password_hash: None,
+            owner_id: owner,
+            created_at: Timestamp(0),
+        };
+        store.insert_room(new).await.unwrap().id
+    }
+
     #[tokio::test]
     async fn a_database_migrated_by_a_newer_palaver_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -129,32 +158,15 @@ mod tests {
 
     #[tokio::test]
     async fn one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_members() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
-            .await
-            .unwrap();
-        let mut users = Vec::new();
-        for name in ["alice", "mallory"] {
-            let user = NewUser {
-                username: name.into(),
-                display_name: name.into(),
-                password_hash: "x".into(),
-                created_at: Timestamp(0),
-            };
-            users.push(store.insert_user(user).await.unwrap().id);
-        }
-        let (alice, mallory) = (users[0], users[1]);
-        let mut rooms = Vec::new();
-        for code in ["AAAAAAAA", "BBBBBBBB"] {
-            let room = NewRoom {
-                name: "r".into(),
-                code: code.into(),
-                password_hash: None,
-                owner_id: alice,
-                created_at: Timestamp(0),
-            };
-            rooms.push(store.insert_room(room).await.unwrap().id);
-        }
+        let (_dir, store) = scratch_store().await;
+        let (alice, mallory) = (
+            user(&store, "alice").await.id,
+            user(&store, "mallory").await.id,
+        );
+        let rooms = [
+            room(&store, alice, "AAAAAAAA").await,
+            room(&store, alice, "BBBBBBBB").await,
+        ];
         let message = |room, sender, key: Option<&str>| NewMessage {
             room_id: room,
             sender_id: sender,
@@ -205,29 +217,12 @@ mod tests {
 
     #[tokio::test]
     async fn user_with_positions_reads_the_user_and_every_room_in_one_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
-            .await
-            .unwrap();
-        let new_user = |name: &str| NewUser {
-            username: name.into(),
-            display_name: name.into(),
-            password_hash: "x".into(),
-            created_at: Timestamp(0),
-        };
-        let alice = store.insert_user(new_user("alice")).await.unwrap();
-        let loner = store.insert_user(new_user("loner")).await.unwrap();
-        let mut rooms = Vec::new();
-        for code in ["AAAAAAAA", "BBBBBBBB"] {
-            let room = NewRoom {
-                name: "r".into(),
-                code: code.into(),
-                password_hash: None,
-                owner_id: alice.id,
-                created_at: Timestamp(0),
-            };
-            rooms.push(store.insert_room(room).await.unwrap().id);
-        }
+        let (_dir, store) = scratch_store().await;
+        let (alice, loner) = (user(&store, "alice").await, user(&store, "loner").await);
+        let rooms = [
+            room(&store, alice.id, "AAAAAAAA").await,
+            room(&store, alice.id, "BBBBBBBB").await,
+        ];
         let message = NewMessage {
             room_id: rooms[1],
             sender_id: alice.id,
@@ -261,32 +256,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_stores_nothing_and_allocates_no_seq() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
-            .await
-            .unwrap();
-        let user = store
-            .insert_user(NewUser {
-                username: "alice".into(),
-                display_name: "alice".into(),
-                password_hash: "x".into(),
-                created_at: Timestamp(0),
-            })
-            .await
-            .unwrap();
-        let room = store
-            .insert_room(NewRoom {
-                name: "r".into(),
-                code: "ABCDEFGH".into(),
-                password_hash: None,
-                owner_id: user.id,
-                created_at: Timestamp(0),
-            })
-            .await
-            .unwrap();
+        let (_dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await;
+        let room = room(&store, alice.id, "ABCDEFGH").await;
         let message = |body: &str| NewMessage {
-            room_id: room.id,
-            sender_id: user.id,
+            room_id: room,
+            sender_id: alice.id,
             body: body.into(),
             client_id: None,
             created_at: Timestamp(0),
@@ -296,8 +271,8 @@ mod tests {
         sqlx::query(
             "INSERT INTO messages (room_id, seq, sender_id, body, created_at) VALUES ($1, 2, $2, 'planted', 0)",
         )
-        .bind(room.id.0)
-        .bind(user.id.0)
+        .bind(room.0)
+        .bind(alice.id.0)
         .execute(&store.writer)
         .await
         .unwrap();
@@ -306,14 +281,14 @@ mod tests {
             .await
             .expect_err("the second insert collides");
 
-        let stored = store.messages_after(room.id, 0, 10).await.unwrap();
+        let stored = store.messages_after(room, 0, 10).await.unwrap();
         let bodies: Vec<_> = stored.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(
             bodies,
             ["planted"],
             "the first message of the failed batch was rolled back"
         );
-        let positions = store.room_positions(user.id).await.unwrap();
-        assert_eq!(positions, [(room.id, 0)], "no seq was consumed");
+        let positions = store.room_positions(alice.id).await.unwrap();
+        assert_eq!(positions, [(room, 0)], "no seq was consumed");
     }
 }

@@ -97,8 +97,6 @@ enum End {
     Gone,
 }
 
-type SendResult = ServerFrame;
-
 struct Session {
     socket: WebSocket,
     state: AppState,
@@ -107,7 +105,7 @@ struct Session {
     queue: mpsc::Receiver<Outbound>,
     /// Room → the last seq delivered (or known to the client) on this connection.
     positions: HashMap<RoomId, u64>,
-    in_flight: FuturesUnordered<BoxFuture<'static, SendResult>>,
+    in_flight: FuturesUnordered<BoxFuture<'static, ServerFrame>>,
 }
 
 impl Session {
