@@ -1,5 +1,8 @@
-//! Implementations of the domain's `Bus` port.
+//! Implementations of the domain's `Bus` port: in-process for a single node,
+//! Kafka for a cluster.
 
+mod kafka;
 mod local;
 
+pub use kafka::{BusState, KafkaBus, KafkaConfig};
 pub use local::LocalBus;

@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use palaver_domain::bus::{Bus, BusError, DomainEvent, EventSink};
+use palaver_domain::bus::{delivered, Bus, Delivery, DomainEvent, EventSink};
 
 pub struct LocalBus {
     sink: Arc<dyn EventSink>,
@@ -20,13 +19,12 @@ impl LocalBus {
     }
 }
 
-#[async_trait]
 impl Bus for LocalBus {
-    async fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Result<(), BusError> {
+    fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Delivery {
         for event in &events {
             self.sink.deliver(event);
         }
-        Ok(())
+        delivered()
     }
 }
 

@@ -2,14 +2,18 @@
 //!
 //! The domain publishes only after the store has committed, so a subscriber never
 //! sees an event the store could later deny. Events of one room are published in
-//! `seq` order; a bus implementation must keep that order per room.
+//! `seq` order; a bus implementation must keep that order per room on this node.
+//! Across nodes a bus may reorder, repeat or (if the broker loses data) drop
+//! events: receivers deduplicate messages by seq and fill gaps from the store,
+//! and check membership events against the store ([`still_true`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-
-use async_trait::async_trait;
 
 use crate::ids::{RoomId, UserId};
 use crate::model::Message;
+use crate::store::{Store, StoreResult};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
@@ -42,10 +46,59 @@ impl DomainEvent {
 #[error("bus unavailable: {0}")]
 pub struct BusError(pub String);
 
+/// Resolves once a bus holds the published events durably (for Kafka: the
+/// broker acknowledged them), or failed to.
+pub type Delivery = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send>>;
+
+/// A delivery that already happened.
+pub fn delivered() -> Delivery {
+    Box::pin(std::future::ready(Ok(())))
+}
+
 /// Publishes committed events to every node (this one included).
-#[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    async fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Result<(), BusError>;
+    /// Delivers `events` to this node's connections before returning, and hands
+    /// them to the other nodes; the returned future reports when they hold them.
+    fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Delivery;
+
+    /// Sends events recovered from the outbox to the other nodes, as if
+    /// `OutboxEntry::origin` had published them (it delivered them locally then).
+    fn republish(&self, entries: &[OutboxEntry]) -> Delivery {
+        let _ = entries;
+        delivered()
+    }
+
+    /// False while the bus cannot reach the other nodes (for `/readyz`, and so the
+    /// outbox relay does not claim events it cannot send).
+    fn is_healthy(&self) -> bool {
+        true
+    }
+}
+
+/// A committed event waiting in the transactional outbox until a bus holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub room_id: RoomId,
+    /// The node whose transaction wrote it.
+    pub origin: String,
+    /// The event in its versioned JSON form (`crate::events`).
+    pub payload: String,
+}
+
+/// Whether a membership event received from another node still matches the
+/// store. Such events can arrive late, twice or out of order; applying a stale
+/// "joined" would let a removed user hear the room, so the store decides.
+pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<bool> {
+    Ok(match event {
+        DomainEvent::MessagePosted(_) => true,
+        DomainEvent::MemberJoined {
+            room_id, user_id, ..
+        } => store.member_role(*room_id, *user_id).await?.is_some(),
+        DomainEvent::MemberLeft { room_id, user_id } => {
+            store.member_role(*room_id, *user_id).await?.is_none()
+        }
+    })
 }
 
 /// Where a bus delivers events on this node: the local connection hub.

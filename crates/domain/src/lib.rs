@@ -8,9 +8,11 @@
 pub mod accounts;
 pub mod bus;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod messages;
 pub mod model;
+pub mod outbox;
 pub mod passwords;
 pub mod rooms;
 pub mod services;

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::bus::{Bus, DomainEvent};
+use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Role, Room, RoomSummary, User};
+use crate::outbox::Publisher;
 use crate::passwords::Passwords;
 use crate::store::{NewRoom, Store, StoreError};
 use crate::time::Timestamp;
@@ -16,7 +17,7 @@ use crate::values::{JoinCode, RoomName};
 
 pub struct Rooms {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    publisher: Publisher,
     passwords: Passwords,
 }
 
@@ -25,10 +26,10 @@ pub struct Rooms {
 const CODE_ATTEMPTS: usize = 5;
 
 impl Rooms {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, passwords: Passwords) -> Self {
+    pub fn new(store: Arc<dyn Store>, publisher: Publisher, passwords: Passwords) -> Self {
         Self {
             store,
-            bus,
+            publisher,
             passwords,
         }
     }
@@ -78,12 +79,14 @@ impl Rooms {
             .add_member(room.id, user, Role::Member, Timestamp::now())
             .await?;
         if membership.newly_joined {
-            self.publish(DomainEvent::MemberJoined {
-                room_id: room.id,
-                user_id: user,
-                last_seq: membership.last_seq,
-            })
-            .await;
+            self.publisher.publish(
+                vec![Arc::new(DomainEvent::MemberJoined {
+                    room_id: room.id,
+                    user_id: user,
+                    last_seq: membership.last_seq,
+                })],
+                membership.outbox,
+            );
         }
         Ok(room)
     }
@@ -120,14 +123,16 @@ impl Rooms {
     }
 
     pub async fn leave(&self, user: UserId, room: RoomId) -> Result<()> {
-        if !self.store.remove_member(room, user).await? {
+        let Some(outbox) = self.store.remove_member(room, user).await? else {
             return Err(Error::NotFound("room"));
-        }
-        self.publish(DomainEvent::MemberLeft {
-            room_id: room,
-            user_id: user,
-        })
-        .await;
+        };
+        self.publisher.publish(
+            vec![Arc::new(DomainEvent::MemberLeft {
+                room_id: room,
+                user_id: user,
+            })],
+            outbox,
+        );
         Ok(())
     }
 
@@ -137,14 +142,6 @@ impl Rooms {
             .member_role(room, user)
             .await?
             .ok_or(Error::NotFound("room"))
-    }
-
-    async fn publish(&self, event: DomainEvent) {
-        // The store already committed the change; a bus failure delays live
-        // delivery but loses nothing (clients re-read rooms on reconnect).
-        if let Err(err) = self.bus.publish(vec![Arc::new(event)]).await {
-            tracing::warn!(%err, "membership event not published");
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use crate::accounts::Accounts;
 use crate::bus::Bus;
 use crate::error::Result;
 use crate::messages::{MessageWriter, Messages, WriterConfig};
+use crate::outbox::Publisher;
 use crate::passwords::{HashCost, Passwords};
 use crate::rooms::Rooms;
 use crate::store::Store;
@@ -50,7 +51,8 @@ impl Services {
     ) -> Result<(Self, JoinHandle<()>)> {
         let passwords = Passwords::new(hash_cost)?;
         let access = AccessTokens::new(jwt_secret, limits.access_token_ttl_secs);
-        let (writer, writer_task) = MessageWriter::spawn(store.clone(), bus.clone(), writer);
+        let publisher = Publisher::new(bus, store.clone());
+        let (writer, writer_task) = MessageWriter::spawn(store.clone(), publisher.clone(), writer);
         let services = Self {
             accounts: Accounts::new(
                 store.clone(),
@@ -58,7 +60,7 @@ impl Services {
                 access,
                 limits.refresh_token_ttl_secs,
             ),
-            rooms: Rooms::new(store.clone(), bus, passwords),
+            rooms: Rooms::new(store.clone(), publisher, passwords),
             messages: Messages::new(store.clone(), writer, limits.max_body_bytes),
             store,
         };

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 
+use crate::bus::OutboxEntry;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
 use crate::time::Timestamp;
@@ -81,13 +82,26 @@ pub enum AppendOutcome {
 }
 
 /// The result of adding a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     /// False when the user already was a member (joining is idempotent).
     pub newly_joined: bool,
     /// The room's newest seq at the moment of joining.
     pub last_seq: u64,
+    pub outbox: OutboxIds,
 }
+
+/// The outcomes of a batch append, in input order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub outcomes: Vec<AppendOutcome>,
+    pub outbox: OutboxIds,
+}
+
+/// Ids of the outbox rows a transaction wrote beside its change, one per event;
+/// empty when the store runs without an outbox (a single node on the local bus).
+/// Whoever gets them publishes the events and then deletes the rows.
+pub type OutboxIds = Vec<i64>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -126,8 +140,8 @@ pub trait Store: Send + Sync + 'static {
         role: Role,
         now: Timestamp,
     ) -> StoreResult<Membership>;
-    /// False when the user was not a member.
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    /// `None` when the user was not a member.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Option<OutboxIds>>;
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     /// The user's rooms with their newest seq: the cheap form of `rooms_of_user`.
     async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>>;
@@ -141,7 +155,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends a batch in one transaction; outcomes are in input order.
     /// Seqs are allocated per room with no gap; if the transaction fails nothing is stored.
-    async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Vec<AppendOutcome>>;
+    async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Appended>;
     /// Up to `limit` messages with `seq < before` (or the newest), ascending.
     async fn messages_before(
         &self,
@@ -156,4 +170,18 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+
+    /// Leases up to `limit` outbox rows written before `written_before` whose
+    /// lease (if any) has run out, until `lease_until`, oldest first. Rows are
+    /// leased rather than locked, so no transaction stays open while the bus
+    /// sends them, and a relay that dies only delays them by one lease.
+    async fn claim_outbox(
+        &self,
+        written_before: Timestamp,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEntry>>;
+    /// Forgets outbox rows whose events a bus now holds.
+    async fn delete_outbox(&self, ids: &[i64]) -> StoreResult<()>;
 }

@@ -15,6 +15,14 @@ impl Timestamp {
         Self(self.0 + seconds * 1000)
     }
 
+    pub fn plus(self, span: std::time::Duration) -> Self {
+        Self(self.0.saturating_add(span.as_millis() as i64))
+    }
+
+    pub fn minus(self, span: std::time::Duration) -> Self {
+        Self(self.0.saturating_sub(span.as_millis() as i64))
+    }
+
     pub fn to_rfc3339(self) -> String {
         DateTime::<Utc>::from_timestamp_millis(self.0)
             .unwrap_or_default()

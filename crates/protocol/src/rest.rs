@@ -139,8 +139,13 @@ pub struct MessagePage {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `unavailable` with the reason in `detail`.
+    /// `ok`; `degraded` when the node serves but its bus cannot reach the other
+    /// nodes; `unavailable` (503) with the reason in `detail`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Readiness only: `local` (single node), or the Kafka bus's `starting`,
+    /// `ok` or `degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
 }

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use palaver_bus::LocalBus;
+use palaver_bus::{KafkaBus, KafkaConfig, LocalBus};
+use palaver_domain::bus::Bus;
 use palaver_domain::messages::WriterConfig;
+use palaver_domain::outbox::{spawn_relay, RelayConfig};
 use palaver_domain::passwords::HashCost;
 use palaver_domain::{Limits, Services};
 use palaver_store::{ManagedStore, SqliteStore};
@@ -25,17 +27,43 @@ use crate::secrets::load_or_create_jwt_secret;
 const SESSION_GRACE: Duration = Duration::from_secs(10);
 const FLUSH_GRACE: Duration = Duration::from_secs(10);
 
+/// How long shutdown waits for Kafka to acknowledge what was published; what
+/// it does not acknowledge stays in the outbox for the other nodes' relays.
+const BUS_FLUSH_GRACE: Duration = Duration::from_secs(5);
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     store: Arc<dyn ManagedStore>,
     writer_task: JoinHandle<()>,
+    /// The outbox relay, in cluster mode.
+    relay_task: Option<JoinHandle<()>>,
+}
+
+/// Which bus this node runs, for readiness and shutdown.
+#[derive(Clone)]
+pub enum NodeBus {
+    Local,
+    Kafka(Arc<KafkaBus>),
+}
+
+impl NodeBus {
+    /// `local`, or the Kafka bus's state: `starting`, `ok` or `degraded`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            NodeBus::Local => "local",
+            NodeBus::Kafka(kafka) => kafka.state().as_str(),
+        }
+    }
 }
 
 /// Opens the configured store (creating the data directory for the default
 /// SQLite file) and brings its schema up to date.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ManagedStore>> {
-    let options = settings.store_options();
+pub async fn open_store(
+    settings: &Settings,
+    options: &palaver_store::StoreOptions,
+) -> anyhow::Result<Arc<dyn ManagedStore>> {
+    let options = options.clone();
     match settings.database_url() {
         Some(url) => palaver_store::open(&url, &options)
             .await
@@ -53,14 +81,52 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn ManagedSt
 impl Application {
     /// Opens storage, starts the services and binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::telemetry::init_metrics();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
         let jwt_secret =
             load_or_create_jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?;
-        let store = open_store(&settings).await?;
+        // Names this process in the outbox and on the bus; a restarted node is
+        // a new origin, so it hears what its previous life left in the outbox.
+        let node_id = format!("{:016x}", rand::random::<u64>());
+        let mut store_options = settings.store_options();
+        if settings.kafka_brokers.is_some() {
+            store_options.outbox_origin = Some(node_id.clone());
+        }
+        let store = open_store(&settings, &store_options).await?;
 
         let hub = Arc::new(Hub::new(settings.ws_queue_capacity));
-        let bus = Arc::new(LocalBus::new(hub.clone()));
+        let (bus, node_bus, relay_task): (Arc<dyn Bus>, NodeBus, _) = match &settings.kafka_brokers
+        {
+            None => (Arc::new(LocalBus::new(hub.clone())), NodeBus::Local, None),
+            Some(brokers) => {
+                let kafka = Arc::new(
+                    KafkaBus::start(
+                        KafkaConfig {
+                            brokers: brokers.clone(),
+                            topic: settings.kafka_topic.clone(),
+                            partitions: settings.kafka_partitions,
+                            origin: node_id.clone(),
+                            fetch_wait: Duration::from_millis(settings.kafka_fetch_wait_ms),
+                            delivery_timeout: Duration::from_secs(10),
+                        },
+                        hub.clone(),
+                        store.clone().as_store(),
+                    )
+                    .map_err(|e| anyhow::anyhow!("configuring Kafka: {e}"))?,
+                );
+                let relay = spawn_relay(
+                    store.clone().as_store(),
+                    kafka.clone(),
+                    RelayConfig {
+                        relay_after: Duration::from_millis(settings.outbox_relay_after_ms),
+                        ..RelayConfig::default()
+                    },
+                );
+                tracing::info!(node = %node_id, topic = %settings.kafka_topic, "cluster mode: events go through Kafka");
+                (kafka.clone(), NodeBus::Kafka(kafka), Some(relay))
+            }
+        };
         let (services, writer_task) = Services::start(
             store.clone().as_store(),
             bus,
@@ -85,6 +151,7 @@ impl Application {
         let state = AppState {
             services: Arc::new(services),
             hub,
+            bus: node_bus,
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -94,6 +161,7 @@ impl Application {
             state,
             store,
             writer_task,
+            relay_task,
         })
     }
 
@@ -117,7 +185,9 @@ impl Application {
             state,
             store,
             writer_task,
+            relay_task,
         } = self;
+        let bus = state.bus.clone();
         let shutdown = state.shutdown.clone();
         let sessions = state.sessions.clone();
         tracing::info!(addr = %listener.local_addr()?, "palaver listening");
@@ -142,6 +212,12 @@ impl Application {
             .is_err()
         {
             tracing::error!("message writer did not flush in time");
+        }
+        if let Some(relay) = relay_task {
+            relay.abort();
+        }
+        if let NodeBus::Kafka(kafka) = bus {
+            kafka.flush(BUS_FLUSH_GRACE).await;
         }
         store.close().await;
         tracing::info!("palaver stopped");

@@ -110,6 +110,24 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text]. Levels come from `RUST_LOG`.
     #[arg(long, env = "PALAVER_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Cluster mode: Kafka brokers (`host:port,…`) carrying events between nodes.
+    /// Unset: a single node with an in-process bus.
+    #[arg(long, env = "PALAVER_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// The Kafka topic of Palaver's events [default: palaver.events].
+    #[arg(long, env = "PALAVER_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// Partitions for the topic if a node has to create it [default: 8].
+    #[arg(long, env = "PALAVER_KAFKA_PARTITIONS")]
+    pub kafka_partitions: Option<i32>,
+    /// Milliseconds the broker may hold an empty fetch open: the floor of
+    /// cross-node latency on a quiet topic [default: 5].
+    #[arg(long, env = "PALAVER_KAFKA_FETCH_WAIT_MS")]
+    pub kafka_fetch_wait_ms: Option<u64>,
+    /// Milliseconds after which an event still in the outbox (its node died, or
+    /// Kafka was down) is re-sent by any node's relay [default: 5000].
+    #[arg(long, env = "PALAVER_OUTBOX_RELAY_AFTER_MS")]
+    pub outbox_relay_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -140,6 +158,11 @@ struct FileSettings {
     argon2_memory_kib: Option<u32>,
     argon2_iterations: Option<u32>,
     log_format: Option<LogFormat>,
+    kafka_brokers: Option<String>,
+    kafka_topic: Option<String>,
+    kafka_partitions: Option<i32>,
+    kafka_fetch_wait_ms: Option<u64>,
+    outbox_relay_after_ms: Option<u64>,
 }
 
 /// A secret that never shows up in logs or `Debug` output.
@@ -183,6 +206,12 @@ pub struct Settings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub log_format: LogFormat,
+    /// `Some`: cluster mode.
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: String,
+    pub kafka_partitions: i32,
+    pub kafka_fetch_wait_ms: u64,
+    pub outbox_relay_after_ms: u64,
 }
 
 impl Settings {
@@ -271,6 +300,20 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            kafka_brokers: args.kafka_brokers.or(file.kafka_brokers),
+            kafka_topic: args
+                .kafka_topic
+                .or(file.kafka_topic)
+                .unwrap_or_else(|| "palaver.events".into()),
+            kafka_partitions: args.kafka_partitions.or(file.kafka_partitions).unwrap_or(8),
+            kafka_fetch_wait_ms: args
+                .kafka_fetch_wait_ms
+                .or(file.kafka_fetch_wait_ms)
+                .unwrap_or(5),
+            outbox_relay_after_ms: args
+                .outbox_relay_after_ms
+                .or(file.outbox_relay_after_ms)
+                .unwrap_or(5000),
         };
         settings.validate()?;
         Ok(settings)
@@ -309,6 +352,14 @@ impl Settings {
             self.refresh_token_ttl_secs >= 1,
             "refresh_token_ttl_secs must be at least 1"
         );
+        if let Some(brokers) = &self.kafka_brokers {
+            anyhow::ensure!(!brokers.trim().is_empty(), "kafka_brokers is empty");
+        }
+        anyhow::ensure!(!self.kafka_topic.is_empty(), "kafka_topic is empty");
+        anyhow::ensure!(
+            self.kafka_partitions >= 1,
+            "kafka_partitions must be at least 1"
+        );
         Ok(())
     }
 
@@ -328,6 +379,7 @@ impl Settings {
             pool_size: self.db_pool_size,
             acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms),
             statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
+            outbox_origin: None,
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::hub::Hub;
 pub struct AppState {
     pub services: Arc<Services>,
     pub hub: Arc<Hub>,
+    pub bus: crate::app::NodeBus,
     pub settings: Arc<Settings>,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
@@ -40,6 +41,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))

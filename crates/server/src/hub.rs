@@ -77,6 +77,7 @@ impl Connection {
             Err(TrySendError::Full(_)) => {
                 if !self.slow.is_cancelled() {
                     tracing::info!(conn = self.id, user = %self.user, "slow consumer cut off");
+                    metrics::counter!("palaver_slow_consumers_cut_total").increment(1);
                     self.slow.cancel();
                 }
                 true
@@ -140,6 +141,7 @@ impl Hub {
     /// changes of that user. Rooms are added with [`Hub::follow`].
     pub fn register(&self, user: UserId) -> (Arc<Connection>, mpsc::Receiver<Outbound>) {
         let (queue, rx) = mpsc::channel(self.queue_capacity);
+        metrics::gauge!("palaver_connections").increment(1.0);
         let conn = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
@@ -158,6 +160,7 @@ impl Hub {
 
     /// Removes the connection everywhere.
     pub fn unregister(&self, conn: &Arc<Connection>) {
+        metrics::gauge!("palaver_connections").decrement(1.0);
         let rooms = std::mem::take(&mut *conn.rooms.lock());
         for room in rooms {
             self.remove_from_room(room, conn.id);
@@ -226,6 +229,7 @@ impl Hub {
         let Some(recipients) = self.recipients(room) else {
             return;
         };
+        metrics::counter!("palaver_deliveries_total").increment(recipients.len() as u64);
         let mut dead = Vec::new();
         for conn in recipients.iter() {
             if !conn.offer(item.clone()) {

@@ -35,7 +35,7 @@ async fn migrate(args: ServeArgs) -> ExitCode {
         eprintln!("palaver: creating {}: {err}", settings.data_dir.display());
         return ExitCode::FAILURE;
     }
-    match app::open_store(&settings).await {
+    match app::open_store(&settings, &settings.store_options()).await {
         Ok(store) => {
             store.close().await;
             println!("database schema is up to date");

@@ -13,3 +13,28 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+static PROMETHEUS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the process-wide metrics recorder (once; later calls are no-ops).
+pub fn init_metrics() {
+    PROMETHEUS.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed, e.g. by an embedding program.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+        }
+        handle
+    });
+}
+
+/// The current metrics in the Prometheus text format.
+pub fn render_metrics() -> String {
+    init_metrics();
+    let handle = PROMETHEUS.get().expect("initialized above");
+    // Summaries age out old samples here rather than in a background task.
+    handle.run_upkeep();
+    handle.render()
+}

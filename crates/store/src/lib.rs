@@ -31,6 +31,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// Longest a single statement may run (PostgreSQL `statement_timeout`).
     pub statement_timeout: Duration,
+    /// `Some(node id)` writes every committed event to the transactional outbox,
+    /// tagged with this node (cluster mode); `None` writes no outbox.
+    pub outbox_origin: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +42,7 @@ impl Default for StoreOptions {
             pool_size: 10,
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
+            outbox_origin: None,
         }
     }
 }

@@ -23,6 +23,7 @@ pub struct PostgresStore {
     writer: PgPool,
     /// The same pool: PostgreSQL runs readers and writers side by side.
     readers: PgPool,
+    outbox_origin: Option<String>,
 }
 
 impl PostgresStore {
@@ -51,8 +52,12 @@ impl PostgresStore {
         Ok(Self {
             writer: pool.clone(),
             readers: pool,
+            outbox_origin: options.outbox_origin.clone(),
         })
     }
+
+    /// Relays on several nodes claim disjoint rows instead of waiting on each other.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     async fn lock_rooms(tx: &mut Transaction<'_, Postgres>, rooms: &[i64]) -> StoreResult<()> {
         sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")

@@ -72,6 +72,44 @@ macro_rules! sql_store {
             }
         }
 
+        impl $store {
+            /// Writes `events` to the outbox inside `tx` when this store has one;
+            /// returns the new rows' ids (empty without an outbox).
+            async fn write_outbox(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                events: &[palaver_domain::bus::DomainEvent],
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::OutboxIds> {
+                use sqlx::{QueryBuilder, Row};
+                let Some(origin) = self.outbox_origin.as_deref() else {
+                    return Ok(Vec::new());
+                };
+                let mut ids = Vec::with_capacity(events.len());
+                for chunk in events.chunks(crate::sql::INSERT_CHUNK) {
+                    let mut query =
+                        QueryBuilder::<$db>::new("INSERT INTO outbox (room_id, origin, payload, created_at) ");
+                    query.push_values(chunk, |mut row, event| {
+                        row.push_bind(event.room_id().0)
+                            .push_bind(origin)
+                            .push_bind(palaver_domain::events::encode(event))
+                            .push_bind(now.0);
+                    });
+                    query.push(" RETURNING id");
+                    let rows = query
+                        .build()
+                        .persistent(chunk.len() <= crate::sql::CACHED_BATCH_SHAPES)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(crate::errors::map_err)?;
+                    for row in rows {
+                        ids.push(row.try_get::<i64, _>(0).map_err(crate::errors::map_err)?);
+                    }
+                }
+                Ok(ids)
+            }
+        }
+
         #[async_trait::async_trait]
         impl palaver_domain::store::Store for $store {
             async fn ping(&self) -> palaver_domain::store::StoreResult<()> {
@@ -351,10 +389,21 @@ macro_rules! sql_store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                let outbox = if inserted > 0 {
+                    let event = palaver_domain::bus::DomainEvent::MemberJoined {
+                        room_id: room,
+                        user_id: user,
+                        last_seq: last_seq as u64,
+                    };
+                    self.write_outbox(&mut tx, &[event], now).await?
+                } else {
+                    Vec::new()
+                };
                 tx.commit().await.map_err(map_err)?;
                 Ok(palaver_domain::store::Membership {
                     newly_joined: inserted > 0,
                     last_seq: last_seq as u64,
+                    outbox,
                 })
             }
 
@@ -362,14 +411,25 @@ macro_rules! sql_store {
                 &self,
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
-            ) -> palaver_domain::store::StoreResult<bool> {
-                let result = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::OutboxIds>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let removed = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
                     .bind(room.0)
                     .bind(user.0)
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await
-                    .map_err(crate::errors::map_err)?;
-                Ok(result.rows_affected() > 0)
+                    .map_err(map_err)?
+                    .rows_affected();
+                if removed == 0 {
+                    return Ok(None);
+                }
+                let event = palaver_domain::bus::DomainEvent::MemberLeft { room_id: room, user_id: user };
+                let outbox = self
+                    .write_outbox(&mut tx, &[event], palaver_domain::time::Timestamp::now())
+                    .await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(outbox))
             }
 
             async fn rooms_of_user(
@@ -495,14 +555,14 @@ macro_rules! sql_store {
             async fn append_messages(
                 &self,
                 batch: &[palaver_domain::store::NewMessage],
-            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::store::AppendOutcome>> {
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Appended> {
                 use std::collections::{BTreeMap, HashMap, HashSet};
                 use palaver_domain::store::AppendOutcome;
                 use sqlx::{QueryBuilder, Row};
                 use crate::errors::map_err;
 
                 if batch.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok(palaver_domain::store::Appended { outcomes: Vec::new(), outbox: Vec::new() });
                 }
                 // The batch-shaped statements differ by batch size. Small batches
                 // (light load, where per-batch cost dominates) reuse prepared
@@ -665,8 +725,18 @@ macro_rules! sql_store {
                     });
                     query.build().persistent(cache_statements).execute(&mut *tx).await.map_err(map_err)?;
                 }
+                let outbox = if self.outbox_origin.is_some() && !stored.is_empty() {
+                    let now = stored[0].created_at;
+                    let events: Vec<_> = stored
+                        .into_iter()
+                        .map(palaver_domain::bus::DomainEvent::MessagePosted)
+                        .collect();
+                    self.write_outbox(&mut tx, &events, now).await?
+                } else {
+                    Vec::new()
+                };
                 tx.commit().await.map_err(map_err)?;
-                Ok(outcomes)
+                Ok(palaver_domain::store::Appended { outcomes, outbox })
             }
 
             async fn messages_before(
@@ -694,6 +764,62 @@ macro_rules! sql_store {
                     .collect::<palaver_domain::store::StoreResult<Vec<_>>>()?;
                 messages.reverse();
                 Ok(messages)
+            }
+
+            async fn claim_outbox(
+                &self,
+                written_before: palaver_domain::time::Timestamp,
+                now: palaver_domain::time::Timestamp,
+                lease_until: palaver_domain::time::Timestamp,
+                limit: u32,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::bus::OutboxEntry>> {
+                use sqlx::Row;
+                use crate::errors::map_err;
+                let sql = format!(
+                    "UPDATE outbox SET claimed_until = $1 WHERE id IN (
+                         SELECT id FROM outbox
+                         WHERE created_at < $2 AND (claimed_until IS NULL OR claimed_until < $3)
+                         ORDER BY id LIMIT $4{}
+                     ) RETURNING id, room_id, origin, payload",
+                    Self::SKIP_LOCKED
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(lease_until.0)
+                    .bind(written_before.0)
+                    .bind(now.0)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.writer)
+                    .await
+                    .map_err(map_err)?;
+                let mut entries = rows
+                    .iter()
+                    .map(|row| {
+                        Ok(palaver_domain::bus::OutboxEntry {
+                            id: row.try_get("id")?,
+                            room_id: palaver_domain::RoomId(row.try_get("room_id")?),
+                            origin: row.try_get("origin")?,
+                            payload: row.try_get("payload")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(map_err)?;
+                // RETURNING promises no order; per-room order is id order.
+                entries.sort_unstable_by_key(|e| e.id);
+                Ok(entries)
+            }
+
+            async fn delete_outbox(&self, ids: &[i64]) -> palaver_domain::store::StoreResult<()> {
+                use sqlx::QueryBuilder;
+                for chunk in ids.chunks(crate::sql::INSERT_CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("DELETE FROM outbox WHERE id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    query.build().persistent(false).execute(&self.writer).await.map_err(crate::errors::map_err)?;
+                }
+                Ok(())
             }
 
             async fn messages_after(

@@ -23,6 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    outbox_origin: Option<String>,
 }
 
 impl SqliteStore {
@@ -70,8 +71,15 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            outbox_origin: options.outbox_origin.clone(),
+        })
     }
+
+    /// One writer connection: claiming relays never race.
+    const SKIP_LOCKED: &'static str = "";
 
     async fn lock_rooms(_tx: &mut Transaction<'_, Sqlite>, _rooms: &[i64]) -> StoreResult<()> {
         Ok(())
@@ -182,7 +190,7 @@ mod tests {
             message(rooms[0], alice, None),
             message(rooms[1], alice, Some("k1")),
         ];
-        let outcomes = store.append_messages(&batch).await.unwrap();
+        let outcomes = store.append_messages(&batch).await.unwrap().outcomes;
         let summary: Vec<_> = outcomes
             .iter()
             .map(|o| match o {
@@ -210,7 +218,8 @@ mod tests {
                 message(rooms[0], alice, None),
             ])
             .await
-            .unwrap();
+            .unwrap()
+            .outcomes;
         assert!(matches!(&again[0], AppendOutcome::Duplicate(m) if m.seq == 1));
         assert!(matches!(&again[1], AppendOutcome::Stored(m) if m.seq == 3));
     }
@@ -243,6 +252,120 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn the_outbox_holds_each_committed_event_until_deleted_and_leases_claims() {
+        use palaver_domain::bus::DomainEvent;
+        use palaver_domain::model::Role;
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            outbox_origin: Some("node-a".into()),
+            ..StoreOptions::default()
+        };
+        let store = SqliteStore::open(&dir.path().join("p.db"), &options)
+            .await
+            .unwrap();
+        let (alice, bob) = (user(&store, "alice").await.id, user(&store, "bob").await.id);
+        let room = room(&store, alice, "ABCDEFGH").await;
+        let joined = store
+            .add_member(room, bob, Role::Member, Timestamp(10))
+            .await
+            .unwrap();
+        let message = |client_id: &str| NewMessage {
+            room_id: room,
+            sender_id: alice,
+            body: "hi".into(),
+            client_id: Some(client_id.into()),
+            created_at: Timestamp(20),
+        };
+        let appended = store
+            .append_messages(&[message("a"), message("b"), message("a")])
+            .await
+            .unwrap();
+        assert_eq!(joined.outbox.len(), 1);
+        assert_eq!(
+            appended.outbox.len(),
+            2,
+            "one row per stored message, none for the duplicate"
+        );
+        // An idempotent re-join writes nothing.
+        let again = store
+            .add_member(room, bob, Role::Member, Timestamp(11))
+            .await
+            .unwrap();
+        assert!(again.outbox.is_empty());
+
+        // Rows younger than `written_before` are left to their publisher.
+        let none = store
+            .claim_outbox(Timestamp(10), Timestamp(100), Timestamp(200), 10)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let claimed = store
+            .claim_outbox(Timestamp(50), Timestamp(100), Timestamp(200), 10)
+            .await
+            .unwrap();
+        let events: Vec<_> = claimed
+            .iter()
+            .map(|e| {
+                assert_eq!((e.origin.as_str(), e.room_id), ("node-a", room));
+                palaver_domain::events::decode(e.payload.as_bytes())
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            matches!(&events[0], DomainEvent::MemberJoined { user_id, last_seq: 0, .. } if *user_id == bob)
+        );
+        assert!(matches!(&events[1], DomainEvent::MessagePosted(m) if m.seq == 1));
+        assert!(matches!(&events[2], DomainEvent::MessagePosted(m) if m.seq == 2));
+        // Leased until 200: invisible to another relay before then, visible after.
+        let during_lease = store
+            .claim_outbox(Timestamp(50), Timestamp(150), Timestamp(300), 10)
+            .await
+            .unwrap();
+        assert!(during_lease.is_empty());
+        let after_lease = store
+            .claim_outbox(Timestamp(50), Timestamp(201), Timestamp(300), 10)
+            .await
+            .unwrap();
+        assert_eq!(after_lease.len(), 3);
+
+        let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
+        store.delete_outbox(&ids).await.unwrap();
+        let left = store.remove_member(room, bob).await.unwrap().unwrap();
+        assert_eq!(left.len(), 1);
+        let remaining = store
+            .claim_outbox(Timestamp(i64::MAX), Timestamp(1000), Timestamp(2000), 10)
+            .await
+            .unwrap();
+        assert_eq!(remaining.iter().map(|e| e.id).collect::<Vec<_>>(), left);
+        assert!(store.remove_member(room, bob).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn without_an_origin_no_outbox_rows_are_written() {
+        let (_dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await.id;
+        let room = room(&store, alice, "ABCDEFGH").await;
+        let appended = store
+            .append_messages(&[NewMessage {
+                room_id: room,
+                sender_id: alice,
+                body: "hi".into(),
+                client_id: None,
+                created_at: Timestamp(0),
+            }])
+            .await
+            .unwrap();
+        assert!(appended.outbox.is_empty());
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&store.readers)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 
     #[tokio::test]

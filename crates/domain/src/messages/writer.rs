@@ -10,9 +10,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, DomainEvent};
+use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
-use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
+use crate::outbox::Publisher;
+use crate::store::{AppendOutcome, Appended, NewMessage, Store, StoreError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -48,11 +49,11 @@ impl MessageWriter {
     /// on shutdown.
     pub fn spawn(
         store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
+        publisher: Publisher,
         config: WriterConfig,
     ) -> (Self, JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(config.queue);
-        let task = tokio::spawn(run(rx, store, bus, config.max_batch));
+        let task = tokio::spawn(run(rx, store, publisher, config.max_batch));
         (Self { queue }, task)
     }
 
@@ -70,7 +71,7 @@ impl MessageWriter {
 async fn run(
     mut rx: mpsc::Receiver<PendingAppend>,
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    publisher: Publisher,
     max_batch: usize,
 ) {
     let mut messages = Vec::with_capacity(max_batch);
@@ -87,8 +88,11 @@ async fn run(
                 Err(_) => break,
             }
         }
-        match store.append_messages(&messages).await {
-            Ok(outcomes) => {
+        let started = std::time::Instant::now();
+        let appended = store.append_messages(&messages).await;
+        metrics::histogram!("palaver_store_append_seconds").record(started.elapsed());
+        match appended {
+            Ok(Appended { outcomes, outbox }) => {
                 let events: Vec<_> = outcomes
                     .iter()
                     .filter_map(|outcome| match outcome {
@@ -98,17 +102,14 @@ async fn run(
                         _ => None,
                     })
                     .collect();
+                metrics::counter!("palaver_messages_stored_total").increment(events.len() as u64);
                 // Acks first: the sender is waiting on durability, which the
                 // commit already gave; fan-out follows in the same order.
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     // The sender may have gone away; its message is stored anyway.
                     let _ = reply.send(Ok(outcome));
                 }
-                if !events.is_empty() {
-                    if let Err(err) = bus.publish(events).await {
-                        tracing::warn!(%err, "committed messages not published; members catch up from the store");
-                    }
-                }
+                publisher.publish(events, outbox);
             }
             Err(err) => {
                 let unavailable = matches!(err, StoreError::Unavailable(_));

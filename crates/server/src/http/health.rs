@@ -1,7 +1,8 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the Prometheus metrics.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use palaver_protocol::rest::Health;
 
 use super::extract::AppJson;
@@ -14,27 +15,52 @@ pub async fn healthz() -> AppJson<Health> {
     AppJson(Health {
         status: "ok".into(),
         detail: None,
+        bus: None,
     })
 }
 
-/// The node can serve traffic: its store answers.
+/// The node can serve traffic: its store answers. A bus that cannot reach the
+/// other nodes makes it `degraded`, not unready: sends still commit, and taking
+/// every node out of the load balancer would turn a Kafka outage into a chat
+/// outage.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) {
+    let bus = state.bus.state();
     match state.services.check_store().await {
-        Ok(()) => (
-            StatusCode::OK,
-            AppJson(Health {
-                status: "ok".into(),
-                detail: None,
-            }),
-        ),
+        Ok(()) => {
+            let status = if matches!(bus, "local" | "ok") {
+                "ok"
+            } else {
+                "degraded"
+            };
+            (
+                StatusCode::OK,
+                AppJson(Health {
+                    status: status.into(),
+                    detail: (status != "ok").then(|| format!("bus: {bus}")),
+                    bus: Some(bus.into()),
+                }),
+            )
+        }
         Err(err) => (
             StatusCode::SERVICE_UNAVAILABLE,
             AppJson(Health {
                 status: "unavailable".into(),
                 detail: Some(format!("store: {err}")),
+                bus: Some(bus.into()),
             }),
         ),
     }
+}
+
+/// Counters, gauges and latency summaries in the Prometheus text format
+/// (names in docs/deploy.md).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render_metrics(),
+    )
 }

@@ -5,6 +5,8 @@
 mod copy;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/node.rs"]
+mod node;
 mod outage;
 mod processes;
 mod proxy;

@@ -1,65 +1,10 @@
 //! Two `palaver` processes on one PostgreSQL database.
 
-use std::process::Stdio;
-
+use crate::helpers::*;
+use crate::node::Node;
 use palaver_client::frames::ServerFrame;
 use palaver_client::types::HistoryQuery;
 use palaver_client::{Client, WsAuth, WsConnection};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-use crate::helpers::*;
-
-const JWT_SECRET: &str = "shared-secret-of-the-test-cluster-0123456789";
-
-/// A `palaver` child process; killed when dropped.
-pub struct Node {
-    pub base_url: String,
-    pub client: Client,
-    _child: Child,
-    _data_dir: tempfile::TempDir,
-}
-
-/// Starts the real binary on `database_url` and waits until it listens.
-pub async fn start_node(database_url: &str) -> Node {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .env("PALAVER_DATABASE_URL", database_url)
-        .env("PALAVER_JWT_SECRET", JWT_SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("palaver binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if entry["fields"]["message"] == "palaver listening" {
-                return entry["fields"]["addr"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("palaver exited before listening")
-    })
-    .await
-    .expect("palaver listens in time");
-    // Keep reading so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let base_url = format!("http://{addr}");
-    Node {
-        client: Client::new(&base_url),
-        base_url,
-        _child: child,
-        _data_dir: data_dir,
-    }
-}
 
 async fn signup(client: &Client, name: &str) -> (Client, String) {
     client.register(name, PASSWORD, None).await.unwrap();
@@ -73,7 +18,7 @@ async fn two_processes_with_concurrent_senders_allocate_gapless_seqs_and_agree_o
     const PER_SENDER: usize = 10;
     let database = TestDatabase::postgres().await;
     let url = database.url.clone().unwrap();
-    let nodes = [start_node(&url).await, start_node(&url).await];
+    let nodes = [Node::start(&url, &[]).await, Node::start(&url, &[]).await];
 
     let (owner, owner_token) = signup(&nodes[0].client, "owner").await;
     let room = owner.create_room("contended", None).await.unwrap();

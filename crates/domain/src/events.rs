@@ -1,0 +1,201 @@
+//! The versioned JSON form of a [`DomainEvent`]: what the transactional outbox
+//! stores and what the Kafka topic carries, so other services can consume it.
+//! `docs/events.md` is its public description; change both together.
+//!
+//! Compatibility rule: version 1 only ever gains fields and event types. A
+//! reader skips types it does not know (`Ok(None)`), so an older node keeps
+//! running beside a newer one during a rolling upgrade.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bus::DomainEvent;
+use crate::ids::{RoomId, UserId};
+use crate::model::Message;
+use crate::time::Timestamp;
+
+/// The format version written by this build.
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<E> {
+    v: u32,
+    #[serde(flatten)]
+    event: E,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum EventV1 {
+    MessagePosted {
+        room_id: i64,
+        seq: u64,
+        sender_id: i64,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        /// Unix milliseconds.
+        created_at: i64,
+    },
+    MemberJoined {
+        room_id: i64,
+        user_id: i64,
+        last_seq: u64,
+    },
+    MemberLeft {
+        room_id: i64,
+        user_id: i64,
+    },
+}
+
+/// Just enough of an event to decide whether this build can read it.
+#[derive(Deserialize)]
+struct Header {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+const KNOWN_TYPES: [&str; 3] = ["message_posted", "member_joined", "member_left"];
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed event: {0}")]
+pub struct DecodeError(String);
+
+pub fn encode(event: &DomainEvent) -> String {
+    let event = match event {
+        DomainEvent::MessagePosted(m) => EventV1::MessagePosted {
+            room_id: m.room_id.0,
+            seq: m.seq,
+            sender_id: m.sender_id.0,
+            body: m.body.clone(),
+            client_id: m.client_id.clone(),
+            created_at: m.created_at.0,
+        },
+        DomainEvent::MemberJoined {
+            room_id,
+            user_id,
+            last_seq,
+        } => EventV1::MemberJoined {
+            room_id: room_id.0,
+            user_id: user_id.0,
+            last_seq: *last_seq,
+        },
+        DomainEvent::MemberLeft { room_id, user_id } => EventV1::MemberLeft {
+            room_id: room_id.0,
+            user_id: user_id.0,
+        },
+    };
+    serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
+}
+
+/// `Ok(None)` for an event of a newer version or an unknown type: skip it.
+pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))?;
+    if header.v != VERSION || !KNOWN_TYPES.contains(&header.kind.as_str()) {
+        return Ok(None);
+    }
+    let envelope: Envelope<EventV1> =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))?;
+    Ok(Some(match envelope.event {
+        EventV1::MessagePosted {
+            room_id,
+            seq,
+            sender_id,
+            body,
+            client_id,
+            created_at,
+        } => DomainEvent::MessagePosted(Message {
+            room_id: RoomId(room_id),
+            seq,
+            sender_id: UserId(sender_id),
+            body,
+            created_at: Timestamp(created_at),
+            client_id,
+        }),
+        EventV1::MemberJoined {
+            room_id,
+            user_id,
+            last_seq,
+        } => DomainEvent::MemberJoined {
+            room_id: RoomId(room_id),
+            user_id: UserId(user_id),
+            last_seq,
+        },
+        EventV1::MemberLeft { room_id, user_id } => DomainEvent::MemberLeft {
+            room_id: RoomId(room_id),
+            user_id: UserId(user_id),
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<DomainEvent> {
+        vec![
+            DomainEvent::MessagePosted(Message {
+                room_id: RoomId(3),
+                seq: 42,
+                sender_id: UserId(7),
+                body: "héllo \"world\"".into(),
+                created_at: Timestamp(1_700_000_000_123),
+                client_id: Some("c-1".into()),
+            }),
+            DomainEvent::MessagePosted(Message {
+                room_id: RoomId(3),
+                seq: 43,
+                sender_id: UserId(7),
+                body: String::new(),
+                created_at: Timestamp(1),
+                client_id: None,
+            }),
+            DomainEvent::MemberJoined {
+                room_id: RoomId(3),
+                user_id: UserId(9),
+                last_seq: 43,
+            },
+            DomainEvent::MemberLeft {
+                room_id: RoomId(3),
+                user_id: UserId(9),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_round_trips() {
+        for event in samples() {
+            let json = encode(&event);
+            assert_eq!(decode(json.as_bytes()).unwrap(), Some(event), "{json}");
+        }
+    }
+
+    #[test]
+    fn the_documented_shape_is_the_written_shape() {
+        let json: serde_json::Value = serde_json::from_str(&encode(&samples()[0])).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "v": 1, "type": "message_posted", "room_id": 3, "seq": 42, "sender_id": 7,
+                "body": "héllo \"world\"", "client_id": "c-1", "created_at": 1_700_000_000_123_i64
+            })
+        );
+    }
+
+    #[test]
+    fn newer_versions_and_unknown_types_are_skipped_not_errors() {
+        assert!(decode(br#"{"v":2,"type":"message_posted"}"#)
+            .unwrap()
+            .is_none());
+        assert!(decode(br#"{"v":1,"type":"room_renamed","room_id":1}"#)
+            .unwrap()
+            .is_none());
+        assert!(
+            decode(br#"{"v":1,"type":"member_left","room_id":1,"user_id":2,"extra":true}"#)
+                .unwrap()
+                .is_some()
+        );
+        assert!(decode(b"not json").is_err());
+        assert!(decode(br#"{"v":1,"type":"member_left","room_id":"x"}"#).is_err());
+    }
+}

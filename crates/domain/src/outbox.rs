@@ -1,0 +1,153 @@
+//! Getting committed events onto the bus at least once.
+//!
+//! The store writes each event into an outbox table in the same transaction as
+//! the change (when the bus is shared by several nodes). [`Publisher`] sends it
+//! straight after the commit and deletes the row once the bus holds it; the
+//! [`spawn_relay`] task on every node re-sends rows that stayed behind longer
+//! than `relay_after`: their node died between commit and publish, or the bus
+//! was down. Re-sending can duplicate an event; receivers deduplicate.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::bus::{Bus, Delivery, DomainEvent};
+use crate::store::{OutboxIds, Store, StoreResult};
+use crate::time::Timestamp;
+
+/// Publishes committed events and then clears their outbox rows.
+#[derive(Clone)]
+pub struct Publisher {
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+}
+
+impl Publisher {
+    pub fn new(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Self {
+        Self { bus, store }
+    }
+
+    /// Delivers to this node's connections before returning; the hand-over to
+    /// other nodes completes in the background, so the caller never waits on it.
+    pub fn publish(&self, events: Vec<Arc<DomainEvent>>, outbox: OutboxIds) {
+        if events.is_empty() {
+            return;
+        }
+        let mut delivery = self.bus.publish(events);
+        if outbox.is_empty() {
+            // The local bus has already delivered: skip the task.
+            if let Poll::Ready(result) = delivery
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+            {
+                log_failure(result);
+                return;
+            }
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let delivered = delivery.await;
+            let ok = delivered.is_ok();
+            log_failure(delivered);
+            if ok && !outbox.is_empty() {
+                if let Err(err) = store.delete_outbox(&outbox).await {
+                    tracing::warn!(%err, "outbox rows not cleared; the relay will send their events again");
+                }
+            }
+        });
+    }
+}
+
+fn log_failure(result: Result<(), crate::bus::BusError>) {
+    if let Err(err) = result {
+        tracing::warn!(%err, "committed events not handed to the bus; the outbox relay re-sends them");
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    /// Rows younger than this belong to the publisher that wrote them.
+    pub relay_after: Duration,
+    /// How long a claimed row is reserved for the claiming relay.
+    pub lease: Duration,
+    /// Pause between sweeps that found nothing to do.
+    pub interval: Duration,
+    /// Rows per sweep.
+    pub batch: u32,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            relay_after: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            interval: Duration::from_secs(1),
+            batch: 500,
+        }
+    }
+}
+
+/// Starts the relay; it runs until aborted.
+pub fn spawn_relay(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    config: RelayConfig,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            // A full batch suggests more are waiting: sweep again at once.
+            let pause = match relay_once(store.as_ref(), bus.as_ref(), config).await {
+                Ok(n) if n as u32 == config.batch => Duration::ZERO,
+                Ok(_) => config.interval,
+                Err(err) => {
+                    tracing::warn!(%err, "outbox relay could not read the outbox");
+                    config.interval
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
+/// One sweep; returns how many rows it re-sent.
+pub async fn relay_once(
+    store: &dyn Store,
+    bus: &dyn Bus,
+    config: RelayConfig,
+) -> StoreResult<usize> {
+    // Claiming rows it cannot send would only hide them from healthy relays.
+    if !bus.is_healthy() {
+        return Ok(0);
+    }
+    let now = Timestamp::now();
+    let entries = store
+        .claim_outbox(
+            now.minus(config.relay_after),
+            now,
+            now.plus(config.lease),
+            config.batch,
+        )
+        .await?;
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    tracing::info!(
+        events = entries.len(),
+        "outbox relay re-sending events left behind"
+    );
+    metrics::counter!("palaver_outbox_relayed_total").increment(entries.len() as u64);
+    let delivery: Delivery = bus.republish(&entries);
+    match delivery.await {
+        Ok(()) => {
+            let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+            store.delete_outbox(&ids).await?;
+        }
+        // The lease runs out and the next sweep (here or on another node) retries.
+        Err(err) => {
+            tracing::warn!(%err, "outbox relay could not re-send; retrying after the lease")
+        }
+    }
+    Ok(entries.len())
+}

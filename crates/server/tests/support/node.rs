@@ -1,0 +1,157 @@
+//! Real `palaver` processes and a real Kafka-API broker (tansu), for the tests
+//! that need several nodes.
+
+// Shared by two test binaries (`postgres`, `cluster`); each uses only part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use palaver_client::Client;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::WAIT;
+
+pub const JWT_SECRET: &str = "shared-secret-of-the-test-cluster-0123456789";
+
+/// A `palaver` child process; killed when dropped.
+pub struct Node {
+    pub base_url: String,
+    pub client: Client,
+    child: Child,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts the real binary on `database_url` with extra flags and waits until it listens.
+    pub async fn start(database_url: &str, extra_args: &[String]) -> Node {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(extra_args)
+            .env("PALAVER_DATABASE_URL", database_url)
+            .env("PALAVER_JWT_SECRET", JWT_SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("palaver binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(WAIT, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if entry["fields"]["message"] == "palaver listening" {
+                    return entry["fields"]["addr"].as_str().unwrap().to_owned();
+                }
+            }
+            panic!("palaver exited before listening")
+        })
+        .await
+        .expect("palaver listens in time");
+        // Keep reading so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base_url = format!("http://{addr}");
+        Node {
+            client: Client::new(&base_url),
+            base_url,
+            child,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("the node is running");
+        self.child.wait().await.unwrap();
+    }
+
+    /// The `/readyz` body.
+    pub async fn readiness(&self) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}/readyz", self.base_url))
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Waits until the node reads the bus (`/readyz` reports `bus: ok`).
+    pub async fn wait_for_bus(&self) {
+        tokio::time::timeout(WAIT * 3, async {
+            loop {
+                if self.readiness().await.1["bus"] == "ok" {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the node's Kafka bus becomes ready");
+    }
+}
+
+/// A tansu broker with memory storage on a free loopback port; killed when dropped.
+pub struct Broker {
+    pub addr: String,
+    _child: Child,
+}
+
+impl Broker {
+    pub async fn start() -> Broker {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .arg("broker")
+            .args(["--listener-url", &format!("tcp://{addr}")])
+            .args(["--advertised-listener-url", &format!("tcp://{addr}")])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tansu starts");
+        tokio::time::timeout(WAIT, async {
+            while tokio::net::TcpStream::connect(&addr).await.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("tansu accepts connections");
+        Broker {
+            addr,
+            _child: child,
+        }
+    }
+}
+
+/// `PALAVER_TEST_TANSU`, or what `scripts/tansu path` fetches (and caches).
+fn tansu_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("PALAVER_TEST_TANSU") {
+        return path.into();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tansu");
+    let output = std::process::Command::new(script)
+        .arg("path")
+        .output()
+        .expect("scripts/tansu runs");
+    assert!(
+        output.status.success(),
+        "scripts/tansu could not provide a broker: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().into()
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
