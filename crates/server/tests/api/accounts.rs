@@ -179,4 +179,55 @@ async fn health_and_readiness_probes_answer() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["status"], "ok");
     }
+    let readiness: serde_json::Value = app
+        .client
+        .request(Method::GET, "/readyz")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(readiness["bus"], "local", "a single node runs the in-process bus");
+}
+
+#[tokio::test]
+async fn metrics_count_connections_stored_messages_and_deliveries() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let room = app.room_with(&alice, &[&bob]).await;
+    let mut ws = bob.connect().await;
+    let before = scrape(&app).await;
+    alice.client.post_message(room.id, "counted", None).await.unwrap();
+    next_message(&mut ws).await;
+    let after = scrape(&app).await;
+
+    // Other tests in this process share the recorder: compare, don't equate.
+    assert!(after["palaver_connections"] >= 1.0, "{after:?}");
+    for counter in ["palaver_messages_stored_total", "palaver_deliveries_total"] {
+        assert!(
+            after[counter] >= before.get(counter).copied().unwrap_or(0.0) + 1.0,
+            "{counter}: {before:?} → {after:?}"
+        );
+    }
+    assert!(after.contains_key("palaver_store_append_seconds_count"), "{after:?}");
+}
+
+/// `GET /metrics` as name → value, for unlabelled samples.
+async fn scrape(app: &TestApp) -> std::collections::HashMap<String, f64> {
+    let response = app.client.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.contains('{'))
+        .filter_map(|line| {
+            let (name, value) = line.split_once(' ')?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
