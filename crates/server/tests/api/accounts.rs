@@ -188,7 +188,10 @@ async fn health_and_readiness_probes_answer() {
         .json()
         .await
         .unwrap();
-    assert_eq!(readiness["bus"], "local", "a single node runs the in-process bus");
+    assert_eq!(
+        readiness["bus"], "local",
+        "a single node runs the in-process bus"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +202,11 @@ async fn metrics_count_connections_stored_messages_and_deliveries() {
     let room = app.room_with(&alice, &[&bob]).await;
     let mut ws = bob.connect().await;
     let before = scrape(&app).await;
-    alice.client.post_message(room.id, "counted", None).await.unwrap();
+    alice
+        .client
+        .post_message(room.id, "counted", None)
+        .await
+        .unwrap();
     next_message(&mut ws).await;
     let after = scrape(&app).await;
 
@@ -211,12 +218,20 @@ async fn metrics_count_connections_stored_messages_and_deliveries() {
             "{counter}: {before:?} → {after:?}"
         );
     }
-    assert!(after.contains_key("palaver_store_append_seconds_count"), "{after:?}");
+    assert!(
+        after.contains_key("palaver_store_append_seconds_count"),
+        "{after:?}"
+    );
 }
 
 /// `GET /metrics` as name → value, for unlabelled samples.
 async fn scrape(app: &TestApp) -> std::collections::HashMap<String, f64> {
-    let response = app.client.request(Method::GET, "/metrics").send().await.unwrap();
+    let response = app
+        .client
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"]
         .to_str()
