@@ -1,6 +1,7 @@
 //! Benchmark scenarios. Each returns figures that the binaries print as one
 //! JSON line; `bench/run` combines them into a report.
 
+pub mod cluster;
 pub mod connections;
 pub mod members;
 pub mod report;

@@ -112,18 +112,42 @@ pub fn tables(records: &[Value]) -> String {
             );
         }
     }
-    md.push_str("\n### Durable store throughput (SQLite, domain send path)\n\n");
-    md.push_str("| senders | rooms | messages/s | lost |\n|---|---|---|---|\n");
+    md.push_str("\n### Durable store throughput (domain send path)\n\n");
+    md.push_str("| store | senders | rooms | messages/s | lost |\n|---|---|---|---|---|\n");
     for r in find(records, "store", "palaver", None) {
         let rep = &r["report"];
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {} |",
+            "| {} | {} | {} | {:.0} | {} |",
+            rep["store"].as_str().unwrap_or("?"),
             rep["senders"],
             rep["rooms"],
             f(&rep["messages_per_sec"]),
             rep["lost"]
         );
+    }
+    let cluster = find(records, "cluster", "palaver", None);
+    if !cluster.is_empty() {
+        md.push_str(
+            "\n### Cluster: two nodes, PostgreSQL, Kafka (tansu) — latency by placement\n\n",
+        );
+        md.push_str("| rooms × members | placement | offered deliveries/s | achieved deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost |\n|---|---|---|---|---|---|---|---|---|\n");
+        for r in cluster {
+            let rep = &r["report"];
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                r["shape"].as_str().unwrap_or("?"),
+                r["placement"].as_str().unwrap_or("?"),
+                f(&r["target_deliveries_per_sec"]),
+                f(&rep["deliveries_per_sec"]),
+                f(&rep["p50_ms"]),
+                f(&rep["p99_ms"]),
+                f(&rep["p999_ms"]),
+                f(&rep["max_ms"]),
+                rep["lost"],
+            );
+        }
     }
     md
 }

@@ -31,8 +31,14 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bin` (the palaver or baseline binary) on `core` and waits until it listens.
-    pub async fn start(kind: Kind, bin: &Path, core: Option<usize>) -> anyhow::Result<Self> {
+    /// Starts `bin` (the palaver or baseline binary) on `core` with extra
+    /// palaver flags, and waits until it listens.
+    pub async fn start(
+        kind: Kind,
+        bin: &Path,
+        core: Option<usize>,
+        palaver_args: &[String],
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let mut command = match core {
             Some(core) => {
@@ -50,6 +56,7 @@ impl ServerProcess {
                 .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
                 .arg("--data-dir")
                 .arg(data_dir.path())
+                .args(palaver_args)
                 .env("RUST_LOG", "warn,palaver_server::app=info");
         }
         let mut child = command

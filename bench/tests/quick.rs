@@ -19,11 +19,38 @@ fn palaver_bin() -> PathBuf {
     bin
 }
 
+/// The server `./scripts/test` provides (see scripts/postgres).
+fn postgres_url() -> String {
+    std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `PALAVER_TEST_TANSU`, or what `scripts/tansu path` fetches.
+fn tansu_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("PALAVER_TEST_TANSU") {
+        return path.into();
+    }
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tansu"))
+        .arg("path")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().into()
+}
+
 #[test]
 fn every_scenario_runs_against_both_servers_and_loses_nothing() {
     let out_dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_palaver-bench"))
         .args(["suite", "--quick"])
+        .arg("--postgres-url")
+        .arg(postgres_url())
+        .arg("--tansu-bin")
+        .arg(tansu_bin())
         .arg("--palaver-bin")
         .arg(palaver_bin())
         .arg("--baseline-bin")
@@ -51,6 +78,7 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         ("connections", "baseline"),
         ("connections", "palaver"),
         ("store", "palaver"),
+        ("cluster", "palaver"),
     ] {
         let runs: Vec<_> = records
             .iter()
@@ -67,8 +95,21 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
             "{record}"
         );
     }
+    let stores: Vec<&str> = records
+        .iter()
+        .filter(|r| r["scenario"] == "store")
+        .filter_map(|r| r["report"]["store"].as_str())
+        .collect();
+    assert_eq!(stores, ["sqlite", "postgres", "postgres+outbox"]);
+    let placements: Vec<&str> = records
+        .iter()
+        .filter(|r| r["scenario"] == "cluster")
+        .filter_map(|r| r["placement"].as_str())
+        .collect();
+    assert_eq!(placements, ["same-node", "cross-node"]);
     let tables = std::fs::read_to_string(out_dir.path().join("benchmarks-results.md")).unwrap();
     assert!(tables.contains("| 1x20 | palaver |"), "{tables}");
+    assert!(tables.contains("| 2x5 | cross-node |"), "{tables}");
     let chart = std::fs::read_to_string(out_dir.path().join("benchmarks-latency.svg")).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("polyline"));
 }

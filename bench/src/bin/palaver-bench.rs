@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use palaver_bench::cluster::{wait_for_bus, Broker, ScratchDatabase};
 use palaver_bench::members::{setup, Member};
 use palaver_bench::server::{raise_fd_limit, Kind, ServerProcess};
 use palaver_bench::traffic::{self, TrafficConfig};
@@ -45,9 +46,16 @@ struct SuiteArgs {
     /// A tiny configuration that runs each scenario for about a second (tests).
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios: fanout (with latency), connections, store.
+    /// Run only these scenarios: fanout (with latency), connections, store, cluster.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Admin URL of a PostgreSQL server: adds the PostgreSQL store runs and,
+    /// with `--tansu-bin`, the cluster scenario (each on a scratch database).
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// A tansu binary (scripts/tansu path): the Kafka-API broker of the cluster scenario.
+    #[arg(long)]
+    tansu_bin: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +76,8 @@ struct Sizes {
     connections: usize,
     connection_users: usize,
     store_senders: usize,
+    cluster_shape: (usize, usize),
+    cluster_rates: Vec<f64>,
 }
 
 async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
@@ -80,6 +90,8 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             connections: 40,
             connection_users: 4,
             store_senders: 4,
+            cluster_shape: (2, 5),
+            cluster_rates: vec![200.0],
         }
     } else {
         Sizes {
@@ -89,6 +101,8 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             connections: 10_000,
             connection_users: 100,
             store_senders: 100,
+            cluster_shape: (10, 10),
+            cluster_rates: vec![2_000.0, 10_000.0],
         }
     };
     anyhow::ensure!(
@@ -98,8 +112,8 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         sizes.connections
     );
     let servers = [
-        ServerProcess::start(Kind::Baseline, &args.baseline_bin, args.server_core).await?,
-        ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core).await?,
+        ServerProcess::start(Kind::Baseline, &args.baseline_bin, args.server_core, &[]).await?,
+        ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core, &[]).await?,
     ];
     let mut records: Vec<Value> = Vec::new();
     let mut emit = |record: Value| {
@@ -187,10 +201,121 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         };
         let report = store::run(Arc::new(sqlite), "sqlite", &scenario).await?;
         emit(json!({"scenario": "store", "target": "palaver", "report": report}));
+        // PostgreSQL, then PostgreSQL writing the cluster's transactional outbox:
+        // their ratio is what the outbox costs the send path.
+        if let Some(admin_url) = &args.postgres_url {
+            for (name, origin) in [
+                ("postgres", None),
+                ("postgres+outbox", Some("bench".to_owned())),
+            ] {
+                let database = ScratchDatabase::create(admin_url, "store").await?;
+                let options = palaver_store::StoreOptions {
+                    pool_size: 20,
+                    outbox_origin: origin,
+                    ..Default::default()
+                };
+                let postgres = palaver_store::PostgresStore::open(&database.url, &options).await?;
+                let report = store::run(Arc::new(postgres), name, &scenario).await?;
+                emit(json!({"scenario": "store", "target": "palaver", "report": report}));
+                database.drop_now().await;
+            }
+        }
+    }
+
+    if let (true, Some(admin_url), Some(tansu)) =
+        (wants("cluster"), &args.postgres_url, &args.tansu_bin)
+    {
+        for record in cluster_scenario(&args, &sizes, admin_url, tansu).await? {
+            emit(record);
+        }
     }
 
     if let Some(out_dir) = &args.out_dir {
         report::write(out_dir, &records)?;
     }
     Ok(())
+}
+
+/// Two Palaver nodes on one PostgreSQL database and one broker. The same rooms
+/// run twice at each rate: every member on the sender's node ("same-node"),
+/// then every receiver on the other node ("cross-node"), so the difference is
+/// the Kafka hop. Server CPU figures cover the sender's node only.
+async fn cluster_scenario(
+    args: &SuiteArgs,
+    sizes: &Sizes,
+    admin_url: &str,
+    tansu: &std::path::Path,
+) -> anyhow::Result<Vec<Value>> {
+    let database = ScratchDatabase::create(admin_url, "cluster").await?;
+    let broker = Broker::start(tansu, args.server_core).await?;
+    let node_args: Vec<String> = [
+        "--database-url",
+        &database.url,
+        "--kafka-brokers",
+        &broker.addr,
+        "--kafka-topic",
+        "palaver.bench",
+        // Nodes of one cluster verify each other's tokens.
+        "--jwt-secret",
+        "benchmark-cluster-secret-0123456789abcdef",
+    ]
+    .map(String::from)
+    .to_vec();
+    let nodes = [
+        ServerProcess::start(
+            Kind::Palaver,
+            &args.palaver_bin,
+            args.server_core,
+            &node_args,
+        )
+        .await?,
+        ServerProcess::start(
+            Kind::Palaver,
+            &args.palaver_bin,
+            args.server_core,
+            &node_args,
+        )
+        .await?,
+    ];
+    for node in &nodes {
+        wait_for_bus(&node.base_url).await?;
+    }
+    let (rooms, members) = sizes.cluster_shape;
+    let shape = format!("{rooms}x{members}");
+    let people = setup(&nodes[0], "cluster", rooms, members).await?;
+    let other_node = format!("{}/api/v1/ws", nodes[1].base_url.replacen("http", "ws", 1));
+    let mut records = Vec::new();
+    for placement in ["same-node", "cross-node"] {
+        let placed: Vec<Member> = people
+            .iter()
+            .enumerate()
+            .map(|(n, member)| {
+                let mut member = member.clone();
+                // The first member of each room sends and stays on node 0.
+                if placement == "cross-node" && n % members != 0 {
+                    member.url = other_node.clone();
+                }
+                member
+            })
+            .collect();
+        for deliveries in &sizes.cluster_rates {
+            let sockets = traffic::connect_all(&placed).await?;
+            let config = TrafficConfig {
+                warmup: sizes.warmup,
+                measure: sizes.measure,
+                rate: Some(deliveries / members as f64),
+                window: 10_000,
+                padding: 32,
+            };
+            let report = traffic::run(&nodes[0], &placed, sockets, &config).await?;
+            records.push(
+                json!({"scenario": "cluster", "target": "palaver", "placement": placement,
+                "shape": shape, "rooms": rooms, "members": members,
+                "target_deliveries_per_sec": deliveries, "report": report}),
+            );
+        }
+    }
+    drop(nodes);
+    database.drop_now().await;
+    Ok(records)
 }
