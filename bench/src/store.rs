@@ -165,7 +165,7 @@ async fn populate(
     }
     let mut room_ids = Vec::with_capacity(rooms);
     for n in 0..rooms {
-        let room = store
+        let (room, _) = store
             .insert_room(NewRoom {
                 name: format!("bench room {n}"),
                 code: format!("BENCH{n:03}"),

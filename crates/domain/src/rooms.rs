@@ -50,7 +50,19 @@ impl Rooms {
             };
             match self.store.insert_room(new_room).await {
                 Err(StoreError::Conflict(_)) => continue,
-                other => return Ok(other?),
+                Err(err) => return Err(err.into()),
+                Ok((room, outbox)) => {
+                    // The owner's open connections follow the new room at once.
+                    self.publisher.publish(
+                        vec![Arc::new(DomainEvent::MemberJoined {
+                            room_id: room.id,
+                            user_id: owner,
+                            last_seq: 0,
+                        })],
+                        outbox,
+                    );
+                    return Ok(room);
+                }
             }
         }
         tracing::error!("could not find a free join code");

@@ -127,9 +127,9 @@ pub trait Store: Send + Sync + 'static {
     /// Revoke the family `token_hash` belongs to; false when the token is unknown.
     async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
 
-    /// Inserts the room and its owner's membership together.
-    /// `Conflict("code")` when the join code is taken.
-    async fn insert_room(&self, room: NewRoom) -> StoreResult<Room>;
+    /// Inserts the room and its owner's membership together (the owner's
+    /// `MemberJoined` goes to the outbox). `Conflict("code")` when the join code is taken.
+    async fn insert_room(&self, room: NewRoom) -> StoreResult<(Room, OutboxIds)>;
     async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>>;
     async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>>;
     async fn member_role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>>;

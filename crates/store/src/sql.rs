@@ -287,7 +287,7 @@ macro_rules! sql_store {
             async fn insert_room(
                 &self,
                 room: palaver_domain::store::NewRoom,
-            ) -> palaver_domain::store::StoreResult<palaver_domain::model::Room> {
+            ) -> palaver_domain::store::StoreResult<(palaver_domain::model::Room, palaver_domain::store::OutboxIds)> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let id: i64 = sqlx::query_scalar(
@@ -311,15 +311,22 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
+                let joined = palaver_domain::bus::DomainEvent::MemberJoined {
+                    room_id: palaver_domain::RoomId(id),
+                    user_id: room.owner_id,
+                    last_seq: 0,
+                };
+                let outbox = self.write_outbox(&mut tx, &[joined], room.created_at).await?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(palaver_domain::model::Room {
+                let created = palaver_domain::model::Room {
                     id: palaver_domain::RoomId(id),
                     name: room.name,
                     code: room.code,
                     owner_id: room.owner_id,
                     created_at: room.created_at,
                     password_hash: room.password_hash,
-                })
+                };
+                Ok((created, outbox))
             }
 
             async fn room_by_id(

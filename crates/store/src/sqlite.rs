@@ -139,7 +139,7 @@ mod tests {
             owner_id: owner,
             created_at: Timestamp(0),
         };
-        store.insert_room(new).await.unwrap().id
+        store.insert_room(new).await.unwrap().0.id
     }
 
     #[tokio::test]
@@ -297,12 +297,18 @@ mod tests {
             .unwrap();
         assert!(again.outbox.is_empty());
 
-        // Rows younger than `written_before` are left to their publisher.
-        let none = store
-            .claim_outbox(Timestamp(10), Timestamp(100), Timestamp(200), 10)
+        // Rows younger than `written_before` are left to their publisher: only
+        // the room's creation (at 0) is older than 5.
+        let creation = store
+            .claim_outbox(Timestamp(5), Timestamp(100), Timestamp(200), 10)
             .await
             .unwrap();
-        assert!(none.is_empty());
+        assert_eq!(creation.len(), 1);
+        let event = palaver_domain::events::decode(creation[0].payload.as_bytes()).unwrap();
+        assert!(
+            matches!(event, Some(DomainEvent::MemberJoined { user_id, last_seq: 0, .. }) if user_id == alice),
+            "the owner joins the room they create"
+        );
         let claimed = store
             .claim_outbox(Timestamp(50), Timestamp(100), Timestamp(200), 10)
             .await
@@ -331,9 +337,9 @@ mod tests {
             .claim_outbox(Timestamp(50), Timestamp(201), Timestamp(300), 10)
             .await
             .unwrap();
-        assert_eq!(after_lease.len(), 3);
+        assert_eq!(after_lease.len(), 4, "the creation's lease ran out too");
 
-        let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
+        let ids: Vec<i64> = after_lease.iter().map(|e| e.id).collect();
         store.delete_outbox(&ids).await.unwrap();
         let left = store.remove_member(room, bob).await.unwrap().unwrap();
         assert_eq!(left.len(), 1);

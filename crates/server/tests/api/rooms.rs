@@ -243,3 +243,26 @@ async fn room_names_are_validated() {
         .unwrap_err();
     assert_eq!(err.status(), Some(422));
 }
+
+#[tokio::test]
+async fn a_room_created_while_connected_is_live_on_the_creators_connections_at_once() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let mut alice_ws = alice.connect().await;
+
+    let room = alice.client.create_room("fresh", None).await.unwrap();
+    let joined = next_matching(&mut alice_ws, |f| match f {
+        ServerFrame::MemberJoined { room, user_id } => Some((room, user_id)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(joined, (room.id, alice.id()));
+    bob.client.join_room(&room.code, None).await.unwrap();
+    bob.client
+        .post_message(room.id, "hello creator", None)
+        .await
+        .unwrap();
+    let received = next_message(&mut alice_ws).await;
+    assert_eq!((received.seq, received.body.as_str()), (1, "hello creator"));
+}
