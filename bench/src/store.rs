@@ -104,7 +104,7 @@ pub async fn run(
                 sent += 1;
                 services
                     .messages
-                    .post(user, room, body.clone(), Some(format!("b{sent}")))
+                    .post(user, room, body.clone(), Some(format!("b{sent}")), None)
                     .await?;
                 acked_all.fetch_add(1, Ordering::Relaxed);
                 if now >= measure_from {

@@ -108,7 +108,7 @@ async fn session(mut socket: WebSocket, rooms: Arc<Rooms>, params: Params) {
             }
             incoming = socket.recv() => {
                 let Some(Ok(Message::Text(text))) = incoming else { return };
-                let Ok(ClientFrame::Send { room: room_id, body, client_id }) = serde_json::from_str(text.as_str()) else {
+                let Ok(ClientFrame::Send { room: room_id, body, client_id, .. }) = serde_json::from_str(text.as_str()) else {
                     continue;
                 };
                 if room_id != params.room {

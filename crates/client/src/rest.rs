@@ -1,9 +1,9 @@
 //! REST calls.
 
 use palaver_protocol::rest::{
-    CreateRoomRequest, HistoryQuery, JoinRoomRequest, LoginRequest, LogoutRequest, Member, Message,
-    MessagePage, PostMessageRequest, RefreshRequest, RegisterRequest, Room, RoomSummary,
-    TokenResponse, User,
+    CreateRoomRequest, EditMessageRequest, HistoryQuery, JoinRoomRequest, LoginRequest,
+    LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker,
+    RefreshRequest, RegisterRequest, Room, RoomSummary, TokenResponse, User,
 };
 use palaver_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
@@ -157,14 +157,64 @@ impl Client {
         body: &str,
         client_id: Option<&str>,
     ) -> Result<Message> {
+        self.post_reply(room, body, client_id, None).await
+    }
+
+    /// Posts a message answering `reply_to` (a seq of the same room).
+    pub async fn post_reply(
+        &self,
+        room: i64,
+        body: &str,
+        client_id: Option<&str>,
+        reply_to: Option<u64>,
+    ) -> Result<Message> {
         let body = PostMessageRequest {
             body: body.into(),
             client_id: client_id.map(Into::into),
+            reply_to,
         };
         self.call(
             Method::POST,
             &format!("/api/v1/rooms/{room}/messages"),
             Some(&body),
+        )
+        .await
+    }
+
+    pub async fn edit_message(&self, room: i64, seq: u64, body: &str) -> Result<Message> {
+        let body = EditMessageRequest { body: body.into() };
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/rooms/{room}/messages/{seq}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn delete_message(&self, room: i64, seq: u64) -> Result<()> {
+        self.call_empty::<()>(
+            Method::DELETE,
+            &format!("/api/v1/rooms/{room}/messages/{seq}"),
+            None,
+        )
+        .await
+    }
+
+    /// Moves the caller's read marker forward; returns where it now is.
+    pub async fn mark_read(&self, room: i64, seq: u64) -> Result<ReadMarker> {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/rooms/{room}/read"),
+            Some(&MarkReadRequest { seq }),
+        )
+        .await
+    }
+
+    pub async fn read_markers(&self, room: i64) -> Result<Vec<ReadMarker>> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/api/v1/rooms/{room}/read-markers"),
+            None,
         )
         .await
     }

@@ -18,6 +18,17 @@ use crate::store::{Store, StoreResult};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
     MessagePosted(Message),
+    /// The message with its new body and `edited_at`.
+    MessageEdited(Message),
+    MessageDeleted {
+        room_id: RoomId,
+        seq: u64,
+    },
+    ReadMarkerMoved {
+        room_id: RoomId,
+        user_id: UserId,
+        seq: u64,
+    },
     MemberJoined {
         room_id: RoomId,
         user_id: UserId,
@@ -34,10 +45,11 @@ pub enum DomainEvent {
 impl DomainEvent {
     pub fn room_id(&self) -> RoomId {
         match self {
-            DomainEvent::MessagePosted(m) => m.room_id,
-            DomainEvent::MemberJoined { room_id, .. } | DomainEvent::MemberLeft { room_id, .. } => {
-                *room_id
-            }
+            DomainEvent::MessagePosted(m) | DomainEvent::MessageEdited(m) => m.room_id,
+            DomainEvent::MessageDeleted { room_id, .. }
+            | DomainEvent::ReadMarkerMoved { room_id, .. }
+            | DomainEvent::MemberJoined { room_id, .. }
+            | DomainEvent::MemberLeft { room_id, .. } => *room_id,
         }
     }
 }
@@ -91,7 +103,10 @@ pub struct OutboxEntry {
 /// "joined" would let a removed user hear the room, so the store decides.
 pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<bool> {
     Ok(match event {
-        DomainEvent::MessagePosted(_) => true,
+        DomainEvent::MessagePosted(_)
+        | DomainEvent::MessageEdited(_)
+        | DomainEvent::MessageDeleted { .. }
+        | DomainEvent::ReadMarkerMoved { .. } => true,
         DomainEvent::MemberJoined {
             room_id, user_id, ..
         } => store.member_role(*room_id, *user_id).await?.is_some(),

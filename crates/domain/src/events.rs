@@ -35,6 +35,27 @@ enum EventV1 {
         client_id: Option<String>,
         /// Unix milliseconds.
         created_at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    MessageEdited {
+        room_id: i64,
+        seq: u64,
+        sender_id: i64,
+        body: String,
+        created_at: i64,
+        edited_at: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    MessageDeleted {
+        room_id: i64,
+        seq: u64,
+    },
+    ReadMarkerMoved {
+        room_id: i64,
+        user_id: i64,
+        seq: u64,
     },
     MemberJoined {
         room_id: i64,
@@ -55,7 +76,14 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 3] = ["message_posted", "member_joined", "member_left"];
+const KNOWN_TYPES: [&str; 6] = [
+    "message_posted",
+    "message_edited",
+    "message_deleted",
+    "read_marker_moved",
+    "member_joined",
+    "member_left",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed event: {0}")]
@@ -70,6 +98,29 @@ pub fn encode(event: &DomainEvent) -> String {
             body: m.body.clone(),
             client_id: m.client_id.clone(),
             created_at: m.created_at.0,
+            reply_to: m.reply_to,
+        },
+        DomainEvent::MessageEdited(m) => EventV1::MessageEdited {
+            room_id: m.room_id.0,
+            seq: m.seq,
+            sender_id: m.sender_id.0,
+            body: m.body.clone(),
+            created_at: m.created_at.0,
+            edited_at: m.edited_at.unwrap_or(m.created_at).0,
+            reply_to: m.reply_to,
+        },
+        DomainEvent::MessageDeleted { room_id, seq } => EventV1::MessageDeleted {
+            room_id: room_id.0,
+            seq: *seq,
+        },
+        DomainEvent::ReadMarkerMoved {
+            room_id,
+            user_id,
+            seq,
+        } => EventV1::ReadMarkerMoved {
+            room_id: room_id.0,
+            user_id: user_id.0,
+            seq: *seq,
         },
         DomainEvent::MemberJoined {
             room_id,
@@ -104,6 +155,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             body,
             client_id,
             created_at,
+            reply_to,
         } => DomainEvent::MessagePosted(Message {
             room_id: RoomId(room_id),
             seq,
@@ -111,7 +163,42 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             body,
             created_at: Timestamp(created_at),
             client_id,
+            reply_to,
+            edited_at: None,
+            deleted_at: None,
         }),
+        EventV1::MessageEdited {
+            room_id,
+            seq,
+            sender_id,
+            body,
+            created_at,
+            edited_at,
+            reply_to,
+        } => DomainEvent::MessageEdited(Message {
+            room_id: RoomId(room_id),
+            seq,
+            sender_id: UserId(sender_id),
+            body,
+            created_at: Timestamp(created_at),
+            client_id: None,
+            reply_to,
+            edited_at: Some(Timestamp(edited_at)),
+            deleted_at: None,
+        }),
+        EventV1::MessageDeleted { room_id, seq } => DomainEvent::MessageDeleted {
+            room_id: RoomId(room_id),
+            seq,
+        },
+        EventV1::ReadMarkerMoved {
+            room_id,
+            user_id,
+            seq,
+        } => DomainEvent::ReadMarkerMoved {
+            room_id: RoomId(room_id),
+            user_id: UserId(user_id),
+            seq,
+        },
         EventV1::MemberJoined {
             room_id,
             user_id,
@@ -141,6 +228,9 @@ mod tests {
                 body: "héllo \"world\"".into(),
                 created_at: Timestamp(1_700_000_000_123),
                 client_id: Some("c-1".into()),
+                reply_to: None,
+                edited_at: None,
+                deleted_at: None,
             }),
             DomainEvent::MessagePosted(Message {
                 room_id: RoomId(3),
@@ -149,7 +239,30 @@ mod tests {
                 body: String::new(),
                 created_at: Timestamp(1),
                 client_id: None,
+                reply_to: Some(42),
+                edited_at: None,
+                deleted_at: None,
             }),
+            DomainEvent::MessageEdited(Message {
+                room_id: RoomId(3),
+                seq: 42,
+                sender_id: UserId(7),
+                body: "fixed".into(),
+                created_at: Timestamp(5),
+                client_id: None,
+                reply_to: None,
+                edited_at: Some(Timestamp(9)),
+                deleted_at: None,
+            }),
+            DomainEvent::MessageDeleted {
+                room_id: RoomId(3),
+                seq: 42,
+            },
+            DomainEvent::ReadMarkerMoved {
+                room_id: RoomId(3),
+                user_id: UserId(9),
+                seq: 43,
+            },
             DomainEvent::MemberJoined {
                 room_id: RoomId(3),
                 user_id: UserId(9),

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 pub use writer::{MessageWriter, WriterConfig};
 
+use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
-use crate::model::Message;
+use crate::model::{Message, Role};
+use crate::outbox::Publisher;
 use crate::store::{AppendOutcome, NewMessage, Store};
 use crate::time::Timestamp;
 use crate::values::{ClientId, MessageBody};
@@ -41,14 +43,21 @@ pub const MAX_PAGE: u32 = 200;
 pub struct Messages {
     store: Arc<dyn Store>,
     writer: MessageWriter,
+    publisher: Publisher,
     max_body_bytes: usize,
 }
 
 impl Messages {
-    pub fn new(store: Arc<dyn Store>, writer: MessageWriter, max_body_bytes: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        writer: MessageWriter,
+        publisher: Publisher,
+        max_body_bytes: usize,
+    ) -> Self {
         Self {
             store,
             writer,
+            publisher,
             max_body_bytes,
         }
     }
@@ -61,9 +70,22 @@ impl Messages {
         room: RoomId,
         body: String,
         client_id: Option<String>,
+        reply_to: Option<u64>,
     ) -> Result<Posted> {
         let body = MessageBody::parse(body, self.max_body_bytes)?;
         let client_id = client_id.map(ClientId::parse).transpose()?;
+        if let Some(target) = reply_to {
+            // Seqs are never reused and messages never vanish, so a seq that
+            // exists now exists for good. (A non-member learns nothing: the
+            // storing transaction answers NotFound for them anyway.)
+            if self.store.message(room, target).await?.is_none() {
+                self.require_member(sender, room).await?;
+                return Err(Error::invalid(
+                    "reply_to",
+                    "no message with this seq in the room",
+                ));
+            }
+        }
         let outcome = self
             .writer
             .append(NewMessage {
@@ -71,6 +93,7 @@ impl Messages {
                 sender_id: sender,
                 body: body.into_inner(),
                 client_id: client_id.map(ClientId::into_inner),
+                reply_to,
                 created_at: Timestamp::now(),
             })
             .await?;
@@ -115,6 +138,65 @@ impl Messages {
         Ok(HistoryPage { messages, has_more })
     }
 
+    /// Replaces the body of the editor's own message.
+    pub async fn edit(
+        &self,
+        editor: UserId,
+        room: RoomId,
+        seq: u64,
+        body: String,
+    ) -> Result<Message> {
+        let body = MessageBody::parse(body, self.max_body_bytes)?;
+        self.require_member(editor, room).await?;
+        let message = self.existing(room, seq).await?;
+        if message.sender_id != editor {
+            return Err(Error::Forbidden("only its sender can edit a message"));
+        }
+        if message.deleted_at.is_some() {
+            return Err(Error::Conflict("the message was deleted"));
+        }
+        let (edited, outbox) = self
+            .store
+            .edit_message(room, seq, &body.into_inner(), Timestamp::now())
+            .await?
+            .ok_or(Error::Conflict("the message was deleted"))?;
+        self.publisher.publish(
+            vec![Arc::new(DomainEvent::MessageEdited(edited.clone()))],
+            outbox,
+        );
+        Ok(edited)
+    }
+
+    /// Deletes a message: its sender may, and so may the room's owner and admins.
+    /// Deleting an already deleted message succeeds and changes nothing.
+    pub async fn delete(&self, user: UserId, room: RoomId, seq: u64) -> Result<()> {
+        let role = self.require_member(user, room).await?;
+        let message = self.existing(room, seq).await?;
+        if message.sender_id != user && role < Role::Admin {
+            return Err(Error::Forbidden(
+                "only its sender, an admin or the owner can delete a message",
+            ));
+        }
+        if let Some(outbox) = self
+            .store
+            .delete_message(room, seq, Timestamp::now())
+            .await?
+        {
+            self.publisher.publish(
+                vec![Arc::new(DomainEvent::MessageDeleted { room_id: room, seq })],
+                outbox,
+            );
+        }
+        Ok(())
+    }
+
+    async fn existing(&self, room: RoomId, seq: u64) -> Result<Message> {
+        self.store
+            .message(room, seq)
+            .await?
+            .ok_or(Error::NotFound("message"))
+    }
+
     /// Messages after `after`, for resuming connections and filling gaps.
     pub async fn catch_up(
         &self,
@@ -127,11 +209,11 @@ impl Messages {
         Ok(self.store.messages_after(room, after, limit).await?)
     }
 
-    async fn require_member(&self, user: UserId, room: RoomId) -> Result<()> {
-        match self.store.member_role(room, user).await? {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound("room")),
-        }
+    async fn require_member(&self, user: UserId, room: RoomId) -> Result<Role> {
+        self.store
+            .member_role(room, user)
+            .await?
+            .ok_or(Error::NotFound("room"))
     }
 }
 

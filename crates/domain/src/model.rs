@@ -63,6 +63,8 @@ pub struct RoomSummary {
     pub role: Role,
     pub last_seq: u64,
     pub last_message: Option<Message>,
+    pub last_read_seq: u64,
+    pub unread_count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,10 @@ pub struct Message {
     pub body: String,
     pub created_at: Timestamp,
     pub client_id: Option<String>,
+    pub reply_to: Option<u64>,
+    pub edited_at: Option<Timestamp>,
+    /// Set when deleted; the body is then empty.
+    pub deleted_at: Option<Timestamp>,
 }
 
 impl User {
@@ -113,6 +119,8 @@ impl RoomSummary {
             role: self.role.as_str().to_owned(),
             last_seq: self.last_seq,
             last_message: self.last_message.as_ref().map(Message::to_wire),
+            last_read_seq: self.last_read_seq,
+            unread_count: self.unread_count,
         }
     }
 }
@@ -136,6 +144,9 @@ impl Message {
             body: self.body.clone(),
             created_at: self.created_at.to_rfc3339(),
             client_id: self.client_id.clone(),
+            reply_to: self.reply_to,
+            edited_at: self.edited_at.map(Timestamp::to_rfc3339),
+            deleted: self.deleted_at.is_some(),
         }
     }
 
@@ -148,6 +159,7 @@ impl Message {
             body: self.body.clone(),
             created_at: self.created_at.to_rfc3339(),
             client_id: self.client_id.clone(),
+            reply_to: self.reply_to,
         }
         .to_json()
     }

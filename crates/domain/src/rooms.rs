@@ -148,6 +148,38 @@ impl Rooms {
         Ok(())
     }
 
+    /// Moves the caller's read marker forward to `seq` (capped at the room's
+    /// newest message); returns where it now is. Never moves it backwards.
+    pub async fn mark_read(&self, user: UserId, room: RoomId, seq: u64) -> Result<u64> {
+        self.require_member(user, room).await?;
+        match self.store.mark_read(room, user, seq).await? {
+            Some((now_at, outbox)) => {
+                self.publisher.publish(
+                    vec![Arc::new(DomainEvent::ReadMarkerMoved {
+                        room_id: room,
+                        user_id: user,
+                        seq: now_at,
+                    })],
+                    outbox,
+                );
+                Ok(now_at)
+            }
+            None => {
+                let markers = self.store.read_markers(room).await?;
+                Ok(markers
+                    .iter()
+                    .find(|(member, _)| *member == user)
+                    .map_or(0, |(_, seq)| *seq))
+            }
+        }
+    }
+
+    /// Every member's read marker.
+    pub async fn read_markers(&self, user: UserId, room: RoomId) -> Result<Vec<(UserId, u64)>> {
+        self.require_member(user, room).await?;
+        Ok(self.store.read_markers(room).await?)
+    }
+
     /// The caller's role, or `NotFound` so non-members learn nothing.
     pub async fn require_member(&self, user: UserId, room: RoomId) -> Result<Role> {
         self.store

@@ -60,8 +60,8 @@ impl Services {
                 access,
                 limits.refresh_token_ttl_secs,
             ),
-            rooms: Rooms::new(store.clone(), publisher, passwords),
-            messages: Messages::new(store.clone(), writer, limits.max_body_bytes),
+            rooms: Rooms::new(store.clone(), publisher.clone(), passwords),
+            messages: Messages::new(store.clone(), writer, publisher, limits.max_body_bytes),
             store,
         };
         Ok((services, writer_task))

@@ -67,6 +67,8 @@ pub struct NewMessage {
     pub sender_id: UserId,
     pub body: String,
     pub client_id: Option<String>,
+    /// A seq of the same room; the domain checked that it exists.
+    pub reply_to: Option<u64>,
     pub created_at: Timestamp,
 }
 
@@ -163,6 +165,35 @@ pub trait Store: Send + Sync + 'static {
         before: Option<u64>,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+    /// One message, deleted or not.
+    async fn message(&self, room: RoomId, seq: u64) -> StoreResult<Option<Message>>;
+    /// Replaces a live message's body and sets `edited_at`; `None` when the
+    /// message does not exist or was deleted.
+    async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: u64,
+        body: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Message, OutboxIds)>>;
+    /// Empties a message's body and marks it deleted (the seq stays); `None`
+    /// when it does not exist or already was deleted.
+    async fn delete_message(
+        &self,
+        room: RoomId,
+        seq: u64,
+        now: Timestamp,
+    ) -> StoreResult<Option<OutboxIds>>;
+    /// Moves a member's read marker forward to `seq`, capped at the room's
+    /// newest seq; `None` when it did not move (already there, or not a member).
+    async fn mark_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: u64,
+    ) -> StoreResult<Option<(u64, OutboxIds)>>;
+    /// Every member's read marker.
+    async fn read_markers(&self, room: RoomId) -> StoreResult<Vec<(UserId, u64)>>;
     /// Up to `limit` messages with `seq > after`, ascending.
     async fn messages_after(
         &self,

@@ -88,6 +88,10 @@ pub struct RoomSummary {
     /// Sequence number of the newest message (0 when empty).
     pub last_seq: u64,
     pub last_message: Option<Message>,
+    /// The caller's read marker: the newest seq they have read.
+    pub last_read_seq: u64,
+    /// Messages after the marker from other people, not deleted.
+    pub unread_count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -107,6 +111,15 @@ pub struct Message {
     pub created_at: String,
     /// The sender's idempotency key, if it gave one.
     pub client_id: Option<String>,
+    /// The seq of the message (same room) this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// When the sender last edited the body (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// A deleted message keeps its seq; its `body` is empty.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -115,6 +128,27 @@ pub struct PostMessageRequest {
     /// Idempotency key: re-sending it returns the original message.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// Reply to this seq of the same room.
+    #[serde(default)]
+    pub reply_to: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EditMessageRequest {
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MarkReadRequest {
+    /// The newest seq the caller has read; a marker never moves backwards.
+    pub seq: u64,
+}
+
+/// Where a member's read marker is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReadMarker {
+    pub user_id: i64,
+    pub last_read_seq: u64,
 }
 
 /// Query for `GET /rooms/{id}/messages`: `before` pages back, `after` catches up.

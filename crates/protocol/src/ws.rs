@@ -22,6 +22,31 @@ pub enum ClientFrame {
         body: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// The seq of the message (in the same room) this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// Replace the body of one's own message; everyone gets `message_edited`.
+    Edit {
+        room: i64,
+        seq: u64,
+        body: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Delete one's own message (owners and admins: anyone's); everyone gets `message_deleted`.
+    Delete {
+        room: i64,
+        seq: u64,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Move one's read marker forward to `seq`; the room gets `read`.
+    Read {
+        room: i64,
+        seq: u64,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     /// Room id (as a string key) → the last `seq` the client has seen.
     Resume {
@@ -67,6 +92,26 @@ pub enum ServerFrame {
         body: String,
         created_at: String,
         client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// A message's body was replaced by its sender.
+    MessageEdited {
+        room: i64,
+        seq: u64,
+        body: String,
+        edited_at: String,
+    },
+    /// A message was deleted: its seq stays, its body is gone.
+    MessageDeleted {
+        room: i64,
+        seq: u64,
+    },
+    /// A member's read marker moved forward to `seq`.
+    Read {
+        room: i64,
+        user_id: i64,
+        seq: u64,
     },
     MemberJoined {
         room: i64,
@@ -113,7 +158,8 @@ mod tests {
             ClientFrame::Send {
                 room: 3,
                 body: "hi".into(),
-                client_id: Some("c1".into())
+                client_id: Some("c1".into()),
+                reply_to: None,
             }
         );
         let resume: ClientFrame =

@@ -53,6 +53,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::members))
         .routes(routes!(rooms::leave))
         .routes(routes!(messages::history, messages::post))
+        .routes(routes!(messages::edit, messages::delete))
+        .routes(routes!(rooms::mark_read))
+        .routes(routes!(rooms::read_markers))
 }
 
 pub fn router(state: AppState) -> Router {

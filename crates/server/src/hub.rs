@@ -241,6 +241,15 @@ impl Hub {
         }
     }
 
+    /// Serializes `frame` once and offers it to the room's connections.
+    fn broadcast_frame(&self, room: RoomId, frame: &ServerFrame) {
+        if self.followers(room) == 0 {
+            return; // nobody here: skip serializing
+        }
+        let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
+        self.broadcast(room, Outbound::Frame(bytes));
+    }
+
     /// Number of local connections following `room` (for tests and metrics).
     pub fn followers(&self, room: RoomId) -> usize {
         self.recipients(room).map_or(0, |r| r.len())
@@ -257,6 +266,36 @@ impl EventSink for Hub {
                     json: Utf8Bytes::from(message.to_frame_json()),
                 });
                 self.broadcast(message.room_id, Outbound::Sequenced(frame));
+            }
+            DomainEvent::MessageEdited(message) => {
+                let frame = ServerFrame::MessageEdited {
+                    room: message.room_id.0,
+                    seq: message.seq,
+                    body: message.body.clone(),
+                    edited_at: message.edited_at.unwrap_or(message.created_at).to_rfc3339(),
+                };
+                self.broadcast_frame(message.room_id, &frame);
+            }
+            DomainEvent::MessageDeleted { room_id, seq } => {
+                let frame = ServerFrame::MessageDeleted {
+                    room: room_id.0,
+                    seq: *seq,
+                };
+                self.broadcast_frame(*room_id, &frame);
+            }
+            DomainEvent::ReadMarkerMoved {
+                room_id,
+                user_id,
+                seq,
+            } => {
+                // The reader's other connections follow the room too: another
+                // tab's badge clears from the same frame.
+                let frame = ServerFrame::Read {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                    seq: *seq,
+                };
+                self.broadcast_frame(*room_id, &frame);
             }
             DomainEvent::MemberJoined {
                 room_id,
@@ -315,6 +354,9 @@ mod tests {
             body: "hi".into(),
             created_at: Timestamp(0),
             client_id: None,
+            reply_to: None,
+            edited_at: None,
+            deleted_at: None,
         })
     }
 

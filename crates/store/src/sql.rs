@@ -11,7 +11,8 @@ pub const ROOM_COLUMNS: &str = "r.id AS r_id, r.name AS r_name, r.code AS r_code
 
 pub const MESSAGE_COLUMNS: &str = "m.room_id AS m_room_id, m.seq AS m_seq, \
     m.sender_id AS m_sender_id, m.body AS m_body, m.client_id AS m_client_id, \
-    m.created_at AS m_created_at";
+    m.created_at AS m_created_at, m.reply_to AS m_reply_to, m.edited_at AS m_edited_at, \
+    m.deleted_at AS m_deleted_at";
 
 /// Rows per multi-row INSERT: 6 parameters each stays far below both engines'
 /// parameter limits (SQLite 32766, PostgreSQL 65535).
@@ -61,6 +62,9 @@ macro_rules! sql_store {
 
             pub fn message(row: &$row) -> StoreResult<Message> {
                 let seq: i64 = row.try_get("m_seq").map_err(map_err)?;
+                let reply_to: Option<i64> = row.try_get("m_reply_to").map_err(map_err)?;
+                let edited_at: Option<i64> = row.try_get("m_edited_at").map_err(map_err)?;
+                let deleted_at: Option<i64> = row.try_get("m_deleted_at").map_err(map_err)?;
                 Ok(Message {
                     room_id: RoomId(row.try_get("m_room_id").map_err(map_err)?),
                     seq: seq as u64,
@@ -68,6 +72,9 @@ macro_rules! sql_store {
                     body: row.try_get("m_body").map_err(map_err)?,
                     created_at: Timestamp(row.try_get("m_created_at").map_err(map_err)?),
                     client_id: row.try_get("m_client_id").map_err(map_err)?,
+                    reply_to: reply_to.map(|s| s as u64),
+                    edited_at: edited_at.map(Timestamp),
+                    deleted_at: deleted_at.map(Timestamp),
                 })
             }
         }
@@ -445,8 +452,13 @@ macro_rules! sql_store {
             ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::model::RoomSummary>> {
                 use sqlx::Row;
                 use crate::errors::map_err;
+                // Unread: newer than the marker, from someone else, not deleted.
                 let sql = format!(
-                    "SELECT {}, mb.role AS member_role, r.last_seq AS room_last_seq, {}
+                    "SELECT {}, mb.role AS member_role, r.last_seq AS room_last_seq, {},
+                            mb.last_read_seq AS last_read_seq,
+                            (SELECT COUNT(*) FROM messages u
+                             WHERE u.room_id = r.id AND u.seq > mb.last_read_seq
+                               AND u.sender_id <> mb.user_id AND u.deleted_at IS NULL) AS unread_count
                      FROM members mb
                      JOIN rooms r ON r.id = mb.room_id
                      LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
@@ -470,6 +482,8 @@ macro_rules! sql_store {
                             role: decode::role(&role)?,
                             last_seq: last_seq as u64,
                             last_message: has_message.map(|_| decode::message(row)).transpose()?,
+                            last_read_seq: row.try_get::<i64, _>("last_read_seq").map_err(map_err)? as u64,
+                            unread_count: row.try_get::<i64, _>("unread_count").map_err(map_err)? as u64,
                         })
                     })
                     .collect()
@@ -710,6 +724,9 @@ macro_rules! sql_store {
                                 body: m.body.clone(),
                                 created_at: m.created_at,
                                 client_id: m.client_id.clone(),
+                                reply_to: m.reply_to,
+                                edited_at: None,
+                                deleted_at: None,
                             };
                             *seq += 1;
                             stored.push(message.clone());
@@ -720,7 +737,7 @@ macro_rules! sql_store {
                 }
                 for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
                     let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at) ",
+                        "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to) ",
                     );
                     query.push_values(chunk, |mut row, m| {
                         row.push_bind(m.room_id.0)
@@ -728,7 +745,8 @@ macro_rules! sql_store {
                             .push_bind(m.sender_id.0)
                             .push_bind(m.body.as_str())
                             .push_bind(m.client_id.as_deref())
-                            .push_bind(m.created_at.0);
+                            .push_bind(m.created_at.0)
+                            .push_bind(m.reply_to.map(|s| s as i64));
                     });
                     query.build().persistent(cache_statements).execute(&mut *tx).await.map_err(map_err)?;
                 }
@@ -829,6 +847,158 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn message(
+                &self,
+                room: palaver_domain::RoomId,
+                seq: u64,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::Message>> {
+                let sql = format!(
+                    "SELECT {} FROM messages m WHERE m.room_id = $1 AND m.seq = $2",
+                    crate::sql::MESSAGE_COLUMNS
+                );
+                sqlx::query(&sql)
+                    .bind(room.0)
+                    .bind(seq.min(i64::MAX as u64) as i64)
+                    .fetch_optional(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?
+                    .as_ref()
+                    .map(decode::message)
+                    .transpose()
+            }
+
+            async fn edit_message(
+                &self,
+                room: palaver_domain::RoomId,
+                seq: u64,
+                body: &str,
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<(palaver_domain::model::Message, palaver_domain::store::OutboxIds)>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let seq = seq.min(i64::MAX as u64) as i64;
+                let edited = sqlx::query(
+                    "UPDATE messages SET body = $1, edited_at = $2
+                     WHERE room_id = $3 AND seq = $4 AND deleted_at IS NULL",
+                )
+                .bind(body)
+                .bind(now.0)
+                .bind(room.0)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if edited == 0 {
+                    return Ok(None);
+                }
+                let sql = format!(
+                    "SELECT {} FROM messages m WHERE m.room_id = $1 AND m.seq = $2",
+                    crate::sql::MESSAGE_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(room.0)
+                    .bind(seq)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let message = decode::message(&row)?;
+                let event = palaver_domain::bus::DomainEvent::MessageEdited(message.clone());
+                let outbox = self.write_outbox(&mut tx, &[event], now).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some((message, outbox)))
+            }
+
+            async fn delete_message(
+                &self,
+                room: palaver_domain::RoomId,
+                seq: u64,
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::OutboxIds>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let deleted = sqlx::query(
+                    "UPDATE messages SET body = '', deleted_at = $1
+                     WHERE room_id = $2 AND seq = $3 AND deleted_at IS NULL",
+                )
+                .bind(now.0)
+                .bind(room.0)
+                .bind(seq.min(i64::MAX as u64) as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if deleted == 0 {
+                    return Ok(None);
+                }
+                let event = palaver_domain::bus::DomainEvent::MessageDeleted { room_id: room, seq };
+                let outbox = self.write_outbox(&mut tx, &[event], now).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(outbox))
+            }
+
+            async fn mark_read(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+                seq: u64,
+            ) -> palaver_domain::store::StoreResult<Option<(u64, palaver_domain::store::OutboxIds)>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let Some(last_seq): Option<i64> =
+                    sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+                        .bind(room.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                else {
+                    return Ok(None);
+                };
+                // A marker past the newest message would hide messages not yet sent.
+                let target = (seq.min(i64::MAX as u64) as i64).min(last_seq);
+                let moved: Option<i64> = sqlx::query_scalar(
+                    "UPDATE members SET last_read_seq = $1
+                     WHERE room_id = $2 AND user_id = $3 AND last_read_seq < $1
+                     RETURNING last_read_seq",
+                )
+                .bind(target)
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let Some(now_at) = moved else {
+                    return Ok(None);
+                };
+                let event = palaver_domain::bus::DomainEvent::ReadMarkerMoved {
+                    room_id: room,
+                    user_id: user,
+                    seq: now_at as u64,
+                };
+                let outbox = self
+                    .write_outbox(&mut tx, &[event], palaver_domain::time::Timestamp::now())
+                    .await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some((now_at as u64, outbox)))
+            }
+
+            async fn read_markers(
+                &self,
+                room: palaver_domain::RoomId,
+            ) -> palaver_domain::store::StoreResult<Vec<(palaver_domain::UserId, u64)>> {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT user_id, last_read_seq FROM members WHERE room_id = $1 ORDER BY user_id",
+                )
+                .bind(room.0)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(crate::errors::map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(user, seq)| (palaver_domain::UserId(user), seq as u64))
+                    .collect())
+            }
+
             async fn messages_after(
                 &self,
                 room: palaver_domain::RoomId,
@@ -897,7 +1067,7 @@ macro_rules! sql_store {
                     ),
                     Table::Rooms => Rows::Rooms(
                         sqlx::query(
-                            "SELECT id, name, code, password_hash, owner_id, created_at, last_seq
+                            "SELECT id, name, code, password_hash, owner_id, created_at, last_seq, kind, dm_key
                              FROM rooms WHERE id > $1 ORDER BY id LIMIT $2",
                         )
                         .bind(cursor.first)
@@ -915,6 +1085,8 @@ macro_rules! sql_store {
                                 owner_id: r.try_get("owner_id")?,
                                 created_at: r.try_get("created_at")?,
                                 last_seq: r.try_get("last_seq")?,
+                                kind: r.try_get("kind")?,
+                                dm_key: r.try_get("dm_key")?,
                             })
                         })
                         .collect::<Result<_, sqlx::Error>>()
@@ -922,7 +1094,7 @@ macro_rules! sql_store {
                     ),
                     Table::Members => Rows::Members(
                         sqlx::query(
-                            "SELECT room_id, user_id, role, joined_at FROM members
+                            "SELECT room_id, user_id, role, joined_at, last_read_seq FROM members
                              WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
                              ORDER BY room_id, user_id LIMIT $3",
                         )
@@ -939,6 +1111,7 @@ macro_rules! sql_store {
                                 user_id: r.try_get("user_id")?,
                                 role: r.try_get("role")?,
                                 joined_at: r.try_get("joined_at")?,
+                                last_read_seq: r.try_get("last_read_seq")?,
                             })
                         })
                         .collect::<Result<_, sqlx::Error>>()
@@ -946,7 +1119,8 @@ macro_rules! sql_store {
                     ),
                     Table::Messages => Rows::Messages(
                         sqlx::query(
-                            "SELECT room_id, seq, sender_id, body, client_id, created_at FROM messages
+                            "SELECT room_id, seq, sender_id, body, client_id, created_at, reply_to, edited_at, deleted_at
+                             FROM messages
                              WHERE room_id > $1 OR (room_id = $1 AND seq > $2)
                              ORDER BY room_id, seq LIMIT $3",
                         )
@@ -965,6 +1139,9 @@ macro_rules! sql_store {
                                 body: r.try_get("body")?,
                                 client_id: r.try_get("client_id")?,
                                 created_at: r.try_get("created_at")?,
+                                reply_to: r.try_get("reply_to")?,
+                                edited_at: r.try_get("edited_at")?,
+                                deleted_at: r.try_get("deleted_at")?,
                             })
                         })
                         .collect::<Result<_, sqlx::Error>>()
@@ -990,6 +1167,30 @@ macro_rules! sql_store {
                                 expires_at: r.try_get("expires_at")?,
                                 used_at: r.try_get("used_at")?,
                                 revoked_at: r.try_get("revoked_at")?,
+                            })
+                        })
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)?,
+                    ),
+                    Table::Bans => Rows::Bans(
+                        sqlx::query(
+                            "SELECT room_id, user_id, banned_by, created_at FROM bans
+                             WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
+                             ORDER BY room_id, user_id LIMIT $3",
+                        )
+                        .bind(cursor.first)
+                        .bind(cursor.second)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| {
+                            Ok(BanRow {
+                                room_id: r.try_get("room_id")?,
+                                user_id: r.try_get("user_id")?,
+                                banned_by: r.try_get("banned_by")?,
+                                created_at: r.try_get("created_at")?,
                             })
                         })
                         .collect::<Result<_, sqlx::Error>>()
@@ -1022,8 +1223,8 @@ macro_rules! sql_store {
                     Rows::Rooms(rows) => {
                         for r in rows {
                             sqlx::query(
-                                "INSERT INTO rooms (id, name, code, password_hash, owner_id, created_at, last_seq)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                "INSERT INTO rooms (id, name, code, password_hash, owner_id, created_at, last_seq, kind, dm_key)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                             )
                             .bind(r.id)
                             .bind(&r.name)
@@ -1032,6 +1233,8 @@ macro_rules! sql_store {
                             .bind(r.owner_id)
                             .bind(r.created_at)
                             .bind(r.last_seq)
+                            .bind(&r.kind)
+                            .bind(&r.dm_key)
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;
@@ -1040,12 +1243,14 @@ macro_rules! sql_store {
                     Rows::Members(rows) => {
                         for r in rows {
                             sqlx::query(
-                                "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+                                "INSERT INTO members (room_id, user_id, role, joined_at, last_read_seq)
+                                 VALUES ($1, $2, $3, $4, $5)",
                             )
                             .bind(r.room_id)
                             .bind(r.user_id)
                             .bind(&r.role)
                             .bind(r.joined_at)
+                            .bind(r.last_read_seq)
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;
@@ -1054,8 +1259,9 @@ macro_rules! sql_store {
                     Rows::Messages(rows) => {
                         for r in rows {
                             sqlx::query(
-                                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at)
-                                 VALUES ($1, $2, $3, $4, $5, $6)",
+                                "INSERT INTO messages
+                                 (room_id, seq, sender_id, body, client_id, created_at, reply_to, edited_at, deleted_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                             )
                             .bind(r.room_id)
                             .bind(r.seq)
@@ -1063,6 +1269,9 @@ macro_rules! sql_store {
                             .bind(&r.body)
                             .bind(&r.client_id)
                             .bind(r.created_at)
+                            .bind(r.reply_to)
+                            .bind(r.edited_at)
+                            .bind(r.deleted_at)
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;
@@ -1082,6 +1291,20 @@ macro_rules! sql_store {
                             .bind(r.expires_at)
                             .bind(r.used_at)
                             .bind(r.revoked_at)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        }
+                    }
+                    Rows::Bans(rows) => {
+                        for r in rows {
+                            sqlx::query(
+                                "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4)",
+                            )
+                            .bind(r.room_id)
+                            .bind(r.user_id)
+                            .bind(r.banned_by)
+                            .bind(r.created_at)
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;

@@ -180,6 +180,7 @@ mod tests {
             sender_id: sender,
             body: "b".into(),
             client_id: key.map(Into::into),
+            reply_to: None,
             created_at: Timestamp(0),
         };
         let batch = [
@@ -237,6 +238,7 @@ mod tests {
             sender_id: alice.id,
             body: "b".into(),
             client_id: None,
+            reply_to: None,
             created_at: Timestamp(0),
         };
         store.append_messages(&[message]).await.unwrap();
@@ -278,6 +280,7 @@ mod tests {
             sender_id: alice,
             body: "hi".into(),
             client_id: Some(client_id.into()),
+            reply_to: None,
             created_at: Timestamp(20),
         };
         let appended = store
@@ -362,6 +365,7 @@ mod tests {
                 sender_id: alice,
                 body: "hi".into(),
                 client_id: None,
+                reply_to: None,
                 created_at: Timestamp(0),
             }])
             .await
@@ -393,6 +397,7 @@ mod tests {
             sender_id: alice.id,
             body: body.into(),
             client_id: None,
+            reply_to: None,
             created_at: Timestamp(0),
         };
         // Plant a row where the second message of the next batch will go, so

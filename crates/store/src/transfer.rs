@@ -11,16 +11,18 @@ pub enum Table {
     Members,
     Messages,
     RefreshTokens,
+    Bans,
 }
 
 impl Table {
     /// Parents before children.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Users,
         Table::Rooms,
         Table::Members,
         Table::Messages,
         Table::RefreshTokens,
+        Table::Bans,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,6 +32,7 @@ impl Table {
             Table::Members => "members",
             Table::Messages => "messages",
             Table::RefreshTokens => "refresh_tokens",
+            Table::Bans => "bans",
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct RoomRow {
     pub owner_id: i64,
     pub created_at: i64,
     pub last_seq: i64,
+    pub kind: String,
+    pub dm_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +65,7 @@ pub struct MemberRow {
     pub user_id: i64,
     pub role: String,
     pub joined_at: i64,
+    pub last_read_seq: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +75,17 @@ pub struct MessageRow {
     pub sender_id: i64,
     pub body: String,
     pub client_id: Option<String>,
+    pub created_at: i64,
+    pub reply_to: Option<i64>,
+    pub edited_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRow {
+    pub room_id: i64,
+    pub user_id: i64,
+    pub banned_by: i64,
     pub created_at: i64,
 }
 
@@ -90,6 +107,7 @@ pub enum Rows {
     Members(Vec<MemberRow>),
     Messages(Vec<MessageRow>),
     RefreshTokens(Vec<TokenRow>),
+    Bans(Vec<BanRow>),
 }
 
 /// Where the next page starts: after this key (tables use the parts they need).
@@ -118,6 +136,7 @@ impl Rows {
             Rows::Members(r) => r.len(),
             Rows::Messages(r) => r.len(),
             Rows::RefreshTokens(r) => r.len(),
+            Rows::Bans(r) => r.len(),
         }
     }
 
@@ -140,6 +159,10 @@ impl Rows {
                 (cursor.first, cursor.second) = (last.room_id, last.seq);
             }
             Rows::RefreshTokens(r) => cursor.text = r.last()?.token_hash.clone(),
+            Rows::Bans(r) => {
+                let last = r.last()?;
+                (cursor.first, cursor.second) = (last.room_id, last.user_id);
+            }
         }
         Some(cursor)
     }

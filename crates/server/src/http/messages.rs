@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palaver_domain::messages::HistoryRange;
 use palaver_domain::{Error, RoomId};
-use palaver_protocol::rest::{HistoryQuery, Message, MessagePage, PostMessageRequest};
+use palaver_protocol::rest::{
+    EditMessageRequest, HistoryQuery, Message, MessagePage, PostMessageRequest,
+};
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
@@ -65,7 +67,7 @@ pub async fn post(
     let posted = state
         .services
         .messages
-        .post(user, RoomId(id), req.body, req.client_id)
+        .post(user, RoomId(id), req.body, req.client_id, req.reply_to)
         .await?;
     let status = if posted.duplicate {
         StatusCode::OK
@@ -73,4 +75,53 @@ pub async fn post(
         StatusCode::CREATED
     };
     Ok((status, axum::Json(posted.message.to_wire())).into_response())
+}
+
+/// Replace the body of one's own message. Members get `message_edited`.
+#[utoipa::path(patch, path = "/api/v1/rooms/{id}/messages/{seq}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id"), ("seq" = u64, Path, description = "message seq")),
+    request_body = EditMessageRequest,
+    responses(
+        (status = 200, description = "the edited message", body = Message),
+        (status = 403, description = "not the sender", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the message was deleted", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn edit(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath((id, seq)): AppPath<(i64, u64)>,
+    AppJson(req): AppJson<EditMessageRequest>,
+) -> Result<AppJson<Message>, ApiError> {
+    let edited = state
+        .services
+        .messages
+        .edit(user, RoomId(id), seq, req.body)
+        .await?;
+    Ok(AppJson(edited.to_wire()))
+}
+
+/// Delete a message (its sender, or the room's owner or an admin). The seq
+/// stays in history with `deleted: true` and no body; members get `message_deleted`.
+#[utoipa::path(delete, path = "/api/v1/rooms/{id}/messages/{seq}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id"), ("seq" = u64, Path, description = "message seq")),
+    responses(
+        (status = 204, description = "deleted (or already deleted)"),
+        (status = 403, description = "neither the sender nor an admin", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath((id, seq)): AppPath<(i64, u64)>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .messages
+        .delete(user, RoomId(id), seq)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

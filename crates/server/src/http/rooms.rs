@@ -1,9 +1,11 @@
-//! `/api/v1/rooms/*`: create, join, list, inspect, leave.
+//! `/api/v1/rooms/*`: create, join, list, inspect, leave, read markers.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use palaver_domain::RoomId;
-use palaver_protocol::rest::{CreateRoomRequest, JoinRoomRequest, Member, Room, RoomSummary};
+use palaver_protocol::rest::{
+    CreateRoomRequest, JoinRoomRequest, MarkReadRequest, Member, ReadMarker, Room, RoomSummary,
+};
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
@@ -103,4 +105,52 @@ pub async fn leave(
 ) -> Result<StatusCode, ApiError> {
     state.services.rooms.leave(user, RoomId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Move the caller's read marker forward to `seq` (capped at the newest
+/// message; never backwards). The room, the caller's other connections
+/// included, gets a `read` event.
+#[utoipa::path(put, path = "/api/v1/rooms/{id}/read", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id")),
+    request_body = MarkReadRequest,
+    responses((status = 200, description = "where the marker now is", body = ReadMarker),
+        (status = 404, body = ErrorBody)))]
+pub async fn mark_read(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath(id): AppPath<i64>,
+    AppJson(req): AppJson<MarkReadRequest>,
+) -> Result<AppJson<ReadMarker>, ApiError> {
+    let seq = state
+        .services
+        .rooms
+        .mark_read(user, RoomId(id), req.seq)
+        .await?;
+    Ok(AppJson(ReadMarker {
+        user_id: user.0,
+        last_read_seq: seq,
+    }))
+}
+
+/// Every member's read marker.
+#[utoipa::path(get, path = "/api/v1/rooms/{id}/read-markers", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id")),
+    responses((status = 200, body = Vec<ReadMarker>), (status = 404, body = ErrorBody)))]
+pub async fn read_markers(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<Vec<ReadMarker>>, ApiError> {
+    let markers = state.services.rooms.read_markers(user, RoomId(id)).await?;
+    Ok(AppJson(
+        markers
+            .into_iter()
+            .map(|(user, seq)| ReadMarker {
+                user_id: user.0,
+                last_read_seq: seq,
+            })
+            .collect(),
+    ))
 }

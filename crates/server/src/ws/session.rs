@@ -105,7 +105,10 @@ struct Session {
     queue: mpsc::Receiver<Outbound>,
     /// Room → the last seq delivered (or known to the client) on this connection.
     positions: HashMap<RoomId, u64>,
-    in_flight: FuturesUnordered<BoxFuture<'static, ServerFrame>>,
+    /// Requests awaiting the domain: each yields its reply frame, if it has one
+    /// (edits, deletes and read markers answer only with errors; their success
+    /// is the event every member receives).
+    in_flight: FuturesUnordered<BoxFuture<'static, Option<ServerFrame>>>,
 }
 
 impl Session {
@@ -165,7 +168,10 @@ impl Session {
                 _ = &mut shutdown => return Box::pin(self.drain_for_shutdown()).await,
                 _ = &mut slow => return End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
                 Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.send(text(&reply)).await
+                    match reply {
+                        Some(frame) => self.send(text(&frame)).await,
+                        None => Ok(()),
+                    }
                 }
                 item = self.queue.recv() => match item {
                     Some(item) => self.deliver_batch_or_drop_if_stuck(item).await,
@@ -185,7 +191,8 @@ impl Session {
     async fn drain_for_shutdown(&mut self) -> End {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while let Some(reply) = self.in_flight.next().await {
-                if self.send(text(&reply)).await.is_err() {
+                let Some(frame) = reply else { continue };
+                if self.send(text(&frame)).await.is_err() {
                     break;
                 }
             }
@@ -229,16 +236,17 @@ impl Session {
                 room,
                 body,
                 client_id,
+                reply_to,
             } => {
                 let services = self.state.services.clone();
                 let sender = self.user.id;
                 self.in_flight.push(
                     async move {
-                        match services
+                        let posted = services
                             .messages
-                            .post(sender, RoomId(room), body, client_id.clone())
-                            .await
-                        {
+                            .post(sender, RoomId(room), body, client_id.clone(), reply_to)
+                            .await;
+                        Some(match posted {
                             Ok(posted) => ServerFrame::Ack {
                                 client_id: posted.message.client_id,
                                 room,
@@ -246,7 +254,56 @@ impl Session {
                                 created_at: posted.message.created_at.to_rfc3339(),
                             },
                             Err(err) => error_frame(&err, client_id),
-                        }
+                        })
+                    }
+                    .boxed(),
+                );
+                Ok(())
+            }
+            ClientFrame::Edit {
+                room,
+                seq,
+                body,
+                reference,
+            } => {
+                let services = self.state.services.clone();
+                let user = self.user.id;
+                self.in_flight.push(
+                    async move {
+                        let edited = services.messages.edit(user, RoomId(room), seq, body).await;
+                        edited.err().map(|err| error_frame(&err, reference))
+                    }
+                    .boxed(),
+                );
+                Ok(())
+            }
+            ClientFrame::Delete {
+                room,
+                seq,
+                reference,
+            } => {
+                let services = self.state.services.clone();
+                let user = self.user.id;
+                self.in_flight.push(
+                    async move {
+                        let deleted = services.messages.delete(user, RoomId(room), seq).await;
+                        deleted.err().map(|err| error_frame(&err, reference))
+                    }
+                    .boxed(),
+                );
+                Ok(())
+            }
+            ClientFrame::Read {
+                room,
+                seq,
+                reference,
+            } => {
+                let services = self.state.services.clone();
+                let user = self.user.id;
+                self.in_flight.push(
+                    async move {
+                        let marked = services.rooms.mark_read(user, RoomId(room), seq).await;
+                        marked.err().map(|err| error_frame(&err, reference))
                     }
                     .boxed(),
                 );

@@ -364,5 +364,14 @@ pub fn send_frame(
         room,
         body: body.into(),
         client_id: client_id.map(Into::into),
+        reply_to: None,
     }
+}
+
+/// The HTTP status of a call that must fail with an API error.
+pub fn status_of<T: std::fmt::Debug>(result: palaver_client::Result<T>) -> u16 {
+    result
+        .expect_err("expected an error")
+        .status()
+        .expect("an API error")
 }

@@ -2,9 +2,11 @@
 //! database, and drives it over real HTTP and WebSocket connections.
 
 mod accounts;
+mod edits;
 mod helpers;
 mod journey;
 mod messages;
 mod openapi;
+mod read_markers;
 mod rooms;
 mod websocket;

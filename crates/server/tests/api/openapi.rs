@@ -25,6 +25,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/rooms/{id}/leave"),
     ("get", "/api/v1/rooms/{id}/messages"),
     ("post", "/api/v1/rooms/{id}/messages"),
+    ("patch", "/api/v1/rooms/{id}/messages/{seq}"),
+    ("delete", "/api/v1/rooms/{id}/messages/{seq}"),
+    ("put", "/api/v1/rooms/{id}/read"),
+    ("get", "/api/v1/rooms/{id}/read-markers"),
 ];
 
 #[tokio::test]

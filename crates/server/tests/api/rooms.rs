@@ -2,17 +2,9 @@
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
 use palaver_client::types::HistoryQuery;
-use palaver_client::ClientError;
 use reqwest::Method;
 
 use crate::helpers::*;
-
-fn status_of<T: std::fmt::Debug>(result: Result<T, ClientError>) -> u16 {
-    result
-        .expect_err("expected an error")
-        .status()
-        .expect("an API error")
-}
 
 #[tokio::test]
 async fn joining_checks_the_password_and_is_idempotent() {

@@ -61,6 +61,18 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .post_message(locked.id, "quiet", None)
         .await
         .unwrap();
+    // Every kind of column: a reply, an edit, a deletion, read markers.
+    bob.client
+        .post_reply(open_room.id, "re: m0", None, Some(1))
+        .await
+        .unwrap();
+    alice
+        .client
+        .edit_message(open_room.id, 1, "m0, edited")
+        .await
+        .unwrap();
+    carol.client.delete_message(open_room.id, 3).await.unwrap();
+    bob.client.mark_read(open_room.id, 20).await.unwrap();
     let carol_refresh = source_app
         .client
         .refresh(&carol.refresh_token)
@@ -84,7 +96,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
     );
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
-        report.contains("messages") && report.contains("31 rows"),
+        report.contains("messages") && report.contains("32 rows"),
         "{report}"
     );
     // A second copy into the now populated target is refused.
@@ -120,7 +132,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .iter()
         .map(|r| (r.room.name.as_str(), r.last_seq))
         .collect();
-    assert_eq!(positions, [("locked", 1), ("general", 30)]);
+    assert_eq!(positions, [("general", 31), ("locked", 1)]);
     let page = alice
         .client
         .history(
@@ -132,8 +144,11 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         )
         .await
         .unwrap();
-    assert_eq!(page.messages.len(), 30);
+    assert_eq!(page.messages.len(), 31);
     assert_eq!(page.messages[29].body, "m29");
+    assert_eq!(page.messages[0].body, "m0, edited");
+    assert!(page.messages[2].deleted);
+    assert_eq!(page.messages[30].reply_to, Some(1));
     // Idempotency keys came along; new messages continue the sequence.
     let retry = alice
         .client
@@ -146,7 +161,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .post_message(open_room.id, "after the move", None)
         .await
         .unwrap();
-    assert_eq!(next.seq, 31);
+    assert_eq!(next.seq, 32);
     // Refresh tokens still rotate; ids keep growing past the copied ones.
     target_app.client.refresh(&carol_refresh).await.unwrap();
     let dave = target_app
