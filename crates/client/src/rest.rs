@@ -1,9 +1,10 @@
 //! REST calls.
 
 use palaver_protocol::rest::{
-    CreateRoomRequest, EditMessageRequest, HistoryQuery, JoinRoomRequest, LoginRequest,
-    LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker,
-    RefreshRequest, RegisterRequest, Room, RoomSummary, TokenResponse, User,
+    CreateRoomRequest, DirectRequest, EditMessageRequest, HistoryQuery, JoinRoomRequest,
+    LoginRequest, LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest,
+    ReadMarker, RefreshRequest, RegisterRequest, Room, RoomSummary, TokenResponse,
+    UpdateProfileRequest, User, UserPage, UserRef,
 };
 use palaver_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
@@ -200,6 +201,41 @@ impl Client {
         .await
     }
 
+    /// The direct room with `user` (an id or a username).
+    pub async fn direct_room(&self, user: UserRef) -> Result<Room> {
+        self.call(Method::POST, "/api/v1/dms", Some(&DirectRequest { user }))
+            .await
+    }
+
+    pub async fn search_users(
+        &self,
+        q: &str,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<UserPage> {
+        let mut url = url_with_query("/api/v1/users", &[("q", q)]);
+        if let Some(after) = after {
+            url = url_with_query(&url, &[("after", after)]);
+        }
+        if let Some(limit) = limit {
+            url = url_with_query(&url, &[("limit", &limit.to_string())]);
+        }
+        self.call::<(), _>(Method::GET, &url, None).await
+    }
+
+    pub async fn user(&self, id: i64) -> Result<User> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/users/{id}"), None)
+            .await
+    }
+
+    pub async fn update_display_name(&self, display_name: &str) -> Result<User> {
+        let body = UpdateProfileRequest {
+            display_name: display_name.into(),
+        };
+        self.call(Method::PATCH, "/api/v1/users/me", Some(&body))
+            .await
+    }
+
     /// Moves the caller's read marker forward; returns where it now is.
     pub async fn mark_read(&self, room: i64, seq: u64) -> Result<ReadMarker> {
         self.call(
@@ -281,4 +317,16 @@ impl Client {
             ))),
         }
     }
+}
+
+/// `path` with `pairs` appended as URL-encoded query parameters.
+fn url_with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = path.to_owned();
+    for (key, value) in pairs {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>());
+    }
+    out
 }

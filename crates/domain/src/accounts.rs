@@ -144,6 +144,58 @@ impl Accounts {
             .ok_or(Error::NotFound("user"))
     }
 
+    /// A user by id or username; `NotFound` when there is none.
+    pub async fn find(&self, who: &UserLookup) -> Result<User> {
+        let found = match who {
+            UserLookup::Id(id) => self.store.user_by_id(*id).await?,
+            // Usernames are stored lower-case.
+            UserLookup::Username(name) => {
+                self.store
+                    .user_by_username(&name.to_ascii_lowercase())
+                    .await?
+            }
+        };
+        found.ok_or(Error::NotFound("user"))
+    }
+
+    /// Users whose username or display name starts with `query` (any case),
+    /// by username, after the cursor `after`; `limit` defaults to 20 (max 100).
+    pub async fn search(
+        &self,
+        query: &str,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<(Vec<User>, Option<String>)> {
+        let limit = match limit {
+            None => 20,
+            Some(n @ 1..=100) => n,
+            Some(_) => return Err(Error::invalid("limit", "must be between 1 and 100")),
+        };
+        if query.chars().count() > 64 {
+            return Err(Error::invalid("q", "must be at most 64 characters"));
+        }
+        let prefix = query.trim().to_lowercase();
+        let mut users = self
+            .store
+            .search_users(&prefix, after.unwrap_or(""), limit + 1)
+            .await?;
+        let next = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(|u| u.username.clone())
+        } else {
+            None
+        };
+        Ok((users, next))
+    }
+
+    pub async fn update_display_name(&self, user: UserId, display_name: &str) -> Result<User> {
+        let display_name = DisplayName::parse(display_name)?;
+        self.store
+            .update_display_name(user, &display_name.into_inner())
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
     fn session(&self, user: User, refresh_token: String, now: Timestamp) -> Result<Session> {
         Ok(Session {
             access_token: self.access.issue(user.id, now)?,
@@ -152,4 +204,11 @@ impl Accounts {
             user,
         })
     }
+}
+
+/// Someone named by id or by username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserLookup {
+    Id(UserId),
+    Username(String),
 }

@@ -55,6 +55,32 @@ pub struct Room {
     pub created_at: Timestamp,
     /// argon2id hash of the join password, if the room has one.
     pub password_hash: Option<String>,
+    pub kind: RoomKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomKind {
+    /// Joined by code; any number of members.
+    Group,
+    /// The one private room of two people; no code joins it.
+    Direct,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Group => "group",
+            RoomKind::Direct => "direct",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "group" => Some(RoomKind::Group),
+            "direct" => Some(RoomKind::Direct),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +134,7 @@ impl Room {
             owner_id: self.owner_id.0,
             created_at: self.created_at.to_rfc3339(),
             has_password: self.password_hash.is_some(),
+            kind: self.kind.as_str().to_owned(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
-use crate::model::{Member, Role, Room, RoomSummary, User};
+use crate::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use crate::outbox::Publisher;
 use crate::passwords::Passwords;
 use crate::store::{NewRoom, Store, StoreError};
@@ -69,6 +69,47 @@ impl Rooms {
         Err(Error::Internal)
     }
 
+    /// The one direct room of `user` and `other`, created on first use; the
+    /// same room every time, from either side. Someone who left it is a
+    /// member again.
+    pub async fn direct(&self, user: &User, other: &User) -> Result<Room> {
+        if user.id == other.id {
+            return Err(Error::invalid("user", "a direct room needs someone else"));
+        }
+        let mut names = [user.username.as_str(), other.username.as_str()];
+        names.sort_unstable();
+        for _ in 0..CODE_ATTEMPTS {
+            let new_room = NewRoom {
+                name: format!("{} & {}", names[0], names[1]),
+                code: JoinCode::generate().as_str().to_owned(),
+                password_hash: None,
+                owner_id: user.id,
+                created_at: Timestamp::now(),
+            };
+            match self.store.direct_room(user.id, other.id, new_room).await {
+                Err(StoreError::Conflict(_)) => continue,
+                Err(err) => return Err(err.into()),
+                Ok(direct) => {
+                    let events = direct
+                        .joined
+                        .iter()
+                        .map(|(member, last_seq)| {
+                            Arc::new(DomainEvent::MemberJoined {
+                                room_id: direct.room.id,
+                                user_id: *member,
+                                last_seq: *last_seq,
+                            })
+                        })
+                        .collect();
+                    self.publisher.publish(events, direct.outbox);
+                    return Ok(direct.room);
+                }
+            }
+        }
+        tracing::error!("could not find a free join code");
+        Err(Error::Internal)
+    }
+
     /// Joining a room one already belongs to returns it without asking again.
     pub async fn join(&self, user: UserId, code: &str, password: Option<&str>) -> Result<Room> {
         let code = JoinCode::parse(code)?;
@@ -76,6 +117,8 @@ impl Rooms {
             .store
             .room_by_code(code.as_str())
             .await?
+            // A direct room has a code only because every room does.
+            .filter(|room| room.kind == RoomKind::Group)
             .ok_or(Error::NotFound("room"))?;
         if self.store.member_role(room.id, user).await?.is_some() {
             return Ok(room);

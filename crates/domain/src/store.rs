@@ -93,6 +93,16 @@ pub struct Membership {
     pub outbox: OutboxIds,
 }
 
+/// What opening a direct room did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectRoom {
+    pub room: Room,
+    /// Who became a member now (with the room's newest seq at that moment):
+    /// both on creation, one when a person who had left comes back.
+    pub joined: Vec<(UserId, u64)>,
+    pub outbox: OutboxIds,
+}
+
 /// The outcomes of a batch append, in input order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -115,6 +125,17 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn credentials_by_username(&self, username: &str)
         -> StoreResult<Option<UserCredentials>>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Up to `limit` users whose username or lower-cased display name starts
+    /// with `prefix` (already lower case), with username greater than `after`,
+    /// ordered by username.
+    async fn search_users(&self, prefix: &str, after: &str, limit: u32) -> StoreResult<Vec<User>>;
+    /// `None` when the user does not exist.
+    async fn update_display_name(
+        &self,
+        user: UserId,
+        display_name: &str,
+    ) -> StoreResult<Option<User>>;
 
     async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()>;
     /// Atomically spend `presented_hash` and store `next_hash` in its family
@@ -134,6 +155,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_room(&self, room: NewRoom) -> StoreResult<(Room, OutboxIds)>;
     async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>>;
     async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>>;
+    /// The direct room of `a` and `b` (created with `name` and `code` if it does
+    /// not exist yet), with both of them as members. `Conflict("code")` when a
+    /// new room's code is taken.
+    async fn direct_room(&self, a: UserId, b: UserId, room: NewRoom) -> StoreResult<DirectRoom>;
     async fn member_role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>>;
     async fn add_member(
         &self,

@@ -76,6 +76,47 @@ pub struct Room {
     pub owner_id: i64,
     pub created_at: String,
     pub has_password: bool,
+    /// `group` (joined by code) or `direct` (the private room of two people).
+    pub kind: String,
+}
+
+/// `POST /dms`: the user to talk to, by id (a number) or username (a string).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DirectRequest {
+    pub user: UserRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum UserRef {
+    Id(i64),
+    Username(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpdateProfileRequest {
+    pub display_name: String,
+}
+
+/// Query for `GET /users`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserSearchQuery {
+    /// Start of a username or display name (case-insensitive); empty lists everyone.
+    pub q: Option<String>,
+    /// Page size: default 20, at most 100.
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserPage {
+    /// Ordered by username.
+    pub users: Vec<User>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A room as it appears in the caller's room list.

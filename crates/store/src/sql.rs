@@ -7,7 +7,8 @@
 
 /// Room columns, aliased so they can sit beside message columns in one row.
 pub const ROOM_COLUMNS: &str = "r.id AS r_id, r.name AS r_name, r.code AS r_code, \
-    r.password_hash AS r_password_hash, r.owner_id AS r_owner_id, r.created_at AS r_created_at";
+    r.password_hash AS r_password_hash, r.owner_id AS r_owner_id, r.created_at AS r_created_at, \
+    r.kind AS r_kind";
 
 pub const MESSAGE_COLUMNS: &str = "m.room_id AS m_room_id, m.seq AS m_seq, \
     m.sender_id AS m_sender_id, m.body AS m_body, m.client_id AS m_client_id, \
@@ -57,6 +58,11 @@ macro_rules! sql_store {
                     owner_id: UserId(row.try_get("r_owner_id").map_err(map_err)?),
                     created_at: Timestamp(row.try_get("r_created_at").map_err(map_err)?),
                     password_hash: row.try_get("r_password_hash").map_err(map_err)?,
+                    kind: {
+                        let kind: String = row.try_get("r_kind").map_err(map_err)?;
+                        palaver_domain::model::RoomKind::parse(&kind)
+                            .ok_or_else(|| StoreError::Other(format!("unknown room kind {kind:?}")))?
+                    },
                 })
             }
 
@@ -145,6 +151,69 @@ macro_rules! sql_store {
                     display_name: user.display_name,
                     created_at: user.created_at,
                 })
+            }
+
+            async fn user_by_username(
+                &self,
+                username: &str,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::User>> {
+                let sql = format!("SELECT {} FROM users u WHERE u.username = $1", crate::sql::USER_COLUMNS);
+                let row = sqlx::query(&sql)
+                    .bind(username)
+                    .fetch_optional(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                row.map(|r| decode::user(&r)).transpose()
+            }
+
+            async fn search_users(
+                &self,
+                prefix: &str,
+                after: &str,
+                limit: u32,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::model::User>> {
+                // LIKE with the wildcards of the prefix escaped, so `a_b` means "a_b".
+                let escaped: String = prefix
+                    .chars()
+                    .flat_map(|c| match c {
+                        '%' | '_' | '\\' => vec!['\\', c],
+                        c => vec![c],
+                    })
+                    .collect();
+                let pattern = format!("{escaped}%");
+                let sql = format!(
+                    "SELECT {} FROM users u
+                     WHERE (u.username LIKE $1 ESCAPE '\\' OR lower(u.display_name) LIKE $1 ESCAPE '\\')
+                       AND u.username > $2
+                     ORDER BY u.username LIMIT $3",
+                    crate::sql::USER_COLUMNS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(pattern)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                rows.iter().map(decode::user).collect()
+            }
+
+            async fn update_display_name(
+                &self,
+                user: palaver_domain::UserId,
+                display_name: &str,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::User>> {
+                let updated = sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+                    .bind(display_name)
+                    .bind(user.0)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(crate::errors::map_err)?
+                    .rows_affected();
+                if updated == 0 {
+                    return Ok(None);
+                }
+                self.user_by_id(user).await
             }
 
             async fn user_by_id(
@@ -332,8 +401,71 @@ macro_rules! sql_store {
                     owner_id: room.owner_id,
                     created_at: room.created_at,
                     password_hash: room.password_hash,
+                    kind: palaver_domain::model::RoomKind::Group,
                 };
                 Ok((created, outbox))
+            }
+
+            async fn direct_room(
+                &self,
+                a: palaver_domain::UserId,
+                b: palaver_domain::UserId,
+                room: palaver_domain::store::NewRoom,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::DirectRoom> {
+                use crate::errors::map_err;
+                let (low, high) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+                let dm_key = format!("{}:{}", low.0, high.0);
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                sqlx::query(
+                    "INSERT INTO rooms (name, code, password_hash, owner_id, created_at, kind, dm_key)
+                     VALUES ($1, $2, NULL, $3, $4, 'direct', $5)
+                     ON CONFLICT (dm_key) WHERE dm_key IS NOT NULL DO NOTHING",
+                )
+                .bind(&room.name)
+                .bind(&room.code)
+                .bind(room.owner_id.0)
+                .bind(room.created_at.0)
+                .bind(&dm_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::errors::conflict_or(e, "code"))?;
+                let sql = format!(
+                    "SELECT {}, r.last_seq AS room_last_seq FROM rooms r WHERE r.dm_key = $1",
+                    crate::sql::ROOM_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(&dm_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let found = decode::room(&row)?;
+                let last_seq: i64 = sqlx::Row::try_get(&row, "room_last_seq").map_err(map_err)?;
+                let mut joined = Vec::new();
+                let mut events = Vec::new();
+                for user in [low, high] {
+                    let inserted = sqlx::query(
+                        "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
+                         ON CONFLICT (room_id, user_id) DO NOTHING",
+                    )
+                    .bind(found.id.0)
+                    .bind(user.0)
+                    .bind(room.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
+                    if inserted > 0 {
+                        joined.push((user, last_seq as u64));
+                        events.push(palaver_domain::bus::DomainEvent::MemberJoined {
+                            room_id: found.id,
+                            user_id: user,
+                            last_seq: last_seq as u64,
+                        });
+                    }
+                }
+                let outbox = self.write_outbox(&mut tx, &events, room.created_at).await?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(palaver_domain::store::DirectRoom { room: found, joined, outbox })
             }
 
             async fn room_by_id(

@@ -1,11 +1,15 @@
-//! `/api/v1/users/*`.
+//! `/api/v1/users/*` and `/api/v1/dms`: profiles, finding people, direct rooms.
 
 use axum::extract::State;
-use palaver_protocol::rest::User;
+use palaver_domain::accounts::UserLookup;
+use palaver_domain::UserId;
+use palaver_protocol::rest::{
+    DirectRequest, Room, UpdateProfileRequest, User, UserPage, UserRef, UserSearchQuery,
+};
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AuthUser};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::AppState;
 
 /// The caller's own profile.
@@ -17,4 +21,86 @@ pub async fn me(
     AuthUser(user): AuthUser,
 ) -> Result<AppJson<User>, ApiError> {
     Ok(AppJson(state.services.accounts.user(user).await?.to_wire()))
+}
+
+/// Change the caller's display name (1–64 characters).
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = [])),
+    request_body = UpdateProfileRequest,
+    responses((status = 200, body = User), (status = 422, body = ErrorBody)))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppJson(req): AppJson<UpdateProfileRequest>,
+) -> Result<AppJson<User>, ApiError> {
+    let updated = state
+        .services
+        .accounts
+        .update_display_name(user, &req.display_name)
+        .await?;
+    Ok(AppJson(updated.to_wire()))
+}
+
+/// Find people by the start of their username or display name (any case).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = [])),
+    params(UserSearchQuery),
+    responses((status = 200, body = UserPage), (status = 422, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<AppState>,
+    AuthUser(_caller): AuthUser,
+    AppQuery(query): AppQuery<UserSearchQuery>,
+) -> Result<AppJson<UserPage>, ApiError> {
+    let (users, next) = state
+        .services
+        .accounts
+        .search(
+            query.q.as_deref().unwrap_or(""),
+            query.after.as_deref(),
+            query.limit,
+        )
+        .await?;
+    Ok(AppJson(UserPage {
+        users: users.iter().map(|u| u.to_wire()).collect(),
+        next,
+    }))
+}
+
+/// A user's public profile.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "user id")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+pub async fn profile(
+    State(state): State<AppState>,
+    AuthUser(_caller): AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<User>, ApiError> {
+    Ok(AppJson(
+        state.services.accounts.user(UserId(id)).await?.to_wire(),
+    ))
+}
+
+/// The caller's direct room with another user (by id or username): created on
+/// first use, the same room every time and from either side.
+#[utoipa::path(post, path = "/api/v1/dms", tag = "rooms",
+    security(("bearer" = [])),
+    request_body = DirectRequest,
+    responses((status = 200, body = Room), (status = 404, description = "no such user", body = ErrorBody),
+        (status = 422, description = "oneself", body = ErrorBody)))]
+pub async fn direct(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppJson(req): AppJson<DirectRequest>,
+) -> Result<AppJson<Room>, ApiError> {
+    let accounts = &state.services.accounts;
+    let me = accounts.user(user).await?;
+    let other = accounts
+        .find(&match req.user {
+            UserRef::Id(id) => UserLookup::Id(UserId(id)),
+            UserRef::Username(name) => UserLookup::Username(name),
+        })
+        .await?;
+    let room = state.services.rooms.direct(&me, &other).await?;
+    Ok(AppJson(room.to_wire()))
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod journey;
 mod messages;
 mod openapi;
+mod people;
 mod read_markers;
 mod rooms;
 mod websocket;
