@@ -1,10 +1,11 @@
 //! REST calls.
 
 use palaver_protocol::rest::{
-    CreateRoomRequest, DirectRequest, EditMessageRequest, HistoryQuery, JoinRoomRequest,
-    LoginRequest, LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest,
-    ReadMarker, RefreshRequest, RegisterRequest, Room, RoomSummary, TokenResponse,
-    UpdateProfileRequest, User, UserPage, UserRef,
+    BanInfo, CreateRoomRequest, DirectRequest, EditMessageRequest, HistoryQuery, InviteRequest,
+    JoinRoomRequest, LoginRequest, LogoutRequest, MarkReadRequest, Member, Message, MessagePage,
+    PostMessageRequest, ReadMarker, RefreshRequest, RegisterRequest, RoleRequest, Room,
+    RoomSummary, TokenResponse, UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest,
+    UserPage, UserRef,
 };
 use palaver_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
@@ -199,6 +200,72 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// Adds `user` to the room (owner or admin).
+    pub async fn invite(&self, room: i64, user: UserRef) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/members");
+        self.call_empty(Method::POST, &path, Some(&InviteRequest { user }))
+            .await
+    }
+
+    pub async fn kick(&self, room: i64, user: i64) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/members/{user}");
+        self.call_empty::<()>(Method::DELETE, &path, None).await
+    }
+
+    /// `role`: `admin` or `member` (owner only).
+    pub async fn set_role(&self, room: i64, user: i64, role: &str) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/members/{user}/role");
+        let body = RoleRequest { role: role.into() };
+        self.call_empty(Method::PUT, &path, Some(&body)).await
+    }
+
+    pub async fn transfer_ownership(&self, room: i64, user: i64) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/owner");
+        self.call_empty(Method::POST, &path, Some(&UserIdRequest { user_id: user }))
+            .await
+    }
+
+    pub async fn ban(&self, room: i64, user: i64) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/bans");
+        self.call_empty(Method::POST, &path, Some(&UserIdRequest { user_id: user }))
+            .await
+    }
+
+    pub async fn bans(&self, room: i64) -> Result<Vec<BanInfo>> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/rooms/{room}/bans"), None)
+            .await
+    }
+
+    pub async fn unban(&self, room: i64, user: i64) -> Result<()> {
+        let path = format!("/api/v1/rooms/{room}/bans/{user}");
+        self.call_empty::<()>(Method::DELETE, &path, None).await
+    }
+
+    /// Renames the room and/or sets (`Some("")`: removes) its password.
+    pub async fn update_room(
+        &self,
+        room: i64,
+        name: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Room> {
+        let body = UpdateRoomRequest {
+            name: name.map(Into::into),
+            password: password.map(Into::into),
+        };
+        self.call(Method::PATCH, &format!("/api/v1/rooms/{room}"), Some(&body))
+            .await
+    }
+
+    pub async fn rotate_code(&self, room: i64) -> Result<Room> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/rooms/{room}/code"), None)
+            .await
+    }
+
+    pub async fn delete_room(&self, room: i64) -> Result<()> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/rooms/{room}"), None)
+            .await
     }
 
     /// The direct room with `user` (an id or a username).

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::ids::{RoomId, UserId};
-use crate::model::Message;
+use crate::model::{Message, Role};
 use crate::store::{Store, StoreResult};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,22 @@ pub enum DomainEvent {
         room_id: RoomId,
         user_id: UserId,
     },
+    /// An owner or admin removed the member (and, if `banned`, barred them).
+    MemberRemoved {
+        room_id: RoomId,
+        user_id: UserId,
+        banned: bool,
+    },
+    RoleChanged {
+        room_id: RoomId,
+        user_id: UserId,
+        role: Role,
+    },
+    /// The room's public description changed (name, password, code, owner).
+    RoomUpdated(palaver_protocol::rest::Room),
+    RoomDeleted {
+        room_id: RoomId,
+    },
 }
 
 impl DomainEvent {
@@ -49,7 +65,11 @@ impl DomainEvent {
             DomainEvent::MessageDeleted { room_id, .. }
             | DomainEvent::ReadMarkerMoved { room_id, .. }
             | DomainEvent::MemberJoined { room_id, .. }
-            | DomainEvent::MemberLeft { room_id, .. } => *room_id,
+            | DomainEvent::MemberLeft { room_id, .. }
+            | DomainEvent::MemberRemoved { room_id, .. }
+            | DomainEvent::RoleChanged { room_id, .. }
+            | DomainEvent::RoomDeleted { room_id } => *room_id,
+            DomainEvent::RoomUpdated(room) => RoomId(room.id),
         }
     }
 }
@@ -110,9 +130,17 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
         DomainEvent::MemberJoined {
             room_id, user_id, ..
         } => store.member_role(*room_id, *user_id).await?.is_some(),
-        DomainEvent::MemberLeft { room_id, user_id } => {
-            store.member_role(*room_id, *user_id).await?.is_none()
-        }
+        DomainEvent::MemberLeft { room_id, user_id }
+        | DomainEvent::MemberRemoved {
+            room_id, user_id, ..
+        } => store.member_role(*room_id, *user_id).await?.is_none(),
+        DomainEvent::RoleChanged {
+            room_id,
+            user_id,
+            role,
+        } => store.member_role(*room_id, *user_id).await? == Some(*role),
+        DomainEvent::RoomUpdated(_) => true,
+        DomainEvent::RoomDeleted { room_id } => store.room_by_id(*room_id).await?.is_none(),
     })
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bus::DomainEvent;
 use crate::ids::{RoomId, UserId};
-use crate::model::Message;
+use crate::model::{Message, Role};
 use crate::time::Timestamp;
 
 /// The format version written by this build.
@@ -66,6 +66,24 @@ enum EventV1 {
         room_id: i64,
         user_id: i64,
     },
+    MemberRemoved {
+        room_id: i64,
+        user_id: i64,
+        banned: bool,
+    },
+    RoleChanged {
+        room_id: i64,
+        user_id: i64,
+        role: String,
+    },
+    RoomUpdated {
+        room_id: i64,
+        /// The room's public description, as `GET /api/v1/rooms/{id}` shows it.
+        room: palaver_protocol::rest::Room,
+    },
+    RoomDeleted {
+        room_id: i64,
+    },
 }
 
 /// Just enough of an event to decide whether this build can read it.
@@ -76,7 +94,11 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 6] = [
+const KNOWN_TYPES: [&str; 10] = [
+    "member_removed",
+    "role_changed",
+    "room_updated",
+    "room_deleted",
     "message_posted",
     "message_edited",
     "message_deleted",
@@ -135,6 +157,29 @@ pub fn encode(event: &DomainEvent) -> String {
             room_id: room_id.0,
             user_id: user_id.0,
         },
+        DomainEvent::MemberRemoved {
+            room_id,
+            user_id,
+            banned,
+        } => EventV1::MemberRemoved {
+            room_id: room_id.0,
+            user_id: user_id.0,
+            banned: *banned,
+        },
+        DomainEvent::RoleChanged {
+            room_id,
+            user_id,
+            role,
+        } => EventV1::RoleChanged {
+            room_id: room_id.0,
+            user_id: user_id.0,
+            role: role.as_str().to_owned(),
+        },
+        DomainEvent::RoomUpdated(room) => EventV1::RoomUpdated {
+            room_id: room.id,
+            room: room.clone(),
+        },
+        DomainEvent::RoomDeleted { room_id } => EventV1::RoomDeleted { room_id: room_id.0 },
     };
     serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
 }
@@ -212,6 +257,29 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             room_id: RoomId(room_id),
             user_id: UserId(user_id),
         },
+        EventV1::MemberRemoved {
+            room_id,
+            user_id,
+            banned,
+        } => DomainEvent::MemberRemoved {
+            room_id: RoomId(room_id),
+            user_id: UserId(user_id),
+            banned,
+        },
+        EventV1::RoleChanged {
+            room_id,
+            user_id,
+            role,
+        } => DomainEvent::RoleChanged {
+            room_id: RoomId(room_id),
+            user_id: UserId(user_id),
+            role: Role::parse(&role)
+                .ok_or_else(|| DecodeError(format!("unknown role {role:?}")))?,
+        },
+        EventV1::RoomUpdated { room, .. } => DomainEvent::RoomUpdated(room),
+        EventV1::RoomDeleted { room_id } => DomainEvent::RoomDeleted {
+            room_id: RoomId(room_id),
+        },
     }))
 }
 
@@ -272,6 +340,26 @@ mod tests {
                 room_id: RoomId(3),
                 user_id: UserId(9),
             },
+            DomainEvent::MemberRemoved {
+                room_id: RoomId(3),
+                user_id: UserId(9),
+                banned: true,
+            },
+            DomainEvent::RoleChanged {
+                room_id: RoomId(3),
+                user_id: UserId(9),
+                role: Role::Admin,
+            },
+            DomainEvent::RoomUpdated(palaver_protocol::rest::Room {
+                id: 3,
+                name: "renamed".into(),
+                code: "ABCDEFGH".into(),
+                owner_id: 9,
+                created_at: "2026-11-22T10:00:00.000Z".into(),
+                has_password: true,
+                kind: "group".into(),
+            }),
+            DomainEvent::RoomDeleted { room_id: RoomId(3) },
         ]
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::bus::{Bus, Delivery, DomainEvent};
-use crate::store::{OutboxIds, Store, StoreResult};
+use crate::store::{Committed, OutboxIds, Store, StoreResult};
 use crate::time::Timestamp;
 
 /// Publishes committed events and then clears their outbox rows.
@@ -27,6 +27,12 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Self {
         Self { bus, store }
+    }
+
+    /// Publishes what a store change committed.
+    pub fn publish_committed(&self, committed: Committed) {
+        let events = committed.events.into_iter().map(Arc::new).collect();
+        self.publish(events, committed.outbox);
     }
 
     /// Delivers to this node's connections before returning; the hand-over to

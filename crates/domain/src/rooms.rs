@@ -1,4 +1,5 @@
-//! Rooms: create, join by code, list, inspect, leave.
+//! Rooms: create, join by code, list, inspect, leave, read markers, direct
+//! rooms; moderation lives in `moderation.rs`.
 //!
 //! Every read about a room first proves the caller is a member; a non-member gets
 //! `NotFound`, exactly as for a room that does not exist.
@@ -11,9 +12,14 @@ use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use crate::outbox::Publisher;
 use crate::passwords::Passwords;
+use crate::store::Removal;
 use crate::store::{NewRoom, Store, StoreError};
 use crate::time::Timestamp;
 use crate::values::{JoinCode, RoomName};
+
+mod moderation;
+
+pub use moderation::RoomSettings;
 
 pub struct Rooms {
     store: Arc<dyn Store>,
@@ -23,7 +29,7 @@ pub struct Rooms {
 
 /// Join codes are random; a handful of attempts makes a collision-caused
 /// failure astronomically unlikely (31^8 ≈ 8.5e11 codes).
-const CODE_ATTEMPTS: usize = 5;
+pub(crate) const CODE_ATTEMPTS: usize = 5;
 
 impl Rooms {
     pub fn new(store: Arc<dyn Store>, publisher: Publisher, passwords: Passwords) -> Self {
@@ -123,6 +129,9 @@ impl Rooms {
         if self.store.member_role(room.id, user).await?.is_some() {
             return Ok(room);
         }
+        if self.store.is_banned(room.id, user).await? {
+            return Err(Error::Forbidden("you are banned from this room"));
+        }
         if let Some(hash) = &room.password_hash {
             let given = password.unwrap_or_default();
             if !self.passwords.verify(given, Some(hash)).await? {
@@ -178,16 +187,10 @@ impl Rooms {
     }
 
     pub async fn leave(&self, user: UserId, room: RoomId) -> Result<()> {
-        let Some(outbox) = self.store.remove_member(room, user).await? else {
+        let Some(committed) = self.store.remove_member(room, user, Removal::Left).await? else {
             return Err(Error::NotFound("room"));
         };
-        self.publisher.publish(
-            vec![Arc::new(DomainEvent::MemberLeft {
-                room_id: room,
-                user_id: user,
-            })],
-            outbox,
-        );
+        self.publisher.publish_committed(committed);
         Ok(())
     }
 
@@ -233,7 +236,7 @@ impl Rooms {
 }
 
 /// An empty password means "no password"; otherwise 1–1024 bytes.
-fn room_password(password: Option<&str>) -> Result<Option<&str>> {
+pub(crate) fn room_password(password: Option<&str>) -> Result<Option<&str>> {
     match password {
         None | Some("") => Ok(None),
         Some(p) if p.len() > 1024 => Err(Error::invalid("password", "must be at most 1024 bytes")),

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use crate::bus::OutboxEntry;
+use crate::bus::{DomainEvent, OutboxEntry};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
 use crate::time::Timestamp;
@@ -93,6 +93,42 @@ pub struct Membership {
     pub outbox: OutboxIds,
 }
 
+/// The events a change committed, to publish after the commit; they are already
+/// in the outbox (`outbox` holds their rows) when the store keeps one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub events: Vec<DomainEvent>,
+    pub outbox: OutboxIds,
+}
+
+/// How a member stops being one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// They left. An owner's ownership passes to the oldest admin, else the
+    /// oldest member.
+    Left,
+    /// An owner or admin removed them.
+    Kicked,
+    /// Removed (if a member) and barred from joining again.
+    Banned { by: UserId, at: Timestamp },
+}
+
+/// Changes to a room's settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoomChanges {
+    pub name: Option<String>,
+    /// `Some(None)` removes the password.
+    pub password_hash: Option<Option<String>>,
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub user_id: UserId,
+    pub banned_by: UserId,
+    pub created_at: Timestamp,
+}
+
 /// What opening a direct room did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectRoom {
@@ -167,8 +203,39 @@ pub trait Store: Send + Sync + 'static {
         role: Role,
         now: Timestamp,
     ) -> StoreResult<Membership>;
-    /// `None` when the user was not a member.
-    async fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<Option<OutboxIds>>;
+    /// `None` when nothing changed (not a member, and not a ban).
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        removal: Removal,
+    ) -> StoreResult<Option<Committed>>;
+    async fn is_banned(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    /// False when the user was not banned.
+    async fn unban(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    async fn bans(&self, room: RoomId) -> StoreResult<Vec<Ban>>;
+    /// `None` when the user is not a member. Not for `Owner`: see `transfer_ownership`.
+    async fn set_role(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<Option<Committed>>;
+    /// `to` becomes the owner and `from` an admin; `None` when `to` is not a member.
+    async fn transfer_ownership(
+        &self,
+        room: RoomId,
+        from: UserId,
+        to: UserId,
+    ) -> StoreResult<Option<Committed>>;
+    /// `None` when the room does not exist; `Conflict("code")` when a new code is taken.
+    async fn update_room(
+        &self,
+        room: RoomId,
+        changes: RoomChanges,
+    ) -> StoreResult<Option<Committed>>;
+    /// Deletes the room with its members and messages; `None` when it did not exist.
+    async fn delete_room(&self, room: RoomId) -> StoreResult<Option<Committed>>;
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     /// The user's rooms with their newest seq: the cheap form of `rooms_of_user`.
     async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>>;

@@ -80,6 +80,41 @@ pub struct Room {
     pub kind: String,
 }
 
+/// `POST /rooms/{id}/members`: add someone (owner or admin).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InviteRequest {
+    pub user: UserRef,
+}
+
+/// `POST /rooms/{id}/bans` and `POST /rooms/{id}/owner`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserIdRequest {
+    pub user_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoleRequest {
+    /// `admin` or `member`.
+    pub role: String,
+}
+
+/// `PATCH /rooms/{id}`: omitted fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateRoomRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A new join password; `""` removes it.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BanInfo {
+    pub user_id: i64,
+    pub banned_by: i64,
+    pub created_at: String,
+}
+
 /// `POST /dms`: the user to talk to, by id (a number) or username (a string).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DirectRequest {

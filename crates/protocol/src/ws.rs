@@ -121,6 +121,26 @@ pub enum ServerFrame {
         room: i64,
         user_id: i64,
     },
+    /// An owner or admin removed the member (`banned`: and barred them).
+    MemberRemoved {
+        room: i64,
+        user_id: i64,
+        banned: bool,
+    },
+    /// A member's role is now `owner`, `admin` or `member`.
+    RoleChanged {
+        room: i64,
+        user_id: i64,
+        role: String,
+    },
+    /// The room's name, password, code or owner changed.
+    RoomUpdated {
+        room: crate::rest::Room,
+    },
+    /// The room is gone; nothing more arrives for it.
+    RoomDeleted {
+        room: i64,
+    },
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,

@@ -6,6 +6,7 @@ pub mod error;
 pub(crate) mod extract;
 mod health;
 mod messages;
+mod moderation;
 pub mod openapi;
 mod rooms;
 mod users;
@@ -52,8 +53,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::direct))
         .routes(routes!(rooms::create, rooms::list))
         .routes(routes!(rooms::join))
-        .routes(routes!(rooms::get))
-        .routes(routes!(rooms::members))
+        .routes(routes!(rooms::get, moderation::update, moderation::delete))
+        .routes(routes!(rooms::members, moderation::invite))
+        .routes(routes!(moderation::kick))
+        .routes(routes!(moderation::set_role))
+        .routes(routes!(moderation::transfer))
+        .routes(routes!(moderation::ban, moderation::bans))
+        .routes(routes!(moderation::unban))
+        .routes(routes!(moderation::rotate_code))
         .routes(routes!(rooms::leave))
         .routes(routes!(messages::history, messages::post))
         .routes(routes!(messages::edit, messages::delete))

@@ -241,6 +241,18 @@ impl Hub {
         }
     }
 
+    /// `user` is no longer a member: their connections stop following the room
+    /// at once but still hear why; everyone else hears it too.
+    fn depart(&self, room: RoomId, user: UserId, frame: &ServerFrame) {
+        let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
+        for conn in &self.connections_of(user) {
+            self.unfollow(conn, room);
+            conn.offer(Outbound::Left(room));
+            conn.offer(Outbound::Frame(bytes.clone()));
+        }
+        self.broadcast(room, Outbound::Frame(bytes));
+    }
+
     /// Serializes `frame` once and offers it to the room's connections.
     fn broadcast_frame(&self, room: RoomId, frame: &ServerFrame) {
         if self.followers(room) == 0 {
@@ -319,21 +331,48 @@ impl EventSink for Hub {
                 self.broadcast(*room_id, Outbound::Frame(frame));
             }
             DomainEvent::MemberLeft { room_id, user_id } => {
-                let frame = Arc::new(Utf8Bytes::from(
-                    ServerFrame::MemberLeft {
-                        room: room_id.0,
-                        user_id: user_id.0,
-                    }
-                    .to_json(),
-                ));
-                // The leaver's connections stop at once but still hear that they left.
-                let leaver = self.connections_of(*user_id);
-                for conn in &leaver {
+                let frame = ServerFrame::MemberLeft {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                };
+                self.depart(*room_id, *user_id, &frame);
+            }
+            DomainEvent::MemberRemoved {
+                room_id,
+                user_id,
+                banned,
+            } => {
+                let frame = ServerFrame::MemberRemoved {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                    banned: *banned,
+                };
+                self.depart(*room_id, *user_id, &frame);
+            }
+            DomainEvent::RoleChanged {
+                room_id,
+                user_id,
+                role,
+            } => {
+                let frame = ServerFrame::RoleChanged {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                    role: role.as_str().to_owned(),
+                };
+                self.broadcast_frame(*room_id, &frame);
+            }
+            DomainEvent::RoomUpdated(room) => {
+                let frame = ServerFrame::RoomUpdated { room: room.clone() };
+                self.broadcast_frame(RoomId(room.id), &frame);
+            }
+            DomainEvent::RoomDeleted { room_id } => {
+                let frame = ServerFrame::RoomDeleted { room: room_id.0 };
+                let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
+                for conn in self.recipients(*room_id).iter().flat_map(|r| r.iter()) {
                     self.unfollow(conn, *room_id);
                     conn.offer(Outbound::Left(*room_id));
-                    conn.offer(Outbound::Frame(frame.clone()));
+                    conn.offer(Outbound::Frame(bytes.clone()));
                 }
-                self.broadcast(*room_id, Outbound::Frame(frame));
             }
         }
     }

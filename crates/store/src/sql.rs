@@ -86,6 +86,63 @@ macro_rules! sql_store {
         }
 
         impl $store {
+            /// Writes `events` to the outbox (when on) and commits `tx`.
+            async fn commit_events(
+                &self,
+                mut tx: sqlx::Transaction<'_, $db>,
+                events: Vec<palaver_domain::bus::DomainEvent>,
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed> {
+                let outbox = self.write_outbox(&mut tx, &events, now).await?;
+                tx.commit().await.map_err(crate::errors::map_err)?;
+                Ok(palaver_domain::store::Committed { events, outbox })
+            }
+
+            /// Makes `user` the room's owner (role and `rooms.owner_id`); returns
+            /// the events that describe it.
+            async fn make_owner(
+                &self,
+                tx: &mut sqlx::Transaction<'_, $db>,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::bus::DomainEvent>> {
+                use crate::errors::map_err;
+                sqlx::query("UPDATE members SET role = 'owner' WHERE room_id = $1 AND user_id = $2")
+                    .bind(room.0)
+                    .bind(user.0)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query("UPDATE rooms SET owner_id = $1 WHERE id = $2")
+                    .bind(user.0)
+                    .bind(room.0)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                let updated = Self::room_in(tx, room).await?;
+                Ok(vec![
+                    palaver_domain::bus::DomainEvent::RoleChanged {
+                        room_id: room,
+                        user_id: user,
+                        role: palaver_domain::model::Role::Owner,
+                    },
+                    palaver_domain::bus::DomainEvent::RoomUpdated(updated.to_wire()),
+                ])
+            }
+
+            async fn room_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                room: palaver_domain::RoomId,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::model::Room> {
+                let sql = format!("SELECT {} FROM rooms r WHERE r.id = $1", crate::sql::ROOM_COLUMNS);
+                let row = sqlx::query(&sql)
+                    .bind(room.0)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(crate::errors::map_err)?;
+                decode::room(&row)
+            }
+
             /// Writes `events` to the outbox inside `tx` when this store has one;
             /// returns the new rows' ids (empty without an outbox).
             async fn write_outbox(
@@ -557,25 +614,253 @@ macro_rules! sql_store {
                 &self,
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::OutboxIds>> {
+                removal: palaver_domain::store::Removal,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                use palaver_domain::bus::DomainEvent;
+                use palaver_domain::store::Removal;
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
-                let removed = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+                let role: Option<String> = sqlx::query_scalar(
+                    "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING role",
+                )
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                let mut events = Vec::new();
+                let now = palaver_domain::time::Timestamp::now();
+                match removal {
+                    Removal::Left => {
+                        if role.is_none() {
+                            return Ok(None);
+                        }
+                        events.push(DomainEvent::MemberLeft { room_id: room, user_id: user });
+                        if role.as_deref() == Some("owner") {
+                            // The oldest admin, else the oldest member, takes over.
+                            let heir: Option<i64> = sqlx::query_scalar(
+                                "SELECT user_id FROM members WHERE room_id = $1
+                                 ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1",
+                            )
+                            .bind(room.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                            if let Some(heir) = heir {
+                                let heir = palaver_domain::UserId(heir);
+                                events.extend(self.make_owner(&mut tx, room, heir).await?);
+                            }
+                        }
+                    }
+                    Removal::Kicked => {
+                        if role.is_none() {
+                            return Ok(None);
+                        }
+                        events.push(DomainEvent::MemberRemoved { room_id: room, user_id: user, banned: false });
+                    }
+                    Removal::Banned { by, at } => {
+                        let banned = sqlx::query(
+                            "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT (room_id, user_id) DO NOTHING",
+                        )
+                        .bind(room.0)
+                        .bind(user.0)
+                        .bind(by.0)
+                        .bind(at.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?
+                        .rows_affected();
+                        if role.is_none() && banned == 0 {
+                            return Ok(None);
+                        }
+                        if role.is_some() {
+                            events.push(DomainEvent::MemberRemoved { room_id: room, user_id: user, banned: true });
+                        }
+                    }
+                }
+                Ok(Some(self.commit_events(tx, events, now).await?))
+            }
+
+            async fn is_banned(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<bool> {
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT user_id FROM bans WHERE room_id = $1 AND user_id = $2")
+                        .bind(room.0)
+                        .bind(user.0)
+                        .fetch_optional(&self.readers)
+                        .await
+                        .map_err(crate::errors::map_err)?;
+                Ok(found.is_some())
+            }
+
+            async fn unban(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<bool> {
+                let removed = sqlx::query("DELETE FROM bans WHERE room_id = $1 AND user_id = $2")
                     .bind(room.0)
                     .bind(user.0)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(crate::errors::map_err)?
+                    .rows_affected();
+                Ok(removed > 0)
+            }
+
+            async fn bans(
+                &self,
+                room: palaver_domain::RoomId,
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::store::Ban>> {
+                let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT user_id, banned_by, created_at FROM bans WHERE room_id = $1 ORDER BY created_at, user_id",
+                )
+                .bind(room.0)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(crate::errors::map_err)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(user, by, at)| palaver_domain::store::Ban {
+                        user_id: palaver_domain::UserId(user),
+                        banned_by: palaver_domain::UserId(by),
+                        created_at: palaver_domain::time::Timestamp(at),
+                    })
+                    .collect())
+            }
+
+            async fn set_role(
+                &self,
+                room: palaver_domain::RoomId,
+                user: palaver_domain::UserId,
+                role: palaver_domain::model::Role,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let changed = sqlx::query(
+                    "UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3",
+                )
+                .bind(role.as_str())
+                .bind(room.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if changed == 0 {
+                    return Ok(None);
+                }
+                let event = palaver_domain::bus::DomainEvent::RoleChanged { room_id: room, user_id: user, role };
+                Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
+            }
+
+            async fn transfer_ownership(
+                &self,
+                room: palaver_domain::RoomId,
+                from: palaver_domain::UserId,
+                to: palaver_domain::UserId,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let member: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+                        .bind(room.0)
+                        .bind(to.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                if member.is_none() {
+                    return Ok(None);
+                }
+                sqlx::query("UPDATE members SET role = 'admin' WHERE room_id = $1 AND user_id = $2")
+                    .bind(room.0)
+                    .bind(from.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let mut events = vec![palaver_domain::bus::DomainEvent::RoleChanged {
+                    room_id: room,
+                    user_id: from,
+                    role: palaver_domain::model::Role::Admin,
+                }];
+                events.extend(self.make_owner(&mut tx, room, to).await?);
+                Ok(Some(self.commit_events(tx, events, palaver_domain::time::Timestamp::now()).await?))
+            }
+
+            async fn update_room(
+                &self,
+                room: palaver_domain::RoomId,
+                changes: palaver_domain::store::RoomChanges,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = $1")
+                    .bind(room.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if exists.is_none() {
+                    return Ok(None);
+                }
+                if let Some(name) = &changes.name {
+                    sqlx::query("UPDATE rooms SET name = $1 WHERE id = $2")
+                        .bind(name)
+                        .bind(room.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                if let Some(password_hash) = &changes.password_hash {
+                    sqlx::query("UPDATE rooms SET password_hash = $1 WHERE id = $2")
+                        .bind(password_hash)
+                        .bind(room.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                if let Some(code) = &changes.code {
+                    sqlx::query("UPDATE rooms SET code = $1 WHERE id = $2")
+                        .bind(code)
+                        .bind(room.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| crate::errors::conflict_or(e, "code"))?;
+                }
+                let updated = Self::room_in(&mut tx, room).await?;
+                let event = palaver_domain::bus::DomainEvent::RoomUpdated(updated.to_wire());
+                Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
+            }
+
+            async fn delete_room(
+                &self,
+                room: palaver_domain::RoomId,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                use crate::errors::map_err;
+                let mut tx = self.writer.begin().await.map_err(map_err)?;
+                // Children first: SQLite enforces foreign keys per connection, and
+                // explicit deletes keep both engines' behaviour identical.
+                for sql in [
+                    "DELETE FROM messages WHERE room_id = $1",
+                    "DELETE FROM members WHERE room_id = $1",
+                    "DELETE FROM bans WHERE room_id = $1",
+                ] {
+                    sqlx::query(sql).bind(room.0).execute(&mut *tx).await.map_err(map_err)?;
+                }
+                let deleted = sqlx::query("DELETE FROM rooms WHERE id = $1")
+                    .bind(room.0)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?
                     .rows_affected();
-                if removed == 0 {
+                if deleted == 0 {
                     return Ok(None);
                 }
-                let event = palaver_domain::bus::DomainEvent::MemberLeft { room_id: room, user_id: user };
-                let outbox = self
-                    .write_outbox(&mut tx, &[event], palaver_domain::time::Timestamp::now())
-                    .await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(Some(outbox))
+                let event = palaver_domain::bus::DomainEvent::RoomDeleted { room_id: room };
+                Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
             }
 
             async fn rooms_of_user(

@@ -260,6 +260,7 @@ mod tests {
     async fn the_outbox_holds_each_committed_event_until_deleted_and_leases_claims() {
         use palaver_domain::bus::DomainEvent;
         use palaver_domain::model::Role;
+        use palaver_domain::store::Removal;
 
         let dir = tempfile::tempdir().unwrap();
         let options = StoreOptions {
@@ -344,14 +345,23 @@ mod tests {
 
         let ids: Vec<i64> = after_lease.iter().map(|e| e.id).collect();
         store.delete_outbox(&ids).await.unwrap();
-        let left = store.remove_member(room, bob).await.unwrap().unwrap();
+        let left = store
+            .remove_member(room, bob, Removal::Left)
+            .await
+            .unwrap()
+            .unwrap()
+            .outbox;
         assert_eq!(left.len(), 1);
         let remaining = store
             .claim_outbox(Timestamp(i64::MAX), Timestamp(1000), Timestamp(2000), 10)
             .await
             .unwrap();
         assert_eq!(remaining.iter().map(|e| e.id).collect::<Vec<_>>(), left);
-        assert!(store.remove_member(room, bob).await.unwrap().is_none());
+        assert!(store
+            .remove_member(room, bob, Removal::Left)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]

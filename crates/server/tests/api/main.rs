@@ -6,6 +6,7 @@ mod edits;
 mod helpers;
 mod journey;
 mod messages;
+mod moderation;
 mod openapi;
 mod people;
 mod read_markers;

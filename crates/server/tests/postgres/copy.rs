@@ -73,6 +73,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .unwrap();
     carol.client.delete_message(open_room.id, 3).await.unwrap();
     bob.client.mark_read(open_room.id, 20).await.unwrap();
+    bob.client.ban(locked.id, carol.id()).await.unwrap();
     let carol_refresh = source_app
         .client
         .refresh(&carol.refresh_token)
@@ -96,7 +97,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
     );
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
-        report.contains("messages") && report.contains("32 rows"),
+        report.contains("messages") && report.contains("32 rows") && report.contains("bans"),
         "{report}"
     );
     // A second copy into the now populated target is refused.

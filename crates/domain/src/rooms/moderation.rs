@@ -1,0 +1,254 @@
+//! Who may change a room and its membership.
+//!
+//! | action | who |
+//! |---|---|
+//! | invite, remove, ban, unban, list bans | owner, admins (an admin only acts on plain members) |
+//! | promote/demote admins, transfer ownership, rename, password, new code, delete | owner |
+//!
+//! Direct rooms have no moderation: two people, no roles. Non-members get
+//! `NotFound` for everything, exactly as for a room that does not exist.
+
+use std::sync::Arc;
+
+use super::{room_password, Rooms, CODE_ATTEMPTS};
+use crate::bus::DomainEvent;
+use crate::error::{Error, Result};
+use crate::ids::{RoomId, UserId};
+use crate::model::{Role, Room, RoomKind, User};
+use crate::store::{Ban, Removal, RoomChanges, StoreError};
+use crate::time::Timestamp;
+use crate::values::{JoinCode, RoomName};
+
+/// What `PATCH /rooms/{id}` may change; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RoomSettings {
+    pub name: Option<String>,
+    /// `Some("")` removes the password.
+    pub password: Option<String>,
+}
+
+impl Rooms {
+    /// Adds `invitee` as a member (owner or admin only).
+    pub async fn invite(&self, actor: UserId, room: RoomId, invitee: &User) -> Result<()> {
+        self.authorize(actor, room, Role::Admin).await?;
+        if self.store.is_banned(room, invitee.id).await? {
+            return Err(Error::Conflict(
+                "the user is banned from this room; unban them first",
+            ));
+        }
+        let membership = self
+            .store
+            .add_member(room, invitee.id, Role::Member, Timestamp::now())
+            .await?;
+        if membership.newly_joined {
+            self.publisher.publish(
+                vec![Arc::new(DomainEvent::MemberJoined {
+                    room_id: room,
+                    user_id: invitee.id,
+                    last_seq: membership.last_seq,
+                })],
+                membership.outbox,
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes a member; their connections stop receiving the room at once.
+    pub async fn kick(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        let (_, actor_role) = self.authorize(actor, room, Role::Admin).await?;
+        let target_role = self
+            .store
+            .member_role(room, target)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        outranks(actor, actor_role, target, Some(target_role))?;
+        if let Some(committed) = self
+            .store
+            .remove_member(room, target, Removal::Kicked)
+            .await?
+        {
+            self.publisher.publish_committed(committed);
+        }
+        Ok(())
+    }
+
+    /// Removes the user if they are a member and bars them from joining again.
+    pub async fn ban(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        let (_, actor_role) = self.authorize(actor, room, Role::Admin).await?;
+        let target_role = self.store.member_role(room, target).await?;
+        outranks(actor, actor_role, target, target_role)?;
+        let removal = Removal::Banned {
+            by: actor,
+            at: Timestamp::now(),
+        };
+        if let Some(committed) = self.store.remove_member(room, target, removal).await? {
+            self.publisher.publish_committed(committed);
+        }
+        Ok(())
+    }
+
+    pub async fn unban(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        self.authorize(actor, room, Role::Admin).await?;
+        if self.store.unban(room, target).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("ban"))
+        }
+    }
+
+    pub async fn bans(&self, actor: UserId, room: RoomId) -> Result<Vec<Ban>> {
+        self.authorize(actor, room, Role::Admin).await?;
+        Ok(self.store.bans(room).await?)
+    }
+
+    /// Makes a member an admin or a plain member again (owner only).
+    pub async fn set_role(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        target: UserId,
+        role: Role,
+    ) -> Result<()> {
+        self.authorize(actor, room, Role::Owner).await?;
+        if role == Role::Owner {
+            return Err(Error::invalid(
+                "role",
+                "transfer ownership instead (POST /rooms/{id}/owner)",
+            ));
+        }
+        if target == actor {
+            return Err(Error::invalid(
+                "user_id",
+                "the owner's role changes only by transferring ownership",
+            ));
+        }
+        let committed = self
+            .store
+            .set_role(room, target, role)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        self.publisher.publish_committed(committed);
+        Ok(())
+    }
+
+    /// Hands the room to another member; the old owner becomes an admin.
+    pub async fn transfer_ownership(&self, actor: UserId, room: RoomId, to: UserId) -> Result<()> {
+        self.authorize(actor, room, Role::Owner).await?;
+        if to == actor {
+            return Err(Error::invalid("user_id", "you already own this room"));
+        }
+        let committed = self
+            .store
+            .transfer_ownership(room, actor, to)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        self.publisher.publish_committed(committed);
+        Ok(())
+    }
+
+    /// Renames the room and/or changes or removes its password (owner only).
+    pub async fn update(
+        &self,
+        actor: UserId,
+        room: RoomId,
+        settings: RoomSettings,
+    ) -> Result<Room> {
+        self.authorize(actor, room, Role::Owner).await?;
+        let name = settings
+            .name
+            .as_deref()
+            .map(RoomName::parse)
+            .transpose()?
+            .map(RoomName::into_inner);
+        let password_hash = match settings.password.as_deref() {
+            None => None,
+            Some(given) => Some(match room_password(Some(given))? {
+                None => None,
+                Some(password) => Some(self.passwords.hash(password).await?),
+            }),
+        };
+        let changes = RoomChanges {
+            name,
+            password_hash,
+            code: None,
+        };
+        self.apply(room, changes).await
+    }
+
+    /// Gives the room a new join code; the old one stops working (owner only).
+    pub async fn rotate_code(&self, actor: UserId, room: RoomId) -> Result<Room> {
+        self.authorize(actor, room, Role::Owner).await?;
+        for _ in 0..CODE_ATTEMPTS {
+            let changes = RoomChanges {
+                code: Some(JoinCode::generate().as_str().to_owned()),
+                ..RoomChanges::default()
+            };
+            match self.apply(room, changes).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        tracing::error!("could not find a free join code");
+        Err(Error::Internal)
+    }
+
+    /// Deletes the room with its history (owner only). Members get
+    /// `room_deleted` and stop receiving it.
+    pub async fn delete(&self, actor: UserId, room: RoomId) -> Result<()> {
+        self.authorize(actor, room, Role::Owner).await?;
+        if let Some(committed) = self.store.delete_room(room).await? {
+            self.publisher.publish_committed(committed);
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, room: RoomId, changes: RoomChanges) -> Result<Room> {
+        let committed = match self.store.update_room(room, changes).await {
+            Err(StoreError::Conflict(what)) => return Err(Error::Conflict(what)),
+            other => other?.ok_or(Error::NotFound("room"))?,
+        };
+        self.publisher.publish_committed(committed);
+        self.store
+            .room_by_id(room)
+            .await?
+            .ok_or(Error::NotFound("room"))
+    }
+
+    /// The room and the actor's role, if the actor may act with `needed`.
+    async fn authorize(&self, actor: UserId, room: RoomId, needed: Role) -> Result<(Room, Role)> {
+        let role = self.require_member(actor, room).await?;
+        let found = self
+            .store
+            .room_by_id(room)
+            .await?
+            .ok_or(Error::NotFound("room"))?;
+        if found.kind == RoomKind::Direct {
+            return Err(Error::Forbidden("a direct room has no owner or admins"));
+        }
+        if role < needed {
+            return Err(Error::Forbidden(match needed {
+                Role::Owner => "only the room's owner may do this",
+                _ => "only the room's owner and admins may do this",
+            }));
+        }
+        Ok((found, role))
+    }
+}
+
+/// An actor may remove or ban only someone of a lower role, and never themselves.
+fn outranks(
+    actor: UserId,
+    actor_role: Role,
+    target: UserId,
+    target_role: Option<Role>,
+) -> Result<()> {
+    if actor == target {
+        return Err(Error::invalid("user_id", "to leave a room, use leave"));
+    }
+    match target_role {
+        Some(role) if role >= actor_role => Err(Error::Forbidden(
+            "only the owner may remove or ban an admin, and no one the owner",
+        )),
+        _ => Ok(()),
+    }
+}
