@@ -196,7 +196,7 @@ impl Bus for KafkaBus {
         let mut deliveries = Vec::with_capacity(events.len());
         for event in &events {
             let payload = events::encode(event);
-            match self.produce(event.room_id().0, &payload, &self.origin) {
+            match self.produce(event.key(), &payload, &self.origin) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(err) => return Box::pin(std::future::ready(Err(err))),
             }

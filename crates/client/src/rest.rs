@@ -209,6 +209,12 @@ impl Client {
             .await
     }
 
+    /// The room's members who are online now.
+    pub async fn online(&self, room: i64) -> Result<Vec<Member>> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/rooms/{room}/online"), None)
+            .await
+    }
+
     pub async fn kick(&self, room: i64, user: i64) -> Result<()> {
         let path = format!("/api/v1/rooms/{room}/members/{user}");
         self.call_empty::<()>(Method::DELETE, &path, None).await

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::store::{Store, StoreResult};
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
@@ -56,11 +57,55 @@ pub enum DomainEvent {
     RoomDeleted {
         room_id: RoomId,
     },
+    /// Someone is typing in a room. Ephemeral: never stored, never in the outbox.
+    Typing {
+        room_id: RoomId,
+        user_id: UserId,
+    },
+    /// On `node`, the user went from no connection to some (`online`) or back.
+    /// Ephemeral, like `NodeHeartbeat`.
+    Presence {
+        node: String,
+        user_id: UserId,
+        online: bool,
+        at: Timestamp,
+    },
+    /// Cluster mode, every few seconds: everyone with a connection on `node`.
+    /// A node whose heartbeats stop is presumed dead and its users offline.
+    NodeHeartbeat {
+        node: String,
+        online: Vec<UserId>,
+        at: Timestamp,
+    },
 }
 
 impl DomainEvent {
+    /// The bus key (Kafka: the record key, hence the partition): the room id
+    /// for room events, so a room's events keep their order; the user id for
+    /// presence; 0 for heartbeats.
+    pub fn key(&self) -> i64 {
+        match self {
+            DomainEvent::Presence { user_id, .. } => user_id.0,
+            DomainEvent::NodeHeartbeat { .. } => 0,
+            room_event => room_event.room_id().0,
+        }
+    }
+
+    /// Whether the event describes a committed change (and so goes through the
+    /// outbox) rather than a passing state (typing, presence).
+    pub fn is_durable(&self) -> bool {
+        !matches!(
+            self,
+            DomainEvent::Typing { .. }
+                | DomainEvent::Presence { .. }
+                | DomainEvent::NodeHeartbeat { .. }
+        )
+    }
+
+    /// The room a room event belongs to (0 for presence and heartbeats).
     pub fn room_id(&self) -> RoomId {
         match self {
+            DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => RoomId(0),
             DomainEvent::MessagePosted(m) | DomainEvent::MessageEdited(m) => m.room_id,
             DomainEvent::MessageDeleted { room_id, .. }
             | DomainEvent::ReadMarkerMoved { room_id, .. }
@@ -68,6 +113,7 @@ impl DomainEvent {
             | DomainEvent::MemberLeft { room_id, .. }
             | DomainEvent::MemberRemoved { room_id, .. }
             | DomainEvent::RoleChanged { room_id, .. }
+            | DomainEvent::Typing { room_id, .. }
             | DomainEvent::RoomDeleted { room_id } => *room_id,
             DomainEvent::RoomUpdated(room) => RoomId(room.id),
         }
@@ -139,7 +185,10 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
             user_id,
             role,
         } => store.member_role(*room_id, *user_id).await? == Some(*role),
-        DomainEvent::RoomUpdated(_) => true,
+        DomainEvent::RoomUpdated(_)
+        | DomainEvent::Typing { .. }
+        | DomainEvent::Presence { .. }
+        | DomainEvent::NodeHeartbeat { .. } => true,
         DomainEvent::RoomDeleted { room_id } => store.room_by_id(*room_id).await?.is_none(),
     })
 }

@@ -84,6 +84,21 @@ enum EventV1 {
     RoomDeleted {
         room_id: i64,
     },
+    Typing {
+        room_id: i64,
+        user_id: i64,
+    },
+    Presence {
+        node: String,
+        user_id: i64,
+        online: bool,
+        at: i64,
+    },
+    NodeHeartbeat {
+        node: String,
+        online: Vec<i64>,
+        at: i64,
+    },
 }
 
 /// Just enough of an event to decide whether this build can read it.
@@ -94,7 +109,10 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 10] = [
+const KNOWN_TYPES: [&str; 13] = [
+    "typing",
+    "presence",
+    "node_heartbeat",
     "member_removed",
     "role_changed",
     "room_updated",
@@ -180,6 +198,26 @@ pub fn encode(event: &DomainEvent) -> String {
             room: room.clone(),
         },
         DomainEvent::RoomDeleted { room_id } => EventV1::RoomDeleted { room_id: room_id.0 },
+        DomainEvent::Typing { room_id, user_id } => EventV1::Typing {
+            room_id: room_id.0,
+            user_id: user_id.0,
+        },
+        DomainEvent::Presence {
+            node,
+            user_id,
+            online,
+            at,
+        } => EventV1::Presence {
+            node: node.clone(),
+            user_id: user_id.0,
+            online: *online,
+            at: at.0,
+        },
+        DomainEvent::NodeHeartbeat { node, online, at } => EventV1::NodeHeartbeat {
+            node: node.clone(),
+            online: online.iter().map(|u| u.0).collect(),
+            at: at.0,
+        },
     };
     serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
 }
@@ -280,6 +318,26 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
         EventV1::RoomDeleted { room_id } => DomainEvent::RoomDeleted {
             room_id: RoomId(room_id),
         },
+        EventV1::Typing { room_id, user_id } => DomainEvent::Typing {
+            room_id: RoomId(room_id),
+            user_id: UserId(user_id),
+        },
+        EventV1::Presence {
+            node,
+            user_id,
+            online,
+            at,
+        } => DomainEvent::Presence {
+            node,
+            user_id: UserId(user_id),
+            online,
+            at: Timestamp(at),
+        },
+        EventV1::NodeHeartbeat { node, online, at } => DomainEvent::NodeHeartbeat {
+            node,
+            online: online.into_iter().map(UserId).collect(),
+            at: Timestamp(at),
+        },
     }))
 }
 
@@ -360,6 +418,21 @@ mod tests {
                 kind: "group".into(),
             }),
             DomainEvent::RoomDeleted { room_id: RoomId(3) },
+            DomainEvent::Typing {
+                room_id: RoomId(3),
+                user_id: UserId(9),
+            },
+            DomainEvent::Presence {
+                node: "n1".into(),
+                user_id: UserId(9),
+                online: true,
+                at: Timestamp(5),
+            },
+            DomainEvent::NodeHeartbeat {
+                node: "n1".into(),
+                online: vec![UserId(9), UserId(10)],
+                at: Timestamp(6),
+            },
         ]
     }
 

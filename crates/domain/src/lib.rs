@@ -14,6 +14,7 @@ pub mod messages;
 pub mod model;
 pub mod outbox;
 pub mod passwords;
+pub mod presence;
 pub mod rooms;
 pub mod services;
 pub mod store;

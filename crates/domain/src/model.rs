@@ -98,6 +98,8 @@ pub struct Member {
     pub user: User,
     pub role: Role,
     pub joined_at: Timestamp,
+    /// When their last connection closed; `None` if they never connected.
+    pub last_seen: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +160,9 @@ impl Member {
             user: self.user.to_wire(),
             role: self.role.as_str().to_owned(),
             joined_at: self.joined_at.to_rfc3339(),
+            // Filled in by the transport from this node's presence view.
+            online: false,
+            last_seen: self.last_seen.map(Timestamp::to_rfc3339),
         }
     }
 }

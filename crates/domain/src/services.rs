@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::messages::{MessageWriter, Messages, WriterConfig};
 use crate::outbox::Publisher;
 use crate::passwords::{HashCost, Passwords};
+use crate::presence::Activity;
 use crate::rooms::Rooms;
 use crate::store::Store;
 use crate::tokens::AccessTokens;
@@ -35,6 +36,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub rooms: Rooms,
     pub messages: Messages,
+    pub activity: Activity,
     store: Arc<dyn Store>,
 }
 
@@ -61,7 +63,13 @@ impl Services {
                 limits.refresh_token_ttl_secs,
             ),
             rooms: Rooms::new(store.clone(), publisher.clone(), passwords),
-            messages: Messages::new(store.clone(), writer, publisher, limits.max_body_bytes),
+            messages: Messages::new(
+                store.clone(),
+                writer,
+                publisher.clone(),
+                limits.max_body_bytes,
+            ),
+            activity: Activity::new(store.clone(), publisher),
             store,
         };
         Ok((services, writer_task))

@@ -166,6 +166,8 @@ pub trait Store: Send + Sync + 'static {
     /// with `prefix` (already lower case), with username greater than `after`,
     /// ordered by username.
     async fn search_users(&self, prefix: &str, after: &str, limit: u32) -> StoreResult<Vec<User>>;
+    /// When the user's last connection closed (only ever moves forward).
+    async fn record_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
     /// `None` when the user does not exist.
     async fn update_display_name(
         &self,

@@ -175,6 +175,11 @@ pub struct Member {
     pub user: User,
     pub role: String,
     pub joined_at: String,
+    /// Whether the user has a live connection (on any node) now.
+    pub online: bool,
+    /// When their last connection closed (RFC 3339); absent if never connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -41,6 +41,13 @@ pub enum ClientFrame {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// "I am typing" in a room: repeat about every 2 s while typing; the other
+    /// members get `typing` (at most one per 2 s per connection and room).
+    Typing {
+        room: i64,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
     /// Move one's read marker forward to `seq`; the room gets `read`.
     Read {
         room: i64,
@@ -140,6 +147,21 @@ pub enum ServerFrame {
     /// The room is gone; nothing more arrives for it.
     RoomDeleted {
         room: i64,
+    },
+    /// `user_id` is typing in `room`; show it until `expires_in_ms` pass
+    /// without another `typing`, or a message from them arrives.
+    Typing {
+        room: i64,
+        user_id: i64,
+        expires_in_ms: u64,
+    },
+    /// Someone who shares a room with you came online or went offline.
+    Presence {
+        user_id: i64,
+        /// `online` or `offline`.
+        status: String,
+        /// Online: now. Offline: when their last connection closed.
+        last_seen: String,
     },
     Pong {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::hub::Hub;
+use crate::presence::Presence;
 use crate::secrets::load_or_create_jwt_secret;
 
 /// How long shutdown waits for WebSocket sessions to close, then for the
@@ -145,12 +146,23 @@ impl Application {
         )
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
 
+        let services = Arc::new(services);
+        let presence = Presence::spawn(
+            node_id.clone(),
+            settings.kafka_brokers.is_some(),
+            Duration::from_millis(settings.presence_heartbeat_ms),
+            hub.clone(),
+            services.clone(),
+        );
+        hub.set_presence(presence.clone());
+
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let state = AppState {
-            services: Arc::new(services),
+            services,
             hub,
+            presence,
             bus: node_bus,
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),

@@ -128,6 +128,10 @@ pub struct ServeArgs {
     /// Kafka was down) is re-sent by any node's relay [default: 5000].
     #[arg(long, env = "PALAVER_OUTBOX_RELAY_AFTER_MS")]
     pub outbox_relay_after_ms: Option<u64>,
+    /// Cluster mode: milliseconds between a node's presence heartbeats; a node
+    /// silent for three of them is presumed dead and its users offline [default: 5000].
+    #[arg(long, env = "PALAVER_PRESENCE_HEARTBEAT_MS")]
+    pub presence_heartbeat_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -163,6 +167,7 @@ struct FileSettings {
     kafka_partitions: Option<i32>,
     kafka_fetch_wait_ms: Option<u64>,
     outbox_relay_after_ms: Option<u64>,
+    presence_heartbeat_ms: Option<u64>,
 }
 
 /// A secret that never shows up in logs or `Debug` output.
@@ -212,6 +217,7 @@ pub struct Settings {
     pub kafka_partitions: i32,
     pub kafka_fetch_wait_ms: u64,
     pub outbox_relay_after_ms: u64,
+    pub presence_heartbeat_ms: u64,
 }
 
 impl Settings {
@@ -314,6 +320,10 @@ impl Settings {
                 .outbox_relay_after_ms
                 .or(file.outbox_relay_after_ms)
                 .unwrap_or(5000),
+            presence_heartbeat_ms: args
+                .presence_heartbeat_ms
+                .or(file.presence_heartbeat_ms)
+                .unwrap_or(5000),
         };
         settings.validate()?;
         Ok(settings)
@@ -356,6 +366,10 @@ impl Settings {
             anyhow::ensure!(!brokers.trim().is_empty(), "kafka_brokers is empty");
         }
         anyhow::ensure!(!self.kafka_topic.is_empty(), "kafka_topic is empty");
+        anyhow::ensure!(
+            self.presence_heartbeat_ms >= 100,
+            "presence_heartbeat_ms must be at least 100"
+        );
         anyhow::ensure!(
             self.kafka_partitions >= 1,
             "kafka_partitions must be at least 1"

@@ -28,6 +28,7 @@ use crate::hub::Hub;
 pub struct AppState {
     pub services: Arc<Services>,
     pub hub: Arc<Hub>,
+    pub presence: crate::presence::Presence,
     pub bus: crate::app::NodeBus,
     pub settings: Arc<Settings>,
     /// Cancelled when the server begins shutting down.
@@ -55,6 +56,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::join))
         .routes(routes!(rooms::get, moderation::update, moderation::delete))
         .routes(routes!(rooms::members, moderation::invite))
+        .routes(routes!(rooms::online))
         .routes(routes!(moderation::kick))
         .routes(routes!(moderation::set_role))
         .routes(routes!(moderation::transfer))

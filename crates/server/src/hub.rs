@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use palaver_domain::bus::{DomainEvent, EventSink};
@@ -21,7 +21,12 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
+use crate::presence::{Presence, PresenceInput};
+
 const SHARDS: usize = 64;
+
+/// How long a `typing` indicator lasts without a repeat.
+pub const TYPING_EXPIRES_MS: u64 = 3000;
 
 /// A frame belonging to a room's ordered stream.
 #[derive(Debug)]
@@ -125,6 +130,9 @@ pub struct Hub {
     users: Sharded<UserId, Vec<Arc<Connection>>>,
     next_id: AtomicU64,
     queue_capacity: usize,
+    /// Told about every connection that opens or closes, and about other
+    /// nodes' presence; set once the services exist.
+    presence: OnceLock<Presence>,
 }
 
 impl Hub {
@@ -134,6 +142,17 @@ impl Hub {
             users: Sharded::new(),
             next_id: AtomicU64::new(1),
             queue_capacity,
+            presence: OnceLock::new(),
+        }
+    }
+
+    pub fn set_presence(&self, presence: Presence) {
+        let _ = self.presence.set(presence);
+    }
+
+    fn tell_presence(&self, input: PresenceInput) {
+        if let Some(presence) = self.presence.get() {
+            presence.send(input);
         }
     }
 
@@ -155,6 +174,7 @@ impl Hub {
             .entry(user)
             .or_default()
             .push(conn.clone());
+        self.tell_presence(PresenceInput::Connected(user));
         (conn, rx)
     }
 
@@ -165,13 +185,16 @@ impl Hub {
         for room in rooms {
             self.remove_from_room(room, conn.id);
         }
-        let mut users = self.users.shard(conn.user).write();
-        if let Some(list) = users.get_mut(&conn.user) {
-            list.retain(|c| c.id != conn.id);
-            if list.is_empty() {
-                users.remove(&conn.user);
+        {
+            let mut users = self.users.shard(conn.user).write();
+            if let Some(list) = users.get_mut(&conn.user) {
+                list.retain(|c| c.id != conn.id);
+                if list.is_empty() {
+                    users.remove(&conn.user);
+                }
             }
         }
+        self.tell_presence(PresenceInput::Disconnected(conn.user));
     }
 
     /// Adds the connection to a room's recipients (idempotent).
@@ -251,6 +274,23 @@ impl Hub {
             conn.offer(Outbound::Frame(bytes.clone()));
         }
         self.broadcast(room, Outbound::Frame(bytes));
+    }
+
+    /// Offers `frame` once to every connection following any of `rooms`.
+    pub fn broadcast_to_rooms(&self, rooms: &[RoomId], frame: &ServerFrame) {
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes = None;
+        for room in rooms {
+            let Some(recipients) = self.recipients(*room) else {
+                continue;
+            };
+            let bytes = bytes.get_or_insert_with(|| Arc::new(Utf8Bytes::from(frame.to_json())));
+            for conn in recipients.iter() {
+                if seen.insert(conn.id) {
+                    conn.offer(Outbound::Frame(bytes.clone()));
+                }
+            }
+        }
     }
 
     /// Serializes `frame` once and offers it to the room's connections.
@@ -364,6 +404,24 @@ impl EventSink for Hub {
             DomainEvent::RoomUpdated(room) => {
                 let frame = ServerFrame::RoomUpdated { room: room.clone() };
                 self.broadcast_frame(RoomId(room.id), &frame);
+            }
+            DomainEvent::Typing { room_id, user_id } => {
+                let Some(recipients) = self.recipients(*room_id) else {
+                    return;
+                };
+                let frame = ServerFrame::Typing {
+                    room: room_id.0,
+                    user_id: user_id.0,
+                    expires_in_ms: TYPING_EXPIRES_MS,
+                };
+                let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
+                // Not to the typer's own connections.
+                for conn in recipients.iter().filter(|c| c.user != *user_id) {
+                    conn.offer(Outbound::Frame(bytes.clone()));
+                }
+            }
+            DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => {
+                self.tell_presence(PresenceInput::Remote(Arc::new(event.clone())));
             }
             DomainEvent::RoomDeleted { room_id } => {
                 let frame = ServerFrame::RoomDeleted { room: room_id.0 };

@@ -273,6 +273,22 @@ macro_rules! sql_store {
                 self.user_by_id(user).await
             }
 
+            async fn record_last_seen(
+                &self,
+                user: palaver_domain::UserId,
+                at: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE users SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $1)",
+                )
+                .bind(at.0)
+                .bind(user.0)
+                .execute(&self.writer)
+                .await
+                .map_err(crate::errors::map_err)?;
+                Ok(())
+            }
+
             async fn user_by_id(
                 &self,
                 id: palaver_domain::UserId,
@@ -966,7 +982,7 @@ macro_rules! sql_store {
                 use sqlx::Row;
                 use crate::errors::map_err;
                 let sql = format!(
-                    "SELECT {}, mb.role, mb.joined_at
+                    "SELECT {}, mb.role, mb.joined_at, u.last_seen_at
                      FROM members mb JOIN users u ON u.id = mb.user_id
                      WHERE mb.room_id = $1 ORDER BY mb.joined_at, u.id",
                     crate::sql::USER_COLUMNS
@@ -985,6 +1001,10 @@ macro_rules! sql_store {
                             joined_at: palaver_domain::time::Timestamp(
                                 row.try_get("joined_at").map_err(map_err)?,
                             ),
+                            last_seen: row
+                                .try_get::<Option<i64>, _>("last_seen_at")
+                                .map_err(map_err)?
+                                .map(palaver_domain::time::Timestamp),
                         })
                     })
                     .collect()
@@ -1461,7 +1481,7 @@ macro_rules! sql_store {
                 Ok(match table {
                     Table::Users => Rows::Users(
                         sqlx::query(
-                            "SELECT id, username, display_name, password_hash, created_at
+                            "SELECT id, username, display_name, password_hash, created_at, last_seen_at
                              FROM users WHERE id > $1 ORDER BY id LIMIT $2",
                         )
                         .bind(cursor.first)
@@ -1477,6 +1497,7 @@ macro_rules! sql_store {
                                 display_name: r.try_get("display_name")?,
                                 password_hash: r.try_get("password_hash")?,
                                 created_at: r.try_get("created_at")?,
+                                last_seen_at: r.try_get("last_seen_at")?,
                             })
                         })
                         .collect::<Result<_, sqlx::Error>>()
@@ -1624,14 +1645,15 @@ macro_rules! sql_store {
                     Rows::Users(rows) => {
                         for r in rows {
                             sqlx::query(
-                                "INSERT INTO users (id, username, display_name, password_hash, created_at)
-                                 VALUES ($1, $2, $3, $4, $5)",
+                                "INSERT INTO users (id, username, display_name, password_hash, created_at, last_seen_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6)",
                             )
                             .bind(r.id)
                             .bind(&r.username)
                             .bind(&r.display_name)
                             .bind(&r.password_hash)
                             .bind(r.created_at)
+                            .bind(r.last_seen_at)
                             .execute(&mut *tx)
                             .await
                             .map_err(map_err)?;

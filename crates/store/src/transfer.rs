@@ -44,6 +44,7 @@ pub struct UserRow {
     pub display_name: String,
     pub password_hash: String,
     pub created_at: i64,
+    pub last_seen_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

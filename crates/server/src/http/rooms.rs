@@ -90,7 +90,34 @@ pub async fn members(
     AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<Vec<Member>>, ApiError> {
     let members = state.services.rooms.members(user, RoomId(id)).await?;
-    Ok(AppJson(members.iter().map(|m| m.to_wire()).collect()))
+    Ok(AppJson(with_presence(&state, &members)))
+}
+
+/// The room's members who are online now (on any node).
+#[utoipa::path(get, path = "/api/v1/rooms/{id}/online", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id")),
+    responses((status = 200, body = Vec<Member>), (status = 404, body = ErrorBody)))]
+pub async fn online(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath(id): AppPath<i64>,
+) -> Result<AppJson<Vec<Member>>, ApiError> {
+    let members = state.services.rooms.members(user, RoomId(id)).await?;
+    let mut online = with_presence(&state, &members);
+    online.retain(|m| m.online);
+    Ok(AppJson(online))
+}
+
+fn with_presence(state: &AppState, members: &[palaver_domain::model::Member]) -> Vec<Member> {
+    members
+        .iter()
+        .map(|m| {
+            let mut wire = m.to_wire();
+            wire.online = state.presence.is_online(m.user.id);
+            wire
+        })
+        .collect()
 }
 
 /// Leave the room; its connections stop receiving it at once.

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures::future::BoxFuture;
@@ -38,6 +38,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 64;
 const CATCH_UP_PAGE: u32 = 200;
 /// How long shutdown waits for in-flight sends to be acknowledged.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// A connection forwards at most one `typing` per room this often; clients
+/// repeat about this often while typing, and indicators last 3 s.
+const TYPING_EVERY: Duration = Duration::from_millis(2000);
 
 pub async fn run(mut socket: WebSocket, state: AppState, token: Option<String>) {
     // Rare, one-off paths are boxed: an async state machine is as large as its
@@ -77,6 +80,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, token: Option<String>) 
         queue,
         positions: HashMap::new(),
         in_flight: FuturesUnordered::new(),
+        last_typing: Vec::new(),
     };
     let ended = Box::pin(session.start(rooms_before, auth.resume)).await;
     let ended = match ended {
@@ -109,6 +113,9 @@ struct Session {
     /// (edits, deletes and read markers answer only with errors; their success
     /// is the event every member receives).
     in_flight: FuturesUnordered<BoxFuture<'static, Option<ServerFrame>>>,
+    /// When this connection last forwarded `typing` per room (rate limit);
+    /// empty, and unallocated, for connections that never type.
+    last_typing: Vec<(RoomId, Instant)>,
 }
 
 impl Session {
@@ -288,6 +295,25 @@ impl Session {
                     async move {
                         let deleted = services.messages.delete(user, RoomId(room), seq).await;
                         deleted.err().map(|err| error_frame(&err, reference))
+                    }
+                    .boxed(),
+                );
+                Ok(())
+            }
+            ClientFrame::Typing { room, reference } => {
+                let room = RoomId(room);
+                let now = Instant::now();
+                match self.last_typing.iter_mut().find(|(r, _)| *r == room) {
+                    Some((_, at)) if now.duration_since(*at) < TYPING_EVERY => return Ok(()),
+                    Some((_, at)) => *at = now,
+                    None => self.last_typing.push((room, now)),
+                }
+                let services = self.state.services.clone();
+                let user = self.user.id;
+                self.in_flight.push(
+                    async move {
+                        let typed = services.activity.typing(user, room).await;
+                        typed.err().map(|err| error_frame(&err, reference))
                     }
                     .boxed(),
                 );

@@ -2,6 +2,7 @@
 //! database, and drives it over real HTTP and WebSocket connections.
 
 mod accounts;
+mod activity;
 mod edits;
 mod helpers;
 mod journey;

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/users"),
     ("get", "/api/v1/users/{id}"),
     ("post", "/api/v1/dms"),
+    ("get", "/api/v1/rooms/{id}/online"),
     ("patch", "/api/v1/rooms/{id}"),
     ("delete", "/api/v1/rooms/{id}"),
     ("post", "/api/v1/rooms/{id}/members"),

@@ -9,6 +9,7 @@ mod helpers;
 #[path = "../support/node.rs"]
 mod node;
 mod outage;
+mod presence;
 
 use palaver_client::Client;
 
@@ -27,6 +28,8 @@ pub fn cluster_args(brokers: &str) -> Vec<String> {
         "2",
         "--outbox-relay-after-ms",
         "500",
+        "--presence-heartbeat-ms",
+        "300",
     ]
     .map(String::from)
     .to_vec()

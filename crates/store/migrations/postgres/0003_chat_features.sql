@@ -1,4 +1,4 @@
--- Edits, deletes, replies, read markers, bans and direct messages.
+-- Edits, deletes, replies, read markers, bans, direct messages, last seen.
 
 ALTER TABLE messages ADD COLUMN reply_to   BIGINT;  -- a seq in the same room
 ALTER TABLE messages ADD COLUMN edited_at  BIGINT;
@@ -21,6 +21,9 @@ CREATE TABLE bans (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (room_id, user_id)
 );
+
+-- When the user's last connection closed (presence); NULL: never connected.
+ALTER TABLE users ADD COLUMN last_seen_at BIGINT;
 
 -- Finding people by the start of their display name (usernames are already unique-indexed).
 CREATE INDEX users_display_name ON users (lower(display_name));
