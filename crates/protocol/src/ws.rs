@@ -41,8 +41,8 @@ pub enum ClientFrame {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
-    /// "I am typing" in a room: repeat about every 2 s while typing; the other
-    /// members get `typing` (at most one per 2 s per connection and room).
+    /// "I am typing" in a room: repeat every 2 s while typing; the other
+    /// members get `typing` (at most one per 1.5 s per connection and room).
     Typing {
         room: i64,
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]

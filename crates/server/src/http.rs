@@ -10,6 +10,7 @@ mod moderation;
 pub mod openapi;
 mod rooms;
 mod users;
+mod web;
 
 use std::sync::Arc;
 
@@ -78,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         axum::routing::get(move || openapi::serve(doc.clone())),
     )
     .route("/api/v1/ws", axum::routing::get(crate::ws::upgrade))
+    .route("/", axum::routing::get(web::index))
+    .route("/assets/{name}", axum::routing::get(web::asset))
     .fallback(error::unknown_route)
     .method_not_allowed_fallback(error::method_not_allowed)
     .layer(tower_http::trace::TraceLayer::new_for_http())

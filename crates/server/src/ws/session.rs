@@ -38,9 +38,10 @@ const MAX_FRAMES_PER_FLUSH: usize = 64;
 const CATCH_UP_PAGE: u32 = 200;
 /// How long shutdown waits for in-flight sends to be acknowledged.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// A connection forwards at most one `typing` per room this often; clients
-/// repeat about this often while typing, and indicators last 3 s.
-const TYPING_EVERY: Duration = Duration::from_millis(2000);
+/// A connection forwards at most one `typing` per room this often. Clients
+/// repeat every 2 s while typing (a little slower, so jitter never drops a
+/// repeat), and indicators last 3 s.
+const TYPING_EVERY: Duration = Duration::from_millis(1500);
 
 pub async fn run(mut socket: WebSocket, state: AppState, token: Option<String>) {
     // Rare, one-off paths are boxed: an async state machine is as large as its

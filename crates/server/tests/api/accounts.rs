@@ -246,3 +246,50 @@ async fn scrape(app: &TestApp) -> std::collections::HashMap<String, f64> {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn the_web_client_is_served_from_the_binary_with_a_strict_policy() {
+    let app = spawn_app().await;
+    let page = app.client.request(Method::GET, "/").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="/assets/app.js">"#));
+
+    for (asset, kind) in [
+        ("app.js", "text/javascript"),
+        ("api.js", "text/javascript"),
+        ("socket.js", "text/javascript"),
+        ("style.css", "text/css"),
+    ] {
+        let response = app
+            .client
+            .request(Method::GET, &format!("/assets/{asset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(kind));
+        assert!(!response.text().await.unwrap().is_empty());
+    }
+    let missing = app
+        .client
+        .request(Method::GET, "/assets/nope.js")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}

@@ -1,0 +1,594 @@
+// Palaver's web client: plain DOM, no framework, no build step. State lives in
+// a few maps; each change re-renders the part of the page it touches.
+
+import { Api } from './api.js';
+import { ChatSocket } from './socket.js';
+
+const api = new Api();
+const socket = new ChatSocket(api);
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  /** room id → summary from GET /rooms, kept live by frames */
+  rooms: new Map(),
+  current: null,
+  /** room id → Map(seq → message) */
+  messages: new Map(),
+  /** room id → whether older history exists */
+  hasMore: new Map(),
+  /** client_id → { room, body, reply_to } sent but not acked */
+  pending: new Map(),
+  /** room id → members (with online flags) */
+  members: new Map(),
+  /** room id → Map(user id → last read seq) */
+  markers: new Map(),
+  /** room id → Map(user id → expiry time) */
+  typing: new Map(),
+  /** user id → display name, from members */
+  names: new Map(),
+  online: new Set(),
+  replyTo: null,
+  editing: null,
+};
+
+// ---------- sign up / log in ----------
+
+$('auth-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  authenticate('login');
+});
+$('signup-button').addEventListener('click', () => authenticate('signup'));
+
+async function authenticate(mode) {
+  const username = $('auth-username').value.trim();
+  const password = $('auth-password').value;
+  const error = $('auth-error');
+  error.textContent = '';
+  if (!username || !password) {
+    error.textContent = 'Enter a username and a password.';
+    return;
+  }
+  try {
+    if (mode === 'signup') await api.register(username, password, $('auth-display').value.trim());
+    else await api.login(username, password);
+  } catch (err) {
+    error.textContent = err.message;
+  }
+}
+
+$('logout-button').addEventListener('click', () => api.logout());
+api.addEventListener('login', () => showChat());
+api.addEventListener('logout', () => showAuth());
+
+function showAuth() {
+  socket.stop();
+  state.rooms.clear();
+  state.messages.clear();
+  state.current = null;
+  $('chat').hidden = true;
+  $('auth').hidden = false;
+  $('banner').hidden = true;
+  $('auth-password').value = '';
+  $('auth-username').focus();
+}
+
+async function showChat() {
+  $('auth').hidden = true;
+  $('chat').hidden = false;
+  $('me').textContent = api.user.display_name;
+  api.scheduleRefresh();
+  socket.stop();
+  socket.start();
+  await loadRooms();
+}
+
+// ---------- rooms ----------
+
+async function loadRooms() {
+  try {
+    const rooms = await api.rooms();
+    state.rooms = new Map(rooms.map((room) => [room.id, room]));
+    renderRooms();
+  } catch (err) {
+    $('sidebar-error').textContent = err.message;
+  }
+}
+
+function sortedRooms() {
+  const activity = (room) => room.last_message?.created_at ?? room.created_at;
+  return [...state.rooms.values()].sort((a, b) => activity(b).localeCompare(activity(a)) || b.id - a.id);
+}
+
+function renderRooms() {
+  const list = $('room-list');
+  list.replaceChildren(...sortedRooms().map((room) => {
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'room';
+    button.dataset.room = room.id;
+    if (room.id === state.current) button.setAttribute('aria-current', 'true');
+    const name = span('name', roomTitle(room));
+    const parts = [name];
+    if (room.unread_count > 0 && room.id !== state.current) {
+      const badge = span('badge', String(room.unread_count));
+      badge.setAttribute('aria-label', `${room.unread_count} unread`);
+      parts.push(badge);
+    }
+    const last = room.last_message;
+    parts.push(span('last', last ? (last.deleted ? 'message deleted' : `${nameOf(last.sender_id)}: ${last.body}`) : 'no messages yet'));
+    button.append(...parts);
+    button.addEventListener('click', () => openRoom(room.id));
+    item.append(button);
+    return item;
+  }));
+}
+
+function roomTitle(room) {
+  if (room.kind !== 'direct') return room.name;
+  const mine = api.user.username;
+  const other = room.name.split(' & ').find((n) => n !== mine);
+  return `@${other ?? room.name}`;
+}
+
+$('create-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const name = $('create-name').value.trim();
+  $('sidebar-error').textContent = '';
+  try {
+    const room = await api.createRoom(name, $('create-password').value);
+    $('create-name').value = '';
+    $('create-password').value = '';
+    addRoom(room);
+    openRoom(room.id);
+  } catch (err) {
+    $('sidebar-error').textContent = err.message;
+  }
+});
+
+$('join-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  $('sidebar-error').textContent = '';
+  try {
+    const room = await api.joinRoom($('join-code').value.trim().toUpperCase(), $('join-password').value);
+    $('join-code').value = '';
+    $('join-password').value = '';
+    addRoom(room);
+    openRoom(room.id);
+  } catch (err) {
+    $('sidebar-error').textContent = err.status === 404 ? 'No room has this code.' : err.message;
+  }
+});
+
+function addRoom(room) {
+  if (!state.rooms.has(room.id)) {
+    state.rooms.set(room.id, { ...room, role: 'member', last_seq: 0, last_message: null, last_read_seq: 0, unread_count: 0 });
+  }
+  renderRooms();
+}
+
+async function openRoom(id) {
+  state.current = id;
+  state.replyTo = null;
+  state.editing = null;
+  document.body.classList.add('in-room');
+  const room = state.rooms.get(id);
+  $('conversation').hidden = false;
+  $('room-title').textContent = room ? roomTitle(room) : '';
+  $('room-code').textContent = room && room.kind === 'group' ? `code ${room.code}` : '';
+  $('conversation-error').textContent = '';
+  renderReply();
+  renderRooms();
+  if (!state.messages.has(id)) {
+    state.messages.set(id, new Map());
+    await loadOlder(id);
+  }
+  await loadMembers(id);
+  renderMessages({ toBottom: true });
+  markRead();
+  $('composer-input').focus();
+}
+
+$('back-button').addEventListener('click', () => {
+  document.body.classList.remove('in-room');
+  state.current = null;
+  renderRooms();
+});
+
+// ---------- history and messages ----------
+
+async function loadOlder(room) {
+  const known = state.messages.get(room);
+  const oldest = known.size ? Math.min(...known.keys()) : undefined;
+  try {
+    const page = await api.history(room, oldest);
+    for (const message of page.messages) {
+      known.set(message.seq, message);
+      socket.saw(room, message.seq);
+    }
+    state.hasMore.set(room, page.has_more);
+  } catch (err) {
+    $('conversation-error').textContent = err.message;
+  }
+}
+
+// Older history as the reader scrolls up.
+$('messages').addEventListener('scroll', async () => {
+  const list = $('messages');
+  const room = state.current;
+  if (list.scrollTop > 40 || !room || !state.hasMore.get(room) || state.loadingOlder) return;
+  state.loadingOlder = true;
+  const fromBottom = list.scrollHeight - list.scrollTop;
+  await loadOlder(room);
+  renderMessages();
+  list.scrollTop = list.scrollHeight - fromBottom;
+  state.loadingOlder = false;
+});
+
+function renderMessages({ toBottom = false } = {}) {
+  const room = state.current;
+  if (!room) return;
+  const list = $('messages');
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const messages = [...(state.messages.get(room)?.values() ?? [])].sort((a, b) => a.seq - b.seq);
+  const items = messages.map((message) => messageItem(room, message));
+  for (const [clientId, pending] of state.pending) {
+    if (pending.room !== room) continue;
+    items.push(messageItem(room, { ...pending, sender_id: api.user.id, seq: null, client_id: clientId }));
+  }
+  list.replaceChildren(...items);
+  if (toBottom || nearBottom) list.scrollTop = list.scrollHeight;
+  renderTyping();
+}
+
+function messageItem(room, message) {
+  const item = document.createElement('li');
+  const mine = message.sender_id === api.user.id;
+  item.className = mine ? 'mine' : '';
+  if (message.seq === null) {
+    item.classList.add('pending');
+    item.dataset.pending = message.client_id;
+  } else {
+    item.dataset.seq = message.seq;
+  }
+  if (message.deleted) item.classList.add('deleted');
+
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  meta.append(span('author', nameOf(message.sender_id)));
+  meta.append(span('seq', message.seq === null ? 'sending…' : `#${message.seq}`));
+  if (message.edited_at && !message.deleted) meta.append(span('edited', 'edited'));
+  item.append(meta);
+
+  if (message.reply_to) {
+    const quoted = state.messages.get(room)?.get(message.reply_to);
+    const quote = document.createElement('div');
+    quote.className = 'quote';
+    quote.textContent = quoted ? `↪ ${nameOf(quoted.sender_id)}: ${quoted.deleted ? 'message deleted' : quoted.body}` : `↪ #${message.reply_to}`;
+    item.append(quote);
+  }
+
+  if (state.editing === message.seq && message.seq !== null) {
+    const input = document.createElement('textarea');
+    input.className = 'edit-input';
+    input.value = message.body;
+    input.setAttribute('aria-label', 'Edit message');
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey) {
+        event.preventDefault();
+        const body = input.value.trim();
+        if (body) socket.send({ type: 'edit', room, seq: message.seq, body });
+        state.editing = null;
+        renderMessages();
+        $('composer-input').focus();
+      } else if (event.key === 'Escape') {
+        state.editing = null;
+        renderMessages();
+        $('composer-input').focus();
+      }
+    });
+    item.append(input);
+    queueMicrotask(() => input.focus());
+  } else {
+    const body = document.createElement('div');
+    body.className = 'body';
+    body.textContent = message.deleted ? 'message deleted' : message.body;
+    item.append(body);
+  }
+
+  if (message.seq !== null && !message.deleted) {
+    const actions = document.createElement('div');
+    actions.className = 'meta actions';
+    actions.append(linkButton('Reply', () => { state.replyTo = message.seq; renderReply(); $('composer-input').focus(); }));
+    if (mine) {
+      actions.append(linkButton('Edit', () => { state.editing = message.seq; renderMessages(); }));
+      actions.append(linkButton('Delete', () => socket.send({ type: 'delete', room, seq: message.seq })));
+    }
+    if (mine) {
+      const readers = [...(state.markers.get(room) ?? new Map())]
+        .filter(([user, seq]) => user !== api.user.id && seq >= message.seq)
+        .map(([user]) => nameOf(user));
+      if (readers.length) actions.append(span('read-by', `read by ${readers.join(', ')}`));
+    }
+    item.append(actions);
+  }
+  return item;
+}
+
+function renderReply() {
+  const preview = $('reply-preview');
+  const target = state.replyTo && state.messages.get(state.current)?.get(state.replyTo);
+  preview.hidden = !target;
+  $('reply-text').textContent = target ? `Replying to ${nameOf(target.sender_id)}: ${target.body}` : '';
+}
+$('reply-cancel').addEventListener('click', () => { state.replyTo = null; renderReply(); });
+
+// ---------- composing ----------
+
+$('composer').addEventListener('submit', (event) => {
+  event.preventDefault();
+  send();
+});
+
+$('composer-input').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && !event.shiftKey) {
+    event.preventDefault();
+    send();
+  }
+});
+
+let lastTypingSent = 0;
+$('composer-input').addEventListener('input', () => {
+  const now = Date.now();
+  if (state.current && now - lastTypingSent > 2000 && $('composer-input').value) {
+    lastTypingSent = now;
+    socket.send({ type: 'typing', room: state.current });
+  }
+});
+
+function send() {
+  const input = $('composer-input');
+  const body = input.value.trim();
+  if (!body || !state.current) return;
+  const replyTo = state.replyTo;
+  const clientId = socket.sendMessage(state.current, body, replyTo);
+  state.pending.set(clientId, { room: state.current, body, reply_to: replyTo });
+  input.value = '';
+  state.replyTo = null;
+  renderReply();
+  renderMessages({ toBottom: true });
+}
+
+// ---------- members, read state, typing, presence ----------
+
+async function loadMembers(room) {
+  try {
+    const [members, markers] = await Promise.all([api.members(room), api.readMarkers(room)]);
+    state.members.set(room, members);
+    for (const member of members) {
+      state.names.set(member.user.id, member.user.display_name);
+      if (member.online) state.online.add(member.user.id);
+      else state.online.delete(member.user.id);
+    }
+    state.markers.set(room, new Map(markers.map((m) => [m.user_id, m.last_read_seq])));
+    renderMembers();
+  } catch (err) {
+    $('conversation-error').textContent = err.message;
+  }
+}
+
+$('members-button').addEventListener('click', () => {
+  const panel = $('members');
+  panel.hidden = !panel.hidden;
+  $('members-button').setAttribute('aria-expanded', String(!panel.hidden));
+});
+
+function renderMembers() {
+  const members = state.members.get(state.current) ?? [];
+  $('member-list').replaceChildren(...members.map((member) => {
+    const item = document.createElement('li');
+    const dot = span(`dot${state.online.has(member.user.id) ? ' online' : ''}`, '');
+    dot.setAttribute('role', 'img');
+    dot.setAttribute('aria-label', state.online.has(member.user.id) ? 'online' : 'offline');
+    item.append(dot, span('member-name', `${member.user.display_name}${member.role === 'member' ? '' : ` (${member.role})`}`));
+    if (member.user.id !== api.user.id) {
+      item.append(linkButton('Message', () => openDirect(member.user.id), `Message ${member.user.display_name}`));
+    }
+    return item;
+  }));
+}
+
+async function openDirect(userId) {
+  try {
+    const room = await api.directRoom(userId);
+    addRoom(room);
+    openRoom(room.id);
+  } catch (err) {
+    $('conversation-error').textContent = err.message;
+  }
+}
+
+/** Tells the server the newest message of the open room has been seen. */
+function markRead() {
+  const room = state.rooms.get(state.current);
+  if (!room || document.hidden || !socket.online) return;
+  const newest = Math.max(0, ...(state.messages.get(room.id)?.keys() ?? []));
+  if (newest > room.last_read_seq) socket.send({ type: 'read', room: room.id, seq: newest });
+}
+document.addEventListener('visibilitychange', markRead);
+
+function renderTyping() {
+  const now = Date.now();
+  const typing = state.typing.get(state.current) ?? new Map();
+  const names = [...typing].filter(([, until]) => until > now).map(([user]) => nameOf(user));
+  $('typing').textContent = names.length ? `${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} typing…` : '';
+}
+setInterval(renderTyping, 500);
+
+// ---------- live frames ----------
+
+socket.addEventListener('status', (event) => {
+  $('banner').hidden = event.detail;
+  if (event.detail) {
+    // Back online: the room list may have moved on while we were away.
+    loadRooms();
+    if (state.current) loadMembers(state.current);
+  }
+});
+
+socket.addEventListener('frame', (event) => {
+  const frame = event.detail;
+  switch (frame.type) {
+    case 'message': onMessage(frame); break;
+    case 'ack': {
+      // Stored: show it in its place at once (its `message` frame may follow).
+      const pending = state.pending.get(frame.client_id);
+      state.pending.delete(frame.client_id);
+      if (pending && state.messages.has(frame.room)) {
+        state.messages.get(frame.room).set(frame.seq, {
+          room_id: frame.room, seq: frame.seq, sender_id: api.user.id, body: pending.body,
+          created_at: frame.created_at, client_id: frame.client_id, reply_to: pending.reply_to,
+        });
+      }
+      renderMessages();
+      break;
+    }
+    case 'message_edited': {
+      const message = state.messages.get(frame.room)?.get(frame.seq);
+      if (message) Object.assign(message, { body: frame.body, edited_at: frame.edited_at });
+      const room = state.rooms.get(frame.room);
+      if (room?.last_message?.seq === frame.seq) {
+        room.last_message = { ...room.last_message, body: frame.body };
+        renderRooms();
+      }
+      if (frame.room === state.current) renderMessages();
+      break;
+    }
+    case 'message_deleted': {
+      const message = state.messages.get(frame.room)?.get(frame.seq);
+      if (message) Object.assign(message, { body: '', deleted: true });
+      const room = state.rooms.get(frame.room);
+      if (room?.last_message?.seq === frame.seq) {
+        room.last_message = { ...room.last_message, body: '', deleted: true };
+        renderRooms();
+      }
+      if (frame.room === state.current) renderMessages();
+      break;
+    }
+    case 'read': {
+      if (!state.markers.has(frame.room)) state.markers.set(frame.room, new Map());
+      state.markers.get(frame.room).set(frame.user_id, frame.seq);
+      const room = state.rooms.get(frame.room);
+      if (room && frame.user_id === api.user.id) {
+        // Another tab (or this one) read up to here: clear the badge everywhere.
+        room.last_read_seq = Math.max(room.last_read_seq, frame.seq);
+        room.unread_count = unreadAfter(frame.room, room.last_read_seq, room.unread_count);
+        renderRooms();
+      }
+      if (frame.room === state.current) renderMessages();
+      break;
+    }
+    case 'typing': {
+      if (!state.typing.has(frame.room)) state.typing.set(frame.room, new Map());
+      state.typing.get(frame.room).set(frame.user_id, Date.now() + frame.expires_in_ms);
+      if (frame.room === state.current) renderTyping();
+      break;
+    }
+    case 'presence': {
+      if (frame.status === 'online') state.online.add(frame.user_id);
+      else state.online.delete(frame.user_id);
+      renderMembers();
+      break;
+    }
+    case 'member_joined': {
+      if (frame.user_id === api.user.id && !state.rooms.has(frame.room)) {
+        api.room(frame.room).then(addRoom).catch(() => {});
+      } else if (frame.room === state.current) loadMembers(frame.room);
+      break;
+    }
+    case 'member_left':
+    case 'member_removed': {
+      if (frame.user_id === api.user.id) dropRoom(frame.room);
+      else if (frame.room === state.current) loadMembers(frame.room);
+      break;
+    }
+    case 'role_changed': if (frame.room === state.current) loadMembers(frame.room); break;
+    case 'room_updated': {
+      const room = state.rooms.get(frame.room.id);
+      if (room) Object.assign(room, frame.room);
+      renderRooms();
+      if (frame.room.id === state.current) $('room-title').textContent = roomTitle(room);
+      break;
+    }
+    case 'room_deleted': dropRoom(frame.room); break;
+    case 'error': $('conversation-error').textContent = frame.message; break;
+    default: break;
+  }
+});
+
+function onMessage(frame) {
+  const message = {
+    room_id: frame.room, seq: frame.seq, sender_id: frame.sender_id, body: frame.body,
+    created_at: frame.created_at, client_id: frame.client_id, reply_to: frame.reply_to,
+  };
+  if (state.messages.has(frame.room)) state.messages.get(frame.room).set(frame.seq, message);
+  state.typing.get(frame.room)?.delete(frame.sender_id);
+  const room = state.rooms.get(frame.room);
+  if (room) {
+    room.last_seq = Math.max(room.last_seq, frame.seq);
+    room.last_message = message;
+    const mine = frame.sender_id === api.user.id;
+    if (!mine && frame.room !== state.current) room.unread_count += 1;
+  }
+  renderRooms();
+  if (frame.room === state.current) {
+    renderMessages();
+    markRead();
+  }
+}
+
+function unreadAfter(room, seq, fallback) {
+  const known = state.messages.get(room);
+  if (!known) return seq >= (state.rooms.get(room)?.last_seq ?? 0) ? 0 : fallback;
+  return [...known.values()].filter((m) => m.seq > seq && m.sender_id !== api.user.id && !m.deleted).length;
+}
+
+function dropRoom(id) {
+  state.rooms.delete(id);
+  state.messages.delete(id);
+  if (state.current === id) {
+    state.current = null;
+    $('conversation').hidden = true;
+    document.body.classList.remove('in-room');
+  }
+  renderRooms();
+}
+
+// ---------- helpers ----------
+
+function span(className, text) {
+  const element = document.createElement('span');
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+function linkButton(label, onClick, ariaLabel) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'link';
+  button.textContent = label;
+  if (ariaLabel) button.setAttribute('aria-label', ariaLabel);
+  button.addEventListener('click', onClick);
+  return button;
+}
+
+function nameOf(userId) {
+  if (userId === api.user?.id) return 'you';
+  return state.names.get(userId) ?? `user ${userId}`;
+}
+
+// ---------- start ----------
+
+if (api.session) showChat();
+else showAuth();

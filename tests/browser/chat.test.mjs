@@ -1,0 +1,227 @@
+// Two people chat through Palaver's web client in a real headless Chromium:
+// sign up, create and join a room, messages both ways, typing, unread badges,
+// edits, deletes, replies, presence, a direct message, a server restart with
+// a message sent while offline, token refresh, and logging out. Screenshots of
+// the main screens go to docs/ (referenced from README.md).
+//
+//   PALAVER_BIN=target/debug/palaver node tests/browser/chat.test.mjs
+//
+// scripts/browser-test installs Chromium and playwright-core, then runs this.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = process.env.PALAVER_BIN ?? join(ROOT, 'target/debug/palaver');
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const SHOTS = process.env.PALAVER_SCREENSHOTS ?? join(ROOT, 'docs');
+const WAIT = 15_000;
+const TOKEN_TTL_SECS = 8;
+
+let step = 'starting';
+const log = (message) => console.log(`  ${message}`);
+function check(condition, message) {
+  if (!condition) throw new Error(`${step}: ${message}`);
+}
+
+async function freePort() {
+  return new Promise((done) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** Starts palaver on `port` with `dataDir`; resolves once it listens. */
+function startServer(port, dataDir) {
+  const child = spawn(BIN, [
+    '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
+    '--argon2-memory-kib', '256', '--argon2-iterations', '1',
+    '--access-token-ttl-secs', String(TOKEN_TTL_SECS), '--log-format', 'json',
+  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn,palaver_server::app=info' } });
+  return new Promise((done, fail) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      if (buffered.includes('palaver listening')) done(child);
+    });
+    child.on('exit', (code) => fail(new Error(`palaver exited with ${code}`)));
+  });
+}
+
+async function stopServer(child) {
+  const exited = new Promise((done) => child.once('exit', done));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function signUp(page, base, username) {
+  await page.goto(base);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(`${username} password 1`);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await page.locator('#chat').waitFor({ state: 'visible', timeout: WAIT });
+}
+
+const message = (page, text) => page.locator('#messages li', { hasText: text });
+const roomButton = (page, name) => page.locator('#room-list button.room', { hasText: name });
+
+async function send(page, text) {
+  const input = page.getByLabel('Message', { exact: true });
+  await input.fill(text);
+  await input.press('Enter');
+}
+
+async function main() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'palaver-browser-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}/`;
+  let server = await startServer(port, dataDir);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const alice = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
+    const bob = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+    for (const page of [alice, bob]) {
+      page.setDefaultTimeout(WAIT);
+      page.on('pageerror', (err) => { throw new Error(`page error: ${err.message}`); });
+      if (process.env.PALAVER_BROWSER_DEBUG) page.on('console', (m) => console.log(`  [console] ${m.text()}`));
+    }
+
+    step = 'sign-up errors are shown inline';
+    await alice.goto(base);
+    await alice.screenshot({ path: join(SHOTS, 'screenshot-login.png') });
+    await alice.getByLabel('Username').fill('alice');
+    await alice.getByLabel('Password', { exact: true }).fill('short');
+    await alice.getByRole('button', { name: 'Sign up' }).click();
+    await alice.locator('#auth-error', { hasText: 'password' }).waitFor();
+    log('inline error shown for a short password');
+
+    step = 'sign up and create a room';
+    await signUp(alice, base, 'alice');
+    const firstToken = await alice.evaluate(() => JSON.parse(localStorage.getItem('palaver.session')).access_token);
+    await alice.getByLabel('New room').fill('lounge');
+    await alice.getByRole('button', { name: 'Create' }).click();
+    await alice.locator('#room-title', { hasText: 'lounge' }).waitFor();
+    const code = (await alice.locator('#room-code').textContent()).replace('code ', '').trim();
+    check(code.length === 8, `room code ${code}`);
+    log(`alice created lounge (${code})`);
+
+    step = 'join by code';
+    await signUp(bob, base, 'bob');
+    await bob.getByLabel('Join by code').fill(code);
+    await bob.getByRole('button', { name: 'Join' }).click();
+    await bob.locator('#room-title', { hasText: 'lounge' }).waitFor();
+    log('bob joined by code');
+
+    step = 'messages both ways, with pending then seq';
+    await send(alice, 'hello bob');
+    await message(alice, 'hello bob').locator('.seq', { hasText: '#1' }).waitFor();
+    await message(bob, 'hello bob').waitFor();
+    await send(bob, 'hi alice');
+    await message(alice, 'hi alice').waitFor();
+    log('messages delivered both ways');
+
+    step = 'typing indicator';
+    // Keystrokes over more than 2 s, as a person types: the client repeats `typing`.
+    await bob.getByLabel('Message', { exact: true }).pressSequentially('typing something', { delay: 180 });
+    await alice.locator('#typing', { hasText: 'bob is typing' }).waitFor();
+    await bob.getByLabel('Message', { exact: true }).fill('');
+    log('alice saw bob typing');
+
+    step = 'reply, edit and delete';
+    await message(bob, 'hello bob').getByRole('button', { name: 'Reply' }).click();
+    await send(bob, 'a reply');
+    await message(alice, 'a reply').locator('.quote', { hasText: 'hello bob' }).waitFor();
+    await message(alice, 'hello bob').getByRole('button', { name: 'Edit' }).click();
+    const editor = alice.getByLabel('Edit message');
+    await editor.fill('hello bob (edited)');
+    await editor.press('Enter');
+    await message(bob, 'hello bob (edited)').locator('.edited').waitFor();
+    await message(alice, 'hi alice').waitFor();
+    await send(alice, 'oops');
+    await message(alice, 'oops').locator('.seq', { hasText: '#' }).waitFor();
+    await message(alice, 'oops').getByRole('button', { name: 'Delete' }).click();
+    await bob.locator('#messages li.deleted').waitFor();
+    log('reply, edit and delete seen live');
+
+    step = 'presence dots';
+    await alice.getByRole('button', { name: 'Members' }).click();
+    await alice.locator('#member-list li', { hasText: 'bob' }).getByRole('img', { name: 'online' }).waitFor();
+    await alice.screenshot({ path: join(SHOTS, 'screenshot-conversation.png') });
+    log('bob shows as online');
+
+    step = 'unread badge';
+    await alice.getByLabel('New room').fill('elsewhere');
+    await alice.getByRole('button', { name: 'Create' }).click();
+    await alice.locator('#room-title', { hasText: 'elsewhere' }).waitFor();
+    await send(bob, 'while you look elsewhere');
+    await roomButton(alice, 'lounge').locator('.badge', { hasText: '1' }).waitFor();
+    await roomButton(alice, 'lounge').click();
+    await message(alice, 'while you look elsewhere').waitFor();
+    await roomButton(alice, 'lounge').locator('.badge').waitFor({ state: 'detached' });
+    log('unread badge appeared and cleared');
+
+    step = 'direct message from the member list';
+    await alice.locator('#member-list li', { hasText: 'bob' }).getByRole('button', { name: 'Message bob' }).click();
+    await alice.locator('#room-title', { hasText: '@bob' }).waitFor();
+    await send(alice, 'psst, just you');
+    await bob.getByRole('button', { name: 'Back to rooms' }).click();
+    await roomButton(bob, '@alice').waitFor();
+    await bob.screenshot({ path: join(SHOTS, 'screenshot-phone-rooms.png') });
+    await roomButton(bob, '@alice').click();
+    await message(bob, 'psst, just you').waitFor();
+    log('direct room opened from the member list');
+
+    step = 'the access token is refreshed before it expires';
+    const refreshed = await alice.waitForFunction(
+      (first) => JSON.parse(localStorage.getItem('palaver.session')).access_token !== first,
+      firstToken, { timeout: TOKEN_TTL_SECS * 1000 },
+    );
+    check(refreshed, 'token did not change');
+    log('access token refreshed');
+
+    step = 'server restart: offline banner, a message sent while offline, resume';
+    await roomButton(alice, 'lounge').click();
+    await bob.getByRole('button', { name: 'Back to rooms' }).click();
+    await roomButton(bob, 'lounge').click();
+    await stopServer(server);
+    await alice.locator('#banner').waitFor({ state: 'visible' });
+    await bob.locator('#banner').waitFor({ state: 'visible' });
+    await send(alice, 'sent while offline');
+    await message(alice, 'sent while offline').locator('.seq', { hasText: 'sending' }).waitFor();
+    server = await startServer(port, dataDir);
+    await alice.locator('#banner').waitFor({ state: 'hidden' });
+    await bob.locator('#banner').waitFor({ state: 'hidden' });
+    await message(bob, 'sent while offline').waitFor();
+    await message(alice, 'sent while offline').locator('.seq', { hasText: '#' }).waitFor();
+    const count = await message(bob, 'sent while offline').count();
+    check(count === 1, `bob sees it ${count} times`);
+    await send(bob, 'back online');
+    await message(alice, 'back online').waitFor();
+    log('reconnected after the restart without gaps or duplicates');
+
+    step = 'log out';
+    await alice.getByRole('button', { name: 'Log out' }).click();
+    await alice.locator('#auth').waitFor({ state: 'visible' });
+    log('logged out');
+  } finally {
+    await browser.close();
+    await stopServer(server).catch(() => {});
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => console.log('browser test passed'),
+  (err) => {
+    console.error(`browser test FAILED at "${step}": ${err.stack ?? err}`);
+    process.exit(1);
+  },
+);
