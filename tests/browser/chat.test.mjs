@@ -87,7 +87,8 @@ async function main() {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   try {
     const alice = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
-    const bob = await (await browser.newContext({ viewport: { width: 390, height: 844 } })).newPage();
+    const bobContext = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const bob = await bobContext.newPage();
     for (const page of [alice, bob]) {
       page.setDefaultTimeout(WAIT);
       page.on('pageerror', (err) => { throw new Error(`page error: ${err.message}`); });
@@ -179,6 +180,20 @@ async function main() {
     await message(bob, 'psst, just you').waitFor();
     log('direct room opened from the member list');
 
+    step = 'a second tab: same session, badge cleared by reading in the first';
+    const bobTab2 = await bobContext.newPage();
+    bobTab2.setDefaultTimeout(WAIT);
+    await bobTab2.goto(base);
+    await bobTab2.locator('#chat').waitFor({ state: 'visible' });
+    await roomButton(alice, 'lounge').click();
+    await send(alice, 'for both tabs');
+    await roomButton(bobTab2, 'lounge').locator('.badge', { hasText: '1' }).waitFor();
+    await bob.getByRole('button', { name: 'Back to rooms' }).click();
+    await roomButton(bob, 'lounge').click();
+    await message(bob, 'for both tabs').waitFor();
+    await roomButton(bobTab2, 'lounge').locator('.badge').waitFor({ state: 'detached' });
+    log('reading in one tab cleared the badge in the other');
+
     step = 'the access token is refreshed before it expires';
     const refreshed = await alice.waitForFunction(
       (first) => JSON.parse(localStorage.getItem('palaver.session')).access_token !== first,
@@ -188,9 +203,6 @@ async function main() {
     log('access token refreshed');
 
     step = 'server restart: offline banner, a message sent while offline, resume';
-    await roomButton(alice, 'lounge').click();
-    await bob.getByRole('button', { name: 'Back to rooms' }).click();
-    await roomButton(bob, 'lounge').click();
     await stopServer(server);
     await alice.locator('#banner').waitFor({ state: 'visible' });
     await bob.locator('#banner').waitFor({ state: 'visible' });
@@ -205,6 +217,8 @@ async function main() {
     check(count === 1, `bob sees it ${count} times`);
     await send(bob, 'back online');
     await message(alice, 'back online').waitFor();
+    // Both tabs refreshed tokens all along (8 s lifetime) without logging each other out.
+    await bobTab2.locator('#chat').waitFor({ state: 'visible' });
     log('reconnected after the restart without gaps or duplicates');
 
     step = 'log out';

@@ -25,6 +25,12 @@ use crate::presence::{Presence, PresenceInput};
 
 const SHARDS: usize = 64;
 
+/// Presence is pushed only in rooms with at most this many connections on the
+/// node. In a room of n members everyone coming online is n² frames: 10⁶ for
+/// a room of 1,000 at the start of the day. Large rooms ask
+/// `GET /rooms/{id}/online` instead (measured in docs/benchmarks.md).
+pub const PRESENCE_ROOM_LIMIT: usize = 100;
+
 /// How long a `typing` indicator lasts without a repeat.
 pub const TYPING_EXPIRES_MS: u64 = 3000;
 
@@ -276,14 +282,18 @@ impl Hub {
         self.broadcast(room, Outbound::Frame(bytes));
     }
 
-    /// Offers `frame` once to every connection following any of `rooms`.
-    pub fn broadcast_to_rooms(&self, rooms: &[RoomId], frame: &ServerFrame) {
+    /// Offers `frame` once to every connection following any of `rooms`,
+    /// skipping rooms with more than [`PRESENCE_ROOM_LIMIT`] local connections.
+    pub fn broadcast_presence(&self, rooms: &[RoomId], frame: &ServerFrame) {
         let mut seen = std::collections::HashSet::new();
         let mut bytes = None;
         for room in rooms {
             let Some(recipients) = self.recipients(*room) else {
                 continue;
             };
+            if recipients.len() > PRESENCE_ROOM_LIMIT {
+                continue;
+            }
             let bytes = bytes.get_or_insert_with(|| Arc::new(Utf8Bytes::from(frame.to_json())));
             for conn in recipients.iter() {
                 if seen.insert(conn.id) {
@@ -516,6 +526,29 @@ mod tests {
         });
         assert_eq!(hub.followers(RoomId(5)), 0);
         hub.unregister(&a1);
+    }
+
+    #[test]
+    fn presence_skips_rooms_too_large_to_fan_out_to() {
+        let hub = Hub::new(8);
+        let frame = ServerFrame::Presence {
+            user_id: 1,
+            status: "online".into(),
+            last_seen: "now".into(),
+        };
+        let (small, mut small_rx) = hub.register(UserId(1));
+        hub.follow(&small, RoomId(1));
+        hub.follow(&small, RoomId(2));
+        let mut crowd = Vec::new();
+        for user in 0..=PRESENCE_ROOM_LIMIT as i64 {
+            let (conn, rx) = hub.register(UserId(100 + user));
+            hub.follow(&conn, RoomId(2));
+            crowd.push((conn, rx));
+        }
+        hub.broadcast_presence(&[RoomId(1), RoomId(2)], &frame);
+        assert!(matches!(small_rx.try_recv(), Ok(Outbound::Frame(_))), "small room: pushed");
+        assert!(small_rx.try_recv().is_err(), "once, though it shares two rooms");
+        assert!(crowd.iter_mut().all(|(_, rx)| rx.try_recv().is_err()), "large room: not pushed");
     }
 
     #[test]

@@ -189,7 +189,7 @@ impl PresenceTask {
             match services.rooms.positions(user).await {
                 Ok(rooms) => {
                     let rooms: Vec<_> = rooms.into_iter().map(|(room, _)| room).collect();
-                    hub.broadcast_to_rooms(&rooms, &frame);
+                    hub.broadcast_presence(&rooms, &frame);
                 }
                 Err(err) => tracing::warn!(%err, "presence not pushed: rooms unknown"),
             }

@@ -274,15 +274,10 @@ impl Session {
                 body,
                 reference,
             } => {
-                let services = self.state.services.clone();
-                let user = self.user.id;
-                self.in_flight.push(
-                    async move {
-                        let edited = services.messages.edit(user, RoomId(room), seq, body).await;
-                        edited.err().map(|err| error_frame(&err, reference))
-                    }
-                    .boxed(),
-                );
+                let (services, user) = (self.state.services.clone(), self.user.id);
+                self.answer_errors_only(reference, async move {
+                    services.messages.edit(user, RoomId(room), seq, body).await.map(drop)
+                });
                 Ok(())
             }
             ClientFrame::Delete {
@@ -290,15 +285,10 @@ impl Session {
                 seq,
                 reference,
             } => {
-                let services = self.state.services.clone();
-                let user = self.user.id;
-                self.in_flight.push(
-                    async move {
-                        let deleted = services.messages.delete(user, RoomId(room), seq).await;
-                        deleted.err().map(|err| error_frame(&err, reference))
-                    }
-                    .boxed(),
-                );
+                let (services, user) = (self.state.services.clone(), self.user.id);
+                self.answer_errors_only(reference, async move {
+                    services.messages.delete(user, RoomId(room), seq).await
+                });
                 Ok(())
             }
             ClientFrame::Typing { room, reference } => {
@@ -309,15 +299,10 @@ impl Session {
                     Some((_, at)) => *at = now,
                     None => self.last_typing.push((room, now)),
                 }
-                let services = self.state.services.clone();
-                let user = self.user.id;
-                self.in_flight.push(
-                    async move {
-                        let typed = services.activity.typing(user, room).await;
-                        typed.err().map(|err| error_frame(&err, reference))
-                    }
-                    .boxed(),
-                );
+                let (services, user) = (self.state.services.clone(), self.user.id);
+                self.answer_errors_only(reference, async move {
+                    services.activity.typing(user, room).await
+                });
                 Ok(())
             }
             ClientFrame::Read {
@@ -325,15 +310,10 @@ impl Session {
                 seq,
                 reference,
             } => {
-                let services = self.state.services.clone();
-                let user = self.user.id;
-                self.in_flight.push(
-                    async move {
-                        let marked = services.rooms.mark_read(user, RoomId(room), seq).await;
-                        marked.err().map(|err| error_frame(&err, reference))
-                    }
-                    .boxed(),
-                );
+                let (services, user) = (self.state.services.clone(), self.user.id);
+                self.answer_errors_only(reference, async move {
+                    services.rooms.mark_read(user, RoomId(room), seq).await.map(drop)
+                });
                 Ok(())
             }
             ClientFrame::Resume { rooms, reference } => {
@@ -351,6 +331,18 @@ impl Session {
                 .await
             }
         }
+    }
+
+    /// Runs a request whose success the client learns from the event it
+    /// causes; only a refusal is answered, by an error frame naming `reference`.
+    fn answer_errors_only(
+        &mut self,
+        reference: Option<String>,
+        work: impl std::future::Future<Output = palaver_domain::Result<()>> + Send + 'static,
+    ) {
+        self.in_flight.push(
+            async move { work.await.err().map(|err| error_frame(&err, reference)) }.boxed(),
+        );
     }
 
     /// Sends what the client missed in each named room: seqs after the client's

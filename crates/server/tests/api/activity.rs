@@ -24,22 +24,6 @@ fn presence(frame: ServerFrame) -> Option<(i64, String)> {
     }
 }
 
-/// Asserts that no frame `pick` accepts arrives within `QUIET`.
-async fn assert_none(ws: &mut palaver_client::WsConnection, pick: impl Fn(ServerFrame) -> bool) {
-    let deadline = tokio::time::Instant::now() + QUIET;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match ws
-            .next_frame_within(left)
-            .await
-            .expect("connection healthy")
-        {
-            None => return,
-            Some(frame) => assert!(!pick(frame.clone()), "unexpected {frame:?}"),
-        }
-    }
-}
-
 fn typing_frame(room: i64, reference: Option<&str>) -> ClientFrame {
     ClientFrame::Typing {
         room,
@@ -64,8 +48,8 @@ async fn typing_reaches_the_other_members_rate_limited_and_never_strangers() {
     );
     // A repeat within the rate limit is not forwarded; the typer hears nothing.
     alice_ws.send(&typing_frame(room.id, None)).await.unwrap();
-    assert_none(&mut bob_ws, |f| typing(f).is_some()).await;
-    assert_none(&mut alice_ws, |f| typing(f).is_some()).await;
+    assert_no_frame(&mut bob_ws, |f| typing(f.clone()).is_some()).await;
+    assert_no_frame(&mut alice_ws, |f| typing(f.clone()).is_some()).await;
 
     let mut carol_ws = carol.connect().await;
     carol_ws
@@ -76,7 +60,7 @@ async fn typing_reaches_the_other_members_rate_limited_and_never_strangers() {
         next_error(&mut carol_ws).await,
         ("not_found".into(), Some("t1".into()))
     );
-    assert_none(&mut bob_ws, |f| typing(f).is_some()).await;
+    assert_no_frame(&mut bob_ws, |f| typing(f.clone()).is_some()).await;
 }
 
 #[tokio::test]
@@ -107,9 +91,9 @@ async fn presence_follows_connections_and_reaches_only_people_sharing_a_room() {
 
     // One of two connections closing changes nothing; the last one does.
     first.close().await;
-    assert_none(
+    assert_no_frame(
         &mut bob_ws,
-        |f| matches!(presence(f), Some((id, _)) if id == alice.id()),
+        |f| matches!(presence(f.clone()), Some((id, _)) if id == alice.id()),
     )
     .await;
     second.close().await;
@@ -133,9 +117,9 @@ async fn presence_follows_connections_and_reaches_only_people_sharing_a_room() {
     .await
     .expect("alice shows as offline with a last_seen");
     // Carol shares no room with alice: she heard nothing about her.
-    assert_none(
+    assert_no_frame(
         &mut carol_ws,
-        |f| matches!(presence(f), Some((id, _)) if id == alice.id()),
+        |f| matches!(presence(f.clone()), Some((id, _)) if id == alice.id()),
     )
     .await;
     assert_eq!(status_of(carol.client.online(room.id).await), 404);

@@ -338,6 +338,11 @@ pub async fn next_error(ws: &mut WsConnection) -> (String, Option<String>) {
 
 /// Asserts that no `message` frame arrives within `QUIET`.
 pub async fn assert_no_message(ws: &mut WsConnection) {
+    assert_no_frame(ws, |frame| matches!(frame, ServerFrame::Message { .. })).await;
+}
+
+/// Asserts that no frame `unwanted` accepts arrives within `QUIET`.
+pub async fn assert_no_frame(ws: &mut WsConnection, unwanted: impl Fn(&ServerFrame) -> bool) {
     let deadline = tokio::time::Instant::now() + QUIET;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -347,10 +352,7 @@ pub async fn assert_no_message(ws: &mut WsConnection) {
             .expect("connection healthy")
         {
             None => return,
-            Some(ServerFrame::Message { seq, body, .. }) => {
-                panic!("unexpected message seq {seq}: {body}")
-            }
-            Some(_) => continue,
+            Some(frame) => assert!(!unwanted(&frame), "unexpected {frame:?}"),
         }
     }
 }
