@@ -546,9 +546,18 @@ mod tests {
             crowd.push((conn, rx));
         }
         hub.broadcast_presence(&[RoomId(1), RoomId(2)], &frame);
-        assert!(matches!(small_rx.try_recv(), Ok(Outbound::Frame(_))), "small room: pushed");
-        assert!(small_rx.try_recv().is_err(), "once, though it shares two rooms");
-        assert!(crowd.iter_mut().all(|(_, rx)| rx.try_recv().is_err()), "large room: not pushed");
+        assert!(
+            matches!(small_rx.try_recv(), Ok(Outbound::Frame(_))),
+            "small room: pushed"
+        );
+        assert!(
+            small_rx.try_recv().is_err(),
+            "once, though it shares two rooms"
+        );
+        assert!(
+            crowd.iter_mut().all(|(_, rx)| rx.try_recv().is_err()),
+            "large room: not pushed"
+        );
     }
 
     #[test]

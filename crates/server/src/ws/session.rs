@@ -276,7 +276,11 @@ impl Session {
             } => {
                 let (services, user) = (self.state.services.clone(), self.user.id);
                 self.answer_errors_only(reference, async move {
-                    services.messages.edit(user, RoomId(room), seq, body).await.map(drop)
+                    services
+                        .messages
+                        .edit(user, RoomId(room), seq, body)
+                        .await
+                        .map(drop)
                 });
                 Ok(())
             }
@@ -312,7 +316,11 @@ impl Session {
             } => {
                 let (services, user) = (self.state.services.clone(), self.user.id);
                 self.answer_errors_only(reference, async move {
-                    services.rooms.mark_read(user, RoomId(room), seq).await.map(drop)
+                    services
+                        .rooms
+                        .mark_read(user, RoomId(room), seq)
+                        .await
+                        .map(drop)
                 });
                 Ok(())
             }
@@ -340,9 +348,8 @@ impl Session {
         reference: Option<String>,
         work: impl std::future::Future<Output = palaver_domain::Result<()>> + Send + 'static,
     ) {
-        self.in_flight.push(
-            async move { work.await.err().map(|err| error_frame(&err, reference)) }.boxed(),
-        );
+        self.in_flight
+            .push(async move { work.await.err().map(|err| error_frame(&err, reference)) }.boxed());
     }
 
     /// Sends what the client missed in each named room: seqs after the client's
