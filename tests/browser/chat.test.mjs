@@ -221,6 +221,31 @@ async function main() {
     await bobTab2.locator('#chat').waitFor({ state: 'visible' });
     log('reconnected after the restart without gaps or duplicates');
 
+    step = 'older history loads while scrolling up';
+    await alice.getByLabel('New room').fill('archive');
+    await alice.getByRole('button', { name: 'Create' }).click();
+    await alice.locator('#room-title', { hasText: 'archive' }).waitFor();
+    await alice.evaluate(async () => {
+      const { access_token: token } = JSON.parse(localStorage.getItem('palaver.session'));
+      const rooms = await (await fetch('/api/v1/rooms', { headers: { authorization: `Bearer ${token}` } })).json();
+      const room = rooms.find((r) => r.name === 'archive');
+      for (let n = 0; n < 60; n += 1) {
+        await fetch(`/api/v1/rooms/${room.id}/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ body: `archived ${n}` }),
+        });
+      }
+    });
+    // A fresh page knows only what it loads: the newest page of history.
+    await alice.reload();
+    await roomButton(alice, 'archive').click();
+    await message(alice, 'archived 59').waitFor();
+    check(await message(alice, 'archived 0').count() === 0, 'the first page holds only the newest 50');
+    await alice.locator('#messages').evaluate((list) => { list.scrollTop = 0; });
+    await message(alice, 'archived 0').waitFor();
+    log('scrolling up loaded the older messages');
+
     step = 'log out';
     await alice.getByRole('button', { name: 'Log out' }).click();
     await alice.locator('#auth').waitFor({ state: 'visible' });
