@@ -254,11 +254,18 @@ impl Hub {
     }
 
     /// Offers `item` to every connection following `room`; prunes the dead.
-    fn broadcast(&self, room: RoomId, item: Outbound) {
-        let Some(recipients) = self.recipients(room) else {
-            return;
-        };
-        metrics::counter!("palaver_deliveries_total").increment(recipients.len() as u64);
+    /// Returns how many connections it was offered to.
+    fn broadcast(&self, room: RoomId, item: Outbound) -> usize {
+        match self.recipients(room) {
+            Some(recipients) => {
+                self.offer_all(room, &recipients, item);
+                recipients.len()
+            }
+            None => 0,
+        }
+    }
+
+    fn offer_all(&self, room: RoomId, recipients: &[Arc<Connection>], item: Outbound) {
         let mut dead = Vec::new();
         for conn in recipients.iter() {
             if !conn.offer(item.clone()) {
@@ -305,11 +312,12 @@ impl Hub {
 
     /// Serializes `frame` once and offers it to the room's connections.
     fn broadcast_frame(&self, room: RoomId, frame: &ServerFrame) {
-        if self.followers(room) == 0 {
-            return; // nobody here: skip serializing
-        }
+        // Nobody here: nothing to serialize.
+        let Some(recipients) = self.recipients(room) else {
+            return;
+        };
         let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
-        self.broadcast(room, Outbound::Frame(bytes));
+        self.offer_all(room, &recipients, Outbound::Frame(bytes));
     }
 
     /// Number of local connections following `room` (for tests and metrics).
@@ -327,7 +335,8 @@ impl EventSink for Hub {
                     seq: message.seq,
                     json: Utf8Bytes::from(message.to_frame_json()),
                 });
-                self.broadcast(message.room_id, Outbound::Sequenced(frame));
+                let delivered = self.broadcast(message.room_id, Outbound::Sequenced(frame));
+                metrics::counter!("palaver_deliveries_total").increment(delivered as u64);
             }
             DomainEvent::MessageEdited(message) => {
                 let frame = ServerFrame::MessageEdited {
