@@ -81,12 +81,17 @@ pub enum DomainEvent {
 
 impl DomainEvent {
     /// The bus key (Kafka: the record key, hence the partition): the room id
-    /// for room events, so a room's events keep their order; the user id for
-    /// presence; 0 for heartbeats.
+    /// for room events, so a room's events keep their order; the node for
+    /// presence and heartbeats, so a heartbeat can never overtake an earlier
+    /// announcement of the same node (and undo it).
     pub fn key(&self) -> i64 {
         match self {
-            DomainEvent::Presence { user_id, .. } => user_id.0,
-            DomainEvent::NodeHeartbeat { .. } => 0,
+            DomainEvent::Presence { node, .. } | DomainEvent::NodeHeartbeat { node, .. } => {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                node.hash(&mut hasher);
+                hasher.finish() as i64
+            }
             room_event => room_event.room_id().0,
         }
     }
