@@ -1,16 +1,18 @@
 //! The connection hub: which local connections receive which room's events.
 //!
 //! Hot-path design (see ARCHITECTURE.md, "Fan-out"):
-//! - rooms are sharded over `SHARDS` locks; each room maps to a copy-on-write
-//!   `Arc<[Connection]>`, so a delivery clones one `Arc` under a read lock,
-//!   releases it, and only then touches the queues;
+//! - rooms are sharded over `SHARDS` locks; a delivery clones one `Arc` of the
+//!   room's recipients under a read lock, releases it, and only then touches
+//!   the queues. The snapshot is rebuilt on the first delivery after a
+//!   membership change, so n connections following a room cost O(n), not the
+//!   O(n²) of copying the list on every follow;
 //! - an event is serialized once; every recipient gets a refcount of the bytes;
 //! - each connection's queue is bounded; a full queue cuts the connection off
 //!   (close 1013) instead of growing memory.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -77,6 +79,8 @@ pub struct Connection {
     pub slow: CancellationToken,
     /// Rooms this connection is registered under, so it can be removed from all.
     rooms: Mutex<Vec<RoomId>>,
+    /// Counted by presence (see [`Hub::announce`]), so its end is counted too.
+    announced: AtomicBool,
 }
 
 impl Connection {
@@ -131,8 +135,16 @@ impl<K: ShardKey, V> Sharded<K, V> {
     }
 }
 
+/// One room's connections on this node.
+#[derive(Default)]
+struct RoomConnections {
+    connections: Vec<Arc<Connection>>,
+    /// What deliveries share; `None` after a change until the next delivery.
+    snapshot: Option<Arc<[Arc<Connection>]>>,
+}
+
 pub struct Hub {
-    rooms: Sharded<RoomId, Arc<[Arc<Connection>]>>,
+    rooms: Sharded<RoomId, RoomConnections>,
     users: Sharded<UserId, Vec<Arc<Connection>>>,
     next_id: AtomicU64,
     queue_capacity: usize,
@@ -173,6 +185,7 @@ impl Hub {
             queue,
             slow: CancellationToken::new(),
             rooms: Mutex::new(Vec::new()),
+            announced: AtomicBool::new(false),
         });
         self.users
             .shard(user)
@@ -180,16 +193,24 @@ impl Hub {
             .entry(user)
             .or_default()
             .push(conn.clone());
-        self.tell_presence(PresenceInput::Connected(user));
         (conn, rx)
+    }
+
+    /// Counts the connection for presence once it follows its rooms: those are
+    /// the rooms told if the user just came online, with no store read.
+    pub fn announce(&self, conn: &Connection) {
+        if !conn.announced.swap(true, Ordering::Relaxed) {
+            let rooms = conn.rooms.lock().clone();
+            self.tell_presence(PresenceInput::Connected(conn.user, rooms));
+        }
     }
 
     /// Removes the connection everywhere.
     pub fn unregister(&self, conn: &Arc<Connection>) {
         metrics::gauge!("palaver_connections").decrement(1.0);
         let rooms = std::mem::take(&mut *conn.rooms.lock());
-        for room in rooms {
-            self.remove_from_room(room, conn.id);
+        for room in &rooms {
+            self.remove_from_room(*room, conn.id);
         }
         {
             let mut users = self.users.shard(conn.user).write();
@@ -200,7 +221,9 @@ impl Hub {
                 }
             }
         }
-        self.tell_presence(PresenceInput::Disconnected(conn.user));
+        if conn.announced.load(Ordering::Relaxed) {
+            self.tell_presence(PresenceInput::Disconnected(conn.user, rooms));
+        }
     }
 
     /// Adds the connection to a room's recipients (idempotent).
@@ -213,9 +236,9 @@ impl Hub {
             rooms.push(room);
         }
         let mut shard = self.rooms.shard(room).write();
-        let current = shard.get(&room).map(|c| c.as_ref()).unwrap_or(&[]);
-        let next: Arc<[Arc<Connection>]> = current.iter().cloned().chain([conn.clone()]).collect();
-        shard.insert(room, next);
+        let entry = shard.entry(room).or_default();
+        entry.connections.push(conn.clone());
+        entry.snapshot = None;
     }
 
     pub fn unfollow(&self, conn: &Arc<Connection>, room: RoomId) {
@@ -225,23 +248,33 @@ impl Hub {
 
     fn remove_from_room(&self, room: RoomId, conn_id: u64) {
         let mut shard = self.rooms.shard(room).write();
-        let Some(current) = shard.get(&room) else {
+        let Some(entry) = shard.get_mut(&room) else {
             return;
         };
-        let next: Arc<[Arc<Connection>]> = current
-            .iter()
-            .filter(|c| c.id != conn_id)
-            .cloned()
-            .collect();
-        if next.is_empty() {
+        let Some(index) = entry.connections.iter().position(|c| c.id == conn_id) else {
+            return;
+        };
+        entry.connections.swap_remove(index);
+        entry.snapshot = None;
+        if entry.connections.is_empty() {
             shard.remove(&room);
-        } else {
-            shard.insert(room, next);
         }
     }
 
     fn recipients(&self, room: RoomId) -> Option<Arc<[Arc<Connection>]>> {
-        self.rooms.shard(room).read().get(&room).cloned()
+        let shard = self.rooms.shard(room);
+        if let Some(snapshot) = shard.read().get(&room)?.snapshot.clone() {
+            return Some(snapshot);
+        }
+        // Changed since the last delivery: rebuild once, for every delivery after.
+        let mut rooms = shard.write();
+        let entry = rooms.get_mut(&room)?;
+        Some(
+            entry
+                .snapshot
+                .get_or_insert_with(|| entry.connections.iter().cloned().collect())
+                .clone(),
+        )
     }
 
     fn connections_of(&self, user: UserId) -> Vec<Arc<Connection>> {
@@ -295,12 +328,13 @@ impl Hub {
         let mut seen = std::collections::HashSet::new();
         let mut bytes = None;
         for room in rooms {
+            // Counted first: a large room's snapshot is not rebuilt for nothing.
+            if self.followers(*room) > PRESENCE_ROOM_LIMIT {
+                continue;
+            }
             let Some(recipients) = self.recipients(*room) else {
                 continue;
             };
-            if recipients.len() > PRESENCE_ROOM_LIMIT {
-                continue;
-            }
             let bytes = bytes.get_or_insert_with(|| Arc::new(Utf8Bytes::from(frame.to_json())));
             for conn in recipients.iter() {
                 if seen.insert(conn.id) {
@@ -320,9 +354,10 @@ impl Hub {
         self.offer_all(room, &recipients, Outbound::Frame(bytes));
     }
 
-    /// Number of local connections following `room` (for tests and metrics).
+    /// Number of local connections following `room`.
     pub fn followers(&self, room: RoomId) -> usize {
-        self.recipients(room).map_or(0, |r| r.len())
+        let shard = self.rooms.shard(room).read();
+        shard.get(&room).map_or(0, |r| r.connections.len())
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use palaver_domain::bus::DomainEvent;
 use palaver_domain::presence::{PresenceBoard, Transition};
 use palaver_domain::time::Timestamp;
-use palaver_domain::{Services, UserId};
+use palaver_domain::{RoomId, Services, UserId};
 use palaver_protocol::ws::ServerFrame;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
@@ -26,8 +26,10 @@ const MISSED_HEARTBEATS: u32 = 3;
 const QUEUE: usize = 16_384;
 
 pub enum PresenceInput {
-    Connected(UserId),
-    Disconnected(UserId),
+    /// A local connection of the user, following these rooms.
+    Connected(UserId, Vec<RoomId>),
+    /// A local connection closed; it followed these rooms.
+    Disconnected(UserId, Vec<RoomId>),
     Remote(Arc<DomainEvent>),
 }
 
@@ -97,7 +99,7 @@ impl PresenceTask {
                 _ = tick.tick() => {
                     let now = Instant::now();
                     for transition in self.board.expire(now) {
-                        self.publish(transition);
+                        self.publish(transition, None);
                     }
                     if self.cluster && now.duration_since(last_heartbeat) >= self.heartbeat {
                         last_heartbeat = now;
@@ -110,16 +112,16 @@ impl PresenceTask {
 
     fn on_input(&mut self, input: PresenceInput) {
         match input {
-            PresenceInput::Connected(user) => {
+            PresenceInput::Connected(user, rooms) => {
                 let (first, transition) = self.board.connect(user);
                 if first && self.cluster {
                     self.services.activity.announce(&self.node, user, true);
                 }
                 if let Some(transition) = transition {
-                    self.publish(transition);
+                    self.publish(transition, Some(rooms));
                 }
             }
-            PresenceInput::Disconnected(user) => {
+            PresenceInput::Disconnected(user, rooms) => {
                 let (last, transition) = self.board.disconnect(user);
                 if last {
                     if self.cluster {
@@ -137,7 +139,7 @@ impl PresenceTask {
                     });
                 }
                 if let Some(transition) = transition {
-                    self.publish(transition);
+                    self.publish(transition, Some(rooms));
                 }
             }
             PresenceInput::Remote(event) => {
@@ -159,14 +161,16 @@ impl PresenceTask {
                     _ => Vec::new(),
                 };
                 for transition in transitions {
-                    self.publish(transition);
+                    self.publish(transition, None);
                 }
             }
         }
     }
 
-    /// Records the new status and tells everyone who shares a room with the user.
-    fn publish(&self, transition: Transition) {
+    /// Records the new status and tells everyone who shares a room with the
+    /// user. `rooms`: the user's rooms when a local connection knows them;
+    /// otherwise (a user of another node, or a silent node's) they are read.
+    fn publish(&self, transition: Transition, rooms: Option<Vec<RoomId>>) {
         let (user, online) = match transition {
             Transition::Online(user) => (user, true),
             Transition::Offline(user) => (user, false),
@@ -184,6 +188,10 @@ impl PresenceTask {
             status: if online { "online" } else { "offline" }.into(),
             last_seen: Timestamp::now().to_rfc3339(),
         };
+        if let Some(rooms) = rooms {
+            self.hub.broadcast_presence(&rooms, &frame);
+            return;
+        }
         let (hub, services) = (self.hub.clone(), self.services.clone());
         tokio::spawn(async move {
             match services.rooms.positions(user).await {

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::errors::map_err;
+use crate::sql::BatchJson;
 use crate::{ManagedStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -58,6 +59,13 @@ impl PostgresStore {
 
     /// Relays on several nodes claim disjoint rows instead of waiting on each other.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    /// No: PostgreSQL plans a JSON-array join as a hash join over a
+    /// sequential scan while the tables are young (statistics say empty), and
+    /// keeps that cached generic plan until autovacuum analyzes them: a fresh
+    /// database ran 712 single-message appends/s this way against 1,556 with
+    /// shape-built statements, whose lookups use the indexes.
+    const BATCH_JSON: Option<BatchJson> = None;
 
     async fn lock_rooms(tx: &mut Transaction<'_, Postgres>, rooms: &[i64]) -> StoreResult<()> {
         sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")

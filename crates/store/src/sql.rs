@@ -10,10 +10,37 @@ pub const ROOM_COLUMNS: &str = "r.id AS r_id, r.name AS r_name, r.code AS r_code
     r.password_hash AS r_password_hash, r.owner_id AS r_owner_id, r.created_at AS r_created_at, \
     r.kind AS r_kind";
 
-pub const MESSAGE_COLUMNS: &str = "m.room_id AS m_room_id, m.seq AS m_seq, \
-    m.sender_id AS m_sender_id, m.body AS m_body, m.client_id AS m_client_id, \
-    m.created_at AS m_created_at, m.reply_to AS m_reply_to, m.edited_at AS m_edited_at, \
-    m.deleted_at AS m_deleted_at";
+/// A macro as well as a constant, so engine statements can `concat!` it.
+macro_rules! message_columns {
+    () => {
+        "m.room_id AS m_room_id, m.seq AS m_seq, \
+         m.sender_id AS m_sender_id, m.body AS m_body, m.client_id AS m_client_id, \
+         m.created_at AS m_created_at, m.reply_to AS m_reply_to, m.edited_at AS m_edited_at, \
+         m.deleted_at AS m_deleted_at"
+    };
+}
+pub(crate) use message_columns;
+
+pub const MESSAGE_COLUMNS: &str = message_columns!();
+
+/// An engine's append statements that take a batch as one JSON array of row
+/// arrays (see [`json_rows`]). Each keeps one text whatever the batch size.
+#[derive(Clone, Copy)]
+pub struct BatchJson {
+    /// `$1`: `[[room_id, user_id], …]` → the pairs that are memberships.
+    pub member_pairs: &'static str,
+    /// `$1`: `[[room_id, sender_id, client_id], …]` → those messages.
+    pub used_client_ids: &'static str,
+    /// `$1`: `[[room_id, count], …]` → `(room_id, last_seq)` after adding.
+    pub allocate_seqs: &'static str,
+    /// `$1`: `[[room_id, seq, sender_id, body, client_id, created_at, reply_to], …]`.
+    pub insert_messages: &'static str,
+}
+
+/// A batch's rows (tuples) as one JSON array of arrays.
+pub fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).expect("tuples of numbers and strings always serialize")
+}
 
 /// Rows per multi-row INSERT: 6 parameters each stays far below both engines'
 /// parameter limits (SQLite 32766, PostgreSQL 65535).
@@ -1022,11 +1049,14 @@ macro_rules! sql_store {
                 if batch.is_empty() {
                     return Ok(palaver_domain::store::Appended { outcomes: Vec::new(), outbox: Vec::new() });
                 }
-                // The batch-shaped statements differ by batch size. Small batches
-                // (light load, where per-batch cost dominates) reuse prepared
-                // statements; larger ones are prepared once and dropped, so
-                // the statement cache holds a bounded number of shapes.
+                // Small batches (light load, where per-batch cost dominates)
+                // use statements built to the batch's shape, cached. Larger
+                // ones would be prepared afresh each time, so where the engine
+                // has `BATCH_JSON` every statement takes the rows as one JSON
+                // array instead: one text whatever the size, prepared once, and
+                // one statement per step however many rooms the batch spans.
                 let cache_statements = batch.len() <= crate::sql::CACHED_BATCH_SHAPES;
+                let json = Self::BATCH_JSON.filter(|_| !cache_statements);
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 // Lock the batch's rooms in id order before anything else: seq
                 // allocation and the client_id check then see every commit of a
@@ -1039,49 +1069,66 @@ macro_rules! sql_store {
                 // 1. Which (room, sender) pairs are memberships — one query.
                 let pairs: HashSet<(i64, i64)> =
                     batch.iter().map(|m| (m.room_id.0, m.sender_id.0)).collect();
-                let mut query = QueryBuilder::<$db>::new("SELECT room_id, user_id FROM members WHERE ");
-                for (n, (room, user)) in pairs.iter().enumerate() {
-                    if n > 0 {
-                        query.push(" OR ");
+                let pairs: Vec<(i64, i64)> = pairs.into_iter().collect();
+                let rows: Vec<$row> = match json {
+                    Some(json) => sqlx::query(json.member_pairs)
+                        .bind(crate::sql::json_rows(&pairs))
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?,
+                    None => {
+                        let mut query = QueryBuilder::<$db>::new("SELECT room_id, user_id FROM members WHERE ");
+                        for (n, (room, user)) in pairs.iter().enumerate() {
+                            if n > 0 {
+                                query.push(" OR ");
+                            }
+                            query.push("(room_id = ").push_bind(*room).push(" AND user_id = ").push_bind(*user).push(")");
+                        }
+                        query.build().persistent(cache_statements).fetch_all(&mut *tx).await.map_err(map_err)?
                     }
-                    query.push("(room_id = ").push_bind(*room).push(" AND user_id = ").push_bind(*user).push(")");
-                }
-                let members: HashSet<(i64, i64)> = query
-                    .build()
-                    .persistent(cache_statements)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(map_err)?
+                };
+                let members: HashSet<(i64, i64)> = rows
                     .iter()
                     .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
                     .collect::<Result<_, sqlx::Error>>()
                     .map_err(map_err)?;
 
                 // 2. Which idempotency keys were already used — one query.
-                let keyed: Vec<&palaver_domain::store::NewMessage> = batch
+                let keys: Vec<(i64, i64, &str)> = batch
                     .iter()
-                    .filter(|m| m.client_id.is_some() && members.contains(&(m.room_id.0, m.sender_id.0)))
+                    .filter(|m| members.contains(&(m.room_id.0, m.sender_id.0)))
+                    .filter_map(|m| Some((m.room_id.0, m.sender_id.0, m.client_id.as_deref()?)))
                     .collect();
                 let mut existing: HashMap<(i64, i64, String), palaver_domain::model::Message> = HashMap::new();
-                if !keyed.is_empty() {
-                    let mut query = QueryBuilder::<$db>::new(format!(
-                        "SELECT {} FROM messages m WHERE ",
-                        crate::sql::MESSAGE_COLUMNS
-                    ));
-                    for (n, m) in keyed.iter().enumerate() {
-                        if n > 0 {
-                            query.push(" OR ");
+                if !keys.is_empty() {
+                    let rows: Vec<$row> = match json {
+                        Some(json) => sqlx::query(json.used_client_ids)
+                            .bind(crate::sql::json_rows(&keys))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(map_err)?,
+                        None => {
+                            let mut query = QueryBuilder::<$db>::new(format!(
+                                "SELECT {} FROM messages m WHERE ",
+                                crate::sql::MESSAGE_COLUMNS
+                            ));
+                            for (n, (room, sender, client_id)) in keys.iter().enumerate() {
+                                if n > 0 {
+                                    query.push(" OR ");
+                                }
+                                query
+                                    .push("(m.room_id = ")
+                                    .push_bind(*room)
+                                    .push(" AND m.sender_id = ")
+                                    .push_bind(*sender)
+                                    .push(" AND m.client_id = ")
+                                    .push_bind(*client_id)
+                                    .push(")");
+                            }
+                            query.build().persistent(cache_statements).fetch_all(&mut *tx).await.map_err(map_err)?
                         }
-                        query
-                            .push("(m.room_id = ")
-                            .push_bind(m.room_id.0)
-                            .push(" AND m.sender_id = ")
-                            .push_bind(m.sender_id.0)
-                            .push(" AND m.client_id = ")
-                            .push_bind(m.client_id.as_deref().unwrap_or_default())
-                            .push(")");
-                    }
-                    for row in query.build().persistent(cache_statements).fetch_all(&mut *tx).await.map_err(map_err)? {
+                    };
+                    for row in rows {
                         let message = decode::message(&row)?;
                         let key = (
                             message.room_id.0,
@@ -1125,21 +1172,39 @@ macro_rules! sql_store {
                     fates.push(fate);
                 }
 
-                // 4. Allocate each room's seqs as one range — one statement per room.
+                // 4. Allocate each room's seqs as one range — one statement for all rooms.
                 let mut next_seq: HashMap<i64, i64> = HashMap::new();
-                for (room, count) in &new_per_room {
-                    let last: i64 = sqlx::query_scalar(
-                        "UPDATE rooms SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
-                    )
-                    .bind(*count)
-                    .bind(*room)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    next_seq.insert(*room, last - count + 1);
+                match json {
+                    Some(json) if !new_per_room.is_empty() => {
+                        let counts: Vec<(i64, i64)> = new_per_room.iter().map(|(r, n)| (*r, *n)).collect();
+                        let rows = sqlx::query(json.allocate_seqs)
+                            .bind(crate::sql::json_rows(&counts))
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        for row in rows {
+                            let room: i64 = row.try_get(0).map_err(map_err)?;
+                            let last: i64 = row.try_get(1).map_err(map_err)?;
+                            next_seq.insert(room, last - new_per_room[&room] + 1);
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        for (room, count) in &new_per_room {
+                            let last: i64 = sqlx::query_scalar(
+                                "UPDATE rooms SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
+                            )
+                            .bind(*count)
+                            .bind(*room)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                            next_seq.insert(*room, last - count + 1);
+                        }
+                    }
                 }
 
-                // 5. Insert the new messages — one statement per chunk.
+                // 5. Insert the new messages — one statement.
                 let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(batch.len());
                 let mut stored = Vec::new();
                 for (m, fate) in batch.iter().zip(fates) {
@@ -1153,7 +1218,9 @@ macro_rules! sql_store {
                             AppendOutcome::NotMember => AppendOutcome::NotMember,
                         },
                         Fate::New => {
-                            let seq = next_seq.get_mut(&m.room_id.0).expect("allocated above");
+                            let seq = next_seq.get_mut(&m.room_id.0).ok_or_else(|| {
+                                palaver_domain::store::StoreError::Other("room vanished while appending".into())
+                            })?;
                             let message = palaver_domain::model::Message {
                                 room_id: m.room_id,
                                 seq: *seq as u64,
@@ -1172,20 +1239,46 @@ macro_rules! sql_store {
                     };
                     outcomes.push(outcome);
                 }
-                for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to) ",
-                    );
-                    query.push_values(chunk, |mut row, m| {
-                        row.push_bind(m.room_id.0)
-                            .push_bind(m.seq as i64)
-                            .push_bind(m.sender_id.0)
-                            .push_bind(m.body.as_str())
-                            .push_bind(m.client_id.as_deref())
-                            .push_bind(m.created_at.0)
-                            .push_bind(m.reply_to.map(|s| s as i64));
-                    });
-                    query.build().persistent(cache_statements).execute(&mut *tx).await.map_err(map_err)?;
+                match json {
+                    Some(json) if !stored.is_empty() => {
+                        let rows: Vec<_> = stored
+                            .iter()
+                            .map(|m| {
+                                (
+                                    m.room_id.0,
+                                    m.seq as i64,
+                                    m.sender_id.0,
+                                    m.body.as_str(),
+                                    m.client_id.as_deref(),
+                                    m.created_at.0,
+                                    m.reply_to.map(|s| s as i64),
+                                )
+                            })
+                            .collect();
+                        sqlx::query(json.insert_messages)
+                            .bind(crate::sql::json_rows(&rows))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                    }
+                    Some(_) => {}
+                    None => {
+                        for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
+                            let mut query = QueryBuilder::<$db>::new(
+                                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to) ",
+                            );
+                            query.push_values(chunk, |mut row, m| {
+                                row.push_bind(m.room_id.0)
+                                    .push_bind(m.seq as i64)
+                                    .push_bind(m.sender_id.0)
+                                    .push_bind(m.body.as_str())
+                                    .push_bind(m.client_id.as_deref())
+                                    .push_bind(m.created_at.0)
+                                    .push_bind(m.reply_to.map(|s| s as i64));
+                            });
+                            query.build().persistent(cache_statements).execute(&mut *tx).await.map_err(map_err)?;
+                        }
+                    }
                 }
                 let outbox = if self.outbox_origin.is_some() && !stored.is_empty() {
                     let now = stored[0].created_at;

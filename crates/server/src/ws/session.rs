@@ -157,6 +157,7 @@ impl Session {
                 .collect(),
         };
         self.send(text(&ready)).await?;
+        self.state.hub.announce(&self.conn);
         if let Some(rooms) = resume {
             self.resume(rooms, None).await?;
         }
