@@ -13,7 +13,7 @@ use crate::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use crate::outbox::Publisher;
 use crate::passwords::Passwords;
 use crate::store::Removal;
-use crate::store::{NewRoom, Store, StoreError};
+use crate::store::{NewRoom, ReadMark, Store, StoreError};
 use crate::time::Timestamp;
 use crate::values::{JoinCode, RoomName};
 
@@ -199,7 +199,7 @@ impl Rooms {
     pub async fn mark_read(&self, user: UserId, room: RoomId, seq: u64) -> Result<u64> {
         self.require_member(user, room).await?;
         match self.store.mark_read(room, user, seq).await? {
-            Some((now_at, outbox)) => {
+            ReadMark::Moved(now_at, outbox) => {
                 self.publisher.publish(
                     vec![Arc::new(DomainEvent::ReadMarkerMoved {
                         room_id: room,
@@ -210,13 +210,9 @@ impl Rooms {
                 );
                 Ok(now_at)
             }
-            None => {
-                let markers = self.store.read_markers(room).await?;
-                Ok(markers
-                    .iter()
-                    .find(|(member, _)| *member == user)
-                    .map_or(0, |(_, seq)| *seq))
-            }
+            ReadMark::Unchanged(at) => Ok(at),
+            // Left (or was removed) since the check above.
+            ReadMark::NotMember => Err(Error::NotFound("room")),
         }
     }
 

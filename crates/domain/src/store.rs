@@ -151,6 +151,17 @@ pub struct Appended {
 /// Whoever gets them publishes the events and then deletes the rows.
 pub type OutboxIds = Vec<i64>;
 
+/// Where a member's read marker stands after [`Store::mark_read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadMark {
+    /// It moved here; the `read` event is in the outbox (cluster mode).
+    Moved(u64, OutboxIds),
+    /// It was already here (or further than the capped target).
+    Unchanged(u64),
+    /// No such room, or the user is not a member.
+    NotMember,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip proving the store answers (for `/readyz`).
@@ -279,13 +290,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Option<OutboxIds>>;
     /// Moves a member's read marker forward to `seq`, capped at the room's
-    /// newest seq; `None` when it did not move (already there, or not a member).
-    async fn mark_read(
-        &self,
-        room: RoomId,
-        user: UserId,
-        seq: u64,
-    ) -> StoreResult<Option<(u64, OutboxIds)>>;
+    /// newest seq; never backwards.
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<ReadMark>;
     /// Every member's read marker.
     async fn read_markers(&self, room: RoomId) -> StoreResult<Vec<(UserId, u64)>>;
     /// Up to `limit` messages with `seq > after`, ascending.

@@ -1472,7 +1472,8 @@ macro_rules! sql_store {
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
                 seq: u64,
-            ) -> palaver_domain::store::StoreResult<Option<(u64, palaver_domain::store::OutboxIds)>> {
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::ReadMark> {
+                use palaver_domain::store::ReadMark;
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let Some(last_seq): Option<i64> =
@@ -1482,7 +1483,7 @@ macro_rules! sql_store {
                         .await
                         .map_err(map_err)?
                 else {
-                    return Ok(None);
+                    return Ok(ReadMark::NotMember);
                 };
                 // A marker past the newest message would hide messages not yet sent.
                 let target = (seq.min(i64::MAX as u64) as i64).min(last_seq);
@@ -1498,7 +1499,16 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_err)?;
                 let Some(now_at) = moved else {
-                    return Ok(None);
+                    // Already there: answer with where it is, one row.
+                    let at: Option<i64> = sqlx::query_scalar(
+                        "SELECT last_read_seq FROM members WHERE room_id = $1 AND user_id = $2",
+                    )
+                    .bind(room.0)
+                    .bind(user.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    return Ok(at.map_or(ReadMark::NotMember, |at| ReadMark::Unchanged(at as u64)));
                 };
                 let event = palaver_domain::bus::DomainEvent::ReadMarkerMoved {
                     room_id: room,
@@ -1509,7 +1519,7 @@ macro_rules! sql_store {
                     .write_outbox(&mut tx, &[event], palaver_domain::time::Timestamp::now())
                     .await?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(Some((now_at as u64, outbox)))
+                Ok(ReadMark::Moved(now_at as u64, outbox))
             }
 
             async fn read_markers(
