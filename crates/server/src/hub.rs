@@ -531,6 +531,33 @@ mod tests {
     }
 
     #[test]
+    fn recipients_follow_joins_and_leaves_made_after_a_delivery() {
+        let hub = Hub::new(8);
+        let (a, mut rx_a) = hub.register(UserId(1));
+        let (b, mut rx_b) = hub.register(UserId(2));
+        hub.follow(&a, RoomId(10));
+        hub.deliver(&message(10, 1)); // builds the room's snapshot
+        hub.follow(&b, RoomId(10));
+        hub.deliver(&message(10, 2));
+        hub.unfollow(&a, RoomId(10));
+        hub.deliver(&message(10, 3));
+        let seqs = |rx: &mut mpsc::Receiver<Outbound>| {
+            std::iter::from_fn(|| rx.try_recv().ok())
+                .map(|item| match item {
+                    Outbound::Sequenced(frame) => frame.seq,
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(&mut rx_a), [1, 2], "a left before 3");
+        assert_eq!(seqs(&mut rx_b), [2, 3], "b joined after 1");
+        assert_eq!(hub.followers(RoomId(10)), 1);
+        hub.unfollow(&b, RoomId(10));
+        assert_eq!(hub.followers(RoomId(10)), 0);
+        hub.deliver(&message(10, 4)); // nobody left: nothing to rebuild
+    }
+
+    #[test]
     fn full_queue_marks_connection_slow_instead_of_growing() {
         let hub = Hub::new(2);
         let (a, _rx) = hub.register(UserId(1));
