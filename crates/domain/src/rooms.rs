@@ -196,8 +196,9 @@ impl Rooms {
 
     /// Moves the caller's read marker forward to `seq` (capped at the room's
     /// newest message); returns where it now is. Never moves it backwards.
+    /// Membership is checked by the store in the same transaction
+    /// (`ReadMark::NotMember`): no separate read, and no race with a leave.
     pub async fn mark_read(&self, user: UserId, room: RoomId, seq: u64) -> Result<u64> {
-        self.require_member(user, room).await?;
         match self.store.mark_read(room, user, seq).await? {
             ReadMark::Moved(now_at, outbox) => {
                 self.publisher.publish(
@@ -211,7 +212,7 @@ impl Rooms {
                 Ok(now_at)
             }
             ReadMark::Unchanged(at) => Ok(at),
-            // Left (or was removed) since the check above.
+            // Not found, as for every room operation: a stranger learns nothing.
             ReadMark::NotMember => Err(Error::NotFound("room")),
         }
     }

@@ -1188,8 +1188,8 @@ macro_rules! sql_store {
                             next_seq.insert(room, last - new_per_room[&room] + 1);
                         }
                     }
-                    Some(_) => {}
-                    None => {
+                    // Shape-built (and, with nothing new, a loop over nothing).
+                    _ => {
                         for (room, count) in &new_per_room {
                             let last: i64 = sqlx::query_scalar(
                                 "UPDATE rooms SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
@@ -1261,8 +1261,7 @@ macro_rules! sql_store {
                             .await
                             .map_err(map_err)?;
                     }
-                    Some(_) => {}
-                    None => {
+                    _ => {
                         for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
                             let mut query = QueryBuilder::<$db>::new(
                                 "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to) ",
