@@ -140,7 +140,7 @@ pub struct DirectRoom {
 }
 
 /// The outcomes of a batch append, in input order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Appended {
     pub outcomes: Vec<AppendOutcome>,
     pub outbox: OutboxIds,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use palaver_bus::{KafkaBus, KafkaConfig, LocalBus};
 use palaver_domain::bus::Bus;
 use palaver_domain::messages::WriterConfig;
@@ -205,6 +206,16 @@ impl Application {
         tracing::info!(addr = %listener.local_addr()?, "palaver listening");
 
         let router = http::router(state);
+        // Frames are small and each is due now: without TCP_NODELAY, a frame
+        // written while the previous one is unacknowledged (an ack, then the
+        // sender's own copy of its message) waits for the client's delayed
+        // ACK, up to 40 ms. Palaver coalesces a connection's queued frames
+        // into one write itself.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

@@ -1,4 +1,5 @@
-//! sqlx errors → `StoreError`: "unavailable" (retry later) versus everything else.
+//! sqlx and rusqlite errors → `StoreError`: "unavailable" (retry later) versus
+//! everything else.
 
 use palaver_domain::store::StoreError;
 
@@ -34,5 +35,17 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
         // A connection that died mid-conversation surfaces as a protocol error.
         sqlx::Error::Protocol(_) => true,
         _ => false,
+    }
+}
+
+/// rusqlite (the SQLite appender's connection) errors, mapped the same way.
+pub fn map_rusqlite(err: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match err.sqlite_error_code() {
+        // Locked out past the busy timeout, or the file or disk failed.
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        _ => StoreError::Other(err.to_string()),
     }
 }

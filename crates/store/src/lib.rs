@@ -3,11 +3,13 @@
 //!
 //! Architecture invariant: SQL exists only in this crate. Both stores run the
 //! same SQL text (`sql_store!` in `sql.rs`); what differs — pools, pragmas,
-//! migrations, row locks — lives in `sqlite.rs` and `postgres.rs`.
+//! migrations, row locks, and how messages are appended — lives in `sqlite/`
+//! and `postgres.rs`.
 
 // `sql` defines the `sql_store!` macro, so it must come before its users.
 #[macro_use]
 mod sql;
+mod append_plan;
 mod errors;
 mod migrate;
 mod postgres;

@@ -1,9 +1,10 @@
 //! The SQL both stores run, written once.
 //!
-//! `sql_store!(Store, Database, Row)` implements `Store` and `Transfer` for a struct with
-//! `writer` and `readers` pools and a `lock_rooms` method. Placeholders are `$N`,
-//! which SQLite and PostgreSQL both accept; column types are integers and text
-//! only, so every value decodes the same way on both.
+//! `sql_store!(Store, Database, Row)` implements `Store` and `Transfer` for a
+//! struct with `writer` and `readers` pools and an `append` method: message
+//! appends, the hot path, are each engine's own. Placeholders are `$N`, which
+//! SQLite and PostgreSQL both accept; column types are integers and text only,
+//! so every value decodes the same way on both.
 
 /// Room columns, aliased so they can sit beside message columns in one row.
 pub const ROOM_COLUMNS: &str = "r.id AS r_id, r.name AS r_name, r.code AS r_code, \
@@ -23,31 +24,12 @@ pub(crate) use message_columns;
 
 pub const MESSAGE_COLUMNS: &str = message_columns!();
 
-/// An engine's append statements that take a batch as one JSON array of row
-/// arrays (see [`json_rows`]). Each keeps one text whatever the batch size.
-#[derive(Clone, Copy)]
-pub struct BatchJson {
-    /// `$1`: `[[room_id, user_id], …]` → the pairs that are memberships.
-    pub member_pairs: &'static str,
-    /// `$1`: `[[room_id, sender_id, client_id], …]` → those messages.
-    pub used_client_ids: &'static str,
-    /// `$1`: `[[room_id, count], …]` → `(room_id, last_seq)` after adding.
-    pub allocate_seqs: &'static str,
-    /// `$1`: `[[room_id, seq, sender_id, body, client_id, created_at, reply_to], …]`.
-    pub insert_messages: &'static str,
-}
-
-/// A batch's rows (tuples) as one JSON array of arrays.
-pub fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("tuples of numbers and strings always serialize")
-}
-
 /// Rows per multi-row INSERT: 6 parameters each stays far below both engines'
 /// parameter limits (SQLite 32766, PostgreSQL 65535).
 pub const INSERT_CHUNK: usize = 500;
 
-/// Batches up to this size use cached prepared statements: 3 shapes each, well
-/// within sqlx's default statement cache of 100 per connection.
+/// Statements built to a batch's shape are cached up to this size: a few
+/// shapes each, well within sqlx's default statement cache of 100 per connection.
 pub const CACHED_BATCH_SHAPES: usize = 16;
 
 pub const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, \
@@ -1041,256 +1023,8 @@ macro_rules! sql_store {
                 &self,
                 batch: &[palaver_domain::store::NewMessage],
             ) -> palaver_domain::store::StoreResult<palaver_domain::store::Appended> {
-                use std::collections::{BTreeMap, HashMap, HashSet};
-                use palaver_domain::store::AppendOutcome;
-                use sqlx::{QueryBuilder, Row};
-                use crate::errors::map_err;
-
-                if batch.is_empty() {
-                    return Ok(palaver_domain::store::Appended { outcomes: Vec::new(), outbox: Vec::new() });
-                }
-                // Small batches (light load, where per-batch cost dominates)
-                // use statements built to the batch's shape, cached. Larger
-                // ones would be prepared afresh each time, so where the engine
-                // has `BATCH_JSON` every statement takes the rows as one JSON
-                // array instead: one text whatever the size, prepared once, and
-                // one statement per step however many rooms the batch spans.
-                let cache_statements = batch.len() <= crate::sql::CACHED_BATCH_SHAPES;
-                let json = Self::BATCH_JSON.filter(|_| !cache_statements);
-                let mut tx = self.writer.begin().await.map_err(map_err)?;
-                // Lock the batch's rooms in id order before anything else: seq
-                // allocation and the client_id check then see every commit of a
-                // concurrent writer, and two writers can never deadlock.
-                let mut rooms: Vec<i64> = batch.iter().map(|m| m.room_id.0).collect();
-                rooms.sort_unstable();
-                rooms.dedup();
-                Self::lock_rooms(&mut tx, &rooms).await?;
-
-                // 1. Which (room, sender) pairs are memberships — one query.
-                let pairs: HashSet<(i64, i64)> =
-                    batch.iter().map(|m| (m.room_id.0, m.sender_id.0)).collect();
-                let pairs: Vec<(i64, i64)> = pairs.into_iter().collect();
-                let rows: Vec<$row> = match json {
-                    Some(json) => sqlx::query(json.member_pairs)
-                        .bind(crate::sql::json_rows(&pairs))
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?,
-                    None => {
-                        let mut query = QueryBuilder::<$db>::new("SELECT room_id, user_id FROM members WHERE ");
-                        for (n, (room, user)) in pairs.iter().enumerate() {
-                            if n > 0 {
-                                query.push(" OR ");
-                            }
-                            query.push("(room_id = ").push_bind(*room).push(" AND user_id = ").push_bind(*user).push(")");
-                        }
-                        query.build().persistent(cache_statements).fetch_all(&mut *tx).await.map_err(map_err)?
-                    }
-                };
-                let members: HashSet<(i64, i64)> = rows
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(map_err)?;
-
-                // 2. Which idempotency keys were already used — one query.
-                let keys: Vec<(i64, i64, &str)> = batch
-                    .iter()
-                    .filter(|m| members.contains(&(m.room_id.0, m.sender_id.0)))
-                    .filter_map(|m| Some((m.room_id.0, m.sender_id.0, m.client_id.as_deref()?)))
-                    .collect();
-                let mut existing: HashMap<(i64, i64, String), palaver_domain::model::Message> = HashMap::new();
-                if !keys.is_empty() {
-                    let rows: Vec<$row> = match json {
-                        Some(json) => sqlx::query(json.used_client_ids)
-                            .bind(crate::sql::json_rows(&keys))
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(map_err)?,
-                        None => {
-                            let mut query = QueryBuilder::<$db>::new(format!(
-                                "SELECT {} FROM messages m WHERE ",
-                                crate::sql::MESSAGE_COLUMNS
-                            ));
-                            for (n, (room, sender, client_id)) in keys.iter().enumerate() {
-                                if n > 0 {
-                                    query.push(" OR ");
-                                }
-                                query
-                                    .push("(m.room_id = ")
-                                    .push_bind(*room)
-                                    .push(" AND m.sender_id = ")
-                                    .push_bind(*sender)
-                                    .push(" AND m.client_id = ")
-                                    .push_bind(*client_id)
-                                    .push(")");
-                            }
-                            query.build().persistent(cache_statements).fetch_all(&mut *tx).await.map_err(map_err)?
-                        }
-                    };
-                    for row in rows {
-                        let message = decode::message(&row)?;
-                        let key = (
-                            message.room_id.0,
-                            message.sender_id.0,
-                            message.client_id.clone().unwrap_or_default(),
-                        );
-                        existing.insert(key, message);
-                    }
-                }
-
-                // 3. Decide each message's fate in batch order; a key repeated
-                // inside the batch refers to its first occurrence.
-                enum Fate {
-                    NotMember,
-                    Existing(palaver_domain::model::Message),
-                    New,
-                    SameAs(usize),
-                }
-                let mut first_with_key: HashMap<(i64, i64, &str), usize> = HashMap::new();
-                let mut fates = Vec::with_capacity(batch.len());
-                let mut new_per_room: BTreeMap<i64, i64> = BTreeMap::new();
-                for (index, m) in batch.iter().enumerate() {
-                    let fate = if !members.contains(&(m.room_id.0, m.sender_id.0)) {
-                        Fate::NotMember
-                    } else if let Some(client_id) = m.client_id.as_deref() {
-                        let key = (m.room_id.0, m.sender_id.0, client_id);
-                        if let Some(found) = existing.get(&(key.0, key.1, key.2.to_owned())) {
-                            Fate::Existing(found.clone())
-                        } else if let Some(&first) = first_with_key.get(&key) {
-                            Fate::SameAs(first)
-                        } else {
-                            first_with_key.insert(key, index);
-                            Fate::New
-                        }
-                    } else {
-                        Fate::New
-                    };
-                    if matches!(fate, Fate::New) {
-                        *new_per_room.entry(m.room_id.0).or_default() += 1;
-                    }
-                    fates.push(fate);
-                }
-
-                // 4. Allocate each room's seqs as one range — one statement for all rooms.
-                let mut next_seq: HashMap<i64, i64> = HashMap::new();
-                match json {
-                    Some(json) if !new_per_room.is_empty() => {
-                        let counts: Vec<(i64, i64)> = new_per_room.iter().map(|(r, n)| (*r, *n)).collect();
-                        let rows = sqlx::query(json.allocate_seqs)
-                            .bind(crate::sql::json_rows(&counts))
-                            .fetch_all(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                        for row in rows {
-                            let room: i64 = row.try_get(0).map_err(map_err)?;
-                            let last: i64 = row.try_get(1).map_err(map_err)?;
-                            next_seq.insert(room, last - new_per_room[&room] + 1);
-                        }
-                    }
-                    // Shape-built (and, with nothing new, a loop over nothing).
-                    _ => {
-                        for (room, count) in &new_per_room {
-                            let last: i64 = sqlx::query_scalar(
-                                "UPDATE rooms SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
-                            )
-                            .bind(*count)
-                            .bind(*room)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                            next_seq.insert(*room, last - count + 1);
-                        }
-                    }
-                }
-
-                // 5. Insert the new messages — one statement.
-                let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(batch.len());
-                let mut stored = Vec::new();
-                for (m, fate) in batch.iter().zip(fates) {
-                    let outcome = match fate {
-                        Fate::NotMember => AppendOutcome::NotMember,
-                        Fate::Existing(message) => AppendOutcome::Duplicate(message),
-                        Fate::SameAs(first) => match &outcomes[first] {
-                            AppendOutcome::Stored(message) | AppendOutcome::Duplicate(message) => {
-                                AppendOutcome::Duplicate(message.clone())
-                            }
-                            AppendOutcome::NotMember => AppendOutcome::NotMember,
-                        },
-                        Fate::New => {
-                            let seq = next_seq.get_mut(&m.room_id.0).ok_or_else(|| {
-                                palaver_domain::store::StoreError::Other("room vanished while appending".into())
-                            })?;
-                            let message = palaver_domain::model::Message {
-                                room_id: m.room_id,
-                                seq: *seq as u64,
-                                sender_id: m.sender_id,
-                                body: m.body.clone(),
-                                created_at: m.created_at,
-                                client_id: m.client_id.clone(),
-                                reply_to: m.reply_to,
-                                edited_at: None,
-                                deleted_at: None,
-                            };
-                            *seq += 1;
-                            stored.push(message.clone());
-                            AppendOutcome::Stored(message)
-                        }
-                    };
-                    outcomes.push(outcome);
-                }
-                match json {
-                    Some(json) if !stored.is_empty() => {
-                        let rows: Vec<_> = stored
-                            .iter()
-                            .map(|m| {
-                                (
-                                    m.room_id.0,
-                                    m.seq as i64,
-                                    m.sender_id.0,
-                                    m.body.as_str(),
-                                    m.client_id.as_deref(),
-                                    m.created_at.0,
-                                    m.reply_to.map(|s| s as i64),
-                                )
-                            })
-                            .collect();
-                        sqlx::query(json.insert_messages)
-                            .bind(crate::sql::json_rows(&rows))
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(map_err)?;
-                    }
-                    _ => {
-                        for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
-                            let mut query = QueryBuilder::<$db>::new(
-                                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to) ",
-                            );
-                            query.push_values(chunk, |mut row, m| {
-                                row.push_bind(m.room_id.0)
-                                    .push_bind(m.seq as i64)
-                                    .push_bind(m.sender_id.0)
-                                    .push_bind(m.body.as_str())
-                                    .push_bind(m.client_id.as_deref())
-                                    .push_bind(m.created_at.0)
-                                    .push_bind(m.reply_to.map(|s| s as i64));
-                            });
-                            query.build().persistent(cache_statements).execute(&mut *tx).await.map_err(map_err)?;
-                        }
-                    }
-                }
-                let outbox = if self.outbox_origin.is_some() && !stored.is_empty() {
-                    let now = stored[0].created_at;
-                    let events: Vec<_> = stored
-                        .into_iter()
-                        .map(palaver_domain::bus::DomainEvent::MessagePosted)
-                        .collect();
-                    self.write_outbox(&mut tx, &events, now).await?
-                } else {
-                    Vec::new()
-                };
-                tx.commit().await.map_err(map_err)?;
-                Ok(palaver_domain::store::Appended { outcomes, outbox })
+                // The one statement path each engine runs its own way.
+                self.append(batch).await
             }
 
             async fn messages_before(

@@ -1,0 +1,204 @@
+//! What happens to each message of an append batch, decided in memory.
+//!
+//! Both engines run the same steps inside their transaction: read which
+//! (room, sender) pairs are memberships and which idempotency keys were
+//! already used, [`decide`] each message's fate, allocate one seq range per
+//! room, then [`settle`] the outcomes and insert what is new. Only the SQL
+//! around these two functions differs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use palaver_domain::model::Message;
+use palaver_domain::store::{AppendOutcome, NewMessage, StoreError, StoreResult};
+
+/// `(room_id, sender_id, client_id)`: an idempotency key.
+pub type Key = (i64, i64, String);
+
+enum Fate {
+    NotMember,
+    Existing(Message),
+    New,
+    /// Repeats the key of an earlier message of the same batch.
+    SameAs(usize),
+}
+
+/// The fates of one batch and how many new messages each room receives.
+pub struct Plan {
+    fates: Vec<Fate>,
+    /// Room id → new messages, in room-id order.
+    pub new_per_room: BTreeMap<i64, i64>,
+}
+
+/// The distinct (room, sender) pairs whose membership must be read.
+pub fn sender_pairs(batch: &[NewMessage]) -> Vec<(i64, i64)> {
+    let pairs: HashSet<(i64, i64)> = batch.iter().map(|m| (m.room_id.0, m.sender_id.0)).collect();
+    pairs.into_iter().collect()
+}
+
+/// The idempotency keys to look up: those of members' messages only.
+pub fn keys_to_check<'a>(
+    batch: &'a [NewMessage],
+    members: &HashSet<(i64, i64)>,
+) -> Vec<(i64, i64, &'a str)> {
+    batch
+        .iter()
+        .filter(|m| members.contains(&(m.room_id.0, m.sender_id.0)))
+        .filter_map(|m| Some((m.room_id.0, m.sender_id.0, m.client_id.as_deref()?)))
+        .collect()
+}
+
+/// Decides each message's fate in batch order; a key repeated inside the
+/// batch refers to its first occurrence.
+pub fn decide(
+    batch: &[NewMessage],
+    members: &HashSet<(i64, i64)>,
+    existing: &HashMap<Key, Message>,
+) -> Plan {
+    let mut first_with_key: HashMap<(i64, i64, &str), usize> = HashMap::new();
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut new_per_room: BTreeMap<i64, i64> = BTreeMap::new();
+    for (index, m) in batch.iter().enumerate() {
+        let fate = if !members.contains(&(m.room_id.0, m.sender_id.0)) {
+            Fate::NotMember
+        } else if let Some(client_id) = m.client_id.as_deref() {
+            let key = (m.room_id.0, m.sender_id.0, client_id);
+            if let Some(found) = existing.get(&(key.0, key.1, key.2.to_owned())) {
+                Fate::Existing(found.clone())
+            } else if let Some(&first) = first_with_key.get(&key) {
+                Fate::SameAs(first)
+            } else {
+                first_with_key.insert(key, index);
+                Fate::New
+            }
+        } else {
+            Fate::New
+        };
+        if matches!(fate, Fate::New) {
+            *new_per_room.entry(m.room_id.0).or_default() += 1;
+        }
+        fates.push(fate);
+    }
+    Plan {
+        fates,
+        new_per_room,
+    }
+}
+
+/// Each message's outcome, and the new messages to insert, given every
+/// room's first allocated seq (`room id → seq`).
+pub fn settle(
+    batch: &[NewMessage],
+    plan: Plan,
+    mut next_seq: HashMap<i64, i64>,
+) -> StoreResult<(Vec<AppendOutcome>, Vec<Message>)> {
+    let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(batch.len());
+    let mut stored = Vec::new();
+    for (m, fate) in batch.iter().zip(plan.fates) {
+        let outcome = match fate {
+            Fate::NotMember => AppendOutcome::NotMember,
+            Fate::Existing(message) => AppendOutcome::Duplicate(message),
+            Fate::SameAs(first) => match &outcomes[first] {
+                AppendOutcome::Stored(message) | AppendOutcome::Duplicate(message) => {
+                    AppendOutcome::Duplicate(message.clone())
+                }
+                AppendOutcome::NotMember => AppendOutcome::NotMember,
+            },
+            Fate::New => {
+                let seq = next_seq
+                    .get_mut(&m.room_id.0)
+                    .ok_or_else(|| StoreError::Other("room vanished while appending".into()))?;
+                let message = Message {
+                    room_id: m.room_id,
+                    seq: *seq as u64,
+                    sender_id: m.sender_id,
+                    body: m.body.clone(),
+                    created_at: m.created_at,
+                    client_id: m.client_id.clone(),
+                    reply_to: m.reply_to,
+                    edited_at: None,
+                    deleted_at: None,
+                };
+                *seq += 1;
+                stored.push(message.clone());
+                AppendOutcome::Stored(message)
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok((outcomes, stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use palaver_domain::time::Timestamp;
+    use palaver_domain::{RoomId, UserId};
+
+    use super::*;
+
+    fn message(room: i64, sender: i64, key: Option<&str>) -> NewMessage {
+        NewMessage {
+            room_id: RoomId(room),
+            sender_id: UserId(sender),
+            body: "hi".into(),
+            client_id: key.map(Into::into),
+            reply_to: None,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn seqs(outcomes: &[AppendOutcome]) -> Vec<Option<u64>> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                AppendOutcome::Stored(m) | AppendOutcome::Duplicate(m) => Some(m.seq),
+                AppendOutcome::NotMember => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeated_keys_share_the_first_message_and_only_new_ones_take_seqs() {
+        let batch = [
+            message(1, 10, Some("a")),
+            message(1, 10, Some("a")),
+            message(1, 11, Some("a")),
+            message(2, 10, None),
+            message(1, 99, Some("b")),
+        ];
+        let members = HashSet::from([(1, 10), (1, 11), (2, 10)]);
+        let plan = decide(&batch, &members, &HashMap::new());
+        assert_eq!(plan.new_per_room, BTreeMap::from([(1, 2), (2, 1)]));
+
+        let (outcomes, stored) = settle(&batch, plan, HashMap::from([(1, 5), (2, 1)])).unwrap();
+        assert_eq!(seqs(&outcomes), [Some(5), Some(5), Some(6), Some(1), None]);
+        assert!(matches!(outcomes[1], AppendOutcome::Duplicate(_)));
+        assert!(matches!(outcomes[4], AppendOutcome::NotMember));
+        assert_eq!(stored.len(), 3);
+    }
+
+    #[test]
+    fn a_key_used_by_an_earlier_batch_is_a_duplicate_of_the_stored_message() {
+        let batch = [message(1, 10, Some("a"))];
+        let mut earlier = settle(
+            &batch,
+            decide(&batch, &HashSet::from([(1, 10)]), &HashMap::new()),
+            HashMap::from([(1, 7)]),
+        )
+        .unwrap()
+        .1;
+        let existing = HashMap::from([((1, 10, "a".to_owned()), earlier.remove(0))]);
+
+        let plan = decide(&batch, &HashSet::from([(1, 10)]), &existing);
+        assert!(plan.new_per_room.is_empty(), "nothing new to allocate");
+        let (outcomes, stored) = settle(&batch, plan, HashMap::new()).unwrap();
+        assert!(matches!(&outcomes[0], AppendOutcome::Duplicate(m) if m.seq == 7));
+        assert!(stored.is_empty());
+    }
+
+    #[test]
+    fn keys_of_non_members_are_never_looked_up() {
+        let batch = [message(1, 10, Some("a")), message(1, 99, Some("b"))];
+        let keys = keys_to_check(&batch, &HashSet::from([(1, 10)]));
+        assert_eq!(keys, [(1, 10, "a")]);
+    }
+}
