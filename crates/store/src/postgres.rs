@@ -76,12 +76,13 @@ impl PostgresStore {
     /// `Store::append_messages`: one transaction, one statement per step.
     ///
     /// Statements are built to the batch's shape and cached for small
-    /// batches. Not JSON-array statements of one text (as SQLite uses):
-    /// PostgreSQL plans a JSON-array join as a hash join over a sequential
-    /// scan while the tables are young (statistics say empty), and keeps that
-    /// cached generic plan until autovacuum analyzes them: a fresh database
-    /// ran 712 single-message appends/s that way against 1,556 with these,
-    /// whose lookups use the indexes.
+    /// batches. Not statements taking the batch as one JSON array (one text
+    /// whatever the batch, so always prepared): PostgreSQL plans a JSON-array
+    /// join as a hash join over a sequential scan while the tables are young
+    /// (statistics say empty), and keeps that cached generic plan until
+    /// autovacuum analyzes them: a fresh database ran 712 single-message
+    /// appends/s that way against 1,556 with these, whose lookups use the
+    /// indexes.
     async fn append(&self, batch: &[NewMessage]) -> StoreResult<Appended> {
         if batch.is_empty() {
             return Ok(Appended::default());

@@ -2,15 +2,15 @@
 //!
 //! sqlx runs every SQLite statement on its connection's worker thread and
 //! waits for the answer, so a batch cost six round trips between threads
-//! (`BEGIN`, four statements, `COMMIT`). On a busy core each woken thread
-//! waits for the other's time slice to end: single steps took 10–45 ms where
-//! they usually take 30–150 µs, and that was the whole p99 of the 100 × 10
-//! benchmark (docs/benchmarks.md). Here a batch is one hand-off to this
-//! thread, which runs the transaction start to finish, and one answer back.
+//! (`BEGIN`, four statements, `COMMIT`), each a wake-up that on a busy core
+//! waits for the other thread's time slice. Here a batch is one hand-off to
+//! this thread, which runs the transaction start to finish, and one answer
+//! back (docs/benchmarks.md, fourth session).
 //!
-//! Every statement takes the batch as one JSON array of rows (`json_each`),
-//! so each keeps one text whatever the batch's size and shape, and stays
-//! prepared; a statement per step however many rooms the batch spans.
+//! With no hand-off per statement, plain prepared statements run once per
+//! row are the cheapest form: they beat one statement per step taking the
+//! whole batch as a JSON array by about half (no JSON to write and parse, and
+//! a single-row write needs no statement journal).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -22,34 +22,27 @@ use palaver_domain::model::Message;
 use palaver_domain::store::{Appended, NewMessage, StoreError, StoreResult};
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
-use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::append_plan;
 use crate::errors::map_rusqlite;
 
-/// `$1`: `[[room_id, user_id], …]` → the pairs that are memberships.
-const MEMBER_PAIRS: &str = "SELECT m.room_id, m.user_id FROM json_each($1) j \
-    JOIN members m ON m.room_id = j.value ->> 0 AND m.user_id = j.value ->> 1";
+const IS_MEMBER: &str = "SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2";
 
-/// `$1`: `[[room_id, sender_id, client_id], …]` → the messages sent under those keys.
-const USED_CLIENT_IDS: &str = concat!(
+const MESSAGE_BY_CLIENT_ID: &str = concat!(
     "SELECT ",
     crate::sql::message_columns!(),
-    " FROM json_each($1) j JOIN messages m ON m.room_id = j.value ->> 0 \
-      AND m.sender_id = j.value ->> 1 AND m.client_id = j.value ->> 2"
+    " FROM messages m WHERE m.room_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
 );
 
-/// `$1`: `[[room_id, count], …]` → `(room_id, last_seq)` after adding.
-const ALLOCATE_SEQS: &str = "UPDATE rooms SET last_seq = last_seq + (j.value ->> 1) \
-    FROM json_each($1) j WHERE rooms.id = j.value ->> 0 \
-    RETURNING rooms.id, rooms.last_seq";
+/// → the room's last seq after adding `?1`.
+const ALLOCATE_SEQS: &str =
+    "UPDATE rooms SET last_seq = last_seq + ?1 WHERE id = ?2 RETURNING last_seq";
 
-/// `$1`: `[[room_id, seq, sender_id, body, client_id, created_at, reply_to], …]`.
-const INSERT_MESSAGES: &str = "INSERT INTO messages \
+const INSERT_MESSAGE: &str = "INSERT INTO messages \
     (room_id, seq, sender_id, body, client_id, created_at, reply_to) \
-    SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-           j.value ->> 4, j.value ->> 5, j.value ->> 6 FROM json_each($1) j";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// One outbox row per stored message (cluster mode only).
 const INSERT_OUTBOX: &str =
@@ -179,70 +172,64 @@ fn append(
 }
 
 fn member_pairs(tx: &Transaction, pairs: &[(i64, i64)]) -> StoreResult<HashSet<(i64, i64)>> {
-    let mut statement = tx.prepare_cached(MEMBER_PAIRS).map_err(map_rusqlite)?;
-    let rows = statement
-        .query_map([json_rows(pairs)], |row| Ok((row.get(0)?, row.get(1)?)))
-        .map_err(map_rusqlite)?;
-    rows.collect::<Result<_, _>>().map_err(map_rusqlite)
+    let mut statement = tx.prepare_cached(IS_MEMBER).map_err(map_rusqlite)?;
+    let mut members = HashSet::with_capacity(pairs.len());
+    for &(room, user) in pairs {
+        if statement.exists([room, user]).map_err(map_rusqlite)? {
+            members.insert((room, user));
+        }
+    }
+    Ok(members)
 }
 
 fn used_client_ids(
     tx: &Transaction,
     keys: &[(i64, i64, &str)],
 ) -> StoreResult<HashMap<append_plan::Key, Message>> {
-    let mut statement = tx.prepare_cached(USED_CLIENT_IDS).map_err(map_rusqlite)?;
-    let rows = statement
-        .query_map([json_rows(keys)], message)
+    let mut statement = tx
+        .prepare_cached(MESSAGE_BY_CLIENT_ID)
         .map_err(map_rusqlite)?;
     let mut existing = HashMap::new();
-    for found in rows {
-        let found = found.map_err(map_rusqlite)?;
-        let key = (
-            found.room_id.0,
-            found.sender_id.0,
-            found.client_id.clone().unwrap_or_default(),
-        );
-        existing.insert(key, found);
+    for &(room, sender, client_id) in keys {
+        let found = statement
+            .query_row(rusqlite::params![room, sender, client_id], message)
+            .optional()
+            .map_err(map_rusqlite)?;
+        if let Some(found) = found {
+            existing.insert((room, sender, client_id.to_owned()), found);
+        }
     }
     Ok(existing)
 }
 
 /// Room id → the first of the seqs just allocated to it.
 fn allocate_seqs(tx: &Transaction, counts: &[(i64, i64)]) -> StoreResult<HashMap<i64, i64>> {
-    let wanted: HashMap<i64, i64> = counts.iter().copied().collect();
     let mut statement = tx.prepare_cached(ALLOCATE_SEQS).map_err(map_rusqlite)?;
-    let rows = statement
-        .query_map([json_rows(counts)], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
-        })
-        .map_err(map_rusqlite)?;
     let mut first = HashMap::with_capacity(counts.len());
-    for row in rows {
-        let (room, last) = row.map_err(map_rusqlite)?;
-        first.insert(room, last - wanted[&room] + 1);
+    for &(room, count) in counts {
+        let last: i64 = statement
+            .query_row([count, room], |row| row.get(0))
+            .map_err(map_rusqlite)?;
+        first.insert(room, last - count + 1);
     }
     Ok(first)
 }
 
 fn insert_messages(tx: &Transaction, stored: &[Message]) -> StoreResult<()> {
-    let rows: Vec<_> = stored
-        .iter()
-        .map(|m| {
-            (
+    let mut statement = tx.prepare_cached(INSERT_MESSAGE).map_err(map_rusqlite)?;
+    for m in stored {
+        statement
+            .execute(rusqlite::params![
                 m.room_id.0,
                 m.seq as i64,
                 m.sender_id.0,
-                m.body.as_str(),
-                m.client_id.as_deref(),
+                m.body,
+                m.client_id,
                 m.created_at.0,
                 m.reply_to.map(|s| s as i64),
-            )
-        })
-        .collect();
-    let mut statement = tx.prepare_cached(INSERT_MESSAGES).map_err(map_rusqlite)?;
-    statement
-        .execute([json_rows(&rows)])
-        .map_err(map_rusqlite)?;
+            ])
+            .map_err(map_rusqlite)?;
+    }
     Ok(())
 }
 
@@ -277,9 +264,4 @@ fn message(row: &Row) -> rusqlite::Result<Message> {
         edited_at: row.get::<_, Option<i64>>("m_edited_at")?.map(Timestamp),
         deleted_at: row.get::<_, Option<i64>>("m_deleted_at")?.map(Timestamp),
     })
-}
-
-/// A batch's rows (tuples) as one JSON array of arrays.
-fn json_rows<T: serde::Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).expect("tuples of numbers and strings always serialize")
 }

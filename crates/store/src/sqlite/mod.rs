@@ -240,7 +240,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_large_batch_keeps_every_column_intact_through_the_json_statements() {
+    async fn a_large_batch_over_several_rooms_keeps_every_column_intact() {
         let (_dir, store) = scratch_store().await;
         let (alice, mallory) = (
             user(&store, "alice").await.id,
@@ -251,7 +251,8 @@ mod tests {
             room(&store, alice, "BBBBBBBB").await,
             room(&store, alice, "CCCCCCCC").await,
         ];
-        // Bodies JSON must escape, and every optional column both set and unset.
+        // Bodies with quotes, escapes and non-ASCII, and every optional column
+        // both set and unset.
         let body = |n: usize| format!("n{n} \"quoted\" \\ back\nslash é 🎉 \u{1}");
         let message = |n: usize| NewMessage {
             room_id: rooms[n % 3],
@@ -287,7 +288,7 @@ mod tests {
                 }
             }
         }
-        // Read back: what the JSON carried arrived intact.
+        // Read back: every column arrived intact.
         for (index, room) in rooms.iter().enumerate() {
             let stored = store.messages_after(*room, 0, 100).await.unwrap();
             assert_eq!(stored.len() as u64, expected_seq[index]);
