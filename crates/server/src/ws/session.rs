@@ -177,10 +177,7 @@ impl Session {
                 _ = &mut shutdown => return Box::pin(self.drain_for_shutdown()).await,
                 _ = &mut slow => return End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
                 Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    match reply {
-                        Some(frame) => self.send(text(&frame)).await,
-                        None => Ok(()),
-                    }
+                    self.answer_sends(reply).await
                 }
                 item = self.queue.recv() => match item {
                     Some(item) => self.deliver_batch_or_drop_if_stuck(item).await,
@@ -400,6 +397,27 @@ impl Session {
                 tracing::info!(conn = self.conn.id, "slow consumer stuck past the grace period; dropped");
                 Err(End::Gone)
             }
+        }
+    }
+
+    /// Writes a finished send's answer, every other answer already finished,
+    /// and what the hub has already queued, then flushes once. The sender's
+    /// own copy of its message is usually queued by then (the writer acks,
+    /// then publishes), so ack and copy leave in one write, not two.
+    async fn answer_sends(&mut self, first: Option<ServerFrame>) -> Result<(), End> {
+        let mut reply = first;
+        loop {
+            if let Some(frame) = reply {
+                self.feed(text(&frame)).await?;
+            }
+            match self.in_flight.next().now_or_never() {
+                Some(Some(next)) => reply = next,
+                _ => break,
+            }
+        }
+        match self.queue.try_recv() {
+            Ok(item) => self.deliver_batch_or_drop_if_stuck(item).await,
+            Err(_) => self.socket.flush().await.map_err(|_| End::Gone),
         }
     }
 
