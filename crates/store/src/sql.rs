@@ -1023,7 +1023,7 @@ macro_rules! sql_store {
                 &self,
                 batch: &[palaver_domain::store::NewMessage],
             ) -> palaver_domain::store::StoreResult<palaver_domain::store::Appended> {
-                // The one statement path each engine runs its own way.
+                // The hot path: each engine appends its own way (`append`).
                 self.append(batch).await
             }
 
