@@ -25,6 +25,23 @@ const TOKEN_TTL_SECS = 8;
 
 let step = 'starting';
 const log = (message) => console.log(`  ${message}`);
+
+// What a failure report shows: the newest WebSocket frames of each page and
+// the newest server log lines. Kept in memory, printed only when a step fails.
+const TRAIL_LINES = 200;
+const trail = [];
+function remember(line) {
+  trail.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
+  if (trail.length > TRAIL_LINES) trail.shift();
+}
+function followSockets(page, name) {
+  page.on('websocket', (ws) => {
+    remember(`${name} ws open ${ws.url()}`);
+    ws.on('framesent', ({ payload }) => remember(`${name} -> ${String(payload).slice(0, 300)}`));
+    ws.on('framereceived', ({ payload }) => remember(`${name} <- ${String(payload).slice(0, 300)}`));
+    ws.on('close', () => remember(`${name} ws closed`));
+  });
+}
 function check(condition, message) {
   if (!condition) throw new Error(`${step}: ${message}`);
 }
@@ -45,11 +62,12 @@ function startServer(port, dataDir) {
     '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
     '--argon2-memory-kib', '256', '--argon2-iterations', '1',
     '--access-token-ttl-secs', String(TOKEN_TTL_SECS), '--log-format', 'json',
-  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn,palaver_server::app=info' } });
+  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn,palaver_server=info,palaver_domain=info' } });
   return new Promise((done, fail) => {
     let buffered = '';
     child.stdout.on('data', (chunk) => {
       buffered += chunk;
+      for (const line of String(chunk).split('\n')) if (line) remember(`server ${line.slice(0, 400)}`);
       if (buffered.includes('palaver listening')) done(child);
     });
     child.on('exit', (code) => fail(new Error(`palaver exited with ${code}`)));
@@ -89,7 +107,8 @@ async function main() {
     const alice = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
     const bobContext = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const bob = await bobContext.newPage();
-    for (const page of [alice, bob]) {
+    for (const [page, name] of [[alice, 'alice'], [bob, 'bob']]) {
+      followSockets(page, name);
       page.setDefaultTimeout(WAIT);
       page.on('pageerror', (err) => { throw new Error(`page error: ${err.message}`); });
       if (process.env.PALAVER_BROWSER_DEBUG) page.on('console', (m) => console.log(`  [console] ${m.text()}`));
@@ -182,6 +201,7 @@ async function main() {
 
     step = 'a second tab: same session, badge cleared by reading in the first';
     const bobTab2 = await bobContext.newPage();
+    followSockets(bobTab2, 'bob2');
     bobTab2.setDefaultTimeout(WAIT);
     await bobTab2.goto(base);
     await bobTab2.locator('#chat').waitFor({ state: 'visible' });
@@ -261,6 +281,7 @@ main().then(
   () => console.log('browser test passed'),
   (err) => {
     console.error(`browser test FAILED at "${step}": ${err.stack ?? err}`);
+    console.error(`the last ${trail.length} frames and server log lines:\n${trail.join('\n')}`);
     process.exit(1);
   },
 );
