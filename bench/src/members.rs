@@ -9,6 +9,7 @@ use palaver_client::Client;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -24,6 +25,11 @@ pub struct Member {
 pub type Socket = WebSocketStream<TcpStream>;
 
 const SETUP_CONCURRENCY: usize = 16;
+/// tungstenite zeroes its whole read buffer before every read (128 KiB by
+/// default, snapview/tungstenite-rs#547): with the default, a third of the
+/// load generator's CPU went to `memset`, and the generator, not the servers,
+/// set the ceiling. Frames here are a few hundred bytes.
+const READ_BUFFER_BYTES: usize = 4096;
 
 /// `rooms` rooms of `members` members each; `tag` keeps names unique per scenario.
 pub async fn setup(
@@ -117,7 +123,9 @@ pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Resul
     }
     let stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await?;
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) if text.as_str().starts_with(r#"{"type":"ready""#) => {

@@ -8,10 +8,13 @@ use palaver_protocol::ws::{ClientFrame, ServerFrame};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::{ClientError, Result};
+
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How the connection authenticates.
 #[derive(Debug, Clone)]
@@ -50,7 +53,11 @@ impl WsConnection {
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
             request.headers_mut().insert("authorization", value);
         }
-        let (stream, _) = tokio_tungstenite::connect_async(request)
+        // tungstenite zeroes its whole read buffer before every read, 128 KiB
+        // by default (snapview/tungstenite-rs#547); chat frames are small.
+        // Nagle off: a send should not wait for the previous one's ACK.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let (stream, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let mut conn = Self {

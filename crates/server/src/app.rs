@@ -205,6 +205,14 @@ impl Application {
         let sessions = state.sessions.clone();
         tracing::info!(addr = %listener.local_addr()?, "palaver listening");
 
+        // Sessions learn of shutdown from the hub, one flag each: watching the
+        // shared token would put its lock on every connection's wakeup.
+        let hub = state.hub.clone();
+        let stop_sessions = shutdown.clone();
+        tokio::spawn(async move {
+            stop_sessions.cancelled().await;
+            hub.stop_all();
+        });
         let router = http::router(state);
         // Frames are small and each is due now: without TCP_NODELAY, a frame
         // written while the previous one is unacknowledged (an ack, then the

@@ -21,9 +21,9 @@ use palaver_domain::{RoomId, UserId};
 use palaver_protocol::ws::ServerFrame;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio_util::sync::CancellationToken;
 
 use crate::presence::{Presence, PresenceInput};
+use crate::stop::{StopReason, StopSignal};
 
 const SHARDS: usize = 64;
 
@@ -75,8 +75,9 @@ pub struct Connection {
     pub id: u64,
     pub user: UserId,
     queue: mpsc::Sender<Outbound>,
-    /// Cancelled when the connection could not keep up with its queue.
-    pub slow: CancellationToken,
+    /// Raised when the connection could not keep up with its queue, or when
+    /// the server shuts down.
+    pub stop: StopSignal,
     /// Rooms this connection is registered under, so it can be removed from all.
     rooms: Mutex<Vec<RoomId>>,
     /// Counted by presence (see [`Hub::announce`]), so its end is counted too.
@@ -90,10 +91,9 @@ impl Connection {
         match self.queue.try_send(item) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                if !self.slow.is_cancelled() {
+                if self.stop.raise(StopReason::SlowConsumer) {
                     tracing::info!(conn = self.id, user = %self.user, "slow consumer cut off");
                     metrics::counter!("palaver_slow_consumers_cut_total").increment(1);
-                    self.slow.cancel();
                 }
                 true
             }
@@ -148,6 +148,8 @@ pub struct Hub {
     users: Sharded<UserId, Vec<Arc<Connection>>>,
     next_id: AtomicU64,
     queue_capacity: usize,
+    /// Set by [`Hub::stop_all`]: a connection registered later is stopped at once.
+    stopping: AtomicBool,
     /// Told about every connection that opens or closes, and about other
     /// nodes' presence; set once the services exist.
     presence: OnceLock<Presence>,
@@ -160,6 +162,7 @@ impl Hub {
             users: Sharded::new(),
             next_id: AtomicU64::new(1),
             queue_capacity,
+            stopping: AtomicBool::new(false),
             presence: OnceLock::new(),
         }
     }
@@ -183,7 +186,7 @@ impl Hub {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
             queue,
-            slow: CancellationToken::new(),
+            stop: StopSignal::default(),
             rooms: Mutex::new(Vec::new()),
             announced: AtomicBool::new(false),
         });
@@ -193,7 +196,23 @@ impl Hub {
             .entry(user)
             .or_default()
             .push(conn.clone());
+        // After the insert: either `stop_all` sees this connection or we see
+        // its flag (the shard lock orders the two).
+        if self.stopping.load(Ordering::SeqCst) {
+            conn.stop.raise(StopReason::Shutdown);
+        }
         (conn, rx)
+    }
+
+    /// Tells every connection, and every one registered from now on, that
+    /// the server is shutting down.
+    pub fn stop_all(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for shard in &self.users.shards {
+            for conn in shard.read().values().flatten() {
+                conn.stop.raise(StopReason::Shutdown);
+            }
+        }
     }
 
     /// Counts the connection for presence once it follows its rooms: those are
@@ -565,7 +584,20 @@ mod tests {
         for seq in 1..=3 {
             hub.deliver(&message(1, seq));
         }
-        assert!(a.slow.is_cancelled());
+        assert!(a.stop.is_raised(StopReason::SlowConsumer));
+        assert!(!a.stop.is_raised(StopReason::Shutdown));
+    }
+
+    #[test]
+    fn stopping_all_reaches_open_and_later_connections() {
+        let hub = Hub::new(8);
+        let (open, _rx) = hub.register(UserId(1));
+        hub.stop_all();
+        let (later, _rx) = hub.register(UserId(2));
+        for conn in [&open, &later] {
+            assert!(conn.stop.is_raised(StopReason::Shutdown));
+            assert!(!conn.stop.is_raised(StopReason::SlowConsumer));
+        }
     }
 
     #[test]

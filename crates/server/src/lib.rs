@@ -7,6 +7,7 @@ pub mod http;
 pub mod hub;
 pub mod presence;
 mod secrets;
+pub mod stop;
 pub mod telemetry;
 mod ws;
 

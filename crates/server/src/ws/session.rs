@@ -28,6 +28,7 @@ use super::authenticate::{authenticate, Refused};
 use super::frames::{close, error_frame, protocol_error, text};
 use crate::http::AppState;
 use crate::hub::{Connection, Joined, Outbound, SequencedFrame};
+use crate::stop::StopReason;
 
 /// Sends awaiting their commit before the session stops reading new frames:
 /// backpressure for a client that sends faster than the store commits.
@@ -165,17 +166,17 @@ impl Session {
     }
 
     async fn serve(&mut self) -> End {
-        // Built once: a `cancelled()` future registers a waiter under a lock,
-        // which would otherwise happen twice on every wakeup of every connection.
-        let (shutdown_token, slow_token) = (self.state.shutdown.clone(), self.conn.slow.clone());
-        let shutdown = shutdown_token.cancelled();
-        let slow = slow_token.cancelled();
-        tokio::pin!(shutdown, slow);
+        // Polled on every wakeup: an atomic load, no lock (see stop.rs).
+        let conn = self.conn.clone();
+        let stopped = conn.stop.raised();
+        tokio::pin!(stopped);
         loop {
             let step = tokio::select! {
                 biased;
-                _ = &mut shutdown => return Box::pin(self.drain_for_shutdown()).await,
-                _ = &mut slow => return End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
+                reason = &mut stopped => return match reason {
+                    StopReason::Shutdown => Box::pin(self.drain_for_shutdown()).await,
+                    StopReason::SlowConsumer => End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
+                },
                 Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     self.answer_sends(reply).await
                 }
@@ -385,13 +386,13 @@ impl Session {
     /// would otherwise hold the session (and its socket) forever. A client that is
     /// merely slow finishes the write and then gets its 1013 close frame.
     async fn deliver_batch_or_drop_if_stuck(&mut self, first: Outbound) -> Result<(), End> {
-        let slow = self.conn.slow.clone();
+        let conn = self.conn.clone();
         let grace = Duration::from_millis(self.state.settings.ws_stuck_write_grace_ms);
         tokio::select! {
             biased;
             delivered = self.deliver_batch(first) => delivered,
             _ = async {
-                slow.cancelled().await;
+                conn.stop.raised_for(StopReason::SlowConsumer).await;
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::info!(conn = self.conn.id, "slow consumer stuck past the grace period; dropped");
@@ -457,17 +458,20 @@ impl Session {
     }
 
     async fn deliver_sequenced(&mut self, frame: Arc<SequencedFrame>) -> Result<(), End> {
-        let Some(&delivered) = self.positions.get(&frame.room) else {
+        let Some(delivered) = self.positions.get_mut(&frame.room) else {
             // Not (or no longer) following: a late frame from before a leave, or
             // one racing ahead of our `Joined` (which catches up from the store).
             return Ok(());
         };
-        if frame.seq <= delivered {
+        if frame.seq <= *delivered {
             return Ok(());
         }
-        if frame.seq > delivered + 1 {
-            Box::pin(self.catch_up(frame.room, Some(frame.seq - 1))).await?;
+        if frame.seq == *delivered + 1 {
+            // The common case, with one map lookup.
+            *delivered = frame.seq;
+            return self.feed(Message::Text(frame.json.clone())).await;
         }
+        Box::pin(self.catch_up(frame.room, Some(frame.seq - 1))).await?;
         if self.positions.get(&frame.room) == Some(&(frame.seq - 1)) {
             self.positions.insert(frame.room, frame.seq);
             self.feed(Message::Text(frame.json.clone())).await?;
