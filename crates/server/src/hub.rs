@@ -138,7 +138,10 @@ impl<K: ShardKey, V> Sharded<K, V> {
 /// One room's connections on this node.
 #[derive(Default)]
 struct RoomConnections {
-    connections: Vec<Arc<Connection>>,
+    /// By connection id: a disconnect is O(1), so 10,000 followers leaving
+    /// at once (a peer restart, a network blip) is not 50 million steps
+    /// under the shard's write lock.
+    connections: HashMap<u64, Arc<Connection>>,
     /// What deliveries share; `None` after a change until the next delivery.
     snapshot: Option<Arc<[Arc<Connection>]>>,
 }
@@ -256,7 +259,7 @@ impl Hub {
         }
         let mut shard = self.rooms.shard(room).write();
         let entry = shard.entry(room).or_default();
-        entry.connections.push(conn.clone());
+        entry.connections.insert(conn.id, conn.clone());
         entry.snapshot = None;
     }
 
@@ -270,10 +273,9 @@ impl Hub {
         let Some(entry) = shard.get_mut(&room) else {
             return;
         };
-        let Some(index) = entry.connections.iter().position(|c| c.id == conn_id) else {
+        if entry.connections.remove(&conn_id).is_none() {
             return;
-        };
-        entry.connections.swap_remove(index);
+        }
         entry.snapshot = None;
         if entry.connections.is_empty() {
             shard.remove(&room);
@@ -291,7 +293,7 @@ impl Hub {
         Some(
             entry
                 .snapshot
-                .get_or_insert_with(|| entry.connections.iter().cloned().collect())
+                .get_or_insert_with(|| entry.connections.values().cloned().collect())
                 .clone(),
         )
     }
