@@ -77,6 +77,12 @@ async fn run(
     let mut messages = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
+        // More sends already waiting means the node is busy: one turn of the
+        // scheduler lets the sends its sessions are reading join this batch.
+        // An idle writer has nothing waiting and commits at once.
+        if !rx.is_empty() {
+            tokio::task::yield_now().await;
+        }
         messages.push(first.message);
         replies.push(first.reply);
         while messages.len() < max_batch {
