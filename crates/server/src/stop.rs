@@ -64,29 +64,24 @@ impl StopSignal {
 
     /// Resolves once any reason is raised.
     pub async fn raised(&self) -> StopReason {
-        poll_fn(|cx| {
-            if let Some(reason) = self.current() {
-                return Poll::Ready(reason);
-            }
-            self.waker.register(cx.waker());
-            // Raised between the check and the registration: not missed.
-            self.current().map_or(Poll::Pending, Poll::Ready)
-        })
-        .await
+        self.until(Self::current).await
     }
 
     /// Resolves once `reason` is raised.
     pub async fn raised_for(&self, reason: StopReason) {
+        self.until(|signal| signal.is_raised(reason).then_some(()))
+            .await
+    }
+
+    /// Resolves with what `found` finds once it finds something.
+    async fn until<T>(&self, found: impl Fn(&Self) -> Option<T>) -> T {
         poll_fn(|cx| {
-            if self.is_raised(reason) {
-                return Poll::Ready(());
+            if let Some(value) = found(self) {
+                return Poll::Ready(value);
             }
             self.waker.register(cx.waker());
-            if self.is_raised(reason) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+            // Raised between the check and the registration: not missed.
+            found(self).map_or(Poll::Pending, Poll::Ready)
         })
         .await
     }
