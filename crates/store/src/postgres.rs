@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 
 use palaver_domain::bus::DomainEvent;
+use palaver_domain::model::User;
 use palaver_domain::store::{Appended, NewMessage, Store, StoreResult};
+use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 
@@ -219,6 +221,43 @@ impl PostgresStore {
                 .map_err(map_err)?;
         }
         Ok(())
+    }
+
+    /// `Store::room_positions`.
+    async fn read_room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(crate::sql::ROOM_POSITIONS)
+            .bind(user.0)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, seq)| (RoomId(id), seq as u64))
+            .collect())
+    }
+
+    /// `Store::user_with_positions`.
+    async fn read_user_with_positions(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>> {
+        let rows = sqlx::query(crate::sql::USER_WITH_POSITIONS)
+            .bind(user.0)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut positions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let room: Option<i64> = row.try_get("room_id").map_err(map_err)?;
+            let last_seq: Option<i64> = row.try_get("room_last_seq").map_err(map_err)?;
+            if let (Some(room), Some(last_seq)) = (room, last_seq) {
+                positions.push((RoomId(room), last_seq as u64));
+            }
+        }
+        Ok(Some((decode::user(first)?, positions)))
     }
 }
 

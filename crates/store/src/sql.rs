@@ -35,6 +35,18 @@ pub const CACHED_BATCH_SHAPES: usize = 16;
 pub const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, \
     u.display_name AS u_display_name, u.created_at AS u_created_at";
 
+/// → (room id, last seq) of every room `$1` is a member of.
+pub const ROOM_POSITIONS: &str = "SELECT r.id, r.last_seq FROM members mb \
+    JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1";
+
+/// → the user `$1` (`USER_COLUMNS`) with, per room they are a member of, its
+/// `room_id` and `room_last_seq`: one row per room, or one with NULLs for none.
+pub const USER_WITH_POSITIONS: &str = "SELECT u.id AS u_id, u.username AS u_username, \
+    u.display_name AS u_display_name, u.created_at AS u_created_at, \
+    r.id AS room_id, r.last_seq AS room_last_seq \
+    FROM users u LEFT JOIN members mb ON mb.user_id = u.id \
+    LEFT JOIN rooms r ON r.id = mb.room_id WHERE u.id = $1";
+
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty) => {
         mod decode {
@@ -935,18 +947,8 @@ macro_rules! sql_store {
                 &self,
                 user: palaver_domain::UserId,
             ) -> palaver_domain::store::StoreResult<Vec<(palaver_domain::RoomId, u64)>> {
-                let rows: Vec<(i64, i64)> = sqlx::query_as(
-                    "SELECT r.id, r.last_seq FROM members mb JOIN rooms r ON r.id = mb.room_id
-                     WHERE mb.user_id = $1",
-                )
-                .bind(user.0)
-                .fetch_all(&self.readers)
-                .await
-                .map_err(crate::errors::map_err)?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(id, seq)| (palaver_domain::RoomId(id), seq as u64))
-                    .collect())
+                // Read by every new connection: each engine reads its own way.
+                self.read_room_positions(user).await
             }
 
             async fn user_with_positions(
@@ -955,33 +957,8 @@ macro_rules! sql_store {
             ) -> palaver_domain::store::StoreResult<
                 Option<(palaver_domain::model::User, Vec<(palaver_domain::RoomId, u64)>)>,
             > {
-                use sqlx::Row;
-                use crate::errors::map_err;
-                let sql = format!(
-                    "SELECT {}, r.id AS room_id, r.last_seq AS room_last_seq
-                     FROM users u
-                     LEFT JOIN members mb ON mb.user_id = u.id
-                     LEFT JOIN rooms r ON r.id = mb.room_id
-                     WHERE u.id = $1",
-                    crate::sql::USER_COLUMNS
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(user.0)
-                    .fetch_all(&self.readers)
-                    .await
-                    .map_err(map_err)?;
-                let Some(first) = rows.first() else {
-                    return Ok(None);
-                };
-                let mut positions = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let room: Option<i64> = row.try_get("room_id").map_err(map_err)?;
-                    let last_seq: Option<i64> = row.try_get("room_last_seq").map_err(map_err)?;
-                    if let (Some(room), Some(last_seq)) = (room, last_seq) {
-                        positions.push((palaver_domain::RoomId(room), last_seq as u64));
-                    }
-                }
-                Ok(Some((decode::user(first)?, positions)))
+                // Read by every new connection: each engine reads its own way.
+                self.read_user_with_positions(user).await
             }
 
             async fn members(

@@ -101,12 +101,16 @@ fn closed() -> StoreError {
 
 fn open(path: &Path) -> StoreResult<Connection> {
     let connection = Connection::open(path).map_err(map_rusqlite)?;
-    // The same settings as the sqlx connections (WAL mode is the file's own).
+    // The same settings as the sqlx connections (WAL mode and the page size
+    // are the file's own).
     connection
         .pragma_update(None, "synchronous", "FULL")
         .map_err(map_rusqlite)?;
     connection
         .pragma_update(None, "foreign_keys", "ON")
+        .map_err(map_rusqlite)?;
+    connection
+        .pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT_PAGES)
         .map_err(map_rusqlite)?;
     connection
         .busy_timeout(Duration::from_secs(5))

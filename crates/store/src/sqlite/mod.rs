@@ -8,18 +8,23 @@
 //! batching in the message writer amortizes the fsync.
 
 mod appender;
+mod reader;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use palaver_domain::model::User;
 use palaver_domain::store::{Appended, NewMessage, Store, StoreError, StoreResult};
+use palaver_domain::time::Timestamp;
+use palaver_domain::{RoomId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
 use self::appender::Appender;
-use crate::errors::map_err;
+use self::reader::Readers;
+use crate::errors::{map_err, map_rusqlite};
 use crate::{ManagedStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -29,8 +34,27 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     appender: Arc<Appender>,
+    /// The reads of connection set-up (`read_user_with_positions`).
+    connect_readers: Arc<Readers>,
     outbox_origin: Option<String>,
 }
+
+/// The page size of a new database file (an existing file keeps its own).
+/// SQLite's default is 4 KiB; a batch of chat messages changes the last leaf
+/// of every room it touches in each index, a few hundred bytes in each, and
+/// the WAL holds a whole page per changed page. 1 KiB pages write a quarter
+/// of the bytes per changed leaf (docs/benchmarks.md, sixth session).
+const NEW_DATABASE_PAGE_SIZE: u32 = 1024;
+
+/// WAL pages after which a commit checkpoints (SQLite's default is 1,000).
+/// A checkpoint copies each page once however many commits changed it since
+/// the last one, and a busy room's last index leaf changes in every batch:
+/// the longer the WAL, the fewer copies. 10,000 pages of 1 KiB bound the WAL
+/// file at about 10 MiB (docs/benchmarks.md, sixth session).
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// Threads (and read-only connections) for the reads of connection set-up.
+const CONNECT_READER_THREADS: usize = 2;
 
 impl SqliteStore {
     /// SQLite serializes writers itself; no row locks are needed.
@@ -56,7 +80,9 @@ impl SqliteStore {
     async fn open_with(connect: SqliteConnectOptions, options: &StoreOptions) -> StoreResult<Self> {
         let connect = connect
             .create_if_missing(true)
+            .page_size(NEW_DATABASE_PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
@@ -71,6 +97,7 @@ impl SqliteStore {
             .map_err(map_err)?;
         crate::migrate::run(&MIGRATOR, &writer).await?;
         let appender = Appender::start(connect.get_filename(), options.outbox_origin.clone())?;
+        let connect_readers = Readers::start(connect.get_filename(), CONNECT_READER_THREADS)?;
         let readers = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(options.pool_size.clamp(1, 8))
@@ -82,6 +109,7 @@ impl SqliteStore {
             writer,
             readers,
             appender: Arc::new(appender),
+            connect_readers: Arc::new(connect_readers),
             outbox_origin: options.outbox_origin.clone(),
         })
     }
@@ -98,6 +126,56 @@ impl SqliteStore {
         self.appender.append(batch.to_vec()).await
     }
 
+    /// `Store::room_positions`, on a reader thread.
+    async fn read_room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>> {
+        self.connect_readers
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(crate::sql::ROOM_POSITIONS)
+                    .map_err(map_rusqlite)?;
+                let rows = statement
+                    .query_map([user.0], |row| {
+                        Ok((RoomId(row.get(0)?), row.get::<_, i64>(1)? as u64))
+                    })
+                    .map_err(map_rusqlite)?;
+                rows.collect::<Result<_, _>>().map_err(map_rusqlite)
+            })
+            .await
+    }
+
+    /// `Store::user_with_positions`, on a reader thread.
+    async fn read_user_with_positions(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>> {
+        self.connect_readers
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(crate::sql::USER_WITH_POSITIONS)
+                    .map_err(map_rusqlite)?;
+                let mut rows = statement.query([user.0]).map_err(map_rusqlite)?;
+                let mut found = None;
+                let mut positions = Vec::new();
+                while let Some(row) = rows.next().map_err(map_rusqlite)? {
+                    if found.is_none() {
+                        found = Some(User {
+                            id: UserId(row.get("u_id").map_err(map_rusqlite)?),
+                            username: row.get("u_username").map_err(map_rusqlite)?,
+                            display_name: row.get("u_display_name").map_err(map_rusqlite)?,
+                            created_at: Timestamp(row.get("u_created_at").map_err(map_rusqlite)?),
+                        });
+                    }
+                    let room: Option<i64> = row.get("room_id").map_err(map_rusqlite)?;
+                    let last_seq: Option<i64> = row.get("room_last_seq").map_err(map_rusqlite)?;
+                    if let (Some(room), Some(last_seq)) = (room, last_seq) {
+                        positions.push((RoomId(room), last_seq as u64));
+                    }
+                }
+                Ok(found.map(|user| (user, positions)))
+            })
+            .await
+    }
+
     /// `AUTOINCREMENT` already tracks explicitly inserted ids.
     async fn realign_ids(&self) -> StoreResult<()> {
         Ok(())
@@ -109,6 +187,7 @@ sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
 #[async_trait::async_trait]
 impl ManagedStore for SqliteStore {
     async fn close(&self) {
+        self.connect_readers.close().await;
         self.readers.close().await;
         self.appender.close().await;
         self.writer.close().await;
@@ -525,6 +604,44 @@ mod tests {
         let stored = store.messages_after(first, 0, 500).await.unwrap();
         let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "no gap, no repeat");
+    }
+
+    async fn pragma(store: &SqliteStore, name: &str) -> i64 {
+        sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(&store.readers)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn new_files_get_small_pages_and_long_wals_and_existing_files_keep_their_pages() {
+        let (_dir, store) = scratch_store().await;
+        assert_eq!(pragma(&store, "page_size").await, 1024);
+        assert_eq!(pragma(&store, "wal_autocheckpoint").await, 10_000);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.pragma_update(None, "page_size", 4096).unwrap();
+        old.pragma_update(None, "journal_mode", "WAL").unwrap();
+        drop(old);
+        let store = SqliteStore::open(&path, &StoreOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(pragma(&store, "page_size").await, 4096);
+        user(&store, "alice").await;
+    }
+
+    #[tokio::test]
+    async fn connection_reads_after_close_fail_as_unavailable() {
+        let (_dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await;
+        assert!(store.user_with_positions(alice.id).await.unwrap().is_some());
+        store.connect_readers.close().await;
+        let err = store.user_with_positions(alice.id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        let err = store.room_positions(alice.id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
     }
 
     #[tokio::test]

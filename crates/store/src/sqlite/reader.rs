@@ -1,0 +1,113 @@
+//! The reads every new WebSocket connection makes, on threads of their own.
+//!
+//! Through sqlx, one read costs four hand-offs between threads: the query to
+//! the connection's worker thread, each row back, and on release a ping to the
+//! worker and its answer (sqlx tests every connection it takes back into the
+//! pool). Connection set-up makes two reads, so on a busy core it waited more
+//! for thread wake-ups than it worked. Here a read is one job to a reader
+//! thread, which runs it start to finish, and one answer back (as for appends,
+//! see `appender`).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use palaver_domain::store::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use crate::errors::map_rusqlite;
+
+enum Job {
+    Read(Box<dyn FnOnce(&Connection) + Send>),
+    /// Ends the thread that takes it, closing its connection.
+    Stop,
+}
+
+/// A few reader threads sharing one queue of jobs.
+pub struct Readers {
+    jobs: crossbeam_channel::Sender<Job>,
+    closed: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Readers {
+    /// Opens `threads` read-only connections to the (already migrated)
+    /// database at `path`, a thread each.
+    pub fn start(path: &Path, threads: usize) -> StoreResult<Self> {
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let mut handles = Vec::with_capacity(threads);
+        for n in 0..threads {
+            let connection = open(path)?;
+            let queue = queue.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("palaver-read-{n}"))
+                .spawn(move || {
+                    while let Ok(Job::Read(read)) = queue.recv() {
+                        read(&connection);
+                    }
+                })
+                .map_err(|err| StoreError::Other(format!("starting a reader thread: {err}")))?;
+            handles.push(handle);
+        }
+        Ok(Self {
+            jobs,
+            closed: AtomicBool::new(false),
+            threads: Mutex::new(handles),
+        })
+    }
+
+    /// Runs `read` on a reader thread's connection.
+    pub async fn read<T, F>(&self, read: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Read(Box::new(move |connection| {
+            // The caller may have gone away; nothing to undo for a read.
+            let _ = reply.send(read(connection));
+        }));
+        self.jobs.send(job).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Finishes the queued reads, then closes the connections; reads after
+    /// this fail as unavailable.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        if threads.is_empty() {
+            return;
+        }
+        // Queued behind the reads already sent; each thread takes one and
+        // ends, so every reader connection closes before the writers do.
+        for _ in 0..threads.len() {
+            let _ = self.jobs.send(Job::Stop);
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+fn open(path: &Path) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(map_rusqlite)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(map_rusqlite)?;
+    Ok(connection)
+}
