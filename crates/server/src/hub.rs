@@ -20,7 +20,9 @@ use palaver_domain::bus::{DomainEvent, EventSink};
 use palaver_domain::{RoomId, UserId};
 use palaver_protocol::ws::ServerFrame;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::outgoing::{self, QueueReceiver, QueueSender};
 
 use crate::presence::{Presence, PresenceInput};
 use crate::stop::{StopReason, StopSignal};
@@ -74,7 +76,7 @@ const _: () = assert!(std::mem::size_of::<Outbound>() == 16);
 pub struct Connection {
     pub id: u64,
     pub user: UserId,
-    queue: mpsc::Sender<Outbound>,
+    queue: QueueSender<Outbound>,
     /// Raised when the connection could not keep up with its queue, or when
     /// the server shuts down.
     pub stop: StopSignal,
@@ -182,8 +184,8 @@ impl Hub {
 
     /// Registers a connection of `user`: from now on it receives membership
     /// changes of that user. Rooms are added with [`Hub::follow`].
-    pub fn register(&self, user: UserId) -> (Arc<Connection>, mpsc::Receiver<Outbound>) {
-        let (queue, rx) = mpsc::channel(self.queue_capacity);
+    pub fn register(&self, user: UserId) -> (Arc<Connection>, QueueReceiver<Outbound>) {
+        let (queue, rx) = outgoing::channel(self.queue_capacity);
         metrics::gauge!("palaver_connections").increment(1.0);
         let conn = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -562,7 +564,7 @@ mod tests {
         hub.deliver(&message(10, 2));
         hub.unfollow(&a, RoomId(10));
         hub.deliver(&message(10, 3));
-        let seqs = |rx: &mut mpsc::Receiver<Outbound>| {
+        let seqs = |rx: &mut QueueReceiver<Outbound>| {
             std::iter::from_fn(|| rx.try_recv().ok())
                 .map(|item| match item {
                     Outbound::Sequenced(frame) => frame.seq,

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod outgoing;
 pub mod presence;
 mod secrets;
 pub mod stop;

@@ -22,12 +22,12 @@ use palaver_domain::model::User;
 use palaver_domain::{Error, RoomId};
 use palaver_protocol::close_code;
 use palaver_protocol::ws::{ClientFrame, RoomPosition, ServerFrame};
-use tokio::sync::mpsc;
 
 use super::authenticate::{authenticate, Refused};
 use super::frames::{close, error_frame, protocol_error, text};
 use crate::http::AppState;
 use crate::hub::{Connection, Joined, Outbound, SequencedFrame};
+use crate::outgoing::QueueReceiver;
 use crate::stop::StopReason;
 
 /// Sends awaiting their commit before the session stops reading new frames:
@@ -108,7 +108,7 @@ struct Session {
     state: AppState,
     user: User,
     conn: Arc<Connection>,
-    queue: mpsc::Receiver<Outbound>,
+    queue: QueueReceiver<Outbound>,
     /// Room → the last seq delivered (or known to the client) on this connection.
     positions: HashMap<RoomId, u64>,
     /// Requests awaiting the domain: each yields its reply frame, if it has one
