@@ -3,9 +3,11 @@
 //! Two pools: a single writer connection (SQLite allows one writer at a time;
 //! queueing in-process avoids SQLITE_BUSY) and a few readers that WAL lets run
 //! beside it. Message appends, the hot path, run on the [`appender`]'s thread
-//! and connection, taking their turn on the writer pool like any other write.
-//! `synchronous = FULL` makes every commit durable before it is acknowledged;
-//! batching in the message writer amortizes the fsync.
+//! and connection, taking their turn on the writer pool like any other write;
+//! the two reads every new WebSocket connection makes run on the [`reader`]
+//! threads' own read-only connections. `synchronous = FULL` makes every
+//! commit durable before it is acknowledged; batching in the message writer
+//! amortizes the fsync.
 
 mod appender;
 mod reader;
