@@ -32,8 +32,15 @@ pub const INSERT_CHUNK: usize = 500;
 /// shapes each, well within sqlx's default statement cache of 100 per connection.
 pub const CACHED_BATCH_SHAPES: usize = 16;
 
-pub const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, \
-    u.display_name AS u_display_name, u.created_at AS u_created_at";
+/// A macro as well as a constant, as `message_columns!`.
+macro_rules! user_columns {
+    () => {
+        "u.id AS u_id, u.username AS u_username, \
+         u.display_name AS u_display_name, u.created_at AS u_created_at"
+    };
+}
+
+pub const USER_COLUMNS: &str = user_columns!();
 
 /// → (room id, last seq) of every room `$1` is a member of.
 pub const ROOM_POSITIONS: &str = "SELECT r.id, r.last_seq FROM members mb \
@@ -41,11 +48,13 @@ pub const ROOM_POSITIONS: &str = "SELECT r.id, r.last_seq FROM members mb \
 
 /// → the user `$1` (`USER_COLUMNS`) with, per room they are a member of, its
 /// `room_id` and `room_last_seq`: one row per room, or one with NULLs for none.
-pub const USER_WITH_POSITIONS: &str = "SELECT u.id AS u_id, u.username AS u_username, \
-    u.display_name AS u_display_name, u.created_at AS u_created_at, \
-    r.id AS room_id, r.last_seq AS room_last_seq \
-    FROM users u LEFT JOIN members mb ON mb.user_id = u.id \
-    LEFT JOIN rooms r ON r.id = mb.room_id WHERE u.id = $1";
+pub const USER_WITH_POSITIONS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", r.id AS room_id, r.last_seq AS room_last_seq \
+     FROM users u LEFT JOIN members mb ON mb.user_id = u.id \
+     LEFT JOIN rooms r ON r.id = mb.room_id WHERE u.id = $1"
+);
 
 macro_rules! sql_store {
     ($store:ident, $db:ty, $row:ty) => {

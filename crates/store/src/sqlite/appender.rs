@@ -25,6 +25,7 @@ use palaver_domain::{RoomId, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::store_closed;
 use crate::append_plan;
 use crate::errors::map_rusqlite;
 
@@ -81,8 +82,8 @@ impl Appender {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Append { batch, reply })
-            .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+            .map_err(|_| store_closed())?;
+        answer.await.map_err(|_| store_closed())?
     }
 
     /// Closes the connection (checkpointing the WAL if it is the last one);
@@ -93,10 +94,6 @@ impl Appender {
             let _ = closed.await;
         }
     }
-}
-
-fn closed() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
 }
 
 fn open(path: &Path) -> StoreResult<Connection> {

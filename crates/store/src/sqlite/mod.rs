@@ -58,6 +58,11 @@ pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// Threads (and read-only connections) for the reads of connection set-up.
 const CONNECT_READER_THREADS: usize = 2;
 
+/// What the appender's and the readers' callers get once the store is closed.
+fn store_closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
 impl SqliteStore {
     /// SQLite serializes writers itself; no row locks are needed.
     const FOR_UPDATE: &'static str = "";
@@ -632,6 +637,40 @@ mod tests {
             .unwrap();
         assert_eq!(pragma(&store, "page_size").await, 4096);
         user(&store, "alice").await;
+    }
+
+    #[tokio::test]
+    async fn appends_leave_more_than_sqlites_default_in_the_wal_before_checkpointing() {
+        let (dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await;
+        let room = room(&store, alice.id, "ABCDEFGH").await;
+        let body = "x".repeat(400);
+        for batch in 0..10 {
+            let messages: Vec<NewMessage> = (0..500)
+                .map(|n| NewMessage {
+                    room_id: room,
+                    sender_id: alice.id,
+                    body: format!("{batch}.{n} {body}"),
+                    client_id: Some(format!("{batch}.{n}")),
+                    reply_to: None,
+                    created_at: Timestamp(0),
+                })
+                .collect();
+            store.append_messages(&messages).await.unwrap();
+        }
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
+        // Well past SQLite's default of 1,000 pages, well short of 10,000.
+        assert!(
+            size("p.db-wal") > 2_000 * 1024,
+            "WAL {} bytes",
+            size("p.db-wal")
+        );
+        // A checkpoint is what copies pages into the database file.
+        assert!(
+            size("p.db") < 1_000 * 1024,
+            "database {} bytes",
+            size("p.db")
+        );
     }
 
     #[tokio::test]

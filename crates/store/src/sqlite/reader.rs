@@ -9,7 +9,6 @@
 //! see `appender`).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use palaver_domain::store::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use super::store_closed;
 use crate::errors::map_rusqlite;
 
 enum Job {
@@ -26,10 +26,12 @@ enum Job {
     Stop,
 }
 
-/// A few reader threads sharing one queue of jobs.
+/// A few reader threads sharing one queue of jobs. Closed, they have dropped
+/// the queue's receiving ends: jobs still queued are discarded (their callers'
+/// answers with them) and later sends fail, so every read after `close`
+/// fails as unavailable without a flag of its own.
 pub struct Readers {
     jobs: crossbeam_channel::Sender<Job>,
-    closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -54,7 +56,6 @@ impl Readers {
         }
         Ok(Self {
             jobs,
-            closed: AtomicBool::new(false),
             threads: Mutex::new(handles),
         })
     }
@@ -65,22 +66,18 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(closed());
-        }
         let (reply, answer) = oneshot::channel();
         let job = Job::Read(Box::new(move |connection| {
             // The caller may have gone away; nothing to undo for a read.
             let _ = reply.send(read(connection));
         }));
-        self.jobs.send(job).map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.jobs.send(job).map_err(|_| store_closed())?;
+        answer.await.map_err(|_| store_closed())?
     }
 
     /// Finishes the queued reads, then closes the connections; reads after
     /// this fail as unavailable.
     pub async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         if threads.is_empty() {
             return;
@@ -97,10 +94,6 @@ impl Readers {
         })
         .await;
     }
-}
-
-fn closed() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
 }
 
 fn open(path: &Path) -> StoreResult<Connection> {
