@@ -113,16 +113,24 @@ pub async fn run(
     let (exit_tx, exit_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut seen_rooms = std::collections::HashSet::new();
+    let paced_from = tokio::time::Instant::now();
     for (member, socket) in members.iter().zip(sockets) {
         let sends = seen_rooms.insert(member.room);
-        let interval = config
-            .rate
-            .map(|rate| Duration::from_secs_f64(senders as f64 / rate));
+        // Sender n starts n/senders of an interval late, so a fixed rate
+        // arrives evenly spread, not as one burst of every sender per interval.
+        let sender = seen_rooms.len() - 1;
+        let pacing = config.rate.map(|rate| {
+            let interval = Duration::from_secs_f64(senders as f64 / rate);
+            Pacing {
+                first: paced_from + interval.mul_f64(sender as f64 / senders as f64),
+                interval,
+            }
+        });
         tasks.push(tokio::task::spawn_local(client(
             socket,
             member.room,
             sends.then_some(SendPlan {
-                interval,
+                pacing,
                 window: config.window,
                 padding: config.padding,
             }),
@@ -202,10 +210,15 @@ async fn wait_until(done: impl Fn() -> bool) {
 }
 
 struct SendPlan {
-    /// Pause between sends; `None`: keep `window` sends in flight.
-    interval: Option<Duration>,
+    /// When to send; `None`: keep `window` sends in flight.
+    pacing: Option<Pacing>,
     window: usize,
     padding: usize,
+}
+
+struct Pacing {
+    first: tokio::time::Instant,
+    interval: Duration,
 }
 
 async fn client(
@@ -218,8 +231,8 @@ async fn client(
     let (mut sink, mut stream) = socket.split();
     let mut ticker = plan
         .as_ref()
-        .and_then(|p| p.interval)
-        .map(tokio::time::interval);
+        .and_then(|p| p.pacing.as_ref())
+        .map(|p| tokio::time::interval_at(p.first, p.interval));
     let mut in_flight = 0usize;
     let mut sent = 0u64;
     let padding = plan.as_ref().map_or(0, |p| p.padding);
@@ -233,7 +246,7 @@ async fn client(
     };
     loop {
         if let Some(plan) = &plan {
-            if plan.interval.is_none() && !shared.stopping.get() && in_flight < plan.window {
+            if plan.pacing.is_none() && !shared.stopping.get() && in_flight < plan.window {
                 while in_flight < plan.window {
                     sent += 1;
                     in_flight += 1;

@@ -49,6 +49,9 @@ struct SuiteArgs {
     /// Run only these scenarios: fanout (with latency), connections, store, cluster.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Fan-out shapes as ROOMSxMEMBERS (default: 1x1000,100x10; quick: 1x20,4x5).
+    #[arg(long, value_delimiter = ',', value_parser = parse_shape)]
+    shapes: Vec<(usize, usize)>,
     /// Admin URL of a PostgreSQL server: adds the PostgreSQL store runs and,
     /// with `--tansu-bin`, the cluster scenario (each on a scratch database).
     #[arg(long)]
@@ -56,6 +59,16 @@ struct SuiteArgs {
     /// A tansu binary (scripts/tansu path): the Kafka-API broker of the cluster scenario.
     #[arg(long)]
     tansu_bin: Option<PathBuf>,
+}
+
+fn parse_shape(shape: &str) -> Result<(usize, usize), String> {
+    let parsed = shape
+        .split_once('x')
+        .and_then(|(rooms, members)| Some((rooms.parse().ok()?, members.parse().ok()?)));
+    match parsed {
+        Some((rooms, members)) if rooms > 0 && members > 0 => Ok((rooms, members)),
+        _ => Err(format!("{shape:?} is not ROOMSxMEMBERS, e.g. 100x10")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,6 +118,10 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             cluster_rates: vec![2_000.0, 10_000.0],
         }
     };
+    let mut sizes = sizes;
+    if !args.shapes.is_empty() {
+        sizes.shapes = args.shapes.clone();
+    }
     anyhow::ensure!(
         // Each process holds its own end of every connection.
         fd_limit as usize > sizes.connections + 200,
@@ -318,4 +335,18 @@ async fn cluster_scenario(
     drop(nodes);
     database.drop_now().await;
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shape;
+
+    #[test]
+    fn shapes_read_as_rooms_by_members() {
+        assert_eq!(parse_shape("100x10"), Ok((100, 10)));
+        assert_eq!(parse_shape("1x1000"), Ok((1, 1000)));
+        for bad in ["10", "0x5", "5x0", "ax5", "5x", "x5", ""] {
+            assert!(parse_shape(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -25,6 +25,7 @@ use palaver_domain::{RoomId, UserId};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::checkpointer::{Checkpointer, Watched};
 use super::store_closed;
 use crate::append_plan;
 use crate::errors::map_rusqlite;
@@ -68,11 +69,12 @@ impl Appender {
     /// Opens a connection to the (already migrated) database at `path` and
     /// starts the thread. `outbox_origin` as in `StoreOptions`.
     pub fn start(path: &Path, outbox_origin: Option<String>) -> StoreResult<Self> {
-        let connection = open(path)?;
+        let checkpointer = Checkpointer::start(path, super::WAL_AUTOCHECKPOINT_PAGES)?;
+        let connection = checkpointer.watch(open(path)?);
         let (commands, inbox) = mpsc::channel();
         std::thread::Builder::new()
             .name("palaver-append".into())
-            .spawn(move || serve(connection, inbox, outbox_origin.as_deref()))
+            .spawn(move || serve(connection, checkpointer, inbox, outbox_origin.as_deref()))
             .map_err(|err| StoreError::Other(format!("starting the append thread: {err}")))?;
         Ok(Self { commands })
     }
@@ -96,10 +98,10 @@ impl Appender {
     }
 }
 
-fn open(path: &Path) -> StoreResult<Connection> {
+/// A read-write connection with the sqlx connections' settings (WAL mode and
+/// the page size are the file's own), except checkpoints: see `checkpointer`.
+pub(super) fn open(path: &Path) -> StoreResult<Connection> {
     let connection = Connection::open(path).map_err(map_rusqlite)?;
-    // The same settings as the sqlx connections (WAL mode and the page size
-    // are the file's own).
     connection
         .pragma_update(None, "synchronous", "FULL")
         .map_err(map_rusqlite)?;
@@ -107,23 +109,27 @@ fn open(path: &Path) -> StoreResult<Connection> {
         .pragma_update(None, "foreign_keys", "ON")
         .map_err(map_rusqlite)?;
     connection
-        .pragma_update(None, "wal_autocheckpoint", super::WAL_AUTOCHECKPOINT_PAGES)
-        .map_err(map_rusqlite)?;
-    connection
         .busy_timeout(Duration::from_secs(5))
         .map_err(map_rusqlite)?;
     Ok(connection)
 }
 
-fn serve(mut connection: Connection, inbox: mpsc::Receiver<Command>, origin: Option<&str>) {
+fn serve(
+    mut watched: Watched,
+    mut checkpointer: Checkpointer,
+    inbox: mpsc::Receiver<Command>,
+    origin: Option<&str>,
+) {
     while let Ok(command) = inbox.recv() {
         match command {
             Command::Append { batch, reply } => {
                 // The caller may have gone away; what committed stays committed.
-                let _ = reply.send(append(&mut connection, &batch, origin));
+                let _ = reply.send(append(&mut watched.connection, &batch, origin));
+                checkpointer.after_commit(&watched.connection);
             }
             Command::Close { done } => {
-                if let Err((_, err)) = connection.close() {
+                checkpointer.stop();
+                if let Err(err) = watched.close() {
                     tracing::warn!(error = %err, "closing the append connection");
                 }
                 let _ = done.send(());

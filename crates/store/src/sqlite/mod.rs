@@ -5,11 +5,13 @@
 //! beside it. Message appends, the hot path, run on the [`appender`]'s thread
 //! and connection, taking their turn on the writer pool like any other write;
 //! the two reads every new WebSocket connection makes run on the [`reader`]
-//! threads' own read-only connections. `synchronous = FULL` makes every
-//! commit durable before it is acknowledged; batching in the message writer
-//! amortizes the fsync.
+//! threads' own read-only connections; the [`checkpointer`] copies the WAL
+//! into the database file off the appender's commits. `synchronous = FULL`
+//! makes every commit durable before it is acknowledged; batching in the
+//! message writer amortizes the fsync.
 
 mod appender;
+mod checkpointer;
 mod reader;
 
 use std::path::Path;
@@ -48,11 +50,13 @@ pub struct SqliteStore {
 /// of the bytes per changed leaf (docs/benchmarks.md, sixth session).
 const NEW_DATABASE_PAGE_SIZE: u32 = 1024;
 
-/// WAL pages after which a commit checkpoints (SQLite's default is 1,000).
-/// A checkpoint copies each page once however many commits changed it since
-/// the last one, and a busy room's last index leaf changes in every batch:
-/// the longer the WAL, the fewer copies. 10,000 pages of 1 KiB bound the WAL
-/// file at about 10 MiB (docs/benchmarks.md, sixth session).
+/// WAL pages after which the [`checkpointer`] starts copying the WAL into the
+/// database file (and after which a sqlx connection's own commit would
+/// checkpoint; SQLite's default is 1,000). A checkpoint copies each page once
+/// however many commits changed it since the last one, and a busy room's last
+/// index leaf changes in every batch: the longer the WAL, the fewer copies.
+/// 10,000 pages of 1 KiB keep the WAL file near 10 MiB (docs/benchmarks.md,
+/// sixth session).
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Threads (and read-only connections) for the reads of connection set-up.
