@@ -115,25 +115,26 @@ pub async fn run(
     let mut seen_rooms = std::collections::HashSet::new();
     let paced_from = tokio::time::Instant::now();
     for (member, socket) in members.iter().zip(sockets) {
-        let sends = seen_rooms.insert(member.room);
-        // Sender n starts n/senders of an interval late, so a fixed rate
-        // arrives evenly spread, not as one burst of every sender per interval.
-        let sender = seen_rooms.len() - 1;
-        let pacing = config.rate.map(|rate| {
-            let interval = Duration::from_secs_f64(senders as f64 / rate);
-            Pacing {
-                first: paced_from + interval.mul_f64(sender as f64 / senders as f64),
-                interval,
+        let plan = seen_rooms.insert(member.room).then(|| {
+            // Sender n starts n/senders of an interval late, so a fixed rate
+            // arrives evenly spread, not as one burst of every sender per interval.
+            let sender = seen_rooms.len() - 1;
+            SendPlan {
+                pacing: config.rate.map(|rate| {
+                    let interval = Duration::from_secs_f64(senders as f64 / rate);
+                    Pacing {
+                        first: paced_from + interval.mul_f64(sender as f64 / senders as f64),
+                        interval,
+                    }
+                }),
+                window: config.window,
+                padding: config.padding,
             }
         });
         tasks.push(tokio::task::spawn_local(client(
             socket,
             member.room,
-            sends.then_some(SendPlan {
-                pacing,
-                window: config.window,
-                padding: config.padding,
-            }),
+            plan,
             shared.clone(),
             exit_rx.clone(),
         )));

@@ -95,7 +95,7 @@ struct Sizes {
 
 async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     let fd_limit = raise_fd_limit();
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
         Sizes {
             shapes: vec![(1, 20), (4, 5)],
             warmup: Duration::from_millis(300),
@@ -118,7 +118,6 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             cluster_rates: vec![2_000.0, 10_000.0],
         }
     };
-    let mut sizes = sizes;
     if !args.shapes.is_empty() {
         sizes.shapes = args.shapes.clone();
     }
