@@ -224,7 +224,12 @@ impl Application {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, router)
+        // `into_make_service` hands each connection a clone of the router (an
+        // `Arc`). Serving the `Router` itself re-applies its state per
+        // connection, cloning every route and the state each one holds: about
+        // a third of the server's CPU while connections are being set up
+        // (docs/benchmarks.md, eighth session).
+        axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("serving HTTP")?;
