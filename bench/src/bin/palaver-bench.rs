@@ -213,7 +213,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             warmup: sizes.warmup,
             measure: sizes.measure,
             body_bytes: 100,
-            max_batch: 512,
+            max_batch: palaver_domain::messages::WriterConfig::default().max_batch,
         };
         let report = store::run(Arc::new(sqlite), "sqlite", &scenario).await?;
         emit(json!({"scenario": "store", "target": "palaver", "report": report}));

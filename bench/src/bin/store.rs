@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use palaver_bench::store::{run, StoreReport, StoreScenario};
+use palaver_domain::messages::WriterConfig;
 use palaver_store::{PostgresStore, SqliteStore, StoreOptions};
 use sqlx::Connection;
 
@@ -44,7 +45,8 @@ async fn main() -> anyhow::Result<()> {
     }
     for engine in engines {
         let mut medians = Vec::new();
-        for max_batch in [1, 512] {
+        // Unbatched, then the server's own batch limit.
+        for max_batch in [1, WriterConfig::default().max_batch] {
             let mut runs = Vec::new();
             for _ in 0..args.repeat {
                 let scenario = StoreScenario {
