@@ -222,6 +222,11 @@ async fn metrics_count_connections_stored_messages_and_deliveries() {
         after.contains_key("palaver_store_append_seconds_count"),
         "{after:?}"
     );
+    let batched = "palaver_store_append_batch_messages_sum";
+    assert!(
+        after[batched] >= before.get(batched).copied().unwrap_or(0.0) + 1.0,
+        "{batched}: {before:?} → {after:?}"
+    );
 }
 
 /// `GET /metrics` as name → value, for unlabelled samples.
