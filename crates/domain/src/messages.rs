@@ -110,6 +110,11 @@ impl Messages {
         }
     }
 
+    /// See `MessageWriter::committing`.
+    pub fn committing(&self) -> bool {
+        self.writer.committing()
+    }
+
     pub async fn history(
         &self,
         reader: UserId,

@@ -5,6 +5,7 @@
 //! "publish in commit order" trivially true. Many senders share one transaction
 //! (and one fsync), so throughput grows with concurrency instead of collapsing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -45,6 +46,7 @@ struct PendingAppend {
 #[derive(Clone)]
 pub struct MessageWriter {
     queue: mpsc::Sender<PendingAppend>,
+    committing: CommitFlag,
 }
 
 impl MessageWriter {
@@ -57,8 +59,22 @@ impl MessageWriter {
         config: WriterConfig,
     ) -> (Self, JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(config.queue);
-        let task = tokio::spawn(run(rx, store, publisher, config.max_batch));
-        (Self { queue }, task)
+        let committing = CommitFlag::default();
+        let task = tokio::spawn(run(
+            rx,
+            store,
+            publisher,
+            config.max_batch,
+            committing.clone(),
+        ));
+        (Self { queue, committing }, task)
+    }
+
+    /// Whether a batch is being committed now, so that its messages will be
+    /// published shortly: a connection about to write may wait a turn and
+    /// carry them in the same write.
+    pub fn committing(&self) -> bool {
+        self.committing.is_raised()
     }
 
     pub async fn append(&self, message: NewMessage) -> Result<AppendOutcome> {
@@ -77,6 +93,7 @@ async fn run(
     store: Arc<dyn Store>,
     publisher: Publisher,
     max_batch: usize,
+    committing: CommitFlag,
 ) {
     let mut messages = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
@@ -99,7 +116,10 @@ async fn run(
             }
         }
         let started = std::time::Instant::now();
-        let appended = store.append_messages(&messages).await;
+        let appended = {
+            let _raised = committing.raise();
+            store.append_messages(&messages).await
+        };
         metrics::histogram!("palaver_store_append_seconds").record(started.elapsed());
         // How well sends share commits: 1 at light load, hundreds when busy.
         metrics::histogram!("palaver_store_append_batch_messages").record(messages.len() as f64);
@@ -137,5 +157,47 @@ async fn run(
         }
         messages.clear();
         replies.clear();
+    }
+}
+
+/// Raised while the writer waits for a commit; shared with every
+/// `MessageWriter` clone. Relaxed: it is a hint for write coalescing, and a
+/// stale read only costs one scheduler turn or one extra write.
+#[derive(Clone, Default)]
+struct CommitFlag(Arc<AtomicBool>);
+
+impl CommitFlag {
+    /// Raises the flag until the returned guard is dropped.
+    fn raise(&self) -> Raised<'_> {
+        self.0.store(true, Ordering::Relaxed);
+        Raised(&self.0)
+    }
+
+    fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct Raised<'a>(&'a AtomicBool);
+
+impl Drop for Raised<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commit_flag_is_raised_exactly_while_its_guard_lives_and_shared_by_clones() {
+        let flag = CommitFlag::default();
+        let seen_by_a_clone = flag.clone();
+        assert!(!seen_by_a_clone.is_raised());
+        let raised = flag.raise();
+        assert!(seen_by_a_clone.is_raised());
+        drop(raised);
+        assert!(!seen_by_a_clone.is_raised());
     }
 }
