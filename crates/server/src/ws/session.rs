@@ -181,7 +181,10 @@ impl Session {
                     self.answer_sends(reply).await
                 }
                 item = self.queue.recv() => match item {
-                    Some(item) => self.deliver_batch_or_drop_if_stuck(item).await,
+                    Some(item) => {
+                        wait_for_a_committing_batch(&self.state).await;
+                        self.deliver_batch_or_drop_if_stuck(item).await
+                    }
                     None => return End::Gone,
                 },
                 incoming = self.socket.recv(), if self.in_flight.len() < MAX_IN_FLIGHT_SENDS => {
@@ -425,14 +428,6 @@ impl Session {
     /// Writes the first queued item and up to `MAX_FRAMES_PER_FLUSH` more that
     /// are already waiting, then flushes once.
     async fn deliver_batch(&mut self, first: Outbound) -> Result<(), End> {
-        // A batch being committed is published within about a millisecond;
-        // one scheduler turn usually lets its frames join this write, which
-        // costs the core far less than a write of its own (a write carried one
-        // commit's frames before: docs/benchmarks.md, eighth session). With
-        // the writer idle (light load) there is nothing to wait for.
-        if self.state.services.messages.committing() {
-            tokio::task::yield_now().await;
-        }
         self.deliver(first).await?;
         for _ in 1..MAX_FRAMES_PER_FLUSH {
             match self.queue.try_recv() {
@@ -561,6 +556,18 @@ impl Session {
 
     async fn send(&mut self, msg: Message) -> Result<(), End> {
         self.socket.send(msg).await.map_err(|_| End::Gone)
+    }
+}
+
+/// Before a write of delivered frames: a batch being committed is published
+/// within about a millisecond, and one scheduler turn usually lets its frames
+/// join this write, which costs the core far less than a write of its own (a
+/// write carried one commit's frames before: docs/benchmarks.md, eighth
+/// session). With the writer idle (light load) there is nothing to wait for.
+/// Acks never wait for it: they leave as soon as their commit is done.
+async fn wait_for_a_committing_batch(state: &AppState) {
+    if state.services.messages.committing() {
+        tokio::task::yield_now().await;
     }
 }
 
