@@ -745,4 +745,63 @@ mod tests {
         let positions = store.room_positions(alice.id).await.unwrap();
         assert_eq!(positions, [(room, 0)], "no seq was consumed");
     }
+
+    /// A bus that holds nothing: these tests look at the writer, not fan-out.
+    struct NoBus;
+
+    impl palaver_domain::bus::Bus for NoBus {
+        fn publish(
+            &self,
+            _events: Vec<Arc<palaver_domain::bus::DomainEvent>>,
+        ) -> palaver_domain::bus::Delivery {
+            palaver_domain::bus::delivered()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_says_it_is_committing_while_its_batch_waits_on_the_database() {
+        use palaver_domain::messages::{MessageWriter, WriterConfig};
+        use palaver_domain::outbox::Publisher;
+
+        let (dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await;
+        let room = room(&store, alice.id, "ABCDEFGH").await;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let publisher = Publisher::new(Arc::new(NoBus), store.clone());
+        let (writer, _task) = MessageWriter::spawn(store, publisher, WriterConfig::default());
+        assert!(!writer.committing(), "idle");
+
+        // Another connection holds the write lock: the batch's transaction
+        // waits for it (busy timeout 5 s), so the commit stays in flight.
+        let other = rusqlite::Connection::open(dir.path().join("p.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let sending = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .append(NewMessage {
+                        room_id: room,
+                        sender_id: alice.id,
+                        body: "held".into(),
+                        client_id: None,
+                        reply_to: None,
+                        created_at: Timestamp(0),
+                    })
+                    .await
+            }
+        });
+        let raised = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            while !writer.committing() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(raised.is_ok(), "not committing while the batch waits");
+        assert!(!sending.is_finished());
+
+        other.execute_batch("COMMIT").unwrap();
+        let outcome = sending.await.unwrap().unwrap();
+        assert!(matches!(outcome, AppendOutcome::Stored(_)), "{outcome:?}");
+        assert!(!writer.committing(), "lowered once the commit is answered");
+    }
 }
