@@ -22,6 +22,46 @@ fn find<'a>(
         .collect()
 }
 
+/// The middle value (the mean of the middle two for an even count; 0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn round_of(record: &Value) -> u64 {
+    record["round"].as_u64().unwrap_or(1)
+}
+
+/// A report figure of every record, in record order.
+fn figures(records: &[&Value], figure: &str) -> Vec<f64> {
+    records.iter().map(|r| f(&r["report"][figure])).collect()
+}
+
+/// The distinct offered rates of a shape's latency records, ascending.
+fn levels(records: &[Value], shape: &str) -> Vec<f64> {
+    let mut levels: Vec<f64> = records
+        .iter()
+        .filter(|r| r["scenario"] == "latency" && r["shape"] == shape)
+        .map(|r| f(&r["target_deliveries_per_sec"]))
+        .collect();
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    levels
+}
+
+fn at_level<'a>(records: &'a [Value], target: &str, shape: &str, level: f64) -> Vec<&'a Value> {
+    find(records, "latency", target, Some(shape))
+        .into_iter()
+        .filter(|r| f(&r["target_deliveries_per_sec"]) == level)
+        .collect()
+}
+
 fn ratio(palaver: f64, baseline: f64) -> String {
     if baseline > 0.0 {
         format!("{:.2}", palaver / baseline)
@@ -52,40 +92,93 @@ pub fn tables(records: &[Value]) -> String {
         s.dedup();
         s
     };
-    md.push_str("### Fan-out at saturation\n\n");
-    md.push_str("| rooms × members | target | deliveries/s | acked sends/s | lost | server CPU µs/delivery | server CPU s | load generator CPU s | deliveries ÷ baseline |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("### Fan-out at saturation: medians of the rounds\n\n");
+    md.push_str("The servers alternate round by round; each round's ratio is taken against the baseline's run of the same round.\n\n");
+    md.push_str("| rooms × members | rounds | baseline deliveries/s | Palaver deliveries/s | median of the rounds' ratios | baseline CPU µs/delivery | Palaver CPU µs/delivery |\n|---|---|---|---|---|---|---|\n");
     for shape in &shapes {
-        let base = find(records, "fanout", "baseline", Some(shape))
-            .first()
-            .map(|r| f(&r["report"]["deliveries_per_sec"]))
-            .unwrap_or(0.0);
+        let base = find(records, "fanout", "baseline", Some(shape));
+        let palaver = find(records, "fanout", "palaver", Some(shape));
+        let ratios: Vec<f64> = palaver
+            .iter()
+            .filter_map(|p| {
+                let b = base.iter().find(|b| round_of(b) == round_of(p))?;
+                let b = f(&b["report"]["deliveries_per_sec"]);
+                (b > 0.0).then(|| f(&p["report"]["deliveries_per_sec"]) / b)
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {shape} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            palaver.len(),
+            median(&figures(&base, "deliveries_per_sec")),
+            median(&figures(&palaver, "deliveries_per_sec")),
+            median(&ratios),
+            median(&figures(&base, "server_us_per_delivery")),
+            median(&figures(&palaver, "server_us_per_delivery")),
+        );
+    }
+    md.push_str("\n### Fan-out at saturation: every round\n\n");
+    md.push_str("| rooms × members | round | target | deliveries/s | acked sends/s | lost | server CPU µs/delivery | server CPU s | load generator CPU s | deliveries ÷ baseline |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for shape in &shapes {
+        let base = find(records, "fanout", "baseline", Some(shape));
         for target in ["baseline", "palaver"] {
             for r in find(records, "fanout", target, Some(shape)) {
                 let rep = &r["report"];
+                let same_round = base
+                    .iter()
+                    .find(|b| round_of(b) == round_of(r))
+                    .map_or(0.0, |b| f(&b["report"]["deliveries_per_sec"]));
                 let _ = writeln!(
                     md,
-                    "| {shape} | {target} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} |",
+                    "| {shape} | {} | {target} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} |",
+                    round_of(r),
                     f(&rep["deliveries_per_sec"]),
                     f(&rep["acked_per_sec"]),
                     rep["lost"],
                     f(&rep["server_us_per_delivery"]),
                     f(&rep["server_cpu_seconds"]),
                     f(&rep["loadgen_cpu_seconds"]),
-                    ratio(f(&rep["deliveries_per_sec"]), base),
+                    ratio(f(&rep["deliveries_per_sec"]), same_round),
                 );
             }
         }
     }
-    md.push_str("\n### Latency at fixed rates (send → each receipt)\n\n");
-    md.push_str("| rooms × members | target | offered deliveries/s | achieved deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("\n### Latency at fixed rates (send → each receipt): medians of the rounds\n\n");
+    md.push_str("| rooms × members | target | offered deliveries/s | rounds | achieved deliveries/s | p50 ms | p99 ms | p99 of each round, ms |\n|---|---|---|---|---|---|---|---|\n");
+    for shape in &shapes {
+        for target in ["baseline", "palaver"] {
+            for level in levels(records, shape) {
+                let runs = at_level(records, target, shape, level);
+                if runs.is_empty() {
+                    continue;
+                }
+                let each: Vec<String> = figures(&runs, "p99_ms")
+                    .iter()
+                    .map(|p99| format!("{p99:.2}"))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {shape} | {target} | {level:.0} | {} | {:.0} | {:.2} | {:.2} | {} |",
+                    runs.len(),
+                    median(&figures(&runs, "deliveries_per_sec")),
+                    median(&figures(&runs, "p50_ms")),
+                    median(&figures(&runs, "p99_ms")),
+                    each.join(" / "),
+                );
+            }
+        }
+    }
+    md.push_str("\n### Latency at fixed rates: every run\n\n");
+    md.push_str("| rooms × members | target | offered deliveries/s | round | achieved deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for shape in &shapes {
         for target in ["baseline", "palaver"] {
             for r in find(records, "latency", target, Some(shape)) {
                 let rep = &r["report"];
                 let _ = writeln!(
                     md,
-                    "| {shape} | {target} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                    "| {shape} | {target} | {:.0} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
                     f(&r["target_deliveries_per_sec"]),
+                    round_of(r),
                     f(&rep["deliveries_per_sec"]),
                     f(&rep["p50_ms"]),
                     f(&rep["p99_ms"]),
@@ -166,17 +259,19 @@ pub fn latency_chart(records: &[Value]) -> String {
                 .collect();
             shapes.dedup();
             shapes.into_iter().map(move |shape| {
-                let mut points: Vec<LatencyPoint> = find(records, "latency", target, Some(&shape))
-                    .iter()
-                    .map(|r| {
+                // One point per offered rate: the medians of its rounds.
+                let points: Vec<LatencyPoint> = levels(records, &shape)
+                    .into_iter()
+                    .map(|level| at_level(records, target, &shape, level))
+                    .filter(|runs| !runs.is_empty())
+                    .map(|runs| {
                         (
-                            f(&r["report"]["deliveries_per_sec"]),
-                            f(&r["report"]["p50_ms"]),
-                            f(&r["report"]["p99_ms"]),
+                            median(&figures(&runs, "deliveries_per_sec")),
+                            median(&figures(&runs, "p50_ms")),
+                            median(&figures(&runs, "p99_ms")),
                         )
                     })
                     .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 (format!("{target} {shape}"), points)
             })
         })
@@ -253,4 +348,42 @@ pub fn latency_chart(records: &[Value]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    fn fanout(target: &str, round: u64, deliveries: f64) -> Value {
+        json!({"scenario": "fanout", "target": target, "shape": "1x10", "round": round,
+               "report": {"deliveries_per_sec": deliveries, "server_us_per_delivery": 1.0, "lost": 0}})
+    }
+
+    #[test]
+    fn each_round_is_compared_with_the_baseline_of_the_same_round() {
+        let records = [
+            fanout("baseline", 1, 100.0),
+            fanout("palaver", 1, 90.0),
+            fanout("baseline", 2, 200.0),
+            fanout("palaver", 2, 100.0),
+            fanout("baseline", 3, 100.0),
+            fanout("palaver", 3, 80.0),
+        ];
+        let md = tables(&records);
+        // Ratios 0.9, 0.5, 0.8: the median is 0.80, not 90/100 (the medians' ratio).
+        assert!(
+            md.contains("| 1x10 | 3 | 100 | 90 | 0.80 | 1.00 | 1.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1x10 | 2 | palaver | 100 |"), "{md}");
+    }
 }

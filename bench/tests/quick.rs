@@ -95,6 +95,21 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
             "{record}"
         );
     }
+    // The saturated runs alternate the servers, round by round.
+    let fanout_order: Vec<(&str, u64)> = records
+        .iter()
+        .filter(|r| r["scenario"] == "fanout" && r["shape"] == "1x20")
+        .map(|r| (r["target"].as_str().unwrap(), r["round"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        fanout_order,
+        [
+            ("baseline", 1),
+            ("palaver", 1),
+            ("baseline", 2),
+            ("palaver", 2)
+        ]
+    );
     let stores: Vec<&str> = records
         .iter()
         .filter(|r| r["scenario"] == "store")
@@ -108,7 +123,8 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         .collect();
     assert_eq!(placements, ["same-node", "cross-node"]);
     let tables = std::fs::read_to_string(out_dir.path().join("benchmarks-results.md")).unwrap();
-    assert!(tables.contains("| 1x20 | palaver |"), "{tables}");
+    assert!(tables.contains("| 1x20 | 2 | palaver |"), "{tables}");
+    assert!(tables.contains("medians of the rounds"), "{tables}");
     assert!(tables.contains("| 2x5 | cross-node |"), "{tables}");
     let chart = std::fs::read_to_string(out_dir.path().join("benchmarks-latency.svg")).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("polyline"));

@@ -6,7 +6,6 @@
 //! palaver-bench suite --palaver-bin target/release/palaver --baseline-bin target/release/baseline --out-dir docs
 //! ```
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +48,11 @@ struct SuiteArgs {
     /// Run only these scenarios: fanout (with latency), connections, store, cluster.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Rounds of the saturated fan-out and of the 20,000 deliveries/s latency
+    /// level, alternating the two servers; the report quotes medians
+    /// (default: 3; quick: 2).
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Fan-out shapes as ROOMSxMEMBERS (default: 1x1000,100x10; quick: 1x20,4x5).
     #[arg(long, value_delimiter = ',', value_parser = parse_shape)]
     shapes: Vec<(usize, usize)>,
@@ -84,6 +88,7 @@ fn main() -> anyhow::Result<()> {
 
 struct Sizes {
     shapes: Vec<(usize, usize)>,
+    rounds: usize,
     warmup: Duration,
     measure: Duration,
     connections: usize,
@@ -98,6 +103,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     let mut sizes = if args.quick {
         Sizes {
             shapes: vec![(1, 20), (4, 5)],
+            rounds: 2,
             warmup: Duration::from_millis(300),
             measure: Duration::from_secs(1),
             connections: 40,
@@ -109,6 +115,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     } else {
         Sizes {
             shapes: vec![(1, 1000), (100, 10)],
+            rounds: 3,
             warmup: Duration::from_secs(1),
             measure: Duration::from_secs(5),
             connections: 10_000,
@@ -120,6 +127,10 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     };
     if !args.shapes.is_empty() {
         sizes.shapes = args.shapes.clone();
+    }
+    if let Some(rounds) = args.rounds {
+        anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+        sizes.rounds = rounds;
     }
     anyhow::ensure!(
         // Each process holds its own end of every connection.
@@ -145,50 +156,61 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     };
     for &(rooms, members) in &traffic_shapes {
         let shape = format!("{rooms}x{members}");
-        let mut max_deliveries = HashMap::new();
-        let mut populated: Vec<(Kind, Vec<Member>)> = Vec::new();
+        let mut populated: Vec<Vec<Member>> = Vec::new();
         for server in &servers {
-            let people = setup(server, &format!("f{shape}"), rooms, members).await?;
-            let sockets = traffic::connect_all(&people).await?;
-            let config = TrafficConfig {
-                warmup: sizes.warmup,
-                measure: sizes.measure,
-                rate: None,
-                window: 16,
-                padding: 32,
-            };
-            let report = traffic::run(server, &people, sockets, &config).await?;
-            max_deliveries.insert(server.kind.name(), report.deliveries_per_sec);
-            emit(
-                json!({"scenario": "fanout", "target": server.kind.name(), "shape": shape,
-                        "rooms": rooms, "members": members, "report": report}),
-            );
-            populated.push((server.kind, people));
+            populated.push(setup(server, &format!("f{shape}"), rooms, members).await?);
         }
-        // Fixed rates: fractions of Palaver's maximum, and the 20,000 deliveries/s target.
-        let palaver_max = max_deliveries["palaver"];
-        let mut levels: Vec<f64> = [0.25, 0.5, 0.75].iter().map(|f| f * palaver_max).collect();
+        let record = |scenario: &str, server: &ServerProcess, round: usize| {
+            json!({"scenario": scenario, "target": server.kind.name(), "shape": shape,
+                    "rooms": rooms, "members": members, "round": round})
+        };
+        // Saturation, the servers alternating round by round: a single run
+        // here moves by ±15%, so the report quotes the median of the rounds.
+        let saturated = TrafficConfig {
+            warmup: sizes.warmup,
+            measure: sizes.measure,
+            rate: None,
+            window: 16,
+            padding: 32,
+        };
+        let mut palaver_max = Vec::new();
+        for round in 1..=sizes.rounds {
+            for (server, people) in servers.iter().zip(&populated) {
+                let sockets = traffic::connect_all(people).await?;
+                let report = traffic::run(server, people, sockets, &saturated).await?;
+                if server.kind == Kind::Palaver {
+                    palaver_max.push(report.deliveries_per_sec);
+                }
+                let mut line = record("fanout", server, round);
+                line["report"] = json!(report);
+                emit(line);
+            }
+        }
+        // Fixed rates: fractions of Palaver's median maximum once each, then
+        // the 20,000 deliveries/s target in rounds, alternating like the above.
+        let palaver_max = report::median(&palaver_max);
+        let fractions: Vec<f64> = [0.25, 0.5, 0.75].iter().map(|f| f * palaver_max).collect();
+        let mut runs: Vec<(f64, usize)> = Vec::new();
+        for deliveries in fractions {
+            runs.push((deliveries, 1));
+        }
         if !args.quick {
-            levels.push(20_000.0);
+            runs.extend((1..=sizes.rounds).map(|round| (20_000.0, round)));
         }
-        levels.sort_by(f64::total_cmp);
-        for (server, (_, people)) in servers.iter().zip(&populated) {
-            for deliveries in &levels {
-                let rate = deliveries / members as f64;
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (deliveries, round) in runs {
+            for (server, people) in servers.iter().zip(&populated) {
                 let sockets = traffic::connect_all(people).await?;
                 let config = TrafficConfig {
-                    warmup: sizes.warmup,
-                    measure: sizes.measure,
-                    rate: Some(rate),
+                    rate: Some(deliveries / members as f64),
                     window: 10_000,
-                    padding: 32,
+                    ..saturated.clone()
                 };
                 let report = traffic::run(server, people, sockets, &config).await?;
-                emit(
-                    json!({"scenario": "latency", "target": server.kind.name(), "shape": shape,
-                            "rooms": rooms, "members": members, "target_deliveries_per_sec": deliveries.round(),
-                            "report": report}),
-                );
+                let mut line = record("latency", server, round);
+                line["target_deliveries_per_sec"] = json!(deliveries.round());
+                line["report"] = json!(report);
+                emit(line);
             }
         }
     }
