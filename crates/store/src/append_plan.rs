@@ -1,10 +1,13 @@
 //! What happens to each message of an append batch, decided in memory.
 //!
-//! Both engines run the same steps inside their transaction: read which
+//! PostgreSQL's append runs these steps inside its transaction: read which
 //! (room, sender) pairs are memberships and which idempotency keys were
 //! already used, [`decide`] each message's fate, allocate one seq range per
-//! room, then [`settle`] the outcomes and insert what is new. Only the SQL
-//! around these two functions differs.
+//! room, then [`settle`] the outcomes and insert what is new: a few
+//! set-based statements per batch, each a round trip to the server. SQLite's
+//! appender, which pays no round trips, reads memberships the same way
+//! ([`sender_pairs`]) but lets each row's insert find a used key itself
+//! (`sqlite/appender.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use palaver_domain::bus::DomainEvent;
 use palaver_domain::model::Message;
-use palaver_domain::store::{Appended, NewMessage, StoreError, StoreResult};
+use palaver_domain::store::{AppendOutcome, Appended, NewMessage, StoreError, StoreResult};
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::checkpointer::{Checkpointer, Watched};
@@ -38,13 +38,16 @@ const MESSAGE_BY_CLIENT_ID: &str = concat!(
     " FROM messages m WHERE m.room_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
 );
 
-/// → the room's last seq after adding `?1`.
-const ALLOCATE_SEQS: &str =
-    "UPDATE rooms SET last_seq = last_seq + ?1 WHERE id = ?2 RETURNING last_seq";
+const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
 
+const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = ?1 WHERE id = ?2";
+
+/// Inserts nothing when the idempotency key was used before: the unique index
+/// answers "seen before?" in the same descent that inserts a new key.
 const INSERT_MESSAGE: &str = "INSERT INTO messages \
     (room_id, seq, sender_id, body, client_id, created_at, reply_to) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING";
 
 /// One outbox row per stored message (cluster mode only).
 const INSERT_OUTBOX: &str =
@@ -139,6 +142,11 @@ fn serve(
     }
 }
 
+/// One transaction for the batch. Unlike PostgreSQL's (`append_plan`), it
+/// does not look up every idempotency key before inserting: each insert takes
+/// the room's next seq and reports whether its key was new, and only a repeated
+/// key (rare) is read back. That is one statement per message instead of two,
+/// and with the writer's lock held, seqs handed out in order leave no gap.
 fn append(
     connection: &mut Connection,
     batch: &[NewMessage],
@@ -153,26 +161,62 @@ fn append(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(map_rusqlite)?;
     let members = member_pairs(&tx, &append_plan::sender_pairs(batch))?;
-    let keys = append_plan::keys_to_check(batch, &members);
-    let existing = if keys.is_empty() {
-        HashMap::new()
-    } else {
-        used_client_ids(&tx, &keys)?
-    };
-    let plan = append_plan::decide(batch, &members, &existing);
-    let next_seq = if plan.new_per_room.is_empty() {
-        HashMap::new()
-    } else {
-        let counts: Vec<(i64, i64)> = plan.new_per_room.iter().map(|(r, n)| (*r, *n)).collect();
-        allocate_seqs(&tx, &counts)?
-    };
-    let (outcomes, stored) = append_plan::settle(batch, plan, next_seq)?;
-    let mut outbox = Vec::new();
-    if !stored.is_empty() {
-        insert_messages(&tx, &stored)?;
-        if let Some(origin) = origin {
-            outbox = insert_outbox(&tx, origin, stored)?;
+    let mut seqs = SeqCounters::default();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    // The new messages again, for the outbox (cluster mode only).
+    let mut stored = Vec::new();
+    {
+        let mut insert = tx.prepare_cached(INSERT_MESSAGE).map_err(map_rusqlite)?;
+        for m in batch {
+            if !members.contains(&(m.room_id.0, m.sender_id.0)) {
+                outcomes.push(AppendOutcome::NotMember);
+                continue;
+            }
+            let seq = seqs.next(&tx, m.room_id.0)?;
+            let inserted = insert
+                .execute(rusqlite::params![
+                    m.room_id.0,
+                    seq,
+                    m.sender_id.0,
+                    m.body,
+                    m.client_id,
+                    m.created_at.0,
+                    m.reply_to.map(|s| s as i64),
+                ])
+                .map_err(map_rusqlite)?;
+            if inserted == 1 {
+                seqs.take(m.room_id.0);
+                let message = Message {
+                    room_id: m.room_id,
+                    seq: seq as u64,
+                    sender_id: m.sender_id,
+                    body: m.body.clone(),
+                    created_at: m.created_at,
+                    client_id: m.client_id.clone(),
+                    reply_to: m.reply_to,
+                    edited_at: None,
+                    deleted_at: None,
+                };
+                if origin.is_some() {
+                    stored.push(message.clone());
+                }
+                outcomes.push(AppendOutcome::Stored(message));
+            } else {
+                // Only a used key skips the insert (a NULL key never conflicts).
+                let client_id = m.client_id.as_deref().unwrap_or_default();
+                outcomes.push(AppendOutcome::Duplicate(message_by_client_id(
+                    &tx,
+                    m.room_id.0,
+                    m.sender_id.0,
+                    client_id,
+                )?));
+            }
         }
+    }
+    seqs.save(&tx)?;
+    let mut outbox = Vec::new();
+    if let (Some(origin), false) = (origin, stored.is_empty()) {
+        outbox = insert_outbox(&tx, origin, stored)?;
     }
     tx.commit().map_err(map_rusqlite)?;
     Ok(Appended { outcomes, outbox })
@@ -189,55 +233,58 @@ fn member_pairs(tx: &Transaction, pairs: &[(i64, i64)]) -> StoreResult<HashSet<(
     Ok(members)
 }
 
-fn used_client_ids(
+fn message_by_client_id(
     tx: &Transaction,
-    keys: &[(i64, i64, &str)],
-) -> StoreResult<HashMap<append_plan::Key, Message>> {
-    let mut statement = tx
-        .prepare_cached(MESSAGE_BY_CLIENT_ID)
-        .map_err(map_rusqlite)?;
-    let mut existing = HashMap::new();
-    for &(room, sender, client_id) in keys {
-        let found = statement
-            .query_row(rusqlite::params![room, sender, client_id], message)
-            .optional()
+    room: i64,
+    sender: i64,
+    client_id: &str,
+) -> StoreResult<Message> {
+    tx.prepare_cached(MESSAGE_BY_CLIENT_ID)
+        .map_err(map_rusqlite)?
+        .query_row(rusqlite::params![room, sender, client_id], message)
+        .map_err(map_rusqlite)
+}
+
+/// Each room's seqs during one transaction: read once, handed out in order,
+/// written back once.
+#[derive(Default)]
+struct SeqCounters {
+    /// Room id → (last seq when read, next seq to hand out).
+    rooms: HashMap<i64, (i64, i64)>,
+}
+
+impl SeqCounters {
+    /// The seq the room's next new message takes.
+    fn next(&mut self, tx: &Transaction, room: i64) -> StoreResult<i64> {
+        if let Some(&(_, next)) = self.rooms.get(&room) {
+            return Ok(next);
+        }
+        let last: i64 = tx
+            .prepare_cached(LAST_SEQ)
+            .map_err(map_rusqlite)?
+            .query_row([room], |row| row.get(0))
             .map_err(map_rusqlite)?;
-        if let Some(found) = found {
-            existing.insert((room, sender, client_id.to_owned()), found);
+        self.rooms.insert(room, (last, last + 1));
+        Ok(last + 1)
+    }
+
+    /// Marks the room's next seq as used; call only after `next` for the room.
+    fn take(&mut self, room: i64) {
+        if let Some((_, next)) = self.rooms.get_mut(&room) {
+            *next += 1;
         }
     }
-    Ok(existing)
-}
 
-/// Room id → the first of the seqs just allocated to it.
-fn allocate_seqs(tx: &Transaction, counts: &[(i64, i64)]) -> StoreResult<HashMap<i64, i64>> {
-    let mut statement = tx.prepare_cached(ALLOCATE_SEQS).map_err(map_rusqlite)?;
-    let mut first = HashMap::with_capacity(counts.len());
-    for &(room, count) in counts {
-        let last: i64 = statement
-            .query_row([count, room], |row| row.get(0))
-            .map_err(map_rusqlite)?;
-        first.insert(room, last - count + 1);
+    /// Writes back the last seq of every room that received messages.
+    fn save(&self, tx: &Transaction) -> StoreResult<()> {
+        let mut statement = tx.prepare_cached(SET_LAST_SEQ).map_err(map_rusqlite)?;
+        for (&room, &(last, next)) in &self.rooms {
+            if next - 1 > last {
+                statement.execute([next - 1, room]).map_err(map_rusqlite)?;
+            }
+        }
+        Ok(())
     }
-    Ok(first)
-}
-
-fn insert_messages(tx: &Transaction, stored: &[Message]) -> StoreResult<()> {
-    let mut statement = tx.prepare_cached(INSERT_MESSAGE).map_err(map_rusqlite)?;
-    for m in stored {
-        statement
-            .execute(rusqlite::params![
-                m.room_id.0,
-                m.seq as i64,
-                m.sender_id.0,
-                m.body,
-                m.client_id,
-                m.created_at.0,
-                m.reply_to.map(|s| s as i64),
-            ])
-            .map_err(map_rusqlite)?;
-    }
-    Ok(())
 }
 
 fn insert_outbox(tx: &Transaction, origin: &str, stored: Vec<Message>) -> StoreResult<Vec<i64>> {
