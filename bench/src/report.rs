@@ -38,6 +38,14 @@ fn round_of(record: &Value) -> u64 {
     record["round"].as_u64().unwrap_or(1)
 }
 
+/// The record of `records` from the same round as `record`.
+fn same_round<'a>(records: &[&'a Value], record: &Value) -> Option<&'a Value> {
+    records
+        .iter()
+        .find(|r| round_of(r) == round_of(record))
+        .copied()
+}
+
 /// A report figure of every record, in record order.
 fn figures(records: &[&Value], figure: &str) -> Vec<f64> {
     records.iter().map(|r| f(&r["report"][figure])).collect()
@@ -101,8 +109,7 @@ pub fn tables(records: &[Value]) -> String {
         let ratios: Vec<f64> = palaver
             .iter()
             .filter_map(|p| {
-                let b = base.iter().find(|b| round_of(b) == round_of(p))?;
-                let b = f(&b["report"]["deliveries_per_sec"]);
+                let b = f(&same_round(&base, p)?["report"]["deliveries_per_sec"]);
                 (b > 0.0).then(|| f(&p["report"]["deliveries_per_sec"]) / b)
             })
             .collect();
@@ -124,10 +131,8 @@ pub fn tables(records: &[Value]) -> String {
         for target in ["baseline", "palaver"] {
             for r in find(records, "fanout", target, Some(shape)) {
                 let rep = &r["report"];
-                let same_round = base
-                    .iter()
-                    .find(|b| round_of(b) == round_of(r))
-                    .map_or(0.0, |b| f(&b["report"]["deliveries_per_sec"]));
+                let base_deliveries =
+                    same_round(&base, r).map_or(0.0, |b| f(&b["report"]["deliveries_per_sec"]));
                 let _ = writeln!(
                     md,
                     "| {shape} | {} | {target} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} |",
@@ -138,7 +143,7 @@ pub fn tables(records: &[Value]) -> String {
                     f(&rep["server_us_per_delivery"]),
                     f(&rep["server_cpu_seconds"]),
                     f(&rep["loadgen_cpu_seconds"]),
-                    ratio(f(&rep["deliveries_per_sec"]), same_round),
+                    ratio(f(&rep["deliveries_per_sec"]), base_deliveries),
                 );
             }
         }

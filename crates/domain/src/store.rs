@@ -72,6 +72,23 @@ pub struct NewMessage {
     pub created_at: Timestamp,
 }
 
+impl NewMessage {
+    /// The message as stored under `seq`: neither edited nor deleted yet.
+    pub fn stored_as(&self, seq: u64) -> Message {
+        Message {
+            room_id: self.room_id,
+            seq,
+            sender_id: self.sender_id,
+            body: self.body.clone(),
+            created_at: self.created_at,
+            client_id: self.client_id.clone(),
+            reply_to: self.reply_to,
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+}
+
 /// The result of appending one message of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendOutcome {

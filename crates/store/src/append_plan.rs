@@ -110,17 +110,7 @@ pub fn settle(
                 let seq = next_seq
                     .get_mut(&m.room_id.0)
                     .ok_or_else(|| StoreError::Other("room vanished while appending".into()))?;
-                let message = Message {
-                    room_id: m.room_id,
-                    seq: *seq as u64,
-                    sender_id: m.sender_id,
-                    body: m.body.clone(),
-                    created_at: m.created_at,
-                    client_id: m.client_id.clone(),
-                    reply_to: m.reply_to,
-                    edited_at: None,
-                    deleted_at: None,
-                };
+                let message = m.stored_as(*seq as u64);
                 *seq += 1;
                 stored.push(message.clone());
                 AppendOutcome::Stored(message)

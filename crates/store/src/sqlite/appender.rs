@@ -186,17 +186,7 @@ fn append(
                 .map_err(map_rusqlite)?;
             if inserted == 1 {
                 seqs.take(m.room_id.0);
-                let message = Message {
-                    room_id: m.room_id,
-                    seq: seq as u64,
-                    sender_id: m.sender_id,
-                    body: m.body.clone(),
-                    created_at: m.created_at,
-                    client_id: m.client_id.clone(),
-                    reply_to: m.reply_to,
-                    edited_at: None,
-                    deleted_at: None,
-                };
+                let message = m.stored_as(seq as u64);
                 if origin.is_some() {
                     stored.push(message.clone());
                 }
