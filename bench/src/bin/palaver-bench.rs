@@ -189,11 +189,10 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         // Fixed rates: fractions of Palaver's median maximum once each, then
         // the 20,000 deliveries/s target in rounds, alternating like the above.
         let palaver_max = report::median(&palaver_max);
-        let fractions: Vec<f64> = [0.25, 0.5, 0.75].iter().map(|f| f * palaver_max).collect();
-        let mut runs: Vec<(f64, usize)> = Vec::new();
-        for deliveries in fractions {
-            runs.push((deliveries, 1));
-        }
+        let mut runs: Vec<(f64, usize)> = [0.25, 0.5, 0.75]
+            .iter()
+            .map(|fraction| (fraction * palaver_max, 1))
+            .collect();
         if !args.quick {
             runs.extend((1..=sizes.rounds).map(|round| (20_000.0, round)));
         }
