@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palaver_bus::LocalBus;
-use palaver_domain::bus::{DomainEvent, EventSink};
+use palaver_domain::bus::EventSink;
+use palaver_domain::events::DomainEvent;
 use palaver_domain::messages::WriterConfig;
 use palaver_domain::model::Role;
 use palaver_domain::passwords::HashCost;

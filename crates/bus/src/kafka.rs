@@ -15,10 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use palaver_domain::bus::{
-    still_true, Bus, BusError, Delivery, DomainEvent, EventSink, OutboxEntry,
-};
-use palaver_domain::events;
+use palaver_domain::bus::{Bus, BusError, Delivery, EventSink};
+use palaver_domain::events::{self, DomainEvent, OutboxEntry};
+use palaver_domain::remote::still_true;
 use palaver_domain::store::Store;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

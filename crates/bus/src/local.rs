@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use palaver_domain::bus::{delivered, Bus, Delivery, DomainEvent, EventSink};
+use palaver_domain::bus::{delivered, Bus, Delivery, EventSink};
+use palaver_domain::events::DomainEvent;
 
 pub struct LocalBus {
     sink: Arc<dyn EventSink>,

@@ -1,5 +1,6 @@
-//! The versioned JSON form of a [`DomainEvent`]: what the transactional outbox
-//! stores and what the Kafka topic carries, so other services can consume it.
+//! Domain events, and their versioned JSON form: what the transactional
+//! outbox stores and what the Kafka topic carries, so other services can
+//! consume it.
 //! `docs/events.md` is its public description; change both together.
 //!
 //! Compatibility rule: version 1 only ever gains fields and event types. A
@@ -8,10 +9,129 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bus::DomainEvent;
 use crate::ids::{RoomId, UserId};
-use crate::model::{Message, Role};
+use crate::model::{Message, Role, RoomKind, RoomProfile};
 use crate::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainEvent {
+    MessagePosted(Message),
+    /// The message with its new body and `edited_at`.
+    MessageEdited(Message),
+    MessageDeleted {
+        room_id: RoomId,
+        seq: u64,
+    },
+    ReadMarkerMoved {
+        room_id: RoomId,
+        user_id: UserId,
+        seq: u64,
+    },
+    MemberJoined {
+        room_id: RoomId,
+        user_id: UserId,
+        /// The room's newest seq when the user joined; live delivery to the new
+        /// member starts after it.
+        last_seq: u64,
+    },
+    MemberLeft {
+        room_id: RoomId,
+        user_id: UserId,
+    },
+    /// An owner or admin removed the member (and, if `banned`, barred them).
+    MemberRemoved {
+        room_id: RoomId,
+        user_id: UserId,
+        banned: bool,
+    },
+    RoleChanged {
+        room_id: RoomId,
+        user_id: UserId,
+        role: Role,
+    },
+    /// The room's public description changed (name, password, code, owner).
+    RoomUpdated(RoomProfile),
+    RoomDeleted {
+        room_id: RoomId,
+    },
+    /// Someone is typing in a room. Ephemeral: never stored, never in the outbox.
+    Typing {
+        room_id: RoomId,
+        user_id: UserId,
+    },
+    /// On `node`, the user went from no connection to some (`online`) or back.
+    /// Ephemeral, like `NodeHeartbeat`.
+    Presence {
+        node: String,
+        user_id: UserId,
+        online: bool,
+        at: Timestamp,
+    },
+    /// Cluster mode, every few seconds: everyone with a connection on `node`.
+    /// A node whose heartbeats stop is presumed dead and its users offline.
+    NodeHeartbeat {
+        node: String,
+        online: Vec<UserId>,
+        at: Timestamp,
+    },
+}
+
+impl DomainEvent {
+    /// The bus key (Kafka: the record key, hence the partition): the room id
+    /// for room events, so a room's events keep their order; the node for
+    /// presence and heartbeats, so a heartbeat can never overtake an earlier
+    /// announcement of the same node (and undo it).
+    pub fn key(&self) -> i64 {
+        match self {
+            DomainEvent::Presence { node, .. } | DomainEvent::NodeHeartbeat { node, .. } => {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                node.hash(&mut hasher);
+                hasher.finish() as i64
+            }
+            room_event => room_event.room_id().0,
+        }
+    }
+
+    /// Whether the event describes a committed change (and so goes through the
+    /// outbox) rather than a passing state (typing, presence).
+    pub fn is_durable(&self) -> bool {
+        !matches!(
+            self,
+            DomainEvent::Typing { .. }
+                | DomainEvent::Presence { .. }
+                | DomainEvent::NodeHeartbeat { .. }
+        )
+    }
+
+    /// The room a room event belongs to (0 for presence and heartbeats).
+    pub fn room_id(&self) -> RoomId {
+        match self {
+            DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => RoomId(0),
+            DomainEvent::MessagePosted(m) | DomainEvent::MessageEdited(m) => m.room_id,
+            DomainEvent::MessageDeleted { room_id, .. }
+            | DomainEvent::ReadMarkerMoved { room_id, .. }
+            | DomainEvent::MemberJoined { room_id, .. }
+            | DomainEvent::MemberLeft { room_id, .. }
+            | DomainEvent::MemberRemoved { room_id, .. }
+            | DomainEvent::RoleChanged { room_id, .. }
+            | DomainEvent::Typing { room_id, .. }
+            | DomainEvent::RoomDeleted { room_id } => *room_id,
+            DomainEvent::RoomUpdated(room) => room.id,
+        }
+    }
+}
+
+/// A committed event waiting in the transactional outbox until a bus holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub room_id: RoomId,
+    /// The node whose transaction wrote it.
+    pub origin: String,
+    /// The event in its versioned JSON form (`crate::events`).
+    pub payload: String,
+}
 
 /// The format version written by this build.
 pub const VERSION: u32 = 1;
@@ -79,7 +199,7 @@ enum EventV1 {
     RoomUpdated {
         room_id: i64,
         /// The room's public description, as `GET /api/v1/rooms/{id}` shows it.
-        room: palaver_protocol::rest::Room,
+        room: RoomV1,
     },
     RoomDeleted {
         room_id: i64,
@@ -99,6 +219,48 @@ enum EventV1 {
         online: Vec<i64>,
         at: i64,
     },
+}
+
+/// A room as `GET /api/v1/rooms/{id}` shows it.
+#[derive(Serialize, Deserialize)]
+struct RoomV1 {
+    id: i64,
+    name: String,
+    code: String,
+    owner_id: i64,
+    /// RFC 3339.
+    created_at: String,
+    has_password: bool,
+    /// `group` or `direct`.
+    kind: String,
+}
+
+impl RoomV1 {
+    fn new(room: &RoomProfile) -> Self {
+        Self {
+            id: room.id.0,
+            name: room.name.clone(),
+            code: room.code.clone(),
+            owner_id: room.owner_id.0,
+            created_at: room.created_at.to_rfc3339(),
+            has_password: room.has_password,
+            kind: room.kind.as_str().to_owned(),
+        }
+    }
+
+    fn profile(self) -> Result<RoomProfile, DecodeError> {
+        Ok(RoomProfile {
+            id: RoomId(self.id),
+            name: self.name,
+            code: self.code,
+            owner_id: UserId(self.owner_id),
+            created_at: Timestamp::parse_rfc3339(&self.created_at)
+                .ok_or_else(|| DecodeError(format!("bad time {:?}", self.created_at)))?,
+            has_password: self.has_password,
+            kind: RoomKind::parse(&self.kind)
+                .ok_or_else(|| DecodeError(format!("unknown room kind {:?}", self.kind)))?,
+        })
+    }
 }
 
 /// Just enough of an event to decide whether this build can read it.
@@ -194,8 +356,8 @@ pub fn encode(event: &DomainEvent) -> String {
             role: role.as_str().to_owned(),
         },
         DomainEvent::RoomUpdated(room) => EventV1::RoomUpdated {
-            room_id: room.id,
-            room: room.clone(),
+            room_id: room.id.0,
+            room: RoomV1::new(room),
         },
         DomainEvent::RoomDeleted { room_id } => EventV1::RoomDeleted { room_id: room_id.0 },
         DomainEvent::Typing { room_id, user_id } => EventV1::Typing {
@@ -314,7 +476,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             role: Role::parse(&role)
                 .ok_or_else(|| DecodeError(format!("unknown role {role:?}")))?,
         },
-        EventV1::RoomUpdated { room, .. } => DomainEvent::RoomUpdated(room),
+        EventV1::RoomUpdated { room, .. } => DomainEvent::RoomUpdated(room.profile()?),
         EventV1::RoomDeleted { room_id } => DomainEvent::RoomDeleted {
             room_id: RoomId(room_id),
         },
@@ -408,14 +570,14 @@ mod tests {
                 user_id: UserId(9),
                 role: Role::Admin,
             },
-            DomainEvent::RoomUpdated(palaver_protocol::rest::Room {
-                id: 3,
+            DomainEvent::RoomUpdated(RoomProfile {
+                id: RoomId(3),
                 name: "renamed".into(),
                 code: "ABCDEFGH".into(),
-                owner_id: 9,
-                created_at: "2026-11-22T10:00:00.000Z".into(),
+                owner_id: UserId(9),
+                created_at: Timestamp::parse_rfc3339("2026-11-22T10:00:00.000Z").unwrap(),
                 has_password: true,
-                kind: "group".into(),
+                kind: RoomKind::Group,
             }),
             DomainEvent::RoomDeleted { room_id: RoomId(3) },
             DomainEvent::Typing {

@@ -6,6 +6,7 @@
 //! decided here, so every transport gets the same answer.
 
 pub mod accounts;
+pub mod activity;
 pub mod bus;
 pub mod error;
 pub mod events;
@@ -14,7 +15,8 @@ pub mod messages;
 pub mod model;
 pub mod outbox;
 pub mod passwords;
-pub mod presence;
+pub mod presence_board;
+pub mod remote;
 pub mod rooms;
 pub mod services;
 pub mod store;

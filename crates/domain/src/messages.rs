@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 pub use writer::{MessageWriter, WriterConfig};
 
-use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
+use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;

@@ -1,6 +1,4 @@
-//! Domain records, and their conversion to wire types.
-
-use palaver_protocol::rest;
+//! Domain records: what the store keeps and the services hand out.
 
 use crate::ids::{RoomId, UserId};
 use crate::time::Timestamp;
@@ -56,6 +54,32 @@ pub struct Room {
     /// argon2id hash of the join password, if the room has one.
     pub password_hash: Option<String>,
     pub kind: RoomKind,
+}
+
+/// A room as its members may see it: whether it has a password, never the hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomProfile {
+    pub id: RoomId,
+    pub name: String,
+    pub code: String,
+    pub owner_id: UserId,
+    pub created_at: Timestamp,
+    pub has_password: bool,
+    pub kind: RoomKind,
+}
+
+impl Room {
+    pub fn profile(&self) -> RoomProfile {
+        RoomProfile {
+            id: self.id,
+            name: self.name.clone(),
+            code: self.code.clone(),
+            owner_id: self.owner_id,
+            created_at: self.created_at,
+            has_password: self.password_hash.is_some(),
+            kind: self.kind,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,85 +138,4 @@ pub struct Message {
     pub edited_at: Option<Timestamp>,
     /// Set when deleted; the body is then empty.
     pub deleted_at: Option<Timestamp>,
-}
-
-impl User {
-    pub fn to_wire(&self) -> rest::User {
-        rest::User {
-            id: self.id.0,
-            username: self.username.clone(),
-            display_name: self.display_name.clone(),
-            created_at: self.created_at.to_rfc3339(),
-        }
-    }
-}
-
-impl Room {
-    pub fn to_wire(&self) -> rest::Room {
-        rest::Room {
-            id: self.id.0,
-            name: self.name.clone(),
-            code: self.code.clone(),
-            owner_id: self.owner_id.0,
-            created_at: self.created_at.to_rfc3339(),
-            has_password: self.password_hash.is_some(),
-            kind: self.kind.as_str().to_owned(),
-        }
-    }
-}
-
-impl RoomSummary {
-    pub fn to_wire(&self) -> rest::RoomSummary {
-        rest::RoomSummary {
-            room: self.room.to_wire(),
-            role: self.role.as_str().to_owned(),
-            last_seq: self.last_seq,
-            last_message: self.last_message.as_ref().map(Message::to_wire),
-            last_read_seq: self.last_read_seq,
-            unread_count: self.unread_count,
-        }
-    }
-}
-
-impl Member {
-    pub fn to_wire(&self) -> rest::Member {
-        rest::Member {
-            user: self.user.to_wire(),
-            role: self.role.as_str().to_owned(),
-            joined_at: self.joined_at.to_rfc3339(),
-            // Filled in by the transport from this node's presence view.
-            online: false,
-            last_seen: self.last_seen.map(Timestamp::to_rfc3339),
-        }
-    }
-}
-
-impl Message {
-    pub fn to_wire(&self) -> rest::Message {
-        rest::Message {
-            room_id: self.room_id.0,
-            seq: self.seq,
-            sender_id: self.sender_id.0,
-            body: self.body.clone(),
-            created_at: self.created_at.to_rfc3339(),
-            client_id: self.client_id.clone(),
-            reply_to: self.reply_to,
-            edited_at: self.edited_at.map(Timestamp::to_rfc3339),
-            deleted: self.deleted_at.is_some(),
-        }
-    }
-
-    /// The live `message` frame, serialized once and shared by every recipient.
-    pub fn to_frame_json(&self) -> String {
-        palaver_protocol::ws::ServerFrame::Message {
-            room: self.room_id.0,
-            seq: self.seq,
-            sender_id: self.sender_id.0,
-            body: self.body.clone(),
-            created_at: self.created_at.to_rfc3339(),
-            client_id: self.client_id.clone(),
-            reply_to: self.reply_to,
-        }
-        .to_json()
-    }
 }

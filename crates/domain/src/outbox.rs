@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, Delivery, DomainEvent};
+use crate::bus::{Bus, Delivery};
+use crate::events::DomainEvent;
 use crate::store::{Committed, OutboxIds, Store, StoreResult};
 use crate::time::Timestamp;
 

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
+use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use crate::outbox::Publisher;

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
+use crate::activity::Activity;
 use crate::bus::Bus;
 use crate::error::Result;
 use crate::messages::{MessageWriter, Messages, WriterConfig};
 use crate::outbox::Publisher;
 use crate::passwords::{HashCost, Passwords};
-use crate::presence::Activity;
 use crate::rooms::Rooms;
 use crate::store::Store;
 use crate::tokens::AccessTokens;

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use crate::bus::{DomainEvent, OutboxEntry};
+use crate::events::{DomainEvent, OutboxEntry};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
 use crate::time::Timestamp;

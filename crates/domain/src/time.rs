@@ -23,6 +23,13 @@ impl Timestamp {
         Self(self.0.saturating_sub(span.as_millis() as i64))
     }
 
+    /// `None` when `raw` is not an RFC 3339 time.
+    pub fn parse_rfc3339(raw: &str) -> Option<Self> {
+        DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|at| Self(at.timestamp_millis()))
+    }
+
     pub fn to_rfc3339(self) -> String {
         DateTime::<Utc>::from_timestamp_millis(self.0)
             .unwrap_or_default()

@@ -7,8 +7,16 @@ use serde::{Deserialize, Serialize};
 use crate::rest::User;
 
 /// Frames a client sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `ClientFrameType` (derived) names the variants as `"type"` spells them, so
+/// a parse error can tell an unknown type from a known one with bad fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[strum_discriminants(
+    name(ClientFrameType),
+    derive(strum::EnumString, strum::VariantNames),
+    strum(serialize_all = "snake_case")
+)]
 pub enum ClientFrame {
     /// First frame for clients that cannot set headers (browsers).
     /// `resume` here is applied before any live message is delivered.
@@ -65,6 +73,58 @@ pub enum ClientFrame {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+}
+
+/// Why a text is not a client frame: the `error` frame's `code`, `message`,
+/// and the `client_id` or `ref` of the text when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    /// `malformed_frame`, `unknown_type` or `invalid_frame` (docs/protocol.md).
+    pub code: &'static str,
+    pub message: String,
+    pub reference: Option<String>,
+}
+
+impl ClientFrame {
+    /// Parses one text frame, classifying a failure as docs/protocol.md does.
+    pub fn parse(raw: &str) -> Result<ClientFrame, FrameError> {
+        use std::str::FromStr;
+        let err = match serde_json::from_str::<ClientFrame>(raw) {
+            Ok(frame) => return Ok(frame),
+            Err(err) => err,
+        };
+        let value = serde_json::from_str::<serde_json::Value>(raw).ok();
+        let reference = value.as_ref().and_then(|v| {
+            v.get("client_id")
+                .or_else(|| v.get("ref"))
+                .and_then(|r| r.as_str())
+                .map(str::to_owned)
+        });
+        let error = |code, message: String| FrameError {
+            code,
+            message,
+            reference: reference.clone(),
+        };
+        let Some(value) = value else {
+            return Err(error("malformed_frame", "frame is not valid JSON".into()));
+        };
+        let Some(kind) = value.get("type").filter(|_| value.is_object()) else {
+            return Err(error(
+                "malformed_frame",
+                "frame must be a JSON object with a \"type\"".into(),
+            ));
+        };
+        match kind.as_str().map(ClientFrameType::from_str) {
+            Some(Ok(_)) => Err(error("invalid_frame", err.to_string())),
+            _ => Err(error(
+                "unknown_type",
+                format!(
+                    "unknown frame type; expected one of {}",
+                    <ClientFrameType as strum::VariantNames>::VARIANTS.join(", ")
+                ),
+            )),
+        }
+    }
 }
 
 /// A room's position in the `ready` frame.
@@ -210,6 +270,110 @@ mod tests {
             panic!("not a resume frame")
         };
         assert_eq!(rooms.get("3"), Some(&17));
+    }
+
+    fn one_of_each_type() -> Vec<ClientFrame> {
+        let reference = Some("r".to_owned());
+        vec![
+            ClientFrame::Auth {
+                token: "t".into(),
+                resume: None,
+            },
+            ClientFrame::Send {
+                room: 1,
+                body: "b".into(),
+                client_id: Some("c".into()),
+                reply_to: None,
+            },
+            ClientFrame::Edit {
+                room: 1,
+                seq: 1,
+                body: "b".into(),
+                reference: reference.clone(),
+            },
+            ClientFrame::Delete {
+                room: 1,
+                seq: 1,
+                reference: reference.clone(),
+            },
+            ClientFrame::Typing {
+                room: 1,
+                reference: reference.clone(),
+            },
+            ClientFrame::Read {
+                room: 1,
+                seq: 1,
+                reference: reference.clone(),
+            },
+            ClientFrame::Resume {
+                rooms: BTreeMap::new(),
+                reference: reference.clone(),
+            },
+            ClientFrame::Ping { reference },
+        ]
+    }
+
+    #[test]
+    fn frame_types_are_spelled_as_serde_spells_them() {
+        use std::str::FromStr;
+        let frames = one_of_each_type();
+        assert_eq!(
+            frames.len(),
+            <ClientFrameType as strum::VariantNames>::VARIANTS.len(),
+            "one sample per frame type"
+        );
+        for frame in frames {
+            let json = serde_json::to_value(&frame).unwrap();
+            let spelled = json["type"].as_str().unwrap();
+            assert_eq!(
+                ClientFrameType::from_str(spelled),
+                Ok(ClientFrameType::from(&frame))
+            );
+            assert_eq!(ClientFrame::parse(&json.to_string()), Ok(frame));
+        }
+    }
+
+    #[test]
+    fn a_known_type_with_bad_fields_is_invalid_for_every_type() {
+        for frame in one_of_each_type() {
+            let mut json = serde_json::to_value(&frame).unwrap();
+            let kind = json["type"].as_str().unwrap().to_owned();
+            // A field of the wrong type, whatever fields the frame has.
+            let object = json.as_object_mut().unwrap();
+            let field = object
+                .keys()
+                .find(|k| *k != "type" && *k != "ref" && *k != "client_id");
+            match field.cloned() {
+                Some(field) => object.insert(field, serde_json::json!([])),
+                // `ping` has no field but `ref`: a `ref` that is not a string.
+                None => object.insert("ref".into(), serde_json::json!(7)),
+            };
+            let err = ClientFrame::parse(&json.to_string()).unwrap_err();
+            assert_eq!(err.code, "invalid_frame", "{kind}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn parse_errors_are_classified_and_echo_references() {
+        let code = |raw: &str| ClientFrame::parse(raw).unwrap_err();
+        assert_eq!(code("{nope").code, "malformed_frame");
+        assert_eq!(code("[1,2]").code, "malformed_frame");
+        assert_eq!(code(r#"{"body":"x"}"#).code, "malformed_frame");
+        let unknown = code(r#"{"type":"dance","ref":"r1"}"#);
+        assert_eq!(
+            (unknown.code, unknown.reference.as_deref()),
+            ("unknown_type", Some("r1"))
+        );
+        assert_eq!(code(r#"{"type":7}"#).code, "unknown_type");
+        let invalid = code(r#"{"type":"send","client_id":"c9"}"#);
+        assert_eq!(
+            (invalid.code, invalid.reference.as_deref()),
+            ("invalid_frame", Some("c9"))
+        );
+        assert_eq!(
+            code(r#"{"type":"edit","room":1,"ref":"e1"}"#).code,
+            "invalid_frame"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::delivery::LocalDelivery;
 use crate::http::{self, AppState};
 use crate::hub::Hub;
 use crate::presence::Presence;
@@ -38,6 +39,8 @@ pub struct Application {
     state: AppState,
     store: Arc<dyn ManagedStore>,
     writer_task: JoinHandle<()>,
+    /// Ends once the last session and the HTTP state are gone.
+    presence_task: JoinHandle<()>,
     /// The outbox relay, in cluster mode.
     relay_task: Option<JoinHandle<()>>,
 }
@@ -98,9 +101,13 @@ impl Application {
         let store = open_store(&settings, &store_options).await?;
 
         let hub = Arc::new(Hub::new(settings.ws_queue_capacity));
+        // The presence task starts once the services exist; what reaches it
+        // before then waits in its channel.
+        let (presence, presence_inbox) = Presence::channel();
+        let delivery = Arc::new(LocalDelivery::new(hub.clone(), presence.remote()));
         let (bus, node_bus, relay_task): (Arc<dyn Bus>, NodeBus, _) = match &settings.kafka_brokers
         {
-            None => (Arc::new(LocalBus::new(hub.clone())), NodeBus::Local, None),
+            None => (Arc::new(LocalBus::new(delivery)), NodeBus::Local, None),
             Some(brokers) => {
                 let kafka = Arc::new(
                     KafkaBus::start(
@@ -112,7 +119,7 @@ impl Application {
                             fetch_wait: Duration::from_millis(settings.kafka_fetch_wait_ms),
                             delivery_timeout: Duration::from_secs(10),
                         },
-                        hub.clone(),
+                        delivery,
                         store.clone().as_store(),
                     )
                     .map_err(|e| anyhow::anyhow!("configuring Kafka: {e}"))?,
@@ -148,14 +155,13 @@ impl Application {
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
 
         let services = Arc::new(services);
-        let presence = Presence::spawn(
+        let presence_task = presence_inbox.spawn(
             node_id.clone(),
             settings.kafka_brokers.is_some(),
             Duration::from_millis(settings.presence_heartbeat_ms),
             hub.clone(),
             services.clone(),
         );
-        hub.set_presence(presence.clone());
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -174,6 +180,7 @@ impl Application {
             state,
             store,
             writer_task,
+            presence_task,
             relay_task,
         })
     }
@@ -198,6 +205,7 @@ impl Application {
             state,
             store,
             writer_task,
+            presence_task,
             relay_task,
         } = self;
         let bus = state.bus.clone();
@@ -241,8 +249,15 @@ impl Application {
         {
             tracing::warn!("some WebSocket sessions did not close in time");
         }
-        // Every `Services` clone is gone with the router and the sessions, so the
-        // writer commits what is queued and ends.
+        // The presence task holds the services; it ends with the last session.
+        if tokio::time::timeout(FLUSH_GRACE, presence_task)
+            .await
+            .is_err()
+        {
+            tracing::error!("presence task did not end in time");
+        }
+        // Every `Services` clone is gone with the router, the sessions and the
+        // presence task, so the writer commits what is queued and ends.
         if tokio::time::timeout(FLUSH_GRACE, writer_task)
             .await
             .is_err()

@@ -38,6 +38,19 @@ pub struct AppState {
     pub sessions: TaskTracker,
 }
 
+impl AppState {
+    pub fn session_deps(&self) -> crate::session::SessionDeps {
+        crate::session::SessionDeps {
+            services: self.services.clone(),
+            hub: self.hub.clone(),
+            presence: self.presence.clone(),
+            stuck_write_grace: std::time::Duration::from_millis(
+                self.settings.ws_stuck_write_grace_ms,
+            ),
+        }
+    }
+}
+
 /// The REST routes with their OpenAPI description, built together so no route
 /// can exist undocumented.
 pub fn api_router() -> OpenApiRouter<AppState> {

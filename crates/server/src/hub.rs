@@ -1,4 +1,6 @@
-//! The connection hub: which local connections receive which room's events.
+//! The connection hub: which local connections follow which rooms, and
+//! offering already-encoded frames to them. It knows nothing of events or
+//! frame contents (`delivery.rs` decides what goes where).
 //!
 //! Hot-path design (see ARCHITECTURE.md, "Fan-out"):
 //! - rooms are sharded over `SHARDS` locks; a delivery clones one `Arc` of the
@@ -10,21 +12,17 @@
 //! - each connection's queue is bounded; a full queue cuts the connection off
 //!   (close 1013) instead of growing memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use palaver_domain::bus::{DomainEvent, EventSink};
 use palaver_domain::{RoomId, UserId};
-use palaver_protocol::ws::ServerFrame;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::outgoing::{self, QueueReceiver, QueueSender};
-
-use crate::presence::{Presence, PresenceInput};
 use crate::stop::{StopReason, StopSignal};
 
 const SHARDS: usize = 64;
@@ -34,9 +32,6 @@ const SHARDS: usize = 64;
 /// a room of 1,000 at the start of the day. Large rooms ask
 /// `GET /rooms/{id}/online` instead (measured in docs/benchmarks.md).
 pub const PRESENCE_ROOM_LIMIT: usize = 100;
-
-/// How long a `typing` indicator lasts without a repeat.
-pub const TYPING_EXPIRES_MS: u64 = 3000;
 
 /// A frame belonging to a room's ordered stream.
 #[derive(Debug)]
@@ -82,8 +77,6 @@ pub struct Connection {
     pub stop: StopSignal,
     /// Rooms this connection is registered under, so it can be removed from all.
     rooms: Mutex<Vec<RoomId>>,
-    /// Counted by presence (see [`Hub::announce`]), so its end is counted too.
-    announced: AtomicBool,
 }
 
 impl Connection {
@@ -155,9 +148,6 @@ pub struct Hub {
     queue_capacity: usize,
     /// Set by [`Hub::stop_all`]: a connection registered later is stopped at once.
     stopping: AtomicBool,
-    /// Told about every connection that opens or closes, and about other
-    /// nodes' presence; set once the services exist.
-    presence: OnceLock<Presence>,
 }
 
 impl Hub {
@@ -168,17 +158,6 @@ impl Hub {
             next_id: AtomicU64::new(1),
             queue_capacity,
             stopping: AtomicBool::new(false),
-            presence: OnceLock::new(),
-        }
-    }
-
-    pub fn set_presence(&self, presence: Presence) {
-        let _ = self.presence.set(presence);
-    }
-
-    fn tell_presence(&self, input: PresenceInput) {
-        if let Some(presence) = self.presence.get() {
-            presence.send(input);
         }
     }
 
@@ -193,7 +172,6 @@ impl Hub {
             queue,
             stop: StopSignal::default(),
             rooms: Mutex::new(Vec::new()),
-            announced: AtomicBool::new(false),
         });
         self.users
             .shard(user)
@@ -220,17 +198,13 @@ impl Hub {
         }
     }
 
-    /// Counts the connection for presence once it follows its rooms: those are
-    /// the rooms told if the user just came online, with no store read.
-    pub fn announce(&self, conn: &Connection) {
-        if !conn.announced.swap(true, Ordering::Relaxed) {
-            let rooms = conn.rooms.lock().clone();
-            self.tell_presence(PresenceInput::Connected(conn.user, rooms));
-        }
+    /// The rooms the connection follows now.
+    pub fn rooms_of(&self, conn: &Connection) -> Vec<RoomId> {
+        conn.rooms.lock().clone()
     }
 
-    /// Removes the connection everywhere.
-    pub fn unregister(&self, conn: &Arc<Connection>) {
+    /// Removes the connection everywhere; returns the rooms it followed.
+    pub fn unregister(&self, conn: &Arc<Connection>) -> Vec<RoomId> {
         metrics::gauge!("palaver_connections").decrement(1.0);
         let rooms = std::mem::take(&mut *conn.rooms.lock());
         for room in &rooms {
@@ -245,9 +219,7 @@ impl Hub {
                 }
             }
         }
-        if conn.announced.load(Ordering::Relaxed) {
-            self.tell_presence(PresenceInput::Disconnected(conn.user, rooms));
-        }
+        rooms
     }
 
     /// Adds the connection to a room's recipients (idempotent).
@@ -311,13 +283,23 @@ impl Hub {
 
     /// Offers `item` to every connection following `room`; prunes the dead.
     /// Returns how many connections it was offered to.
-    fn broadcast(&self, room: RoomId, item: Outbound) -> usize {
+    pub fn broadcast(&self, room: RoomId, item: Outbound) -> usize {
         match self.recipients(room) {
             Some(recipients) => {
                 self.offer_all(room, &recipients, item);
                 recipients.len()
             }
             None => 0,
+        }
+    }
+
+    /// Offers the frame to the room's connections except those of `user`.
+    pub fn broadcast_to_others(&self, room: RoomId, user: UserId, frame: Arc<Utf8Bytes>) {
+        let Some(recipients) = self.recipients(room) else {
+            return;
+        };
+        for conn in recipients.iter().filter(|c| c.user != user) {
+            conn.offer(Outbound::Frame(frame.clone()));
         }
     }
 
@@ -333,23 +315,39 @@ impl Hub {
         }
     }
 
+    /// `user` became a member: every connection of theirs follows the room
+    /// from now on and is told where its live delivery starts.
+    pub fn join(&self, user: UserId, room: RoomId, last_seq: u64) {
+        for conn in self.connections_of(user) {
+            self.follow(&conn, room);
+            conn.offer(Outbound::Joined(Box::new(Joined { room, last_seq })));
+        }
+    }
+
     /// `user` is no longer a member: their connections stop following the room
-    /// at once but still hear why; everyone else hears it too.
-    fn depart(&self, room: RoomId, user: UserId, frame: &ServerFrame) {
-        let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
+    /// at once but still hear why (`frame`); everyone else hears it too.
+    pub fn depart(&self, room: RoomId, user: UserId, frame: Arc<Utf8Bytes>) {
         for conn in &self.connections_of(user) {
             self.unfollow(conn, room);
             conn.offer(Outbound::Left(room));
-            conn.offer(Outbound::Frame(bytes.clone()));
+            conn.offer(Outbound::Frame(frame.clone()));
         }
-        self.broadcast(room, Outbound::Frame(bytes));
+        self.broadcast(room, Outbound::Frame(frame));
+    }
+
+    /// The room is gone: every connection stops following it, hearing `frame` last.
+    pub fn close_room(&self, room: RoomId, frame: Arc<Utf8Bytes>) {
+        for conn in self.recipients(room).iter().flat_map(|r| r.iter()) {
+            self.unfollow(conn, room);
+            conn.offer(Outbound::Left(room));
+            conn.offer(Outbound::Frame(frame.clone()));
+        }
     }
 
     /// Offers `frame` once to every connection following any of `rooms`,
     /// skipping rooms with more than [`PRESENCE_ROOM_LIMIT`] local connections.
-    pub fn broadcast_presence(&self, rooms: &[RoomId], frame: &ServerFrame) {
-        let mut seen = std::collections::HashSet::new();
-        let mut bytes = None;
+    pub fn broadcast_presence(&self, rooms: &[RoomId], frame: Arc<Utf8Bytes>) {
+        let mut seen = HashSet::new();
         for room in rooms {
             // Counted first: a large room's snapshot is not rebuilt for nothing.
             if self.followers(*room) > PRESENCE_ROOM_LIMIT {
@@ -358,23 +356,17 @@ impl Hub {
             let Some(recipients) = self.recipients(*room) else {
                 continue;
             };
-            let bytes = bytes.get_or_insert_with(|| Arc::new(Utf8Bytes::from(frame.to_json())));
             for conn in recipients.iter() {
                 if seen.insert(conn.id) {
-                    conn.offer(Outbound::Frame(bytes.clone()));
+                    conn.offer(Outbound::Frame(frame.clone()));
                 }
             }
         }
     }
 
-    /// Serializes `frame` once and offers it to the room's connections.
-    fn broadcast_frame(&self, room: RoomId, frame: &ServerFrame) {
-        // Nobody here: nothing to serialize.
-        let Some(recipients) = self.recipients(room) else {
-            return;
-        };
-        let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
-        self.offer_all(room, &recipients, Outbound::Frame(bytes));
+    /// Whether anyone here follows `room` (so a frame for it is worth encoding).
+    pub fn has_followers(&self, room: RoomId) -> bool {
+        self.recipients(room).is_some()
     }
 
     /// Number of local connections following `room`.
@@ -384,154 +376,20 @@ impl Hub {
     }
 }
 
-impl EventSink for Hub {
-    fn deliver(&self, event: &DomainEvent) {
-        match event {
-            DomainEvent::MessagePosted(message) => {
-                let frame = Arc::new(SequencedFrame {
-                    room: message.room_id,
-                    seq: message.seq,
-                    json: Utf8Bytes::from(message.to_frame_json()),
-                });
-                let delivered = self.broadcast(message.room_id, Outbound::Sequenced(frame));
-                metrics::counter!("palaver_deliveries_total").increment(delivered as u64);
-            }
-            DomainEvent::MessageEdited(message) => {
-                let frame = ServerFrame::MessageEdited {
-                    room: message.room_id.0,
-                    seq: message.seq,
-                    body: message.body.clone(),
-                    edited_at: message.edited_at.unwrap_or(message.created_at).to_rfc3339(),
-                };
-                self.broadcast_frame(message.room_id, &frame);
-            }
-            DomainEvent::MessageDeleted { room_id, seq } => {
-                let frame = ServerFrame::MessageDeleted {
-                    room: room_id.0,
-                    seq: *seq,
-                };
-                self.broadcast_frame(*room_id, &frame);
-            }
-            DomainEvent::ReadMarkerMoved {
-                room_id,
-                user_id,
-                seq,
-            } => {
-                // The reader's other connections follow the room too: another
-                // tab's badge clears from the same frame.
-                let frame = ServerFrame::Read {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                    seq: *seq,
-                };
-                self.broadcast_frame(*room_id, &frame);
-            }
-            DomainEvent::MemberJoined {
-                room_id,
-                user_id,
-                last_seq,
-            } => {
-                // Follow first, then announce: the new member's connections
-                // see their own join and everything after it.
-                for conn in self.connections_of(*user_id) {
-                    self.follow(&conn, *room_id);
-                    conn.offer(Outbound::Joined(Box::new(Joined {
-                        room: *room_id,
-                        last_seq: *last_seq,
-                    })));
-                }
-                let frame = ServerFrame::MemberJoined {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                };
-                let frame = Arc::new(Utf8Bytes::from(frame.to_json()));
-                self.broadcast(*room_id, Outbound::Frame(frame));
-            }
-            DomainEvent::MemberLeft { room_id, user_id } => {
-                let frame = ServerFrame::MemberLeft {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                };
-                self.depart(*room_id, *user_id, &frame);
-            }
-            DomainEvent::MemberRemoved {
-                room_id,
-                user_id,
-                banned,
-            } => {
-                let frame = ServerFrame::MemberRemoved {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                    banned: *banned,
-                };
-                self.depart(*room_id, *user_id, &frame);
-            }
-            DomainEvent::RoleChanged {
-                room_id,
-                user_id,
-                role,
-            } => {
-                let frame = ServerFrame::RoleChanged {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                    role: role.as_str().to_owned(),
-                };
-                self.broadcast_frame(*room_id, &frame);
-            }
-            DomainEvent::RoomUpdated(room) => {
-                let frame = ServerFrame::RoomUpdated { room: room.clone() };
-                self.broadcast_frame(RoomId(room.id), &frame);
-            }
-            DomainEvent::Typing { room_id, user_id } => {
-                let Some(recipients) = self.recipients(*room_id) else {
-                    return;
-                };
-                let frame = ServerFrame::Typing {
-                    room: room_id.0,
-                    user_id: user_id.0,
-                    expires_in_ms: TYPING_EXPIRES_MS,
-                };
-                let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
-                // Not to the typer's own connections.
-                for conn in recipients.iter().filter(|c| c.user != *user_id) {
-                    conn.offer(Outbound::Frame(bytes.clone()));
-                }
-            }
-            DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => {
-                self.tell_presence(PresenceInput::Remote(Arc::new(event.clone())));
-            }
-            DomainEvent::RoomDeleted { room_id } => {
-                let frame = ServerFrame::RoomDeleted { room: room_id.0 };
-                let bytes = Arc::new(Utf8Bytes::from(frame.to_json()));
-                for conn in self.recipients(*room_id).iter().flat_map(|r| r.iter()) {
-                    self.unfollow(conn, *room_id);
-                    conn.offer(Outbound::Left(*room_id));
-                    conn.offer(Outbound::Frame(bytes.clone()));
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use palaver_domain::model::Message;
-    use palaver_domain::time::Timestamp;
-
     use super::*;
 
-    fn message(room: i64, seq: u64) -> DomainEvent {
-        DomainEvent::MessagePosted(Message {
-            room_id: RoomId(room),
+    fn message(room: i64, seq: u64) -> Outbound {
+        Outbound::Sequenced(Arc::new(SequencedFrame {
+            room: RoomId(room),
             seq,
-            sender_id: UserId(1),
-            body: "hi".into(),
-            created_at: Timestamp(0),
-            client_id: None,
-            reply_to: None,
-            edited_at: None,
-            deleted_at: None,
-        })
+            json: Utf8Bytes::from_static("{}"),
+        }))
+    }
+
+    fn frame() -> Arc<Utf8Bytes> {
+        Arc::new(Utf8Bytes::from_static("{}"))
     }
 
     #[test]
@@ -542,7 +400,7 @@ mod tests {
         let (_c, mut rx_c) = hub.register(UserId(3));
         hub.follow(&a, RoomId(10));
         hub.follow(&b, RoomId(10));
-        hub.deliver(&message(10, 1));
+        assert_eq!(hub.broadcast(RoomId(10), message(10, 1)), 2);
         let (Ok(Outbound::Sequenced(fa)), Ok(Outbound::Sequenced(fb))) =
             (rx_a.try_recv(), rx_b.try_recv())
         else {
@@ -559,11 +417,11 @@ mod tests {
         let (a, mut rx_a) = hub.register(UserId(1));
         let (b, mut rx_b) = hub.register(UserId(2));
         hub.follow(&a, RoomId(10));
-        hub.deliver(&message(10, 1)); // builds the room's snapshot
+        hub.broadcast(RoomId(10), message(10, 1)); // builds the room's snapshot
         hub.follow(&b, RoomId(10));
-        hub.deliver(&message(10, 2));
+        hub.broadcast(RoomId(10), message(10, 2));
         hub.unfollow(&a, RoomId(10));
-        hub.deliver(&message(10, 3));
+        hub.broadcast(RoomId(10), message(10, 3));
         let seqs = |rx: &mut QueueReceiver<Outbound>| {
             std::iter::from_fn(|| rx.try_recv().ok())
                 .map(|item| match item {
@@ -577,7 +435,7 @@ mod tests {
         assert_eq!(hub.followers(RoomId(10)), 1);
         hub.unfollow(&b, RoomId(10));
         assert_eq!(hub.followers(RoomId(10)), 0);
-        hub.deliver(&message(10, 4)); // nobody left: nothing to rebuild
+        assert_eq!(hub.broadcast(RoomId(10), message(10, 4)), 0);
     }
 
     #[test]
@@ -586,7 +444,7 @@ mod tests {
         let (a, _rx) = hub.register(UserId(1));
         hub.follow(&a, RoomId(1));
         for seq in 1..=3 {
-            hub.deliver(&message(1, seq));
+            hub.broadcast(RoomId(1), message(1, seq));
         }
         assert!(a.stop.is_raised(StopReason::SlowConsumer));
         assert!(!a.stop.is_raised(StopReason::Shutdown));
@@ -609,11 +467,7 @@ mod tests {
         let hub = Hub::new(8);
         let (a1, mut rx1) = hub.register(UserId(1));
         let (_a2, mut rx2) = hub.register(UserId(1));
-        hub.deliver(&DomainEvent::MemberJoined {
-            room_id: RoomId(5),
-            user_id: UserId(1),
-            last_seq: 7,
-        });
+        hub.join(UserId(1), RoomId(5), 7);
         assert_eq!(hub.followers(RoomId(5)), 2);
         for rx in [&mut rx1, &mut rx2] {
             let Ok(Outbound::Joined(joined)) = rx.try_recv() else {
@@ -627,22 +481,30 @@ mod tests {
                 }
             );
         }
-        hub.deliver(&DomainEvent::MemberLeft {
-            room_id: RoomId(5),
-            user_id: UserId(1),
-        });
+        hub.depart(RoomId(5), UserId(1), frame());
         assert_eq!(hub.followers(RoomId(5)), 0);
-        hub.unregister(&a1);
+        for rx in [&mut rx1, &mut rx2] {
+            assert!(matches!(rx.try_recv(), Ok(Outbound::Left(RoomId(5)))));
+            assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(_))), "told why");
+        }
+        assert_eq!(hub.unregister(&a1), Vec::<RoomId>::new());
+    }
+
+    #[test]
+    fn unregistering_returns_the_rooms_followed() {
+        let hub = Hub::new(8);
+        let (a, _rx) = hub.register(UserId(1));
+        hub.follow(&a, RoomId(1));
+        hub.follow(&a, RoomId(2));
+        hub.unfollow(&a, RoomId(1));
+        assert_eq!(hub.rooms_of(&a), [RoomId(2)]);
+        assert_eq!(hub.unregister(&a), [RoomId(2)]);
+        assert_eq!(hub.followers(RoomId(2)), 0);
     }
 
     #[test]
     fn presence_skips_rooms_too_large_to_fan_out_to() {
         let hub = Hub::new(8);
-        let frame = ServerFrame::Presence {
-            user_id: 1,
-            status: "online".into(),
-            last_seen: "now".into(),
-        };
         let (small, mut small_rx) = hub.register(UserId(1));
         hub.follow(&small, RoomId(1));
         hub.follow(&small, RoomId(2));
@@ -652,7 +514,7 @@ mod tests {
             hub.follow(&conn, RoomId(2));
             crowd.push((conn, rx));
         }
-        hub.broadcast_presence(&[RoomId(1), RoomId(2)], &frame);
+        hub.broadcast_presence(&[RoomId(1), RoomId(2)], frame());
         assert!(
             matches!(small_rx.try_recv(), Ok(Outbound::Frame(_))),
             "small room: pushed"
@@ -673,7 +535,7 @@ mod tests {
         let (a, rx) = hub.register(UserId(1));
         hub.follow(&a, RoomId(1));
         drop(rx);
-        hub.deliver(&message(1, 1));
+        hub.broadcast(RoomId(1), message(1, 1));
         assert_eq!(hub.followers(RoomId(1)), 0);
     }
 }

@@ -3,13 +3,17 @@
 
 pub mod app;
 pub mod config;
+pub mod delivery;
+pub mod frames;
 pub mod http;
 pub mod hub;
 pub mod outgoing;
 pub mod presence;
 mod secrets;
+pub mod session;
 pub mod stop;
 pub mod telemetry;
+pub mod wire;
 mod ws;
 
 pub use app::Application;

@@ -4,19 +4,26 @@
 //!
 //! One task owns the [`PresenceBoard`], fed by a bounded channel, so nothing
 //! locks around it; HTTP handlers read a snapshot of who is online.
+//!
+//! Sessions hold the channel's strong ends; the bus's delivery only a weak
+//! one ([`RemotePresence`]). The task publishes on that same bus, so a strong
+//! end there would keep its own input open forever: with a weak one the
+//! task ends once the last session and the HTTP state are gone, and drops
+//! the services it holds (which lets the message writer finish).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use palaver_domain::bus::DomainEvent;
-use palaver_domain::presence::{PresenceBoard, Transition};
+use palaver_domain::events::DomainEvent;
+use palaver_domain::presence_board::{PresenceBoard, Transition};
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, Services, UserId};
-use palaver_protocol::ws::ServerFrame;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use crate::frames;
 use crate::hub::Hub;
 
 /// A silent node's users stay online elsewhere for this many heartbeat periods.
@@ -25,7 +32,7 @@ const MISSED_HEARTBEATS: u32 = 3;
 /// a cluster, repaired by the next heartbeat).
 const QUEUE: usize = 16_384;
 
-pub enum PresenceInput {
+enum PresenceInput {
     /// A local connection of the user, following these rooms.
     Connected(UserId, Vec<RoomId>),
     /// A local connection closed; it followed these rooms.
@@ -40,18 +47,80 @@ pub struct Presence {
     online: Arc<RwLock<HashSet<UserId>>>,
 }
 
+/// The task's end of the channel, until [`PresenceInbox::spawn`] starts it;
+/// what is sent meanwhile waits in the channel.
+pub struct PresenceInbox {
+    inputs: mpsc::Receiver<PresenceInput>,
+    online: Arc<RwLock<HashSet<UserId>>>,
+}
+
+/// Hands other nodes' presence to the task without keeping it alive.
+#[derive(Clone)]
+pub struct RemotePresence {
+    inputs: mpsc::WeakSender<PresenceInput>,
+}
+
 impl Presence {
+    pub fn channel() -> (Presence, PresenceInbox) {
+        let (inputs, rx) = mpsc::channel(QUEUE);
+        let online = Arc::new(RwLock::new(HashSet::new()));
+        let inbox = PresenceInbox {
+            inputs: rx,
+            online: online.clone(),
+        };
+        (Self { inputs, online }, inbox)
+    }
+
+    /// A connection of `user` has followed `rooms` and sent `ready`: those
+    /// are the rooms told if the user just came online, with no store read.
+    pub fn connected(&self, user: UserId, rooms: Vec<RoomId>) {
+        send(&self.inputs, PresenceInput::Connected(user, rooms));
+    }
+
+    /// A connection counted by [`Presence::connected`] closed.
+    pub fn disconnected(&self, user: UserId, rooms: Vec<RoomId>) {
+        send(&self.inputs, PresenceInput::Disconnected(user, rooms));
+    }
+
+    pub fn remote(&self) -> RemotePresence {
+        RemotePresence {
+            inputs: self.inputs.downgrade(),
+        }
+    }
+
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.online.read().contains(&user)
+    }
+}
+
+impl RemotePresence {
+    /// Another node's `Presence` or `NodeHeartbeat`; dropped once the task ended.
+    pub fn send(&self, event: Arc<DomainEvent>) {
+        if let Some(inputs) = self.inputs.upgrade() {
+            send(&inputs, PresenceInput::Remote(event));
+        }
+    }
+}
+
+fn send(inputs: &mpsc::Sender<PresenceInput>, input: PresenceInput) {
+    if inputs.try_send(input).is_err() {
+        // A cluster's next heartbeat repairs what this loses.
+        tracing::warn!("presence queue full: an update was dropped");
+        metrics::counter!("palaver_presence_updates_dropped_total").increment(1);
+    }
+}
+
+impl PresenceInbox {
     /// Starts the task. `cluster`: announce to other nodes and send a heartbeat
-    /// every `heartbeat`.
+    /// every `heartbeat`. It ends when every [`Presence`] handle is gone.
     pub fn spawn(
+        self,
         node: String,
         cluster: bool,
         heartbeat: Duration,
         hub: Arc<Hub>,
         services: Arc<Services>,
-    ) -> Self {
-        let (inputs, rx) = mpsc::channel(QUEUE);
-        let online = Arc::new(RwLock::new(HashSet::new()));
+    ) -> JoinHandle<()> {
         let task = PresenceTask {
             node,
             cluster,
@@ -59,20 +128,9 @@ impl Presence {
             services,
             heartbeat,
             board: PresenceBoard::new(heartbeat * MISSED_HEARTBEATS),
-            online: online.clone(),
+            online: self.online,
         };
-        tokio::spawn(task.run(rx));
-        Self { inputs, online }
-    }
-
-    pub fn send(&self, input: PresenceInput) {
-        if self.inputs.try_send(input).is_err() {
-            tracing::warn!("presence queue full: an update was dropped");
-        }
-    }
-
-    pub fn is_online(&self, user: UserId) -> bool {
-        self.online.read().contains(&user)
+        tokio::spawn(task.run(self.inputs))
     }
 }
 
@@ -183,13 +241,13 @@ impl PresenceTask {
                 set.remove(&user);
             }
         }
-        let frame = ServerFrame::Presence {
-            user_id: user.0,
-            status: if online { "online" } else { "offline" }.into(),
-            last_seen: Timestamp::now().to_rfc3339(),
-        };
+        let frame = Arc::new(frames::encode(&frames::presence(
+            user,
+            online,
+            Timestamp::now(),
+        )));
         if let Some(rooms) = rooms {
-            self.hub.broadcast_presence(&rooms, &frame);
+            self.hub.broadcast_presence(&rooms, frame);
             return;
         }
         let (hub, services) = (self.hub.clone(), self.services.clone());
@@ -197,7 +255,7 @@ impl PresenceTask {
             match services.rooms.positions(user).await {
                 Ok(rooms) => {
                     let rooms: Vec<_> = rooms.into_iter().map(|(room, _)| room).collect();
-                    hub.broadcast_presence(&rooms, &frame);
+                    hub.broadcast_presence(&rooms, frame);
                 }
                 Err(err) => tracing::warn!(%err, "presence not pushed: rooms unknown"),
             }

@@ -1,17 +1,21 @@
-//! WebSocket transport (`GET /api/v1/ws`): authenticate, then run a session
-//! that feeds the domain with client frames and the socket with hub events.
+//! WebSocket transport (`GET /api/v1/ws`): authenticate, then hand the
+//! socket to a session (`crate::session`) as its transport.
 
 mod authenticate;
-mod frames;
-mod session;
+mod socket;
 
+use axum::extract::ws::WebSocket;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use palaver_protocol::close_code;
 use serde::Deserialize;
 
+use self::authenticate::{authenticate, Refused};
+use self::socket::WsTransport;
 use crate::http::extract::bearer_token;
 use crate::http::AppState;
+use crate::session;
 
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
@@ -41,5 +45,28 @@ pub async fn upgrade(
     ws.max_message_size(max_frame)
         .max_frame_size(max_frame)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| sessions.track_future(session::run(socket, state, token)))
+        .on_upgrade(move |socket| sessions.track_future(serve(socket, state, token)))
+}
+
+async fn serve(mut socket: WebSocket, state: AppState, token: Option<String>) {
+    // Boxed: a rare, one-off path that every idle connection's future would
+    // otherwise carry inline.
+    let authenticated = Box::pin(authenticate(&mut socket, &state, token)).await;
+    let mut transport = WsTransport::new(socket);
+    match authenticated {
+        Ok(auth) => session::run(transport, state.session_deps(), auth.user_id, auth.resume).await,
+        Err(Refused::Unauthorized(reason)) => {
+            session::close(&mut transport, close_code::UNAUTHORIZED, reason).await
+        }
+        Err(Refused::Gone) => {
+            if state.shutdown.is_cancelled() {
+                session::close(
+                    &mut transport,
+                    close_code::GOING_AWAY,
+                    "server shutting down",
+                )
+                .await
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use std::collections::{HashMap, HashSet};
 
-use palaver_domain::bus::DomainEvent;
+use palaver_domain::events::DomainEvent;
 use palaver_domain::model::User;
 use palaver_domain::store::{Appended, NewMessage, Store, StoreResult};
 use palaver_domain::{RoomId, UserId};

@@ -120,7 +120,7 @@ macro_rules! sql_store {
             async fn commit_events(
                 &self,
                 mut tx: sqlx::Transaction<'_, $db>,
-                events: Vec<palaver_domain::bus::DomainEvent>,
+                events: Vec<palaver_domain::events::DomainEvent>,
                 now: palaver_domain::time::Timestamp,
             ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed> {
                 let outbox = self.write_outbox(&mut tx, &events, now).await?;
@@ -135,7 +135,7 @@ macro_rules! sql_store {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
-            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::bus::DomainEvent>> {
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::events::DomainEvent>> {
                 use crate::errors::map_err;
                 sqlx::query("UPDATE members SET role = 'owner' WHERE room_id = $1 AND user_id = $2")
                     .bind(room.0)
@@ -151,12 +151,12 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 let updated = Self::room_in(tx, room).await?;
                 Ok(vec![
-                    palaver_domain::bus::DomainEvent::RoleChanged {
+                    palaver_domain::events::DomainEvent::RoleChanged {
                         room_id: room,
                         user_id: user,
                         role: palaver_domain::model::Role::Owner,
                     },
-                    palaver_domain::bus::DomainEvent::RoomUpdated(updated.to_wire()),
+                    palaver_domain::events::DomainEvent::RoomUpdated(updated.profile()),
                 ])
             }
 
@@ -178,7 +178,7 @@ macro_rules! sql_store {
             async fn write_outbox(
                 &self,
                 tx: &mut sqlx::Transaction<'_, $db>,
-                events: &[palaver_domain::bus::DomainEvent],
+                events: &[palaver_domain::events::DomainEvent],
                 now: palaver_domain::time::Timestamp,
             ) -> palaver_domain::store::StoreResult<palaver_domain::store::OutboxIds> {
                 use sqlx::{QueryBuilder, Row};
@@ -490,7 +490,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-                let joined = palaver_domain::bus::DomainEvent::MemberJoined {
+                let joined = palaver_domain::events::DomainEvent::MemberJoined {
                     room_id: palaver_domain::RoomId(id),
                     user_id: room.owner_id,
                     last_seq: 0,
@@ -559,7 +559,7 @@ macro_rules! sql_store {
                     .rows_affected();
                     if inserted > 0 {
                         joined.push((user, last_seq as u64));
-                        events.push(palaver_domain::bus::DomainEvent::MemberJoined {
+                        events.push(palaver_domain::events::DomainEvent::MemberJoined {
                             room_id: found.id,
                             user_id: user,
                             last_seq: last_seq as u64,
@@ -639,7 +639,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 let outbox = if inserted > 0 {
-                    let event = palaver_domain::bus::DomainEvent::MemberJoined {
+                    let event = palaver_domain::events::DomainEvent::MemberJoined {
                         room_id: room,
                         user_id: user,
                         last_seq: last_seq as u64,
@@ -662,7 +662,7 @@ macro_rules! sql_store {
                 user: palaver_domain::UserId,
                 removal: palaver_domain::store::Removal,
             ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
-                use palaver_domain::bus::DomainEvent;
+                use palaver_domain::events::DomainEvent;
                 use palaver_domain::store::Removal;
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -800,7 +800,7 @@ macro_rules! sql_store {
                 if changed == 0 {
                     return Ok(None);
                 }
-                let event = palaver_domain::bus::DomainEvent::RoleChanged { room_id: room, user_id: user, role };
+                let event = palaver_domain::events::DomainEvent::RoleChanged { room_id: room, user_id: user, role };
                 Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
             }
 
@@ -828,7 +828,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let mut events = vec![palaver_domain::bus::DomainEvent::RoleChanged {
+                let mut events = vec![palaver_domain::events::DomainEvent::RoleChanged {
                     room_id: room,
                     user_id: from,
                     role: palaver_domain::model::Role::Admin,
@@ -877,7 +877,7 @@ macro_rules! sql_store {
                         .map_err(|e| crate::errors::conflict_or(e, "code"))?;
                 }
                 let updated = Self::room_in(&mut tx, room).await?;
-                let event = palaver_domain::bus::DomainEvent::RoomUpdated(updated.to_wire());
+                let event = palaver_domain::events::DomainEvent::RoomUpdated(updated.profile());
                 Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
             }
 
@@ -905,7 +905,7 @@ macro_rules! sql_store {
                 if deleted == 0 {
                     return Ok(None);
                 }
-                let event = palaver_domain::bus::DomainEvent::RoomDeleted { room_id: room };
+                let event = palaver_domain::events::DomainEvent::RoomDeleted { room_id: room };
                 Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
             }
 
@@ -1046,7 +1046,7 @@ macro_rules! sql_store {
                 now: palaver_domain::time::Timestamp,
                 lease_until: palaver_domain::time::Timestamp,
                 limit: u32,
-            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::bus::OutboxEntry>> {
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::events::OutboxEntry>> {
                 use sqlx::Row;
                 use crate::errors::map_err;
                 let sql = format!(
@@ -1068,7 +1068,7 @@ macro_rules! sql_store {
                 let mut entries = rows
                     .iter()
                     .map(|row| {
-                        Ok(palaver_domain::bus::OutboxEntry {
+                        Ok(palaver_domain::events::OutboxEntry {
                             id: row.try_get("id")?,
                             room_id: palaver_domain::RoomId(row.try_get("room_id")?),
                             origin: row.try_get("origin")?,
@@ -1152,7 +1152,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(map_err)?;
                 let message = decode::message(&row)?;
-                let event = palaver_domain::bus::DomainEvent::MessageEdited(message.clone());
+                let event = palaver_domain::events::DomainEvent::MessageEdited(message.clone());
                 let outbox = self.write_outbox(&mut tx, &[event], now).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some((message, outbox)))
@@ -1180,7 +1180,7 @@ macro_rules! sql_store {
                 if deleted == 0 {
                     return Ok(None);
                 }
-                let event = palaver_domain::bus::DomainEvent::MessageDeleted { room_id: room, seq };
+                let event = palaver_domain::events::DomainEvent::MessageDeleted { room_id: room, seq };
                 let outbox = self.write_outbox(&mut tx, &[event], now).await?;
                 tx.commit().await.map_err(map_err)?;
                 Ok(Some(outbox))
@@ -1229,7 +1229,7 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                     return Ok(at.map_or(ReadMark::NotMember, |at| ReadMark::Unchanged(at as u64)));
                 };
-                let event = palaver_domain::bus::DomainEvent::ReadMarkerMoved {
+                let event = palaver_domain::events::DomainEvent::ReadMarkerMoved {
                     room_id: room,
                     user_id: user,
                     seq: now_at as u64,

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
+use crate::events::DomainEvent;
 use crate::outbox::Publisher;
 use crate::store::{AppendOutcome, Appended, NewMessage, Store, StoreError};
 

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use super::{room_password, Rooms, CODE_ATTEMPTS};
-use crate::bus::DomainEvent;
 use crate::error::{Error, Result};
+use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Role, Room, RoomKind, User};
 use crate::store::{Ban, Removal, RoomChanges, StoreError};

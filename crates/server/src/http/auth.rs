@@ -11,6 +11,7 @@ use palaver_protocol::ErrorBody;
 use super::error::ApiError;
 use super::extract::{AppJson, Created};
 use super::AppState;
+use crate::wire;
 
 fn token_response(session: Session) -> AppJson<TokenResponse> {
     AppJson(TokenResponse {
@@ -18,7 +19,7 @@ fn token_response(session: Session) -> AppJson<TokenResponse> {
         refresh_token: session.refresh_token,
         token_type: "Bearer".into(),
         expires_in: session.expires_in,
-        user: session.user.to_wire(),
+        user: wire::user(&session.user),
     })
 }
 
@@ -39,7 +40,7 @@ pub async fn register(
         .accounts
         .register(&req.username, req.password, req.display_name.as_deref())
         .await?;
-    Ok(Created(user.to_wire()))
+    Ok(Created(wire::user(&user)))
 }
 
 /// Exchange a username and password for an access and a refresh token.

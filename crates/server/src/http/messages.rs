@@ -13,6 +13,7 @@ use palaver_protocol::ErrorBody;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::AppState;
+use crate::wire;
 
 /// A page of history in ascending seq order: `before` pages back from the
 /// newest, `after` catches up forward.
@@ -40,7 +41,7 @@ pub async fn history(
         .history(user, RoomId(id), range, query.limit)
         .await?;
     Ok(AppJson(MessagePage {
-        messages: page.messages.iter().map(|m| m.to_wire()).collect(),
+        messages: page.messages.iter().map(wire::message).collect(),
         has_more: page.has_more,
     }))
 }
@@ -74,7 +75,7 @@ pub async fn post(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, axum::Json(posted.message.to_wire())).into_response())
+    Ok((status, axum::Json(wire::message(&posted.message))).into_response())
 }
 
 /// Replace the body of one's own message. Members get `message_edited`.
@@ -100,7 +101,7 @@ pub async fn edit(
         .messages
         .edit(user, RoomId(id), seq, req.body)
         .await?;
-    Ok(AppJson(edited.to_wire()))
+    Ok(AppJson(wire::message(&edited)))
 }
 
 /// Delete a message (its sender, or the room's owner or an admin). The seq

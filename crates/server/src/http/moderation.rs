@@ -15,6 +15,7 @@ use palaver_protocol::ErrorBody;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AuthUser};
 use super::AppState;
+use crate::wire;
 
 /// Add a user (by id or username) to the room (owner or admin).
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/members", tag = "moderation",
@@ -211,7 +212,7 @@ pub async fn update(
         .rooms
         .update(actor, RoomId(id), settings)
         .await?;
-    Ok(AppJson(room.to_wire()))
+    Ok(AppJson(wire::room(&room)))
 }
 
 /// Give the room a new join code; the old code stops working (owner only).
@@ -226,7 +227,7 @@ pub async fn rotate_code(
     AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<Room>, ApiError> {
     let room = state.services.rooms.rotate_code(actor, RoomId(id)).await?;
-    Ok(AppJson(room.to_wire()))
+    Ok(AppJson(wire::room(&room)))
 }
 
 /// Delete the room and its history (owner only).

@@ -11,6 +11,7 @@ use palaver_protocol::ErrorBody;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AuthUser, Created};
 use super::AppState;
+use crate::wire;
 
 /// Create a room; the caller becomes its owner.
 #[utoipa::path(post, path = "/api/v1/rooms", tag = "rooms",
@@ -27,7 +28,7 @@ pub async fn create(
         .rooms
         .create(user, &req.name, req.password.as_deref())
         .await?;
-    Ok(Created(room.to_wire()))
+    Ok(Created(wire::room(&room)))
 }
 
 /// The caller's rooms, most recently active first.
@@ -39,7 +40,7 @@ pub async fn list(
     AuthUser(user): AuthUser,
 ) -> Result<AppJson<Vec<RoomSummary>>, ApiError> {
     let rooms = state.services.rooms.list(user).await?;
-    Ok(AppJson(rooms.iter().map(|r| r.to_wire()).collect()))
+    Ok(AppJson(rooms.iter().map(wire::room_summary).collect()))
 }
 
 /// Join a room by its code (idempotent for members).
@@ -61,7 +62,7 @@ pub async fn join(
         .rooms
         .join(user, &req.code, req.password.as_deref())
         .await?;
-    Ok(AppJson(room.to_wire()))
+    Ok(AppJson(wire::room(&room)))
 }
 
 /// One room; 404 unless the caller is a member.
@@ -74,9 +75,9 @@ pub async fn get(
     AuthUser(user): AuthUser,
     AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<Room>, ApiError> {
-    Ok(AppJson(
-        state.services.rooms.get(user, RoomId(id)).await?.to_wire(),
-    ))
+    Ok(AppJson(wire::room(
+        &state.services.rooms.get(user, RoomId(id)).await?,
+    )))
 }
 
 /// The room's members, oldest first.
@@ -112,11 +113,7 @@ pub async fn online(
 fn with_presence(state: &AppState, members: &[palaver_domain::model::Member]) -> Vec<Member> {
     members
         .iter()
-        .map(|m| {
-            let mut wire = m.to_wire();
-            wire.online = state.presence.is_online(m.user.id);
-            wire
-        })
+        .map(|m| wire::member(m, state.presence.is_online(m.user.id)))
         .collect()
 }
 

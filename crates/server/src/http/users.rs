@@ -11,6 +11,7 @@ use palaver_protocol::ErrorBody;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::AppState;
+use crate::wire;
 
 /// The caller's own profile.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
@@ -20,7 +21,9 @@ pub async fn me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<AppJson<User>, ApiError> {
-    Ok(AppJson(state.services.accounts.user(user).await?.to_wire()))
+    Ok(AppJson(wire::user(
+        &state.services.accounts.user(user).await?,
+    )))
 }
 
 /// Change the caller's display name (1–64 characters).
@@ -38,7 +41,7 @@ pub async fn update_me(
         .accounts
         .update_display_name(user, &req.display_name)
         .await?;
-    Ok(AppJson(updated.to_wire()))
+    Ok(AppJson(wire::user(&updated)))
 }
 
 /// Find people by the start of their username or display name (any case).
@@ -61,7 +64,7 @@ pub async fn search(
         )
         .await?;
     Ok(AppJson(UserPage {
-        users: users.iter().map(|u| u.to_wire()).collect(),
+        users: users.iter().map(wire::user).collect(),
         next,
     }))
 }
@@ -76,9 +79,9 @@ pub async fn profile(
     AuthUser(_caller): AuthUser,
     AppPath(id): AppPath<i64>,
 ) -> Result<AppJson<User>, ApiError> {
-    Ok(AppJson(
-        state.services.accounts.user(UserId(id)).await?.to_wire(),
-    ))
+    Ok(AppJson(wire::user(
+        &state.services.accounts.user(UserId(id)).await?,
+    )))
 }
 
 /// The caller's direct room with another user (by id or username): created on
@@ -102,5 +105,5 @@ pub async fn direct(
         })
         .await?;
     let room = state.services.rooms.direct(&me, &other).await?;
-    Ok(AppJson(room.to_wire()))
+    Ok(AppJson(wire::room(&room)))
 }

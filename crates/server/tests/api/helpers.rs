@@ -49,6 +49,23 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Ends the whole test binary with one message rather than a panic per test:
+/// every later test would fail the same way.
+fn no_postgres(admin_url: &str, err: &sqlx::Error) -> ! {
+    let shown = url::Url::parse(admin_url)
+        .map(|mut url| {
+            let _ = url.set_password(None);
+            url.to_string()
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "\nThese tests need PostgreSQL, which does not answer at {shown} ({err}).\n\
+         Run ./scripts/test: it starts (or installs) one, or point \
+         PALAVER_TEST_POSTGRES_URL at an admin URL of another.\n"
+    );
+    std::process::exit(2)
+}
+
 impl TestDatabase {
     /// The store this test run is parameterised with.
     pub async fn fresh() -> Self {
@@ -73,9 +90,10 @@ impl TestDatabase {
         use sqlx::Connection;
         let admin_url = postgres_admin_url();
         let name = format!("palaver_test_{:016x}", rand::random::<u64>());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at PALAVER_TEST_POSTGRES_URL ({e}); run ./scripts/test")
-        });
+        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(admin) => admin,
+            Err(err) => no_postgres(&admin_url, &err),
+        };
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await

@@ -12,4 +12,5 @@ mod openapi;
 mod people;
 mod read_markers;
 mod rooms;
+mod shutdown;
 mod websocket;

@@ -103,6 +103,24 @@ async fn malformed_and_unknown_frames_get_error_frames_and_the_connection_stays_
         next_error(&mut ws).await,
         ("invalid_frame".into(), Some("no-body".into()))
     );
+    // Every known type with a field missing is `invalid_frame`, never
+    // `unknown_type`, and echoes its `ref`.
+    for frame in [
+        r#"{"type":"edit","room":1,"seq":1,"ref":"e1"}"#,
+        r#"{"type":"delete","room":1,"ref":"e1"}"#,
+        r#"{"type":"typing","ref":"e1"}"#,
+        r#"{"type":"read","room":1,"ref":"e1"}"#,
+        r#"{"type":"resume","ref":"e1"}"#,
+        r#"{"type":"ping","ref":7}"#,
+        r#"{"type":"auth","ref":"e1"}"#,
+    ] {
+        ws.send_text(frame).await.unwrap();
+        let (code, reference) = next_error(&mut ws).await;
+        assert_eq!(code, "invalid_frame", "{frame}");
+        if !frame.contains(r#""ref":7"#) {
+            assert_eq!(reference.as_deref(), Some("e1"), "{frame}");
+        }
+    }
     ws.send(&send_frame(room.id + 99, "nowhere", Some("lost")))
         .await
         .unwrap();

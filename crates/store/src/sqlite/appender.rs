@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use palaver_domain::bus::DomainEvent;
+use palaver_domain::events::DomainEvent;
 use palaver_domain::model::Message;
 use palaver_domain::store::{AppendOutcome, Appended, NewMessage, StoreError, StoreResult};
 use palaver_domain::time::Timestamp;
@@ -74,6 +74,9 @@ impl Appender {
     pub fn start(path: &Path, outbox_origin: Option<String>) -> StoreResult<Self> {
         let checkpointer = Checkpointer::start(path, super::WAL_AUTOCHECKPOINT_PAGES)?;
         let connection = checkpointer.watch(open(path)?);
+        // Unbounded on purpose: an append sends only while holding the write
+        // turn (`SqliteStore::append`) and awaits its answer, so at most one
+        // batch (and a close) is ever queued here.
         let (commands, inbox) = mpsc::channel();
         std::thread::Builder::new()
             .name("palaver-append".into())

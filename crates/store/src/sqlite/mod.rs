@@ -434,7 +434,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_outbox_holds_each_committed_event_until_deleted_and_leases_claims() {
-        use palaver_domain::bus::DomainEvent;
+        use palaver_domain::events::DomainEvent;
         use palaver_domain::model::Role;
         use palaver_domain::store::Removal;
 
@@ -752,7 +752,7 @@ mod tests {
     impl palaver_domain::bus::Bus for NoBus {
         fn publish(
             &self,
-            _events: Vec<Arc<palaver_domain::bus::DomainEvent>>,
+            _events: Vec<Arc<palaver_domain::events::DomainEvent>>,
         ) -> palaver_domain::bus::Delivery {
             palaver_domain::bus::delivered()
         }

@@ -39,6 +39,9 @@ impl Readers {
     /// Opens `threads` read-only connections to the (already migrated)
     /// database at `path`, a thread each.
     pub fn start(path: &Path, threads: usize) -> StoreResult<Self> {
+        // Unbounded on purpose: each job is one caller awaiting its answer
+        // (a connection starting up), so the queue never holds more jobs than
+        // there are callers waiting, and a bound would only move the wait.
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let mut handles = Vec::with_capacity(threads);
         for n in 0..threads {

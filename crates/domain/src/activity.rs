@@ -1,0 +1,69 @@
+//! What passes and is never stored: typing indicators, presence
+//! announcements and heartbeats to other nodes, and the last-seen time.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::events::DomainEvent;
+use crate::ids::{RoomId, UserId};
+use crate::outbox::Publisher;
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// Typing indicators and presence announcements: what passes, never stored.
+pub struct Activity {
+    store: Arc<dyn Store>,
+    publisher: Publisher,
+}
+
+impl Activity {
+    pub fn new(store: Arc<dyn Store>, publisher: Publisher) -> Self {
+        Self { store, publisher }
+    }
+
+    /// Tells the room's other members that `user` is typing.
+    pub async fn typing(&self, user: UserId, room: RoomId) -> Result<()> {
+        self.store
+            .member_role(room, user)
+            .await?
+            .ok_or(Error::NotFound("room"))?;
+        self.publisher.publish(
+            vec![Arc::new(DomainEvent::Typing {
+                room_id: room,
+                user_id: user,
+            })],
+            Vec::new(),
+        );
+        Ok(())
+    }
+
+    /// Tells the other nodes that `user` came (or went) here.
+    pub fn announce(&self, node: &str, user: UserId, online: bool) {
+        self.publisher.publish(
+            vec![Arc::new(DomainEvent::Presence {
+                node: node.to_owned(),
+                user_id: user,
+                online,
+                at: Timestamp::now(),
+            })],
+            Vec::new(),
+        );
+    }
+
+    /// Tells the other nodes everyone online here.
+    pub fn heartbeat(&self, node: &str, online: Vec<UserId>) {
+        self.publisher.publish(
+            vec![Arc::new(DomainEvent::NodeHeartbeat {
+                node: node.to_owned(),
+                online,
+                at: Timestamp::now(),
+            })],
+            Vec::new(),
+        );
+    }
+
+    /// Remembers when the user's last connection (on this node) closed.
+    pub async fn record_last_seen(&self, user: UserId, at: Timestamp) -> Result<()> {
+        Ok(self.store.record_last_seen(user, at).await?)
+    }
+}

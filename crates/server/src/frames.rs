@@ -1,0 +1,160 @@
+//! What a client sees: the one mapping from domain values (events, messages,
+//! errors, presence) to server frames, and their JSON encoding.
+//!
+//! The hub only carries what is built here; the session only writes it.
+
+use axum::extract::ws::Utf8Bytes;
+use palaver_domain::events::DomainEvent;
+use palaver_domain::model::{Message, User};
+use palaver_domain::time::Timestamp;
+use palaver_domain::{Error, RoomId, UserId};
+use palaver_protocol::ws::{FrameError, RoomPosition, ServerFrame};
+
+use crate::wire;
+
+/// How long a `typing` indicator lasts without a repeat.
+pub const TYPING_EXPIRES_MS: u64 = 3000;
+
+/// The JSON text of a frame, to be shared by every recipient.
+pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(frame.to_json())
+}
+
+/// The `message` frame of a stored message (live or replayed).
+pub fn message(message: &Message) -> ServerFrame {
+    ServerFrame::Message {
+        room: message.room_id.0,
+        seq: message.seq,
+        sender_id: message.sender_id.0,
+        body: message.body.clone(),
+        created_at: message.created_at.to_rfc3339(),
+        client_id: message.client_id.clone(),
+        reply_to: message.reply_to,
+    }
+}
+
+/// The answer to a `send`, once the message is stored.
+pub fn ack(message: &Message) -> ServerFrame {
+    ServerFrame::Ack {
+        client_id: message.client_id.clone(),
+        room: message.room_id.0,
+        seq: message.seq,
+        created_at: message.created_at.to_rfc3339(),
+    }
+}
+
+/// The first frame of a session: who the client is and where each room stands.
+pub fn ready(user: &User, positions: &[(RoomId, u64)]) -> ServerFrame {
+    ServerFrame::Ready {
+        user: wire::user(user),
+        rooms: positions
+            .iter()
+            .map(|(id, last_seq)| RoomPosition {
+                id: id.0,
+                last_seq: *last_seq,
+            })
+            .collect(),
+    }
+}
+
+/// A user's overall status changed.
+pub fn presence(user: UserId, online: bool, at: Timestamp) -> ServerFrame {
+    ServerFrame::Presence {
+        user_id: user.0,
+        status: if online { "online" } else { "offline" }.into(),
+        last_seen: at.to_rfc3339(),
+    }
+}
+
+/// A domain error, as the client sees it (its cause was logged where it happened).
+pub fn error(err: &Error, reference: Option<String>) -> ServerFrame {
+    ServerFrame::Error {
+        code: err.code().into(),
+        message: err.to_string(),
+        reference,
+    }
+}
+
+/// An error of the protocol itself (bad frame, wrong phase).
+pub fn protocol_error(
+    code: &str,
+    message: impl Into<String>,
+    reference: Option<String>,
+) -> ServerFrame {
+    ServerFrame::Error {
+        code: code.into(),
+        message: message.into(),
+        reference,
+    }
+}
+
+/// Text that is not a client frame.
+pub fn frame_error(err: FrameError) -> ServerFrame {
+    protocol_error(err.code, err.message, err.reference)
+}
+
+/// The frame the room's connections see for a room event; `None` for
+/// events that are not shown as a frame of their own (presence and node
+/// heartbeats feed the presence task).
+pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
+    Some(match event {
+        DomainEvent::MessagePosted(posted) => message(posted),
+        DomainEvent::MessageEdited(edited) => ServerFrame::MessageEdited {
+            room: edited.room_id.0,
+            seq: edited.seq,
+            body: edited.body.clone(),
+            edited_at: edited.edited_at.unwrap_or(edited.created_at).to_rfc3339(),
+        },
+        DomainEvent::MessageDeleted { room_id, seq } => ServerFrame::MessageDeleted {
+            room: room_id.0,
+            seq: *seq,
+        },
+        DomainEvent::ReadMarkerMoved {
+            room_id,
+            user_id,
+            seq,
+        } => ServerFrame::Read {
+            room: room_id.0,
+            user_id: user_id.0,
+            seq: *seq,
+        },
+        DomainEvent::MemberJoined {
+            room_id, user_id, ..
+        } => ServerFrame::MemberJoined {
+            room: room_id.0,
+            user_id: user_id.0,
+        },
+        DomainEvent::MemberLeft { room_id, user_id } => ServerFrame::MemberLeft {
+            room: room_id.0,
+            user_id: user_id.0,
+        },
+        DomainEvent::MemberRemoved {
+            room_id,
+            user_id,
+            banned,
+        } => ServerFrame::MemberRemoved {
+            room: room_id.0,
+            user_id: user_id.0,
+            banned: *banned,
+        },
+        DomainEvent::RoleChanged {
+            room_id,
+            user_id,
+            role,
+        } => ServerFrame::RoleChanged {
+            room: room_id.0,
+            user_id: user_id.0,
+            role: role.as_str().to_owned(),
+        },
+        DomainEvent::RoomUpdated(room) => ServerFrame::RoomUpdated {
+            room: wire::room_profile(room),
+        },
+        DomainEvent::RoomDeleted { room_id } => ServerFrame::RoomDeleted { room: room_id.0 },
+        DomainEvent::Typing { room_id, user_id } => ServerFrame::Typing {
+            room: room_id.0,
+            user_id: user_id.0,
+            expires_in_ms: TYPING_EXPIRES_MS,
+        },
+        DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => return None,
+    })
+}

@@ -1,0 +1,395 @@
+//! One authenticated client connection, whatever transport carries it.
+//!
+//! A single task owns the transport and `select!`s over: the stop signal
+//! (shutdown, slow consumer), finished requests (acks), the hub queue, and
+//! client frames. One task (not a reader and a writer) keeps an idle
+//! connection small.
+//!
+//! - `positions.rs`: the per-room delivery state (dedupe, gaps, resume), pure;
+//! - `requests.rs`: client frames → domain calls;
+//! - `replay.rs`: reading what a connection missed from the store;
+//! - `transport.rs`: what a transport provides (a stream in, a sink out).
+
+mod positions;
+mod replay;
+mod requests;
+mod transport;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use palaver_domain::model::User;
+use palaver_domain::{Error, RoomId, Services, UserId};
+use palaver_protocol::close_code;
+use palaver_protocol::ws::ServerFrame;
+
+use self::positions::{Arrival, Positions, Resume};
+use self::requests::{Immediate, Requests};
+pub use self::transport::{Inbound, Outgoing, Transport};
+use crate::frames;
+use crate::hub::{Connection, Hub, Joined, Outbound, SequencedFrame};
+use crate::outgoing::QueueReceiver;
+use crate::presence::Presence;
+use crate::stop::StopReason;
+
+/// Sends awaiting their commit before the session stops reading new frames:
+/// backpressure for a client that sends faster than the store commits.
+const MAX_IN_FLIGHT_SENDS: usize = 256;
+/// Queued frames written before one flush (write coalescing).
+const MAX_FRAMES_PER_FLUSH: usize = 64;
+/// How long shutdown waits for in-flight sends to be acknowledged.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Sending a close frame, and waiting for the client's answer, each take at
+/// most this long: a client that reads nothing has a full buffer, and the
+/// close frame would wait behind it forever.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a session uses of the node.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub services: Arc<Services>,
+    pub hub: Arc<Hub>,
+    pub presence: Presence,
+    /// How long a connection cut off as a slow consumer may stay stuck in a write.
+    pub stuck_write_grace: Duration,
+}
+
+/// Serves an authenticated connection of `user` until either side ends it.
+/// `resume`: positions sent with the authentication, replayed before live delivery.
+pub async fn run<T: Transport>(
+    mut transport: T,
+    deps: SessionDeps,
+    user: UserId,
+    resume: Option<BTreeMap<String, u64>>,
+) {
+    // Registered before the first read, so a room joined meanwhile is announced.
+    let (conn, queue) = deps.hub.register(user);
+    // Rare, one-off paths are boxed: an async state machine is as large as its
+    // largest state, and every idle connection would otherwise carry them inline.
+    let found = Box::pin(deps.services.rooms.user_with_positions(user)).await;
+    let (user, rooms_before) = match found {
+        Ok(found) => found,
+        Err(err) => {
+            deps.hub.unregister(&conn);
+            let (code, reason) = match err {
+                Error::NotFound(_) => (close_code::UNAUTHORIZED, "unknown user"),
+                _ => (close_code::GOING_AWAY, "store unavailable"),
+            };
+            Box::pin(close(&mut transport, code, reason)).await;
+            return;
+        }
+    };
+    let mut session = Session {
+        requests: Requests::new(deps.services.clone(), user.id),
+        transport,
+        deps,
+        user,
+        conn,
+        queue,
+        positions: Positions::default(),
+        announced: false,
+    };
+    let ended = match Box::pin(session.start(rooms_before, resume)).await {
+        Ok(()) => session.serve().await,
+        Err(end) => end,
+    };
+    let rooms = session.deps.hub.unregister(&session.conn);
+    if session.announced {
+        session.deps.presence.disconnected(session.user.id, rooms);
+    }
+    if let End::Close(code, reason) = ended {
+        Box::pin(close(&mut session.transport, code, reason)).await;
+    }
+}
+
+/// Sends a close frame, then reads until the client answers (or briefly
+/// times out): closing the TCP socket with unread input would reset it, and a
+/// reset can destroy the close frame before the client reads it.
+pub async fn close<T: Transport>(transport: &mut T, code: u16, reason: &'static str) {
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, transport.send(Outgoing::Close(code, reason)));
+    if !matches!(sent.await, Ok(Ok(()))) {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while transport.next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Why the session loop stopped.
+enum End {
+    /// Close the connection with this code and reason.
+    Close(u16, &'static str),
+    /// The client is gone or already closed.
+    Gone,
+}
+
+struct Session<T> {
+    transport: T,
+    deps: SessionDeps,
+    user: User,
+    conn: Arc<Connection>,
+    queue: QueueReceiver<Outbound>,
+    positions: Positions,
+    requests: Requests,
+    /// Counted by presence, so its end is counted too.
+    announced: bool,
+}
+
+impl<T: Transport> Session<T> {
+    /// Follows the user's rooms, sends `ready`, applies an initial resume.
+    async fn start(
+        &mut self,
+        before: Vec<(RoomId, u64)>,
+        resume: Option<BTreeMap<String, u64>>,
+    ) -> Result<(), End> {
+        let hub = self.deps.hub.clone();
+        // Follow first, then read positions: any message committed after the
+        // read has a higher seq and is published after we follow, so it reaches
+        // us live; anything at or below the position is history.
+        for (room, _) in &before {
+            hub.follow(&self.conn, *room);
+        }
+        let positions = self
+            .deps
+            .services
+            .rooms
+            .positions(self.user.id)
+            .await
+            .map_err(|_| End::Close(close_code::GOING_AWAY, "store unavailable"))?;
+        for (room, last_seq) in &positions {
+            hub.follow(&self.conn, *room);
+            self.positions.follow(*room, *last_seq);
+        }
+        for (room, _) in &before {
+            if !self.positions.follows(*room) {
+                hub.unfollow(&self.conn, *room);
+            }
+        }
+        self.send(Outgoing::Frame(frames::ready(&self.user, &positions)))
+            .await?;
+        self.deps
+            .presence
+            .connected(self.user.id, hub.rooms_of(&self.conn));
+        self.announced = true;
+        if let Some(rooms) = resume {
+            self.resume(rooms, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn serve(&mut self) -> End {
+        // Polled on every wakeup: an atomic load, no lock (see stop.rs).
+        let conn = self.conn.clone();
+        let stopped = conn.stop.raised();
+        tokio::pin!(stopped);
+        loop {
+            let step = tokio::select! {
+                biased;
+                reason = &mut stopped => return match reason {
+                    StopReason::Shutdown => Box::pin(self.drain_for_shutdown()).await,
+                    StopReason::SlowConsumer => End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
+                },
+                reply = self.requests.next(), if !self.requests.is_empty() => {
+                    self.answer_requests(reply).await
+                }
+                item = self.queue.recv() => match item {
+                    Some(item) => {
+                        if self.writer_is_committing() {
+                            tokio::task::yield_now().await;
+                        }
+                        self.deliver_batch_or_drop_if_stuck(item).await
+                    }
+                    None => return End::Gone,
+                },
+                incoming = self.transport.next(), if self.requests.len() < MAX_IN_FLIGHT_SENDS => {
+                    self.on_incoming(incoming).await
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Waits (briefly) for in-flight sends so their acks are not lost.
+    async fn drain_for_shutdown(&mut self) -> End {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while !self.requests.is_empty() {
+                let Some(frame) = self.requests.next().await else {
+                    continue;
+                };
+                if self.send(Outgoing::Frame(frame)).await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+        End::Close(close_code::GOING_AWAY, "server shutting down")
+    }
+
+    async fn on_incoming(&mut self, incoming: Option<Inbound>) -> Result<(), End> {
+        let frame = match incoming {
+            None => return Err(End::Gone),
+            Some(Inbound::Frame(frame)) => frame,
+            Some(Inbound::Invalid(err)) => {
+                return self.send(Outgoing::Frame(frames::frame_error(err))).await
+            }
+            Some(Inbound::Unsupported) => {
+                return Err(End::Close(
+                    close_code::UNSUPPORTED_DATA,
+                    "binary frames are not supported",
+                ))
+            }
+            Some(Inbound::TooLarge) => {
+                return Err(End::Close(close_code::MESSAGE_TOO_BIG, "frame too large"))
+            }
+        };
+        match self.requests.start(frame) {
+            Immediate::Nothing => Ok(()),
+            Immediate::Reply(frame) => self.send(Outgoing::Frame(frame)).await,
+            Immediate::Resume { rooms, reference } => Box::pin(self.resume(rooms, reference)).await,
+        }
+    }
+
+    /// Sends what the client missed in each named room: seqs after the client's
+    /// position up to what this connection has already delivered. Later
+    /// messages follow live, so nothing is sent twice.
+    async fn resume(
+        &mut self,
+        rooms: BTreeMap<String, u64>,
+        reference: Option<String>,
+    ) -> Result<(), End> {
+        for (key, seen) in rooms {
+            let resumed = match key.parse::<i64>().map(RoomId) {
+                Ok(room) => (room, self.positions.resume(room, seen)),
+                Err(_) => (RoomId(0), Resume::NotFollowed),
+            };
+            match resumed {
+                (_, Resume::NotFollowed) => {
+                    let err = frames::error(&Error::NotFound("room"), reference.clone());
+                    self.send(Outgoing::Frame(err)).await?;
+                }
+                (_, Resume::UpToDate) => {}
+                (room, Resume::Replay { after, through }) => {
+                    self.replay(room, after, through).await?;
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asked before a write of delivered frames: a batch being committed is
+    /// published within about a millisecond, and one scheduler turn usually
+    /// lets its frames join this write, which costs the core far less than a
+    /// write of its own. With the writer idle (light load) there is nothing to
+    /// wait for. Acks never wait for it: they leave as soon as their commit is done.
+    fn writer_is_committing(&self) -> bool {
+        self.deps.services.messages.committing()
+    }
+
+    /// `deliver_batch`, unless the connection was cut off as a slow consumer and
+    /// the write stays stuck past the grace period: a client that reads nothing
+    /// would otherwise hold the session (and its socket) forever. A client that is
+    /// merely slow finishes the write and then gets its 1013 close frame.
+    async fn deliver_batch_or_drop_if_stuck(&mut self, first: Outbound) -> Result<(), End> {
+        let conn = self.conn.clone();
+        let grace = self.deps.stuck_write_grace;
+        tokio::select! {
+            biased;
+            delivered = self.deliver_batch(first) => delivered,
+            _ = async {
+                conn.stop.raised_for(StopReason::SlowConsumer).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::info!(conn = self.conn.id, "slow consumer stuck past the grace period; dropped");
+                Err(End::Gone)
+            }
+        }
+    }
+
+    /// Writes a finished request's answer, every other answer already
+    /// finished, and what the hub has already queued, then flushes once. The
+    /// sender's own copy of its message is usually queued by then (the writer
+    /// acks, then publishes), so ack and copy leave in one write, not two.
+    async fn answer_requests(&mut self, first: Option<ServerFrame>) -> Result<(), End> {
+        let mut reply = first;
+        loop {
+            if let Some(frame) = reply {
+                self.feed(Outgoing::Frame(frame)).await?;
+            }
+            match self.requests.next_finished() {
+                Some(next) => reply = next,
+                None => break,
+            }
+        }
+        match self.queue.try_recv() {
+            Ok(item) => self.deliver_batch_or_drop_if_stuck(item).await,
+            Err(_) => self.flush().await,
+        }
+    }
+
+    /// Writes the first queued item and up to `MAX_FRAMES_PER_FLUSH` more that
+    /// are already waiting, then flushes once.
+    async fn deliver_batch(&mut self, first: Outbound) -> Result<(), End> {
+        self.deliver(first).await?;
+        for _ in 1..MAX_FRAMES_PER_FLUSH {
+            match self.queue.try_recv() {
+                Ok(item) => self.deliver(item).await?,
+                Err(_) => break,
+            }
+        }
+        self.flush().await
+    }
+
+    async fn deliver(&mut self, item: Outbound) -> Result<(), End> {
+        match item {
+            Outbound::Sequenced(frame) => self.deliver_sequenced(frame).await,
+            Outbound::Frame(json) => self.feed(Outgoing::Encoded((*json).clone())).await,
+            Outbound::Joined(joined) => {
+                let Joined { room, last_seq } = *joined;
+                if self.positions.joined(room, last_seq) {
+                    // Messages committed between the join and our following the
+                    // room reached the hub before us: read them from the store.
+                    Box::pin(self.catch_up(room, None)).await?;
+                }
+                Ok(())
+            }
+            Outbound::Left(room) => {
+                self.positions.left(room);
+                Ok(())
+            }
+        }
+    }
+
+    async fn deliver_sequenced(&mut self, frame: Arc<SequencedFrame>) -> Result<(), End> {
+        match self.positions.arrive(frame.room, frame.seq) {
+            Arrival::Deliver => self.feed(Outgoing::Encoded(frame.json.clone())).await,
+            Arrival::Duplicate | Arrival::NotFollowed => Ok(()),
+            Arrival::Gap { through, .. } => {
+                Box::pin(self.catch_up(frame.room, Some(through))).await?;
+                // Still a gap if the store could not fill it: the next
+                // message tries again.
+                if self.positions.arrive(frame.room, frame.seq) == Arrival::Deliver {
+                    self.feed(Outgoing::Encoded(frame.json.clone())).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn feed(&mut self, item: Outgoing) -> Result<(), End> {
+        self.transport.feed(item).await.map_err(|_| End::Gone)
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        self.transport.flush().await.map_err(|_| End::Gone)
+    }
+
+    async fn send(&mut self, item: Outgoing) -> Result<(), End> {
+        self.transport.send(item).await.map_err(|_| End::Gone)
+    }
+}

@@ -1,0 +1,90 @@
+//! Reading what a connection missed from the store: catching a room up to
+//! the live stream (moving its position), and replaying a range the client
+//! asked for again (not moving it).
+
+use palaver_domain::{Error, RoomId};
+
+use super::{End, Outgoing, Session, Transport};
+use crate::frames;
+
+/// Messages read from the store per page.
+const PAGE: u32 = 200;
+
+impl<T: Transport> Session<T> {
+    /// Delivers stored messages after the room's position (up to `through`,
+    /// or to the newest), advancing the position.
+    pub(super) async fn catch_up(&mut self, room: RoomId, through: Option<u64>) -> Result<(), End> {
+        loop {
+            let Some(after) = self.positions.position(room) else {
+                return Ok(());
+            };
+            if through.is_some_and(|t| after >= t) {
+                return Ok(());
+            }
+            let page = match self
+                .deps
+                .services
+                .messages
+                .catch_up(self.user.id, room, after, PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(Error::NotFound(_)) => {
+                    self.positions.left(room);
+                    return Ok(());
+                }
+                Err(err) => {
+                    tracing::warn!(%err, %room, "catch-up failed; will retry on the next message");
+                    return Ok(());
+                }
+            };
+            let full = page.len() == PAGE as usize;
+            for message in page {
+                if through.is_some_and(|t| message.seq > t) {
+                    return Ok(());
+                }
+                if !self.positions.caught_up(room, message.seq) {
+                    // Seqs have no gaps: a page that does not continue the
+                    // position cannot be delivered in order.
+                    return Ok(());
+                }
+                self.feed(Outgoing::Frame(frames::message(&message)))
+                    .await?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Re-sends stored messages in `(after, through]` without moving the position.
+    pub(super) async fn replay(
+        &mut self,
+        room: RoomId,
+        mut after: u64,
+        through: u64,
+    ) -> Result<(), End> {
+        while after < through {
+            let limit = (through - after).min(PAGE as u64) as u32;
+            let page = match self
+                .deps
+                .services
+                .messages
+                .catch_up(self.user.id, room, after, limit)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => return self.send(Outgoing::Frame(frames::error(&err, None))).await,
+            };
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            for message in page {
+                self.feed(Outgoing::Frame(frames::message(&message)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

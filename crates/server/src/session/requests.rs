@@ -1,0 +1,207 @@
+//! A client's requests: each client frame becomes a call to the domain
+//! (the same calls REST makes), running while the session goes on, or an
+//! answer the session gives at once.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use palaver_domain::{RoomId, Services, UserId};
+use palaver_protocol::ws::{ClientFrame, ServerFrame};
+
+use crate::frames;
+
+/// A connection forwards at most one `typing` per room this often. Clients
+/// repeat every 2 s while typing (a little slower, so jitter never drops a
+/// repeat), and indicators last 3 s.
+const TYPING_EVERY: Duration = Duration::from_millis(1500);
+
+/// What the session does now about a frame.
+#[derive(Debug)]
+pub enum Immediate {
+    /// Nothing: the request runs, or was dropped (a typing repeat).
+    Nothing,
+    /// Write this frame.
+    Reply(ServerFrame),
+    /// Replay what the client missed in these rooms (the session holds the
+    /// positions).
+    Resume {
+        rooms: BTreeMap<String, u64>,
+        reference: Option<String>,
+    },
+}
+
+/// The requests of one connection that await the domain.
+pub struct Requests {
+    services: Arc<Services>,
+    user: UserId,
+    /// Each yields its reply frame, if it has one (edits, deletes, typing and
+    /// read markers answer only with errors; their success is the event every
+    /// member receives).
+    in_flight: FuturesUnordered<BoxFuture<'static, Option<ServerFrame>>>,
+    typing: TypingLimit,
+}
+
+impl Requests {
+    pub fn new(services: Arc<Services>, user: UserId) -> Self {
+        Self {
+            services,
+            user,
+            in_flight: FuturesUnordered::new(),
+            typing: TypingLimit::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// The next finished request's reply (`None` inside: it has none).
+    /// Never resolves while nothing is in flight.
+    pub async fn next(&mut self) -> Option<ServerFrame> {
+        match self.in_flight.next().await {
+            Some(reply) => reply,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A request that already finished, if any: `Some(reply)`.
+    pub fn next_finished(&mut self) -> Option<Option<ServerFrame>> {
+        self.in_flight.next().now_or_never().flatten()
+    }
+
+    pub fn start(&mut self, frame: ClientFrame) -> Immediate {
+        let (services, user) = (self.services.clone(), self.user);
+        match frame {
+            ClientFrame::Send {
+                room,
+                body,
+                client_id,
+                reply_to,
+            } => self.in_flight.push(
+                async move {
+                    let posted = services
+                        .messages
+                        .post(user, RoomId(room), body, client_id.clone(), reply_to)
+                        .await;
+                    Some(match posted {
+                        Ok(posted) => frames::ack(&posted.message),
+                        Err(err) => frames::error(&err, client_id),
+                    })
+                }
+                .boxed(),
+            ),
+            ClientFrame::Edit {
+                room,
+                seq,
+                body,
+                reference,
+            } => self.answer_errors_only(reference, async move {
+                services
+                    .messages
+                    .edit(user, RoomId(room), seq, body)
+                    .await
+                    .map(drop)
+            }),
+            ClientFrame::Delete {
+                room,
+                seq,
+                reference,
+            } => self.answer_errors_only(reference, async move {
+                services.messages.delete(user, RoomId(room), seq).await
+            }),
+            ClientFrame::Typing { room, reference } => {
+                let room = RoomId(room);
+                if self.typing.allow(room, Instant::now()) {
+                    self.answer_errors_only(reference, async move {
+                        services.activity.typing(user, room).await
+                    });
+                }
+            }
+            ClientFrame::Read {
+                room,
+                seq,
+                reference,
+            } => self.answer_errors_only(reference, async move {
+                services
+                    .rooms
+                    .mark_read(user, RoomId(room), seq)
+                    .await
+                    .map(drop)
+            }),
+            ClientFrame::Resume { rooms, reference } => {
+                return Immediate::Resume { rooms, reference }
+            }
+            ClientFrame::Ping { reference } => {
+                return Immediate::Reply(ServerFrame::Pong { reference })
+            }
+            ClientFrame::Auth { .. } => {
+                return Immediate::Reply(frames::protocol_error(
+                    "already_authenticated",
+                    "this connection is already authenticated",
+                    None,
+                ))
+            }
+        }
+        Immediate::Nothing
+    }
+
+    /// Runs a request whose success the client learns from the event it
+    /// causes; only a refusal is answered, by an error frame naming `reference`.
+    fn answer_errors_only(
+        &mut self,
+        reference: Option<String>,
+        work: impl Future<Output = palaver_domain::Result<()>> + Send + 'static,
+    ) {
+        self.in_flight.push(
+            async move { work.await.err().map(|err| frames::error(&err, reference)) }.boxed(),
+        );
+    }
+}
+
+/// When this connection last forwarded `typing` per room; empty, and
+/// unallocated, for connections that never type.
+#[derive(Debug, Default)]
+struct TypingLimit {
+    last: Vec<(RoomId, Instant)>,
+}
+
+impl TypingLimit {
+    fn allow(&mut self, room: RoomId, now: Instant) -> bool {
+        match self.last.iter_mut().find(|(r, _)| *r == room) {
+            Some((_, at)) if now.duration_since(*at) < TYPING_EVERY => false,
+            Some((_, at)) => {
+                *at = now;
+                true
+            }
+            None => {
+                self.last.push((room, now));
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typing_is_forwarded_at_most_once_per_period_and_room() {
+        let mut limit = TypingLimit::default();
+        let start = Instant::now();
+        assert!(limit.allow(RoomId(1), start));
+        assert!(!limit.allow(RoomId(1), start + TYPING_EVERY / 2));
+        assert!(limit.allow(RoomId(2), start + TYPING_EVERY / 2), "per room");
+        assert!(limit.allow(RoomId(1), start + TYPING_EVERY));
+        assert!(!limit.allow(RoomId(1), start + TYPING_EVERY + TYPING_EVERY / 2));
+    }
+}

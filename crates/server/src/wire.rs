@@ -1,0 +1,66 @@
+//! Domain records → REST bodies: what clients are shown of them.
+
+use palaver_domain::model::{Member, Message, Room, RoomProfile, RoomSummary, User};
+use palaver_domain::time::Timestamp;
+use palaver_protocol::rest;
+
+pub fn user(user: &User) -> rest::User {
+    rest::User {
+        id: user.id.0,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        created_at: user.created_at.to_rfc3339(),
+    }
+}
+
+pub fn room(room: &Room) -> rest::Room {
+    room_profile(&room.profile())
+}
+
+pub fn room_profile(room: &RoomProfile) -> rest::Room {
+    rest::Room {
+        id: room.id.0,
+        name: room.name.clone(),
+        code: room.code.clone(),
+        owner_id: room.owner_id.0,
+        created_at: room.created_at.to_rfc3339(),
+        has_password: room.has_password,
+        kind: room.kind.as_str().to_owned(),
+    }
+}
+
+pub fn room_summary(summary: &RoomSummary) -> rest::RoomSummary {
+    rest::RoomSummary {
+        room: room(&summary.room),
+        role: summary.role.as_str().to_owned(),
+        last_seq: summary.last_seq,
+        last_message: summary.last_message.as_ref().map(message),
+        last_read_seq: summary.last_read_seq,
+        unread_count: summary.unread_count,
+    }
+}
+
+/// `online` is this node's presence view, which the domain does not hold.
+pub fn member(member: &Member, online: bool) -> rest::Member {
+    rest::Member {
+        user: user(&member.user),
+        role: member.role.as_str().to_owned(),
+        joined_at: member.joined_at.to_rfc3339(),
+        online,
+        last_seen: member.last_seen.map(Timestamp::to_rfc3339),
+    }
+}
+
+pub fn message(message: &Message) -> rest::Message {
+    rest::Message {
+        room_id: message.room_id.0,
+        seq: message.seq,
+        sender_id: message.sender_id.0,
+        body: message.body.clone(),
+        created_at: message.created_at.to_rfc3339(),
+        client_id: message.client_id.clone(),
+        reply_to: message.reply_to,
+        edited_at: message.edited_at.map(Timestamp::to_rfc3339),
+        deleted: message.deleted_at.is_some(),
+    }
+}

@@ -1,0 +1,81 @@
+//! The WebSocket as a session transport: text frames in (parsed into client
+//! frames), encoded frames out.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{Sink, Stream};
+use palaver_protocol::ws::ClientFrame;
+
+use crate::frames;
+use crate::session::{Inbound, Outgoing};
+
+pub struct WsTransport {
+    socket: WebSocket,
+}
+
+impl WsTransport {
+    pub fn new(socket: WebSocket) -> Self {
+        Self { socket }
+    }
+}
+
+impl Stream for WsTransport {
+    type Item = Inbound;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        loop {
+            let message = match ready!(Pin::new(&mut self.socket).poll_next(cx)) {
+                None | Some(Ok(Message::Close(_))) => return Poll::Ready(None),
+                Some(Err(err)) => return Poll::Ready(read_error(err)),
+                Some(Ok(message)) => message,
+            };
+            return Poll::Ready(Some(match message {
+                Message::Text(text) => match ClientFrame::parse(text.as_str()) {
+                    Ok(frame) => Inbound::Frame(frame),
+                    Err(err) => Inbound::Invalid(err),
+                },
+                Message::Binary(_) => Inbound::Unsupported,
+                // tungstenite answers pings itself.
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
+            }));
+        }
+    }
+}
+
+/// Oversized frames close with 1009; any other read error means the peer is gone.
+fn read_error(err: axum::Error) -> Option<Inbound> {
+    match err.into_inner().downcast::<tungstenite::Error>() {
+        Ok(err) if matches!(*err, tungstenite::Error::Capacity(_)) => Some(Inbound::TooLarge),
+        _ => None,
+    }
+}
+
+impl Sink<Outgoing> for WsTransport {
+    type Error = axum::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.socket).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), Self::Error> {
+        let message = match item {
+            Outgoing::Frame(frame) => Message::Text(frames::encode(&frame)),
+            Outgoing::Encoded(json) => Message::Text(json),
+            Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })),
+        };
+        Pin::new(&mut self.socket).start_send(message)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.socket).poll_close(cx)
+    }
+}
