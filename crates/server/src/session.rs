@@ -393,3 +393,157 @@ impl<T: Transport> Session<T> {
         self.transport.send(item).await.map_err(|_| End::Gone)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures::channel::mpsc;
+    use palaver_bus::LocalBus;
+    use palaver_domain::messages::WriterConfig;
+    use palaver_domain::passwords::HashCost;
+    use palaver_domain::Limits;
+    use palaver_protocol::ws::ClientFrame;
+    use palaver_store::{ManagedStore, SqliteStore, StoreOptions};
+
+    use super::*;
+    use crate::delivery::LocalDelivery;
+
+    /// A transport of two channels: what a test sends in, what the session sends out.
+    struct Channels {
+        inbound: mpsc::UnboundedReceiver<Inbound>,
+        outgoing: mpsc::UnboundedSender<Outgoing>,
+    }
+
+    impl futures::Stream for Channels {
+        type Item = Inbound;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+            self.inbound.poll_next_unpin(cx)
+        }
+    }
+
+    impl futures::Sink<Outgoing> for Channels {
+        type Error = mpsc::SendError;
+        fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.outgoing.poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), Self::Error> {
+            self.outgoing.start_send(item)
+        }
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.outgoing).poll_flush(cx)
+        }
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.outgoing).poll_close(cx)
+        }
+    }
+
+    /// What the session sent next, as a frame (encoded ones decoded).
+    async fn next_frame(out: &mut mpsc::UnboundedReceiver<Outgoing>) -> ServerFrame {
+        let item = tokio::time::timeout(Duration::from_secs(10), out.next())
+            .await
+            .expect("the session answers in time")
+            .expect("the session is still running");
+        match item {
+            Outgoing::Frame(frame) => frame,
+            Outgoing::Encoded(json) => serde_json::from_str(json.as_str()).unwrap(),
+            Outgoing::Close(code, reason) => panic!("closed: {code} {reason}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_session_core_runs_over_any_stream_and_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+            .await
+            .unwrap();
+        let store: Arc<dyn ManagedStore> = Arc::new(store);
+        let hub = Arc::new(Hub::new(64));
+        let (presence, inbox) = Presence::channel();
+        let delivery = Arc::new(LocalDelivery::new(hub.clone(), presence.remote()));
+        let cheap = HashCost {
+            memory_kib: 256,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let (services, _writer) = Services::start(
+            store.clone().as_store(),
+            Arc::new(LocalBus::new(delivery)),
+            b"a test secret that is long enough for HS256",
+            cheap,
+            Limits::default(),
+            WriterConfig::default(),
+        )
+        .unwrap();
+        let services = Arc::new(services);
+        let _presence_task = inbox.spawn(
+            "node".into(),
+            false,
+            Duration::from_secs(5),
+            hub.clone(),
+            services.clone(),
+        );
+        let alice = services
+            .accounts
+            .register("alice", "correct horse 1".into(), None)
+            .await
+            .unwrap();
+        let room = services.rooms.create(alice.id, "r", None).await.unwrap();
+
+        let (to_session, inbound) = mpsc::unbounded();
+        let (outgoing, mut from_session) = mpsc::unbounded();
+        let deps = SessionDeps {
+            services,
+            hub,
+            presence,
+            stuck_write_grace: Duration::from_secs(1),
+        };
+        let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, alice.id, None));
+
+        let ServerFrame::Ready { rooms, .. } = next_frame(&mut from_session).await else {
+            panic!("no ready first")
+        };
+        assert_eq!((rooms[0].id, rooms[0].last_seq), (room.id.0, 0));
+        to_session
+            .unbounded_send(Inbound::Frame(ClientFrame::Send {
+                room: room.id.0,
+                body: "hi".into(),
+                client_id: Some("c1".into()),
+                reply_to: None,
+            }))
+            .unwrap();
+        // Her own `presence` may come first: she shares the room with herself.
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            match next_frame(&mut from_session).await {
+                ServerFrame::Presence { .. } => {}
+                frame => seen.push(frame),
+            }
+        }
+        assert!(seen.iter().any(|f| matches!(f,
+            ServerFrame::Ack { seq: 1, client_id: Some(c), .. } if c == "c1")));
+        assert!(seen.iter().any(|f| matches!(f,
+            ServerFrame::Message { seq: 1, body, .. } if body == "hi")));
+
+        let bad = ClientFrame::parse(r#"{"type":"read","ref":"r1"}"#).unwrap_err();
+        to_session.unbounded_send(Inbound::Invalid(bad)).unwrap();
+        assert!(matches!(
+            next_frame(&mut from_session).await,
+            ServerFrame::Error { code, .. } if code == "invalid_frame"
+        ));
+
+        // The client goes away: the session ends by itself.
+        drop(to_session);
+        tokio::time::timeout(Duration::from_secs(10), session)
+            .await
+            .expect("the session ends when its stream does")
+            .unwrap();
+    }
+}

@@ -2,6 +2,9 @@
 //! the live stream (moving its position), and replaying a range the client
 //! asked for again (not moving it).
 
+use std::future::Future;
+
+use palaver_domain::model::Message;
 use palaver_domain::{Error, RoomId};
 
 use super::{End, Outgoing, Session, Transport};
@@ -21,13 +24,7 @@ impl<T: Transport> Session<T> {
             if through.is_some_and(|t| after >= t) {
                 return Ok(());
             }
-            let page = match self
-                .deps
-                .services
-                .messages
-                .catch_up(self.user.id, room, after, PAGE)
-                .await
-            {
+            let page = match self.read(room, after, PAGE).await {
                 Ok(page) => page,
                 Err(Error::NotFound(_)) => {
                     self.positions.left(room);
@@ -66,13 +63,7 @@ impl<T: Transport> Session<T> {
     ) -> Result<(), End> {
         while after < through {
             let limit = (through - after).min(PAGE as u64) as u32;
-            let page = match self
-                .deps
-                .services
-                .messages
-                .catch_up(self.user.id, room, after, limit)
-                .await
-            {
+            let page = match self.read(room, after, limit).await {
                 Ok(page) => page,
                 Err(err) => return self.send(Outgoing::Frame(frames::error(&err, None))).await,
             };
@@ -86,5 +77,17 @@ impl<T: Transport> Session<T> {
             }
         }
         Ok(())
+    }
+
+    /// Up to `limit` stored messages of `room` after `after`, if the user
+    /// may still read it. Borrows nothing of the session, which is not `Sync`.
+    fn read(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = palaver_domain::Result<Vec<Message>>> + Send + 'static {
+        let (services, user) = (self.deps.services.clone(), self.user.id);
+        async move { services.messages.catch_up(user, room, after, limit).await }
     }
 }
