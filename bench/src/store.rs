@@ -166,7 +166,7 @@ async fn populate(
     }
     let mut room_ids = Vec::with_capacity(rooms);
     for n in 0..rooms {
-        let (room, _) = store
+        let room = store
             .insert_room(NewRoom {
                 name: format!("bench room {n}"),
                 code: format!("BENCH{n:03}"),
@@ -174,7 +174,8 @@ async fn populate(
                 owner_id: users[0],
                 created_at: Timestamp::now(),
             })
-            .await?;
+            .await?
+            .value;
         for user in &users[1..] {
             store
                 .add_member(room.id, *user, Role::Member, Timestamp::now())

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use palaver_domain::bus::{Bus, BusError, Delivery, EventSink};
-use palaver_domain::events::{self, DomainEvent, OutboxEntry};
+use palaver_domain::bus::{Bus, BusError, Delivery, EventSink, Publication};
+use palaver_domain::events::{self, OutboxEntry};
 use palaver_domain::remote::still_true;
 use palaver_domain::store::Store;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -187,15 +187,16 @@ impl Drop for KafkaBus {
 }
 
 impl Bus for KafkaBus {
-    fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Delivery {
-        for event in &events {
-            self.sink.deliver(event);
+    fn publish(&self, events: Vec<Publication>) -> Delivery {
+        for publication in &events {
+            self.sink.deliver(&publication.event);
         }
         let started = Instant::now();
         let mut deliveries = Vec::with_capacity(events.len());
-        for event in &events {
-            let payload = events::encode(event);
-            match self.produce(event.key(), &payload, &self.origin) {
+        for publication in &events {
+            // Encoded once: the outbox row's payload when there is one.
+            let payload = publication.payload();
+            match self.produce(publication.event.key(), &payload, &self.origin) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(err) => return Box::pin(std::future::ready(Err(err))),
             }

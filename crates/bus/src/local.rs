@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use palaver_domain::bus::{delivered, Bus, Delivery, EventSink};
-use palaver_domain::events::DomainEvent;
+use palaver_domain::bus::{delivered, Bus, Delivery, EventSink, Publication};
 
 pub struct LocalBus {
     sink: Arc<dyn EventSink>,
@@ -21,9 +20,9 @@ impl LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Delivery {
-        for event in &events {
-            self.sink.deliver(event);
+    fn publish(&self, events: Vec<Publication>) -> Delivery {
+        for publication in &events {
+            self.sink.deliver(&publication.event);
         }
         delivered()
     }
@@ -33,6 +32,7 @@ impl Bus for LocalBus {
 mod tests {
     use std::sync::Mutex;
 
+    use palaver_domain::events::DomainEvent;
     use palaver_domain::{RoomId, UserId};
 
     use super::*;
@@ -51,17 +51,15 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let bus = LocalBus::new(recorder.clone());
         let events: Vec<_> = (1..=3)
-            .map(|n| {
-                Arc::new(DomainEvent::MemberLeft {
-                    room_id: RoomId(n),
-                    user_id: UserId(7),
-                })
+            .map(|n| DomainEvent::MemberLeft {
+                room_id: RoomId(n),
+                user_id: UserId(7),
             })
             .collect();
-        poll_once(bus.publish(events.clone())).unwrap();
+        let publications = events.iter().cloned().map(Publication::unencoded).collect();
+        poll_once(bus.publish(publications)).unwrap();
         let seen = recorder.0.lock().unwrap().clone();
-        let expected: Vec<_> = events.iter().map(|e| (**e).clone()).collect();
-        assert_eq!(seen, expected);
+        assert_eq!(seen, events);
     }
 
     /// The publish future never suspends, so polling it once completes it.

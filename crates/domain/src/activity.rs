@@ -27,39 +27,30 @@ impl Activity {
             .member_role(room, user)
             .await?
             .ok_or(Error::NotFound("room"))?;
-        self.publisher.publish(
-            vec![Arc::new(DomainEvent::Typing {
-                room_id: room,
-                user_id: user,
-            })],
-            Vec::new(),
-        );
+        self.publisher.publish_passing(DomainEvent::Typing {
+            room_id: room,
+            user_id: user,
+        });
         Ok(())
     }
 
     /// Tells the other nodes that `user` came (or went) here.
     pub fn announce(&self, node: &str, user: UserId, online: bool) {
-        self.publisher.publish(
-            vec![Arc::new(DomainEvent::Presence {
-                node: node.to_owned(),
-                user_id: user,
-                online,
-                at: Timestamp::now(),
-            })],
-            Vec::new(),
-        );
+        self.publisher.publish_passing(DomainEvent::Presence {
+            node: node.to_owned(),
+            user_id: user,
+            online,
+            at: Timestamp::now(),
+        });
     }
 
     /// Tells the other nodes everyone online here.
     pub fn heartbeat(&self, node: &str, online: Vec<UserId>) {
-        self.publisher.publish(
-            vec![Arc::new(DomainEvent::NodeHeartbeat {
-                node: node.to_owned(),
-                online,
-                at: Timestamp::now(),
-            })],
-            Vec::new(),
-        );
+        self.publisher.publish_passing(DomainEvent::NodeHeartbeat {
+            node: node.to_owned(),
+            online,
+            at: Timestamp::now(),
+        });
     }
 
     /// Remembers when the user's last connection (on this node) closed.

@@ -13,6 +13,32 @@ use std::sync::Arc;
 
 use crate::events::{DomainEvent, OutboxEntry};
 
+/// An event handed to the bus, with its JSON when the outbox already holds
+/// it (so a bus that carries JSON never encodes it again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub event: DomainEvent,
+    pub payload: Option<Arc<str>>,
+}
+
+impl Publication {
+    /// An event no outbox row holds (typing, presence; or no outbox at all).
+    pub fn unencoded(event: DomainEvent) -> Self {
+        Self {
+            event,
+            payload: None,
+        }
+    }
+
+    /// The event's JSON (`crate::events`), encoded now if it was not yet.
+    pub fn payload(&self) -> Arc<str> {
+        match &self.payload {
+            Some(payload) => payload.clone(),
+            None => crate::events::encode(&self.event).into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("bus unavailable: {0}")]
 pub struct BusError(pub String);
@@ -30,7 +56,7 @@ pub fn delivered() -> Delivery {
 pub trait Bus: Send + Sync + 'static {
     /// Delivers `events` to this node's connections before returning, and hands
     /// them to the other nodes; the returned future reports when they hold them.
-    fn publish(&self, events: Vec<Arc<DomainEvent>>) -> Delivery;
+    fn publish(&self, events: Vec<Publication>) -> Delivery;
 
     /// Sends events recovered from the outbox to the other nodes, as if
     /// `OutboxEntry::origin` had published them (it delivered them locally then).

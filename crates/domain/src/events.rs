@@ -122,6 +122,15 @@ impl DomainEvent {
     }
 }
 
+/// An event's row in the transactional outbox, written in the transaction of
+/// its change: the row's id and the event's JSON, encoded once (what the
+/// outbox holds and what the bus carries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub payload: std::sync::Arc<str>,
+}
+
 /// A committed event waiting in the transactional outbox until a bus holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {

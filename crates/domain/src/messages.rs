@@ -7,7 +7,6 @@ use std::sync::Arc;
 pub use writer::{MessageWriter, WriterConfig};
 
 use crate::error::{Error, Result};
-use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;
@@ -160,16 +159,12 @@ impl Messages {
         if message.deleted_at.is_some() {
             return Err(Error::Conflict("the message was deleted"));
         }
-        let (edited, outbox) = self
+        let edited = self
             .store
             .edit_message(room, seq, &body.into_inner(), Timestamp::now())
             .await?
             .ok_or(Error::Conflict("the message was deleted"))?;
-        self.publisher.publish(
-            vec![Arc::new(DomainEvent::MessageEdited(edited.clone()))],
-            outbox,
-        );
-        Ok(edited)
+        Ok(self.publisher.publish_committed(edited))
     }
 
     /// Deletes a message: its sender may, and so may the room's owner and admins.
@@ -182,15 +177,12 @@ impl Messages {
                 "only its sender, an admin or the owner can delete a message",
             ));
         }
-        if let Some(outbox) = self
+        if let Some(deleted) = self
             .store
             .delete_message(room, seq, Timestamp::now())
             .await?
         {
-            self.publisher.publish(
-                vec![Arc::new(DomainEvent::MessageDeleted { room_id: room, seq })],
-                outbox,
-            );
+            self.publisher.publish_committed(deleted);
         }
         Ok(())
     }

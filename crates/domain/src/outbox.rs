@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, Delivery};
+use crate::bus::{Bus, Delivery, Publication};
 use crate::events::DomainEvent;
-use crate::store::{Committed, OutboxIds, Store, StoreResult};
+use crate::store::{Committed, Store, StoreResult};
 use crate::time::Timestamp;
 
 /// Publishes committed events and then clears their outbox rows.
@@ -30,18 +30,39 @@ impl Publisher {
         Self { bus, store }
     }
 
-    /// Publishes what a store change committed.
-    pub fn publish_committed(&self, committed: Committed) {
-        let events = committed.events.into_iter().map(Arc::new).collect();
-        self.publish(events, committed.outbox);
+    /// Publishes what a store change committed (each event with its outbox
+    /// row's payload, when there is one) and hands back the change's value.
+    pub fn publish_committed<T>(&self, committed: Committed<T>) -> T {
+        let Committed {
+            value,
+            events,
+            outbox,
+        } = committed;
+        if events.is_empty() {
+            return value;
+        }
+        debug_assert!(outbox.is_empty() || outbox.len() == events.len());
+        let ids: Vec<i64> = outbox.iter().map(|row| row.id).collect();
+        let mut payloads = outbox.into_iter().map(|row| Some(row.payload));
+        let publications = events
+            .into_iter()
+            .map(|event| Publication {
+                event,
+                payload: payloads.next().flatten(),
+            })
+            .collect();
+        self.publish(publications, ids);
+        value
+    }
+
+    /// Publishes an event that is not stored (typing, presence): at most once.
+    pub fn publish_passing(&self, event: DomainEvent) {
+        self.publish(vec![Publication::unencoded(event)], Vec::new());
     }
 
     /// Delivers to this node's connections before returning; the hand-over to
     /// other nodes completes in the background, so the caller never waits on it.
-    pub fn publish(&self, events: Vec<Arc<DomainEvent>>, outbox: OutboxIds) {
-        if events.is_empty() {
-            return;
-        }
+    fn publish(&self, events: Vec<Publication>, outbox: Vec<i64>) {
         let mut delivery = self.bus.publish(events);
         if outbox.is_empty() {
             // The local bus has already delivered: skip the task.

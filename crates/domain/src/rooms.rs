@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use crate::outbox::Publisher;
@@ -57,18 +56,9 @@ impl Rooms {
             match self.store.insert_room(new_room).await {
                 Err(StoreError::Conflict(_)) => continue,
                 Err(err) => return Err(err.into()),
-                Ok((room, outbox)) => {
-                    // The owner's open connections follow the new room at once.
-                    self.publisher.publish(
-                        vec![Arc::new(DomainEvent::MemberJoined {
-                            room_id: room.id,
-                            user_id: owner,
-                            last_seq: 0,
-                        })],
-                        outbox,
-                    );
-                    return Ok(room);
-                }
+                // The owner's `MemberJoined`: their open connections follow
+                // the new room at once.
+                Ok(created) => return Ok(self.publisher.publish_committed(created)),
             }
         }
         tracing::error!("could not find a free join code");
@@ -95,21 +85,7 @@ impl Rooms {
             match self.store.direct_room(user.id, other.id, new_room).await {
                 Err(StoreError::Conflict(_)) => continue,
                 Err(err) => return Err(err.into()),
-                Ok(direct) => {
-                    let events = direct
-                        .joined
-                        .iter()
-                        .map(|(member, last_seq)| {
-                            Arc::new(DomainEvent::MemberJoined {
-                                room_id: direct.room.id,
-                                user_id: *member,
-                                last_seq: *last_seq,
-                            })
-                        })
-                        .collect();
-                    self.publisher.publish(events, direct.outbox);
-                    return Ok(direct.room);
-                }
+                Ok(direct) => return Ok(self.publisher.publish_committed(direct).room),
             }
         }
         tracing::error!("could not find a free join code");
@@ -138,20 +114,11 @@ impl Rooms {
                 return Err(Error::Forbidden("wrong room password"));
             }
         }
-        let membership = self
+        let joined = self
             .store
             .add_member(room.id, user, Role::Member, Timestamp::now())
             .await?;
-        if membership.newly_joined {
-            self.publisher.publish(
-                vec![Arc::new(DomainEvent::MemberJoined {
-                    room_id: room.id,
-                    user_id: user,
-                    last_seq: membership.last_seq,
-                })],
-                membership.outbox,
-            );
-        }
+        self.publisher.publish_committed(joined);
         Ok(room)
     }
 
@@ -187,7 +154,11 @@ impl Rooms {
     }
 
     pub async fn leave(&self, user: UserId, room: RoomId) -> Result<()> {
-        let Some(committed) = self.store.remove_member(room, user, Removal::Left).await? else {
+        let left = self
+            .store
+            .remove_member(room, user, Removal::Left, Timestamp::now())
+            .await?;
+        let Some(committed) = left else {
             return Err(Error::NotFound("room"));
         };
         self.publisher.publish_committed(committed);
@@ -199,18 +170,12 @@ impl Rooms {
     /// Membership is checked by the store in the same transaction
     /// (`ReadMark::NotMember`): no separate read, and no race with a leave.
     pub async fn mark_read(&self, user: UserId, room: RoomId, seq: u64) -> Result<u64> {
-        match self.store.mark_read(room, user, seq).await? {
-            ReadMark::Moved(now_at, outbox) => {
-                self.publisher.publish(
-                    vec![Arc::new(DomainEvent::ReadMarkerMoved {
-                        room_id: room,
-                        user_id: user,
-                        seq: now_at,
-                    })],
-                    outbox,
-                );
-                Ok(now_at)
-            }
+        let marked = self
+            .store
+            .mark_read(room, user, seq, Timestamp::now())
+            .await?;
+        match self.publisher.publish_committed(marked) {
+            ReadMark::Moved(now_at) => Ok(now_at),
             ReadMark::Unchanged(at) => Ok(at),
             // Not found, as for every room operation: a stranger learns nothing.
             ReadMark::NotMember => Err(Error::NotFound("room")),

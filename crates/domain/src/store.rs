@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use crate::events::{DomainEvent, OutboxEntry};
+use crate::events::{DomainEvent, OutboxEntry, OutboxRow};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
 use crate::time::Timestamp;
@@ -107,15 +107,31 @@ pub struct Membership {
     pub newly_joined: bool,
     /// The room's newest seq at the moment of joining.
     pub last_seq: u64,
-    pub outbox: OutboxIds,
 }
 
-/// The events a change committed, to publish after the commit; they are already
-/// in the outbox (`outbox` holds their rows) when the store keeps one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Committed {
+/// What a change committed: its result, the events that describe it (to
+/// publish after the commit, in this order), and, when the store keeps an
+/// outbox, each event's row there (the same order; empty without one).
+///
+/// Every mutating store method returns one, so what is published is what the
+/// transaction decided, and each event is encoded once: the row's payload is
+/// what the outbox holds and what the bus carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<T> {
+    pub value: T,
     pub events: Vec<DomainEvent>,
-    pub outbox: OutboxIds,
+    pub outbox: Vec<OutboxRow>,
+}
+
+impl<T> Committed<T> {
+    /// A change that needs no event (nothing changed that anyone hears of).
+    pub fn quiet(value: T) -> Self {
+        Self {
+            value,
+            events: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
 }
 
 /// How a member stops being one.
@@ -146,6 +162,10 @@ pub struct Ban {
     pub created_at: Timestamp,
 }
 
+/// A batch append: each message's outcome, in input order, and the stored
+/// messages' `MessagePosted` events.
+pub type Appended = Committed<Vec<AppendOutcome>>;
+
 /// What opening a direct room did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectRoom {
@@ -153,26 +173,13 @@ pub struct DirectRoom {
     /// Who became a member now (with the room's newest seq at that moment):
     /// both on creation, one when a person who had left comes back.
     pub joined: Vec<(UserId, u64)>,
-    pub outbox: OutboxIds,
 }
-
-/// The outcomes of a batch append, in input order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Appended {
-    pub outcomes: Vec<AppendOutcome>,
-    pub outbox: OutboxIds,
-}
-
-/// Ids of the outbox rows a transaction wrote beside its change, one per event;
-/// empty when the store runs without an outbox (a single node on the local bus).
-/// Whoever gets them publishes the events and then deletes the rows.
-pub type OutboxIds = Vec<i64>;
 
 /// Where a member's read marker stands after [`Store::mark_read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadMark {
-    /// It moved here; the `read` event is in the outbox (cluster mode).
-    Moved(u64, OutboxIds),
+    /// It moved here (the change carries the `read` event).
+    Moved(u64),
     /// It was already here (or further than the capped target).
     Unchanged(u64),
     /// No such room, or the user is not a member.
@@ -217,14 +224,19 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
 
     /// Inserts the room and its owner's membership together (the owner's
-    /// `MemberJoined` goes to the outbox). `Conflict("code")` when the join code is taken.
-    async fn insert_room(&self, room: NewRoom) -> StoreResult<(Room, OutboxIds)>;
+    /// `MemberJoined`). `Conflict("code")` when the join code is taken.
+    async fn insert_room(&self, room: NewRoom) -> StoreResult<Committed<Room>>;
     async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>>;
     async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>>;
     /// The direct room of `a` and `b` (created with `name` and `code` if it does
     /// not exist yet), with both of them as members. `Conflict("code")` when a
     /// new room's code is taken.
-    async fn direct_room(&self, a: UserId, b: UserId, room: NewRoom) -> StoreResult<DirectRoom>;
+    async fn direct_room(
+        &self,
+        a: UserId,
+        b: UserId,
+        room: NewRoom,
+    ) -> StoreResult<Committed<DirectRoom>>;
     async fn member_role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>>;
     async fn add_member(
         &self,
@@ -232,14 +244,15 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         role: Role,
         now: Timestamp,
-    ) -> StoreResult<Membership>;
+    ) -> StoreResult<Committed<Membership>>;
     /// `None` when nothing changed (not a member, and not a ban).
     async fn remove_member(
         &self,
         room: RoomId,
         user: UserId,
         removal: Removal,
-    ) -> StoreResult<Option<Committed>>;
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>>;
     async fn is_banned(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
     /// False when the user was not banned.
     async fn unban(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
@@ -250,22 +263,26 @@ pub trait Store: Send + Sync + 'static {
         room: RoomId,
         user: UserId,
         role: Role,
-    ) -> StoreResult<Option<Committed>>;
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>>;
     /// `to` becomes the owner and `from` an admin; `None` when `to` is not a member.
     async fn transfer_ownership(
         &self,
         room: RoomId,
         from: UserId,
         to: UserId,
-    ) -> StoreResult<Option<Committed>>;
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>>;
     /// `None` when the room does not exist; `Conflict("code")` when a new code is taken.
     async fn update_room(
         &self,
         room: RoomId,
         changes: RoomChanges,
-    ) -> StoreResult<Option<Committed>>;
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<Room>>>;
     /// Deletes the room with its members and messages; `None` when it did not exist.
-    async fn delete_room(&self, room: RoomId) -> StoreResult<Option<Committed>>;
+    async fn delete_room(&self, room: RoomId, now: Timestamp)
+        -> StoreResult<Option<Committed<()>>>;
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     /// The user's rooms with their newest seq: the cheap form of `rooms_of_user`.
     async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>>;
@@ -278,7 +295,8 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
 
     /// Appends a batch in one transaction; outcomes are in input order.
-    /// Seqs are allocated per room with no gap; if the transaction fails nothing is stored.
+    /// Seqs are allocated per room with no gap; if the transaction fails nothing
+    /// is stored. The events are the stored messages' `MessagePosted`, in order.
     async fn append_messages(&self, batch: &[NewMessage]) -> StoreResult<Appended>;
     /// Up to `limit` messages with `seq < before` (or the newest), ascending.
     async fn messages_before(
@@ -297,7 +315,7 @@ pub trait Store: Send + Sync + 'static {
         seq: u64,
         body: &str,
         now: Timestamp,
-    ) -> StoreResult<Option<(Message, OutboxIds)>>;
+    ) -> StoreResult<Option<Committed<Message>>>;
     /// Empties a message's body and marks it deleted (the seq stays); `None`
     /// when it does not exist or already was deleted.
     async fn delete_message(
@@ -305,10 +323,16 @@ pub trait Store: Send + Sync + 'static {
         room: RoomId,
         seq: u64,
         now: Timestamp,
-    ) -> StoreResult<Option<OutboxIds>>;
+    ) -> StoreResult<Option<Committed<()>>>;
     /// Moves a member's read marker forward to `seq`, capped at the room's
     /// newest seq; never backwards.
-    async fn mark_read(&self, room: RoomId, user: UserId, seq: u64) -> StoreResult<ReadMark>;
+    async fn mark_read(
+        &self,
+        room: RoomId,
+        user: UserId,
+        seq: u64,
+        now: Timestamp,
+    ) -> StoreResult<Committed<ReadMark>>;
     /// Every member's read marker.
     async fn read_markers(&self, room: RoomId) -> StoreResult<Vec<(UserId, u64)>>;
     /// Up to `limit` messages with `seq > after`, ascending.

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::User;
-use palaver_domain::store::{Appended, NewMessage, Store, StoreResult};
+use palaver_domain::store::{Appended, Committed, NewMessage, Store, StoreResult};
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
@@ -87,7 +87,7 @@ impl PostgresStore {
     /// indexes.
     async fn append(&self, batch: &[NewMessage]) -> StoreResult<Appended> {
         if batch.is_empty() {
-            return Ok(Appended::default());
+            return Ok(Committed::quiet(Vec::new()));
         }
         let cache_statements = batch.len() <= CACHED_BATCH_SHAPES;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
@@ -196,16 +196,15 @@ impl PostgresStore {
                 .await
                 .map_err(map_err)?;
         }
-        let outbox = match stored.first() {
-            Some(first) if self.outbox_origin.is_some() => {
-                let now = first.created_at;
-                let events: Vec<_> = stored.into_iter().map(DomainEvent::MessagePosted).collect();
-                self.write_outbox(&mut tx, &events, now).await?
+        let now = stored.first().map(|first| first.created_at);
+        let events: Vec<_> = stored.into_iter().map(DomainEvent::MessagePosted).collect();
+        match now {
+            Some(now) => self.commit_events(tx, outcomes, events, now).await,
+            None => {
+                tx.commit().await.map_err(map_err)?;
+                Ok(Committed::quiet(outcomes))
             }
-            _ => Vec::new(),
-        };
-        tx.commit().await.map_err(map_err)?;
-        Ok(Appended { outcomes, outbox })
+        }
     }
 
     /// Identity columns do not notice explicitly inserted ids.

@@ -117,15 +117,16 @@ macro_rules! sql_store {
 
         impl $store {
             /// Writes `events` to the outbox (when on) and commits `tx`.
-            async fn commit_events(
+            async fn commit_events<T>(
                 &self,
                 mut tx: sqlx::Transaction<'_, $db>,
+                value: T,
                 events: Vec<palaver_domain::events::DomainEvent>,
                 now: palaver_domain::time::Timestamp,
-            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed> {
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed<T>> {
                 let outbox = self.write_outbox(&mut tx, &events, now).await?;
                 tx.commit().await.map_err(crate::errors::map_err)?;
-                Ok(palaver_domain::store::Committed { events, outbox })
+                Ok(palaver_domain::store::Committed { value, events, outbox })
             }
 
             /// Makes `user` the room's owner (role and `rooms.owner_id`); returns
@@ -174,25 +175,30 @@ macro_rules! sql_store {
             }
 
             /// Writes `events` to the outbox inside `tx` when this store has one;
-            /// returns the new rows' ids (empty without an outbox).
+            /// returns the new rows, each event encoded once (empty without an outbox).
             async fn write_outbox(
                 &self,
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[palaver_domain::events::DomainEvent],
                 now: palaver_domain::time::Timestamp,
-            ) -> palaver_domain::store::StoreResult<palaver_domain::store::OutboxIds> {
+            ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::events::OutboxRow>> {
                 use sqlx::{QueryBuilder, Row};
                 let Some(origin) = self.outbox_origin.as_deref() else {
                     return Ok(Vec::new());
                 };
+                let payloads: Vec<std::sync::Arc<str>> =
+                    events.iter().map(|e| palaver_domain::events::encode(e).into()).collect();
                 let mut ids = Vec::with_capacity(events.len());
-                for chunk in events.chunks(crate::sql::INSERT_CHUNK) {
+                for (chunk, chunk_payloads) in events
+                    .chunks(crate::sql::INSERT_CHUNK)
+                    .zip(payloads.chunks(crate::sql::INSERT_CHUNK))
+                {
                     let mut query =
                         QueryBuilder::<$db>::new("INSERT INTO outbox (room_id, origin, payload, created_at) ");
-                    query.push_values(chunk, |mut row, event| {
+                    query.push_values(chunk.iter().zip(chunk_payloads), |mut row, (event, payload)| {
                         row.push_bind(event.room_id().0)
                             .push_bind(origin)
-                            .push_bind(palaver_domain::events::encode(event))
+                            .push_bind(&**payload)
                             .push_bind(now.0);
                     });
                     query.push(" RETURNING id");
@@ -206,7 +212,11 @@ macro_rules! sql_store {
                         ids.push(row.try_get::<i64, _>(0).map_err(crate::errors::map_err)?);
                     }
                 }
-                Ok(ids)
+                Ok(ids
+                    .into_iter()
+                    .zip(payloads)
+                    .map(|(id, payload)| palaver_domain::events::OutboxRow { id, payload })
+                    .collect())
             }
         }
 
@@ -466,7 +476,7 @@ macro_rules! sql_store {
             async fn insert_room(
                 &self,
                 room: palaver_domain::store::NewRoom,
-            ) -> palaver_domain::store::StoreResult<(palaver_domain::model::Room, palaver_domain::store::OutboxIds)> {
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed<palaver_domain::model::Room>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let id: i64 = sqlx::query_scalar(
@@ -495,8 +505,6 @@ macro_rules! sql_store {
                     user_id: room.owner_id,
                     last_seq: 0,
                 };
-                let outbox = self.write_outbox(&mut tx, &[joined], room.created_at).await?;
-                tx.commit().await.map_err(map_err)?;
                 let created = palaver_domain::model::Room {
                     id: palaver_domain::RoomId(id),
                     name: room.name,
@@ -506,7 +514,8 @@ macro_rules! sql_store {
                     password_hash: room.password_hash,
                     kind: palaver_domain::model::RoomKind::Group,
                 };
-                Ok((created, outbox))
+                let at = room.created_at;
+                self.commit_events(tx, created, vec![joined], at).await
             }
 
             async fn direct_room(
@@ -514,7 +523,7 @@ macro_rules! sql_store {
                 a: palaver_domain::UserId,
                 b: palaver_domain::UserId,
                 room: palaver_domain::store::NewRoom,
-            ) -> palaver_domain::store::StoreResult<palaver_domain::store::DirectRoom> {
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed<palaver_domain::store::DirectRoom>> {
                 use crate::errors::map_err;
                 let (low, high) = if a.0 <= b.0 { (a, b) } else { (b, a) };
                 let dm_key = format!("{}:{}", low.0, high.0);
@@ -566,9 +575,8 @@ macro_rules! sql_store {
                         });
                     }
                 }
-                let outbox = self.write_outbox(&mut tx, &events, room.created_at).await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(palaver_domain::store::DirectRoom { room: found, joined, outbox })
+                let direct = palaver_domain::store::DirectRoom { room: found, joined };
+                self.commit_events(tx, direct, events, room.created_at).await
             }
 
             async fn room_by_id(
@@ -618,7 +626,7 @@ macro_rules! sql_store {
                 user: palaver_domain::UserId,
                 role: palaver_domain::model::Role,
                 now: palaver_domain::time::Timestamp,
-            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Membership> {
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed<palaver_domain::store::Membership>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let inserted = sqlx::query(
@@ -638,22 +646,19 @@ macro_rules! sql_store {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let outbox = if inserted > 0 {
-                    let event = palaver_domain::events::DomainEvent::MemberJoined {
+                let mut events = Vec::new();
+                if inserted > 0 {
+                    events.push(palaver_domain::events::DomainEvent::MemberJoined {
                         room_id: room,
                         user_id: user,
                         last_seq: last_seq as u64,
-                    };
-                    self.write_outbox(&mut tx, &[event], now).await?
-                } else {
-                    Vec::new()
-                };
-                tx.commit().await.map_err(map_err)?;
-                Ok(palaver_domain::store::Membership {
+                    });
+                }
+                let membership = palaver_domain::store::Membership {
                     newly_joined: inserted > 0,
                     last_seq: last_seq as u64,
-                    outbox,
-                })
+                };
+                self.commit_events(tx, membership, events, now).await
             }
 
             async fn remove_member(
@@ -661,7 +666,8 @@ macro_rules! sql_store {
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
                 removal: palaver_domain::store::Removal,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<()>>> {
                 use palaver_domain::events::DomainEvent;
                 use palaver_domain::store::Removal;
                 use crate::errors::map_err;
@@ -675,7 +681,6 @@ macro_rules! sql_store {
                 .await
                 .map_err(map_err)?;
                 let mut events = Vec::new();
-                let now = palaver_domain::time::Timestamp::now();
                 match removal {
                     Removal::Left => {
                         if role.is_none() {
@@ -725,7 +730,7 @@ macro_rules! sql_store {
                         }
                     }
                 }
-                Ok(Some(self.commit_events(tx, events, now).await?))
+                Ok(Some(self.commit_events(tx, (), events, now).await?))
             }
 
             async fn is_banned(
@@ -784,7 +789,8 @@ macro_rules! sql_store {
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
                 role: palaver_domain::model::Role,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<()>>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let changed = sqlx::query(
@@ -801,7 +807,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let event = palaver_domain::events::DomainEvent::RoleChanged { room_id: room, user_id: user, role };
-                Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
+                Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
             }
 
             async fn transfer_ownership(
@@ -809,7 +815,8 @@ macro_rules! sql_store {
                 room: palaver_domain::RoomId,
                 from: palaver_domain::UserId,
                 to: palaver_domain::UserId,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<()>>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let member: Option<String> =
@@ -834,14 +841,15 @@ macro_rules! sql_store {
                     role: palaver_domain::model::Role::Admin,
                 }];
                 events.extend(self.make_owner(&mut tx, room, to).await?);
-                Ok(Some(self.commit_events(tx, events, palaver_domain::time::Timestamp::now()).await?))
+                Ok(Some(self.commit_events(tx, (), events, now).await?))
             }
 
             async fn update_room(
                 &self,
                 room: palaver_domain::RoomId,
                 changes: palaver_domain::store::RoomChanges,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<palaver_domain::model::Room>>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = $1")
@@ -878,13 +886,14 @@ macro_rules! sql_store {
                 }
                 let updated = Self::room_in(&mut tx, room).await?;
                 let event = palaver_domain::events::DomainEvent::RoomUpdated(updated.profile());
-                Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
+                Ok(Some(self.commit_events(tx, updated, vec![event], now).await?))
             }
 
             async fn delete_room(
                 &self,
                 room: palaver_domain::RoomId,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed>> {
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<()>>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 // Children first: SQLite enforces foreign keys per connection, and
@@ -906,7 +915,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let event = palaver_domain::events::DomainEvent::RoomDeleted { room_id: room };
-                Ok(Some(self.commit_events(tx, vec![event], palaver_domain::time::Timestamp::now()).await?))
+                Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
             }
 
             async fn rooms_of_user(
@@ -1122,7 +1131,7 @@ macro_rules! sql_store {
                 seq: u64,
                 body: &str,
                 now: palaver_domain::time::Timestamp,
-            ) -> palaver_domain::store::StoreResult<Option<(palaver_domain::model::Message, palaver_domain::store::OutboxIds)>> {
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<palaver_domain::model::Message>>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let seq = seq.min(i64::MAX as u64) as i64;
@@ -1153,9 +1162,7 @@ macro_rules! sql_store {
                     .map_err(map_err)?;
                 let message = decode::message(&row)?;
                 let event = palaver_domain::events::DomainEvent::MessageEdited(message.clone());
-                let outbox = self.write_outbox(&mut tx, &[event], now).await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(Some((message, outbox)))
+                Ok(Some(self.commit_events(tx, message, vec![event], now).await?))
             }
 
             async fn delete_message(
@@ -1163,7 +1170,7 @@ macro_rules! sql_store {
                 room: palaver_domain::RoomId,
                 seq: u64,
                 now: palaver_domain::time::Timestamp,
-            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::OutboxIds>> {
+            ) -> palaver_domain::store::StoreResult<Option<palaver_domain::store::Committed<()>>> {
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let deleted = sqlx::query(
@@ -1181,9 +1188,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let event = palaver_domain::events::DomainEvent::MessageDeleted { room_id: room, seq };
-                let outbox = self.write_outbox(&mut tx, &[event], now).await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(Some(outbox))
+                Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
             }
 
             async fn mark_read(
@@ -1191,8 +1196,9 @@ macro_rules! sql_store {
                 room: palaver_domain::RoomId,
                 user: palaver_domain::UserId,
                 seq: u64,
-            ) -> palaver_domain::store::StoreResult<palaver_domain::store::ReadMark> {
-                use palaver_domain::store::ReadMark;
+                now: palaver_domain::time::Timestamp,
+            ) -> palaver_domain::store::StoreResult<palaver_domain::store::Committed<palaver_domain::store::ReadMark>> {
+                use palaver_domain::store::{Committed, ReadMark};
                 use crate::errors::map_err;
                 let mut tx = self.writer.begin().await.map_err(map_err)?;
                 let Some(last_seq): Option<i64> =
@@ -1202,7 +1208,7 @@ macro_rules! sql_store {
                         .await
                         .map_err(map_err)?
                 else {
-                    return Ok(ReadMark::NotMember);
+                    return Ok(Committed::quiet(ReadMark::NotMember));
                 };
                 // A marker past the newest message would hide messages not yet sent.
                 let target = (seq.min(i64::MAX as u64) as i64).min(last_seq);
@@ -1227,18 +1233,15 @@ macro_rules! sql_store {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                    return Ok(at.map_or(ReadMark::NotMember, |at| ReadMark::Unchanged(at as u64)));
+                    let mark = at.map_or(ReadMark::NotMember, |at| ReadMark::Unchanged(at as u64));
+                    return Ok(Committed::quiet(mark));
                 };
                 let event = palaver_domain::events::DomainEvent::ReadMarkerMoved {
                     room_id: room,
                     user_id: user,
                     seq: now_at as u64,
                 };
-                let outbox = self
-                    .write_outbox(&mut tx, &[event], palaver_domain::time::Timestamp::now())
-                    .await?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(ReadMark::Moved(now_at as u64, outbox))
+                self.commit_events(tx, ReadMark::Moved(now_at as u64), vec![event], now).await
             }
 
             async fn read_markers(

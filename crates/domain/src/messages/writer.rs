@@ -12,9 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::events::DomainEvent;
 use crate::outbox::Publisher;
-use crate::store::{AppendOutcome, Appended, NewMessage, Store, StoreError};
+use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -124,24 +123,17 @@ async fn run(
         // How well sends share commits: 1 at light load, hundreds when busy.
         metrics::histogram!("palaver_store_append_batch_messages").record(messages.len() as f64);
         match appended {
-            Ok(Appended { outcomes, outbox }) => {
-                let events: Vec<_> = outcomes
-                    .iter()
-                    .filter_map(|outcome| match outcome {
-                        AppendOutcome::Stored(m) => {
-                            Some(Arc::new(DomainEvent::MessagePosted(m.clone())))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                metrics::counter!("palaver_messages_stored_total").increment(events.len() as u64);
+            Ok(mut committed) => {
+                metrics::counter!("palaver_messages_stored_total")
+                    .increment(committed.events.len() as u64);
                 // Acks first: the sender is waiting on durability, which the
                 // commit already gave; fan-out follows in the same order.
+                let outcomes = std::mem::take(&mut committed.value);
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     // The sender may have gone away; its message is stored anyway.
                     let _ = reply.send(Ok(outcome));
                 }
-                publisher.publish(events, outbox);
+                publisher.publish_committed(committed);
             }
             Err(err) => {
                 let unavailable = matches!(err, StoreError::Unavailable(_));

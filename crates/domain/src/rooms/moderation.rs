@@ -8,11 +8,8 @@
 //! Direct rooms have no moderation: two people, no roles. Non-members get
 //! `NotFound` for everything, exactly as for a room that does not exist.
 
-use std::sync::Arc;
-
 use super::{room_password, Rooms, CODE_ATTEMPTS};
 use crate::error::{Error, Result};
-use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::model::{Role, Room, RoomKind, User};
 use crate::store::{Ban, Removal, RoomChanges, StoreError};
@@ -36,20 +33,11 @@ impl Rooms {
                 "the user is banned from this room; unban them first",
             ));
         }
-        let membership = self
+        let joined = self
             .store
             .add_member(room, invitee.id, Role::Member, Timestamp::now())
             .await?;
-        if membership.newly_joined {
-            self.publisher.publish(
-                vec![Arc::new(DomainEvent::MemberJoined {
-                    room_id: room,
-                    user_id: invitee.id,
-                    last_seq: membership.last_seq,
-                })],
-                membership.outbox,
-            );
-        }
+        self.publisher.publish_committed(joined);
         Ok(())
     }
 
@@ -64,7 +52,7 @@ impl Rooms {
         outranks(actor, actor_role, target, Some(target_role))?;
         if let Some(committed) = self
             .store
-            .remove_member(room, target, Removal::Kicked)
+            .remove_member(room, target, Removal::Kicked, Timestamp::now())
             .await?
         {
             self.publisher.publish_committed(committed);
@@ -77,11 +65,9 @@ impl Rooms {
         let (_, actor_role) = self.authorize(actor, room, Role::Admin).await?;
         let target_role = self.store.member_role(room, target).await?;
         outranks(actor, actor_role, target, target_role)?;
-        let removal = Removal::Banned {
-            by: actor,
-            at: Timestamp::now(),
-        };
-        if let Some(committed) = self.store.remove_member(room, target, removal).await? {
+        let now = Timestamp::now();
+        let removal = Removal::Banned { by: actor, at: now };
+        if let Some(committed) = self.store.remove_member(room, target, removal, now).await? {
             self.publisher.publish_committed(committed);
         }
         Ok(())
@@ -124,7 +110,7 @@ impl Rooms {
         }
         let committed = self
             .store
-            .set_role(room, target, role)
+            .set_role(room, target, role, Timestamp::now())
             .await?
             .ok_or(Error::NotFound("member"))?;
         self.publisher.publish_committed(committed);
@@ -139,7 +125,7 @@ impl Rooms {
         }
         let committed = self
             .store
-            .transfer_ownership(room, actor, to)
+            .transfer_ownership(room, actor, to, Timestamp::now())
             .await?
             .ok_or(Error::NotFound("member"))?;
         self.publisher.publish_committed(committed);
@@ -196,22 +182,22 @@ impl Rooms {
     /// `room_deleted` and stop receiving it.
     pub async fn delete(&self, actor: UserId, room: RoomId) -> Result<()> {
         self.authorize(actor, room, Role::Owner).await?;
-        if let Some(committed) = self.store.delete_room(room).await? {
+        if let Some(committed) = self.store.delete_room(room, Timestamp::now()).await? {
             self.publisher.publish_committed(committed);
         }
         Ok(())
     }
 
     async fn apply(&self, room: RoomId, changes: RoomChanges) -> Result<Room> {
-        let committed = match self.store.update_room(room, changes).await {
+        let committed = match self
+            .store
+            .update_room(room, changes, Timestamp::now())
+            .await
+        {
             Err(StoreError::Conflict(what)) => return Err(Error::Conflict(what)),
             other => other?.ok_or(Error::NotFound("room"))?,
         };
-        self.publisher.publish_committed(committed);
-        self.store
-            .room_by_id(room)
-            .await?
-            .ok_or(Error::NotFound("room"))
+        Ok(self.publisher.publish_committed(committed))
     }
 
     /// The room and the actor's role, if the actor may act with `needed`.

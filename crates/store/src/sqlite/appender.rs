@@ -18,8 +18,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use palaver_domain::events::DomainEvent;
+use palaver_domain::events::OutboxRow;
 use palaver_domain::model::Message;
-use palaver_domain::store::{AppendOutcome, Appended, NewMessage, StoreError, StoreResult};
+use palaver_domain::store::{
+    AppendOutcome, Appended, Committed, NewMessage, StoreError, StoreResult,
+};
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
@@ -156,7 +159,7 @@ fn append(
     origin: Option<&str>,
 ) -> StoreResult<Appended> {
     if batch.is_empty() {
-        return Ok(Appended::default());
+        return Ok(Committed::quiet(Vec::new()));
     }
     // IMMEDIATE takes the write lock before the first read, so what the reads
     // see cannot change before the writes (another process may share the file).
@@ -166,8 +169,8 @@ fn append(
     let members = member_pairs(&tx, &append_plan::sender_pairs(batch))?;
     let mut seqs = SeqCounters::default();
     let mut outcomes = Vec::with_capacity(batch.len());
-    // The new messages again, for the outbox (cluster mode only).
-    let mut stored = Vec::new();
+    // The new messages again: their events (and outbox rows).
+    let mut events = Vec::new();
     {
         let mut insert = tx.prepare_cached(INSERT_MESSAGE).map_err(map_rusqlite)?;
         for m in batch {
@@ -190,9 +193,7 @@ fn append(
             if inserted == 1 {
                 seqs.take(m.room_id.0);
                 let message = m.stored_as(seq as u64);
-                if origin.is_some() {
-                    stored.push(message.clone());
-                }
+                events.push(DomainEvent::MessagePosted(message.clone()));
                 outcomes.push(AppendOutcome::Stored(message));
             } else {
                 // Only a used key skips the insert (a NULL key never conflicts).
@@ -208,11 +209,15 @@ fn append(
     }
     seqs.save(&tx)?;
     let mut outbox = Vec::new();
-    if let (Some(origin), false) = (origin, stored.is_empty()) {
-        outbox = insert_outbox(&tx, origin, stored)?;
+    if let (Some(origin), false) = (origin, events.is_empty()) {
+        outbox = insert_outbox(&tx, origin, &events, batch[0].created_at.0)?;
     }
     tx.commit().map_err(map_rusqlite)?;
-    Ok(Appended { outcomes, outbox })
+    Ok(Committed {
+        value: outcomes,
+        events,
+        outbox,
+    })
 }
 
 fn member_pairs(tx: &Transaction, pairs: &[(i64, i64)]) -> StoreResult<HashSet<(i64, i64)>> {
@@ -280,20 +285,24 @@ impl SeqCounters {
     }
 }
 
-fn insert_outbox(tx: &Transaction, origin: &str, stored: Vec<Message>) -> StoreResult<Vec<i64>> {
-    let now = stored[0].created_at.0;
+fn insert_outbox(
+    tx: &Transaction,
+    origin: &str,
+    events: &[DomainEvent],
+    now: i64,
+) -> StoreResult<Vec<OutboxRow>> {
     let mut statement = tx.prepare_cached(INSERT_OUTBOX).map_err(map_rusqlite)?;
-    stored
-        .into_iter()
-        .map(|m| {
-            let event = DomainEvent::MessagePosted(m);
-            let payload = palaver_domain::events::encode(&event);
-            statement
+    events
+        .iter()
+        .map(|event| {
+            let payload: std::sync::Arc<str> = palaver_domain::events::encode(event).into();
+            let id = statement
                 .query_row(
-                    rusqlite::params![event.room_id().0, origin, payload, now],
+                    rusqlite::params![event.room_id().0, origin, &*payload, now],
                     |row| row.get(0),
                 )
-                .map_err(map_rusqlite)
+                .map_err(map_rusqlite)?;
+            Ok(OutboxRow { id, payload })
         })
         .collect()
 }

@@ -243,7 +243,7 @@ mod tests {
             owner_id: owner,
             created_at: Timestamp(0),
         };
-        store.insert_room(new).await.unwrap().0.id
+        store.insert_room(new).await.unwrap().value.id
     }
 
     #[tokio::test]
@@ -295,7 +295,7 @@ mod tests {
             message(rooms[0], alice, None),
             message(rooms[1], alice, Some("k1")),
         ];
-        let outcomes = store.append_messages(&batch).await.unwrap().outcomes;
+        let outcomes = store.append_messages(&batch).await.unwrap().value;
         let summary: Vec<_> = outcomes
             .iter()
             .map(|o| match o {
@@ -324,7 +324,7 @@ mod tests {
             ])
             .await
             .unwrap()
-            .outcomes;
+            .value;
         assert!(matches!(&again[0], AppendOutcome::Duplicate(m) if m.seq == 1));
         assert!(matches!(&again[1], AppendOutcome::Stored(m) if m.seq == 3));
     }
@@ -353,7 +353,7 @@ mod tests {
             created_at: Timestamp(1_000 + n as i64),
         };
         let batch: Vec<_> = (0..40).map(message).collect();
-        let outcomes = store.append_messages(&batch).await.unwrap().outcomes;
+        let outcomes = store.append_messages(&batch).await.unwrap().value;
 
         let mut expected_seq = [0u64; 3];
         let mut first_with_key = std::collections::HashMap::new();
@@ -391,7 +391,7 @@ mod tests {
             }
         }
         // A second large batch finds every key of the first.
-        let again = store.append_messages(&batch).await.unwrap().outcomes;
+        let again = store.append_messages(&batch).await.unwrap().value;
         for (n, outcome) in again.iter().enumerate() {
             match (&batch[n].client_id, outcome) {
                 (_, AppendOutcome::NotMember) => assert_eq!(n, 7),
@@ -522,22 +522,176 @@ mod tests {
         let ids: Vec<i64> = after_lease.iter().map(|e| e.id).collect();
         store.delete_outbox(&ids).await.unwrap();
         let left = store
-            .remove_member(room, bob, Removal::Left)
+            .remove_member(room, bob, Removal::Left, Timestamp(60))
             .await
             .unwrap()
             .unwrap()
             .outbox;
         assert_eq!(left.len(), 1);
+        let left: Vec<i64> = left.iter().map(|row| row.id).collect();
         let remaining = store
             .claim_outbox(Timestamp(i64::MAX), Timestamp(1000), Timestamp(2000), 10)
             .await
             .unwrap();
         assert_eq!(remaining.iter().map(|e| e.id).collect::<Vec<_>>(), left);
         assert!(store
-            .remove_member(room, bob, Removal::Left)
+            .remove_member(room, bob, Removal::Left, Timestamp(61))
             .await
             .unwrap()
             .is_none());
+    }
+
+    /// The events a change returns are the events its outbox rows hold, one
+    /// row each, in order, and the rows in the table hold the same payloads.
+    /// (Compared in their versioned form, which omits what other nodes need
+    /// not know, such as an edited message's `client_id`.)
+    fn published_equals_outbox<T>(
+        change: &str,
+        committed: &palaver_domain::store::Committed<T>,
+        written: &mut Vec<palaver_domain::events::OutboxRow>,
+    ) {
+        assert!(!committed.events.is_empty(), "{change}: no event");
+        assert_eq!(
+            committed.events.len(),
+            committed.outbox.len(),
+            "{change}: one outbox row per event"
+        );
+        for (event, row) in committed.events.iter().zip(&committed.outbox) {
+            // The event's versioned form (what other nodes receive) is the row,
+            // and reading the row gives that form back.
+            let encoded = palaver_domain::events::encode(event);
+            assert_eq!(
+                encoded, &*row.payload,
+                "{change}: the row holds the published event"
+            );
+            let read = palaver_domain::events::decode(row.payload.as_bytes())
+                .unwrap()
+                .unwrap();
+            assert_eq!(palaver_domain::events::encode(&read), encoded, "{change}");
+            assert_eq!(read.room_id(), event.room_id(), "{change}");
+        }
+        written.extend(committed.outbox.iter().cloned());
+    }
+
+    #[tokio::test]
+    async fn every_change_publishes_exactly_what_its_outbox_rows_hold() {
+        use palaver_domain::model::Role;
+        use palaver_domain::store::{Removal, RoomChanges};
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            outbox_origin: Some("node-a".into()),
+            ..StoreOptions::default()
+        };
+        let store = SqliteStore::open(&dir.path().join("p.db"), &options)
+            .await
+            .unwrap();
+        let (alice, bob, carol) = (
+            user(&store, "alice").await.id,
+            user(&store, "bob").await.id,
+            user(&store, "carol").await.id,
+        );
+        let at = Timestamp(10);
+        let mut written = Vec::new();
+        let new_room = |code: &str| NewRoom {
+            name: "r".into(),
+            code: code.into(),
+            password_hash: None,
+            owner_id: alice,
+            created_at: at,
+        };
+
+        let created = store.insert_room(new_room("ABCDEFGH")).await.unwrap();
+        published_equals_outbox("insert_room", &created, &mut written);
+        let room = created.value.id;
+        let direct = store
+            .direct_room(alice, bob, new_room("DIRECT01"))
+            .await
+            .unwrap();
+        published_equals_outbox("direct_room", &direct, &mut written);
+        for member in [bob, carol] {
+            let joined = store
+                .add_member(room, member, Role::Member, at)
+                .await
+                .unwrap();
+            published_equals_outbox("add_member", &joined, &mut written);
+        }
+        let message = |client_id: &str| NewMessage {
+            room_id: room,
+            sender_id: alice,
+            body: "hi".into(),
+            client_id: Some(client_id.into()),
+            reply_to: None,
+            created_at: at,
+        };
+        let appended = store
+            .append_messages(&[message("a"), message("b"), message("a")])
+            .await
+            .unwrap();
+        published_equals_outbox("append_messages", &appended, &mut written);
+        assert_eq!(appended.events.len(), 2, "no event for the duplicate");
+        let edited = store
+            .edit_message(room, 1, "edited", at)
+            .await
+            .unwrap()
+            .unwrap();
+        published_equals_outbox("edit_message", &edited, &mut written);
+        let deleted = store.delete_message(room, 2, at).await.unwrap().unwrap();
+        published_equals_outbox("delete_message", &deleted, &mut written);
+        let read = store.mark_read(room, bob, 2, at).await.unwrap();
+        published_equals_outbox("mark_read", &read, &mut written);
+        let promoted = store
+            .set_role(room, bob, Role::Admin, at)
+            .await
+            .unwrap()
+            .unwrap();
+        published_equals_outbox("set_role", &promoted, &mut written);
+        let changes = RoomChanges {
+            name: Some("renamed".into()),
+            ..RoomChanges::default()
+        };
+        let updated = store.update_room(room, changes, at).await.unwrap().unwrap();
+        published_equals_outbox("update_room", &updated, &mut written);
+        assert_eq!(updated.value.name, "renamed");
+        let kicked = store
+            .remove_member(room, carol, Removal::Kicked, at)
+            .await
+            .unwrap()
+            .unwrap();
+        published_equals_outbox("remove_member (kick)", &kicked, &mut written);
+        let transferred = store
+            .transfer_ownership(room, alice, bob, at)
+            .await
+            .unwrap()
+            .unwrap();
+        published_equals_outbox("transfer_ownership", &transferred, &mut written);
+        let left = store
+            .remove_member(room, bob, Removal::Left, at)
+            .await
+            .unwrap()
+            .unwrap();
+        published_equals_outbox("remove_member (owner leaves)", &left, &mut written);
+        assert!(
+            left.events.len() >= 3,
+            "left, the heir's role, the room's owner"
+        );
+        let banned = store
+            .remove_member(room, alice, Removal::Banned { by: bob, at }, at)
+            .await
+            .unwrap()
+            .unwrap();
+        published_equals_outbox("remove_member (ban)", &banned, &mut written);
+        let gone = store.delete_room(room, at).await.unwrap().unwrap();
+        published_equals_outbox("delete_room", &gone, &mut written);
+
+        // And the table holds exactly those rows, with those payloads, in order.
+        let rows = store
+            .claim_outbox(Timestamp(i64::MAX), Timestamp(100), Timestamp(200), 1000)
+            .await
+            .unwrap();
+        let in_table: Vec<_> = rows.iter().map(|r| (r.id, r.payload.as_str())).collect();
+        let returned: Vec<_> = written.iter().map(|r| (r.id, &*r.payload)).collect();
+        assert_eq!(in_table, returned);
     }
 
     #[tokio::test]
@@ -597,7 +751,9 @@ mod tests {
         let other_writes = (0..50).map(|n| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.mark_read(first, alice.id, n / 2).await?;
+                store
+                    .mark_read(first, alice.id, n / 2, Timestamp(n as i64))
+                    .await?;
                 let new = NewRoom {
                     name: "r".into(),
                     code: format!("C{n:07}"),
@@ -752,7 +908,7 @@ mod tests {
     impl palaver_domain::bus::Bus for NoBus {
         fn publish(
             &self,
-            _events: Vec<Arc<palaver_domain::events::DomainEvent>>,
+            _events: Vec<palaver_domain::bus::Publication>,
         ) -> palaver_domain::bus::Delivery {
             palaver_domain::bus::delivered()
         }
