@@ -361,9 +361,22 @@ async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_grace_pe
     stuck.next().await.expect("ready").unwrap();
 
     flood(&alice.client, room.id, 20, 100).await;
-    // Nothing the client can observe without reading marks the server's grace
-    // period; posting took far longer than it, and this adds a margin.
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // The server's side of it, seen without reading the socket: once the
+    // connection is dropped, its user (who has no other) goes offline.
+    tokio::time::timeout(WAIT, async {
+        while alice
+            .client
+            .online(room.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|member| member.user.id == alice.id())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the stuck connection is dropped after the grace period");
 
     // Dropped, not waited for: the client finds buffered frames, then the end of
     // the stream with no close frame. (A server still holding the connection

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use palaver_client::frames::ServerFrame;
 use palaver_client::{Client, WsAuth, WsConnection};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::helpers::*;
 use crate::node::Broker;
@@ -41,6 +41,7 @@ async fn every_member_on_every_node_gets_one_gapless_order_even_when_a_node_is_k
     }
 
     let (last_seq, last_seq_rx) = watch::channel(0u64);
+    let (connected, mut connections) = mpsc::unbounded_channel();
     let mut watchers = Vec::new();
     for (home, token) in people[..WATCHERS].iter().cloned() {
         watchers.push(tokio::spawn(watch_room(
@@ -49,10 +50,14 @@ async fn every_member_on_every_node_gets_one_gapless_order_even_when_a_node_is_k
             token,
             room.id,
             last_seq_rx.clone(),
+            connected.clone(),
         )));
     }
-    // Every watcher is connected before the first send.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every watcher is connected before the first send, so what they get is
+    // live delivery across nodes, not a replay.
+    for _ in 0..WATCHERS {
+        connections.recv().await.expect("a watcher connects");
+    }
 
     let acked = Arc::new(AtomicUsize::new(0));
     let mut senders = Vec::new();
@@ -98,8 +103,12 @@ async fn every_member_on_every_node_gets_one_gapless_order_even_when_a_node_is_k
         token,
         room.id,
         last_seq_rx.clone(),
+        connected,
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    connections
+        .recv()
+        .await
+        .expect("the returning watcher connects");
     owner
         .post_message(room.id, "final via node 0", None)
         .await
@@ -134,13 +143,15 @@ async fn every_member_on_every_node_gets_one_gapless_order_even_when_a_node_is_k
 
 /// Follows the room from `urls[home]`; when that node dies, reconnects to the
 /// next one and resumes after the last seq seen. Fails on any gap or
-/// duplicate; returns `(seq, body)` for 1..=`last_seq`.
+/// duplicate; returns `(seq, body)` for 1..=`last_seq`. Says on `connected`
+/// each time it has a connection (its `ready` received).
 async fn watch_room(
     urls: Arc<Vec<String>>,
     home: usize,
     token: String,
     room: i64,
     last_seq: watch::Receiver<u64>,
+    connected: mpsc::UnboundedSender<()>,
 ) -> Vec<(u64, String)> {
     let mut seen: Vec<(u64, String)> = Vec::new();
     let mut node = home;
@@ -161,6 +172,7 @@ async fn watch_room(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let _ = connected.send(());
         loop {
             let target = *last_seq.borrow();
             if target > 0 && seen.len() as u64 >= target {
