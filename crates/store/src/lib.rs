@@ -2,17 +2,15 @@
 //! PostgreSQL, selected by a database URL.
 //!
 //! Architecture invariant: SQL exists only in this crate. Both stores run the
-//! same SQL text (`sql_store!` in `sql.rs`); what differs — pools, pragmas,
+//! same SQL text (`SqlStore<E>` in `sql.rs`); what differs — pools, pragmas,
 //! migrations, row locks, and how messages are appended — lives in `sqlite/`
-//! and `postgres.rs`.
+//! and `postgres.rs`, behind `sql::Engine`.
 
-// `sql` defines the `sql_store!` macro, so it must come before its users.
-#[macro_use]
-mod sql;
 mod append_plan;
 mod errors;
 mod migrate;
 mod postgres;
+mod sql;
 mod sqlite;
 pub mod transfer;
 
@@ -21,8 +19,9 @@ use std::time::Duration;
 
 use palaver_domain::store::{Store, StoreError, StoreResult};
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use postgres::{PostgresEngine, PostgresStore};
+pub use sql::SqlStore;
+pub use sqlite::{SqliteEngine, SqliteStore};
 
 /// Connection settings shared by both stores.
 #[derive(Debug, Clone)]

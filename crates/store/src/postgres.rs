@@ -16,26 +16,24 @@ use palaver_domain::model::User;
 use palaver_domain::store::{Appended, Committed, NewMessage, Store, StoreResult};
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::append_plan;
 use crate::errors::map_err;
-use crate::sql::CACHED_BATCH_SHAPES;
+use crate::sql::{Engine, SqlStore, CACHED_BATCH_SHAPES};
 use crate::{ManagedStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The PostgreSQL store: the shared SQL over this engine. Its `readers` pool
+/// is the `writer` pool: PostgreSQL runs readers and writers side by side.
+pub type PostgresStore = SqlStore<PostgresEngine>;
+
+/// PostgreSQL's own part of the store: its appends and row locks.
 #[derive(Clone)]
-pub struct PostgresStore {
-    writer: PgPool,
-    /// The same pool: PostgreSQL runs readers and writers side by side.
-    readers: PgPool,
-    outbox_origin: Option<String>,
-}
+pub struct PostgresEngine;
 
-impl PostgresStore {
-    const FOR_UPDATE: &'static str = " FOR UPDATE";
-
+impl SqlStore<PostgresEngine> {
     /// Connects, then runs migrations (under sqlx's advisory lock, so nodes
     /// starting together migrate once).
     pub async fn open(url: &str, options: &StoreOptions) -> StoreResult<Self> {
@@ -60,12 +58,12 @@ impl PostgresStore {
             writer: pool.clone(),
             readers: pool,
             outbox_origin: options.outbox_origin.clone(),
+            engine: PostgresEngine,
         })
     }
+}
 
-    /// Relays on several nodes claim disjoint rows instead of waiting on each other.
-    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-
+impl PostgresEngine {
     async fn lock_rooms(tx: &mut Transaction<'_, Postgres>, rooms: &[i64]) -> StoreResult<()> {
         sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
             .bind(rooms)
@@ -74,6 +72,13 @@ impl PostgresStore {
             .map_err(map_err)?;
         Ok(())
     }
+}
+
+#[async_trait::async_trait]
+impl Engine for PostgresEngine {
+    type Db = Postgres;
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// `Store::append_messages`: one transaction, one statement per step.
     ///
@@ -85,12 +90,12 @@ impl PostgresStore {
     /// autovacuum analyzes them: a fresh database ran 712 single-message
     /// appends/s that way against 1,556 with these, whose lookups use the
     /// indexes.
-    async fn append(&self, batch: &[NewMessage]) -> StoreResult<Appended> {
+    async fn append(&self, store: &PostgresStore, batch: &[NewMessage]) -> StoreResult<Appended> {
         if batch.is_empty() {
             return Ok(Committed::quiet(Vec::new()));
         }
         let cache_statements = batch.len() <= CACHED_BATCH_SHAPES;
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = store.writer.begin().await.map_err(map_err)?;
         // Lock the batch's rooms in id order before anything else: seq
         // allocation and the client_id check then see every commit of a
         // concurrent writer (another node), and two writers never deadlock.
@@ -151,7 +156,7 @@ impl PostgresStore {
                 .await
                 .map_err(map_err)?;
             for row in rows {
-                let message = decode::message(&row)?;
+                let message = crate::sql::decode::message(&row)?;
                 let key = (
                     message.room_id.0,
                     message.sender_id.0,
@@ -199,7 +204,7 @@ impl PostgresStore {
         let now = stored.first().map(|first| first.created_at);
         let events: Vec<_> = stored.into_iter().map(DomainEvent::MessagePosted).collect();
         match now {
-            Some(now) => self.commit_events(tx, outcomes, events, now).await,
+            Some(now) => store.commit_events(tx, outcomes, events, now).await,
             None => {
                 tx.commit().await.map_err(map_err)?;
                 Ok(Committed::quiet(outcomes))
@@ -208,14 +213,14 @@ impl PostgresStore {
     }
 
     /// Identity columns do not notice explicitly inserted ids.
-    async fn realign_ids(&self) -> StoreResult<()> {
+    async fn realign_ids(&self, store: &PostgresStore) -> StoreResult<()> {
         for table in ["users", "rooms"] {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
                                GREATEST((SELECT MAX(id) FROM {table}), 1))"
             );
             sqlx::query(&sql)
-                .execute(&self.writer)
+                .execute(&store.writer)
                 .await
                 .map_err(map_err)?;
         }
@@ -223,10 +228,14 @@ impl PostgresStore {
     }
 
     /// `Store::room_positions`.
-    async fn read_room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>> {
+    async fn room_positions(
+        &self,
+        store: &PostgresStore,
+        user: UserId,
+    ) -> StoreResult<Vec<(RoomId, u64)>> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(crate::sql::ROOM_POSITIONS)
             .bind(user.0)
-            .fetch_all(&self.readers)
+            .fetch_all(&store.readers)
             .await
             .map_err(map_err)?;
         Ok(rows
@@ -236,13 +245,14 @@ impl PostgresStore {
     }
 
     /// `Store::user_with_positions`.
-    async fn read_user_with_positions(
+    async fn user_with_positions(
         &self,
+        store: &PostgresStore,
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>> {
         let rows = sqlx::query(crate::sql::USER_WITH_POSITIONS)
             .bind(user.0)
-            .fetch_all(&self.readers)
+            .fetch_all(&store.readers)
             .await
             .map_err(map_err)?;
         let Some(first) = rows.first() else {
@@ -256,11 +266,9 @@ impl PostgresStore {
                 positions.push((RoomId(room), last_seq as u64));
             }
         }
-        Ok(Some((decode::user(first)?, positions)))
+        Ok(Some((crate::sql::decode::user(first)?, positions)))
     }
 }
-
-sql_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
 
 #[async_trait::async_trait]
 impl ManagedStore for PostgresStore {

@@ -23,9 +23,7 @@ use palaver_domain::model::Message;
 use palaver_domain::store::{
     AppendOutcome, Appended, Committed, NewMessage, StoreError, StoreResult,
 };
-use palaver_domain::time::Timestamp;
-use palaver_domain::{RoomId, UserId};
-use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::checkpointer::{Checkpointer, Watched};
@@ -239,8 +237,10 @@ fn message_by_client_id(
 ) -> StoreResult<Message> {
     tx.prepare_cached(MESSAGE_BY_CLIENT_ID)
         .map_err(map_rusqlite)?
-        .query_row(rusqlite::params![room, sender, client_id], message)
-        .map_err(map_rusqlite)
+        .query_row(rusqlite::params![room, sender, client_id], |row| {
+            Ok(crate::sql::decode::message(row))
+        })
+        .map_err(map_rusqlite)?
 }
 
 /// Each room's seqs during one transaction: read once, handed out in order,
@@ -305,19 +305,4 @@ fn insert_outbox(
             Ok(OutboxRow { id, payload })
         })
         .collect()
-}
-
-/// A message row selected with `message_columns!`.
-fn message(row: &Row) -> rusqlite::Result<Message> {
-    Ok(Message {
-        room_id: RoomId(row.get("m_room_id")?),
-        seq: row.get::<_, i64>("m_seq")? as u64,
-        sender_id: UserId(row.get("m_sender_id")?),
-        body: row.get("m_body")?,
-        created_at: Timestamp(row.get("m_created_at")?),
-        client_id: row.get("m_client_id")?,
-        reply_to: row.get::<_, Option<i64>>("m_reply_to")?.map(|s| s as u64),
-        edited_at: row.get::<_, Option<i64>>("m_edited_at")?.map(Timestamp),
-        deleted_at: row.get::<_, Option<i64>>("m_deleted_at")?.map(Timestamp),
-    })
 }

@@ -21,26 +21,26 @@ use std::time::Duration;
 
 use palaver_domain::model::User;
 use palaver_domain::store::{Appended, NewMessage, Store, StoreError, StoreResult};
-use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 use self::appender::Appender;
 use self::reader::Readers;
 use crate::errors::{map_err, map_rusqlite};
+use crate::sql::{Engine, SqlStore};
 use crate::{ManagedStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The SQLite store: the shared SQL over this engine.
+pub type SqliteStore = SqlStore<SqliteEngine>;
+
+/// SQLite's own part of the store: the appender thread and the reader threads.
 #[derive(Clone)]
-pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+pub struct SqliteEngine {
     appender: Arc<Appender>,
-    /// The reads of connection set-up (`read_user_with_positions`).
+    /// The reads of connection set-up (`user_with_positions`).
     connect_readers: Arc<Readers>,
-    outbox_origin: Option<String>,
 }
 
 /// The page size of a new database file (an existing file keeps its own).
@@ -67,10 +67,7 @@ fn store_closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
 }
 
-impl SqliteStore {
-    /// SQLite serializes writers itself; no row locks are needed.
-    const FOR_UPDATE: &'static str = "";
-
+impl SqlStore<SqliteEngine> {
     /// Opens (creating if needed) the database file and runs migrations.
     pub async fn open(path: &Path, options: &StoreOptions) -> StoreResult<Self> {
         let connect = SqliteConnectOptions::new().filename(path);
@@ -119,26 +116,38 @@ impl SqliteStore {
         Ok(Self {
             writer,
             readers,
-            appender: Arc::new(appender),
-            connect_readers: Arc::new(connect_readers),
             outbox_origin: options.outbox_origin.clone(),
+            engine: SqliteEngine {
+                appender: Arc::new(appender),
+                connect_readers: Arc::new(connect_readers),
+            },
         })
     }
+}
 
+#[async_trait::async_trait]
+impl Engine for SqliteEngine {
+    type Db = sqlx::Sqlite;
+    /// SQLite serializes writers itself; no row locks are needed.
+    const FOR_UPDATE: &'static str = "";
     /// One writer connection: claiming relays never race.
     const SKIP_LOCKED: &'static str = "";
 
-    /// `Store::append_messages`, on the appender's thread.
-    async fn append(&self, batch: &[NewMessage]) -> StoreResult<Appended> {
+    /// On the appender's thread.
+    async fn append(&self, store: &SqliteStore, batch: &[NewMessage]) -> StoreResult<Appended> {
         // The writer pool's one connection is this process's write turn:
         // holding it while the appender works keeps other writes queued here
         // rather than in SQLite's sleeping busy handler.
-        let _turn = self.writer.acquire().await.map_err(map_err)?;
+        let _turn = store.writer.acquire().await.map_err(map_err)?;
         self.appender.append(batch.to_vec()).await
     }
 
-    /// `Store::room_positions`, on a reader thread.
-    async fn read_room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>> {
+    /// On a reader thread.
+    async fn room_positions(
+        &self,
+        _store: &SqliteStore,
+        user: UserId,
+    ) -> StoreResult<Vec<(RoomId, u64)>> {
         self.connect_readers
             .read(move |connection| {
                 let mut statement = connection
@@ -154,9 +163,10 @@ impl SqliteStore {
             .await
     }
 
-    /// `Store::user_with_positions`, on a reader thread.
-    async fn read_user_with_positions(
+    /// On a reader thread.
+    async fn user_with_positions(
         &self,
+        _store: &SqliteStore,
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>> {
         self.connect_readers
@@ -169,12 +179,7 @@ impl SqliteStore {
                 let mut positions = Vec::new();
                 while let Some(row) = rows.next().map_err(map_rusqlite)? {
                     if found.is_none() {
-                        found = Some(User {
-                            id: UserId(row.get("u_id").map_err(map_rusqlite)?),
-                            username: row.get("u_username").map_err(map_rusqlite)?,
-                            display_name: row.get("u_display_name").map_err(map_rusqlite)?,
-                            created_at: Timestamp(row.get("u_created_at").map_err(map_rusqlite)?),
-                        });
+                        found = Some(crate::sql::decode::user(row)?);
                     }
                     let room: Option<i64> = row.get("room_id").map_err(map_rusqlite)?;
                     let last_seq: Option<i64> = row.get("room_last_seq").map_err(map_rusqlite)?;
@@ -188,19 +193,17 @@ impl SqliteStore {
     }
 
     /// `AUTOINCREMENT` already tracks explicitly inserted ids.
-    async fn realign_ids(&self) -> StoreResult<()> {
+    async fn realign_ids(&self, _store: &SqliteStore) -> StoreResult<()> {
         Ok(())
     }
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
-
 #[async_trait::async_trait]
 impl ManagedStore for SqliteStore {
     async fn close(&self) {
-        self.connect_readers.close().await;
+        self.engine.connect_readers.close().await;
         self.readers.close().await;
-        self.appender.close().await;
+        self.engine.appender.close().await;
         self.writer.close().await;
     }
 
@@ -838,7 +841,7 @@ mod tests {
         let (_dir, store) = scratch_store().await;
         let alice = user(&store, "alice").await;
         assert!(store.user_with_positions(alice.id).await.unwrap().is_some());
-        store.connect_readers.close().await;
+        store.engine.connect_readers.close().await;
         let err = store.user_with_positions(alice.id).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
         let err = store.room_positions(alice.id).await.unwrap_err();
@@ -850,7 +853,7 @@ mod tests {
         let (_dir, store) = scratch_store().await;
         let alice = user(&store, "alice").await;
         let room = room(&store, alice.id, "ABCDEFGH").await;
-        store.appender.close().await;
+        store.engine.appender.close().await;
         let message = NewMessage {
             room_id: room,
             sender_id: alice.id,

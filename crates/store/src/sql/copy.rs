@@ -1,0 +1,327 @@
+//! `Transfer` (`palaver db copy`) over the SQL both engines run.
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+
+use super::{Engine, RowsAffected, SqlStore};
+
+#[async_trait::async_trait]
+impl<E> crate::transfer::Transfer for SqlStore<E>
+where
+    E: Engine,
+    for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
+    for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
+    <E::Db as Database>::QueryResult: RowsAffected,
+    i64: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
+    for<'q> Option<i64>: Encode<'q, E::Db>,
+    for<'q> Option<String>: Encode<'q, E::Db>,
+    for<'q> Option<&'q str>: Encode<'q, E::Db>,
+    E::Db: sqlx::database::HasStatementCache,
+    <E::Db as Database>::Row: super::decode::Columns,
+    usize: ColumnIndex<<E::Db as Database>::Row>,
+    for<'s> &'s str: ColumnIndex<<E::Db as Database>::Row>,
+{
+    async fn count(
+        &self,
+        table: crate::transfer::Table,
+    ) -> palaver_domain::store::StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        sqlx::query_scalar(&sql)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(crate::errors::map_err)
+    }
+
+    async fn read_rows(
+        &self,
+        table: crate::transfer::Table,
+        cursor: &crate::transfer::Cursor,
+        limit: i64,
+    ) -> palaver_domain::store::StoreResult<crate::transfer::Rows> {
+        use crate::errors::map_err;
+        use crate::transfer::*;
+        use sqlx::Row;
+        let pool = &self.readers;
+        Ok(match table {
+            Table::Users => Rows::Users(
+                sqlx::query(
+                    "SELECT id, username, display_name, password_hash, created_at, last_seen_at
+                     FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(cursor.first)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(UserRow {
+                        id: r.try_get("id")?,
+                        username: r.try_get("username")?,
+                        display_name: r.try_get("display_name")?,
+                        password_hash: r.try_get("password_hash")?,
+                        created_at: r.try_get("created_at")?,
+                        last_seen_at: r.try_get("last_seen_at")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::Rooms => Rows::Rooms(
+                sqlx::query(
+                    "SELECT id, name, code, password_hash, owner_id, created_at, last_seq, kind, dm_key
+                     FROM rooms WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(cursor.first)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(RoomRow {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        code: r.try_get("code")?,
+                        password_hash: r.try_get("password_hash")?,
+                        owner_id: r.try_get("owner_id")?,
+                        created_at: r.try_get("created_at")?,
+                        last_seq: r.try_get("last_seq")?,
+                        kind: r.try_get("kind")?,
+                        dm_key: r.try_get("dm_key")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::Members => Rows::Members(
+                sqlx::query(
+                    "SELECT room_id, user_id, role, joined_at, last_read_seq FROM members
+                     WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
+                     ORDER BY room_id, user_id LIMIT $3",
+                )
+                .bind(cursor.first)
+                .bind(cursor.second)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(MemberRow {
+                        room_id: r.try_get("room_id")?,
+                        user_id: r.try_get("user_id")?,
+                        role: r.try_get("role")?,
+                        joined_at: r.try_get("joined_at")?,
+                        last_read_seq: r.try_get("last_read_seq")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::Messages => Rows::Messages(
+                sqlx::query(
+                    "SELECT room_id, seq, sender_id, body, client_id, created_at, reply_to, edited_at, deleted_at
+                     FROM messages
+                     WHERE room_id > $1 OR (room_id = $1 AND seq > $2)
+                     ORDER BY room_id, seq LIMIT $3",
+                )
+                .bind(cursor.first)
+                .bind(cursor.second)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(MessageRow {
+                        room_id: r.try_get("room_id")?,
+                        seq: r.try_get("seq")?,
+                        sender_id: r.try_get("sender_id")?,
+                        body: r.try_get("body")?,
+                        client_id: r.try_get("client_id")?,
+                        created_at: r.try_get("created_at")?,
+                        reply_to: r.try_get("reply_to")?,
+                        edited_at: r.try_get("edited_at")?,
+                        deleted_at: r.try_get("deleted_at")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::RefreshTokens => Rows::RefreshTokens(
+                sqlx::query(
+                    "SELECT token_hash, family, user_id, created_at, expires_at, used_at, revoked_at
+                     FROM refresh_tokens WHERE token_hash > $1 ORDER BY token_hash LIMIT $2",
+                )
+                .bind(&cursor.text)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(TokenRow {
+                        token_hash: r.try_get("token_hash")?,
+                        family: r.try_get("family")?,
+                        user_id: r.try_get("user_id")?,
+                        created_at: r.try_get("created_at")?,
+                        expires_at: r.try_get("expires_at")?,
+                        used_at: r.try_get("used_at")?,
+                        revoked_at: r.try_get("revoked_at")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::Bans => Rows::Bans(
+                sqlx::query(
+                    "SELECT room_id, user_id, banned_by, created_at FROM bans
+                     WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
+                     ORDER BY room_id, user_id LIMIT $3",
+                )
+                .bind(cursor.first)
+                .bind(cursor.second)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(BanRow {
+                        room_id: r.try_get("room_id")?,
+                        user_id: r.try_get("user_id")?,
+                        banned_by: r.try_get("banned_by")?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+        })
+    }
+
+    async fn write_rows(
+        &self,
+        rows: &crate::transfer::Rows,
+    ) -> palaver_domain::store::StoreResult<()> {
+        use crate::errors::map_err;
+        use crate::transfer::Rows;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        match rows {
+            Rows::Users(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO users (id, username, display_name, password_hash, created_at, last_seen_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(r.id)
+                    .bind(&r.username)
+                    .bind(&r.display_name)
+                    .bind(&r.password_hash)
+                    .bind(r.created_at)
+                    .bind(r.last_seen_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::Rooms(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO rooms (id, name, code, password_hash, owner_id, created_at, last_seq, kind, dm_key)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(r.id)
+                    .bind(&r.name)
+                    .bind(&r.code)
+                    .bind(&r.password_hash)
+                    .bind(r.owner_id)
+                    .bind(r.created_at)
+                    .bind(r.last_seq)
+                    .bind(&r.kind)
+                    .bind(&r.dm_key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::Members(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO members (room_id, user_id, role, joined_at, last_read_seq)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(r.room_id)
+                    .bind(r.user_id)
+                    .bind(&r.role)
+                    .bind(r.joined_at)
+                    .bind(r.last_read_seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::Messages(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO messages
+                         (room_id, seq, sender_id, body, client_id, created_at, reply_to, edited_at, deleted_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(r.room_id)
+                    .bind(r.seq)
+                    .bind(r.sender_id)
+                    .bind(&r.body)
+                    .bind(&r.client_id)
+                    .bind(r.created_at)
+                    .bind(r.reply_to)
+                    .bind(r.edited_at)
+                    .bind(r.deleted_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::RefreshTokens(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens
+                         (token_hash, family, user_id, created_at, expires_at, used_at, revoked_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&r.token_hash)
+                    .bind(&r.family)
+                    .bind(r.user_id)
+                    .bind(r.created_at)
+                    .bind(r.expires_at)
+                    .bind(r.used_at)
+                    .bind(r.revoked_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::Bans(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(r.room_id)
+                    .bind(r.user_id)
+                    .bind(r.banned_by)
+                    .bind(r.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn finish_import(&self) -> palaver_domain::store::StoreResult<()> {
+        self.engine.realign_ids(self).await
+    }
+}
