@@ -236,7 +236,7 @@ impl Application {
         // `Arc`). Serving the `Router` itself re-applies its state per
         // connection, cloning every route and the state each one holds: about
         // a third of the server's CPU while connections are being set up
-        // (docs/benchmarks.md, eighth session).
+        // (docs/benchmarks.md, "What was tried").
         axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

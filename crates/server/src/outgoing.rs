@@ -2,7 +2,7 @@
 //!
 //! tokio's bounded channel gives every permit back under its semaphore's mutex
 //! when the receiver takes an item: one lock per delivered frame, on the
-//! hottest path there is (docs/benchmarks.md, sixth session). Here the bound
+//! hottest path there is (docs/benchmarks.md, "What was tried"). Here the bound
 //! is an atomic count beside an unbounded channel: one `fetch_add` to queue an
 //! item, one `fetch_sub` to take it, no lock.
 

@@ -5,7 +5,7 @@
 //! (`BEGIN`, four statements, `COMMIT`), each a wake-up that on a busy core
 //! waits for the other thread's time slice. Here a batch is one hand-off to
 //! this thread, which runs the transaction start to finish, and one answer
-//! back (docs/benchmarks.md, fourth session).
+//! back (docs/benchmarks.md, "What was tried").
 //!
 //! With no hand-off per statement, plain prepared statements run once per
 //! row are the cheapest form: they beat one statement per step taking the

@@ -3,7 +3,7 @@
 //! With SQLite's own autocheckpoint, the commit that takes the WAL past its
 //! limit copies the WAL's pages into the database file and fsyncs it before
 //! it returns: 6–7 ms of `fsync` alone here, and every send behind that
-//! commit waits (the fixed-rate p99; docs/benchmarks.md, seventh session).
+//! commit waits (the fixed-rate p99; docs/benchmarks.md, "What was tried").
 //!
 //! Here the appender's commits only count the WAL's frames (a WAL hook).
 //! Past the limit, a thread of this module's copies what the WAL holds with a
@@ -12,7 +12,7 @@
 //! file's pages are on disk, which leaves nothing in the WAL uncopied, so its
 //! next transaction starts the WAL over from the beginning. A passive
 //! checkpoint alone never catches up with a writer that never pauses, and the
-//! WAL would grow without bound (sixth session).
+//! WAL would grow without bound.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;

@@ -47,7 +47,7 @@ pub struct SqliteEngine {
 /// SQLite's default is 4 KiB; a batch of chat messages changes the last leaf
 /// of every room it touches in each index, a few hundred bytes in each, and
 /// the WAL holds a whole page per changed page. 1 KiB pages write a quarter
-/// of the bytes per changed leaf (docs/benchmarks.md, sixth session).
+/// of the bytes per changed leaf (docs/benchmarks.md, "What was tried").
 const NEW_DATABASE_PAGE_SIZE: u32 = 1024;
 
 /// WAL pages after which the [`checkpointer`] starts copying the WAL into the
@@ -56,7 +56,7 @@ const NEW_DATABASE_PAGE_SIZE: u32 = 1024;
 /// however many commits changed it since the last one, and a busy room's last
 /// index leaf changes in every batch: the longer the WAL, the fewer copies.
 /// 10,000 pages of 1 KiB keep the WAL file near 10 MiB (docs/benchmarks.md,
-/// sixth session).
+/// "What was tried").
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Threads (and read-only connections) for the reads of connection set-up.
