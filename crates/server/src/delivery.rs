@@ -40,11 +40,14 @@ impl EventSink for LocalDelivery {
             } => hub.join(*user_id, room, *last_seq),
             _ => {}
         }
+        // Nobody here: nothing to encode. (Messages, the hot path, skip the
+        // check: `broadcast` finds the room's followers once anyway.)
         let interested = matches!(
             event,
-            DomainEvent::MemberLeft { .. } | DomainEvent::MemberRemoved { .. }
+            DomainEvent::MessagePosted(_)
+                | DomainEvent::MemberLeft { .. }
+                | DomainEvent::MemberRemoved { .. }
         ) || hub.has_followers(room);
-        // Nobody here: nothing to encode.
         if !interested {
             return;
         }

@@ -157,7 +157,7 @@ impl PresenceTask {
                 _ = tick.tick() => {
                     let now = Instant::now();
                     for transition in self.board.expire(now) {
-                        self.publish(transition, None);
+                        self.push_transition(transition, None);
                     }
                     if self.cluster && now.duration_since(last_heartbeat) >= self.heartbeat {
                         last_heartbeat = now;
@@ -176,7 +176,7 @@ impl PresenceTask {
                     self.services.activity.announce(&self.node, user, true);
                 }
                 if let Some(transition) = transition {
-                    self.publish(transition, Some(rooms));
+                    self.push_transition(transition, Some(rooms));
                 }
             }
             PresenceInput::Disconnected(user, rooms) => {
@@ -197,7 +197,7 @@ impl PresenceTask {
                     });
                 }
                 if let Some(transition) = transition {
-                    self.publish(transition, Some(rooms));
+                    self.push_transition(transition, Some(rooms));
                 }
             }
             PresenceInput::Remote(event) => {
@@ -219,7 +219,7 @@ impl PresenceTask {
                     _ => Vec::new(),
                 };
                 for transition in transitions {
-                    self.publish(transition, None);
+                    self.push_transition(transition, None);
                 }
             }
         }
@@ -228,7 +228,7 @@ impl PresenceTask {
     /// Records the new status and tells everyone who shares a room with the
     /// user. `rooms`: the user's rooms when a local connection knows them;
     /// otherwise (a user of another node, or a silent node's) they are read.
-    fn publish(&self, transition: Transition, rooms: Option<Vec<RoomId>>) {
+    fn push_transition(&self, transition: Transition, rooms: Option<Vec<RoomId>>) {
         let (user, online) = match transition {
             Transition::Online(user) => (user, true),
             Transition::Offline(user) => (user, false),

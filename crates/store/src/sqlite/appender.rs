@@ -31,23 +31,23 @@ use super::store_closed;
 use crate::append_plan;
 use crate::errors::map_rusqlite;
 
-const IS_MEMBER: &str = "SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2";
+const IS_MEMBER: &str = "SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2";
 
 const MESSAGE_BY_CLIENT_ID: &str = concat!(
     "SELECT ",
     crate::sql::message_columns!(),
-    " FROM messages m WHERE m.room_id = ?1 AND m.sender_id = ?2 AND m.client_id = ?3"
+    " FROM messages m WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_id = $3"
 );
 
-const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = ?1";
+const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = $1";
 
-const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = ?1 WHERE id = ?2";
+const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $1 WHERE id = $2";
 
 /// Inserts nothing when the idempotency key was used before: the unique index
 /// answers "seen before?" in the same descent that inserts a new key.
 const INSERT_MESSAGE: &str = "INSERT INTO messages \
     (room_id, seq, sender_id, body, client_id, created_at, reply_to) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7) \
     ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING";
 
 /// One outbox row per stored message (cluster mode only).
