@@ -26,20 +26,17 @@ impl Stream for WsTransport {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
         loop {
-            let message = match ready!(Pin::new(&mut self.socket).poll_next(cx)) {
-                None | Some(Ok(Message::Close(_))) => return Poll::Ready(None),
-                Some(Err(err)) => return Poll::Ready(read_error(err)),
-                Some(Ok(message)) => message,
-            };
-            return Poll::Ready(Some(match message {
-                Message::Text(text) => match ClientFrame::parse(text.as_str()) {
+            return Poll::Ready(match ready!(Pin::new(&mut self.socket).poll_next(cx)) {
+                None | Some(Ok(Message::Close(_))) => None,
+                Some(Err(err)) => read_error(err),
+                Some(Ok(Message::Text(text))) => Some(match ClientFrame::parse(text.as_str()) {
                     Ok(frame) => Inbound::Frame(frame),
                     Err(err) => Inbound::Invalid(err),
-                },
-                Message::Binary(_) => Inbound::Unsupported,
+                }),
+                Some(Ok(Message::Binary(_))) => Some(Inbound::Unsupported),
                 // tungstenite answers pings itself.
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
-            }));
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            });
         }
     }
 }

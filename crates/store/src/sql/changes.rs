@@ -89,7 +89,7 @@ where
 
     /// Writes `events` to the outbox inside `tx` when this store has one;
     /// returns the new rows, each event encoded once (empty without an outbox).
-    pub(crate) async fn write_outbox(
+    async fn write_outbox(
         &self,
         tx: &mut sqlx::Transaction<'_, E::Db>,
         events: &[palaver_domain::events::DomainEvent],

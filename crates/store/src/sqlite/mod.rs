@@ -228,6 +228,19 @@ mod tests {
         (dir, store)
     }
 
+    /// A store writing every change's events to the outbox, as node `node-a`.
+    async fn outbox_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            outbox_origin: Some("node-a".into()),
+            ..StoreOptions::default()
+        };
+        let store = SqliteStore::open(&dir.path().join("p.db"), &options)
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
     async fn user(store: &SqliteStore, name: &str) -> palaver_domain::model::User {
         let new = NewUser {
             username: name.into(),
@@ -441,14 +454,7 @@ mod tests {
         use palaver_domain::model::Role;
         use palaver_domain::store::Removal;
 
-        let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions {
-            outbox_origin: Some("node-a".into()),
-            ..StoreOptions::default()
-        };
-        let store = SqliteStore::open(&dir.path().join("p.db"), &options)
-            .await
-            .unwrap();
+        let (_dir, store) = outbox_store().await;
         let (alice, bob) = (user(&store, "alice").await.id, user(&store, "bob").await.id);
         let room = room(&store, alice, "ABCDEFGH").await;
         let joined = store
@@ -581,14 +587,7 @@ mod tests {
         use palaver_domain::model::Role;
         use palaver_domain::store::{Removal, RoomChanges};
 
-        let dir = tempfile::tempdir().unwrap();
-        let options = StoreOptions {
-            outbox_origin: Some("node-a".into()),
-            ..StoreOptions::default()
-        };
-        let store = SqliteStore::open(&dir.path().join("p.db"), &options)
-            .await
-            .unwrap();
+        let (_dir, store) = outbox_store().await;
         let (alice, bob, carol) = (
             user(&store, "alice").await.id,
             user(&store, "bob").await.id,
