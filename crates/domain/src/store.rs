@@ -186,11 +186,18 @@ pub enum ReadMark {
     NotMember,
 }
 
+/// Everything the domain stores, as one trait per aggregate (each
+/// implemented in a module of its own); the domain holds a `dyn Store`,
+/// which reaches every aggregate's methods.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + RoomStore + MessageStore + OutboxStore {
     /// Cheap round trip proving the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+}
 
+/// Users and their refresh tokens.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     /// `Conflict("username")` when the (lower-case) username is taken.
     async fn insert_user(&self, user: NewUser) -> StoreResult<User>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
@@ -222,7 +229,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Rotation>;
     /// Revoke the family `token_hash` belongs to; false when the token is unknown.
     async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
+}
 
+/// Rooms, their members, bans and roles.
+#[async_trait]
+pub trait RoomStore: Send + Sync + 'static {
     /// Inserts the room and its owner's membership together (the owner's
     /// `MemberJoined`). `Conflict("code")` when the join code is taken.
     async fn insert_room(&self, room: NewRoom) -> StoreResult<Committed<Room>>;
@@ -293,7 +304,11 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>>;
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+}
 
+/// Messages and read markers.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
     /// Appends a batch in one transaction; outcomes are in input order.
     /// Seqs are allocated per room with no gap; if the transaction fails nothing
     /// is stored. The events are the stored messages' `MessagePosted`, in order.
@@ -342,7 +357,11 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+}
 
+/// The outbox: changes waiting for the bus (cluster mode).
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Leases up to `limit` outbox rows written before `written_before` whose
     /// lease (if any) has run out, until `lease_until`, oldest first. Rows are
     /// leased rather than locked, so no transaction stays open while the bus

@@ -79,6 +79,10 @@ impl Engine for PostgresEngine {
     type Db = Postgres;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// PostgreSQL runs writers side by side, locking rows itself.
+    type WriteTurn = ();
+
+    async fn write_turn(&self) {}
 
     /// `Store::append_messages`: one transaction, one statement per step.
     ///
@@ -95,7 +99,7 @@ impl Engine for PostgresEngine {
             return Ok(Committed::quiet(Vec::new()));
         }
         let cache_statements = batch.len() <= CACHED_BATCH_SHAPES;
-        let mut tx = store.writer.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = store.begin_write().await?;
         // Lock the batch's rooms in id order before anything else: seq
         // allocation and the client_id check then see every commit of a
         // concurrent writer (another node), and two writers never deadlock.

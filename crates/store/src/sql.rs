@@ -1,6 +1,7 @@
 //! The SQL both stores run, written once, generic over the engine.
 //!
-//! [`SqlStore<E>`] implements `Store` (`queries.rs`) and `Transfer`
+//! [`SqlStore<E>`] implements the store's traits, one file per aggregate
+//! (`accounts.rs`, `rooms.rs`, `messages.rs`, `outbox.rs`), and `Transfer`
 //! (`copy.rs`) for both engines; what differs between them is the one seam
 //! [`Engine`]: its database driver, its row-lock clauses, and its own hot
 //! paths (message appends, the reads of connection set-up, id realignment).
@@ -14,15 +15,22 @@
 //! stated once per impl block (the `where` clauses below); what is not
 //! shared is named in `Engine`.
 
+mod accounts;
 mod changes;
 mod copy;
 pub(crate) mod decode;
-mod queries;
+mod messages;
+mod outbox;
+mod rooms;
 
 use palaver_domain::model::User;
-use palaver_domain::store::{Appended, NewMessage, StoreResult};
+use palaver_domain::store::{
+    AccountStore, Appended, MessageStore, NewMessage, OutboxStore, RoomStore, Store, StoreResult,
+};
 use palaver_domain::{RoomId, UserId};
-use sqlx::{Database, Pool};
+use sqlx::{Database, Executor, IntoArguments, Pool};
+
+use crate::errors::map_err;
 
 /// Room columns, aliased so they can sit beside message columns in one row.
 pub const ROOM_COLUMNS: &str = "r.id AS r_id, r.name AS r_name, r.code AS r_code, \
@@ -93,6 +101,13 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
     /// different rows instead of waiting on each other.
     const SKIP_LOCKED: &'static str;
 
+    /// Held for the length of a write: this process's turn at the database.
+    type WriteTurn: Send;
+
+    /// Waits for the write turn; every write takes it first (see
+    /// [`SqlStore::begin_write`]), and holds it until it has committed.
+    async fn write_turn(&self) -> Self::WriteTurn;
+
     /// `Store::append_messages`: the hot path, each engine its own way.
     async fn append(&self, store: &SqlStore<Self>, batch: &[NewMessage]) -> StoreResult<Appended>;
     /// `Store::room_positions`.
@@ -111,6 +126,19 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
     async fn realign_ids(&self, store: &SqlStore<Self>) -> StoreResult<()>;
 }
 
+impl<E: Engine> SqlStore<E> {
+    /// The write turn, then a transaction on the writer pool. The turn is
+    /// bound first, so it is dropped after the transaction (committed or
+    /// rolled back).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<(E::WriteTurn, sqlx::Transaction<'static, E::Db>)> {
+        let turn = self.engine.write_turn().await;
+        let tx = self.writer.begin().await.map_err(map_err)?;
+        Ok((turn, tx))
+    }
+}
+
 // By hand: a derive would ask `E::Db: Clone` of the driver types.
 impl<E: Engine> Clone for SqlStore<E> {
     fn clone(&self) -> Self {
@@ -126,6 +154,23 @@ impl<E: Engine> Clone for SqlStore<E> {
 impl<E: Engine> std::fmt::Debug for SqlStore<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlStore").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl<E> Store for SqlStore<E>
+where
+    E: Engine,
+    for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
+    for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
+    Self: AccountStore + RoomStore + MessageStore + OutboxStore,
+{
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 }
 

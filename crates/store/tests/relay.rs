@@ -11,7 +11,7 @@ use palaver_domain::events::{DomainEvent, OutboxEntry};
 use palaver_domain::model::Role;
 use palaver_domain::outbox::{relay_once, RelayConfig};
 use palaver_domain::remote::still_true;
-use palaver_domain::store::{NewRoom, NewUser, Removal, Store};
+use palaver_domain::store::{AccountStore, NewRoom, NewUser, Removal, RoomStore};
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use palaver_store::{SqliteStore, StoreOptions};

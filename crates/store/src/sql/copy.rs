@@ -208,7 +208,7 @@ where
     ) -> palaver_domain::store::StoreResult<()> {
         use crate::errors::map_err;
         use crate::transfer::Rows;
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let (_turn, mut tx) = self.begin_write().await?;
         match rows {
             Rows::Users(rows) => {
                 for r in rows {

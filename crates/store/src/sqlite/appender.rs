@@ -76,7 +76,7 @@ impl Appender {
         let checkpointer = Checkpointer::start(path, super::WAL_AUTOCHECKPOINT_PAGES)?;
         let connection = checkpointer.watch(open(path)?);
         // Unbounded on purpose: an append sends only while holding the write
-        // turn (`SqliteStore::append`) and awaits its answer, so at most one
+        // turn (`SqliteEngine::append`) and awaits its answer, so at most one
         // batch (and a close) is ever queued here.
         let (commands, inbox) = mpsc::channel();
         std::thread::Builder::new()

@@ -1,9 +1,11 @@
 //! The embedded default store: one SQLite file in WAL mode.
 //!
-//! Two pools: a single writer connection (SQLite allows one writer at a time;
-//! queueing in-process avoids SQLITE_BUSY) and a few readers that WAL lets run
-//! beside it. Message appends, the hot path, run on the [`appender`]'s thread
-//! and connection, taking their turn on the writer pool like any other write;
+//! Two sqlx pools, a writer connection and a few readers that WAL lets run
+//! beside it, for the SQL shared with PostgreSQL. Message appends, the hot
+//! path, run on the [`appender`]'s thread and rusqlite connection. SQLite
+//! lets one connection write at a time, so every write, on either driver,
+//! first takes the store's one write turn (`SqliteEngine::write_turn`):
+//! queueing in-process, in order, avoids SQLITE_BUSY and its sleeping retries;
 //! the two reads every new WebSocket connection makes run on the [`reader`]
 //! threads' own read-only connections; the [`checkpointer`] copies the WAL
 //! into the database file off the appender's commits. `synchronous = FULL`
@@ -35,9 +37,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// The SQLite store: the shared SQL over this engine.
 pub type SqliteStore = SqlStore<SqliteEngine>;
 
-/// SQLite's own part of the store: the appender thread and the reader threads.
+/// SQLite's own part of the store: the write turn, the appender thread and
+/// the reader threads.
 #[derive(Clone)]
 pub struct SqliteEngine {
+    /// SQLite lets one connection write at a time. Writes on the sqlx writer
+    /// and on the appender's connection take turns here, in the order they
+    /// asked (tokio's mutex is fair), rather than in SQLite's busy handler,
+    /// which sleeps and retries.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
     appender: Arc<Appender>,
     /// The reads of connection set-up (`user_with_positions`).
     connect_readers: Arc<Readers>,
@@ -118,6 +126,7 @@ impl SqlStore<SqliteEngine> {
             readers,
             outbox_origin: options.outbox_origin.clone(),
             engine: SqliteEngine {
+                write_turn: Arc::new(tokio::sync::Mutex::new(())),
                 appender: Arc::new(appender),
                 connect_readers: Arc::new(connect_readers),
             },
@@ -133,12 +142,15 @@ impl Engine for SqliteEngine {
     /// One writer connection: claiming relays never race.
     const SKIP_LOCKED: &'static str = "";
 
-    /// On the appender's thread.
-    async fn append(&self, store: &SqliteStore, batch: &[NewMessage]) -> StoreResult<Appended> {
-        // The writer pool's one connection is this process's write turn:
-        // holding it while the appender works keeps other writes queued here
-        // rather than in SQLite's sleeping busy handler.
-        let _turn = store.writer.acquire().await.map_err(map_err)?;
+    type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
+
+    async fn write_turn(&self) -> Self::WriteTurn {
+        self.write_turn.clone().lock_owned().await
+    }
+
+    /// On the appender's thread, in the write turn.
+    async fn append(&self, _store: &SqliteStore, batch: &[NewMessage]) -> StoreResult<Appended> {
+        let _turn = self.write_turn().await;
         self.appender.append(batch.to_vec()).await
     }
 
@@ -214,7 +226,10 @@ impl ManagedStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use palaver_domain::store::{AppendOutcome, NewMessage, NewRoom, NewUser};
+    use palaver_domain::store::{
+        AccountStore, AppendOutcome, MessageStore, NewMessage, NewRoom, NewUser, OutboxStore,
+        RoomStore,
+    };
     use palaver_domain::time::Timestamp;
     use palaver_domain::{RoomId, UserId};
 

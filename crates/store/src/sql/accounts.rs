@@ -1,0 +1,251 @@
+//! Users and their refresh tokens.
+
+use palaver_domain::model::{User, UserCredentials};
+use palaver_domain::store::{AccountStore, NewRefreshToken, NewUser, Rotation, StoreResult};
+use palaver_domain::time::Timestamp;
+use palaver_domain::UserId;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use super::{decode, Engine, RowsAffected, SqlStore, USER_COLUMNS};
+use crate::errors::{conflict_or, map_err};
+
+#[async_trait::async_trait]
+impl<E> AccountStore for SqlStore<E>
+where
+    E: Engine,
+    for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
+    for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
+    <E::Db as Database>::QueryResult: RowsAffected,
+    i64: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
+    for<'q> Option<i64>: Encode<'q, E::Db>,
+    for<'q> Option<String>: Encode<'q, E::Db>,
+    for<'q> Option<&'q str>: Encode<'q, E::Db>,
+    E::Db: sqlx::database::HasStatementCache,
+    <E::Db as Database>::Row: decode::Columns,
+    usize: ColumnIndex<<E::Db as Database>::Row>,
+    for<'s> &'s str: ColumnIndex<<E::Db as Database>::Row>,
+{
+    async fn insert_user(&self, user: NewUser) -> StoreResult<User> {
+        let _turn = self.engine.write_turn().await;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, display_name, password_hash, created_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&user.username)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(user.created_at.0)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| conflict_or(e, "username"))?;
+        Ok(User {
+            id: UserId(id),
+            username: user.username,
+            display_name: user.display_name,
+            created_at: user.created_at,
+        })
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {} FROM users u WHERE u.id = $1", USER_COLUMNS);
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| decode::user(&r)).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {} FROM users u WHERE u.username = $1", USER_COLUMNS);
+        let row = sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| decode::user(&r)).transpose()
+    }
+
+    async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<UserCredentials>> {
+        let sql = format!(
+            "SELECT {}, u.password_hash FROM users u WHERE u.username = $1",
+            USER_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(username)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| {
+            Ok(UserCredentials {
+                user: decode::user(&r)?,
+                password_hash: r.try_get("password_hash").map_err(map_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn search_users(&self, prefix: &str, after: &str, limit: u32) -> StoreResult<Vec<User>> {
+        // LIKE with the wildcards of the prefix escaped, so `a_b` means "a_b".
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("{escaped}%");
+        let sql = format!(
+            "SELECT {} FROM users u
+             WHERE (u.username LIKE $1 ESCAPE '\\' OR lower(u.display_name) LIKE $1 ESCAPE '\\')
+               AND u.username > $2
+             ORDER BY u.username LIMIT $3",
+            USER_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(pattern)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(decode::user).collect()
+    }
+
+    async fn update_display_name(
+        &self,
+        user: UserId,
+        display_name: &str,
+    ) -> StoreResult<Option<User>> {
+        let _turn = self.engine.write_turn().await;
+        let updated = sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+            .bind(display_name)
+            .bind(user.0)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if updated == 0 {
+            return Ok(None);
+        }
+        self.user_by_id(user).await
+    }
+
+    async fn record_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query(
+            "UPDATE users SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $1)",
+        )
+        .bind(at.0)
+        .bind(user.0)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family, user_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.family)
+        .bind(token.user_id.0)
+        .bind(token.created_at.0)
+        .bind(token.expires_at.0)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        next_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<Rotation> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        // Row lock (PostgreSQL) so two concurrent presentations of one
+        // token cannot both rotate it; SQLite's single writer serializes anyway.
+        let sql = format!(
+            "SELECT family, user_id, expires_at, used_at, revoked_at
+             FROM refresh_tokens WHERE token_hash = $1{}",
+            E::FOR_UPDATE
+        );
+        let row = sqlx::query(&sql)
+            .bind(presented_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let family: String = row.try_get("family").map_err(map_err)?;
+        let user_id: i64 = row.try_get("user_id").map_err(map_err)?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(map_err)?;
+        let used_at: Option<i64> = row.try_get("used_at").map_err(map_err)?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(map_err)?;
+
+        let rotation = if revoked_at.is_some() || expires_at <= now.0 {
+            Rotation::Invalid
+        } else if used_at.is_some() {
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+            )
+            .bind(now.0)
+            .bind(&family)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            Rotation::ReuseDetected
+        } else {
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
+                .bind(now.0)
+                .bind(presented_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, family, user_id, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(next_hash)
+            .bind(&family)
+            .bind(user_id)
+            .bind(now.0)
+            .bind(next_expires_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            Rotation::Rotated {
+                user_id: UserId(user_id),
+            }
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(rotation)
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool> {
+        let _turn = self.engine.write_turn().await;
+        let result = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1
+             WHERE revoked_at IS NULL
+               AND family = (SELECT family FROM refresh_tokens WHERE token_hash = $2)",
+        )
+        .bind(now.0)
+        .bind(token_hash)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(result.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,546 @@
+//! Rooms, membership, bans and roles.
+
+use palaver_domain::events::DomainEvent;
+use palaver_domain::model::{Member, Role, Room, RoomKind, RoomSummary, User};
+use palaver_domain::store::{
+    Ban, Committed, DirectRoom, Membership, NewRoom, Removal, RoomChanges, RoomStore, StoreResult,
+};
+use palaver_domain::time::Timestamp;
+use palaver_domain::{RoomId, UserId};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use super::{decode, Engine, RowsAffected, SqlStore, MESSAGE_COLUMNS, ROOM_COLUMNS, USER_COLUMNS};
+use crate::errors::{conflict_or, map_err};
+
+#[async_trait::async_trait]
+impl<E> RoomStore for SqlStore<E>
+where
+    E: Engine,
+    for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
+    for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
+    <E::Db as Database>::QueryResult: RowsAffected,
+    i64: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
+    for<'q> Option<i64>: Encode<'q, E::Db>,
+    for<'q> Option<String>: Encode<'q, E::Db>,
+    for<'q> Option<&'q str>: Encode<'q, E::Db>,
+    E::Db: sqlx::database::HasStatementCache,
+    <E::Db as Database>::Row: decode::Columns,
+    usize: ColumnIndex<<E::Db as Database>::Row>,
+    for<'s> &'s str: ColumnIndex<<E::Db as Database>::Row>,
+{
+    async fn insert_room(&self, room: NewRoom) -> StoreResult<Committed<Room>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO rooms (name, code, password_hash, owner_id, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&room.name)
+        .bind(&room.code)
+        .bind(&room.password_hash)
+        .bind(room.owner_id.0)
+        .bind(room.created_at.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, "code"))?;
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
+        )
+        .bind(id)
+        .bind(room.owner_id.0)
+        .bind(room.created_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let joined = DomainEvent::MemberJoined {
+            room_id: RoomId(id),
+            user_id: room.owner_id,
+            last_seq: 0,
+        };
+        let created = Room {
+            id: RoomId(id),
+            name: room.name,
+            code: room.code,
+            owner_id: room.owner_id,
+            created_at: room.created_at,
+            password_hash: room.password_hash,
+            kind: RoomKind::Group,
+        };
+        let at = room.created_at;
+        self.commit_events(tx, created, vec![joined], at).await
+    }
+
+    async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        let sql = format!("SELECT {} FROM rooms r WHERE r.id = $1", ROOM_COLUMNS);
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| decode::room(&r)).transpose()
+    }
+
+    async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>> {
+        let sql = format!("SELECT {} FROM rooms r WHERE r.code = $1", ROOM_COLUMNS);
+        let row = sqlx::query(&sql)
+            .bind(code)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| decode::room(&r)).transpose()
+    }
+
+    async fn direct_room(
+        &self,
+        a: UserId,
+        b: UserId,
+        room: NewRoom,
+    ) -> StoreResult<Committed<DirectRoom>> {
+        let (low, high) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+        let dm_key = format!("{}:{}", low.0, high.0);
+        let (_turn, mut tx) = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO rooms (name, code, password_hash, owner_id, created_at, kind, dm_key)
+             VALUES ($1, $2, NULL, $3, $4, 'direct', $5)
+             ON CONFLICT (dm_key) WHERE dm_key IS NOT NULL DO NOTHING",
+        )
+        .bind(&room.name)
+        .bind(&room.code)
+        .bind(room.owner_id.0)
+        .bind(room.created_at.0)
+        .bind(&dm_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(e, "code"))?;
+        let sql = format!(
+            "SELECT {}, r.last_seq AS room_last_seq FROM rooms r WHERE r.dm_key = $1",
+            ROOM_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(&dm_key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let found = decode::room(&row)?;
+        let last_seq: i64 = sqlx::Row::try_get(&row, "room_last_seq").map_err(map_err)?;
+        let mut joined = Vec::new();
+        let mut events = Vec::new();
+        for user in [low, high] {
+            let inserted = sqlx::query(
+                "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
+                 ON CONFLICT (room_id, user_id) DO NOTHING",
+            )
+            .bind(found.id.0)
+            .bind(user.0)
+            .bind(room.created_at.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+            if inserted > 0 {
+                joined.push((user, last_seq as u64));
+                events.push(DomainEvent::MemberJoined {
+                    room_id: found.id,
+                    user_id: user,
+                    last_seq: last_seq as u64,
+                });
+            }
+        }
+        let direct = DirectRoom {
+            room: found,
+            joined,
+        };
+        self.commit_events(tx, direct, events, room.created_at)
+            .await
+    }
+
+    async fn member_role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+        role.map(|r| decode::role(&r)).transpose()
+    }
+
+    async fn add_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        now: Timestamp,
+    ) -> StoreResult<Committed<Membership>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .bind(room.0)
+        .bind(user.0)
+        .bind(role.as_str())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+            .bind(room.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut events = Vec::new();
+        if inserted > 0 {
+            events.push(DomainEvent::MemberJoined {
+                room_id: room,
+                user_id: user,
+                last_seq: last_seq as u64,
+            });
+        }
+        let membership = Membership {
+            newly_joined: inserted > 0,
+            last_seq: last_seq as u64,
+        };
+        self.commit_events(tx, membership, events, now).await
+    }
+
+    async fn remove_member(
+        &self,
+        room: RoomId,
+        user: UserId,
+        removal: Removal,
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING role",
+        )
+        .bind(room.0)
+        .bind(user.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut events = Vec::new();
+        match removal {
+            Removal::Left => {
+                if role.is_none() {
+                    return Ok(None);
+                }
+                events.push(DomainEvent::MemberLeft {
+                    room_id: room,
+                    user_id: user,
+                });
+                if role.as_deref() == Some("owner") {
+                    // The oldest admin, else the oldest member, takes over.
+                    let heir: Option<i64> = sqlx::query_scalar(
+                        "SELECT user_id FROM members WHERE room_id = $1
+                         ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1",
+                    )
+                    .bind(room.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                    if let Some(heir) = heir {
+                        let heir = UserId(heir);
+                        events.extend(self.make_owner(&mut tx, room, heir).await?);
+                    }
+                }
+            }
+            Removal::Kicked => {
+                if role.is_none() {
+                    return Ok(None);
+                }
+                events.push(DomainEvent::MemberRemoved {
+                    room_id: room,
+                    user_id: user,
+                    banned: false,
+                });
+            }
+            Removal::Banned { by, at } => {
+                let banned = sqlx::query(
+                    "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (room_id, user_id) DO NOTHING",
+                )
+                .bind(room.0)
+                .bind(user.0)
+                .bind(by.0)
+                .bind(at.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+                if role.is_none() && banned == 0 {
+                    return Ok(None);
+                }
+                if role.is_some() {
+                    events.push(DomainEvent::MemberRemoved {
+                        room_id: room,
+                        user_id: user,
+                        banned: true,
+                    });
+                }
+            }
+        }
+        Ok(Some(self.commit_events(tx, (), events, now).await?))
+    }
+
+    async fn is_banned(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT user_id FROM bans WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+
+    async fn unban(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
+        let _turn = self.engine.write_turn().await;
+        let removed = sqlx::query("DELETE FROM bans WHERE room_id = $1 AND user_id = $2")
+            .bind(room.0)
+            .bind(user.0)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(removed > 0)
+    }
+
+    async fn bans(&self, room: RoomId) -> StoreResult<Vec<Ban>> {
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT user_id, banned_by, created_at FROM bans WHERE room_id = $1 ORDER BY created_at, user_id",
+        )
+        .bind(room.0)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, by, at)| Ban {
+                user_id: UserId(user),
+                banned_by: UserId(by),
+                created_at: Timestamp(at),
+            })
+            .collect())
+    }
+
+    async fn set_role(
+        &self,
+        room: RoomId,
+        user: UserId,
+        role: Role,
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let changed =
+            sqlx::query("UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3")
+                .bind(role.as_str())
+                .bind(room.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        let event = DomainEvent::RoleChanged {
+            room_id: room,
+            user_id: user,
+            role,
+        };
+        Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
+    }
+
+    async fn transfer_ownership(
+        &self,
+        room: RoomId,
+        from: UserId,
+        to: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let member: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(to.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        if member.is_none() {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE members SET role = 'admin' WHERE room_id = $1 AND user_id = $2")
+            .bind(room.0)
+            .bind(from.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut events = vec![DomainEvent::RoleChanged {
+            room_id: room,
+            user_id: from,
+            role: Role::Admin,
+        }];
+        events.extend(self.make_owner(&mut tx, room, to).await?);
+        Ok(Some(self.commit_events(tx, (), events, now).await?))
+    }
+
+    async fn update_room(
+        &self,
+        room: RoomId,
+        changes: RoomChanges,
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<Room>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = $1")
+            .bind(room.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        if let Some(name) = &changes.name {
+            sqlx::query("UPDATE rooms SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(room.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        if let Some(password_hash) = &changes.password_hash {
+            sqlx::query("UPDATE rooms SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(room.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        if let Some(code) = &changes.code {
+            sqlx::query("UPDATE rooms SET code = $1 WHERE id = $2")
+                .bind(code)
+                .bind(room.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(e, "code"))?;
+        }
+        let updated = Self::room_in(&mut tx, room).await?;
+        let event = DomainEvent::RoomUpdated(updated.profile());
+        Ok(Some(
+            self.commit_events(tx, updated, vec![event], now).await?,
+        ))
+    }
+
+    async fn delete_room(
+        &self,
+        room: RoomId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<()>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        // Children first: SQLite enforces foreign keys per connection, and
+        // explicit deletes keep both engines' behaviour identical.
+        for sql in [
+            "DELETE FROM messages WHERE room_id = $1",
+            "DELETE FROM members WHERE room_id = $1",
+            "DELETE FROM bans WHERE room_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(room.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let deleted = sqlx::query("DELETE FROM rooms WHERE id = $1")
+            .bind(room.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(None);
+        }
+        let event = DomainEvent::RoomDeleted { room_id: room };
+        Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
+    }
+
+    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>> {
+        // Unread: newer than the marker, from someone else, not deleted.
+        let sql = format!(
+            "SELECT {}, mb.role AS member_role, r.last_seq AS room_last_seq, {},
+                    mb.last_read_seq AS last_read_seq,
+                    (SELECT COUNT(*) FROM messages u
+                     WHERE u.room_id = r.id AND u.seq > mb.last_read_seq
+                       AND u.sender_id <> mb.user_id AND u.deleted_at IS NULL) AS unread_count
+             FROM members mb
+             JOIN rooms r ON r.id = mb.room_id
+             LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
+             WHERE mb.user_id = $1
+             ORDER BY COALESCE(m.created_at, r.created_at) DESC, r.id DESC",
+            ROOM_COLUMNS, MESSAGE_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.0)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let last_seq: i64 = row.try_get("room_last_seq").map_err(map_err)?;
+                let has_message: Option<i64> = row.try_get("m_seq").map_err(map_err)?;
+                let role: String = row.try_get("member_role").map_err(map_err)?;
+                Ok(RoomSummary {
+                    room: decode::room(row)?,
+                    role: decode::role(&role)?,
+                    last_seq: last_seq as u64,
+                    last_message: has_message.map(|_| decode::message(row)).transpose()?,
+                    last_read_seq: row.try_get::<i64, _>("last_read_seq").map_err(map_err)? as u64,
+                    unread_count: row.try_get::<i64, _>("unread_count").map_err(map_err)? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>> {
+        // Read by every new connection: each engine reads its own way.
+        self.engine.room_positions(self, user).await
+    }
+
+    async fn user_with_positions(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>> {
+        // Read by every new connection: each engine reads its own way.
+        self.engine.user_with_positions(self, user).await
+    }
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
+        let sql = format!(
+            "SELECT {}, mb.role, mb.joined_at, u.last_seen_at
+             FROM members mb JOIN users u ON u.id = mb.user_id
+             WHERE mb.room_id = $1 ORDER BY mb.joined_at, u.id",
+            USER_COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(room.0)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let role: String = row.try_get("role").map_err(map_err)?;
+                Ok(Member {
+                    user: decode::user(row)?,
+                    role: decode::role(&role)?,
+                    joined_at: Timestamp(row.try_get("joined_at").map_err(map_err)?),
+                    last_seen: row
+                        .try_get::<Option<i64>, _>("last_seen_at")
+                        .map_err(map_err)?
+                        .map(Timestamp),
+                })
+            })
+            .collect()
+    }
+}
