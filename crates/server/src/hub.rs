@@ -80,6 +80,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The rooms the connection follows now.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        self.rooms.lock().clone()
+    }
+
     /// Queues `item`, or marks the connection slow if its queue is full.
     /// Returns false when the connection is gone (its receiver dropped).
     fn offer(&self, item: Outbound) -> bool {
@@ -196,11 +201,6 @@ impl Hub {
                 conn.stop.raise(StopReason::Shutdown);
             }
         }
-    }
-
-    /// The rooms the connection follows now.
-    pub fn rooms_of(&self, conn: &Connection) -> Vec<RoomId> {
-        conn.rooms.lock().clone()
     }
 
     /// Removes the connection everywhere; returns the rooms it followed.
@@ -497,7 +497,7 @@ mod tests {
         hub.follow(&a, RoomId(1));
         hub.follow(&a, RoomId(2));
         hub.unfollow(&a, RoomId(1));
-        assert_eq!(hub.rooms_of(&a), [RoomId(2)]);
+        assert_eq!(a.rooms(), [RoomId(2)]);
         assert_eq!(hub.unregister(&a), [RoomId(2)]);
         assert_eq!(hub.followers(RoomId(2)), 0);
     }

@@ -172,7 +172,7 @@ impl<T: Transport> Session<T> {
             .await?;
         self.deps
             .presence
-            .connected(self.user.id, hub.rooms_of(&self.conn));
+            .connected(self.user.id, self.conn.rooms());
         self.announced = true;
         if let Some(rooms) = resume {
             self.resume(rooms, None).await?;

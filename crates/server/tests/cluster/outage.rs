@@ -5,7 +5,7 @@ use palaver_client::WsAuth;
 use palaver_client::WsConnection;
 
 use crate::helpers::*;
-use crate::node::{free_port, Broker, Node};
+use crate::node::{refusing_address, Broker, Node};
 use crate::{cluster_args, signup, start_cluster_node};
 
 #[tokio::test]
@@ -15,8 +15,9 @@ async fn a_node_cut_off_from_kafka_still_acks_and_its_events_reach_other_nodes_t
     let url = database.url.clone().unwrap();
     let broker = Broker::start().await;
     let healthy = start_cluster_node(&url, &broker).await;
-    // Nothing listens on this port: the node never reaches a broker.
-    let cut_off = Node::start(&url, &cluster_args(&format!("127.0.0.1:{}", free_port()))).await;
+    // Nothing listens there: the node never reaches a broker.
+    let (_refusing, nowhere) = refusing_address();
+    let cut_off = Node::start(&url, &cluster_args(&nowhere)).await;
 
     let (status, body) = cut_off.readiness().await;
     assert_eq!(

@@ -95,37 +95,58 @@ impl Node {
     }
 }
 
-/// A tansu broker with memory storage on a free loopback port; killed when dropped.
+/// A tansu broker with memory storage on a loopback port; killed when dropped.
 pub struct Broker {
     pub addr: String,
     _child: Child,
 }
 
+/// Ports tried before giving up on starting a broker.
+const BROKER_PORT_ATTEMPTS: usize = 8;
+
 impl Broker {
+    /// tansu advertises the port it listens on, so it must be told one (it
+    /// cannot take port 0 and report back). A random port in the dynamic
+    /// range is tried; if it turns out to be taken, tansu exits, and another
+    /// is tried.
     pub async fn start() -> Broker {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(tansu_binary())
-            .arg("broker")
-            .args(["--listener-url", &format!("tcp://{addr}")])
-            .args(["--advertised-listener-url", &format!("tcp://{addr}")])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("tansu starts");
-        tokio::time::timeout(WAIT, async {
-            while tokio::net::TcpStream::connect(&addr).await.is_err() {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for _ in 0..BROKER_PORT_ATTEMPTS {
+            let port = rand::Rng::gen_range(&mut rand::thread_rng(), 49152..65535u16);
+            let addr = format!("127.0.0.1:{port}");
+            let mut child = Command::new(tansu_binary())
+                .arg("broker")
+                .args(["--listener-url", &format!("tcp://{addr}")])
+                .args(["--advertised-listener-url", &format!("tcp://{addr}")])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("tansu starts");
+            let listening = tokio::time::timeout(WAIT, async {
+                loop {
+                    if child.try_wait().expect("tansu's status").is_some() {
+                        return false;
+                    }
+                    if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                        // Ours, unless another listener had the port and
+                        // tansu is exiting: ask again after its bind had time.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        return child.try_wait().expect("tansu's status").is_none();
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("tansu accepts connections or exits");
+            if listening {
+                return Broker {
+                    addr,
+                    _child: child,
+                };
             }
-        })
-        .await
-        .expect("tansu accepts connections");
-        Broker {
-            addr,
-            _child: child,
         }
+        panic!("tansu could not listen on any of {BROKER_PORT_ATTEMPTS} ports");
     }
 }
 
@@ -147,11 +168,12 @@ fn tansu_binary() -> PathBuf {
     String::from_utf8(output.stdout).unwrap().trim().into()
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback address where connections are refused for as long as the
+/// returned socket lives: bound, so nothing else can take the port, and not
+/// listening.
+pub fn refusing_address() -> (tokio::net::TcpSocket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    (socket, addr)
 }
