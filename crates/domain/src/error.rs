@@ -21,6 +21,10 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    /// Too much of one kind of work is running (password hashing): refused at
+    /// once rather than queued without bound.
+    #[error("the server is busy; retry after {} s", retry_after.as_secs().max(1))]
+    Overloaded { retry_after: std::time::Duration },
     /// A dependency (the store) cannot be reached right now; retrying may work.
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -37,6 +41,14 @@ impl Error {
         }
     }
 
+    /// How long the caller should wait before trying again, when that is known.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Overloaded { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// Stable snake_case code shown to clients.
     pub fn code(&self) -> &'static str {
         match self {
@@ -45,6 +57,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::Overloaded { .. } => "overloaded",
             Error::Unavailable => "store_unavailable",
             Error::Internal => "internal",
         }

@@ -10,7 +10,7 @@ use crate::bus::Bus;
 use crate::error::Result;
 use crate::messages::{MessageWriter, Messages, WriterConfig};
 use crate::outbox::Publisher;
-use crate::passwords::{HashCost, Passwords};
+use crate::passwords::{HashCost, HashingLimits, Passwords};
 use crate::rooms::Rooms;
 use crate::store::Store;
 use crate::tokens::AccessTokens;
@@ -20,6 +20,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: i64,
+    pub hashing: HashingLimits,
 }
 
 impl Default for Limits {
@@ -28,6 +29,7 @@ impl Default for Limits {
             max_body_bytes: 4096,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            hashing: HashingLimits::default(),
         }
     }
 }
@@ -51,7 +53,7 @@ impl Services {
         limits: Limits,
         writer: WriterConfig,
     ) -> Result<(Self, JoinHandle<()>)> {
-        let passwords = Passwords::new(hash_cost)?;
+        let passwords = Passwords::new(hash_cost, limits.hashing)?;
         let access = AccessTokens::new(jwt_secret, limits.access_token_ttl_secs);
         let publisher = Publisher::new(bus, store.clone());
         let (writer, writer_task) = MessageWriter::spawn(store.clone(), publisher.clone(), writer);

@@ -10,7 +10,7 @@ use palaver_bus::{KafkaBus, KafkaConfig, LocalBus};
 use palaver_domain::bus::Bus;
 use palaver_domain::messages::WriterConfig;
 use palaver_domain::outbox::{spawn_relay, RelayConfig};
-use palaver_domain::passwords::HashCost;
+use palaver_domain::passwords::{HashCost, HashingLimits};
 use palaver_domain::{Limits, Services};
 use palaver_store::{ManagedStore, SqliteStore};
 use tokio::net::TcpListener;
@@ -149,6 +149,10 @@ impl Application {
                 max_body_bytes: settings.max_body_bytes,
                 access_token_ttl_secs: settings.access_token_ttl_secs,
                 refresh_token_ttl_secs: settings.refresh_token_ttl_secs as i64,
+                hashing: HashingLimits {
+                    concurrent: settings.argon2_concurrency,
+                    waiting: settings.argon2_queue,
+                },
             },
             WriterConfig::default(),
         )

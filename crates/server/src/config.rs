@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use palaver_domain::passwords::HashingLimits;
 use serde::Deserialize;
 
 #[derive(Debug, Parser)]
@@ -107,6 +108,14 @@ pub struct ServeArgs {
     /// argon2id passes [default: 2].
     #[arg(long, env = "PALAVER_ARGON2_ITERATIONS")]
     pub argon2_iterations: Option<u32>,
+    /// Password hashes (logins, registrations, room passwords) running at once;
+    /// each holds argon2-memory-kib of memory [default: the number of cores].
+    #[arg(long, env = "PALAVER_ARGON2_CONCURRENCY")]
+    pub argon2_concurrency: Option<usize>,
+    /// Password hashes waiting for a turn (each at most 2 s); past that, requests
+    /// needing one are answered 503 `overloaded` with `Retry-After` [default: 64].
+    #[arg(long, env = "PALAVER_ARGON2_QUEUE")]
+    pub argon2_queue: Option<usize>,
     /// Log format: `text` or `json` [default: text]. Levels come from `RUST_LOG`.
     #[arg(long, env = "PALAVER_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -161,6 +170,8 @@ struct FileSettings {
     ws_stuck_write_grace_ms: Option<u64>,
     argon2_memory_kib: Option<u32>,
     argon2_iterations: Option<u32>,
+    argon2_concurrency: Option<usize>,
+    argon2_queue: Option<usize>,
     log_format: Option<LogFormat>,
     kafka_brokers: Option<String>,
     kafka_topic: Option<String>,
@@ -210,6 +221,8 @@ pub struct Settings {
     pub ws_stuck_write_grace_ms: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    pub argon2_concurrency: usize,
+    pub argon2_queue: usize,
     pub log_format: LogFormat,
     /// `Some`: cluster mode.
     pub kafka_brokers: Option<String>,
@@ -302,6 +315,14 @@ impl Settings {
                 .argon2_iterations
                 .or(file.argon2_iterations)
                 .unwrap_or(2),
+            argon2_concurrency: args
+                .argon2_concurrency
+                .or(file.argon2_concurrency)
+                .unwrap_or_else(|| HashingLimits::default().concurrent),
+            argon2_queue: args
+                .argon2_queue
+                .or(file.argon2_queue)
+                .unwrap_or_else(|| HashingLimits::default().waiting),
             log_format: args
                 .log_format
                 .or(file.log_format)
@@ -353,6 +374,10 @@ impl Settings {
         anyhow::ensure!(
             self.ws_queue_capacity >= 1,
             "ws_queue_capacity must be at least 1"
+        );
+        anyhow::ensure!(
+            self.argon2_concurrency >= 1,
+            "argon2_concurrency must be at least 1"
         );
         anyhow::ensure!(
             self.access_token_ttl_secs >= 1,

@@ -31,22 +31,34 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Overloaded { .. } | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = match self {
-            ApiError::Domain(err) => (status_of(&err), ErrorBody::new(err.code(), err.to_string())),
+        let (status, body, retry_after) = match self {
+            ApiError::Domain(err) => (
+                status_of(&err),
+                ErrorBody::new(err.code(), err.to_string()),
+                err.retry_after(),
+            ),
             ApiError::Rejected {
                 status,
                 code,
                 message,
-            } => (status, ErrorBody::new(code, message)),
+            } => (status, ErrorBody::new(code, message), None),
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(wait) = retry_after {
+            // Whole seconds, rounded up: `Retry-After` has no finer unit.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs as u64),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -61,6 +73,10 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         // serde's text names the missing or mistyped field and where it is.
         let (status, code) = match &rejection {
+            // A body over the limit fails while being buffered.
+            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             JsonRejection::MissingJsonContentType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -83,6 +83,25 @@ async fn malformed_json_is_400_and_a_missing_field_is_422_naming_it() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_limit_is_413_with_the_error_shape() {
+    let app = spawn_app().await;
+    // Just over axum's 2 MiB default, so the whole body fits in the
+    // loopback socket's buffers and the client reads the answer.
+    let padding = "x".repeat(2 * 1024 * 1024 + 1024);
+    let response = app
+        .client
+        .request(Method::POST, "/api/v1/auth/register")
+        .header("content-type", "application/json")
+        .body(format!("{{\"username\":\"{padding}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+}
+
+#[tokio::test]
 async fn login_gives_tokens_and_the_same_401_for_unknown_user_and_wrong_password() {
     let app = spawn_app().await;
     app.client.register("alice", PASSWORD, None).await.unwrap();

@@ -24,12 +24,23 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the real binary on `database_url` with extra flags and waits until it listens.
+    /// Starts the real binary on `database_url` with extra flags and cheap
+    /// password hashing, and waits until it listens.
     pub async fn start(database_url: &str, extra_args: &[String]) -> Node {
+        let cheap = ["--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+        let args: Vec<String> = cheap
+            .into_iter()
+            .map(String::from)
+            .chain(extra_args.iter().cloned())
+            .collect();
+        Self::start_with_default_hashing(database_url, &args).await
+    }
+
+    /// As [`Node::start`], with the production cost of password hashing.
+    pub async fn start_with_default_hashing(database_url: &str, extra_args: &[String]) -> Node {
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(extra_args)
@@ -64,6 +75,10 @@ impl Node {
             child,
             _data_dir: data_dir,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the node is running")
     }
 
     /// Kills the process with SIGKILL: no shutdown, no flush.
@@ -176,4 +191,14 @@ pub fn refusing_address() -> (tokio::net::TcpSocket, String) {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = socket.local_addr().unwrap().to_string();
     (socket, addr)
+}
+
+/// The resident memory of process `pid` now, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("VmRSS in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
