@@ -23,7 +23,8 @@ pub enum Error {
     Conflict(&'static str),
     /// Too much of one kind of work is running (password hashing): refused at
     /// once rather than queued without bound.
-    #[error("the server is busy; retry after {} s", retry_after.as_secs().max(1))]
+    /// How long to wait is `retry_after` (the `Retry-After` header on HTTP).
+    #[error("the server is busy; retry shortly")]
     Overloaded { retry_after: std::time::Duration },
     /// A dependency (the store) cannot be reached right now; retrying may work.
     #[error("service temporarily unavailable")]

@@ -4,12 +4,10 @@
 //! and tokio's blocking pool would run hundreds at once: a flood of logins
 //! would be an out-of-memory kill. So at most `concurrent` hashes run, at most
 //! `waiting` callers wait for a turn (each for at most [`MAX_HASH_WAIT`]), and
-//! everyone else is refused at once with [`Error::Overloaded`].
-//!
-//! The hashes run on `concurrent` threads of their own, not on tokio's
-//! blocking pool (which the bound would otherwise share with everything
-//! else that blocks). The binary also keeps the allocator from holding on to
-//! a finished hash's memory (`main.rs`).
+//! everyone else is refused at once with [`Error::Overloaded`]. A turn moves
+//! into the blocking task with its hash, so a caller that goes away does not
+//! free its turn before the hash is done. The binary also keeps the allocator
+//! from holding on to a finished hash's memory (`main.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,7 +15,7 @@ use std::time::Duration;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
@@ -69,53 +67,6 @@ pub struct Passwords {
     /// A real hash verified when the user is unknown, so both failures cost the same.
     decoy_hash: String,
     turns: Arc<Turns>,
-    hashers: Arc<Hashers>,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The hashing threads; they end when the last handle is dropped.
-struct Hashers {
-    /// Unbounded on purpose: only a caller holding a turn sends, so at most
-    /// `concurrent` jobs are ever queued.
-    jobs: crossbeam_channel::Sender<Job>,
-}
-
-impl Hashers {
-    fn start(threads: usize) -> Result<Self> {
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        for n in 0..threads {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("palaver-hash-{n}"))
-                .spawn(move || {
-                    while let Ok(job) = queue.recv() {
-                        job();
-                    }
-                })
-                .map_err(|err| {
-                    tracing::error!(%err, "starting a password hashing thread");
-                    Error::Internal
-                })?;
-        }
-        Ok(Self { jobs })
-    }
-
-    /// Runs `work` on a hashing thread, holding `turn` until it is done (so a
-    /// caller that goes away does not free its turn early).
-    async fn run<T: Send + 'static>(
-        &self,
-        turn: OwnedSemaphorePermit,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _turn = turn;
-            let _ = reply.send(work());
-        });
-        self.jobs.send(job).map_err(|_| Error::Internal)?;
-        answer.await.map_err(|_| Error::Internal)?
-    }
 }
 
 /// Turns at hashing: permits for the running hashes, a count of the waiting.
@@ -159,9 +110,8 @@ impl Passwords {
             .map_err(|e| Error::invalid("argon2", e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let decoy_hash = hash_with(&argon, "decoy password never used")?;
-        let concurrent = limits.concurrent.max(1);
         let turns = Arc::new(Turns {
-            running: Arc::new(Semaphore::new(concurrent)),
+            running: Arc::new(Semaphore::new(limits.concurrent.max(1))),
             waiting: AtomicUsize::new(0),
             max_waiting: limits.waiting,
         });
@@ -169,7 +119,6 @@ impl Passwords {
             argon,
             decoy_hash,
             turns,
-            hashers: Arc::new(Hashers::start(concurrent)?),
         })
     }
 
@@ -178,9 +127,7 @@ impl Passwords {
         let turn = self.turns.take().await?;
         let argon = self.argon.clone();
         let password = password.to_owned();
-        self.hashers
-            .run(turn, move || hash_with(&argon, &password))
-            .await
+        run_blocking(turn, move || hash_with(&argon, &password)).await
     }
 
     /// Constant-time comparison is done by argon2's verifier. `Overloaded`
@@ -191,18 +138,29 @@ impl Passwords {
         let password = password.to_owned();
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy_hash).to_owned();
-        let matched = self
-            .hashers
-            .run(turn, move || {
-                let parsed = PasswordHash::new(&hash).map_err(|e| {
-                    tracing::error!(error = %e, "stored password hash is unreadable");
-                    Error::Internal
-                })?;
-                Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
-            })
-            .await?;
+        let matched = run_blocking(turn, move || {
+            let parsed = PasswordHash::new(&hash).map_err(|e| {
+                tracing::error!(error = %e, "stored password hash is unreadable");
+                Error::Internal
+            })?;
+            Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
+        })
+        .await?;
         Ok(known && matched)
     }
+}
+
+/// Runs `work` off the runtime, holding `turn` until it is done.
+async fn run_blocking<T: Send + 'static>(
+    turn: OwnedSemaphorePermit,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        work()
+    })
+    .await
+    .map_err(|_| Error::Internal)?
 }
 
 fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String> {

@@ -12,8 +12,9 @@
 //!
 //! Why generics over `sqlx::Database` and not one driver-independent layer:
 //! both engines already speak sqlx, and the bounds the shared code needs are
-//! stated once per impl block (the `where` clauses below); what is not
-//! shared is named in `Engine`.
+//! stated on each impl block (the same `where` clause in every aggregate's
+//! file: Rust implies no such clause from a trait); what is not shared is
+//! named in `Engine`.
 
 mod accounts;
 mod changes;

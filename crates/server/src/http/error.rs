@@ -126,3 +126,28 @@ pub async fn method_not_allowed() -> ApiError {
         message: "this route does not accept that method".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_overloaded_answer_is_503_with_retry_after_in_whole_seconds_rounded_up() {
+        let response = ApiError::Domain(Error::Overloaded {
+            retry_after: Duration::from_millis(1500),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn other_errors_carry_no_retry_after() {
+        let response = ApiError::Domain(Error::Unavailable).into_response();
+        assert!(!response
+            .headers()
+            .contains_key(axum::http::header::RETRY_AFTER));
+    }
+}

@@ -122,8 +122,8 @@ const BROKER_PORT_ATTEMPTS: usize = 8;
 impl Broker {
     /// tansu advertises the port it listens on, so it must be told one (it
     /// cannot take port 0 and report back). A random port in the dynamic
-    /// range is tried; if it turns out to be taken, tansu exits, and another
-    /// is tried.
+    /// range is tried: tansu prints `ready` once it listens, and exits
+    /// without it when the port is taken, and then another is tried.
     pub async fn start() -> Broker {
         for _ in 0..BROKER_PORT_ATTEMPTS {
             let port = rand::Rng::gen_range(&mut rand::thread_rng(), 49152..65535u16);
@@ -133,28 +133,25 @@ impl Broker {
                 .args(["--listener-url", &format!("tcp://{addr}")])
                 .args(["--advertised-listener-url", &format!("tcp://{addr}")])
                 .args(["--storage-engine", "memory://tansu/"])
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
                 .expect("tansu starts");
-            let listening = tokio::time::timeout(WAIT, async {
-                loop {
-                    if child.try_wait().expect("tansu's status").is_some() {
-                        return false;
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let ready = tokio::time::timeout(WAIT, async {
+                while let Some(line) = lines.next_line().await.unwrap_or(None) {
+                    if line.starts_with("ready in") {
+                        return true;
                     }
-                    if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                        // Ours, unless another listener had the port and
-                        // tansu is exiting: ask again after its bind had time.
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        return child.try_wait().expect("tansu's status").is_none();
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
+                false
             })
             .await
-            .expect("tansu accepts connections or exits");
-            if listening {
+            .expect("tansu listens or exits in time");
+            if ready {
+                // Keep reading so the broker never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 return Broker {
                     addr,
                     _child: child,
