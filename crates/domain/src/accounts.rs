@@ -7,6 +7,7 @@ use crate::ids::UserId;
 use crate::model::User;
 use crate::passwords::Passwords;
 use crate::store::{NewRefreshToken, NewUser, Rotation, Store, StoreError};
+use crate::throttle::{ClientAddr, Throttles, LOGIN_FAILURES_FORGOTTEN_AFTER};
 use crate::time::Timestamp;
 use crate::tokens::{self, AccessTokens};
 use crate::values::{DisplayName, Password, Username};
@@ -25,6 +26,7 @@ pub struct Accounts {
     passwords: Passwords,
     access: AccessTokens,
     refresh_ttl_secs: i64,
+    throttles: Arc<Throttles>,
 }
 
 const BAD_LOGIN: &str = "invalid username or password";
@@ -36,12 +38,14 @@ impl Accounts {
         passwords: Passwords,
         access: AccessTokens,
         refresh_ttl_secs: i64,
+        throttles: Arc<Throttles>,
     ) -> Self {
         Self {
             store,
             passwords,
             access,
             refresh_ttl_secs,
+            throttles,
         }
     }
 
@@ -50,10 +54,12 @@ impl Accounts {
         username: &str,
         password: String,
         display_name: Option<&str>,
+        from: ClientAddr,
     ) -> Result<User> {
         let username = Username::parse(username)?;
         let password = Password::parse(password)?;
         let display_name = DisplayName::parse(display_name.unwrap_or(username.as_str()))?;
+        self.throttles.register_per_address.check(&from)?;
         let password_hash = self.passwords.hash(password.expose()).await?;
         let new_user = NewUser {
             username: username.as_str().to_owned(),
@@ -67,19 +73,40 @@ impl Accounts {
         }
     }
 
-    /// Unknown user and wrong password take the same time and give the same error.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Session> {
+    /// Unknown user and wrong password take the same time and give the same
+    /// error. After failed attempts of one account from one address, the next
+    /// attempt waits (`LoginBackoff`): refused as `RateLimited`, without
+    /// looking at the password, until the delay is over.
+    pub async fn login(&self, username: &str, password: &str, from: ClientAddr) -> Result<Session> {
+        self.throttles.login_per_address.check(&from)?;
+        let now = Timestamp::now();
+        let subject = login_subject(username, from);
+        let streak = self.store.login_failures(&subject).await?;
+        if let Some(streak) = streak {
+            self.throttles
+                .login_backoff
+                .check(streak.count, streak.last_failed_at, now)?;
+        }
         let credentials = match Username::parse(username) {
             Ok(name) => self.store.credentials_by_username(name.as_str()).await?,
             Err(_) => None,
         };
         let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
-        if !self.passwords.verify(password, hash).await? {
-            return Err(Error::Unauthorized(BAD_LOGIN));
+        let verified = self.passwords.verify(password, hash).await?;
+        let user = match credentials {
+            Some(found) if verified => found.user,
+            _ => {
+                let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
+                self.store
+                    .record_login_failure(&subject, now, forget_before)
+                    .await?;
+                return Err(Error::Unauthorized(BAD_LOGIN));
+            }
+        };
+        if streak.is_some() {
+            self.store.clear_login_failures(&subject).await?;
         }
-        let user = credentials.ok_or(Error::Unauthorized(BAD_LOGIN))?.user;
         let refresh_token = tokens::new_refresh_token();
-        let now = Timestamp::now();
         self.store
             .insert_refresh_token(NewRefreshToken {
                 user_id: user.id,
@@ -204,6 +231,13 @@ impl Accounts {
             user,
         })
     }
+}
+
+/// Whose failed logins are counted together: one account (by the name
+/// given, so unknown names are counted too) from one address.
+fn login_subject(username: &str, from: ClientAddr) -> String {
+    let name: String = username.trim().to_lowercase().chars().take(64).collect();
+    format!("{name} {from}")
 }
 
 /// Someone named by id or by username.

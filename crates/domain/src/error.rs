@@ -26,6 +26,10 @@ pub enum Error {
     /// How long to wait is `retry_after` (the `Retry-After` header on HTTP).
     #[error("the server is busy; retry shortly")]
     Overloaded { retry_after: std::time::Duration },
+    /// This caller did this too often (a rate limit, or the delay after failed
+    /// logins); it may try again after `retry_after`.
+    #[error("too many requests; retry later")]
+    RateLimited { retry_after: std::time::Duration },
     /// A dependency (the store) cannot be reached right now; retrying may work.
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -45,7 +49,9 @@ impl Error {
     /// How long the caller should wait before trying again, when that is known.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Error::Overloaded { retry_after } => Some(*retry_after),
+            Error::Overloaded { retry_after } | Error::RateLimited { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -59,6 +65,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Overloaded { .. } => "overloaded",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable => "store_unavailable",
             Error::Internal => "internal",
         }

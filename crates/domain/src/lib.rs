@@ -20,6 +20,7 @@ pub mod remote;
 pub mod rooms;
 pub mod services;
 pub mod store;
+pub mod throttle;
 pub mod time;
 pub mod tokens;
 pub mod values;

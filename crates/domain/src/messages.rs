@@ -11,6 +11,7 @@ use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;
 use crate::store::{AppendOutcome, NewMessage, Store};
+use crate::throttle::Throttles;
 use crate::time::Timestamp;
 use crate::values::{ClientId, MessageBody};
 
@@ -44,6 +45,7 @@ pub struct Messages {
     writer: MessageWriter,
     publisher: Publisher,
     max_body_bytes: usize,
+    throttles: Arc<Throttles>,
 }
 
 impl Messages {
@@ -52,17 +54,21 @@ impl Messages {
         writer: MessageWriter,
         publisher: Publisher,
         max_body_bytes: usize,
+        throttles: Arc<Throttles>,
     ) -> Self {
         Self {
             store,
             writer,
             publisher,
             max_body_bytes,
+            throttles,
         }
     }
 
     /// Stores a message and resolves once it is durable. Membership is checked
     /// inside the storing transaction, so a removed member can never slip one in.
+    /// Every valid message counts against the sender's send limit, whatever
+    /// transport it came by.
     pub async fn post(
         &self,
         sender: UserId,
@@ -73,6 +79,7 @@ impl Messages {
     ) -> Result<Posted> {
         let body = MessageBody::parse(body, self.max_body_bytes)?;
         let client_id = client_id.map(ClientId::parse).transpose()?;
+        self.throttles.send_per_user.check(&sender)?;
         if let Some(target) = reply_to {
             // Seqs are never reused and messages never vanish, so a seq that
             // exists now exists for good. (A non-member learns nothing: the

@@ -13,6 +13,7 @@ use crate::outbox::Publisher;
 use crate::passwords::Passwords;
 use crate::store::Removal;
 use crate::store::{NewRoom, ReadMark, Store, StoreError};
+use crate::throttle::{ClientAddr, Throttles};
 use crate::time::Timestamp;
 use crate::values::{JoinCode, RoomName};
 
@@ -24,6 +25,7 @@ pub struct Rooms {
     store: Arc<dyn Store>,
     publisher: Publisher,
     passwords: Passwords,
+    throttles: Arc<Throttles>,
 }
 
 /// Join codes are random; a handful of attempts makes a collision-caused
@@ -31,11 +33,17 @@ pub struct Rooms {
 pub(crate) const CODE_ATTEMPTS: usize = 5;
 
 impl Rooms {
-    pub fn new(store: Arc<dyn Store>, publisher: Publisher, passwords: Passwords) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: Publisher,
+        passwords: Passwords,
+        throttles: Arc<Throttles>,
+    ) -> Self {
         Self {
             store,
             publisher,
             passwords,
+            throttles,
         }
     }
 
@@ -93,8 +101,18 @@ impl Rooms {
     }
 
     /// Joining a room one already belongs to returns it without asking again.
-    pub async fn join(&self, user: UserId, code: &str, password: Option<&str>) -> Result<Room> {
+    /// Every attempt counts against the caller's join limits (per user and per
+    /// address), so codes and room passwords cannot be guessed at speed.
+    pub async fn join(
+        &self,
+        user: UserId,
+        code: &str,
+        password: Option<&str>,
+        from: ClientAddr,
+    ) -> Result<Room> {
         let code = JoinCode::parse(code)?;
+        self.throttles.join_per_user.check(&user)?;
+        self.throttles.join_per_address.check(&from)?;
         let room = self
             .store
             .room_by_code(code.as_str())

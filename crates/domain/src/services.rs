@@ -13,6 +13,7 @@ use crate::outbox::Publisher;
 use crate::passwords::{HashCost, HashingLimits, Passwords};
 use crate::rooms::Rooms;
 use crate::store::Store;
+use crate::throttle::{RateLimits, Throttles};
 use crate::tokens::AccessTokens;
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct Limits {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: i64,
     pub hashing: HashingLimits,
+    pub rates: RateLimits,
 }
 
 impl Default for Limits {
@@ -30,6 +32,7 @@ impl Default for Limits {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             hashing: HashingLimits::default(),
+            rates: RateLimits::default(),
         }
     }
 }
@@ -54,6 +57,8 @@ impl Services {
         writer: WriterConfig,
     ) -> Result<(Self, JoinHandle<()>)> {
         let passwords = Passwords::new(hash_cost, limits.hashing)?;
+        let throttles = Arc::new(Throttles::new(&limits.rates));
+        throttles.spawn_forgetting();
         let access = AccessTokens::new(jwt_secret, limits.access_token_ttl_secs);
         let publisher = Publisher::new(bus, store.clone());
         let (writer, writer_task) = MessageWriter::spawn(store.clone(), publisher.clone(), writer);
@@ -63,13 +68,20 @@ impl Services {
                 passwords.clone(),
                 access,
                 limits.refresh_token_ttl_secs,
+                throttles.clone(),
             ),
-            rooms: Rooms::new(store.clone(), publisher.clone(), passwords),
+            rooms: Rooms::new(
+                store.clone(),
+                publisher.clone(),
+                passwords,
+                throttles.clone(),
+            ),
             messages: Messages::new(
                 store.clone(),
                 writer,
                 publisher.clone(),
                 limits.max_body_bytes,
+                throttles,
             ),
             activity: Activity::new(store.clone(), publisher),
             store,

@@ -229,6 +229,28 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreResult<Rotation>;
     /// Revoke the family `token_hash` belongs to; false when the token is unknown.
     async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
+
+    /// The current streak of failed logins of `subject` (an account at an
+    /// address), if it has one.
+    async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>>;
+    /// Adds a failure to `subject`'s streak, starting a new streak when its
+    /// last failure is older than `forget_before`; streaks of every subject
+    /// that old are deleted.
+    async fn record_login_failure(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> StoreResult<()>;
+    /// Ends `subject`'s streak (a successful login).
+    async fn clear_login_failures(&self, subject: &str) -> StoreResult<()>;
+}
+
+/// Consecutive failed logins of one account from one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    pub count: u32,
+    pub last_failed_at: Timestamp,
 }
 
 /// Rooms, their members, bans and roles.

@@ -86,6 +86,20 @@ pub struct FrameError {
 }
 
 impl ClientFrame {
+    /// What an answer to this frame names it by: its `client_id` (`send`) or `ref`.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Auth { .. } => None,
+            ClientFrame::Send { client_id, .. } => client_id.as_deref(),
+            ClientFrame::Edit { reference, .. }
+            | ClientFrame::Delete { reference, .. }
+            | ClientFrame::Typing { reference, .. }
+            | ClientFrame::Read { reference, .. }
+            | ClientFrame::Resume { reference, .. }
+            | ClientFrame::Ping { reference, .. } => reference.as_deref(),
+        }
+    }
+
     /// Parses one text frame, classifying a failure as docs/protocol.md does.
     pub fn parse(raw: &str) -> Result<ClientFrame, FrameError> {
         use std::str::FromStr;
@@ -234,6 +248,10 @@ pub enum ServerFrame {
         /// The failing frame's `client_id` or `ref`, when it had one.
         #[serde(default, rename = "ref")]
         reference: Option<String>,
+        /// With `rate_limited` and `overloaded`: how long to wait before
+        /// sending the frame again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -382,6 +400,7 @@ mod tests {
             code: "not_found".into(),
             message: "m".into(),
             reference: Some("c1".into()),
+            retry_after_ms: None,
         }
         .to_json();
         assert_eq!(

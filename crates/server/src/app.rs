@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use palaver_bus::{KafkaBus, KafkaConfig, LocalBus};
 use palaver_domain::bus::Bus;
 use palaver_domain::messages::WriterConfig;
@@ -153,6 +152,7 @@ impl Application {
                     concurrent: settings.argon2_concurrency,
                     waiting: settings.argon2_queue,
                 },
+                rates: settings.rates,
             },
             WriterConfig::default(),
         )
@@ -225,26 +225,14 @@ impl Application {
             stop_sessions.cancelled().await;
             hub.stop_all();
         });
+        let limits = crate::connections::ConnectionLimits {
+            max_total: state.settings.max_connections,
+            max_per_address: state.settings.max_connections_per_address,
+            header_timeout: Duration::from_millis(state.settings.http_header_timeout_ms),
+            trusted_proxies: state.settings.trusted_proxies.clone(),
+        };
         let router = http::router(state);
-        // Frames are small and each is due now: without TCP_NODELAY, a frame
-        // written while the previous one is unacknowledged (an ack, then the
-        // sender's own copy of its message) waits for the client's delayed
-        // ACK, up to 40 ms. Palaver coalesces a connection's queued frames
-        // into one write itself.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-        });
-        // `into_make_service` hands each connection a clone of the router (an
-        // `Arc`). Serving the `Router` itself re-applies its state per
-        // connection, cloning every route and the state each one holds: about
-        // a third of the server's CPU while connections are being set up
-        // (docs/benchmarks.md, "What was tried").
-        axum::serve(listener, router.into_make_service())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("serving HTTP")?;
+        crate::connections::serve(listener, router, limits, shutdown.clone()).await;
 
         sessions.close();
         if tokio::time::timeout(SESSION_GRACE, sessions.wait())

@@ -3,11 +3,20 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use palaver_domain::passwords::HashingLimits;
+use palaver_domain::throttle::{LoginBackoff, Rate, RateLimit, RateLimits};
 use serde::Deserialize;
+
+pub use crate::client_addr::ProxyNet;
+
+/// Frames one WebSocket may send: a client typing, reading and sending at
+/// once stays far below it.
+pub const DEFAULT_FRAME_RATE: RateLimit =
+    RateLimit(Some(Rate::new(50, Duration::from_secs(1), 200)));
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,11 +58,13 @@ pub enum DbCommand {
 }
 
 /// Every option may also be set in the `--config` file under the same name in
-/// snake_case (e.g. `max_body_bytes = 8192`).
-#[derive(Debug, Clone, Default, Args)]
+/// snake_case (e.g. `max_body_bytes = 8192`); unknown keys there are errors.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// TOML file with settings; flags and environment variables override it.
     #[arg(long, env = "PALAVER_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "PALAVER_LISTEN")]
@@ -98,10 +109,54 @@ pub struct ServeArgs {
     /// Milliseconds a new WebSocket has to authenticate [default: 10000].
     #[arg(long, env = "PALAVER_WS_AUTH_TIMEOUT_MS")]
     pub ws_auth_timeout_ms: Option<u64>,
-    /// Milliseconds a connection already cut off as a slow consumer may stay stuck
-    /// writing (its client not reading at all) before it is dropped [default: 10000].
-    #[arg(long, env = "PALAVER_WS_STUCK_WRITE_GRACE_MS")]
-    pub ws_stuck_write_grace_ms: Option<u64>,
+    /// Milliseconds one write to a WebSocket (a batch of frames, or a close
+    /// frame) may take; a client that reads too little for it to finish is
+    /// dropped [default: 10000].
+    #[arg(long, env = "PALAVER_WS_WRITE_TIMEOUT_MS")]
+    pub ws_write_timeout_ms: Option<u64>,
+    /// Milliseconds a client has to send a request's headers (also the longest
+    /// an idle HTTP connection stays open) [default: 10000].
+    #[arg(long, env = "PALAVER_HTTP_HEADER_TIMEOUT_MS")]
+    pub http_header_timeout_ms: Option<u64>,
+    /// Open connections (HTTP and WebSocket) the node accepts; more are answered
+    /// 503 `too_many_connections` and closed [default: 10000].
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one address (an IPv6 /64); more are answered 429
+    /// `too_many_connections`. Trusted proxies are exempt [default: 64].
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR networks
+    /// (`10.0.0.0/8,192.0.2.1`). A request's address is then the hop just before
+    /// the first trusted proxy [default: none: the socket's address].
+    #[arg(long, env = "PALAVER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<ProxyNet>>,
+    /// Login attempts per client address (rates are `COUNT/UNIT [burst N]`,
+    /// unit `s`, `min` or `h`, or `off`) [default: 30/min].
+    #[arg(long, env = "PALAVER_RATE_LOGIN")]
+    pub rate_login: Option<RateLimit>,
+    /// Failed logins of one account from one address before each next attempt
+    /// must wait (1 s, doubling per failure) [default: 5].
+    #[arg(long, env = "PALAVER_LOGIN_BACKOFF_FREE")]
+    pub login_backoff_free: Option<u32>,
+    /// The longest wait after failed logins, in seconds [default: 300].
+    #[arg(long, env = "PALAVER_LOGIN_BACKOFF_MAX_SECS")]
+    pub login_backoff_max_secs: Option<u64>,
+    /// Registrations per client address [default: 10/h].
+    #[arg(long, env = "PALAVER_RATE_REGISTER")]
+    pub rate_register: Option<RateLimit>,
+    /// Join-by-code attempts per user [default: 10/min].
+    #[arg(long, env = "PALAVER_RATE_JOIN_USER")]
+    pub rate_join_user: Option<RateLimit>,
+    /// Join-by-code attempts per client address [default: 30/min].
+    #[arg(long, env = "PALAVER_RATE_JOIN_ADDRESS")]
+    pub rate_join_address: Option<RateLimit>,
+    /// Messages sent per user, over any transport [default: 10/s burst 30].
+    #[arg(long, env = "PALAVER_RATE_SEND")]
+    pub rate_send: Option<RateLimit>,
+    /// Frames one WebSocket connection may send [default: 50/s burst 200].
+    #[arg(long, env = "PALAVER_RATE_FRAMES")]
+    pub rate_frames: Option<RateLimit>,
     /// argon2id memory cost in KiB [default: 19456].
     #[arg(long, env = "PALAVER_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -150,37 +205,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// The `--config` file: the same options, all optional; unknown keys are errors.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    db_pool_size: Option<u32>,
-    db_acquire_timeout_ms: Option<u64>,
-    db_statement_timeout_ms: Option<u64>,
-    jwt_secret: Option<String>,
-    access_token_ttl_secs: Option<u64>,
-    refresh_token_ttl_secs: Option<u64>,
-    max_body_bytes: Option<usize>,
-    max_frame_bytes: Option<usize>,
-    ws_queue_capacity: Option<usize>,
-    ws_auth_timeout_ms: Option<u64>,
-    ws_stuck_write_grace_ms: Option<u64>,
-    argon2_memory_kib: Option<u32>,
-    argon2_iterations: Option<u32>,
-    argon2_concurrency: Option<usize>,
-    argon2_queue: Option<usize>,
-    log_format: Option<LogFormat>,
-    kafka_brokers: Option<String>,
-    kafka_topic: Option<String>,
-    kafka_partitions: Option<i32>,
-    kafka_fetch_wait_ms: Option<u64>,
-    outbox_relay_after_ms: Option<u64>,
-    presence_heartbeat_ms: Option<u64>,
-}
-
 /// A secret that never shows up in logs or `Debug` output.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -218,7 +242,13 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     pub ws_queue_capacity: usize,
     pub ws_auth_timeout_ms: u64,
-    pub ws_stuck_write_grace_ms: u64,
+    pub ws_write_timeout_ms: u64,
+    pub http_header_timeout_ms: u64,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub trusted_proxies: Vec<ProxyNet>,
+    pub rates: RateLimits,
+    pub rate_frames: RateLimit,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_concurrency: usize,
@@ -238,7 +268,7 @@ impl Settings {
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self::resolve(
             ServeArgs::default(),
-            FileSettings::default(),
+            ServeArgs::default(),
             data_dir.into(),
         )
         .expect("defaults are valid")
@@ -247,7 +277,7 @@ impl Settings {
     pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
-            None => FileSettings::default(),
+            None => ServeArgs::default(),
         };
         let data_dir = args
             .data_dir
@@ -257,8 +287,9 @@ impl Settings {
         Self::resolve(args, file, data_dir)
     }
 
-    fn resolve(args: ServeArgs, file: FileSettings, data_dir: PathBuf) -> anyhow::Result<Self> {
+    fn resolve(args: ServeArgs, file: ServeArgs, data_dir: PathBuf) -> anyhow::Result<Self> {
         let max_body_bytes = args.max_body_bytes.or(file.max_body_bytes).unwrap_or(4096);
+        let defaults = RateLimits::default();
         let settings = Settings {
             listen: args
                 .listen
@@ -303,10 +334,63 @@ impl Settings {
                 .ws_auth_timeout_ms
                 .or(file.ws_auth_timeout_ms)
                 .unwrap_or(10_000),
-            ws_stuck_write_grace_ms: args
-                .ws_stuck_write_grace_ms
-                .or(file.ws_stuck_write_grace_ms)
+            ws_write_timeout_ms: args
+                .ws_write_timeout_ms
+                .or(file.ws_write_timeout_ms)
                 .unwrap_or(10_000),
+            http_header_timeout_ms: args
+                .http_header_timeout_ms
+                .or(file.http_header_timeout_ms)
+                .unwrap_or(10_000),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(10_000),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(64),
+            trusted_proxies: args
+                .trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+            rates: RateLimits {
+                login_per_address: args
+                    .rate_login
+                    .or(file.rate_login)
+                    .unwrap_or(defaults.login_per_address),
+                login_backoff: LoginBackoff {
+                    free: args
+                        .login_backoff_free
+                        .or(file.login_backoff_free)
+                        .unwrap_or(defaults.login_backoff.free),
+                    max: args
+                        .login_backoff_max_secs
+                        .or(file.login_backoff_max_secs)
+                        .map(Duration::from_secs)
+                        .unwrap_or(defaults.login_backoff.max),
+                },
+                register_per_address: args
+                    .rate_register
+                    .or(file.rate_register)
+                    .unwrap_or(defaults.register_per_address),
+                join_per_user: args
+                    .rate_join_user
+                    .or(file.rate_join_user)
+                    .unwrap_or(defaults.join_per_user),
+                join_per_address: args
+                    .rate_join_address
+                    .or(file.rate_join_address)
+                    .unwrap_or(defaults.join_per_address),
+                send_per_user: args
+                    .rate_send
+                    .or(file.rate_send)
+                    .unwrap_or(defaults.send_per_user),
+            },
+            rate_frames: args
+                .rate_frames
+                .or(file.rate_frames)
+                .unwrap_or(DEFAULT_FRAME_RATE),
             argon2_memory_kib: args
                 .argon2_memory_kib
                 .or(file.argon2_memory_kib)
@@ -376,6 +460,14 @@ impl Settings {
             "ws_queue_capacity must be at least 1"
         );
         anyhow::ensure!(
+            self.max_connections >= 1 && self.max_connections_per_address >= 1,
+            "max_connections and max_connections_per_address must be at least 1"
+        );
+        anyhow::ensure!(
+            self.ws_write_timeout_ms >= 1 && self.http_header_timeout_ms >= 1,
+            "ws_write_timeout_ms and http_header_timeout_ms must be at least 1"
+        );
+        anyhow::ensure!(
             self.argon2_concurrency >= 1,
             "argon2_concurrency must be at least 1"
         );
@@ -416,14 +508,14 @@ impl Settings {
     pub fn store_options(&self) -> palaver_store::StoreOptions {
         palaver_store::StoreOptions {
             pool_size: self.db_pool_size,
-            acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms),
-            statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
             outbox_origin: None,
         }
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))

@@ -72,6 +72,10 @@ pub fn error(err: &Error, reference: Option<String>) -> ServerFrame {
         code: err.code().into(),
         message: err.to_string(),
         reference,
+        // Rounded up: waiting a little too long is safe, too little is not.
+        retry_after_ms: err
+            .retry_after()
+            .map(|wait| wait.as_micros().div_ceil(1000) as u64),
     }
 }
 
@@ -85,6 +89,7 @@ pub fn protocol_error(
         code: code.into(),
         message: message.into(),
         reference,
+        retry_after_ms: None,
     }
 }
 

@@ -5,6 +5,7 @@ mod auth;
 pub mod error;
 pub(crate) mod extract;
 mod health;
+mod logging;
 mod messages;
 mod moderation;
 pub mod openapi;
@@ -44,9 +45,8 @@ impl AppState {
             services: self.services.clone(),
             hub: self.hub.clone(),
             presence: self.presence.clone(),
-            stuck_write_grace: std::time::Duration::from_millis(
-                self.settings.ws_stuck_write_grace_ms,
-            ),
+            write_timeout: std::time::Duration::from_millis(self.settings.ws_write_timeout_ms),
+            frame_rate: self.settings.rate_frames,
         }
     }
 }
@@ -96,6 +96,6 @@ pub fn router(state: AppState) -> Router {
     .route("/assets/{name}", axum::routing::get(web::asset))
     .fallback(error::unknown_route)
     .method_not_allowed_fallback(error::method_not_allowed)
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::RedactedSpan))
     .with_state(state)
 }

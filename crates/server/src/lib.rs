@@ -2,7 +2,9 @@
 //! and the hub that fans events out to local connections.
 
 pub mod app;
+pub mod client_addr;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod frames;
 pub mod http;

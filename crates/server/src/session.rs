@@ -21,13 +21,14 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use palaver_domain::model::User;
+use palaver_domain::throttle::RateLimit;
 use palaver_domain::{Error, RoomId, Services, UserId};
 use palaver_protocol::close_code;
 use palaver_protocol::ws::ServerFrame;
 
 use self::positions::{Arrival, Positions, Resume};
 use self::requests::{Immediate, Requests};
-pub use self::transport::{Inbound, Outgoing, Transport};
+pub use self::transport::{Inbound, Outgoing, Transport, WriteDeadline, WriteError};
 use crate::frames;
 use crate::hub::{Connection, Hub, Joined, Outbound, SequencedFrame};
 use crate::outgoing::QueueReceiver;
@@ -52,18 +53,21 @@ pub struct SessionDeps {
     pub services: Arc<Services>,
     pub hub: Arc<Hub>,
     pub presence: Presence,
-    /// How long a connection cut off as a slow consumer may stay stuck in a write.
-    pub stuck_write_grace: Duration,
+    /// How long one write may wait for the client to read (`WriteDeadline`).
+    pub write_timeout: Duration,
+    /// Frames one connection may send.
+    pub frame_rate: RateLimit,
 }
 
 /// Serves an authenticated connection of `user` until either side ends it.
 /// `resume`: positions sent with the authentication, replayed before live delivery.
 pub async fn run<T: Transport>(
-    mut transport: T,
+    transport: T,
     deps: SessionDeps,
     user: UserId,
     resume: Option<BTreeMap<String, u64>>,
 ) {
+    let mut transport = WriteDeadline::new(transport, deps.write_timeout);
     // Registered before the first read, so a room joined meanwhile is announced.
     let (conn, queue) = deps.hub.register(user);
     // Rare, one-off paths are boxed: an async state machine is as large as its
@@ -83,6 +87,10 @@ pub async fn run<T: Transport>(
     };
     let mut session = Session {
         requests: Requests::new(deps.services.clone(), user.id),
+        frame_limit: deps
+            .frame_rate
+            .0
+            .map(|rate| FrameLimit::direct(rate.quota())),
         transport,
         deps,
         user,
@@ -126,14 +134,18 @@ enum End {
     Gone,
 }
 
+type FrameLimit = governor::DefaultDirectRateLimiter;
+
 struct Session<T> {
-    transport: T,
+    transport: WriteDeadline<T>,
     deps: SessionDeps,
     user: User,
     conn: Arc<Connection>,
     queue: QueueReceiver<Outbound>,
     positions: Positions,
     requests: Requests,
+    /// `None`: frames are not limited.
+    frame_limit: Option<FrameLimit>,
     /// Counted by presence, so its end is counted too.
     announced: bool,
 }
@@ -200,7 +212,7 @@ impl<T: Transport> Session<T> {
                         if self.writer_is_committing() {
                             tokio::task::yield_now().await;
                         }
-                        self.deliver_batch_or_drop_if_stuck(item).await
+                        self.deliver_batch(item).await
                     }
                     None => return End::Gone,
                 },
@@ -231,6 +243,9 @@ impl<T: Transport> Session<T> {
     }
 
     async fn on_incoming(&mut self, incoming: Option<Inbound>) -> Result<(), End> {
+        if let Some(refused) = self.over_frame_limit(&incoming) {
+            return self.send(Outgoing::Frame(refused)).await;
+        }
         let frame = match incoming {
             None => return Err(End::Gone),
             Some(Inbound::Frame(frame)) => frame,
@@ -252,6 +267,24 @@ impl<T: Transport> Session<T> {
             Immediate::Reply(frame) => self.send(Outgoing::Frame(frame)).await,
             Immediate::Resume { rooms, reference } => Box::pin(self.resume(rooms, reference)).await,
         }
+    }
+
+    /// The `rate_limited` answer to a frame past this connection's frame
+    /// limit (the frame itself is dropped); `None` when it may go on.
+    fn over_frame_limit(&self, incoming: &Option<Inbound>) -> Option<ServerFrame> {
+        let limit = self.frame_limit.as_ref()?;
+        let reference = match incoming {
+            Some(Inbound::Frame(frame)) => frame.reference().map(str::to_owned),
+            Some(Inbound::Invalid(err)) => err.reference.clone(),
+            _ => return None,
+        };
+        let not_until = limit.check().err()?;
+        metrics::counter!("palaver_rate_limited_total", "limit" => "frames_per_connection")
+            .increment(1);
+        let retry_after = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        Some(frames::error(&Error::RateLimited { retry_after }, reference))
     }
 
     /// Sends what the client missed in each named room: seqs after the client's
@@ -291,26 +324,6 @@ impl<T: Transport> Session<T> {
         self.deps.services.messages.committing()
     }
 
-    /// `deliver_batch`, unless the connection was cut off as a slow consumer and
-    /// the write stays stuck past the grace period: a client that reads nothing
-    /// would otherwise hold the session (and its socket) forever. A client that is
-    /// merely slow finishes the write and then gets its 1013 close frame.
-    async fn deliver_batch_or_drop_if_stuck(&mut self, first: Outbound) -> Result<(), End> {
-        let conn = self.conn.clone();
-        let grace = self.deps.stuck_write_grace;
-        tokio::select! {
-            biased;
-            delivered = self.deliver_batch(first) => delivered,
-            _ = async {
-                conn.stop.raised_for(StopReason::SlowConsumer).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::info!(conn = self.conn.id, "slow consumer stuck past the grace period; dropped");
-                Err(End::Gone)
-            }
-        }
-    }
-
     /// Writes a finished request's answer, every other answer already
     /// finished, and what the hub has already queued, then flushes once. The
     /// sender's own copy of its message is usually queued by then (the writer
@@ -327,7 +340,7 @@ impl<T: Transport> Session<T> {
             }
         }
         match self.queue.try_recv() {
-            Ok(item) => self.deliver_batch_or_drop_if_stuck(item).await,
+            Ok(item) => self.deliver_batch(item).await,
             Err(_) => self.flush().await,
         }
     }
@@ -382,15 +395,29 @@ impl<T: Transport> Session<T> {
     }
 
     async fn feed(&mut self, item: Outgoing) -> Result<(), End> {
-        self.transport.feed(item).await.map_err(|_| End::Gone)
+        let fed = self.transport.feed(item).await;
+        fed.map_err(|err| self.write_failed(err))
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        self.transport.flush().await.map_err(|_| End::Gone)
+        let flushed = self.transport.flush().await;
+        flushed.map_err(|err| self.write_failed(err))
     }
 
     async fn send(&mut self, item: Outgoing) -> Result<(), End> {
-        self.transport.send(item).await.map_err(|_| End::Gone)
+        let sent = self.transport.send(item).await;
+        sent.map_err(|err| self.write_failed(err))
+    }
+
+    /// A write failed: the client is gone, or reads too little for its
+    /// frames to leave (then it is dropped without a close frame, which could
+    /// not leave either).
+    fn write_failed<E>(&self, err: WriteError<E>) -> End {
+        if let WriteError::Stalled = err {
+            metrics::counter!("palaver_ws_write_timeouts_total").increment(1);
+            tracing::info!(conn = self.conn.id, "write made no progress in time; connection dropped");
+        }
+        End::Gone
     }
 }
 
@@ -408,6 +435,10 @@ mod tests {
     use palaver_store::{ManagedStore, SqliteStore, StoreOptions};
 
     use super::*;
+
+    fn localhost() -> palaver_domain::throttle::ClientAddr {
+        palaver_domain::throttle::ClientAddr::new(std::net::Ipv4Addr::LOCALHOST.into())
+    }
     use crate::delivery::LocalDelivery;
 
     /// A transport of two channels: what a test sends in, what the session sends out.
@@ -492,7 +523,7 @@ mod tests {
         );
         let alice = services
             .accounts
-            .register("alice", "correct horse 1".into(), None)
+            .register("alice", "correct horse 1".into(), None, localhost())
             .await
             .unwrap();
         let room = services.rooms.create(alice.id, "r", None).await.unwrap();
@@ -503,7 +534,8 @@ mod tests {
             services,
             hub,
             presence,
-            stuck_write_grace: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            frame_rate: RateLimit(None),
         };
         let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, alice.id, None));
 

@@ -9,7 +9,7 @@ use palaver_protocol::rest::{
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, Created};
+use super::extract::{AppJson, ClientAddress, Created};
 use super::AppState;
 use crate::wire;
 
@@ -30,15 +30,18 @@ fn token_response(session: Session) -> AppJson<TokenResponse> {
         (status = 201, body = User),
         (status = 409, description = "username taken", body = ErrorBody),
         (status = 422, description = "invalid username, password or display name", body = ErrorBody),
+        (status = 429, description = "too many registrations from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> Result<Created<User>, ApiError> {
     let user = state
         .services
         .accounts
-        .register(&req.username, req.password, req.display_name.as_deref())
+        .register(&req.username, req.password, req.display_name.as_deref(), from)
         .await?;
     Ok(Created(wire::user(&user)))
 }
@@ -49,15 +52,18 @@ pub async fn register(
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "unknown user or wrong password (indistinguishable)", body = ErrorBody),
+        (status = 429, description = "too many attempts from this address, or failed logins of this account from it: wait `Retry-After` (`rate_limited`)", body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<AppJson<TokenResponse>, ApiError> {
     let session = state
         .services
         .accounts
-        .login(&req.username, &req.password)
+        .login(&req.username, &req.password, from)
         .await?;
     Ok(token_response(session))
 }

@@ -1,10 +1,13 @@
 //! Extractors whose rejections use Palaver's error body, and the caller's identity.
 
-use axum::extract::{FromRequest, FromRequestParts};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use palaver_domain::throttle::ClientAddr;
 use palaver_domain::{Error, UserId};
 
 use super::error::ApiError;
@@ -39,6 +42,27 @@ impl FromRequestParts<AppState> for AuthUser {
         let token =
             bearer_token(&parts.headers).ok_or(Error::Unauthorized("missing bearer token"))?;
         Ok(AuthUser(state.services.accounts.authenticate(token)?))
+    }
+}
+
+/// Where the request comes from, as rate limits count it (`client_addr.rs`).
+pub struct ClientAddress(pub ClientAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Set by `connections::serve` on every request it serves.
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            tracing::error!("a request without its peer address");
+            return Err(Error::Internal.into());
+        };
+        let ip = crate::client_addr::client_ip(
+            peer.ip(),
+            &parts.headers,
+            &state.settings.trusted_proxies,
+        );
+        Ok(ClientAddress(ClientAddr::new(ip)))
     }
 }
 

@@ -57,6 +57,7 @@ pub async fn history(
         (status = 200, description = "already stored under this client_id", body = Message),
         (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, description = "the sender's send limit is spent (`rate_limited`, with `Retry-After`); nothing was stored", body = ErrorBody),
         (status = 503, description = "store unavailable; nothing was stored", body = ErrorBody),
     ))]
 pub async fn post(

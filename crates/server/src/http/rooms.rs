@@ -9,7 +9,7 @@ use palaver_protocol::rest::{
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AuthUser, Created};
+use super::extract::{AppJson, AppPath, AuthUser, ClientAddress, Created};
 use super::AppState;
 use crate::wire;
 
@@ -51,16 +51,18 @@ pub async fn list(
         (status = 200, body = Room),
         (status = 403, description = "wrong room password", body = ErrorBody),
         (status = 404, description = "unknown code", body = ErrorBody),
+        (status = 429, description = "too many join attempts (`rate_limited`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn join(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    ClientAddress(from): ClientAddress,
     AppJson(req): AppJson<JoinRoomRequest>,
 ) -> Result<AppJson<Room>, ApiError> {
     let room = state
         .services
         .rooms
-        .join(user, &req.code, req.password.as_deref())
+        .join(user, &req.code, req.password.as_deref(), from)
         .await?;
     Ok(AppJson(wire::room(&room)))
 }

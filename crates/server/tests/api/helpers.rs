@@ -160,6 +160,10 @@ pub async fn spawn_app_on(
     // Cheap hashing keeps tests fast; production defaults are tested in the domain.
     settings.argon2_memory_kib = 256;
     settings.argon2_iterations = 1;
+    // Every test signs up and logs in from 127.0.0.1; the limits have tests of their own.
+    settings.rates = palaver_domain::throttle::RateLimits::off();
+    settings.rate_frames = palaver_domain::throttle::RateLimit(None);
+    settings.max_connections_per_address = 100_000;
     settings.database_url = database
         .url
         .clone()

@@ -330,13 +330,13 @@ async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
 }
 
 #[tokio::test]
-async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_grace_period() {
+async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_write_timeout() {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let app = spawn_app_with(|s| {
         s.ws_queue_capacity = 64;
-        s.ws_stuck_write_grace_ms = 200;
+        s.ws_write_timeout_ms = 200;
     })
     .await;
     let alice = app.signup("alice").await;

@@ -15,6 +15,29 @@ use crate::helpers::WAIT;
 
 pub const JWT_SECRET: &str = "shared-secret-of-the-test-cluster-0123456789";
 
+pub const CHEAP_HASHING: &[&str] = &["--argon2-memory-kib", "256", "--argon2-iterations", "1"];
+
+/// Tests send from one address far more than the limits allow; the limits have tests of their own.
+pub const NO_RATE_LIMITS: &[&str] = &[
+    "--rate-login=off",
+    "--rate-register=off",
+    "--rate-join-user=off",
+    "--rate-join-address=off",
+    "--rate-send=off",
+    "--rate-frames=off",
+    "--login-backoff-free=4294967295",
+    "--max-connections-per-address=100000",
+];
+
+/// `groups` of flags, then `extra`.
+pub fn with(groups: &[&[&str]], extra: &[String]) -> Vec<String> {
+    groups
+        .iter()
+        .flat_map(|group| group.iter().map(|flag| flag.to_string()))
+        .chain(extra.iter().cloned())
+        .collect()
+}
+
 /// A `palaver` child process; killed when dropped.
 pub struct Node {
     pub base_url: String,
@@ -24,20 +47,21 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts the real binary on `database_url` with extra flags and cheap
-    /// password hashing, and waits until it listens.
+    /// Starts the real binary on `database_url` with extra flags, cheap
+    /// password hashing and no rate limits, and waits until it listens.
     pub async fn start(database_url: &str, extra_args: &[String]) -> Node {
-        let cheap = ["--argon2-memory-kib", "256", "--argon2-iterations", "1"];
-        let args: Vec<String> = cheap
-            .into_iter()
-            .map(String::from)
-            .chain(extra_args.iter().cloned())
-            .collect();
-        Self::start_with_default_hashing(database_url, &args).await
+        Self::launch(database_url, &with(&[CHEAP_HASHING, NO_RATE_LIMITS], extra_args)).await
     }
 
     /// As [`Node::start`], with the production cost of password hashing.
     pub async fn start_with_default_hashing(database_url: &str, extra_args: &[String]) -> Node {
+        Self::launch(database_url, &with(&[NO_RATE_LIMITS], extra_args)).await
+    }
+
+    /// Starts the real binary with exactly `args` (besides where it listens,
+    /// logs and keeps its data), and waits until it listens.
+    pub async fn launch(database_url: &str, args: &[String]) -> Node {
+        let extra_args = args;
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])

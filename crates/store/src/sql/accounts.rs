@@ -1,7 +1,9 @@
 //! Users and their refresh tokens.
 
 use palaver_domain::model::{User, UserCredentials};
-use palaver_domain::store::{AccountStore, NewRefreshToken, NewUser, Rotation, StoreResult};
+use palaver_domain::store::{
+    AccountStore, LoginFailures, NewRefreshToken, NewUser, Rotation, StoreResult,
+};
 use palaver_domain::time::Timestamp;
 use palaver_domain::UserId;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
@@ -247,5 +249,62 @@ where
         .await
         .map_err(map_err)?;
         Ok(result.rows_affected() > 0)
+    }
+
+    async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>> {
+        let row = sqlx::query(
+            "SELECT failures, last_failed_at FROM login_failures WHERE subject = $1",
+        )
+        .bind(subject)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        row.map(|row| {
+            let failures: i64 = row.try_get("failures").map_err(map_err)?;
+            let last_failed_at: i64 = row.try_get("last_failed_at").map_err(map_err)?;
+            Ok(LoginFailures {
+                count: u32::try_from(failures).unwrap_or(u32::MAX),
+                last_failed_at: Timestamp(last_failed_at),
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_login_failure(
+        &self,
+        subject: &str,
+        now: Timestamp,
+        forget_before: Timestamp,
+    ) -> StoreResult<()> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query(
+            "INSERT INTO login_failures (subject, failures, last_failed_at) VALUES ($1, 1, $2)
+             ON CONFLICT (subject) DO UPDATE SET
+                 failures = CASE WHEN login_failures.last_failed_at < $3 THEN 1
+                                 ELSE login_failures.failures + 1 END,
+                 last_failed_at = $2",
+        )
+        .bind(subject)
+        .bind(now.0)
+        .bind(forget_before.0)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("DELETE FROM login_failures WHERE last_failed_at < $1")
+            .bind(forget_before.0)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, subject: &str) -> StoreResult<()> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query("DELETE FROM login_failures WHERE subject = $1")
+            .bind(subject)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 }

@@ -1,0 +1,348 @@
+//! Accepting connections: how many may be open (in total and per address),
+//! how long a client has to send its request headers, and serving each
+//! connection (HTTP/1, HTTP/2, WebSocket upgrades) with hyper.
+//!
+//! A connection counts until its socket closes, upgraded WebSockets
+//! included: the count travels with the socket (`Counted`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use palaver_domain::throttle::ClientAddr;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::client_addr::{is_trusted, ProxyNet};
+
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub max_total: usize,
+    pub max_per_address: usize,
+    pub header_timeout: Duration,
+    /// Exempt from the per-address limit: every client behind them shares
+    /// their address.
+    pub trusted_proxies: Vec<ProxyNet>,
+}
+
+/// How long a refused connection may take to send its request head before
+/// it is answered anyway.
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most of a refused connection's request that is read (and discarded).
+const REFUSAL_READ_BYTES: usize = 8 * 1024;
+
+/// Serves `router` on `listener` until `shutdown`, then lets open HTTP
+/// connections finish their requests and returns once they have closed
+/// (upgraded WebSockets are the sessions' to close).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
+    let admission = Arc::new(Admission::new(limits.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    pause_after_accept_error(err).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        // Frames are small and each is due now: without TCP_NODELAY, a frame
+        // written while the previous one is unacknowledged (an ack, then the
+        // sender's own copy of its message) waits for the client's delayed
+        // ACK, up to 40 ms. Palaver coalesces a connection's queued frames
+        // into one write itself.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        let ticket = match admission.admit(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                tokio::spawn(refuse(tcp, refusal));
+                continue;
+            }
+        };
+        let service = router.clone().map_request(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let io = TokioIo::new(Counted { tcp, _ticket: ticket });
+        let connection = builder
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+            .into_owned();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => return log_end(result),
+                _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            log_end(connection.await);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(err) = result {
+        tracing::trace!(error = %err, "connection ended with an error");
+    }
+}
+
+/// Accept fails for one connection (it was reset before being accepted) or
+/// for all (out of file descriptors); the latter would spin, so wait a little.
+async fn pause_after_accept_error(err: io::Error) {
+    use io::ErrorKind::*;
+    if matches!(err.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused) {
+        return;
+    }
+    tracing::warn!(error = %err, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    NodeFull,
+    AddressFull,
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::NodeFull => "node_full",
+            Refusal::AddressFull => "address_full",
+        }
+    }
+
+    fn response(self) -> String {
+        let (status, message) = match self {
+            Refusal::NodeFull => (
+                "503 Service Unavailable",
+                "the server has too many open connections",
+            ),
+            Refusal::AddressFull => (
+                "429 Too Many Requests",
+                "too many open connections from your address",
+            ),
+        };
+        let body = format!(
+            r#"{{"error":{{"code":"too_many_connections","message":"{message}"}}}}"#
+        );
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             retry-after: 1\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+}
+
+/// Reads (briefly, boundedly) what the client sent, so that it is not reset
+/// before it reads the answer, then answers and closes.
+async fn refuse(mut tcp: TcpStream, refusal: Refusal) {
+    metrics::counter!("palaver_connections_refused_total", "reason" => refusal.reason())
+        .increment(1);
+    let mut head = Vec::with_capacity(1024);
+    let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, async {
+        let mut chunk = [0u8; 1024];
+        while head.len() < REFUSAL_READ_BYTES && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, async {
+        tcp.write_all(refusal.response().as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await;
+}
+
+/// The open connections, counted in total and per address.
+struct Admission {
+    limits: ConnectionLimits,
+    open: AtomicUsize,
+    /// Only addresses with open connections (the accept path takes this lock,
+    /// never a request or a message).
+    per_address: Mutex<HashMap<ClientAddr, usize>>,
+}
+
+impl Admission {
+    fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            open: AtomicUsize::new(0),
+            per_address: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.limits.max_total {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::NodeFull);
+        }
+        let address = (!is_trusted(peer, &self.limits.trusted_proxies)).then(|| ClientAddr::new(peer));
+        if let Some(address) = address {
+            let mut per_address = self.per_address.lock();
+            let count = per_address.entry(address).or_insert(0);
+            if *count >= self.limits.max_per_address {
+                drop(per_address);
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                return Err(Refusal::AddressFull);
+            }
+            *count += 1;
+        }
+        metrics::gauge!("palaver_connections_open").increment(1.0);
+        Ok(Ticket {
+            admission: self.clone(),
+            address,
+        })
+    }
+}
+
+/// One admitted connection; dropping it (the socket closes) frees its place.
+struct Ticket {
+    admission: Arc<Admission>,
+    address: Option<ClientAddr>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(address) = self.address {
+            let mut per_address = self.admission.per_address.lock();
+            if let Some(count) = per_address.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    per_address.remove(&address);
+                }
+            }
+        }
+        self.admission.open.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("palaver_connections_open").decrement(1.0);
+    }
+}
+
+/// A socket that holds its connection's place until it is dropped.
+struct Counted {
+    tcp: TcpStream,
+    _ticket: Ticket,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(max_total: usize, max_per_address: usize) -> Arc<Admission> {
+        Arc::new(Admission::new(ConnectionLimits {
+            max_total,
+            max_per_address,
+            header_timeout: Duration::from_secs(1),
+            trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        }))
+    }
+
+    #[test]
+    fn connections_are_limited_per_address_and_in_total_until_they_close() {
+        let admission = admission(3, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = admission.admit(a).unwrap();
+        let _second = admission.admit(a).unwrap();
+        assert_eq!(admission.admit(a).err(), Some(Refusal::AddressFull));
+        let _third = admission.admit(b).unwrap();
+        assert_eq!(admission.admit(b).err(), Some(Refusal::NodeFull));
+        drop(first);
+        let _again = admission.admit(a).unwrap();
+        assert_eq!(admission.per_address.lock().len(), 2);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_only_to_the_total() {
+        let admission = admission(3, 1);
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let tickets: Vec<_> = (0..3).map(|_| admission.admit(proxy).unwrap()).collect();
+        assert_eq!(admission.admit(proxy).err(), Some(Refusal::NodeFull));
+        drop(tickets);
+        assert!(admission.per_address.lock().is_empty());
+        assert_eq!(admission.open.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn refusals_are_complete_http_responses_with_the_error_body() {
+        let response = Refusal::AddressFull.response();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 429 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["code"], "too_many_connections");
+    }
+}
