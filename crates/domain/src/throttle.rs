@@ -76,7 +76,10 @@ impl FromStr for RateLimit {
         }
         let bad = || format!("{text:?}: expected COUNT/UNIT [burst N] (unit s, min or h) or off");
         let mut words = text.split_whitespace();
-        let (count, unit) = words.next().and_then(|w| w.split_once('/')).ok_or_else(bad)?;
+        let (count, unit) = words
+            .next()
+            .and_then(|w| w.split_once('/'))
+            .ok_or_else(bad)?;
         let count: u32 = count.parse().map_err(|_| bad())?;
         let period = match unit {
             "s" => Duration::from_secs(1),
@@ -90,7 +93,9 @@ impl FromStr for RateLimit {
             _ => return Err(bad()),
         };
         if count == 0 || burst == 0 {
-            return Err(format!("{text:?}: count and burst must be at least 1 (or use off)"));
+            return Err(format!(
+                "{text:?}: count and burst must be at least 1 (or use off)"
+            ));
         }
         Ok(RateLimit(Some(Rate::new(count, period, burst))))
     }
@@ -153,7 +158,9 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     pub fn new(name: &'static str, limit: RateLimit) -> Self {
         Self {
             name,
-            limiter: limit.0.map(|rate| governor::RateLimiter::keyed(rate.quota())),
+            limiter: limit
+                .0
+                .map(|rate| governor::RateLimiter::keyed(rate.quota())),
         }
     }
 
@@ -291,7 +298,10 @@ impl Throttles {
         Self {
             login_per_address: Throttle::new("login_per_address", limits.login_per_address),
             login_backoff: limits.login_backoff,
-            register_per_address: Throttle::new("register_per_address", limits.register_per_address),
+            register_per_address: Throttle::new(
+                "register_per_address",
+                limits.register_per_address,
+            ),
             join_per_user: Throttle::new("join_per_user", limits.join_per_user),
             join_per_address: Throttle::new("join_per_address", limits.join_per_address),
             send_per_user: Throttle::new("send_per_user", limits.send_per_user),
@@ -337,7 +347,16 @@ mod tests {
         );
         assert_eq!(rate(" 10/h "), Rate::new(10, Duration::from_secs(3600), 10));
         assert_eq!("off".parse::<RateLimit>().unwrap(), RateLimit(None));
-        for bad in ["", "5", "5/day", "0/s", "5/s burst", "5/s burst 0", "5/s x 3", "-1/s"] {
+        for bad in [
+            "",
+            "5",
+            "5/day",
+            "0/s",
+            "5/s burst",
+            "5/s burst 0",
+            "5/s x 3",
+            "-1/s",
+        ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?} parsed");
         }
         for text in ["5/s", "20/min burst 40", "10/h", "off"] {

@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn without_trusted_proxies_the_socket_address_is_the_client() {
         let forged = headers(&["203.0.113.9"]);
-        assert_eq!(client_ip(ip("198.51.100.1"), &forged, &[]), ip("198.51.100.1"));
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &forged, &[]),
+            ip("198.51.100.1")
+        );
     }
 
     #[test]
@@ -106,28 +109,49 @@ mod tests {
         let proxies = trusted(&["10.0.0.0/8", "192.0.2.1"]);
         // The client wrote 1.1.1.1 itself; the proxy appended the real address.
         let forged = headers(&["1.1.1.1, 203.0.113.9"]);
-        assert_eq!(client_ip(ip("10.1.2.3"), &forged, &proxies), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &forged, &proxies),
+            ip("203.0.113.9")
+        );
         // Two trusted proxies in a row, the list split over two headers.
         let chained = headers(&["1.1.1.1, 203.0.113.9", "192.0.2.1"]);
-        assert_eq!(client_ip(ip("10.1.2.3"), &chained, &proxies), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &chained, &proxies),
+            ip("203.0.113.9")
+        );
         // A peer that is not trusted is the client, whatever it claims.
-        assert_eq!(client_ip(ip("198.51.100.7"), &forged, &proxies), ip("198.51.100.7"));
+        assert_eq!(
+            client_ip(ip("198.51.100.7"), &forged, &proxies),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
     fn garbage_or_missing_hops_leave_the_nearest_trusted_address() {
         let proxies = trusted(&["10.0.0.0/8"]);
-        assert_eq!(client_ip(ip("10.0.0.5"), &headers(&[]), &proxies), ip("10.0.0.5"));
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &headers(&[]), &proxies),
+            ip("10.0.0.5")
+        );
         let garbage = headers(&["not-an-ip, 10.0.0.7"]);
-        assert_eq!(client_ip(ip("10.0.0.5"), &garbage, &proxies), ip("10.0.0.7"));
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &garbage, &proxies),
+            ip("10.0.0.7")
+        );
         let mapped = headers(&["::ffff:203.0.113.9"]);
-        assert_eq!(client_ip(ip("::ffff:10.0.0.5"), &mapped, &proxies), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.5"), &mapped, &proxies),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn proxies_parse_as_addresses_or_networks() {
         assert!("10.0.0.0/8".parse::<ProxyNet>().is_ok());
-        assert!("192.0.2.1".parse::<ProxyNet>().unwrap().contains(ip("192.0.2.1")));
+        assert!("192.0.2.1"
+            .parse::<ProxyNet>()
+            .unwrap()
+            .contains(ip("192.0.2.1")));
         assert!("2001:db8::/32".parse::<ProxyNet>().is_ok());
         assert!("proxy.example".parse::<ProxyNet>().is_err());
     }

@@ -266,12 +266,8 @@ pub struct Settings {
 impl Settings {
     /// Defaults for everything; `data_dir` must still be chosen.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        Self::resolve(
-            ServeArgs::default(),
-            ServeArgs::default(),
-            data_dir.into(),
-        )
-        .expect("defaults are valid")
+        Self::resolve(ServeArgs::default(), ServeArgs::default(), data_dir.into())
+            .expect("defaults are valid")
     }
 
     pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
@@ -556,6 +552,38 @@ mod tests {
         .unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(settings.max_body_bytes, 200);
+    }
+
+    #[test]
+    fn limits_come_from_flags_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("palaver.toml");
+        std::fs::write(
+            &file,
+            "rate_send = \"5/s burst 10\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n",
+        )
+        .unwrap();
+        let settings = Settings::load(parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--rate-login",
+            "off",
+            "--max-connections-per-address",
+            "8",
+        ]))
+        .unwrap();
+        assert_eq!(settings.rates.send_per_user.to_string(), "5/s burst 10");
+        assert_eq!(settings.rates.login_per_address, RateLimit(None));
+        assert_eq!(
+            settings.rates.register_per_address,
+            RateLimits::default().register_per_address
+        );
+        assert_eq!(settings.trusted_proxies.len(), 2);
+        assert_eq!(settings.max_connections_per_address, 8);
+        let bad = ["palaver", "--rate-send", "5 per second"];
+        assert!(Cli::try_parse_from(bad).is_err());
+        let proxies = parse(&["--trusted-proxies", "10.0.0.0/8,::1"]).trusted_proxies;
+        assert_eq!(proxies.map(|p| p.len()), Some(2));
     }
 
     #[test]

@@ -89,11 +89,16 @@ pub async fn serve(
                 continue;
             }
         };
-        let service = router.clone().map_request(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
+        let service = router
+            .clone()
+            .map_request(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let io = TokioIo::new(Counted {
+            tcp,
+            _ticket: ticket,
         });
-        let io = TokioIo::new(Counted { tcp, _ticket: ticket });
         let connection = builder
             .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
             .into_owned();
@@ -121,7 +126,10 @@ fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
 /// for all (out of file descriptors); the latter would spin, so wait a little.
 async fn pause_after_accept_error(err: io::Error) {
     use io::ErrorKind::*;
-    if matches!(err.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused) {
+    if matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
         return;
     }
     tracing::warn!(error = %err, "accepting a connection failed");
@@ -153,9 +161,8 @@ impl Refusal {
                 "too many open connections from your address",
             ),
         };
-        let body = format!(
-            r#"{{"error":{{"code":"too_many_connections","message":"{message}"}}}}"#
-        );
+        let body =
+            format!(r#"{{"error":{{"code":"too_many_connections","message":"{message}"}}}}"#);
         format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
              retry-after: 1\r\nconnection: close\r\n\r\n{body}",
@@ -210,7 +217,8 @@ impl Admission {
             self.open.fetch_sub(1, Ordering::Relaxed);
             return Err(Refusal::NodeFull);
         }
-        let address = (!is_trusted(peer, &self.limits.trusted_proxies)).then(|| ClientAddr::new(peer));
+        let address =
+            (!is_trusted(peer, &self.limits.trusted_proxies)).then(|| ClientAddr::new(peer));
         if let Some(address) = address {
             let mut per_address = self.per_address.lock();
             let count = per_address.entry(address).or_insert(0);

@@ -284,7 +284,10 @@ impl<T: Transport> Session<T> {
         let retry_after = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));
-        Some(frames::error(&Error::RateLimited { retry_after }, reference))
+        Some(frames::error(
+            &Error::RateLimited { retry_after },
+            reference,
+        ))
     }
 
     /// Sends what the client missed in each named room: seqs after the client's
@@ -415,7 +418,10 @@ impl<T: Transport> Session<T> {
     fn write_failed<E>(&self, err: WriteError<E>) -> End {
         if let WriteError::Stalled = err {
             metrics::counter!("palaver_ws_write_timeouts_total").increment(1);
-            tracing::info!(conn = self.conn.id, "write made no progress in time; connection dropped");
+            tracing::info!(
+                conn = self.conn.id,
+                "write made no progress in time; connection dropped"
+            );
         }
         End::Gone
     }

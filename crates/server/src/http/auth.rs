@@ -41,7 +41,12 @@ pub async fn register(
     let user = state
         .services
         .accounts
-        .register(&req.username, req.password, req.display_name.as_deref(), from)
+        .register(
+            &req.username,
+            req.password,
+            req.display_name.as_deref(),
+            from,
+        )
         .await?;
     Ok(Created(wire::user(&user)))
 }

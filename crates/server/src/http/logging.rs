@@ -5,7 +5,13 @@ use axum::http::{Request, Uri};
 use tower_http::trace::MakeSpan;
 
 /// Query parameters whose values are secrets.
-const SECRET_PARAMS: [&str; 5] = ["access_token", "token", "refresh_token", "reset_token", "code"];
+const SECRET_PARAMS: [&str; 5] = [
+    "access_token",
+    "token",
+    "refresh_token",
+    "reset_token",
+    "code",
+];
 
 /// The request's span: method, the URI with secrets redacted, version.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,7 +37,10 @@ pub fn redacted(uri: &Uri) -> String {
         .split('&')
         .map(|pair| {
             let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            if SECRET_PARAMS.iter().any(|secret| name.eq_ignore_ascii_case(secret)) {
+            if SECRET_PARAMS
+                .iter()
+                .any(|secret| name.eq_ignore_ascii_case(secret))
+            {
                 format!("{name}=REDACTED")
             } else {
                 pair.to_owned()
@@ -75,7 +84,11 @@ mod tests {
             ) {
                 struct Visit<'a>(&'a mut String);
                 impl tracing::field::Visit for Visit<'_> {
-                    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    fn record_debug(
+                        &mut self,
+                        field: &tracing::field::Field,
+                        value: &dyn std::fmt::Debug,
+                    ) {
                         self.0.push_str(&format!("{}={value:?} ", field.name()));
                     }
                 }
@@ -88,7 +101,9 @@ mod tests {
             .with(Fields(seen.clone()))
             .with(tracing_subscriber::filter::LevelFilter::DEBUG);
         tracing::subscriber::with_default(subscriber, || {
-            let request = Request::get("/api/v1/ws?access_token=hunter2").body(()).unwrap();
+            let request = Request::get("/api/v1/ws?access_token=hunter2")
+                .body(())
+                .unwrap();
             let _span = RedactedSpan.make_span(&request);
         });
         let seen = seen.lock().unwrap();

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use futures::{Sink, Stream};
-use tokio::time::Sleep;
 use palaver_protocol::ws::{ClientFrame, FrameError, ServerFrame};
+use tokio::time::Sleep;
 
 /// One thing the client sent. The end of the stream means the client is gone
 /// (it closed, or the connection broke).

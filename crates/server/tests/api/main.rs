@@ -6,6 +6,7 @@ mod activity;
 mod edits;
 mod helpers;
 mod journey;
+mod limits;
 mod messages;
 mod moderation;
 mod openapi;

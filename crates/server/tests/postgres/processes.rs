@@ -134,3 +134,36 @@ async fn two_processes_with_concurrent_senders_allocate_gapless_seqs_and_agree_o
         .unwrap();
     assert_eq!(newest.messages[0].seq, total + 2);
 }
+
+#[tokio::test]
+async fn failed_logins_on_one_node_make_the_next_attempt_wait_on_another() {
+    let database = TestDatabase::postgres().await;
+    let url = database.url.clone().unwrap();
+    let flags = crate::node::with(
+        &[crate::node::CHEAP_HASHING],
+        &["--login-backoff-free=2".to_owned()],
+    );
+    let nodes = [
+        Node::launch(&url, &flags).await,
+        Node::launch(&url, &flags).await,
+    ];
+    nodes[0]
+        .client
+        .register("alice", PASSWORD, None)
+        .await
+        .unwrap();
+    for node in &nodes {
+        let failed = node.client.login("alice", "not her password").await;
+        assert_eq!(status_of(failed), 401);
+    }
+    // Two failures, one on each node: the streak is the store's, so the
+    // first node makes the next attempt wait as well as the second.
+    assert_eq!(
+        status_of(nodes[0].client.login("alice", PASSWORD).await),
+        429
+    );
+    assert_eq!(
+        status_of(nodes[1].client.login("alice", PASSWORD).await),
+        429
+    );
+}

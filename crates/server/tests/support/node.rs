@@ -50,7 +50,11 @@ impl Node {
     /// Starts the real binary on `database_url` with extra flags, cheap
     /// password hashing and no rate limits, and waits until it listens.
     pub async fn start(database_url: &str, extra_args: &[String]) -> Node {
-        Self::launch(database_url, &with(&[CHEAP_HASHING, NO_RATE_LIMITS], extra_args)).await
+        Self::launch(
+            database_url,
+            &with(&[CHEAP_HASHING, NO_RATE_LIMITS], extra_args),
+        )
+        .await
     }
 
     /// As [`Node::start`], with the production cost of password hashing.

@@ -252,13 +252,12 @@ where
     }
 
     async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>> {
-        let row = sqlx::query(
-            "SELECT failures, last_failed_at FROM login_failures WHERE subject = $1",
-        )
-        .bind(subject)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(map_err)?;
+        let row =
+            sqlx::query("SELECT failures, last_failed_at FROM login_failures WHERE subject = $1")
+                .bind(subject)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
         row.map(|row| {
             let failures: i64 = row.try_get("failures").map_err(map_err)?;
             let last_failed_at: i64 = row.try_get("last_failed_at").map_err(map_err)?;
