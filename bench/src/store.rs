@@ -16,6 +16,7 @@ use palaver_domain::messages::WriterConfig;
 use palaver_domain::model::Role;
 use palaver_domain::passwords::HashCost;
 use palaver_domain::store::{NewRoom, NewUser, Store};
+use palaver_domain::throttle::RateLimits;
 use palaver_domain::time::Timestamp;
 use palaver_domain::{Limits, RoomId, Services, UserId};
 use serde::Serialize;
@@ -73,7 +74,11 @@ pub async fn run(
             iterations: 1,
             parallelism: 1,
         },
-        Limits::default(),
+        // Senders post as fast as commits allow: no rate limit.
+        Limits {
+            rates: RateLimits::off(),
+            ..Limits::default()
+        },
         WriterConfig {
             max_batch: scenario.max_batch,
             ..WriterConfig::default()

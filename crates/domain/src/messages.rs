@@ -28,6 +28,8 @@ pub enum HistoryRange {
     Before(Option<u64>),
     /// Oldest messages newer than `after`.
     After(u64),
+    /// Oldest messages newer than `after` and older than `before`.
+    Between { after: u64, before: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -86,10 +88,9 @@ impl Messages {
             // storing transaction answers NotFound for them anyway.)
             if self.store.message(room, target).await?.is_none() {
                 self.require_member(sender, room).await?;
-                return Err(Error::invalid(
-                    "reply_to",
-                    "no message with this seq in the room",
-                ));
+                // Not `Invalid`: whether the seq exists is the room's state,
+                // not something the request's form could have said.
+                return Err(Error::NotFound("message to reply to"));
             }
         }
         let outcome = self
@@ -136,6 +137,11 @@ impl Messages {
                 self.store.messages_before(room, before, limit + 1).await?
             }
             HistoryRange::After(after) => self.store.messages_after(room, after, limit + 1).await?,
+            HistoryRange::Between { after, before } => {
+                let mut page = self.store.messages_after(room, after, limit + 1).await?;
+                page.retain(|message| message.seq < before);
+                page
+            }
         };
         let has_more = messages.len() > limit as usize;
         if has_more {
@@ -143,7 +149,9 @@ impl Messages {
                 HistoryRange::Before(_) => {
                     messages.remove(0);
                 }
-                HistoryRange::After(_) => messages.truncate(limit as usize),
+                HistoryRange::After(_) | HistoryRange::Between { .. } => {
+                    messages.truncate(limit as usize)
+                }
             }
         }
         Ok(HistoryPage { messages, has_more })

@@ -78,7 +78,7 @@ impl Rooms {
     /// member again.
     pub async fn direct(&self, user: &User, other: &User) -> Result<Room> {
         if user.id == other.id {
-            return Err(Error::invalid("user", "a direct room needs someone else"));
+            return Err(Error::Forbidden("a direct room needs someone else"));
         }
         let mut names = [user.username.as_str(), other.username.as_str()];
         names.sort_unstable();
@@ -215,11 +215,14 @@ impl Rooms {
     }
 }
 
-/// An empty password means "no password"; otherwise 1–1024 bytes.
+/// An empty password means "no password"; otherwise 1–1024 characters.
 pub(crate) fn room_password(password: Option<&str>) -> Result<Option<&str>> {
     match password {
         None | Some("") => Ok(None),
-        Some(p) if p.len() > 1024 => Err(Error::invalid("password", "must be at most 1024 bytes")),
+        Some(p) if p.chars().count() > 1024 => Err(Error::invalid(
+            "password",
+            "must be at most 1024 characters",
+        )),
         Some(p) => Ok(Some(p)),
     }
 }

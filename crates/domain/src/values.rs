@@ -2,14 +2,14 @@
 
 use crate::error::{Error, Result};
 
-/// 3–32 of `[a-z0-9_.-]`; upper-case input is folded to lower case, which is
-/// how "unique ignoring case" is kept.
+/// 3–32 of `[A-Za-z0-9_.-]`, exactly as given; upper-case input is folded to
+/// lower case, which is how "unique ignoring case" is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Self> {
-        let name = raw.trim().to_ascii_lowercase();
+        let name = raw.to_ascii_lowercase();
         let len = name.chars().count();
         if !(3..=32).contains(&len) {
             return Err(Error::invalid("username", "must be 3 to 32 characters"));
@@ -31,7 +31,7 @@ impl Username {
     }
 }
 
-/// At least 8 characters, at most 1024 bytes (bounds hashing work).
+/// 8 to 1024 characters (the upper bound bounds hashing work).
 pub struct Password(String);
 
 impl Password {
@@ -39,8 +39,11 @@ impl Password {
         if raw.chars().count() < 8 {
             return Err(Error::invalid("password", "must be at least 8 characters"));
         }
-        if raw.len() > 1024 {
-            return Err(Error::invalid("password", "must be at most 1024 bytes"));
+        if raw.chars().count() > 1024 {
+            return Err(Error::invalid(
+                "password",
+                "must be at most 1024 characters",
+            ));
         }
         Ok(Self(raw))
     }
@@ -56,19 +59,22 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// Up to `max_chars` characters as given, none of them a control character,
+/// not all of them white space; kept with the surrounding white space trimmed.
+/// (Each rule is one the OpenAPI document states as it is: `LABEL_PATTERN`.)
 fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<String> {
-    let text = raw.trim();
-    if text.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if text.chars().count() > max_chars {
+    if raw.chars().count() > max_chars {
         return Err(Error::invalid(
             field,
             format!("must be at most {max_chars} characters"),
         ));
     }
-    if text.chars().any(char::is_control) {
+    if raw.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
     }
     Ok(text.to_owned())
 }

@@ -5,6 +5,7 @@
 
 pub mod close_code;
 pub mod error;
+pub mod integer;
 pub mod rest;
 pub mod ws;
 

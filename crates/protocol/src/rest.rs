@@ -16,9 +16,18 @@ pub struct User {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// Stored lower-case; unique ignoring case.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    /// Shown to others; the username when omitted. Surrounding white space is
+    /// trimmed; no control characters.
     #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -54,9 +63,15 @@ pub struct TokenResponse {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
+    /// Surrounding white space is trimmed; no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
-    /// When set, joining by code also requires this password.
+    /// When set (and not empty), joining by code also requires this password.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -89,12 +104,14 @@ pub struct InviteRequest {
 /// `POST /rooms/{id}/bans` and `POST /rooms/{id}/owner`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UserIdRequest {
+    #[serde(deserialize_with = "crate::integer::id")]
     pub user_id: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RoleRequest {
     /// `admin` or `member`.
+    #[schema(pattern = "^(admin|member)$")]
     pub role: String,
 }
 
@@ -102,9 +119,14 @@ pub struct RoleRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct UpdateRoomRequest {
     #[serde(default)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// A new join password; `""` removes it.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -124,12 +146,17 @@ pub struct DirectRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum UserRef {
-    Id(i64),
+    Id(#[serde(deserialize_with = "crate::integer::id")] i64),
     Username(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
+    /// Surrounding white space is trimmed; no control characters.
+    #[schema(
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub display_name: String,
 }
 
@@ -138,8 +165,10 @@ pub struct UpdateProfileRequest {
 #[into_params(parameter_in = Query)]
 pub struct UserSearchQuery {
     /// Start of a username or display name (case-insensitive); empty lists everyone.
+    #[param(max_length = 64)]
     pub q: Option<String>,
     /// Page size: default 20, at most 100.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
@@ -205,23 +234,32 @@ pub struct Message {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PostMessageRequest {
+    /// Kept exactly as sent; at most `--max-body-bytes` bytes of UTF-8 (the
+    /// document states the node's setting as `maxLength`).
+    #[schema(min_length = 1, max_length = 4096)]
     pub body: String,
     /// Idempotency key: re-sending it returns the original message.
     #[serde(default)]
+    #[schema(pattern = "^[!-~]{1,64}$")]
     pub client_id: Option<String>,
     /// Reply to this seq of the same room.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::optional_seq")]
+    #[schema(maximum = 9223372036854775807_u64)]
     pub reply_to: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EditMessageRequest {
+    /// As a new message's body.
+    #[schema(min_length = 1, max_length = 4096)]
     pub body: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MarkReadRequest {
     /// The newest seq the caller has read; a marker never moves backwards.
+    #[serde(deserialize_with = "crate::integer::seq")]
+    #[schema(maximum = 9223372036854775807_u64)]
     pub seq: u64,
 }
 
@@ -237,10 +275,15 @@ pub struct ReadMarker {
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Return messages with `seq < before` (newest first page when omitted).
+    #[serde(default, deserialize_with = "crate::integer::optional_query_seq")]
+    #[param(maximum = 9223372036854775807_u64)]
     pub before: Option<u64>,
     /// Return messages with `seq > after`, oldest first.
+    #[serde(default, deserialize_with = "crate::integer::optional_query_seq")]
+    #[param(maximum = 9223372036854775807_u64)]
     pub after: Option<u64>,
     /// Page size: default 50, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 

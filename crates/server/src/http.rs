@@ -85,8 +85,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api_router().split_for_parts();
-    let doc = bytes::Bytes::from(doc.to_json().expect("the OpenAPI document serializes"));
+    let (api, mut doc) = api_router().split_for_parts();
+    openapi::add_common_responses(&mut doc);
+    let doc = openapi::served(&doc, state.settings.max_body_bytes);
     api.route(
         "/api/v1/openapi.json",
         axum::routing::get(move || openapi::serve(doc.clone())),

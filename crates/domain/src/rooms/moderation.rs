@@ -103,8 +103,7 @@ impl Rooms {
             ));
         }
         if target == actor {
-            return Err(Error::invalid(
-                "user_id",
+            return Err(Error::Forbidden(
                 "the owner's role changes only by transferring ownership",
             ));
         }
@@ -118,10 +117,11 @@ impl Rooms {
     }
 
     /// Hands the room to another member; the old owner becomes an admin.
+    /// Handing it to oneself changes nothing.
     pub async fn transfer_ownership(&self, actor: UserId, room: RoomId, to: UserId) -> Result<()> {
         self.authorize(actor, room, Role::Owner).await?;
         if to == actor {
-            return Err(Error::invalid("user_id", "you already own this room"));
+            return Ok(());
         }
         let committed = self
             .store
@@ -229,7 +229,9 @@ fn outranks(
     target_role: Option<Role>,
 ) -> Result<()> {
     if actor == target {
-        return Err(Error::invalid("user_id", "to leave a room, use leave"));
+        return Err(Error::Forbidden(
+            "no one may remove, ban or re-rank themselves; to leave, use leave",
+        ));
     }
     match target_role {
         Some(role) if role >= actor_role => Err(Error::Forbidden(

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palaver_domain::messages::HistoryRange;
-use palaver_domain::{Error, RoomId};
+use palaver_domain::RoomId;
 use palaver_protocol::rest::{
     EditMessageRequest, HistoryQuery, Message, MessagePage, PostMessageRequest,
 };
@@ -16,7 +16,7 @@ use super::AppState;
 use crate::wire;
 
 /// A page of history in ascending seq order: `before` pages back from the
-/// newest, `after` catches up forward.
+/// newest, `after` catches up forward, both together read what lies between.
 #[utoipa::path(get, path = "/api/v1/rooms/{id}/messages", tag = "messages",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "room id"), HistoryQuery),
@@ -29,11 +29,9 @@ pub async fn history(
     AppQuery(query): AppQuery<HistoryQuery>,
 ) -> Result<AppJson<MessagePage>, ApiError> {
     let range = match (query.before, query.after) {
-        (Some(_), Some(_)) => {
-            return Err(Error::invalid("after", "give either `before` or `after`, not both").into())
-        }
         (before, None) => HistoryRange::Before(before),
         (None, Some(after)) => HistoryRange::After(after),
+        (Some(before), Some(after)) => HistoryRange::Between { after, before },
     };
     let page = state
         .services

@@ -90,7 +90,7 @@ pub async fn profile(
     security(("bearer" = [])),
     request_body = DirectRequest,
     responses((status = 200, body = Room), (status = 404, description = "no such user", body = ErrorBody),
-        (status = 422, description = "oneself", body = ErrorBody)))]
+        (status = 403, description = "oneself: a direct room needs someone else", body = ErrorBody)))]
 pub async fn direct(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

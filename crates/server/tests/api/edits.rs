@@ -222,15 +222,13 @@ async fn a_reply_names_an_existing_message_of_the_same_room() {
         .post_reply(room.id, "huh", None, Some(99))
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.status(), err.code()),
-        (Some(422), Some("invalid_input"))
-    );
+    assert_eq!((err.status(), err.code()), (Some(404), Some("not_found")));
+    assert!(err.to_string().contains("message to reply to"), "{err}");
     bob.client.post_message(other.id, "x", None).await.unwrap();
     bob.client.post_message(other.id, "y", None).await.unwrap();
     assert_eq!(
         status_of(bob.client.post_reply(room.id, "z", None, Some(3)).await),
-        422
+        404
     );
     // A stranger learns nothing, whatever the reply_to.
     let carol = app.signup("carol").await;

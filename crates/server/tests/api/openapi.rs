@@ -124,3 +124,33 @@ fn collect_refs(value: &serde_json::Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[tokio::test]
+async fn every_route_lists_the_errors_any_route_of_its_kind_can_give_and_the_node_limits() {
+    let app = spawn_app_with(|s| s.max_body_bytes = 1000).await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let statuses = operation["responses"].as_object().unwrap();
+            let lists = |status: &str| statuses.contains_key(status);
+            let route = format!("{method} {path}");
+            assert!(lists("429") && lists("503"), "{route}");
+            if !operation["requestBody"].is_null() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(lists(status), "{route} does not list {status}");
+                }
+            }
+            if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(lists("401"), "{route} does not list 401");
+            }
+        }
+    }
+    // The schemas state this node's own body limit.
+    let body = &doc["components"]["schemas"]["PostMessageRequest"]["properties"]["body"];
+    assert_eq!(body["maxLength"], 1000);
+}

@@ -59,7 +59,7 @@ async fn a_direct_room_is_one_private_room_whatever_side_opens_it() {
     // Oneself, or nobody.
     assert_eq!(
         status_of(alice.client.direct_room(UserRef::Id(alice.id())).await),
-        422
+        403
     );
     assert_eq!(
         status_of(
