@@ -164,6 +164,16 @@ impl Accounts {
         self.access.verify(access_token)
     }
 
+    /// As `authenticate`, and the user still exists: a token outliving its
+    /// account is refused like an invalid one.
+    pub async fn authenticate_current(&self, access_token: &str) -> Result<UserId> {
+        let user = self.access.verify(access_token)?;
+        match self.store.user_by_id(user).await? {
+            Some(_) => Ok(user),
+            None => Err(Error::Unauthorized("the token's account no longer exists")),
+        }
+    }
+
     pub async fn user(&self, id: UserId) -> Result<User> {
         self.store
             .user_by_id(id)

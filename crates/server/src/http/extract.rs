@@ -74,7 +74,8 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token =
             bearer_token(&parts.headers).ok_or(Error::Unauthorized("missing bearer token"))?;
-        Ok(AuthUser(state.services.accounts.authenticate(token)?))
+        let user = state.services.accounts.authenticate_current(token).await?;
+        Ok(AuthUser(user))
     }
 }
 

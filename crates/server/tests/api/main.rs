@@ -3,6 +3,7 @@
 
 mod accounts;
 mod activity;
+mod authorization;
 mod edits;
 mod helpers;
 mod journey;

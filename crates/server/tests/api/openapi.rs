@@ -145,7 +145,10 @@ async fn every_route_lists_the_errors_any_route_of_its_kind_can_give_and_the_nod
                     assert!(lists(status), "{route} does not list {status}");
                 }
             }
-            if operation["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
                 assert!(lists("401"), "{route} does not list 401");
             }
         }

@@ -1,6 +1,8 @@
-//! Limits that protect a node from its clients, checked on the real binary
-//! (its memory is read from `/proc`, so it runs in a process of its own).
+//! What protects a node and its data, checked on the real binary in a
+//! process of its own: its memory under a flood of logins (read from
+//! `/proc`), and its messages when it is killed mid-traffic.
 
+mod crash;
 mod hashing;
 #[path = "../api/helpers.rs"]
 mod helpers;

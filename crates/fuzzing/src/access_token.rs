@@ -1,0 +1,48 @@
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use palaver_domain::time::Timestamp;
+use palaver_domain::tokens::AccessTokens;
+
+const SECRET: &[u8] = b"the fuzz harness's own secret, 32 bytes or more";
+
+/// An access token as a request presents it. With an even first byte the rest
+/// is the token itself (which must never verify: nobody else has the key);
+/// with an odd one the rest is the claims of a token signed with the right
+/// key, to reach what comes after the signature.
+pub fn access_token(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let tokens = AccessTokens::new(SECRET, 900);
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    if mode % 2 == 0 {
+        assert!(
+            tokens.verify(text).is_err(),
+            "a token nobody signed verified"
+        );
+        return;
+    }
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(text));
+    let key = EncodingKey::from_secret(SECRET);
+    let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::HS256)
+        .expect("HS256 signs");
+    let token = format!("{signing_input}.{signature}");
+    if let Ok(user) = tokens.verify(&token) {
+        // It verified: its claims name that user and have not expired.
+        let claims: serde_json::Value =
+            serde_json::from_str(text).expect("verified claims are JSON");
+        let sub = claims["sub"]
+            .as_str()
+            .and_then(|sub| sub.parse::<i64>().ok());
+        assert_eq!(sub, Some(user.0), "{text}");
+        let now = Timestamp::now().0 / 1000;
+        assert!(
+            claims["exp"].as_i64().is_some_and(|exp| exp + 5 >= now),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The fuzz harnesses on generated cases (a few thousand per harness) and on
+//! every input kept in `fuzz/corpus/` and `fuzz/regressions/`, so a crash the
+//! fuzzer once found stays fixed.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+
+const CASES: u32 = 3000;
+
+/// JSON-looking text: far likelier than random bytes to get past the parser's
+/// first character.
+fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just("{".to_owned()),
+        Just("}".to_owned()),
+        Just("[".to_owned()),
+        Just("]".to_owned()),
+        Just(",".to_owned()),
+        Just(":".to_owned()),
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        prop_oneof![
+            Just("type"),
+            Just("send"),
+            Just("edit"),
+            Just("delete"),
+            Just("typing"),
+            Just("read"),
+            Just("resume"),
+            Just("ping"),
+            Just("auth"),
+            Just("room"),
+            Just("body"),
+            Just("client_id"),
+            Just("ref"),
+            Just("seq"),
+            Just("rooms"),
+            Just("username"),
+            Just("password"),
+            Just("display_name"),
+            Just("name"),
+            Just("sub"),
+            Just("exp"),
+            Just("reply_to"),
+            Just("user_id"),
+            Just("role"),
+        ]
+        .prop_map(|word| format!("\"{word}\"")),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|n| n.to_string()),
+        "\\PC{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+    ];
+    (any::<u8>(), prop::collection::vec(token, 0..24)).prop_map(|(first, tokens)| {
+        std::iter::once(first)
+            .chain(tokens.concat().into_bytes())
+            .collect()
+    })
+}
+
+fn inputs() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![prop::collection::vec(any::<u8>(), 0..256), jsonish()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn client_frames(data in inputs()) {
+        palaver_fuzzing::client_frame(&data);
+        // The frame itself, without the harness's selector byte.
+        palaver_fuzzing::client_frame(data.get(1..).unwrap_or_default());
+    }
+
+    #[test]
+    fn rest_bodies(data in inputs()) {
+        palaver_fuzzing::rest_body(&data);
+    }
+
+    #[test]
+    fn access_tokens(data in inputs()) {
+        palaver_fuzzing::access_token(&data);
+    }
+}
+
+fn kept(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    ["corpus", "regressions"]
+        .iter()
+        .filter_map(|kind| std::fs::read_dir(root.join(kind).join(target)).ok())
+        .flatten()
+        .map(|entry| entry.unwrap().path())
+        .collect()
+}
+
+#[test]
+fn every_kept_input_passes() {
+    let targets: [(&str, fn(&[u8])); 3] = [
+        ("client_frame", palaver_fuzzing::client_frame),
+        ("rest_body", palaver_fuzzing::rest_body),
+        ("access_token", palaver_fuzzing::access_token),
+    ];
+    for (target, harness) in targets {
+        let inputs = kept(target);
+        assert!(!inputs.is_empty(), "no seed inputs for {target}");
+        for path in inputs {
+            harness(&std::fs::read(&path).unwrap());
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The authorization matrix: one table of actions, each with the rule of who
+//! may do it, and one list of actors; every (actor × action) cell is a test
+//! case generated from them. Someone outside a room (never in it, banned,
+//! removed) must get exactly the answer a room that does not exist gets.
+//! A transport added later adds its actions to `ACTIONS`.
+
+use palaver_client::frames::{ClientFrame, ServerFrame};
+use palaver_client::{ClientError, WsAuth, WsConnection};
+use palaver_domain::time::Timestamp;
+use palaver_domain::tokens::AccessTokens;
+use palaver_domain::UserId;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const JWT_SECRET: &str = "the authorization matrix's secret, long enough";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    Anonymous,
+    MalformedToken,
+    ExpiredToken,
+    DeletedUser,
+    NonMember,
+    Banned,
+    Removed,
+    Member,
+    Admin,
+    Owner,
+}
+
+const ACTORS: [Actor; 10] = [
+    Actor::Anonymous,
+    Actor::MalformedToken,
+    Actor::ExpiredToken,
+    Actor::DeletedUser,
+    Actor::NonMember,
+    Actor::Banned,
+    Actor::Removed,
+    Actor::Member,
+    Actor::Admin,
+    Actor::Owner,
+];
+
+/// Who may do an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Any signed-in user; nothing about a room.
+    SignedIn,
+    /// Anyone signed in who is not banned from the room (joining by code).
+    NotBanned,
+    /// Members with at least this role; everyone else learns nothing.
+    Member(Role),
+    /// No member may (editing someone else's message).
+    NoMember,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+/// What an actor gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Allowed,
+    Unauthorized,
+    Forbidden,
+    /// Exactly what the same request about a room that does not exist gets.
+    AsIfNoSuchRoom,
+}
+
+fn expected(rule: Rule, actor: Actor) -> Answer {
+    use Actor::*;
+    let role = match actor {
+        Anonymous | MalformedToken | ExpiredToken | DeletedUser => return Answer::Unauthorized,
+        NonMember | Removed => None,
+        Banned => {
+            return match rule {
+                Rule::SignedIn => Answer::Allowed,
+                Rule::NotBanned => Answer::Forbidden,
+                _ => Answer::AsIfNoSuchRoom,
+            }
+        }
+        Member => Some(Role::Member),
+        Admin => Some(Role::Admin),
+        Owner => Some(Role::Owner),
+    };
+    match (rule, role) {
+        (Rule::SignedIn | Rule::NotBanned, _) => Answer::Allowed,
+        (_, None) => Answer::AsIfNoSuchRoom,
+        (Rule::Member(needed), Some(role)) if role >= needed => Answer::Allowed,
+        (Rule::Member(_) | Rule::NoMember, Some(_)) => Answer::Forbidden,
+    }
+}
+
+/// How an action is asked for. `{room}`, `{target}`, `{banned}` in paths and
+/// bodies are the cell's room, a plain member the action is done to, and the
+/// banned user.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Rest(&'static str, &'static str, Option<&'static str>),
+    Ws(WsAction),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WsAction {
+    Send,
+    EditOthers,
+    DeleteOthers,
+    Typing,
+    Read,
+    Resume,
+}
+
+struct Action {
+    name: &'static str,
+    rule: Rule,
+    call: Call,
+}
+
+const fn rest(
+    name: &'static str,
+    rule: Rule,
+    method: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+) -> Action {
+    Action {
+        name,
+        rule,
+        call: Call::Rest(method, path, body),
+    }
+}
+
+const fn ws(name: &'static str, rule: Rule, action: WsAction) -> Action {
+    Action {
+        name,
+        rule,
+        call: Call::Ws(action),
+    }
+}
+
+const ANY_MEMBER: Rule = Rule::Member(Role::Member);
+const ADMIN: Rule = Rule::Member(Role::Admin);
+const OWNER: Rule = Rule::Member(Role::Owner);
+
+const ACTIONS: &[Action] = &[
+    rest("get room", ANY_MEMBER, "GET", "/api/v1/rooms/{room}", None),
+    rest(
+        "rename room",
+        OWNER,
+        "PATCH",
+        "/api/v1/rooms/{room}",
+        Some(r#"{"name":"renamed"}"#),
+    ),
+    rest("delete room", OWNER, "DELETE", "/api/v1/rooms/{room}", None),
+    rest(
+        "list members",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/rooms/{room}/members",
+        None,
+    ),
+    rest(
+        "invite",
+        ADMIN,
+        "POST",
+        "/api/v1/rooms/{room}/members",
+        Some(r#"{"user":"invitee"}"#),
+    ),
+    rest(
+        "remove a member",
+        ADMIN,
+        "DELETE",
+        "/api/v1/rooms/{room}/members/{target}",
+        None,
+    ),
+    rest(
+        "make admin",
+        OWNER,
+        "PUT",
+        "/api/v1/rooms/{room}/members/{target}/role",
+        Some(r#"{"role":"admin"}"#),
+    ),
+    rest(
+        "transfer ownership",
+        OWNER,
+        "POST",
+        "/api/v1/rooms/{room}/owner",
+        Some(r#"{"user_id":{target}}"#),
+    ),
+    rest(
+        "ban",
+        ADMIN,
+        "POST",
+        "/api/v1/rooms/{room}/bans",
+        Some(r#"{"user_id":{target}}"#),
+    ),
+    rest("list bans", ADMIN, "GET", "/api/v1/rooms/{room}/bans", None),
+    rest(
+        "unban",
+        ADMIN,
+        "DELETE",
+        "/api/v1/rooms/{room}/bans/{banned}",
+        None,
+    ),
+    rest(
+        "new join code",
+        OWNER,
+        "POST",
+        "/api/v1/rooms/{room}/code",
+        None,
+    ),
+    rest(
+        "who is online",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/rooms/{room}/online",
+        None,
+    ),
+    rest(
+        "leave",
+        ANY_MEMBER,
+        "POST",
+        "/api/v1/rooms/{room}/leave",
+        None,
+    ),
+    rest(
+        "history",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/rooms/{room}/messages",
+        None,
+    ),
+    rest(
+        "post",
+        ANY_MEMBER,
+        "POST",
+        "/api/v1/rooms/{room}/messages",
+        Some(r#"{"body":"hi"}"#),
+    ),
+    rest(
+        "edit someone else's message",
+        Rule::NoMember,
+        "PATCH",
+        "/api/v1/rooms/{room}/messages/1",
+        Some(r#"{"body":"mine now"}"#),
+    ),
+    rest(
+        "delete someone else's message",
+        ADMIN,
+        "DELETE",
+        "/api/v1/rooms/{room}/messages/1",
+        None,
+    ),
+    rest(
+        "mark read",
+        ANY_MEMBER,
+        "PUT",
+        "/api/v1/rooms/{room}/read",
+        Some(r#"{"seq":1}"#),
+    ),
+    rest(
+        "read markers",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/rooms/{room}/read-markers",
+        None,
+    ),
+    rest(
+        "create a room",
+        Rule::SignedIn,
+        "POST",
+        "/api/v1/rooms",
+        Some(r#"{"name":"mine"}"#),
+    ),
+    rest(
+        "join by code",
+        Rule::NotBanned,
+        "POST",
+        "/api/v1/rooms/join",
+        Some(r#"{"code":"{code}"}"#),
+    ),
+    rest(
+        "list one's rooms",
+        Rule::SignedIn,
+        "GET",
+        "/api/v1/rooms",
+        None,
+    ),
+    rest(
+        "own profile",
+        Rule::SignedIn,
+        "GET",
+        "/api/v1/users/me",
+        None,
+    ),
+    rest(
+        "change display name",
+        Rule::SignedIn,
+        "PATCH",
+        "/api/v1/users/me",
+        Some(r#"{"display_name":"New Name"}"#),
+    ),
+    rest(
+        "search people",
+        Rule::SignedIn,
+        "GET",
+        "/api/v1/users?q=t",
+        None,
+    ),
+    rest(
+        "someone's profile",
+        Rule::SignedIn,
+        "GET",
+        "/api/v1/users/{target}",
+        None,
+    ),
+    rest(
+        "open a direct room",
+        Rule::SignedIn,
+        "POST",
+        "/api/v1/dms",
+        Some(r#"{"user":{target}}"#),
+    ),
+    ws("send (WebSocket)", ANY_MEMBER, WsAction::Send),
+    ws(
+        "edit someone else's message (WebSocket)",
+        Rule::NoMember,
+        WsAction::EditOthers,
+    ),
+    ws(
+        "delete someone else's message (WebSocket)",
+        ADMIN,
+        WsAction::DeleteOthers,
+    ),
+    ws("typing (WebSocket)", ANY_MEMBER, WsAction::Typing),
+    ws("mark read (WebSocket)", ANY_MEMBER, WsAction::Read),
+    ws("resume (WebSocket)", ANY_MEMBER, WsAction::Resume),
+];
+
+/// The people of every cell; each cell gets a fresh room.
+struct Cast {
+    owner: TestUser,
+    admin: TestUser,
+    member: TestUser,
+    target: TestUser,
+    non_member: TestUser,
+    banned: TestUser,
+    removed: TestUser,
+    deleted_user_token: String,
+    expired_token: String,
+}
+
+/// One cell's room: everyone in their place, and `target`'s message at seq 1.
+struct Scene {
+    room: i64,
+    code: String,
+}
+
+async fn cast(app: &TestApp) -> Cast {
+    app.client
+        .register("invitee", PASSWORD, None)
+        .await
+        .unwrap();
+    let tokens = AccessTokens::new(JWT_SECRET.as_bytes(), 900);
+    let long_ago = Timestamp::now().minus(std::time::Duration::from_secs(3600));
+    let owner = app.signup("owner").await;
+    Cast {
+        expired_token: tokens.issue(UserId(owner.id()), long_ago).unwrap(),
+        deleted_user_token: tokens.issue(UserId(999_999), Timestamp::now()).unwrap(),
+        owner,
+        admin: app.signup("admin").await,
+        member: app.signup("member").await,
+        target: app.signup("target").await,
+        non_member: app.signup("outsider").await,
+        banned: app.signup("banned").await,
+        removed: app.signup("removed").await,
+    }
+}
+
+async fn scene(cast: &Cast) -> Scene {
+    let owner = &cast.owner.client;
+    let room = owner.create_room("matrix", None).await.unwrap();
+    for user in [
+        &cast.admin,
+        &cast.member,
+        &cast.target,
+        &cast.banned,
+        &cast.removed,
+    ] {
+        user.client.join_room(&room.code, None).await.unwrap();
+    }
+    owner
+        .set_role(room.id, cast.admin.id(), "admin")
+        .await
+        .unwrap();
+    owner.ban(room.id, cast.banned.id()).await.unwrap();
+    owner.kick(room.id, cast.removed.id()).await.unwrap();
+    cast.target
+        .client
+        .post_message(room.id, "target's words", None)
+        .await
+        .unwrap();
+    Scene {
+        room: room.id,
+        code: room.code,
+    }
+}
+
+/// The `Authorization` header value `actor` sends, if any.
+fn credentials(cast: &Cast, actor: Actor) -> Option<String> {
+    let token = match actor {
+        Actor::Anonymous => return None,
+        Actor::MalformedToken => "not-a-jwt".to_owned(),
+        Actor::ExpiredToken => cast.expired_token.clone(),
+        Actor::DeletedUser => cast.deleted_user_token.clone(),
+        Actor::NonMember => cast.non_member.access_token.clone(),
+        Actor::Banned => cast.banned.access_token.clone(),
+        Actor::Removed => cast.removed.access_token.clone(),
+        Actor::Member => cast.member.access_token.clone(),
+        Actor::Admin => cast.admin.access_token.clone(),
+        Actor::Owner => cast.owner.access_token.clone(),
+    };
+    Some(token)
+}
+
+fn fill(template: &str, cast: &Cast, room: i64, code: &str) -> String {
+    template
+        .replace("{room}", &room.to_string())
+        .replace("{target}", &cast.target.id().to_string())
+        .replace("{banned}", &cast.banned.id().to_string())
+        .replace("{code}", code)
+}
+
+/// Status and body of a REST call about `room`.
+async fn rest_answer(
+    app: &TestApp,
+    cast: &Cast,
+    actor: Actor,
+    (method, path, body): (&str, &str, Option<&str>),
+    room: i64,
+    code: &str,
+) -> (u16, Value) {
+    let url = format!("{}{}", app.base_url, fill(path, cast, room, code));
+    let mut request =
+        reqwest::Client::new().request(Method::from_bytes(method.as_bytes()).unwrap(), url);
+    if let Some(token) = credentials(cast, actor) {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(fill(body, cast, room, code));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// What a WebSocket frame about `room` gets: `Ok(())` when its effect is
+/// seen, `Err(error frame)` when refused, or the close code when the
+/// connection is refused.
+async fn ws_answer(
+    app: &TestApp,
+    cast: &Cast,
+    actor: Actor,
+    action: WsAction,
+    room: i64,
+) -> Result<(), Result<(String, String), u16>> {
+    let auth = WsAuth::Frame {
+        token: credentials(cast, actor).unwrap_or_default(),
+        resume: None,
+    };
+    let mut ws = match WsConnection::connect(&app.base_url, auth).await {
+        Ok(ws) => ws,
+        Err(ClientError::Closed { code, .. }) => return Err(Err(code)),
+        Err(other) => panic!("connecting: {other}"),
+    };
+    // Typing reaches the others: the target watches for it.
+    let mut observer = match action {
+        WsAction::Typing => Some(cast.target.connect().await),
+        _ => None,
+    };
+    let reference = Some("cell".to_owned());
+    let frame = match action {
+        WsAction::Send => send_frame(room, "hello", Some("cell")),
+        WsAction::EditOthers => ClientFrame::Edit {
+            room,
+            seq: 1,
+            body: "mine now".into(),
+            reference,
+        },
+        WsAction::DeleteOthers => ClientFrame::Delete {
+            room,
+            seq: 1,
+            reference,
+        },
+        WsAction::Typing => ClientFrame::Typing { room, reference },
+        WsAction::Read => ClientFrame::Read {
+            room,
+            seq: 1,
+            reference,
+        },
+        WsAction::Resume => ClientFrame::Resume {
+            rooms: [(room.to_string(), 0)].into(),
+            reference,
+        },
+    };
+    ws.send(&frame).await.unwrap();
+    if let Some(observer) = &mut observer {
+        // The effect, or the actor's refusal, whichever comes first.
+        tokio::select! {
+            _ = next_matching(observer, |f| matches!(f, ServerFrame::Typing { .. }).then_some(())) => return Ok(()),
+            refused = next_error_frame(&mut ws) => return Err(Ok(refused)),
+        }
+    }
+    next_matching(&mut ws, |frame| match (action, frame) {
+        (_, ServerFrame::Error { code, message, .. }) => Some(Err(Ok((code, message)))),
+        (WsAction::Send, ServerFrame::Ack { .. })
+        | (WsAction::EditOthers, ServerFrame::MessageEdited { .. })
+        | (WsAction::DeleteOthers, ServerFrame::MessageDeleted { .. })
+        | (WsAction::Read, ServerFrame::Read { .. })
+        | (WsAction::Resume, ServerFrame::Message { seq: 1, .. }) => Some(Ok(())),
+        _ => None,
+    })
+    .await
+}
+
+async fn next_error_frame(ws: &mut WsConnection) -> (String, String) {
+    next_matching(ws, |frame| match frame {
+        ServerFrame::Error { code, message, .. } => Some((code, message)),
+        _ => None,
+    })
+    .await
+}
+
+/// A room id no room has.
+const NO_SUCH_ROOM: i64 = 987_654_321;
+
+#[tokio::test]
+async fn every_actor_gets_exactly_the_answer_the_matrix_gives_for_every_action() {
+    let app = spawn_app_with(|s| {
+        s.jwt_secret = Some(palaver_server::config::Secret::new(JWT_SECRET.into()));
+    })
+    .await;
+    let cast = cast(&app).await;
+    let mut wrong = Vec::new();
+    for action in ACTIONS {
+        for actor in ACTORS {
+            let want = expected(action.rule, actor);
+            let scene = scene(&cast).await;
+            let cell = format!("{actor:?} × {}", action.name);
+            match action.call {
+                Call::Rest(method, path, body) => {
+                    let call = (method, path, body);
+                    let got = rest_answer(&app, &cast, actor, call, scene.room, &scene.code).await;
+                    let ok = match want {
+                        Answer::Allowed => (200..300).contains(&got.0),
+                        Answer::Unauthorized => got.0 == 401,
+                        Answer::Forbidden => got.0 == 403,
+                        Answer::AsIfNoSuchRoom => {
+                            let missing =
+                                rest_answer(&app, &cast, actor, call, NO_SUCH_ROOM, &scene.code)
+                                    .await;
+                            got.0 == 404 && got == missing
+                        }
+                    };
+                    if !ok {
+                        wrong.push(format!(
+                            "{cell}: expected {want:?}, got {} {}",
+                            got.0, got.1
+                        ));
+                    }
+                }
+                Call::Ws(ws_action) => {
+                    let got = ws_answer(&app, &cast, actor, ws_action, scene.room).await;
+                    let ok = match (want, &got) {
+                        (Answer::Allowed, Ok(())) => true,
+                        (Answer::Unauthorized, Err(Err(close))) => *close == 4001,
+                        (Answer::Forbidden, Err(Ok((code, _)))) => code == "forbidden",
+                        (Answer::AsIfNoSuchRoom, Err(Ok(refused))) => {
+                            let missing =
+                                ws_answer(&app, &cast, actor, ws_action, NO_SUCH_ROOM).await;
+                            refused.0 == "not_found" && missing == Err(Ok(refused.clone()))
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        wrong.push(format!("{cell}: expected {want:?}, got {got:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} cells wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
