@@ -6,5 +6,6 @@ pub mod connections;
 pub mod members;
 pub mod report;
 pub mod server;
+pub mod soak;
 pub mod store;
 pub mod traffic;

@@ -104,6 +104,20 @@ fn room_offset_for(tag: &str) -> i64 {
         * 1000
 }
 
+/// Opens a WebSocket to `member`'s server without authenticating: the
+/// caller sends an `auth` frame.
+pub async fn open(member: &Member) -> anyhow::Result<Socket> {
+    let request = member.url.as_str().into_client_request()?;
+    let uri = request.uri().clone();
+    let host = uri.host().unwrap_or("127.0.0.1");
+    let stream = TcpStream::connect(format!("{host}:{}", uri.port_u16().unwrap_or(80))).await?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    Ok(ws)
+}
+
 /// Connects and waits for `ready`. `source` picks a local address (127.0.0.x)
 /// so that many connections do not exhaust one address's ephemeral ports.
 pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Result<Socket> {

@@ -15,7 +15,7 @@ use palaver_bench::cluster::{wait_for_bus, Broker, ScratchDatabase};
 use palaver_bench::members::{setup, Member};
 use palaver_bench::server::{raise_fd_limit, Kind, ServerProcess};
 use palaver_bench::traffic::{self, TrafficConfig};
-use palaver_bench::{connections, report, store};
+use palaver_bench::{connections, report, soak, store};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -28,6 +28,30 @@ struct Cli {
 enum Command {
     /// Every scenario against both servers.
     Suite(SuiteArgs),
+    /// Palaver alone for a long time: many connections, steady sends, a
+    /// tenth of the clients dropping and resuming each minute.
+    Soak(SoakArgs),
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    #[arg(long)]
+    palaver_bin: PathBuf,
+    /// Core the server is pinned to (the load generator should run on another).
+    #[arg(long)]
+    server_core: Option<usize>,
+    #[arg(long, default_value_t = 20)]
+    minutes: u64,
+    #[arg(long, default_value_t = 200)]
+    rooms: usize,
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// Messages per second over all rooms.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Share of the clients that drop and resume each minute.
+    #[arg(long, default_value_t = 0.1)]
+    churn: f64,
 }
 
 #[derive(clap::Args)]
@@ -76,14 +100,50 @@ fn parse_shape(shape: &str) -> Result<(usize, usize), String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Command::Suite(args) = Cli::parse().command;
+    let command = Cli::parse().command;
     // One thread: the load generator's clients share counters without atomics,
     // and its CPU use is one core's worth, pinned by the caller.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, suite(args))
+    match command {
+        Command::Suite(args) => local.block_on(&runtime, suite(args)),
+        Command::Soak(args) => local.block_on(&runtime, soak(args)),
+    }
+}
+
+async fn soak(args: SoakArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let server =
+        ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core, &[]).await?;
+    let members = setup(&server, "soak", args.rooms, args.members).await?;
+    let config = soak::SoakConfig {
+        minutes: args.minutes,
+        rate: args.rate,
+        churn: args.churn,
+    };
+    let report = soak::run(&server, &members, &config).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    println!();
+    println!("| minute | RSS (MiB) | open fds | deliveries | p99 (ms) | resumed |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for m in &report.minutes {
+        println!(
+            "| {} | {:.1} | {} | {} | {:.1} | {} |",
+            m.minute, m.rss_mib, m.open_fds, m.deliveries, m.p99_ms, m.resumed
+        );
+    }
+    println!();
+    println!(
+        "{} connections, {} messages acked; gaps {}, duplicates {}, clients behind after the drain {}",
+        report.connections, report.acked, report.gaps, report.duplicates, report.behind
+    );
+    anyhow::ensure!(
+        report.gaps == 0 && report.duplicates == 0 && report.behind == 0,
+        "a client saw a gap or a duplicate, or never caught up"
+    );
+    Ok(())
 }
 
 struct Sizes {

@@ -95,7 +95,8 @@ fn kept(target: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_kept_input_passes() {
-    let targets: [(&str, fn(&[u8])); 3] = [
+    type Harness = fn(&[u8]);
+    let targets: [(&str, Harness); 3] = [
         ("client_frame", palaver_fuzzing::client_frame),
         ("rest_body", palaver_fuzzing::rest_body),
         ("access_token", palaver_fuzzing::access_token),
