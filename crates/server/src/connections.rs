@@ -45,6 +45,10 @@ pub struct ConnectionLimits {
 const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most of a refused connection's request that is read (and discarded).
 const REFUSAL_READ_BYTES: usize = 8 * 1024;
+/// Refused connections being answered at once; past that, a refused
+/// connection is closed unanswered, so a flood of them cannot hold more
+/// sockets than this.
+const MAX_ANSWERING_REFUSALS: usize = 256;
 
 /// Serves `router` on `listener` until `shutdown`, then lets open HTTP
 /// connections finish their requests and returns once they have closed
@@ -63,6 +67,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let connections = TaskTracker::new();
+    let refusing = Arc::new(AtomicUsize::new(0));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -85,7 +90,17 @@ pub async fn serve(
         let ticket = match admission.admit(peer.ip()) {
             Ok(ticket) => ticket,
             Err(refusal) => {
-                tokio::spawn(refuse(tcp, refusal));
+                metrics::counter!("palaver_connections_refused_total", "reason" => refusal.reason())
+                    .increment(1);
+                if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERING_REFUSALS {
+                    let refusing = refusing.clone();
+                    tokio::spawn(async move {
+                        refuse(tcp, refusal).await;
+                        refusing.fetch_sub(1, Ordering::Relaxed);
+                    });
+                } else {
+                    refusing.fetch_sub(1, Ordering::Relaxed);
+                }
                 continue;
             }
         };
@@ -95,15 +110,27 @@ pub async fn serve(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let io = TokioIo::new(Counted {
-            tcp,
-            _ticket: ticket,
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-            .into_owned();
+        let builder = builder.clone();
         let shutdown = shutdown.clone();
+        let header_timeout = limits.header_timeout;
         connections.spawn(async move {
+            // hyper's header timeout starts with the first byte: a client
+            // that sends nothing at all is dropped here.
+            tokio::select! {
+                readable = tokio::time::timeout(header_timeout, tcp.readable()) => {
+                    if !matches!(readable, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                _ = shutdown.cancelled() => return,
+            }
+            let io = TokioIo::new(Counted {
+                tcp,
+                _ticket: ticket,
+            });
+            let connection = builder
+                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+                .into_owned();
             tokio::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => return log_end(result),
@@ -174,8 +201,6 @@ impl Refusal {
 /// Reads (briefly, boundedly) what the client sent, so that it is not reset
 /// before it reads the answer, then answers and closes.
 async fn refuse(mut tcp: TcpStream, refusal: Refusal) {
-    metrics::counter!("palaver_connections_refused_total", "reason" => refusal.reason())
-        .increment(1);
     let mut head = Vec::with_capacity(1024);
     let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
