@@ -138,8 +138,13 @@ pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Resul
     let stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let (mut ws, _) =
+    let (ws, _) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    ready(ws).await
+}
+
+/// `ws` once its `ready` frame has arrived.
+pub async fn ready(mut ws: Socket) -> anyhow::Result<Socket> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) if text.as_str().starts_with(r#"{"type":"ready""#) => {

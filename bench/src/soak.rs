@@ -318,14 +318,5 @@ async fn connect(member: &Member, resume: Option<u64>) -> anyhow::Result<crate::
         None => format!(r#"{{"type":"auth","token":"{token}"}}"#),
     };
     socket.send(Message::text(auth)).await?;
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.as_str().starts_with(r#"{"type":"ready""#) => {
-                return Ok(socket)
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(err)) => return Err(err.into()),
-            None => anyhow::bail!("closed before ready"),
-        }
-    }
+    crate::members::ready(socket).await
 }

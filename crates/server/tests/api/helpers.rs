@@ -223,6 +223,32 @@ impl TestApp {
         room
     }
 
+    /// A WebSocket of `user` over a socket with a tiny, fixed receive buffer,
+    /// for clients that never read: the server's writes to it get stuck once
+    /// a little is in flight. `ready` is left unread.
+    pub async fn connect_with_tiny_receive_buffer(
+        &self,
+        user: &TestUser,
+    ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let addr: std::net::SocketAddr =
+            self.base_url.trim_start_matches("http://").parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let mut request = format!("ws://{addr}/api/v1/ws")
+            .into_client_request()
+            .unwrap();
+        let bearer = format!("Bearer {}", user.access_token);
+        request
+            .headers_mut()
+            .insert("authorization", bearer.parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .unwrap();
+        ws
+    }
+
     pub async fn connect_raw(&self, auth: WsAuth) -> palaver_client::Result<WsConnection> {
         WsConnection::connect(&self.base_url, auth).await
     }

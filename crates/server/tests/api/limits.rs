@@ -48,8 +48,9 @@ async fn login_from(app: &TestApp, from: &str, password: &str) -> (u16, Option<u
     post_from(app, from, "/api/v1/auth/login", body).await
 }
 
-#[tokio::test]
-async fn failed_logins_make_the_next_attempt_wait_for_that_address_only() {
+/// A node behind a proxy whose login back-off starts after two failures, and
+/// an account `alice`.
+async fn alice_behind_a_proxy_with_two_free_failures() -> TestApp {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
         s.rates.login_backoff = LoginBackoff {
@@ -59,6 +60,12 @@ async fn failed_logins_make_the_next_attempt_wait_for_that_address_only() {
     })
     .await;
     app.client.register("alice", PASSWORD, None).await.unwrap();
+    app
+}
+
+#[tokio::test]
+async fn failed_logins_make_the_next_attempt_wait_for_that_address_only() {
+    let app = alice_behind_a_proxy_with_two_free_failures().await;
     let attacker = "203.0.113.66";
 
     assert_eq!(login_from(&app, attacker, "wrong password 1").await.0, 401);
@@ -78,15 +85,7 @@ async fn failed_logins_make_the_next_attempt_wait_for_that_address_only() {
 
 #[tokio::test]
 async fn a_successful_login_ends_the_streak_of_failures() {
-    let app = spawn_app_with(|s| {
-        behind_a_proxy(s);
-        s.rates.login_backoff = LoginBackoff {
-            free: 2,
-            max: Duration::from_secs(60),
-        };
-    })
-    .await;
-    app.client.register("alice", PASSWORD, None).await.unwrap();
+    let app = alice_behind_a_proxy_with_two_free_failures().await;
     let alice = "192.0.2.10";
     assert_eq!(login_from(&app, alice, "a typo in it").await.0, 401);
     assert_eq!(login_from(&app, alice, PASSWORD).await.0, 200);
@@ -373,7 +372,6 @@ async fn a_client_that_does_not_finish_its_headers_in_time_is_dropped() {
 
 #[tokio::test]
 async fn a_websocket_client_that_sends_but_never_reads_is_dropped_after_the_write_timeout() {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
     let app = spawn_app_with(|s| {
@@ -381,20 +379,7 @@ async fn a_websocket_client_that_sends_but_never_reads_is_dropped_after_the_writ
     })
     .await;
     let alice = app.signup("alice").await;
-    let addr: std::net::SocketAddr = app.base_url.trim_start_matches("http://").parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let mut request = format!("ws://{addr}/api/v1/ws")
-        .into_client_request()
-        .unwrap();
-    let bearer = format!("Bearer {}", alice.access_token);
-    request
-        .headers_mut()
-        .insert("authorization", bearer.parse().unwrap());
-    let (mut client, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .unwrap();
+    let mut client = app.connect_with_tiny_receive_buffer(&alice).await;
     // Pings with long references: every pong is as long, and none is read.
     let ping = ClientFrame::Ping {
         reference: Some("x".repeat(60)),

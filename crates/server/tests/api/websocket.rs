@@ -332,7 +332,6 @@ async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
 #[tokio::test]
 async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_write_timeout() {
     use futures::StreamExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let app = spawn_app_with(|s| {
         s.ws_queue_capacity = 64;
@@ -344,20 +343,7 @@ async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_write_ti
 
     // A client with a tiny, fixed receive buffer that never reads: the server's
     // writes to it get stuck once a few megabytes are in flight.
-    let addr: std::net::SocketAddr = app.base_url.trim_start_matches("http://").parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let mut request = format!("ws://{addr}/api/v1/ws")
-        .into_client_request()
-        .unwrap();
-    let bearer = format!("Bearer {}", alice.access_token);
-    request
-        .headers_mut()
-        .insert("authorization", bearer.parse().unwrap());
-    let (mut stuck, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .unwrap();
+    let mut stuck = app.connect_with_tiny_receive_buffer(&alice).await;
     stuck.next().await.expect("ready").unwrap();
 
     flood(&alice.client, room.id, 20, 100).await;
