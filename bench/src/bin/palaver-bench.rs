@@ -115,8 +115,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     raise_fd_limit();
+    // Access tokens outlive the soak: clients resuming after 15 minutes would
+    // otherwise need a refresh, which this scenario is not about.
+    let flags = [
+        "--access-token-ttl-secs".to_owned(),
+        (args.minutes * 60 + 600).to_string(),
+    ];
     let server =
-        ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core, &[]).await?;
+        ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core, &flags).await?;
     let members = setup(&server, "soak", args.rooms, args.members).await?;
     let config = soak::SoakConfig {
         minutes: args.minutes,
