@@ -104,25 +104,17 @@ fn room_offset_for(tag: &str) -> i64 {
         * 1000
 }
 
-/// Opens a WebSocket to `member`'s server without authenticating: the
-/// caller sends an `auth` frame.
-pub async fn open(member: &Member) -> anyhow::Result<Socket> {
-    let request = member.url.as_str().into_client_request()?;
-    let uri = request.uri().clone();
-    let host = uri.host().unwrap_or("127.0.0.1");
-    let stream = TcpStream::connect(format!("{host}:{}", uri.port_u16().unwrap_or(80))).await?;
-    stream.set_nodelay(true)?;
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let (ws, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-    Ok(ws)
-}
-
-/// Connects and waits for `ready`. `source` picks a local address (127.0.0.x)
-/// so that many connections do not exhaust one address's ephemeral ports.
-pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Result<Socket> {
+/// Opens a WebSocket to `member`'s server, from local address `source`
+/// (127.0.0.x, so that many connections do not exhaust one address's
+/// ephemeral ports). With `bearer`, the upgrade carries the member's token;
+/// without, the caller authenticates with an `auth` frame.
+pub async fn open(
+    member: &Member,
+    source: Option<Ipv4Addr>,
+    bearer: bool,
+) -> anyhow::Result<Socket> {
     let mut request = member.url.as_str().into_client_request()?;
-    if let Some(token) = &member.token {
+    if let Some(token) = member.token.as_ref().filter(|_| bearer) {
         request.headers_mut().insert(
             "authorization",
             HeaderValue::from_str(&format!("Bearer {token}"))?,
@@ -140,7 +132,12 @@ pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Resul
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
     let (ws, _) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-    ready(ws).await
+    Ok(ws)
+}
+
+/// Connects with the member's token and waits for `ready`.
+pub async fn connect(member: &Member, source: Option<Ipv4Addr>) -> anyhow::Result<Socket> {
+    ready(open(member, source, true).await?).await
 }
 
 /// `ws` once its `ready` frame has arrived.

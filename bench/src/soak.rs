@@ -308,7 +308,7 @@ fn on_message(me: &Client, shared: &Shared, seq: u64, body: &str) {
 /// Connects, authenticating with an `auth` frame that resumes the room from
 /// `resume` (so the replay comes before any live message), and waits for `ready`.
 async fn connect(member: &Member, resume: Option<u64>) -> anyhow::Result<crate::members::Socket> {
-    let mut socket = crate::members::open(member).await?;
+    let mut socket = crate::members::open(member, None, false).await?;
     let token = member.token.clone().unwrap_or_default();
     let auth = match resume {
         Some(seen) => format!(

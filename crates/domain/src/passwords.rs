@@ -179,31 +179,24 @@ mod tests {
     use super::*;
 
     fn cheap() -> Passwords {
-        Passwords::new(
-            HashCost {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            HashingLimits::default(),
-        )
-        .unwrap()
+        cheap_with(HashingLimits::default())
+    }
+
+    fn cheap_with(limits: HashingLimits) -> Passwords {
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        Passwords::new(cost, limits).unwrap()
     }
 
     #[tokio::test]
     async fn past_the_running_and_waiting_hashes_a_caller_is_refused_at_once() {
-        let passwords = Passwords::new(
-            HashCost {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            HashingLimits {
-                concurrent: 1,
-                waiting: 1,
-            },
-        )
-        .unwrap();
+        let passwords = cheap_with(HashingLimits {
+            concurrent: 1,
+            waiting: 1,
+        });
         // Both turns taken by hand: one running, one waiting.
         let running = passwords.turns.take().await.unwrap();
         let waiter = {
@@ -224,18 +217,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_caller_waits_for_a_turn_at_most_max_hash_wait() {
-        let passwords = Passwords::new(
-            HashCost {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            HashingLimits {
-                concurrent: 1,
-                waiting: 8,
-            },
-        )
-        .unwrap();
+        let passwords = cheap_with(HashingLimits {
+            concurrent: 1,
+            waiting: 8,
+        });
         let _running = passwords.turns.take().await.unwrap();
         let refused = passwords.hash("correct horse").await;
         assert!(

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -170,12 +170,9 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter.check_key(key).map_err(|not_until| {
-            metrics::counter!("palaver_rate_limited_total", "limit" => self.name).increment(1);
-            Error::RateLimited {
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            }
-        })
+        limiter
+            .check_key(key)
+            .map_err(|not_until| refused(self.name, limiter.clock(), not_until))
     }
 
     /// Forgets every key whose budget is full again, so memory follows the
@@ -185,6 +182,47 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+}
+
+/// One in-memory rate limit on one thing (a connection's frames): the
+/// `Throttle` of a single key, without the map.
+pub struct SingleThrottle {
+    name: &'static str,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl SingleThrottle {
+    pub fn new(name: &'static str, limit: RateLimit) -> Self {
+        Self {
+            name,
+            limiter: limit
+                .0
+                .map(|rate| governor::RateLimiter::direct(rate.quota())),
+        }
+    }
+
+    /// Counts one attempt; `RateLimited` once the budget is spent.
+    pub fn check(&self) -> Result<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter
+            .check()
+            .map_err(|not_until| refused(self.name, limiter.clock(), not_until))
+    }
+}
+
+/// A limit's refusal: counted in `palaver_rate_limited_total{limit}`, with
+/// how long to wait.
+fn refused(
+    name: &'static str,
+    clock: &DefaultClock,
+    not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>,
+) -> Error {
+    metrics::counter!("palaver_rate_limited_total", "limit" => name).increment(1);
+    Error::RateLimited {
+        retry_after: not_until.wait_time_from(clock.now()),
     }
 }
 

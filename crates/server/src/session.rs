@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use palaver_domain::model::User;
-use palaver_domain::throttle::RateLimit;
+use palaver_domain::throttle::{RateLimit, SingleThrottle};
 use palaver_domain::{Error, RoomId, Services, UserId};
 use palaver_protocol::close_code;
 use palaver_protocol::ws::ServerFrame;
@@ -87,10 +87,7 @@ pub async fn run<T: Transport>(
     };
     let mut session = Session {
         requests: Requests::new(deps.services.clone(), user.id),
-        frame_limit: deps
-            .frame_rate
-            .0
-            .map(|rate| FrameLimit::direct(rate.quota())),
+        frame_limit: SingleThrottle::new("frames_per_connection", deps.frame_rate),
         transport,
         deps,
         user,
@@ -134,8 +131,6 @@ enum End {
     Gone,
 }
 
-type FrameLimit = governor::DefaultDirectRateLimiter;
-
 struct Session<T> {
     transport: WriteDeadline<T>,
     deps: SessionDeps,
@@ -144,8 +139,7 @@ struct Session<T> {
     queue: QueueReceiver<Outbound>,
     positions: Positions,
     requests: Requests,
-    /// `None`: frames are not limited.
-    frame_limit: Option<FrameLimit>,
+    frame_limit: SingleThrottle,
     /// Counted by presence, so its end is counted too.
     announced: bool,
 }
@@ -272,22 +266,16 @@ impl<T: Transport> Session<T> {
     /// The `rate_limited` answer to a frame past this connection's frame
     /// limit (the frame itself is dropped); `None` when it may go on.
     fn over_frame_limit(&self, incoming: &Option<Inbound>) -> Option<ServerFrame> {
-        let limit = self.frame_limit.as_ref()?;
+        if !matches!(incoming, Some(Inbound::Frame(_) | Inbound::Invalid(_))) {
+            return None;
+        }
+        let refused = self.frame_limit.check().err()?;
         let reference = match incoming {
             Some(Inbound::Frame(frame)) => frame.reference().map(str::to_owned),
             Some(Inbound::Invalid(err)) => err.reference.clone(),
-            _ => return None,
+            _ => None,
         };
-        let not_until = limit.check().err()?;
-        metrics::counter!("palaver_rate_limited_total", "limit" => "frames_per_connection")
-            .increment(1);
-        let retry_after = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        Some(frames::error(
-            &Error::RateLimited { retry_after },
-            reference,
-        ))
+        Some(frames::error(&refused, reference))
     }
 
     /// Sends what the client missed in each named room: seqs after the client's
