@@ -249,12 +249,22 @@ async function main() {
       const { access_token: token } = JSON.parse(localStorage.getItem('palaver.session'));
       const rooms = await (await fetch('/api/v1/rooms', { headers: { authorization: `Bearer ${token}` } })).json();
       const room = rooms.find((r) => r.name === 'archive');
-      for (let n = 0; n < 60; n += 1) {
-        await fetch(`/api/v1/rooms/${room.id}/messages`, {
+      // 60 sends outrun the default send rate, so this client does what a
+      // well-behaved one does with a 429: waits as long as Retry-After says.
+      for (let n = 0; n < 60;) {
+        const response = await fetch(`/api/v1/rooms/${room.id}/messages`, {
           method: 'POST',
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
           body: JSON.stringify({ body: `archived ${n}` }),
         });
+        if (response.status === 429) {
+          const seconds = Number(response.headers.get('retry-after'));
+          await new Promise((resolve) => { setTimeout(resolve, seconds * 1000); });
+        } else if (response.status === 201) {
+          n += 1;
+        } else {
+          throw new Error(`sending "archived ${n}" was answered ${response.status}`);
+        }
       }
     });
     // A fresh page knows only what it loads: the newest page of history.
