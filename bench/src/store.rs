@@ -68,7 +68,15 @@ pub async fn run(
     let (services, writer) = Services::start(
         store.clone(),
         bus,
-        &[7u8; 32],
+        // The bench signs no token.
+        palaver_domain::tokens::AccessTokens::shared_secret(
+            &[7u8; 32],
+            palaver_domain::tokens::TokenSettings {
+                issuer: "bench".into(),
+                audience: "bench".into(),
+                ttl_secs: 900,
+            },
+        ),
         HashCost {
             memory_kib: 64,
             iterations: 1,

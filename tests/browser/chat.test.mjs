@@ -88,6 +88,14 @@ async function signUp(page, base, username) {
   await page.locator('#chat').waitFor({ state: 'visible', timeout: WAIT });
 }
 
+async function logIn(page, base, username) {
+  await page.goto(base);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(`${username} password 1`);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#chat').waitFor({ state: 'visible', timeout: WAIT });
+}
+
 const message = (page, text) => page.locator('#messages li', { hasText: text });
 const roomButton = (page, name) => page.locator('#room-list button.room', { hasText: name });
 
@@ -280,6 +288,27 @@ async function main() {
     await alice.getByRole('button', { name: 'Log out' }).click();
     await alice.locator('#auth').waitFor({ state: 'visible' });
     log('logged out');
+
+    step = 'signed out everywhere: another browser\'s socket closes with 4002';
+    const laptop = await (await browser.newContext()).newPage();
+    const phone = await (await browser.newContext()).newPage();
+    for (const [page, name] of [[laptop, 'laptop'], [phone, 'phone']]) {
+      followSockets(page, name);
+      page.setDefaultTimeout(WAIT);
+      await logIn(page, base, 'bob');
+    }
+    await phone.evaluate(async () => {
+      const { access_token: token } = JSON.parse(localStorage.getItem('palaver.session'));
+      const response = await fetch('/api/v1/auth/logout-all', {
+        method: 'POST', headers: { authorization: `Bearer ${token}` },
+      });
+      if (response.status !== 204) throw new Error(`logout-all answered ${response.status}`);
+    });
+    await laptop.locator('#auth').waitFor({ state: 'visible' });
+    await phone.locator('#auth').waitFor({ state: 'visible' });
+    check(await laptop.evaluate(() => localStorage.getItem('palaver.session')) === null,
+      'the ended login is forgotten');
+    log('log out everywhere signed out the other browser');
   } finally {
     await browser.close();
     await stopServer(server).catch(() => {});

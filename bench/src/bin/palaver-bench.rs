@@ -358,7 +358,8 @@ async fn cluster_scenario(
         &broker.addr,
         "--kafka-topic",
         "palaver.bench",
-        // Nodes of one cluster verify each other's tokens.
+        // Nodes of one cluster verify each other's tokens: a shared secret,
+        // which builds before the signing keys in the store also know.
         "--jwt-secret",
         "benchmark-cluster-secret-0123456789abcdef",
     ]

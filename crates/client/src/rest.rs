@@ -1,11 +1,11 @@
 //! REST calls.
 
 use palaver_protocol::rest::{
-    BanInfo, CreateRoomRequest, DirectRequest, EditMessageRequest, HistoryQuery, InviteRequest,
-    JoinRoomRequest, LoginRequest, LogoutRequest, MarkReadRequest, Member, Message, MessagePage,
-    PostMessageRequest, ReadMarker, RefreshRequest, RegisterRequest, RoleRequest, Room,
-    RoomSummary, TokenResponse, UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest,
-    UserPage, UserRef,
+    BanInfo, ChangePasswordRequest, CreateRoomRequest, DirectRequest, EditMessageRequest,
+    HistoryQuery, InviteRequest, JoinRoomRequest, Jwks, LoginRequest, LogoutRequest,
+    MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker, RefreshRequest,
+    RegisterRequest, RoleRequest, Room, RoomSummary, SessionInfo, TokenResponse,
+    UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest, UserPage, UserRef,
 };
 use palaver_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
@@ -94,6 +94,42 @@ impl Client {
             refresh_token: refresh_token.into(),
         };
         self.call_empty(Method::POST, "/api/v1/auth/logout", Some(&body))
+            .await
+    }
+
+    /// Ends every login of this account, this one included.
+    pub async fn logout_all(&self) -> Result<()> {
+        self.call_empty::<()>(Method::POST, "/api/v1/auth/logout-all", None)
+            .await
+    }
+
+    /// This account's live logins, newest first.
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        self.call::<(), _>(Method::GET, "/api/v1/auth/sessions", None)
+            .await
+    }
+
+    pub async fn end_session(&self, id: &str) -> Result<()> {
+        let path = format!(
+            "/api/v1/auth/sessions/{}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        self.call_empty::<()>(Method::DELETE, &path, None).await
+    }
+
+    /// Every other login of the account ends; this one stays signed in.
+    pub async fn change_password(&self, current: &str, new_password: &str) -> Result<()> {
+        let body = ChangePasswordRequest {
+            current_password: current.into(),
+            new_password: new_password.into(),
+        };
+        self.call_empty(Method::POST, "/api/v1/auth/password", Some(&body))
+            .await
+    }
+
+    /// The public keys access tokens are signed with (`/.well-known/jwks.json`).
+    pub async fn jwks(&self) -> Result<Jwks> {
+        self.call::<(), _>(Method::GET, "/.well-known/jwks.json", None)
             .await
     }
 

@@ -5,11 +5,14 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::User;
+use crate::outbox::Publisher;
 use crate::passwords::Passwords;
-use crate::store::{NewRefreshToken, NewUser, Rotation, Store, StoreError};
+use crate::store::{
+    NewSession, NewUser, Rotation, SessionRecord, SessionsToEnd, Store, StoreError,
+};
 use crate::throttle::{ClientAddr, Throttles, LOGIN_FAILURES_FORGOTTEN_AFTER};
 use crate::time::Timestamp;
-use crate::tokens::{self, AccessTokens};
+use crate::tokens::{self, AccessTokens, Bearer};
 use crate::values::{DisplayName, Password, Username};
 
 /// What a successful login or refresh hands out.
@@ -23,6 +26,7 @@ pub struct Session {
 
 pub struct Accounts {
     store: Arc<dyn Store>,
+    publisher: Publisher,
     passwords: Passwords,
     access: AccessTokens,
     refresh_ttl_secs: i64,
@@ -35,6 +39,7 @@ const BAD_REFRESH: &str = "invalid, expired or revoked refresh token";
 impl Accounts {
     pub fn new(
         store: Arc<dyn Store>,
+        publisher: Publisher,
         passwords: Passwords,
         access: AccessTokens,
         refresh_ttl_secs: i64,
@@ -42,6 +47,7 @@ impl Accounts {
     ) -> Self {
         Self {
             store,
+            publisher,
             passwords,
             access,
             refresh_ttl_secs,
@@ -77,7 +83,13 @@ impl Accounts {
     /// error. After failed attempts of one account from one address, the next
     /// attempt waits (`LoginBackoff`): refused as `RateLimited`, without
     /// looking at the password, until the delay is over.
-    pub async fn login(&self, username: &str, password: &str, from: ClientAddr) -> Result<Session> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        from: ClientAddr,
+        user_agent: Option<&str>,
+    ) -> Result<Session> {
         self.throttles.login_per_address.check(&from)?;
         let now = Timestamp::now();
         let subject = login_subject(username, from);
@@ -107,16 +119,18 @@ impl Accounts {
             self.store.clear_login_failures(&subject).await?;
         }
         let refresh_token = tokens::new_refresh_token();
+        let id = tokens::random_token(16);
         self.store
-            .insert_refresh_token(NewRefreshToken {
+            .insert_session(NewSession {
+                id: id.clone(),
                 user_id: user.id,
-                family: tokens::random_token(16),
                 token_hash: tokens::hash_refresh_token(&refresh_token),
+                user_agent: user_agent.map(shorten_user_agent),
                 created_at: now,
                 expires_at: now.plus_seconds(self.refresh_ttl_secs),
             })
             .await?;
-        self.session(user, refresh_token, now)
+        self.session(user, &id, refresh_token, now)
     }
 
     /// Spends the presented refresh token and issues a new pair. Presenting a
@@ -134,44 +148,158 @@ impl Accounts {
             )
             .await?;
         match rotation {
-            Rotation::Rotated { user_id } => {
+            Rotation::Rotated { user_id, family } => {
                 let user = self
                     .store
                     .user_by_id(user_id)
                     .await?
                     .ok_or(Error::Unauthorized(BAD_REFRESH))?;
-                self.session(user, next, now)
+                self.session(user, &family, next, now)
             }
-            Rotation::ReuseDetected => {
-                tracing::warn!("refresh token re-use detected; token family revoked");
+            Rotation::ReuseDetected { user_id, family } => {
+                tracing::warn!(user = %user_id, "refresh token re-use detected; its login is ended");
+                self.end_sessions(user_id, SessionsToEnd::One(family))
+                    .await?;
                 Err(Error::Unauthorized(BAD_REFRESH))
             }
             Rotation::Invalid => Err(Error::Unauthorized(BAD_REFRESH)),
         }
     }
 
-    /// Revokes the token's whole family. Unknown tokens are accepted silently so
-    /// that logout is idempotent and reveals nothing.
+    /// Ends the token's login: its refresh tokens, access tokens and
+    /// connections. Unknown tokens are accepted silently so that logout is
+    /// idempotent and reveals nothing.
     pub async fn logout(&self, presented: &str) -> Result<()> {
-        self.store
-            .revoke_refresh_family(&tokens::hash_refresh_token(presented), Timestamp::now())
+        let committed = self
+            .store
+            .end_session_of_token(&tokens::hash_refresh_token(presented), Timestamp::now())
             .await?;
+        self.publisher.publish_committed(committed);
         Ok(())
     }
 
-    /// The user an access token speaks for.
-    pub fn authenticate(&self, access_token: &str) -> Result<UserId> {
-        self.access.verify(access_token)
+    /// Who an access token speaks for, if its login is still live: a token
+    /// whose login ended (or whose account is gone) is refused like an
+    /// invalid one, before it expires.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Bearer> {
+        let bearer = self.verify_token(access_token).await?;
+        if self.is_live(&bearer).await? {
+            Ok(bearer)
+        } else {
+            Err(Error::Unauthorized("the token's login has ended"))
+        }
     }
 
-    /// As `authenticate`, and the user still exists: a token outliving its
-    /// account is refused like an invalid one.
-    pub async fn authenticate_current(&self, access_token: &str) -> Result<UserId> {
-        let user = self.access.verify(access_token)?;
-        match self.store.user_by_id(user).await? {
-            Some(_) => Ok(user),
-            None => Err(Error::Unauthorized("the token's account no longer exists")),
+    /// Who an access token speaks for, by its signature and claims alone; a
+    /// connection checks `is_live` once it listens for its login's end.
+    pub async fn verify_token(&self, access_token: &str) -> Result<Bearer> {
+        self.access.verify(access_token).await
+    }
+
+    /// Whether the token's login has neither ended nor expired.
+    pub async fn is_live(&self, bearer: &Bearer) -> Result<bool> {
+        Ok(self
+            .store
+            .session_is_live(bearer.user, &bearer.session, Timestamp::now())
+            .await?)
+    }
+
+    /// The caller's live logins, newest first.
+    pub async fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>> {
+        Ok(self.store.sessions(user, Timestamp::now()).await?)
+    }
+
+    /// Ends one of the caller's logins; `NotFound` when it has no live login
+    /// of that id (another user's included).
+    pub async fn end_session(&self, user: UserId, session: &str) -> Result<()> {
+        let ended = self
+            .end_sessions(user, SessionsToEnd::One(session.to_owned()))
+            .await?;
+        if ended.is_empty() {
+            return Err(Error::NotFound("session"));
         }
+        Ok(())
+    }
+
+    /// Ends every login of the caller, the calling one included.
+    pub async fn end_all_sessions(&self, user: UserId) -> Result<()> {
+        self.end_sessions(user, SessionsToEnd::AllBut(None)).await?;
+        Ok(())
+    }
+
+    /// Changes the password after checking the current one; every other
+    /// login of the account ends, the calling one (`bearer.session`) stays.
+    /// Checking the current password is a login attempt: the same rate and
+    /// back-off apply, so a stolen access token cannot guess it quickly.
+    pub async fn change_password(
+        &self,
+        bearer: &Bearer,
+        current: &str,
+        new_password: String,
+        from: ClientAddr,
+    ) -> Result<()> {
+        let new_password = Password::parse(new_password).map_err(|err| match err {
+            Error::Invalid { reason, .. } => Error::Invalid {
+                field: "new_password",
+                reason,
+            },
+            other => other,
+        })?;
+        self.throttles.login_per_address.check(&from)?;
+        let credentials = self
+            .store
+            .credentials_by_id(bearer.user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let now = Timestamp::now();
+        let subject = login_subject(&credentials.user.username, from);
+        let streak = self.store.login_failures(&subject).await?;
+        if let Some(streak) = streak {
+            self.throttles
+                .login_backoff
+                .check(streak.count, streak.last_failed_at, now)?;
+        }
+        if !self
+            .passwords
+            .verify(current, Some(&credentials.password_hash))
+            .await?
+        {
+            let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
+            self.store
+                .record_login_failure(&subject, now, forget_before)
+                .await?;
+            return Err(Error::Forbidden("the current password is wrong"));
+        }
+        if streak.is_some() {
+            self.store.clear_login_failures(&subject).await?;
+        }
+        let password_hash = self.passwords.hash(new_password.expose()).await?;
+        if !self
+            .store
+            .set_password_hash(bearer.user, &password_hash)
+            .await?
+        {
+            return Err(Error::NotFound("user"));
+        }
+        self.end_sessions(
+            bearer.user,
+            SessionsToEnd::AllBut(Some(bearer.session.clone())),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn end_sessions(&self, user: UserId, which: SessionsToEnd) -> Result<Vec<String>> {
+        let committed = self
+            .store
+            .end_sessions(user, which, Timestamp::now())
+            .await?;
+        Ok(self.publisher.publish_committed(committed))
+    }
+
+    /// The keys access tokens are signed with (`tokens::AccessTokens`).
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.access
     }
 
     pub async fn user(&self, id: UserId) -> Result<User> {
@@ -233,9 +361,15 @@ impl Accounts {
             .ok_or(Error::NotFound("user"))
     }
 
-    fn session(&self, user: User, refresh_token: String, now: Timestamp) -> Result<Session> {
+    fn session(
+        &self,
+        user: User,
+        family: &str,
+        refresh_token: String,
+        now: Timestamp,
+    ) -> Result<Session> {
         Ok(Session {
-            access_token: self.access.issue(user.id, now)?,
+            access_token: self.access.issue(user.id, family, now)?,
             refresh_token,
             expires_in: self.access.ttl_secs(),
             user,
@@ -248,6 +382,16 @@ impl Accounts {
 fn login_subject(username: &str, from: ClientAddr) -> String {
     let name: String = username.trim().to_lowercase().chars().take(64).collect();
     format!("{name} {from}")
+}
+
+/// What a session list shows of a browser's or app's `User-Agent`: enough to
+/// tell logins apart, bounded so a client cannot store a novel.
+fn shorten_user_agent(agent: &str) -> String {
+    agent
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(256)
+        .collect()
 }
 
 /// Someone named by id or by username.

@@ -67,6 +67,12 @@ pub enum DomainEvent {
         online: bool,
         at: Timestamp,
     },
+    /// These logins of the user ended (signed out, revoked, password changed):
+    /// their connections close, and their refresh tokens no longer work.
+    SessionsEnded {
+        user_id: UserId,
+        sessions: Vec<String>,
+    },
     /// Cluster mode, every few seconds: everyone with a connection on `node`.
     /// A node whose heartbeats stop is presumed dead and its users offline.
     NodeHeartbeat {
@@ -89,6 +95,8 @@ impl DomainEvent {
                 node.hash(&mut hasher);
                 hasher.finish() as i64
             }
+            // A user's account events keep their order.
+            DomainEvent::SessionsEnded { user_id, .. } => user_id.0,
             room_event => room_event.room_id().0,
         }
     }
@@ -104,10 +112,13 @@ impl DomainEvent {
         )
     }
 
-    /// The room a room event belongs to (0 for presence and heartbeats).
+    /// The room a room event belongs to (0 for presence, heartbeats and
+    /// account events).
     pub fn room_id(&self) -> RoomId {
         match self {
-            DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => RoomId(0),
+            DomainEvent::Presence { .. }
+            | DomainEvent::NodeHeartbeat { .. }
+            | DomainEvent::SessionsEnded { .. } => RoomId(0),
             DomainEvent::MessagePosted(m) | DomainEvent::MessageEdited(m) => m.room_id,
             DomainEvent::MessageDeleted { room_id, .. }
             | DomainEvent::ReadMarkerMoved { room_id, .. }
@@ -228,6 +239,10 @@ enum EventV1 {
         online: Vec<i64>,
         at: i64,
     },
+    SessionsEnded {
+        user_id: i64,
+        sessions: Vec<String>,
+    },
 }
 
 /// A room as `GET /api/v1/rooms/{id}` shows it.
@@ -280,7 +295,8 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 13] = [
+const KNOWN_TYPES: [&str; 14] = [
+    "sessions_ended",
     "typing",
     "presence",
     "node_heartbeat",
@@ -388,6 +404,10 @@ pub fn encode(event: &DomainEvent) -> String {
             node: node.clone(),
             online: online.iter().map(|u| u.0).collect(),
             at: at.0,
+        },
+        DomainEvent::SessionsEnded { user_id, sessions } => EventV1::SessionsEnded {
+            user_id: user_id.0,
+            sessions: sessions.clone(),
         },
     };
     serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
@@ -509,6 +529,10 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             online: online.into_iter().map(UserId).collect(),
             at: Timestamp(at),
         },
+        EventV1::SessionsEnded { user_id, sessions } => DomainEvent::SessionsEnded {
+            user_id: UserId(user_id),
+            sessions,
+        },
     }))
 }
 
@@ -554,6 +578,10 @@ mod tests {
             DomainEvent::MessageDeleted {
                 room_id: RoomId(3),
                 seq: 42,
+            },
+            DomainEvent::SessionsEnded {
+                user_id: UserId(9),
+                sessions: vec!["a".into(), "b".into()],
             },
             DomainEvent::ReadMarkerMoved {
                 room_id: RoomId(3),

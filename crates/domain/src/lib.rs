@@ -11,6 +11,7 @@ pub mod bus;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod keys;
 pub mod messages;
 pub mod model;
 pub mod outbox;

@@ -29,7 +29,9 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
         DomainEvent::RoomUpdated(_)
         | DomainEvent::Typing { .. }
         | DomainEvent::Presence { .. }
-        | DomainEvent::NodeHeartbeat { .. } => true,
+        | DomainEvent::NodeHeartbeat { .. }
+        // An ended session never comes back.
+        | DomainEvent::SessionsEnded { .. } => true,
         DomainEvent::RoomDeleted { room_id } => store.room_by_id(*room_id).await?.is_none(),
     })
 }

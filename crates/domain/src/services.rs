@@ -19,7 +19,6 @@ use crate::tokens::AccessTokens;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
-    pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: i64,
     pub hashing: HashingLimits,
     pub rates: RateLimits,
@@ -29,7 +28,6 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 4096,
-            access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             hashing: HashingLimits::default(),
             rates: RateLimits::default(),
@@ -51,7 +49,7 @@ impl Services {
     pub fn start(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
-        jwt_secret: &[u8],
+        access: AccessTokens,
         hash_cost: HashCost,
         limits: Limits,
         writer: WriterConfig,
@@ -59,12 +57,12 @@ impl Services {
         let passwords = Passwords::new(hash_cost, limits.hashing)?;
         let throttles = Arc::new(Throttles::new(&limits.rates));
         throttles.spawn_forgetting();
-        let access = AccessTokens::new(jwt_secret, limits.access_token_ttl_secs);
         let publisher = Publisher::new(bus, store.clone());
         let (writer, writer_task) = MessageWriter::spawn(store.clone(), publisher.clone(), writer);
         let services = Self {
             accounts: Accounts::new(
                 store.clone(),
+                publisher.clone(),
                 passwords.clone(),
                 access,
                 limits.refresh_token_ttl_secs,

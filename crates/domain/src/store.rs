@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::events::{DomainEvent, OutboxEntry, OutboxRow};
 use crate::ids::{RoomId, UserId};
+use crate::keys::SigningKey;
 use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
 use crate::time::Timestamp;
 
@@ -40,23 +41,44 @@ pub struct NewRoom {
     pub created_at: Timestamp,
 }
 
-pub struct NewRefreshToken {
+/// A login: its session row and its first refresh token.
+pub struct NewSession {
+    /// Also the family every refresh token of this login shares (re-use
+    /// revokes it) and the `sid` of its access tokens.
+    pub id: String,
     pub user_id: UserId,
-    /// All tokens descended from one login share a family; re-use revokes it.
-    pub family: String,
-    /// SHA-256 of the token; the token itself is never stored.
+    /// SHA-256 of the first refresh token; the token itself is never stored.
     pub token_hash: String,
+    pub user_agent: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// A login as its owner sees it in the session list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+    pub user_agent: Option<String>,
+}
+
+/// Which of a user's logins to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsToEnd {
+    One(String),
+    /// Every one but the given (the caller's own, when it stays signed in).
+    AllBut(Option<String>),
 }
 
 /// What presenting a refresh token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live; it is now spent and `new` replaces it.
-    Rotated { user_id: UserId },
-    /// The token was already spent: its whole family is now revoked.
-    ReuseDetected,
+    Rotated { user_id: UserId, family: String },
+    /// The token was already spent: its whole family is now revoked (the
+    /// session itself is ended with `end_sessions`).
+    ReuseDetected { user_id: UserId, family: String },
     /// Unknown, expired or revoked.
     Invalid,
 }
@@ -190,7 +212,7 @@ pub enum ReadMark {
 /// implemented in a module of its own); the domain holds a `dyn Store`,
 /// which reaches every aggregate's methods.
 #[async_trait]
-pub trait Store: AccountStore + RoomStore + MessageStore + OutboxStore {
+pub trait Store: AccountStore + KeyStore + RoomStore + MessageStore + OutboxStore {
     /// Cheap round trip proving the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -204,6 +226,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn credentials_by_username(&self, username: &str)
         -> StoreResult<Option<UserCredentials>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>>;
+    /// False when the user does not exist.
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool>;
     /// Up to `limit` users whose username or lower-cased display name starts
     /// with `prefix` (already lower case), with username greater than `after`,
     /// ordered by username.
@@ -217,9 +242,11 @@ pub trait AccountStore: Send + Sync + 'static {
         display_name: &str,
     ) -> StoreResult<Option<User>>;
 
-    async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()>;
+    /// Records a login and its first refresh token.
+    async fn insert_session(&self, session: NewSession) -> StoreResult<()>;
     /// Atomically spend `presented_hash` and store `next_hash` in its family
-    /// (valid until `next_expires_at`), or detect re-use of a spent token.
+    /// (valid until `next_expires_at`, which the session's expiry follows), or
+    /// detect re-use of a spent token (which ends the session).
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
@@ -227,8 +254,31 @@ pub trait AccountStore: Send + Sync + 'static {
         next_expires_at: Timestamp,
         now: Timestamp,
     ) -> StoreResult<Rotation>;
-    /// Revoke the family `token_hash` belongs to; false when the token is unknown.
-    async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Ends the session `token_hash` belongs to; its id, `None` when the token
+    /// is unknown or its session had already ended.
+    async fn end_session_of_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Committed<Option<String>>>;
+    /// Ends `user`'s sessions that `which` names and that are still live
+    /// (their refresh tokens revoked, `SessionsEnded` in the outbox); the ids
+    /// of those it ended.
+    async fn end_sessions(
+        &self,
+        user: UserId,
+        which: SessionsToEnd,
+        now: Timestamp,
+    ) -> StoreResult<Committed<Vec<String>>>;
+    /// `user`'s live sessions (neither ended nor expired at `now`), newest first.
+    async fn sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<SessionRecord>>;
+    /// Whether `session` is a live session of `user` (so also: the user exists).
+    async fn session_is_live(
+        &self,
+        user: UserId,
+        session: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// The current streak of failed logins of `subject` (an account at an
     /// address), if it has one.
@@ -244,6 +294,16 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Ends `subject`'s streak (a successful login).
     async fn clear_login_failures(&self, subject: &str) -> StoreResult<()>;
+}
+
+/// The keys that sign access tokens.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    /// Adds a key. With `first`, only if the store has no key yet (of
+    /// several nodes trying at once, one succeeds); false when it did not.
+    async fn insert_signing_key(&self, key: &SigningKey, first: bool) -> StoreResult<bool>;
+    async fn delete_signing_keys(&self, kids: &[String]) -> StoreResult<()>;
 }
 
 /// Consecutive failed logins of one account from one address.

@@ -1,71 +1,328 @@
-//! Access tokens (JWT, HS256 pinned) and refresh tokens (random, stored hashed).
+//! Access tokens (JWTs whose key and algorithm are pinned per `kid`) and
+//! refresh tokens (random, stored hashed).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ids::UserId;
+use crate::keys::{KeyAlgorithm, KeySchedule, PublicKey, PublicMaterial, SigningKey};
+use crate::store::KeyStore;
 use crate::time::Timestamp;
+
+const INVALID: &str = "invalid or expired access token";
+/// Clock difference tolerated between the node that signs and the one that
+/// verifies.
+const LEEWAY_SECS: u64 = 5;
+/// A token with a `kid` this node does not know makes it read the keys from
+/// the store again (a key another node or `palaver keys rotate` added), at
+/// most this often.
+const RELOAD_ON_UNKNOWN_KID_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    /// The login (refresh-token family) the token was issued to.
+    sid: String,
     iat: i64,
     exp: i64,
+    iss: String,
+    aud: String,
 }
 
-#[derive(Clone)]
+/// Who a verified access token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bearer {
+    pub user: UserId,
+    /// The login it was issued to (`Session` id).
+    pub session: String,
+}
+
+/// What every token carries and is checked for.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub ttl_secs: u64,
+}
+
+/// Issues and verifies access tokens, with keys from the store (the default)
+/// or one shared HS256 secret (`--jwt-secret`).
 pub struct AccessTokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-    ttl_secs: u64,
+    settings: TokenSettings,
+    keys: Keys,
+}
+
+enum Keys {
+    Shared {
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+    },
+    Stored {
+        store: Arc<dyn KeyStore>,
+        loaded: RwLock<Arc<LoadedKeys>>,
+        /// When a token with an unknown `kid` last made this node re-read.
+        last_unknown_kid: Mutex<Option<Instant>>,
+    },
+}
+
+/// The store's keys, decoded once.
+struct LoadedKeys {
+    schedule: KeySchedule,
+    encoding: HashMap<String, EncodingKey>,
+    decoding: HashMap<String, (Algorithm, DecodingKey)>,
+    public: Vec<PublicKey>,
+}
+
+impl LoadedKeys {
+    fn decode(keys: Vec<SigningKey>) -> Result<Self> {
+        let schedule = KeySchedule::new(keys);
+        let mut encoding = HashMap::new();
+        let mut decoding = HashMap::new();
+        let mut public = Vec::new();
+        for key in schedule.keys() {
+            let public_key = key.public()?;
+            let (algorithm, encoding_key, decoding_key) = match &public_key.material {
+                PublicMaterial::Ed25519 { x } => (
+                    Algorithm::EdDSA,
+                    EncodingKey::from_ed_der(&key.private_der),
+                    DecodingKey::from_ed_components(x).map_err(|_| Error::Internal)?,
+                ),
+                PublicMaterial::Rsa { n, e } => (
+                    Algorithm::RS256,
+                    EncodingKey::from_rsa_der(&key.private_der),
+                    DecodingKey::from_rsa_components(n, e).map_err(|_| Error::Internal)?,
+                ),
+            };
+            encoding.insert(key.kid.clone(), encoding_key);
+            decoding.insert(key.kid.clone(), (algorithm, decoding_key));
+            public.push(public_key);
+        }
+        Ok(Self {
+            schedule,
+            encoding,
+            decoding,
+            public,
+        })
+    }
 }
 
 impl AccessTokens {
-    pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
-        // Pinning the algorithm rejects `alg: none` and key-confusion tricks.
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+    /// Every token signed and verified with one HS256 secret.
+    pub fn shared_secret(secret: &[u8], settings: TokenSettings) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            ttl_secs,
+            settings,
+            keys: Keys::Shared {
+                encoding: EncodingKey::from_secret(secret),
+                decoding: DecodingKey::from_secret(secret),
+            },
         }
     }
 
-    pub fn ttl_secs(&self) -> u64 {
-        self.ttl_secs
+    /// Signs with the store's keys, creating the first one (`first_key`'s
+    /// algorithm) when the store has none.
+    pub async fn from_store(
+        store: Arc<dyn KeyStore>,
+        first_key: KeyAlgorithm,
+        settings: TokenSettings,
+    ) -> Result<Self> {
+        let mut keys = store.signing_keys().await?;
+        if keys.is_empty() {
+            let now = Timestamp::now();
+            let key = SigningKey::generate(first_key, now, now)?;
+            if store.insert_signing_key(&key, true).await? {
+                tracing::info!(kid = %key.kid, algorithm = key.algorithm.jose_name(), "created the first signing key");
+            }
+            // Read back: another node may have created it first.
+            keys = store.signing_keys().await?;
+        }
+        let loaded = LoadedKeys::decode(keys)?;
+        Ok(Self {
+            settings,
+            keys: Keys::Stored {
+                store,
+                loaded: RwLock::new(Arc::new(loaded)),
+                last_unknown_kid: Mutex::new(None),
+            },
+        })
     }
 
-    pub fn issue(&self, user: UserId, now: Timestamp) -> Result<String> {
+    pub fn ttl_secs(&self) -> u64 {
+        self.settings.ttl_secs
+    }
+
+    /// How long after a key stopped signing a token of it can still verify.
+    pub fn token_lifetime_secs(&self) -> i64 {
+        (self.settings.ttl_secs + LEEWAY_SECS) as i64
+    }
+
+    /// Reads the keys from the store again (a rotation).
+    pub async fn reload(&self) -> Result<()> {
+        if let Keys::Stored { store, loaded, .. } = &self.keys {
+            let fresh = LoadedKeys::decode(store.signing_keys().await?)?;
+            *loaded.write().expect("the key lock is never poisoned") = Arc::new(fresh);
+        }
+        Ok(())
+    }
+
+    pub fn issue(&self, user: UserId, session: &str, now: Timestamp) -> Result<String> {
         let iat = now.0 / 1000;
         let claims = Claims {
             sub: user.0.to_string(),
+            sid: session.to_owned(),
             iat,
-            exp: iat + self.ttl_secs as i64,
+            exp: iat + self.settings.ttl_secs as i64,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|e| {
+        let encoded = match &self.keys {
+            Keys::Shared { encoding, .. } => {
+                encode(&Header::new(Algorithm::HS256), &claims, encoding)
+            }
+            Keys::Stored { loaded, .. } => {
+                let loaded = self.loaded(loaded);
+                let key = loaded.schedule.signer(now).ok_or_else(|| {
+                    tracing::error!("no signing key is due yet");
+                    Error::Internal
+                })?;
+                let (algorithm, _) = loaded.decoding[&key.kid];
+                let mut header = Header::new(algorithm);
+                header.kid = Some(key.kid.clone());
+                encode(&header, &claims, &loaded.encoding[&key.kid])
+            }
+        };
+        encoded.map_err(|e| {
             tracing::error!(error = %e, "jwt encoding failed");
             Error::Internal
         })
     }
 
-    pub fn verify(&self, token: &str) -> Result<UserId> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| Error::Unauthorized("invalid or expired access token"))?;
-        data.claims
+    /// Verifies with the keys known now, reading them from the store once
+    /// more when the token names a key this node has not seen.
+    pub async fn verify(&self, token: &str) -> Result<Bearer> {
+        match self.verify_known(token, Timestamp::now()) {
+            Err(Unverified::UnknownKey) if self.may_reload() => {
+                self.reload().await?;
+                self.verify_known(token, Timestamp::now())
+                    .map_err(|_| Error::Unauthorized(INVALID))
+            }
+            other => other.map_err(|_| Error::Unauthorized(INVALID)),
+        }
+    }
+
+    /// Verifies with the keys this node holds, without reading the store.
+    pub fn verify_known(&self, token: &str, now: Timestamp) -> Result<Bearer, Unverified> {
+        let claims = match &self.keys {
+            Keys::Shared { decoding, .. } => self.decode(token, Algorithm::HS256, decoding)?,
+            Keys::Stored { loaded, .. } => {
+                let loaded = self.loaded(loaded);
+                let header = decode_header(token).map_err(|_| Unverified::Invalid)?;
+                let kid = header.kid.ok_or(Unverified::Invalid)?;
+                let (Some((algorithm, key)), Some(stored)) =
+                    (loaded.decoding.get(&kid), loaded.schedule.find(&kid))
+                else {
+                    return Err(Unverified::UnknownKey);
+                };
+                if !loaded
+                    .schedule
+                    .verifies(stored, now, self.token_lifetime_secs())
+                {
+                    return Err(Unverified::Invalid);
+                }
+                self.decode(token, *algorithm, key)?
+            }
+        };
+        let user = claims
             .sub
             .parse()
             .map(UserId)
-            .map_err(|_| Error::Unauthorized("invalid or expired access token"))
+            .map_err(|_| Unverified::Invalid)?;
+        Ok(Bearer {
+            user,
+            session: claims.sid,
+        })
     }
+
+    /// The public keys other services verify tokens with (none for a shared
+    /// secret, which must never be published).
+    pub fn public_keys(&self, now: Timestamp) -> Vec<PublicKey> {
+        match &self.keys {
+            Keys::Shared { .. } => Vec::new(),
+            Keys::Stored { loaded, .. } => {
+                let loaded = self.loaded(loaded);
+                let lifetime = self.token_lifetime_secs();
+                loaded
+                    .public
+                    .iter()
+                    .filter(|public| {
+                        loaded
+                            .schedule
+                            .find(&public.kid)
+                            .is_some_and(|key| loaded.schedule.verifies(key, now, lifetime))
+                    })
+                    .cloned()
+                    .collect()
+            }
+        }
+    }
+
+    fn decode(
+        &self,
+        token: &str,
+        algorithm: Algorithm,
+        key: &DecodingKey,
+    ) -> Result<Claims, Unverified> {
+        // One algorithm per key: `alg: none` and key-confusion tricks fail here.
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        decode::<Claims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| Unverified::Invalid)
+    }
+
+    fn loaded(&self, loaded: &RwLock<Arc<LoadedKeys>>) -> Arc<LoadedKeys> {
+        loaded
+            .read()
+            .expect("the key lock is never poisoned")
+            .clone()
+    }
+
+    fn may_reload(&self) -> bool {
+        match &self.keys {
+            Keys::Shared { .. } => false,
+            Keys::Stored {
+                last_unknown_kid, ..
+            } => {
+                let mut last = last_unknown_kid.lock().expect("never poisoned");
+                if last.is_some_and(|at| at.elapsed() < RELOAD_ON_UNKNOWN_KID_EVERY) {
+                    return false;
+                }
+                *last = Some(Instant::now());
+                true
+            }
+        }
+    }
+}
+
+/// Why a token did not verify with the keys at hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverified {
+    Invalid,
+    /// Its `kid` names no key this node holds.
+    UnknownKey,
 }
 
 /// A fresh refresh token: 256 random bits, URL-safe.
@@ -89,34 +346,215 @@ pub fn hash_refresh_token(token: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Mutex;
 
-    #[test]
-    fn issued_token_verifies_to_its_user() {
-        let tokens = AccessTokens::new(b"0123456789abcdef0123456789abcdef", 900);
-        let jwt = tokens.issue(UserId(42), Timestamp::now()).unwrap();
-        assert_eq!(tokens.verify(&jwt).unwrap(), UserId(42));
+    use super::*;
+    use crate::store::StoreResult;
+
+    #[derive(Default)]
+    struct MemoryKeys(Mutex<Vec<SigningKey>>);
+
+    #[async_trait::async_trait]
+    impl KeyStore for MemoryKeys {
+        async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+        async fn insert_signing_key(&self, key: &SigningKey, first: bool) -> StoreResult<bool> {
+            let mut keys = self.0.lock().unwrap();
+            if first && !keys.is_empty() {
+                return Ok(false);
+            }
+            keys.push(key.clone());
+            Ok(true)
+        }
+        async fn delete_signing_keys(&self, kids: &[String]) -> StoreResult<()> {
+            self.0.lock().unwrap().retain(|k| !kids.contains(&k.kid));
+            Ok(())
+        }
+    }
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            issuer: "palaver".into(),
+            audience: "palaver".into(),
+            ttl_secs: 900,
+        }
+    }
+
+    async fn stored(store: &Arc<MemoryKeys>, algorithm: KeyAlgorithm) -> AccessTokens {
+        AccessTokens::from_store(store.clone(), algorithm, settings())
+            .await
+            .unwrap()
+    }
+
+    fn segment(token: &str, at: usize) -> serde_json::Value {
+        let part = token.split('.').nth(at).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn issued_tokens_verify_to_their_user_and_login_with_either_algorithm() {
+        for algorithm in [KeyAlgorithm::EdDsa, KeyAlgorithm::Rs256] {
+            let store = Arc::new(MemoryKeys::default());
+            let tokens = stored(&store, algorithm).await;
+            let jwt = tokens
+                .issue(UserId(42), "login-1", Timestamp::now())
+                .unwrap();
+            let header = segment(&jwt, 0);
+            assert_eq!(header["alg"], algorithm.jose_name());
+            assert_eq!(header["kid"], store.0.lock().unwrap()[0].kid.as_str());
+            let claims = segment(&jwt, 1);
+            assert_eq!(
+                (claims["iss"].as_str(), claims["aud"].as_str()),
+                (Some("palaver"), Some("palaver"))
+            );
+            let bearer = tokens.verify(&jwt).await.unwrap();
+            assert_eq!(
+                bearer,
+                Bearer {
+                    user: UserId(42),
+                    session: "login-1".into()
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_node_on_one_store_verifies_the_others_tokens() {
+        let store = Arc::new(MemoryKeys::default());
+        let first = stored(&store, KeyAlgorithm::EdDsa).await;
+        let second = stored(&store, KeyAlgorithm::EdDsa).await;
+        assert_eq!(
+            store.0.lock().unwrap().len(),
+            1,
+            "the second node reuses the key"
+        );
+        let jwt = first.issue(UserId(1), "s", Timestamp::now()).unwrap();
+        assert_eq!(second.verify(&jwt).await.unwrap().user, UserId(1));
+    }
+
+    #[tokio::test]
+    async fn a_key_added_to_the_store_is_picked_up_when_a_token_names_it() {
+        let store = Arc::new(MemoryKeys::default());
+        let signer = stored(&store, KeyAlgorithm::EdDsa).await;
+        let verifier = stored(&store, KeyAlgorithm::EdDsa).await;
+        // A second later than the first key, whatever the kids.
+        let now = Timestamp::now().plus_seconds(1);
+        store
+            .insert_signing_key(
+                &SigningKey::generate(KeyAlgorithm::Rs256, now, now).unwrap(),
+                false,
+            )
+            .await
+            .unwrap();
+        signer.reload().await.unwrap();
+        let jwt = signer.issue(UserId(7), "s", now).unwrap();
+        assert_eq!(
+            segment(&jwt, 0)["alg"],
+            "RS256",
+            "the newest key that is due signs"
+        );
+        assert_eq!(verifier.verify(&jwt).await.unwrap().user, UserId(7));
+        // Tokens naming keys nobody has make the store read at most once a second.
+        let unknown = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","kid":"nobody's"}"#),
+            jwt.split('.').nth(1).unwrap(),
+            jwt.split('.').nth(2).unwrap()
+        );
+        assert!(verifier.verify(&unknown).await.is_err());
+        assert!(!verifier.may_reload(), "throttled");
+    }
+
+    #[tokio::test]
+    async fn expired_foreign_retired_and_unsigned_tokens_are_rejected() {
+        let store = Arc::new(MemoryKeys::default());
+        let hours_ago = Timestamp::now().plus_seconds(-7200);
+        store
+            .insert_signing_key(
+                &SigningKey::generate(KeyAlgorithm::EdDsa, hours_ago, hours_ago).unwrap(),
+                true,
+            )
+            .await
+            .unwrap();
+        let tokens = stored(&store, KeyAlgorithm::EdDsa).await;
+        let old = tokens
+            .issue(UserId(1), "s", Timestamp::now().plus_seconds(-3600))
+            .unwrap();
+        assert!(tokens.verify(&old).await.is_err());
+
+        let other = stored(&Arc::new(MemoryKeys::default()), KeyAlgorithm::EdDsa).await;
+        let foreign = other.issue(UserId(1), "s", Timestamp::now()).unwrap();
+        assert!(tokens.verify(&foreign).await.is_err());
+
+        let wrong_audience = AccessTokens::from_store(
+            store.clone(),
+            KeyAlgorithm::EdDsa,
+            TokenSettings {
+                audience: "another service".into(),
+                ..settings()
+            },
+        )
+        .await
+        .unwrap()
+        .issue(UserId(1), "s", Timestamp::now())
+        .unwrap();
+        assert!(tokens.verify(&wrong_audience).await.is_err());
+
+        // {"alg":"none"} with a valid-looking payload and no signature.
+        let kid = store.0.lock().unwrap()[0].kid.clone();
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#)),
+            URL_SAFE_NO_PAD.encode(
+                br#"{"sub":"1","sid":"s","iat":0,"exp":99999999999,"iss":"palaver","aud":"palaver"}"#
+            )
+        );
+        assert!(tokens.verify(&unsigned).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_retired_key_neither_verifies_nor_is_published() {
+        let store = Arc::new(MemoryKeys::default());
+        let tokens = stored(&store, KeyAlgorithm::EdDsa).await;
+        let now = Timestamp::now();
+        let jwt = tokens.issue(UserId(1), "s", now).unwrap();
+        let old_kid = store.0.lock().unwrap()[0].kid.clone();
+        let later = now.plus_seconds(10);
+        store
+            .insert_signing_key(
+                &SigningKey::generate(KeyAlgorithm::EdDsa, now, later).unwrap(),
+                false,
+            )
+            .await
+            .unwrap();
+        tokens.reload().await.unwrap();
+        let published = |at: Timestamp| -> Vec<String> {
+            tokens.public_keys(at).into_iter().map(|k| k.kid).collect()
+        };
+        assert_eq!(
+            published(now).len(),
+            2,
+            "the next key is published before it signs"
+        );
+        assert!(tokens.verify_known(&jwt, now).is_ok());
+        let retired = later.plus_seconds(tokens.token_lifetime_secs());
+        assert!(!published(retired).contains(&old_kid));
+        assert_eq!(tokens.verify_known(&jwt, retired), Err(Unverified::Invalid));
     }
 
     #[test]
-    fn expired_wrong_key_and_unsigned_tokens_are_rejected() {
-        let tokens = AccessTokens::new(b"0123456789abcdef0123456789abcdef", 900);
-        let old = tokens
-            .issue(UserId(1), Timestamp::now().plus_seconds(-3600))
-            .unwrap();
-        assert!(tokens.verify(&old).is_err());
-
-        let other = AccessTokens::new(b"another-secret-another-secret-xx", 900);
-        let foreign = other.issue(UserId(1), Timestamp::now()).unwrap();
-        assert!(tokens.verify(&foreign).is_err());
-
-        // {"alg":"none"} with a valid-looking payload and no signature.
-        let unsigned = format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-            URL_SAFE_NO_PAD.encode(br#"{"sub":"1","iat":0,"exp":99999999999}"#)
+    fn a_shared_secret_signs_hs256_and_publishes_nothing() {
+        let tokens = AccessTokens::shared_secret(b"0123456789abcdef0123456789abcdef", settings());
+        let jwt = tokens.issue(UserId(3), "s", Timestamp::now()).unwrap();
+        assert_eq!(segment(&jwt, 0)["alg"], "HS256");
+        assert_eq!(
+            tokens.verify_known(&jwt, Timestamp::now()).unwrap().user,
+            UserId(3)
         );
-        assert!(tokens.verify(&unsigned).is_err());
+        assert!(tokens.public_keys(Timestamp::now()).is_empty());
+        let other = AccessTokens::shared_secret(b"another-secret-another-secret-xx", settings());
+        assert!(other.verify_known(&jwt, Timestamp::now()).is_err());
     }
 
     #[test]

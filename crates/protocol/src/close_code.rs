@@ -18,3 +18,8 @@ pub const MESSAGE_TOO_BIG: u16 = 1009;
 pub const SLOW_CONSUMER: u16 = 1013;
 /// Authentication failed, or did not arrive in time.
 pub const UNAUTHORIZED: u16 = 4001;
+/// The login this connection authenticated with has ended (signed out here
+/// or everywhere, revoked from the session list, password changed or reset,
+/// account deleted). Its access and refresh tokens no longer work: do not
+/// reconnect with them; sign in again.
+pub const SESSION_ENDED: u16 = 4002;

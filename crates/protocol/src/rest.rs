@@ -61,6 +61,60 @@ pub struct TokenResponse {
     pub user: User,
 }
 
+/// One login of the caller's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    /// RFC 3339: when the login happened.
+    pub created_at: String,
+    /// RFC 3339: the login or its latest refresh (access tokens are not
+    /// counted, so this lags by up to their lifetime).
+    pub last_used_at: String,
+    /// The `User-Agent` the login came with (at most 256 characters).
+    pub user_agent: Option<String>,
+    /// Whether this is the login whose access token made the request.
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new_password: String,
+}
+
+/// A JSON Web Key Set (RFC 7517): the public keys access tokens are signed
+/// with. A token names its key by `kid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// A public key (RFC 7517; RFC 8037 for Ed25519).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// `OKP` (Ed25519) or `RSA`.
+    pub kty: String,
+    pub kid: String,
+    /// `EdDSA` or `RS256`: the only algorithm this key verifies.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// `Ed25519` for an OKP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// The Ed25519 public key, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// The RSA modulus, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// The RSA public exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
     /// Surrounding white space is trimmed; no control characters.

@@ -1,7 +1,7 @@
 //! Builds the whole node from `Settings` and runs it until shut down.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +10,7 @@ use palaver_domain::bus::Bus;
 use palaver_domain::messages::WriterConfig;
 use palaver_domain::outbox::{spawn_relay, RelayConfig};
 use palaver_domain::passwords::{HashCost, HashingLimits};
+use palaver_domain::tokens::{AccessTokens, TokenSettings};
 use palaver_domain::{Limits, Services};
 use palaver_store::{ManagedStore, SqliteStore};
 use tokio::net::TcpListener;
@@ -22,7 +23,6 @@ use crate::delivery::LocalDelivery;
 use crate::http::{self, AppState};
 use crate::hub::Hub;
 use crate::presence::Presence;
-use crate::secrets::load_or_create_jwt_secret;
 
 /// How long shutdown waits for WebSocket sessions to close, then for the
 /// message writer to flush.
@@ -82,14 +82,53 @@ pub async fn open_store(
     }
 }
 
+/// How often a node reads the signing keys again, to learn of a rotation
+/// (and sooner: when a token names a key it does not know).
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
+
+/// The access-token keys: the shared secret when one is set, else the key
+/// pairs in the store (the first one created now if there is none).
+pub async fn access_tokens(
+    settings: &Settings,
+    store: Arc<dyn palaver_domain::store::Store>,
+) -> anyhow::Result<AccessTokens> {
+    let token_settings = TokenSettings {
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+        ttl_secs: settings.access_token_ttl_secs,
+    };
+    match &settings.jwt_secret {
+        Some(secret) => Ok(AccessTokens::shared_secret(secret.expose(), token_settings)),
+        None => AccessTokens::from_store(store, settings.jwt_algorithm, token_settings)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the signing keys: {e}")),
+    }
+}
+
+/// Re-reads the keys every `KEY_RELOAD_EVERY` while the services live (a
+/// weak handle, so shutdown is not held up by this task).
+fn spawn_key_reload(services: Weak<Services>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_RELOAD_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(services) = services.upgrade() else {
+                return;
+            };
+            if let Err(err) = services.accounts.access_tokens().reload().await {
+                tracing::warn!(error = %err, "reading the signing keys failed; keeping the known ones");
+            }
+        }
+    });
+}
+
 impl Application {
     /// Opens storage, starts the services and binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::telemetry::init_metrics();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
-        let jwt_secret =
-            load_or_create_jwt_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?;
         // Names this process in the outbox and on the bus; a restarted node is
         // a new origin, so it hears what its previous life left in the outbox.
         let node_id = format!("{:016x}", rand::random::<u64>());
@@ -135,10 +174,11 @@ impl Application {
                 (kafka.clone(), NodeBus::Kafka(kafka), Some(relay))
             }
         };
+        let access = access_tokens(&settings, store.clone().as_store()).await?;
         let (services, writer_task) = Services::start(
             store.clone().as_store(),
             bus,
-            jwt_secret.expose(),
+            access,
             HashCost {
                 memory_kib: settings.argon2_memory_kib,
                 iterations: settings.argon2_iterations,
@@ -146,7 +186,6 @@ impl Application {
             },
             Limits {
                 max_body_bytes: settings.max_body_bytes,
-                access_token_ttl_secs: settings.access_token_ttl_secs,
                 refresh_token_ttl_secs: settings.refresh_token_ttl_secs as i64,
                 hashing: HashingLimits {
                     concurrent: settings.argon2_concurrency,
@@ -159,6 +198,7 @@ impl Application {
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
 
         let services = Arc::new(services);
+        spawn_key_reload(Arc::downgrade(&services));
         let presence_task = presence_inbox.spawn(
             node_id.clone(),
             settings.kafka_brokers.is_some(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use palaver_domain::keys::KeyAlgorithm;
 use palaver_domain::passwords::HashingLimits;
 use palaver_domain::throttle::{LoginBackoff, Rate, RateLimit, RateLimits};
 use serde::Deserialize;
@@ -41,6 +42,30 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The keys that sign access tokens (kept in the database).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show every key: its kid, algorithm, and when it signs and retires.
+    List(ServeArgs),
+    /// Add a new signing key. It is published at once and signs from
+    /// `--publish-ahead-secs` later, so verifiers that cache the key set see it
+    /// first; the current key stops signing then and stays verifiable until
+    /// its last token has expired. Keys retired longer ago are deleted.
+    Rotate {
+        /// `EdDSA` (Ed25519) or `RS256` [default: EdDSA].
+        #[arg(long, default_value = "EdDSA")]
+        algorithm: String,
+        /// Seconds between publishing the key and signing with it: at least
+        /// the JWKS cache time (300 s) plus how often nodes re-read keys (60 s).
+        #[arg(long, default_value_t = 600)]
+        publish_ahead_secs: u64,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,10 +111,20 @@ pub struct ServeArgs {
     /// Longest a database statement may run, in milliseconds (PostgreSQL) [default: 5000].
     #[arg(long, env = "PALAVER_DB_STATEMENT_TIMEOUT_MS")]
     pub db_statement_timeout_ms: Option<u64>,
-    /// HS256 signing secret for access tokens (at least 32 bytes). When unset, one
-    /// is generated on first start and kept in `<data-dir>/jwt-secret`.
+    /// Sign access tokens with this shared HS256 secret (at least 32 bytes)
+    /// instead of the store's key pairs; no public key is then published.
     #[arg(long, env = "PALAVER_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Algorithm of the signing key created when the store has none: `EdDSA`
+    /// (Ed25519) or `RS256` [default: EdDSA]. Later keys: `palaver keys rotate`.
+    #[arg(long, env = "PALAVER_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    /// The `iss` of every access token, checked on every token [default: palaver].
+    #[arg(long, env = "PALAVER_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` of every access token, checked on every token [default: palaver].
+    #[arg(long, env = "PALAVER_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// Access token lifetime in seconds [default: 900].
     #[arg(long, env = "PALAVER_ACCESS_TOKEN_TTL_SECS")]
     pub access_token_ttl_secs: Option<u64>,
@@ -236,6 +271,9 @@ pub struct Settings {
     pub db_acquire_timeout_ms: u64,
     pub db_statement_timeout_ms: u64,
     pub jwt_secret: Option<Secret>,
+    pub jwt_algorithm: KeyAlgorithm,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub max_body_bytes: usize,
@@ -309,6 +347,19 @@ impl Settings {
                 .jwt_secret
                 .or(file.jwt_secret)
                 .map(|s| Secret::new(s.into_bytes())),
+            jwt_algorithm: match args.jwt_algorithm.or(file.jwt_algorithm) {
+                Some(name) => KeyAlgorithm::parse(&name)
+                    .map_err(|_| anyhow::anyhow!("jwt_algorithm must be EdDSA or RS256"))?,
+                None => KeyAlgorithm::EdDsa,
+            },
+            jwt_issuer: args
+                .jwt_issuer
+                .or(file.jwt_issuer)
+                .unwrap_or_else(|| "palaver".into()),
+            jwt_audience: args
+                .jwt_audience
+                .or(file.jwt_audience)
+                .unwrap_or_else(|| "palaver".into()),
             access_token_ttl_secs: args
                 .access_token_ttl_secs
                 .or(file.access_token_ttl_secs)
@@ -479,6 +530,8 @@ impl Settings {
             anyhow::ensure!(!brokers.trim().is_empty(), "kafka_brokers is empty");
         }
         anyhow::ensure!(!self.kafka_topic.is_empty(), "kafka_topic is empty");
+        anyhow::ensure!(!self.jwt_issuer.is_empty(), "jwt_issuer is empty");
+        anyhow::ensure!(!self.jwt_audience.is_empty(), "jwt_audience is empty");
         anyhow::ensure!(
             self.presence_heartbeat_ms >= 100,
             "presence_heartbeat_ms must be at least 100"

@@ -33,6 +33,11 @@ impl EventSink for LocalDelivery {
                 self.presence.send(Arc::new(event.clone()));
                 return;
             }
+            // No frame: the connections of those logins close (4002).
+            DomainEvent::SessionsEnded { user_id, sessions } => {
+                hub.end_sessions(*user_id, sessions);
+                return;
+            }
             // Follow first, then announce: the new member's connections see
             // their own join and everything after it.
             DomainEvent::MemberJoined {
@@ -91,6 +96,7 @@ mod tests {
     use super::*;
     use crate::outgoing::QueueReceiver;
     use crate::presence::Presence;
+    use crate::stop::StopReason;
 
     fn delivery() -> (Arc<Hub>, LocalDelivery, Presence) {
         let hub = Arc::new(Hub::new(8));
@@ -125,10 +131,25 @@ mod tests {
     }
 
     #[test]
+    fn an_ended_login_stops_only_its_own_connections() {
+        let (hub, delivery, _presence) = delivery();
+        let (ended, _rx) = hub.register(UserId(1), "ended");
+        let (other_login, _rx) = hub.register(UserId(1), "kept");
+        let (other_user, _rx) = hub.register(UserId(2), "ended");
+        delivery.deliver(&DomainEvent::SessionsEnded {
+            user_id: UserId(1),
+            sessions: vec!["ended".into()],
+        });
+        assert!(ended.stop.is_raised(StopReason::SessionEnded));
+        assert!(!other_login.stop.is_raised(StopReason::SessionEnded));
+        assert!(!other_user.stop.is_raised(StopReason::SessionEnded));
+    }
+
+    #[test]
     fn a_message_is_one_sequenced_frame_shared_by_its_followers() {
         let (hub, delivery, _presence) = delivery();
-        let (a, mut rx_a) = hub.register(UserId(1));
-        let (b, mut rx_b) = hub.register(UserId(2));
+        let (a, mut rx_a) = hub.register(UserId(1), "s");
+        let (b, mut rx_b) = hub.register(UserId(2), "s");
         hub.follow(&a, RoomId(10));
         hub.follow(&b, RoomId(10));
         delivery.deliver(&posted(10, 1));
@@ -146,7 +167,7 @@ mod tests {
     #[test]
     fn a_join_is_followed_before_it_is_announced_and_a_leave_is_heard_by_the_leaver() {
         let (hub, delivery, _presence) = delivery();
-        let (_a, mut rx) = hub.register(UserId(1));
+        let (_a, mut rx) = hub.register(UserId(1), "s");
         delivery.deliver(&DomainEvent::MemberJoined {
             room_id: RoomId(5),
             user_id: UserId(1),
@@ -177,8 +198,8 @@ mod tests {
     #[test]
     fn typing_reaches_everyone_but_the_typer() {
         let (hub, delivery, _presence) = delivery();
-        let (typer, mut typer_rx) = hub.register(UserId(1));
-        let (other, mut other_rx) = hub.register(UserId(2));
+        let (typer, mut typer_rx) = hub.register(UserId(1), "s");
+        let (other, mut other_rx) = hub.register(UserId(2), "s");
         hub.follow(&typer, RoomId(3));
         hub.follow(&other, RoomId(3));
         delivery.deliver(&DomainEvent::Typing {
@@ -199,7 +220,7 @@ mod tests {
     #[test]
     fn a_deleted_room_is_unfollowed_after_its_last_frame() {
         let (hub, delivery, _presence) = delivery();
-        let (a, mut rx) = hub.register(UserId(1));
+        let (a, mut rx) = hub.register(UserId(1), "s");
         hub.follow(&a, RoomId(4));
         delivery.deliver(&DomainEvent::RoomDeleted { room_id: RoomId(4) });
         assert!(matches!(rx.try_recv(), Ok(Outbound::Left(RoomId(4)))));

@@ -160,6 +160,8 @@ pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
             user_id: user_id.0,
             expires_in_ms: TYPING_EXPIRES_MS,
         },
-        DomainEvent::Presence { .. } | DomainEvent::NodeHeartbeat { .. } => return None,
+        DomainEvent::Presence { .. }
+        | DomainEvent::NodeHeartbeat { .. }
+        | DomainEvent::SessionsEnded { .. } => return None,
     })
 }

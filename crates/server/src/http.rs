@@ -5,6 +5,7 @@ mod auth;
 pub mod error;
 pub(crate) mod extract;
 mod health;
+mod keys;
 mod logging;
 mod messages;
 mod moderation;
@@ -62,6 +63,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::sessions))
+        .routes(routes!(auth::end_session))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(keys::jwks))
         .routes(routes!(users::me, users::update_me))
         .routes(routes!(users::search))
         .routes(routes!(users::profile))

@@ -71,6 +71,8 @@ const _: () = assert!(std::mem::size_of::<Outbound>() == 16);
 pub struct Connection {
     pub id: u64,
     pub user: UserId,
+    /// The login it authenticated with (the access token's `sid`).
+    pub session: Box<str>,
     queue: QueueSender<Outbound>,
     /// Raised when the connection could not keep up with its queue, or when
     /// the server shuts down.
@@ -168,12 +170,17 @@ impl Hub {
 
     /// Registers a connection of `user`: from now on it receives membership
     /// changes of that user. Rooms are added with [`Hub::follow`].
-    pub fn register(&self, user: UserId) -> (Arc<Connection>, QueueReceiver<Outbound>) {
+    pub fn register(
+        &self,
+        user: UserId,
+        session: &str,
+    ) -> (Arc<Connection>, QueueReceiver<Outbound>) {
         let (queue, rx) = outgoing::channel(self.queue_capacity);
         metrics::gauge!("palaver_connections").increment(1.0);
         let conn = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
+            session: session.into(),
             queue,
             stop: StopSignal::default(),
             rooms: Mutex::new(Vec::new()),
@@ -199,6 +206,16 @@ impl Hub {
         for shard in &self.users.shards {
             for conn in shard.read().values().flatten() {
                 conn.stop.raise(StopReason::Shutdown);
+            }
+        }
+    }
+
+    /// Tells `user`'s connections that authenticated with one of `sessions`
+    /// that their login ended.
+    pub fn end_sessions(&self, user: UserId, sessions: &[String]) {
+        for conn in self.connections_of(user) {
+            if sessions.iter().any(|s| **s == *conn.session) {
+                conn.stop.raise(StopReason::SessionEnded);
             }
         }
     }
@@ -395,9 +412,9 @@ mod tests {
     #[test]
     fn message_reaches_followers_only_with_shared_bytes() {
         let hub = Hub::new(8);
-        let (a, mut rx_a) = hub.register(UserId(1));
-        let (b, mut rx_b) = hub.register(UserId(2));
-        let (_c, mut rx_c) = hub.register(UserId(3));
+        let (a, mut rx_a) = hub.register(UserId(1), "s");
+        let (b, mut rx_b) = hub.register(UserId(2), "s");
+        let (_c, mut rx_c) = hub.register(UserId(3), "s");
         hub.follow(&a, RoomId(10));
         hub.follow(&b, RoomId(10));
         assert_eq!(hub.broadcast(RoomId(10), message(10, 1)), 2);
@@ -414,8 +431,8 @@ mod tests {
     #[test]
     fn recipients_follow_joins_and_leaves_made_after_a_delivery() {
         let hub = Hub::new(8);
-        let (a, mut rx_a) = hub.register(UserId(1));
-        let (b, mut rx_b) = hub.register(UserId(2));
+        let (a, mut rx_a) = hub.register(UserId(1), "s");
+        let (b, mut rx_b) = hub.register(UserId(2), "s");
         hub.follow(&a, RoomId(10));
         hub.broadcast(RoomId(10), message(10, 1)); // builds the room's snapshot
         hub.follow(&b, RoomId(10));
@@ -441,7 +458,7 @@ mod tests {
     #[test]
     fn full_queue_marks_connection_slow_instead_of_growing() {
         let hub = Hub::new(2);
-        let (a, _rx) = hub.register(UserId(1));
+        let (a, _rx) = hub.register(UserId(1), "s");
         hub.follow(&a, RoomId(1));
         for seq in 1..=3 {
             hub.broadcast(RoomId(1), message(1, seq));
@@ -453,9 +470,9 @@ mod tests {
     #[test]
     fn stopping_all_reaches_open_and_later_connections() {
         let hub = Hub::new(8);
-        let (open, _rx) = hub.register(UserId(1));
+        let (open, _rx) = hub.register(UserId(1), "s");
         hub.stop_all();
-        let (later, _rx) = hub.register(UserId(2));
+        let (later, _rx) = hub.register(UserId(2), "s");
         for conn in [&open, &later] {
             assert!(conn.stop.is_raised(StopReason::Shutdown));
             assert!(!conn.stop.is_raised(StopReason::SlowConsumer));
@@ -465,8 +482,8 @@ mod tests {
     #[test]
     fn joining_makes_every_connection_of_the_user_follow_the_room() {
         let hub = Hub::new(8);
-        let (a1, mut rx1) = hub.register(UserId(1));
-        let (_a2, mut rx2) = hub.register(UserId(1));
+        let (a1, mut rx1) = hub.register(UserId(1), "s");
+        let (_a2, mut rx2) = hub.register(UserId(1), "s");
         hub.join(UserId(1), RoomId(5), 7);
         assert_eq!(hub.followers(RoomId(5)), 2);
         for rx in [&mut rx1, &mut rx2] {
@@ -493,7 +510,7 @@ mod tests {
     #[test]
     fn unregistering_returns_the_rooms_followed() {
         let hub = Hub::new(8);
-        let (a, _rx) = hub.register(UserId(1));
+        let (a, _rx) = hub.register(UserId(1), "s");
         hub.follow(&a, RoomId(1));
         hub.follow(&a, RoomId(2));
         hub.unfollow(&a, RoomId(1));
@@ -505,12 +522,12 @@ mod tests {
     #[test]
     fn presence_skips_rooms_too_large_to_fan_out_to() {
         let hub = Hub::new(8);
-        let (small, mut small_rx) = hub.register(UserId(1));
+        let (small, mut small_rx) = hub.register(UserId(1), "s");
         hub.follow(&small, RoomId(1));
         hub.follow(&small, RoomId(2));
         let mut crowd = Vec::new();
         for user in 0..=PRESENCE_ROOM_LIMIT as i64 {
-            let (conn, rx) = hub.register(UserId(100 + user));
+            let (conn, rx) = hub.register(UserId(100 + user), "s");
             hub.follow(&conn, RoomId(2));
             crowd.push((conn, rx));
         }
@@ -532,7 +549,7 @@ mod tests {
     #[test]
     fn dropped_connections_are_pruned_on_delivery() {
         let hub = Hub::new(8);
-        let (a, rx) = hub.register(UserId(1));
+        let (a, rx) = hub.register(UserId(1), "s");
         hub.follow(&a, RoomId(1));
         drop(rx);
         hub.broadcast(RoomId(1), message(1, 1));

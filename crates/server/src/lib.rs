@@ -11,7 +11,6 @@ pub mod http;
 pub mod hub;
 pub mod outgoing;
 pub mod presence;
-mod secrets;
 pub mod session;
 pub mod stop;
 pub mod telemetry;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use palaver_server::config::{Cli, Command, DbCommand, ServeArgs};
+use palaver_server::config::{Cli, Command, DbCommand, KeysCommand, ServeArgs};
 use palaver_server::{app, telemetry, Application, Settings};
 
 #[tokio::main]
@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
         Some(Command::Db(DbCommand::Copy { from, to })) => copy(&from, &to).await,
+        Some(Command::Keys(command)) => keys(command).await,
     }
 }
 
@@ -59,6 +60,88 @@ async fn migrate(args: ServeArgs) -> ExitCode {
         }
         Err(err) => {
             eprintln!("palaver: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn keys(command: KeysCommand) -> ExitCode {
+    use palaver_domain::keys::{self, KeyAlgorithm, KeySchedule};
+    use palaver_domain::time::Timestamp;
+
+    let (args, rotation) = match command {
+        KeysCommand::List(args) => (args, None),
+        KeysCommand::Rotate {
+            algorithm,
+            publish_ahead_secs,
+            serve,
+        } => match KeyAlgorithm::parse(&algorithm) {
+            Ok(algorithm) => (serve, Some((algorithm, publish_ahead_secs))),
+            Err(_) => {
+                eprintln!("palaver: --algorithm must be EdDSA or RS256");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let settings = match load(args) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let store = match app::open_store(&settings, &settings.store_options()).await {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("palaver: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // As `AccessTokens::token_lifetime_secs`: the token lifetime and its leeway.
+    let lifetime = settings.access_token_ttl_secs as i64 + 5;
+    let now = Timestamp::now();
+    let key_store: &dyn palaver_domain::store::KeyStore = &*store;
+    let result = async {
+        if let Some((algorithm, ahead)) = rotation {
+            let (key, deleted) =
+                keys::rotate(key_store, algorithm, ahead as i64, lifetime, now).await?;
+            println!(
+                "added {} ({}), published now, signing from {}",
+                key.kid,
+                key.algorithm.jose_name(),
+                key.signs_from.to_rfc3339()
+            );
+            for kid in deleted {
+                println!("deleted {kid}: retired, no token of it can still be valid");
+            }
+        }
+        let schedule = KeySchedule::new(key_store.signing_keys().await?);
+        let signer = schedule.signer(now).map(|k| k.kid.clone());
+        println!("{:<18} {:<6} {:<26} state", "kid", "alg", "signs from");
+        for key in schedule.keys() {
+            let state = if Some(&key.kid) == signer.as_ref() {
+                "signing".to_owned()
+            } else if key.signs_from > now {
+                "published, not signing yet".to_owned()
+            } else {
+                let retired = schedule
+                    .superseded_at(key)
+                    .map(|at| at.plus_seconds(lifetime).to_rfc3339())
+                    .unwrap_or_default();
+                format!("verifying until {retired}")
+            };
+            println!(
+                "{:<18} {:<6} {:<26} {state}",
+                key.kid,
+                key.algorithm.jose_name(),
+                key.signs_from.to_rfc3339()
+            );
+        }
+        Ok::<_, palaver_domain::Error>(())
+    }
+    .await;
+    store.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("palaver: {err}");
             ExitCode::FAILURE
         }
     }

@@ -22,7 +22,8 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use palaver_domain::model::User;
 use palaver_domain::throttle::{RateLimit, SingleThrottle};
-use palaver_domain::{Error, RoomId, Services, UserId};
+use palaver_domain::tokens::Bearer;
+use palaver_domain::{Error, RoomId, Services};
 use palaver_protocol::close_code;
 use palaver_protocol::ws::ServerFrame;
 
@@ -64,15 +65,28 @@ pub struct SessionDeps {
 pub async fn run<T: Transport>(
     transport: T,
     deps: SessionDeps,
-    user: UserId,
+    bearer: Bearer,
     resume: Option<BTreeMap<String, u64>>,
 ) {
     let mut transport = WriteDeadline::new(transport, deps.write_timeout);
-    // Registered before the first read, so a room joined meanwhile is announced.
-    let (conn, queue) = deps.hub.register(user);
+    // Registered before the first read, so a room joined meanwhile is
+    // announced, and before the login is checked, so its end cannot slip
+    // between the check and the registration.
+    let (conn, queue) = deps.hub.register(bearer.user, &bearer.session);
     // Rare, one-off paths are boxed: an async state machine is as large as its
     // largest state, and every idle connection would otherwise carry them inline.
-    let found = Box::pin(deps.services.rooms.user_with_positions(user)).await;
+    let live = Box::pin(deps.services.accounts.is_live(&bearer)).await;
+    let refused = match live {
+        Ok(true) => None,
+        Ok(false) => Some((close_code::SESSION_ENDED, "session ended")),
+        Err(_) => Some((close_code::GOING_AWAY, "store unavailable")),
+    };
+    if let Some((code, reason)) = refused {
+        deps.hub.unregister(&conn);
+        Box::pin(close(&mut transport, code, reason)).await;
+        return;
+    }
+    let found = Box::pin(deps.services.rooms.user_with_positions(bearer.user)).await;
     let (user, rooms_before) = match found {
         Ok(found) => found,
         Err(err) => {
@@ -197,6 +211,7 @@ impl<T: Transport> Session<T> {
                 reason = &mut stopped => return match reason {
                     StopReason::Shutdown => Box::pin(self.drain_for_shutdown()).await,
                     StopReason::SlowConsumer => End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
+                    StopReason::SessionEnded => End::Close(close_code::SESSION_ENDED, "session ended"),
                 },
                 reply = self.requests.next(), if !self.requests.is_empty() => {
                     self.answer_requests(reply).await
@@ -424,6 +439,7 @@ mod tests {
     use palaver_bus::LocalBus;
     use palaver_domain::messages::WriterConfig;
     use palaver_domain::passwords::HashCost;
+    use palaver_domain::tokens::{AccessTokens, TokenSettings};
     use palaver_domain::Limits;
     use palaver_protocol::ws::ClientFrame;
     use palaver_store::{ManagedStore, SqliteStore, StoreOptions};
@@ -501,7 +517,14 @@ mod tests {
         let (services, _writer) = Services::start(
             store.clone().as_store(),
             Arc::new(LocalBus::new(delivery)),
-            b"a test secret that is long enough for HS256",
+            AccessTokens::shared_secret(
+                b"a test secret that is long enough for HS256",
+                TokenSettings {
+                    issuer: "palaver".into(),
+                    audience: "palaver".into(),
+                    ttl_secs: 900,
+                },
+            ),
             cheap,
             Limits::default(),
             WriterConfig::default(),
@@ -521,6 +544,16 @@ mod tests {
             .await
             .unwrap();
         let room = services.rooms.create(alice.id, "r", None).await.unwrap();
+        let login = services
+            .accounts
+            .login("alice", "correct horse 1", localhost(), None)
+            .await
+            .unwrap();
+        let bearer = services
+            .accounts
+            .authenticate(&login.access_token)
+            .await
+            .unwrap();
 
         let (to_session, inbound) = mpsc::unbounded();
         let (outgoing, mut from_session) = mpsc::unbounded();
@@ -531,7 +564,7 @@ mod tests {
             write_timeout: Duration::from_secs(1),
             frame_rate: RateLimit(None),
         };
-        let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, alice.id, None));
+        let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, bearer, None));
 
         let ServerFrame::Ready { rooms, .. } = next_frame(&mut from_session).await else {
             panic!("no ready first")

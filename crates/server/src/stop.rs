@@ -19,6 +19,8 @@ pub enum StopReason {
     Shutdown,
     /// The connection's queue overflowed: close 1013.
     SlowConsumer,
+    /// The login the connection authenticated with ended: close 4002.
+    SessionEnded,
 }
 
 impl StopReason {
@@ -26,6 +28,7 @@ impl StopReason {
         match self {
             Self::Shutdown => 1,
             Self::SlowConsumer => 2,
+            Self::SessionEnded => 4,
         }
     }
 }
@@ -57,9 +60,13 @@ impl StopSignal {
     /// The reason to stop now, if any; shutdown first, so in-flight sends
     /// are still acknowledged when both are raised.
     fn current(&self) -> Option<StopReason> {
-        [StopReason::Shutdown, StopReason::SlowConsumer]
-            .into_iter()
-            .find(|reason| self.is_raised(*reason))
+        [
+            StopReason::Shutdown,
+            StopReason::SessionEnded,
+            StopReason::SlowConsumer,
+        ]
+        .into_iter()
+        .find(|reason| self.is_raised(*reason))
     }
 
     /// Resolves once any reason is raised.

@@ -1,6 +1,8 @@
 //! Domain records → REST bodies: what clients are shown of them.
 
+use palaver_domain::keys::{PublicKey, PublicMaterial};
 use palaver_domain::model::{Member, Message, Room, RoomProfile, RoomSummary, User};
+use palaver_domain::store::SessionRecord;
 use palaver_domain::time::Timestamp;
 use palaver_protocol::rest;
 
@@ -10,6 +12,34 @@ pub fn user(user: &User) -> rest::User {
         username: user.username.clone(),
         display_name: user.display_name.clone(),
         created_at: user.created_at.to_rfc3339(),
+    }
+}
+
+/// `current`: the id of the login making the request.
+pub fn session(session: &SessionRecord, current: &str) -> rest::SessionInfo {
+    rest::SessionInfo {
+        id: session.id.clone(),
+        created_at: session.created_at.to_rfc3339(),
+        last_used_at: session.last_used_at.to_rfc3339(),
+        user_agent: session.user_agent.clone(),
+        current: session.id == current,
+    }
+}
+
+pub fn jwk(key: &PublicKey) -> rest::Jwk {
+    let (kty, crv, x, n, e) = match &key.material {
+        PublicMaterial::Ed25519 { x } => ("OKP", Some("Ed25519"), Some(x), None, None),
+        PublicMaterial::Rsa { n, e } => ("RSA", None, None, Some(n), Some(e)),
+    };
+    rest::Jwk {
+        kty: kty.into(),
+        kid: key.kid.clone(),
+        alg: key.algorithm.jose_name().into(),
+        use_: "sig".into(),
+        crv: crv.map(Into::into),
+        x: x.cloned(),
+        n: n.cloned(),
+        e: e.cloned(),
     }
 }
 

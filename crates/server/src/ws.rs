@@ -54,7 +54,7 @@ async fn serve(mut socket: WebSocket, state: AppState, token: Option<String>) {
     let authenticated = Box::pin(authenticate(&mut socket, &state, token)).await;
     let mut transport = WsTransport::new(socket);
     match authenticated {
-        Ok(auth) => session::run(transport, state.session_deps(), auth.user_id, auth.resume).await,
+        Ok(auth) => session::run(transport, state.session_deps(), auth.bearer, auth.resume).await,
         Err(Refused::Unauthorized(reason)) => {
             session::close(&mut transport, close_code::UNAUTHORIZED, reason).await
         }

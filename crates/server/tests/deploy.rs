@@ -179,8 +179,8 @@ fn compose_runs_postgres_a_broker_two_nodes_and_a_balancer_over_them() {
         Some("kafka:9092")
     );
     assert!(
-        environment["PALAVER_JWT_SECRET"].as_str().is_some(),
-        "nodes share one JWT secret"
+        environment["PALAVER_JWT_SECRET"].is_badvalue(),
+        "nodes share their signing keys through the database, not a secret"
     );
     assert_eq!(
         node["build"]["dockerfile"].as_str(),
@@ -275,7 +275,7 @@ fn kubernetes_probes_ports_and_references_line_up() {
     assert_eq!(kinds["Secret"]["metadata"]["name"].as_str(), Some(secret));
     let secret_keys = kinds["Secret"]["stringData"].as_hash().unwrap();
     assert!(
-        secret_keys.contains_key(&Yaml::String("PALAVER_JWT_SECRET".into())),
-        "the JWT key lives in the Secret"
+        secret_keys.contains_key(&Yaml::String("PALAVER_DATABASE_URL".into())),
+        "the database URL (with its password) lives in the Secret"
     );
 }

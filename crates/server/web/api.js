@@ -82,6 +82,14 @@ export class Api extends EventTarget {
     }
   }
 
+  /** The server ended this login (signed out everywhere, revoked, password
+   * changed): its tokens are dead, so forget them and ask to sign in. */
+  forget() {
+    if (!this.session) return;
+    this.store(null);
+    this.dispatchEvent(new Event('logout'));
+  }
+
   /** Gets a new access token; one tab at a time, and only if no tab already did. */
   async refresh() {
     const stale = this.session?.refresh_token;

@@ -5,6 +5,7 @@
 // duplicates).
 
 const CLOSE_AUTH_FAILED = 4001;
+const CLOSE_SESSION_ENDED = 4002;
 
 export class ChatSocket extends EventTarget {
   constructor(api) {
@@ -79,6 +80,10 @@ export class ChatSocket extends EventTarget {
     if (ws !== this.ws) return;
     this.setOnline(false);
     if (this.stopped) return;
+    if (event.code === CLOSE_SESSION_ENDED) {
+      this.api.forget(); // its refresh token is revoked too: no way back but signing in
+      return;
+    }
     if (event.code === CLOSE_AUTH_FAILED && !this.refreshedSinceReady) {
       this.refreshedSinceReady = true; // a second refusal in a row backs off below
       try {

@@ -1,7 +1,7 @@
 //! The SQL both stores run, written once, generic over the engine.
 //!
 //! [`SqlStore<E>`] implements the store's traits, one file per aggregate
-//! (`accounts.rs`, `rooms.rs`, `messages.rs`, `outbox.rs`), and `Transfer`
+//! (`accounts.rs`, `keys.rs`, `rooms.rs`, `messages.rs`, `outbox.rs`), and `Transfer`
 //! (`copy.rs`) for both engines; what differs between them is the one seam
 //! [`Engine`]: its database driver, its row-lock clauses, and its own hot
 //! paths (message appends, the reads of connection set-up, id realignment).
@@ -20,13 +20,15 @@ mod accounts;
 mod changes;
 mod copy;
 pub(crate) mod decode;
+mod keys;
 mod messages;
 mod outbox;
 mod rooms;
 
 use palaver_domain::model::User;
 use palaver_domain::store::{
-    AccountStore, Appended, MessageStore, NewMessage, OutboxStore, RoomStore, Store, StoreResult,
+    AccountStore, Appended, KeyStore, MessageStore, NewMessage, OutboxStore, RoomStore, Store,
+    StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};
@@ -164,7 +166,7 @@ where
     E: Engine,
     for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
     for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
-    Self: AccountStore + RoomStore + MessageStore + OutboxStore,
+    Self: AccountStore + KeyStore + RoomStore + MessageStore + OutboxStore,
 {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")

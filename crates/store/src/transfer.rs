@@ -10,19 +10,23 @@ pub enum Table {
     Rooms,
     Members,
     Messages,
+    Sessions,
     RefreshTokens,
     Bans,
+    SigningKeys,
 }
 
 impl Table {
     /// Parents before children.
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 8] = [
         Table::Users,
         Table::Rooms,
         Table::Members,
         Table::Messages,
+        Table::Sessions,
         Table::RefreshTokens,
         Table::Bans,
+        Table::SigningKeys,
     ];
 
     pub fn name(self) -> &'static str {
@@ -31,8 +35,10 @@ impl Table {
             Table::Rooms => "rooms",
             Table::Members => "members",
             Table::Messages => "messages",
+            Table::Sessions => "sessions",
             Table::RefreshTokens => "refresh_tokens",
             Table::Bans => "bans",
+            Table::SigningKeys => "signing_keys",
         }
     }
 }
@@ -102,13 +108,36 @@ pub struct TokenRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_key: String,
+    pub created_at: i64,
+    pub signs_from: i64,
+    pub bootstrap: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rows {
     Users(Vec<UserRow>),
     Rooms(Vec<RoomRow>),
     Members(Vec<MemberRow>),
     Messages(Vec<MessageRow>),
+    Sessions(Vec<SessionRow>),
     RefreshTokens(Vec<TokenRow>),
     Bans(Vec<BanRow>),
+    SigningKeys(Vec<SigningKeyRow>),
 }
 
 /// Where the next page starts: after this key (tables use the parts they need).
@@ -136,8 +165,10 @@ impl Rows {
             Rows::Rooms(r) => r.len(),
             Rows::Members(r) => r.len(),
             Rows::Messages(r) => r.len(),
+            Rows::Sessions(r) => r.len(),
             Rows::RefreshTokens(r) => r.len(),
             Rows::Bans(r) => r.len(),
+            Rows::SigningKeys(r) => r.len(),
         }
     }
 
@@ -159,7 +190,9 @@ impl Rows {
                 let last = r.last()?;
                 (cursor.first, cursor.second) = (last.room_id, last.seq);
             }
+            Rows::Sessions(r) => cursor.text = r.last()?.id.clone(),
             Rows::RefreshTokens(r) => cursor.text = r.last()?.token_hash.clone(),
+            Rows::SigningKeys(r) => cursor.text = r.last()?.kid.clone(),
             Rows::Bans(r) => {
                 let last = r.last()?;
                 (cursor.first, cursor.second) = (last.room_id, last.user_id);

@@ -1,15 +1,17 @@
-//! `/api/v1/auth/*`: register, login, refresh, logout.
+//! `/api/v1/auth/*`: register, login, refresh, logout, the caller's logins
+//! (sessions) and password change.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use palaver_domain::accounts::Session;
 use palaver_protocol::rest::{
-    LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenResponse, User,
+    ChangePasswordRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
+    SessionInfo, TokenResponse, User,
 };
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, ClientAddress, Created};
+use super::extract::{AppJson, AppPath, AuthLogin, ClientAddress, Created, UserAgent};
 use super::AppState;
 use crate::wire;
 
@@ -63,12 +65,13 @@ pub async fn register(
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
+    UserAgent(agent): UserAgent,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<AppJson<TokenResponse>, ApiError> {
     let session = state
         .services
         .accounts
-        .login(&req.username, &req.password, from)
+        .login(&req.username, &req.password, from, agent.as_deref())
         .await?;
     Ok(token_response(session))
 }
@@ -88,14 +91,96 @@ pub async fn refresh(
     Ok(token_response(session))
 }
 
-/// Revoke a refresh token and every token rotated from the same login.
+/// End the login a refresh token belongs to: its refresh and access tokens stop
+/// working, and its WebSockets close with 4002.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     request_body = LogoutRequest,
-    responses((status = 204, description = "revoked (also for unknown tokens)")))]
+    responses((status = 204, description = "ended (also for unknown tokens)")))]
 pub async fn logout(
     State(state): State<AppState>,
     AppJson(req): AppJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.services.accounts.logout(&req.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's live logins, newest first.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<SessionInfo>)))]
+pub async fn sessions(
+    State(state): State<AppState>,
+    AuthLogin(bearer): AuthLogin,
+) -> Result<AppJson<Vec<SessionInfo>>, ApiError> {
+    let sessions = state.services.accounts.sessions(bearer.user).await?;
+    Ok(AppJson(
+        sessions
+            .iter()
+            .map(|s| wire::session(s, &bearer.session))
+            .collect(),
+    ))
+}
+
+/// End one of the caller's logins (the calling one included): its tokens stop
+/// working and its WebSockets close with 4002.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the session's id")),
+    responses(
+        (status = 204, description = "ended"),
+        (status = 404, description = "no live login of the caller has this id", body = ErrorBody),
+    ))]
+pub async fn end_session(
+    State(state): State<AppState>,
+    AuthLogin(bearer): AuthLogin,
+    AppPath(id): AppPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .accounts
+        .end_session(bearer.user, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every login of the caller, the calling one included.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "every login ended")))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    AuthLogin(bearer): AuthLogin,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .accounts
+        .end_all_sessions(bearer.user)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the password. The calling login stays signed in; every other one
+/// ends (tokens revoked, WebSockets closed with 4002).
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "changed"),
+        (status = 403, description = "the current password is wrong", body = ErrorBody),
+        (status = 422, description = "the new password is invalid", body = ErrorBody),
+        (status = 429, description = "too many attempts: wait `Retry-After` (`rate_limited`; the login back-off applies)", body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthLogin(bearer): AuthLogin,
+    ClientAddress(from): ClientAddress,
+    AppJson(req): AppJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .accounts
+        .change_password(&bearer, &req.current_password, req.new_password, from)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palaver_domain::throttle::ClientAddr;
+use palaver_domain::tokens::Bearer;
 use palaver_domain::{Error, UserId};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
@@ -65,17 +66,47 @@ pub struct AppPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct AppQuery<T>(pub T);
 
-/// The user a valid `Authorization: Bearer <access token>` speaks for.
+/// The user a valid `Authorization: Bearer <access token>` of a live login
+/// speaks for.
 pub struct AuthUser(pub UserId);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthLogin(bearer) = AuthLogin::from_request_parts(parts, state).await?;
+        Ok(AuthUser(bearer.user))
+    }
+}
+
+/// As `AuthUser`, with the login the token was issued to (for the routes
+/// that act on the caller's own logins).
+pub struct AuthLogin(pub Bearer);
+
+impl FromRequestParts<AppState> for AuthLogin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token =
             bearer_token(&parts.headers).ok_or(Error::Unauthorized("missing bearer token"))?;
-        let user = state.services.accounts.authenticate_current(token).await?;
-        Ok(AuthUser(user))
+        let bearer = state.services.accounts.authenticate(token).await?;
+        Ok(AuthLogin(bearer))
+    }
+}
+
+/// The request's `User-Agent`, if it has a readable one.
+pub struct UserAgent(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Ok(UserAgent(agent))
     }
 }
 

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
-use palaver_domain::UserId;
+use palaver_domain::tokens::Bearer;
 use palaver_protocol::ws::ClientFrame;
 
 use crate::http::AppState;
 
 pub struct Authenticated {
-    pub user_id: UserId,
+    /// Whose token it is; the session checks that its login is live.
+    pub bearer: Bearer,
     /// Positions sent with the `auth` frame, applied before live delivery.
     pub resume: Option<BTreeMap<String, u64>>,
 }
@@ -32,12 +33,13 @@ pub async fn authenticate(
         Some(token) => (token, None),
         None => first_frame(socket, state).await?,
     };
-    let user_id = state
+    let bearer = state
         .services
         .accounts
-        .authenticate(&token)
+        .verify_token(&token)
+        .await
         .map_err(|_| Refused::Unauthorized("invalid or expired access token"))?;
-    Ok(Authenticated { user_id, resume })
+    Ok(Authenticated { bearer, resume })
 }
 
 /// Accepts `{"type":"auth","token":…,"resume"?:…}` or a bare token string.

@@ -14,6 +14,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/login"),
+    ("get", "/api/v1/auth/sessions"),
+    ("delete", "/api/v1/auth/sessions/{id}"),
+    ("post", "/api/v1/auth/password"),
+    ("get", "/.well-known/jwks.json"),
     ("post", "/api/v1/auth/refresh"),
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/users/me"),
@@ -44,6 +48,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/rooms/{id}/messages/{seq}"),
     ("put", "/api/v1/rooms/{id}/read"),
     ("get", "/api/v1/rooms/{id}/read-markers"),
+    // Last: it ends the login the loop below calls every route with.
+    ("post", "/api/v1/auth/logout-all"),
 ];
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod copy;
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod keys;
 #[path = "../support/node.rs"]
 mod node;
 mod outage;

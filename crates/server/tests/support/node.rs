@@ -13,8 +13,6 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::WAIT;
 
-pub const JWT_SECRET: &str = "shared-secret-of-the-test-cluster-0123456789";
-
 pub const CHEAP_HASHING: &[&str] = &["--argon2-memory-kib", "256", "--argon2-iterations", "1"];
 
 /// Tests send from one address far more than the limits allow; the limits have tests of their own.
@@ -73,7 +71,6 @@ impl Node {
             .arg(data_dir.path())
             .args(extra_args)
             .env("PALAVER_DATABASE_URL", database_url)
-            .env("PALAVER_JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,14 +1,17 @@
 //! Users and their refresh tokens.
 
+use palaver_domain::events::DomainEvent;
 use palaver_domain::model::{User, UserCredentials};
 use palaver_domain::store::{
-    AccountStore, LoginFailures, NewRefreshToken, NewUser, Rotation, StoreResult,
+    AccountStore, Committed, LoginFailures, NewSession, NewUser, Rotation, SessionRecord,
+    SessionsToEnd, StoreResult,
 };
 use palaver_domain::time::Timestamp;
 use palaver_domain::UserId;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use super::{decode, Engine, RowsAffected, SqlStore, USER_COLUMNS};
+use super::decode::{self, Columns};
+use super::{Engine, RowsAffected, SqlStore, USER_COLUMNS};
 use crate::errors::{conflict_or, map_err};
 
 #[async_trait::async_trait]
@@ -83,13 +86,32 @@ where
             .fetch_optional(&self.readers)
             .await
             .map_err(map_err)?;
-        row.map(|r| {
-            Ok(UserCredentials {
-                user: decode::user(&r)?,
-                password_hash: r.try_get("password_hash").map_err(map_err)?,
-            })
-        })
-        .transpose()
+        row.map(|r| credentials(&r)).transpose()
+    }
+
+    async fn credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>> {
+        let sql = format!(
+            "SELECT {}, u.password_hash FROM users u WHERE u.id = $1",
+            USER_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| credentials(&r)).transpose()
+    }
+
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool> {
+        let _turn = self.engine.write_turn().await;
+        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user.0)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(updated > 0)
     }
 
     async fn search_users(&self, prefix: &str, after: &str, limit: u32) -> StoreResult<Vec<User>> {
@@ -151,20 +173,33 @@ where
         Ok(())
     }
 
-    async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()> {
-        let _turn = self.engine.write_turn().await;
+    async fn insert_session(&self, session: NewSession) -> StoreResult<()> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
+             VALUES ($1, $2, $3, $3, $4, $5)",
+        )
+        .bind(&session.id)
+        .bind(session.user_id.0)
+        .bind(session.created_at.0)
+        .bind(session.expires_at.0)
+        .bind(session.user_agent.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family, user_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(&token.token_hash)
-        .bind(&token.family)
-        .bind(token.user_id.0)
-        .bind(token.created_at.0)
-        .bind(token.expires_at.0)
-        .execute(&self.writer)
+        .bind(&session.token_hash)
+        .bind(&session.id)
+        .bind(session.user_id.0)
+        .bind(session.created_at.0)
+        .bind(session.expires_at.0)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -208,7 +243,10 @@ where
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            Rotation::ReuseDetected
+            Rotation::ReuseDetected {
+                user_id: UserId(user_id),
+                family,
+            }
         } else {
             sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
                 .bind(now.0)
@@ -228,27 +266,123 @@ where
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+            sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3")
+                .bind(now.0)
+                .bind(next_expires_at.0)
+                .bind(&family)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
             Rotation::Rotated {
                 user_id: UserId(user_id),
+                family,
             }
         };
         tx.commit().await.map_err(map_err)?;
         Ok(rotation)
     }
 
-    async fn revoke_refresh_family(&self, token_hash: &str, now: Timestamp) -> StoreResult<bool> {
-        let _turn = self.engine.write_turn().await;
-        let result = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1
-             WHERE revoked_at IS NULL
-               AND family = (SELECT family FROM refresh_tokens WHERE token_hash = $2)",
+    async fn end_session_of_token(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Committed<Option<String>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT s.id, s.user_id FROM sessions s
+             JOIN refresh_tokens t ON t.family = s.id
+             WHERE t.token_hash = $1 AND s.revoked_at IS NULL",
         )
-        .bind(now.0)
         .bind(token_hash)
-        .execute(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(result.rows_affected() > 0)
+        let Some(row) = row else {
+            return Ok(Committed::quiet(None));
+        };
+        let id: String = row.try_get("id").map_err(map_err)?;
+        let user: i64 = row.try_get("user_id").map_err(map_err)?;
+        self.end_sessions_in(&mut tx, std::slice::from_ref(&id), now)
+            .await?;
+        let event = DomainEvent::SessionsEnded {
+            user_id: UserId(user),
+            sessions: vec![id.clone()],
+        };
+        self.commit_events(tx, Some(id), vec![event], now).await
+    }
+
+    async fn end_sessions(
+        &self,
+        user: UserId,
+        which: SessionsToEnd,
+        now: Timestamp,
+    ) -> StoreResult<Committed<Vec<String>>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let live = sqlx::query_scalar::<_, String>(
+            "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let ended: Vec<String> = live
+            .into_iter()
+            .filter(|id| match &which {
+                SessionsToEnd::One(one) => id == one,
+                SessionsToEnd::AllBut(keep) => Some(id) != keep.as_ref(),
+            })
+            .collect();
+        if ended.is_empty() {
+            return Ok(Committed::quiet(ended));
+        }
+        self.end_sessions_in(&mut tx, &ended, now).await?;
+        let event = DomainEvent::SessionsEnded {
+            user_id: user,
+            sessions: ended.clone(),
+        };
+        self.commit_events(tx, ended, vec![event], now).await
+    }
+
+    async fn sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<SessionRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, last_used_at, user_agent FROM sessions
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+             ORDER BY created_at DESC, id",
+        )
+        .bind(user.0)
+        .bind(now.0)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    id: row.text("id")?,
+                    created_at: Timestamp(row.int("created_at")?),
+                    last_used_at: Timestamp(row.int("last_used_at")?),
+                    user_agent: row.text_or_null("user_agent")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn session_is_live(
+        &self,
+        user: UserId,
+        session: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM sessions
+             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(session)
+        .bind(user.0)
+        .bind(now.0)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        Ok(found.is_some())
     }
 
     async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>> {
@@ -306,4 +440,49 @@ where
             .map_err(map_err)?;
         Ok(())
     }
+}
+
+impl<E> SqlStore<E>
+where
+    E: Engine,
+    for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
+    for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
+    <E::Db as Database>::QueryResult: RowsAffected,
+    i64: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
+    E::Db: sqlx::database::HasStatementCache,
+{
+    /// Marks the sessions ended and revokes their refresh tokens.
+    async fn end_sessions_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        ids: &[String],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        for id in ids {
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now.0)
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+            )
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn credentials(row: &impl decode::Columns) -> StoreResult<UserCredentials> {
+    Ok(UserCredentials {
+        user: decode::user(row)?,
+        password_hash: row.text("password_hash")?,
+    })
 }

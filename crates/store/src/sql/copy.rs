@@ -175,6 +175,55 @@ where
                 .collect::<Result<_, sqlx::Error>>()
                 .map_err(map_err)?,
             ),
+            Table::Sessions => Rows::Sessions(
+                sqlx::query(
+                    "SELECT id, user_id, created_at, last_used_at, expires_at, user_agent, revoked_at
+                     FROM sessions WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(&cursor.text)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(SessionRow {
+                        id: r.try_get("id")?,
+                        user_id: r.try_get("user_id")?,
+                        created_at: r.try_get("created_at")?,
+                        last_used_at: r.try_get("last_used_at")?,
+                        expires_at: r.try_get("expires_at")?,
+                        user_agent: r.try_get("user_agent")?,
+                        revoked_at: r.try_get("revoked_at")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::SigningKeys => Rows::SigningKeys(
+                sqlx::query(
+                    "SELECT kid, algorithm, private_key, created_at, signs_from, bootstrap
+                     FROM signing_keys WHERE kid > $1 ORDER BY kid LIMIT $2",
+                )
+                .bind(&cursor.text)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(SigningKeyRow {
+                        kid: r.try_get("kid")?,
+                        algorithm: r.try_get("algorithm")?,
+                        private_key: r.try_get("private_key")?,
+                        created_at: r.try_get("created_at")?,
+                        signs_from: r.try_get("signs_from")?,
+                        bootstrap: r.try_get("bootstrap")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
             Table::Bans => Rows::Bans(
                 sqlx::query(
                     "SELECT room_id, user_id, banned_by, created_at FROM bans
@@ -298,6 +347,43 @@ where
                     .bind(r.expires_at)
                     .bind(r.used_at)
                     .bind(r.revoked_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::Sessions(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO sessions
+                         (id, user_id, created_at, last_used_at, expires_at, user_agent, revoked_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&r.id)
+                    .bind(r.user_id)
+                    .bind(r.created_at)
+                    .bind(r.last_used_at)
+                    .bind(r.expires_at)
+                    .bind(r.user_agent.as_deref())
+                    .bind(r.revoked_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::SigningKeys(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO signing_keys
+                         (kid, algorithm, private_key, created_at, signs_from, bootstrap)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&r.kid)
+                    .bind(&r.algorithm)
+                    .bind(&r.private_key)
+                    .bind(r.created_at)
+                    .bind(r.signs_from)
+                    .bind(r.bootstrap)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
