@@ -14,6 +14,7 @@ const NO_LIMITS: &[&str] = &[
     "--rate-join-user=off",
     "--rate-join-address=off",
     "--rate-send=off",
+    "--rate-password-reset=off",
     "--rate-frames=off",
     "--login-backoff-free=4294967295",
     "--max-connections=1000000",

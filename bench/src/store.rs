@@ -77,6 +77,7 @@ pub async fn run(
                 ttl_secs: 900,
             },
         ),
+        Arc::new(palaver_domain::mail::NoMailer),
         HashCost {
             memory_kib: 64,
             iterations: 1,
@@ -170,6 +171,7 @@ async fn populate(
         let user = store
             .insert_user(NewUser {
                 username: format!("bench{n}"),
+                email: None,
                 display_name: format!("bench {n}"),
                 password_hash: "unused".into(),
                 created_at: Timestamp::now(),

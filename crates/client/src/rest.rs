@@ -1,6 +1,10 @@
 //! REST calls.
 
 use palaver_protocol::rest::{
+    Accepted, Account, PasswordResetCompleteRequest, PasswordResetConfirmRequest,
+    PasswordResetRequest, ResetTokenResponse, VerifyEmailRequest,
+};
+use palaver_protocol::rest::{
     BanInfo, ChangePasswordRequest, CreateRoomRequest, DirectRequest, EditMessageRequest,
     HistoryQuery, InviteRequest, JoinRoomRequest, Jwks, LoginRequest, LogoutRequest,
     MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker, RefreshRequest,
@@ -63,13 +67,96 @@ impl Client {
         password: &str,
         display_name: Option<&str>,
     ) -> Result<User> {
-        let body = RegisterRequest {
+        self.register_with(RegisterRequest {
             username: username.into(),
             password: password.into(),
             display_name: display_name.map(Into::into),
-        };
-        self.call(Method::POST, "/api/v1/auth/register", Some(&body))
+            email: None,
+        })
+        .await
+    }
+
+    /// Registers with every field of the request (an e-mail address too).
+    pub async fn register_with(&self, request: RegisterRequest) -> Result<User> {
+        self.call(Method::POST, "/api/v1/auth/register", Some(&request))
             .await
+    }
+
+    /// The caller's own account, e-mail address included.
+    pub async fn account(&self) -> Result<Account> {
+        self.call::<(), _>(Method::GET, "/api/v1/users/me", None)
+            .await
+    }
+
+    /// Sets the account's address (unverified; a code is mailed to it).
+    pub async fn set_email(&self, email: &str) -> Result<Account> {
+        let body = UpdateProfileRequest {
+            display_name: None,
+            email: Some(email.into()),
+        };
+        self.call(Method::PATCH, "/api/v1/users/me", Some(&body))
+            .await
+    }
+
+    pub async fn verify_email(&self, code: &str) -> Result<Account> {
+        let body = VerifyEmailRequest { code: code.into() };
+        self.call(Method::POST, "/api/v1/auth/email/verify", Some(&body))
+            .await
+    }
+
+    /// Asks for a reset code for `login` (a username or an address).
+    pub async fn request_password_reset(&self, login: &str) -> Result<Accepted> {
+        let body = PasswordResetRequest {
+            login: login.into(),
+        };
+        self.call(Method::POST, "/api/v1/auth/password-reset", Some(&body))
+            .await
+    }
+
+    pub async fn resend_password_reset(&self, login: &str) -> Result<Accepted> {
+        let body = PasswordResetRequest {
+            login: login.into(),
+        };
+        self.call(
+            Method::POST,
+            "/api/v1/auth/password-reset/resend",
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn confirm_password_reset(
+        &self,
+        login: &str,
+        code: &str,
+    ) -> Result<ResetTokenResponse> {
+        let body = PasswordResetConfirmRequest {
+            login: login.into(),
+            code: code.into(),
+        };
+        self.call(
+            Method::POST,
+            "/api/v1/auth/password-reset/confirm",
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn complete_password_reset(
+        &self,
+        reset_token: &str,
+        new_password: &str,
+    ) -> Result<()> {
+        let body = PasswordResetCompleteRequest {
+            reset_token: reset_token.into(),
+            new_password: new_password.into(),
+        };
+        self.call_empty(
+            Method::POST,
+            "/api/v1/auth/password-reset/complete",
+            Some(&body),
+        )
+        .await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<TokenResponse> {
@@ -339,7 +426,8 @@ impl Client {
 
     pub async fn update_display_name(&self, display_name: &str) -> Result<User> {
         let body = UpdateProfileRequest {
-            display_name: display_name.into(),
+            display_name: Some(display_name.into()),
+            email: None,
         };
         self.call(Method::PATCH, "/api/v1/users/me", Some(&body))
             .await

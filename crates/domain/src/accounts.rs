@@ -1,6 +1,10 @@
 //! Accounts: registration, login, refresh-token rotation, logout.
 
+mod recovery;
+
 use std::sync::Arc;
+
+pub use recovery::{CodeLimits, Codes};
 
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -13,7 +17,7 @@ use crate::store::{
 use crate::throttle::{ClientAddr, Throttles, LOGIN_FAILURES_FORGOTTEN_AFTER};
 use crate::time::Timestamp;
 use crate::tokens::{self, AccessTokens, Bearer};
-use crate::values::{DisplayName, Password, Username};
+use crate::values::{DisplayName, Email, Password, Username};
 
 /// What a successful login or refresh hands out.
 #[derive(Debug, Clone)]
@@ -31,6 +35,7 @@ pub struct Accounts {
     access: AccessTokens,
     refresh_ttl_secs: i64,
     throttles: Arc<Throttles>,
+    codes: Codes,
 }
 
 const BAD_LOGIN: &str = "invalid username or password";
@@ -44,8 +49,10 @@ impl Accounts {
         access: AccessTokens,
         refresh_ttl_secs: i64,
         throttles: Arc<Throttles>,
+        codes: Codes,
     ) -> Self {
         Self {
+            codes,
             store,
             publisher,
             passwords,
@@ -55,28 +62,51 @@ impl Accounts {
         }
     }
 
+    /// Creates an account; with `email`, the address is stored unverified and
+    /// a code to verify it is mailed.
     pub async fn register(
         &self,
         username: &str,
         password: String,
         display_name: Option<&str>,
+        email: Option<&str>,
         from: ClientAddr,
     ) -> Result<User> {
         let username = Username::parse(username)?;
         let password = Password::parse(password)?;
         let display_name = DisplayName::parse(display_name.unwrap_or(username.as_str()))?;
+        let email = email.map(Email::parse).transpose()?;
         self.throttles.register_per_address.check(&from)?;
         let password_hash = self.passwords.hash(password.expose()).await?;
         let new_user = NewUser {
             username: username.as_str().to_owned(),
+            email: email.as_ref().map(|e| e.as_str().to_owned()),
             display_name: display_name.into_inner(),
             password_hash,
             created_at: Timestamp::now(),
         };
-        match self.store.insert_user(new_user).await {
-            Err(StoreError::Conflict(_)) => Err(Error::Conflict("username is already taken")),
-            other => Ok(other?),
+        let user = match self.store.insert_user(new_user).await {
+            Err(StoreError::Conflict("email")) => {
+                return Err(Error::Conflict(
+                    "this e-mail address belongs to another account",
+                ))
+            }
+            Err(StoreError::Conflict(_)) => {
+                return Err(Error::Conflict("username is already taken"))
+            }
+            other => other?,
+        };
+        if let Some(email) = &email {
+            let account = self.account(user.id).await?;
+            self.codes
+                .mail_code(
+                    &account,
+                    email.as_str(),
+                    crate::model::CodePurpose::VerifyEmail,
+                )
+                .await?;
         }
+        Ok(user)
     }
 
     /// Unknown user and wrong password take the same time and give the same
@@ -124,7 +154,7 @@ impl Accounts {
             .insert_session(NewSession {
                 id: id.clone(),
                 user_id: user.id,
-                token_hash: tokens::hash_refresh_token(&refresh_token),
+                token_hash: tokens::hash_secret(&refresh_token),
                 user_agent: user_agent.map(shorten_user_agent),
                 created_at: now,
                 expires_at: now.plus_seconds(self.refresh_ttl_secs),
@@ -141,8 +171,8 @@ impl Accounts {
         let rotation = self
             .store
             .rotate_refresh_token(
-                &tokens::hash_refresh_token(presented),
-                &tokens::hash_refresh_token(&next),
+                &tokens::hash_secret(presented),
+                &tokens::hash_secret(&next),
                 now.plus_seconds(self.refresh_ttl_secs),
                 now,
             )
@@ -172,7 +202,7 @@ impl Accounts {
     pub async fn logout(&self, presented: &str) -> Result<()> {
         let committed = self
             .store
-            .end_session_of_token(&tokens::hash_refresh_token(presented), Timestamp::now())
+            .end_session_of_token(&tokens::hash_secret(presented), Timestamp::now())
             .await?;
         self.publisher.publish_committed(committed);
         Ok(())

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod keys;
+pub mod mail;
 pub mod messages;
 pub mod model;
 pub mod outbox;

@@ -11,6 +11,49 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
+/// A user as only they see themselves: with their e-mail address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user: User,
+    /// Lower-case.
+    pub email: Option<String>,
+    pub email_verified: bool,
+}
+
+/// What a one-time secret of an account is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePurpose {
+    /// The code mailed to confirm an e-mail address.
+    VerifyEmail,
+    /// The code mailed to start a password reset.
+    PasswordReset,
+    /// The token a right reset code is exchanged for.
+    ResetToken,
+}
+
+impl CodePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodePurpose::VerifyEmail => "verify_email",
+            CodePurpose::PasswordReset => "password_reset",
+            CodePurpose::ResetToken => "reset_token",
+        }
+    }
+}
+
+/// A one-time secret as the store keeps it: only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCode {
+    pub user_id: UserId,
+    pub purpose: CodePurpose,
+    pub secret_hash: String,
+    /// The address it was sent to.
+    pub email: String,
+    pub expires_at: Timestamp,
+    pub attempts_left: u32,
+    pub sent_at: Timestamp,
+}
+
 /// A user with the secret needed to log in; never leaves the domain.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {

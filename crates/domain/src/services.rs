@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, CodeLimits, Codes};
 use crate::activity::Activity;
 use crate::bus::Bus;
 use crate::error::Result;
+use crate::mail::{MailQueue, Mailer};
 use crate::messages::{MessageWriter, Messages, WriterConfig};
 use crate::outbox::Publisher;
 use crate::passwords::{HashCost, HashingLimits, Passwords};
@@ -22,6 +23,7 @@ pub struct Limits {
     pub refresh_token_ttl_secs: i64,
     pub hashing: HashingLimits,
     pub rates: RateLimits,
+    pub codes: CodeLimits,
 }
 
 impl Default for Limits {
@@ -31,6 +33,7 @@ impl Default for Limits {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             hashing: HashingLimits::default(),
             rates: RateLimits::default(),
+            codes: CodeLimits::default(),
         }
     }
 }
@@ -50,6 +53,7 @@ impl Services {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         access: AccessTokens,
+        mailer: Arc<dyn Mailer>,
         hash_cost: HashCost,
         limits: Limits,
         writer: WriterConfig,
@@ -67,6 +71,7 @@ impl Services {
                 access,
                 limits.refresh_token_ttl_secs,
                 throttles.clone(),
+                Codes::new(store.clone(), MailQueue::start(mailer), limits.codes),
             ),
             rooms: Rooms::new(
                 store.clone(),

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use crate::events::{DomainEvent, OutboxEntry, OutboxRow};
 use crate::ids::{RoomId, UserId};
 use crate::keys::SigningKey;
-use crate::model::{Member, Message, Role, Room, RoomSummary, User, UserCredentials};
+use crate::model::{
+    Account, AccountCode, CodePurpose, Member, Message, Role, Room, RoomSummary, User,
+    UserCredentials,
+};
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 pub struct NewUser {
     pub username: String,
+    /// Lower-case; unverified.
+    pub email: Option<String>,
     pub display_name: String,
     pub password_hash: String,
     pub created_at: Timestamp,
@@ -220,8 +225,35 @@ pub trait Store: AccountStore + KeyStore + RoomStore + MessageStore + OutboxStor
 /// Users and their refresh tokens.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
-    /// `Conflict("username")` when the (lower-case) username is taken.
+    /// `Conflict("username")` when the (lower-case) username is taken,
+    /// `Conflict("email")` when the address is.
     async fn insert_user(&self, user: NewUser) -> StoreResult<User>;
+    /// The account as its owner sees it.
+    async fn account(&self, user: UserId) -> StoreResult<Option<Account>>;
+    /// The account whose username or e-mail address is `login` (lower case).
+    async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>>;
+    /// Sets (or, with `None`, removes) the address, unverified; false when
+    /// the user does not exist, `Conflict("email")` when another has it.
+    async fn set_email(&self, user: UserId, email: Option<&str>) -> StoreResult<bool>;
+    /// Marks the address verified if it is still `email`; false otherwise.
+    async fn mark_email_verified(
+        &self,
+        user: UserId,
+        email: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Stores the account's secret of its purpose, replacing the previous one.
+    async fn put_code(&self, code: &AccountCode) -> StoreResult<()>;
+    async fn code(&self, user: UserId, purpose: CodePurpose) -> StoreResult<Option<AccountCode>>;
+    async fn code_by_secret(
+        &self,
+        purpose: CodePurpose,
+        secret_hash: &str,
+    ) -> StoreResult<Option<AccountCode>>;
+    /// Counts a wrong try; the secret is deleted when none is left.
+    async fn spend_code_attempt(&self, user: UserId, purpose: CodePurpose) -> StoreResult<()>;
+    /// Deletes the secret; false when there was none (someone else spent it).
+    async fn delete_code(&self, user: UserId, purpose: CodePurpose) -> StoreResult<bool>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn credentials_by_username(&self, username: &str)
         -> StoreResult<Option<UserCredentials>>;

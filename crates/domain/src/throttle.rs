@@ -285,6 +285,8 @@ pub struct RateLimits {
     pub join_per_address: RateLimit,
     /// Messages posted, whatever the transport.
     pub send_per_user: RateLimit,
+    /// Every step of a password reset (request, resend, confirm, complete).
+    pub password_reset_per_address: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -297,6 +299,7 @@ impl Default for RateLimits {
             join_per_user: RateLimit(Some(Rate::new(10, minute, 10))),
             join_per_address: RateLimit(Some(Rate::new(30, minute, 30))),
             send_per_user: RateLimit(Some(Rate::new(10, Duration::from_secs(1), 30))),
+            password_reset_per_address: RateLimit(Some(Rate::new(10, minute, 10))),
         }
     }
 }
@@ -314,6 +317,7 @@ impl RateLimits {
             join_per_user: RateLimit(None),
             join_per_address: RateLimit(None),
             send_per_user: RateLimit(None),
+            password_reset_per_address: RateLimit(None),
         }
     }
 }
@@ -326,6 +330,7 @@ pub struct Throttles {
     pub join_per_user: Throttle<UserId>,
     pub join_per_address: Throttle<ClientAddr>,
     pub send_per_user: Throttle<UserId>,
+    pub password_reset_per_address: Throttle<ClientAddr>,
 }
 
 /// How often idle keys are forgotten.
@@ -343,12 +348,17 @@ impl Throttles {
             join_per_user: Throttle::new("join_per_user", limits.join_per_user),
             join_per_address: Throttle::new("join_per_address", limits.join_per_address),
             send_per_user: Throttle::new("send_per_user", limits.send_per_user),
+            password_reset_per_address: Throttle::new(
+                "password_reset_per_address",
+                limits.password_reset_per_address,
+            ),
         }
     }
 
     pub fn forget_idle(&self) {
         self.login_per_address.forget_idle();
         self.register_per_address.forget_idle();
+        self.password_reset_per_address.forget_idle();
         self.join_per_user.forget_idle();
         self.join_per_address.forget_idle();
         self.send_per_user.forget_idle();

@@ -337,9 +337,11 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// Tokens carry 256 bits of entropy, so a fast hash is enough to make a leaked
-/// database useless; lookups go by hash, so no secret is compared byte by byte.
-pub fn hash_refresh_token(token: &str) -> String {
+/// How secrets (refresh and reset tokens, one-time codes) are stored. Tokens
+/// carry 256 bits of entropy, so a fast hash is enough to make a leaked
+/// database useless; lookups go by hash, so no secret is compared byte by
+/// byte. (A 6-digit code's hash can be searched; codes live minutes.)
+pub fn hash_secret(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     URL_SAFE_NO_PAD.encode(digest)
 }
@@ -562,7 +564,7 @@ mod tests {
         let a = new_refresh_token();
         let b = new_refresh_token();
         assert_ne!(a, b);
-        assert_eq!(hash_refresh_token(&a), hash_refresh_token(&a));
-        assert_ne!(hash_refresh_token(&a), a);
+        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_ne!(hash_secret(&a), a);
     }
 }

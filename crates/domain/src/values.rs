@@ -31,6 +31,37 @@ impl Username {
     }
 }
 
+/// An e-mail address: `local@domain`, at most 254 characters, no white space
+/// or control characters, the domain with a dot. Folded to lower case, which
+/// is how "unique ignoring case" is kept (and how mail systems treat it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self> {
+        const INVALID: &str = "must be an address like name@example.com";
+        let address = raw.to_lowercase();
+        if address.chars().count() > 254 {
+            return Err(Error::invalid("email", "must be at most 254 characters"));
+        }
+        if address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid("email", INVALID));
+        }
+        let Some((local, domain)) = address.split_once('@') else {
+            return Err(Error::invalid("email", INVALID));
+        };
+        let domain_ok = domain.split('.').all(|label| !label.is_empty()) && domain.contains('.');
+        if local.is_empty() || domain.contains('@') || !domain_ok {
+            return Err(Error::invalid("email", INVALID));
+        }
+        Ok(Self(address))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// 8 to 1024 characters (the upper bound bounds hashing work).
 pub struct Password(String);
 
@@ -240,5 +271,27 @@ mod tests {
         assert!(ClientId::parse(String::new()).is_err());
         assert!(ClientId::parse("has space".into()).is_err());
         assert!(ClientId::parse("x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn email_addresses_fold_to_lower_case_and_need_a_local_part_and_a_dotted_domain() {
+        assert_eq!(
+            Email::parse("Alice@Example.COM").unwrap().as_str(),
+            "alice@example.com"
+        );
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a@b@c.d",
+            "a b@c.d",
+            "a@.com",
+            "a@b..c",
+            "a\u{7}@b.c",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
     }
 }

@@ -73,12 +73,16 @@ pub fn rest_body(data: &[u8]) {
         }
         7 => {
             if let Some(r) = read::<UpdateProfileRequest>(body) {
-                let name = &r.display_name;
-                label(
-                    DisplayName::parse(name).map(DisplayName::into_inner),
-                    name,
-                    64,
-                );
+                if let Some(name) = &r.display_name {
+                    label(
+                        DisplayName::parse(name).map(DisplayName::into_inner),
+                        name,
+                        64,
+                    );
+                }
+                if let Some(email) = &r.email {
+                    email_address(email);
+                }
             }
         }
         8 => {
@@ -145,4 +149,17 @@ fn message_body(raw: String) {
 fn client_id(raw: String) {
     let valid = (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
     assert_eq!(ClientId::parse(raw).is_ok(), valid);
+}
+
+/// An accepted address is lower case, one `@`, no white space, at most 254
+/// characters; parsing it again gives it back.
+fn email_address(raw: &str) {
+    if let Ok(email) = palaver_domain::values::Email::parse(raw) {
+        let text = email.as_str();
+        assert_eq!(text, text.to_lowercase());
+        assert_eq!(text.matches('@').count(), 1, "{text:?}");
+        assert!(!text.chars().any(char::is_whitespace), "{text:?}");
+        assert!(text.chars().count() <= 254);
+        assert_eq!(palaver_domain::values::Email::parse(text).unwrap(), email);
+    }
 }

@@ -29,6 +29,67 @@ pub struct RegisterRequest {
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub display_name: Option<String>,
+    /// Stored lower-case and unverified; a code to verify it is mailed to it.
+    /// Unique ignoring case.
+    #[serde(default)]
+    #[schema(max_length = 254, format = "email")]
+    pub email: Option<String>,
+}
+
+/// The caller's own account: the public profile, and what only they see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Account {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    /// RFC 3339 timestamp.
+    pub created_at: String,
+    /// Lower-case; never shown to anyone else.
+    pub email: Option<String>,
+    /// Whether the address was confirmed with the code mailed to it; only a
+    /// verified address receives password-reset codes.
+    pub email_verified: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerifyEmailRequest {
+    /// The 6-digit code mailed to the address.
+    pub code: String,
+}
+
+/// `login`: a username or an e-mail address.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    pub login: String,
+}
+
+/// Always the answer to a reset request, whether or not such an account or
+/// a verified address exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasswordResetConfirmRequest {
+    pub login: String,
+    /// The 6-digit code from the mail.
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResetTokenResponse {
+    /// Single use, for `POST /auth/password-reset/complete`.
+    pub reset_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasswordResetCompleteRequest {
+    pub reset_token: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub new_password: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -206,12 +267,19 @@ pub enum UserRef {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// Surrounding white space is trimmed; no control characters.
+    /// Surrounding white space is trimmed; no control characters. Unchanged
+    /// when absent.
+    #[serde(default)]
     #[schema(
         max_length = 64,
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
     )]
-    pub display_name: String,
+    pub display_name: Option<String>,
+    /// A new address: stored unverified, and a code to verify it is mailed
+    /// to it. Unchanged when absent.
+    #[serde(default)]
+    #[schema(max_length = 254, format = "email")]
+    pub email: Option<String>,
 }
 
 /// Query for `GET /users`.

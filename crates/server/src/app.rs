@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use palaver_bus::{KafkaBus, KafkaConfig, LocalBus};
+use palaver_domain::accounts::CodeLimits;
 use palaver_domain::bus::Bus;
+use palaver_domain::mail::Mailer;
 use palaver_domain::messages::WriterConfig;
 use palaver_domain::outbox::{spawn_relay, RelayConfig};
 use palaver_domain::passwords::{HashCost, HashingLimits};
@@ -22,6 +24,7 @@ use crate::config::Settings;
 use crate::delivery::LocalDelivery;
 use crate::http::{self, AppState};
 use crate::hub::Hub;
+use crate::mail::{FileMailer, SmtpMailer};
 use crate::presence::Presence;
 
 /// How long shutdown waits for WebSocket sessions to close, then for the
@@ -105,6 +108,25 @@ pub async fn access_tokens(
     }
 }
 
+/// SMTP when configured; else files under `<data-dir>/mail/`, said at start.
+fn mailer(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
+    let from = settings
+        .mail_from
+        .parse()
+        .map_err(|e| anyhow::anyhow!("mail_from: {e}"))?;
+    match &settings.smtp_url {
+        Some(url) => {
+            let url = String::from_utf8_lossy(url.expose()).into_owned();
+            Ok(Arc::new(SmtpMailer::new(&url, from)?))
+        }
+        None => {
+            let dir = settings.data_dir.join("mail");
+            tracing::warn!(dir = %dir.display(), "no --smtp-url: account mail is written to files, not sent");
+            Ok(Arc::new(FileMailer::new(dir, from)?))
+        }
+    }
+}
+
 /// Re-reads the keys every `KEY_RELOAD_EVERY` while the services live (a
 /// weak handle, so shutdown is not held up by this task).
 fn spawn_key_reload(services: Weak<Services>) {
@@ -179,6 +201,7 @@ impl Application {
             store.clone().as_store(),
             bus,
             access,
+            mailer(&settings)?,
             HashCost {
                 memory_kib: settings.argon2_memory_kib,
                 iterations: settings.argon2_iterations,
@@ -192,6 +215,10 @@ impl Application {
                     waiting: settings.argon2_queue,
                 },
                 rates: settings.rates,
+                codes: CodeLimits {
+                    code_ttl_secs: settings.code_ttl_secs as i64,
+                    ..CodeLimits::default()
+                },
             },
             WriterConfig::default(),
         )

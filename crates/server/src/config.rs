@@ -180,6 +180,21 @@ pub struct ServeArgs {
     /// Registrations per client address [default: 10/h].
     #[arg(long, env = "PALAVER_RATE_REGISTER")]
     pub rate_register: Option<RateLimit>,
+    /// Password-reset steps (request, resend, confirm, complete) per client
+    /// address [default: 10/min].
+    #[arg(long, env = "PALAVER_RATE_PASSWORD_RESET")]
+    pub rate_password_reset: Option<RateLimit>,
+    /// SMTP server for account mail: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`. Without one, mails are
+    /// written as files under `<data-dir>/mail/`.
+    #[arg(long, env = "PALAVER_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of account mail [default: Palaver <palaver@localhost>].
+    #[arg(long, env = "PALAVER_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Seconds a mailed code (e-mail verification, password reset) works [default: 300].
+    #[arg(long, env = "PALAVER_CODE_TTL_SECS")]
+    pub code_ttl_secs: Option<u64>,
     /// Join-by-code attempts per user [default: 10/min].
     #[arg(long, env = "PALAVER_RATE_JOIN_USER")]
     pub rate_join_user: Option<RateLimit>,
@@ -286,6 +301,9 @@ pub struct Settings {
     pub max_connections_per_address: usize,
     pub trusted_proxies: Vec<ProxyNet>,
     pub rates: RateLimits,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    pub code_ttl_secs: u64,
     pub rate_frames: RateLimit,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -433,7 +451,20 @@ impl Settings {
                     .rate_send
                     .or(file.rate_send)
                     .unwrap_or(defaults.send_per_user),
+                password_reset_per_address: args
+                    .rate_password_reset
+                    .or(file.rate_password_reset)
+                    .unwrap_or(defaults.password_reset_per_address),
             },
+            smtp_url: args
+                .smtp_url
+                .or(file.smtp_url)
+                .map(|url| Secret::new(url.into_bytes())),
+            mail_from: args
+                .mail_from
+                .or(file.mail_from)
+                .unwrap_or_else(|| "Palaver <palaver@localhost>".into()),
+            code_ttl_secs: args.code_ttl_secs.or(file.code_ttl_secs).unwrap_or(300),
             rate_frames: args
                 .rate_frames
                 .or(file.rate_frames)
@@ -531,6 +562,13 @@ impl Settings {
         }
         anyhow::ensure!(!self.kafka_topic.is_empty(), "kafka_topic is empty");
         anyhow::ensure!(!self.jwt_issuer.is_empty(), "jwt_issuer is empty");
+        self.mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| anyhow::anyhow!("mail_from {:?}: {e}", self.mail_from))?;
+        anyhow::ensure!(
+            self.code_ttl_secs >= 30,
+            "code_ttl_secs must be at least 30"
+        );
         anyhow::ensure!(!self.jwt_audience.is_empty(), "jwt_audience is empty");
         anyhow::ensure!(
             self.presence_heartbeat_ms >= 100,

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod frames;
 pub mod http;
 pub mod hub;
+pub mod mail;
 pub mod outgoing;
 pub mod presence;
 pub mod session;

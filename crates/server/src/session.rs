@@ -525,6 +525,7 @@ mod tests {
                     ttl_secs: 900,
                 },
             ),
+            Arc::new(palaver_domain::mail::NoMailer),
             cheap,
             Limits::default(),
             WriterConfig::default(),
@@ -540,7 +541,7 @@ mod tests {
         );
         let alice = services
             .accounts
-            .register("alice", "correct horse 1".into(), None, localhost())
+            .register("alice", "correct horse 1".into(), None, None, localhost())
             .await
             .unwrap();
         let room = services.rooms.create(alice.id, "r", None).await.unwrap();

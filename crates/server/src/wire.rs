@@ -1,7 +1,7 @@
 //! Domain records → REST bodies: what clients are shown of them.
 
 use palaver_domain::keys::{PublicKey, PublicMaterial};
-use palaver_domain::model::{Member, Message, Room, RoomProfile, RoomSummary, User};
+use palaver_domain::model::{Account, Member, Message, Room, RoomProfile, RoomSummary, User};
 use palaver_domain::store::SessionRecord;
 use palaver_domain::time::Timestamp;
 use palaver_protocol::rest;
@@ -40,6 +40,18 @@ pub fn jwk(key: &PublicKey) -> rest::Jwk {
         x: x.cloned(),
         n: n.cloned(),
         e: e.cloned(),
+    }
+}
+
+pub fn account(account: &Account) -> rest::Account {
+    let user = &account.user;
+    rest::Account {
+        id: user.id.0,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        created_at: user.created_at.to_rfc3339(),
+        email: account.email.clone(),
+        email_verified: account.email_verified,
     }
 }
 

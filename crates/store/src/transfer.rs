@@ -51,6 +51,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
+    pub email: Option<String>,
+    pub email_verified_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

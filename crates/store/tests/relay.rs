@@ -58,6 +58,7 @@ async fn user(store: &SqliteStore, name: &str) -> UserId {
     store
         .insert_user(NewUser {
             username: name.into(),
+            email: None,
             display_name: name.into(),
             password_hash: "x".into(),
             created_at: Timestamp(0),

@@ -5,13 +5,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use palaver_domain::accounts::Session;
 use palaver_protocol::rest::{
-    ChangePasswordRequest, LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest,
-    SessionInfo, TokenResponse, User,
+    Accepted, Account, ChangePasswordRequest, LoginRequest, LogoutRequest,
+    PasswordResetCompleteRequest, PasswordResetConfirmRequest, PasswordResetRequest,
+    RefreshRequest, RegisterRequest, ResetTokenResponse, SessionInfo, TokenResponse, User,
+    VerifyEmailRequest,
 };
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AuthLogin, ClientAddress, Created, UserAgent};
+use super::extract::{AppJson, AppPath, AuthLogin, AuthUser, ClientAddress, Created, UserAgent};
 use super::AppState;
 use crate::wire;
 
@@ -30,7 +32,7 @@ fn token_response(session: Session) -> AppJson<TokenResponse> {
     request_body = RegisterRequest,
     responses(
         (status = 201, body = User),
-        (status = 409, description = "username taken", body = ErrorBody),
+        (status = 409, description = "username taken, or the e-mail address belongs to another account", body = ErrorBody),
         (status = 422, description = "invalid username, password or display name", body = ErrorBody),
         (status = 429, description = "too many registrations from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
         (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
@@ -47,6 +49,7 @@ pub async fn register(
             &req.username,
             req.password,
             req.display_name.as_deref(),
+            req.email.as_deref(),
             from,
         )
         .await?;
@@ -181,6 +184,127 @@ pub async fn change_password(
         .services
         .accounts
         .change_password(&bearer, &req.current_password, req.new_password, from)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Verify the caller's e-mail address with the code mailed to it. Five wrong
+/// codes end it; `PATCH /users/me` with the address mails a new one.
+#[utoipa::path(post, path = "/api/v1/auth/email/verify", tag = "auth",
+    security(("bearer" = [])),
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 200, body = Account),
+        (status = 403, description = "the code is wrong or has expired", body = ErrorBody),
+    ))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppJson(req): AppJson<VerifyEmailRequest>,
+) -> Result<AppJson<Account>, ApiError> {
+    let account = state
+        .services
+        .accounts
+        .verify_email(user, &req.code)
+        .await?;
+    Ok(AppJson(wire::account(&account)))
+}
+
+const RESET_ACCEPTED: &str =
+    "if that account has a verified e-mail address, a code is on its way to it";
+
+fn accepted() -> (StatusCode, AppJson<Accepted>) {
+    (
+        StatusCode::ACCEPTED,
+        AppJson(Accepted {
+            message: RESET_ACCEPTED.into(),
+        }),
+    )
+}
+
+/// Start a password reset: a 6-digit code is mailed to the account's verified
+/// address. The same answer, as fast, whether or not such an account exists.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 429, description = "too many reset steps from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
+    AppJson(req): AppJson<PasswordResetRequest>,
+) -> Result<(StatusCode, AppJson<Accepted>), ApiError> {
+    state
+        .services
+        .accounts
+        .request_password_reset(&req.login, from)?;
+    Ok(accepted())
+}
+
+/// Mail a new code for a reset already asked for (at most one mail a minute).
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/resend", tag = "auth",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 429, description = "too many reset steps from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn resend_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
+    AppJson(req): AppJson<PasswordResetRequest>,
+) -> Result<(StatusCode, AppJson<Accepted>), ApiError> {
+    state
+        .services
+        .accounts
+        .resend_password_reset(&req.login, from)?;
+    Ok(accepted())
+}
+
+/// Exchange the mailed code for a single-use reset token. Five wrong codes end
+/// the code.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth",
+    request_body = PasswordResetConfirmRequest,
+    responses(
+        (status = 200, body = ResetTokenResponse),
+        (status = 403, description = "no such reset, or the code is wrong or has expired", body = ErrorBody),
+        (status = 429, description = "too many reset steps from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
+    AppJson(req): AppJson<PasswordResetConfirmRequest>,
+) -> Result<AppJson<ResetTokenResponse>, ApiError> {
+    let accounts = &state.services.accounts;
+    let reset_token = accounts
+        .confirm_password_reset(&req.login, &req.code, from)
+        .await?;
+    Ok(AppJson(ResetTokenResponse {
+        reset_token,
+        expires_in: accounts.reset_token_ttl_secs(),
+    }))
+}
+
+/// Set a new password with a reset token. Every login of the account ends
+/// (WebSockets close with 4002), and its address is told.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/complete", tag = "auth",
+    request_body = PasswordResetCompleteRequest,
+    responses(
+        (status = 204, description = "the password is changed"),
+        (status = 403, description = "the reset token is invalid, used or expired", body = ErrorBody),
+        (status = 422, description = "the new password is invalid", body = ErrorBody),
+        (status = 429, description = "too many reset steps from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn complete_password_reset(
+    State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
+    AppJson(req): AppJson<PasswordResetCompleteRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .accounts
+        .complete_password_reset(&req.reset_token, req.new_password, from)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

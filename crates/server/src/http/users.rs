@@ -4,7 +4,7 @@ use axum::extract::State;
 use palaver_domain::accounts::UserLookup;
 use palaver_domain::UserId;
 use palaver_protocol::rest::{
-    DirectRequest, Room, UpdateProfileRequest, User, UserPage, UserRef, UserSearchQuery,
+    Account, DirectRequest, Room, UpdateProfileRequest, User, UserPage, UserRef, UserSearchQuery,
 };
 use palaver_protocol::ErrorBody;
 
@@ -13,35 +13,42 @@ use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
 use super::AppState;
 use crate::wire;
 
-/// The caller's own profile.
+/// The caller's own account: profile, e-mail address and whether it is verified.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
     security(("bearer" = [])),
-    responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Account), (status = 401, body = ErrorBody)))]
 pub async fn me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-) -> Result<AppJson<User>, ApiError> {
-    Ok(AppJson(wire::user(
-        &state.services.accounts.user(user).await?,
+) -> Result<AppJson<Account>, ApiError> {
+    Ok(AppJson(wire::account(
+        &state.services.accounts.account(user).await?,
     )))
 }
 
-/// Change the caller's display name (1–64 characters).
+/// Change the caller's display name (1–64 characters) and/or e-mail address
+/// (stored unverified; a code to verify it is mailed to it).
 #[utoipa::path(patch, path = "/api/v1/users/me", tag = "users",
     security(("bearer" = [])),
     request_body = UpdateProfileRequest,
-    responses((status = 200, body = User), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, body = Account),
+        (status = 409, description = "the address belongs to another account", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     AppJson(req): AppJson<UpdateProfileRequest>,
-) -> Result<AppJson<User>, ApiError> {
-    let updated = state
-        .services
-        .accounts
-        .update_display_name(user, &req.display_name)
-        .await?;
-    Ok(AppJson(wire::user(&updated)))
+) -> Result<AppJson<Account>, ApiError> {
+    let accounts = &state.services.accounts;
+    if let Some(name) = &req.display_name {
+        accounts.update_display_name(user, name).await?;
+    }
+    if let Some(email) = &req.email {
+        accounts.set_email(user, Some(email)).await?;
+    }
+    Ok(AppJson(wire::account(&accounts.account(user).await?)))
 }
 
 /// Find people by the start of their username or display name (any case).

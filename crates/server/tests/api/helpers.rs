@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub base_url: String,
+    /// The SMTP server the node sends its mail to.
+    pub mail: crate::mail_sink::MailSink,
     settings: Settings,
     pub client: Client,
     shutdown: CancellationToken,
@@ -155,7 +157,11 @@ pub async fn spawn_app_on(
         palaver_server::telemetry::init(palaver_server::config::LogFormat::Text);
     }
     let data_dir = tempfile::tempdir().expect("temporary data dir");
+    let mail = crate::mail_sink::MailSink::start();
     let mut settings = Settings::with_data_dir(data_dir.path());
+    settings.smtp_url = Some(palaver_server::config::Secret::new(
+        mail.url.clone().into_bytes(),
+    ));
     settings.listen = "127.0.0.1:0".parse().unwrap();
     // Cheap hashing keeps tests fast; production defaults are tested in the domain.
     settings.argon2_memory_kib = 256;
@@ -178,6 +184,7 @@ pub async fn spawn_app_on(
     TestApp {
         client: Client::new(&base_url),
         base_url,
+        mail,
         settings,
         shutdown,
         server: Some(server),

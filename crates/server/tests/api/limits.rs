@@ -165,6 +165,60 @@ async fn registrations_per_address_are_limited() {
 }
 
 #[tokio::test]
+async fn every_step_of_a_password_reset_counts_against_the_address() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.rates.password_reset_per_address = rate("3/min");
+    })
+    .await;
+    let guesser = "203.0.113.60";
+    let steps = [
+        (
+            "/api/v1/auth/password-reset",
+            json!({"login": "alice"}),
+            202,
+        ),
+        (
+            "/api/v1/auth/password-reset/resend",
+            json!({"login": "alice"}),
+            202,
+        ),
+        (
+            "/api/v1/auth/password-reset/confirm",
+            json!({"login": "alice", "code": "123456"}),
+            403,
+        ),
+    ];
+    for (path, body, status) in &steps {
+        assert_eq!(
+            post_from(&app, guesser, path, body.clone()).await.0,
+            *status,
+            "{path}"
+        );
+    }
+    let (status, retry_after, body) = post_from(
+        &app,
+        guesser,
+        "/api/v1/auth/password-reset/complete",
+        json!({"reset_token": "guess", "new_password": "new password 1"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert!(retry_after.is_some());
+    let (status, _, _) = post_from(
+        &app,
+        "192.0.2.78",
+        "/api/v1/auth/password-reset/confirm",
+        json!({"login": "alice", "code": "123456"}),
+    )
+    .await;
+    assert_eq!(status, 403, "another address is not limited");
+}
+
+#[tokio::test]
 async fn join_codes_cannot_be_guessed_at_speed() {
     let app = spawn_app_with(|s| {
         s.rates.join_per_user = rate("3/min");

@@ -5,10 +5,13 @@ mod accounts;
 mod activity;
 mod authorization;
 mod edits;
+mod email;
 mod helpers;
 mod journey;
 mod keys;
 mod limits;
+#[path = "../support/mail_sink.rs"]
+mod mail_sink;
 mod messages;
 mod moderation;
 mod openapi;

@@ -6,6 +6,8 @@
 mod delivery;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/mail_sink.rs"]
+mod mail_sink;
 #[path = "../support/node.rs"]
 mod node;
 mod outage;

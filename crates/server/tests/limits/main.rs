@@ -6,5 +6,7 @@ mod crash;
 mod hashing;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../support/mail_sink.rs"]
+mod mail_sink;
 #[path = "../support/node.rs"]
 mod node;

@@ -6,6 +6,8 @@ mod copy;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod keys;
+#[path = "../support/mail_sink.rs"]
+mod mail_sink;
 #[path = "../support/node.rs"]
 mod node;
 mod outage;

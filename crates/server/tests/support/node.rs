@@ -22,6 +22,7 @@ pub const NO_RATE_LIMITS: &[&str] = &[
     "--rate-join-user=off",
     "--rate-join-address=off",
     "--rate-send=off",
+    "--rate-password-reset=off",
     "--rate-frames=off",
     "--login-backoff-free=4294967295",
     "--max-connections-per-address=100000",

@@ -1,7 +1,7 @@
 //! Users and their refresh tokens.
 
 use palaver_domain::events::DomainEvent;
-use palaver_domain::model::{User, UserCredentials};
+use palaver_domain::model::{Account, AccountCode, CodePurpose, User, UserCredentials};
 use palaver_domain::store::{
     AccountStore, Committed, LoginFailures, NewSession, NewUser, Rotation, SessionRecord,
     SessionsToEnd, StoreResult,
@@ -35,16 +35,24 @@ where
     async fn insert_user(&self, user: NewUser) -> StoreResult<User> {
         let _turn = self.engine.write_turn().await;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (username, display_name, password_hash, created_at)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO users (username, display_name, password_hash, created_at, email)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&user.username)
         .bind(&user.display_name)
         .bind(&user.password_hash)
         .bind(user.created_at.0)
+        .bind(user.email.as_deref())
         .fetch_one(&self.writer)
         .await
-        .map_err(|e| conflict_or(e, "username"))?;
+        .map_err(|e| {
+            let what = if unique_violation_of(&e, "email") {
+                "email"
+            } else {
+                "username"
+            };
+            conflict_or(e, what)
+        })?;
         Ok(User {
             id: UserId(id),
             username: user.username,
@@ -61,6 +69,149 @@ where
             .await
             .map_err(map_err)?;
         row.map(|r| decode::user(&r)).transpose()
+    }
+
+    async fn account(&self, user: UserId) -> StoreResult<Option<Account>> {
+        let sql = format!(
+            "SELECT {}, u.email, u.email_verified_at FROM users u WHERE u.id = $1",
+            USER_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(user.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| account(&r)).transpose()
+    }
+
+    async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
+        let sql = format!(
+            "SELECT {}, u.email, u.email_verified_at FROM users u
+             WHERE u.username = $1 OR u.email = $1 ORDER BY u.id LIMIT 1",
+            USER_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(login)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| account(&r)).transpose()
+    }
+
+    async fn set_email(&self, user: UserId, email: Option<&str>) -> StoreResult<bool> {
+        let _turn = self.engine.write_turn().await;
+        let updated =
+            sqlx::query("UPDATE users SET email = $1, email_verified_at = NULL WHERE id = $2")
+                .bind(email)
+                .bind(user.0)
+                .execute(&self.writer)
+                .await
+                .map_err(|e| conflict_or(e, "email"))?
+                .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn mark_email_verified(
+        &self,
+        user: UserId,
+        email: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let _turn = self.engine.write_turn().await;
+        let updated =
+            sqlx::query("UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email = $3")
+                .bind(at.0)
+                .bind(user.0)
+                .bind(email)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        Ok(updated > 0)
+    }
+
+    async fn put_code(&self, code: &AccountCode) -> StoreResult<()> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query(
+            "INSERT INTO account_codes
+                 (user_id, purpose, secret_hash, email, expires_at, attempts_left, sent_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (user_id, purpose) DO UPDATE SET
+                 secret_hash = $3, email = $4, expires_at = $5, attempts_left = $6, sent_at = $7",
+        )
+        .bind(code.user_id.0)
+        .bind(code.purpose.as_str())
+        .bind(&code.secret_hash)
+        .bind(&code.email)
+        .bind(code.expires_at.0)
+        .bind(i64::from(code.attempts_left))
+        .bind(code.sent_at.0)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn code(&self, user: UserId, purpose: CodePurpose) -> StoreResult<Option<AccountCode>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CODE_COLUMNS} FROM account_codes WHERE user_id = $1 AND purpose = $2"
+        ))
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| account_code(&r, purpose)).transpose()
+    }
+
+    async fn code_by_secret(
+        &self,
+        purpose: CodePurpose,
+        secret_hash: &str,
+    ) -> StoreResult<Option<AccountCode>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CODE_COLUMNS} FROM account_codes WHERE purpose = $1 AND secret_hash = $2"
+        ))
+        .bind(purpose.as_str())
+        .bind(secret_hash)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| account_code(&r, purpose)).transpose()
+    }
+
+    async fn spend_code_attempt(&self, user: UserId, purpose: CodePurpose) -> StoreResult<()> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query(
+            "UPDATE account_codes SET attempts_left = attempts_left - 1
+             WHERE user_id = $1 AND purpose = $2",
+        )
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "DELETE FROM account_codes WHERE user_id = $1 AND purpose = $2 AND attempts_left <= 0",
+        )
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_code(&self, user: UserId, purpose: CodePurpose) -> StoreResult<bool> {
+        let _turn = self.engine.write_turn().await;
+        let deleted = sqlx::query("DELETE FROM account_codes WHERE user_id = $1 AND purpose = $2")
+            .bind(user.0)
+            .bind(purpose.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(deleted > 0)
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -477,6 +628,39 @@ where
             .map_err(map_err)?;
         }
         Ok(())
+    }
+}
+
+const CODE_COLUMNS: &str = "user_id, secret_hash, email, expires_at, attempts_left, sent_at";
+
+fn account(row: &impl decode::Columns) -> StoreResult<Account> {
+    Ok(Account {
+        user: decode::user(row)?,
+        email: row.text_or_null("email")?,
+        email_verified: row.int_or_null("email_verified_at")?.is_some(),
+    })
+}
+
+fn account_code(row: &impl decode::Columns, purpose: CodePurpose) -> StoreResult<AccountCode> {
+    Ok(AccountCode {
+        user_id: UserId(row.int("user_id")?),
+        purpose,
+        secret_hash: row.text("secret_hash")?,
+        email: row.text("email")?,
+        expires_at: Timestamp(row.int("expires_at")?),
+        attempts_left: u32::try_from(row.int("attempts_left")?).unwrap_or(0),
+        sent_at: Timestamp(row.int("sent_at")?),
+    })
+}
+
+/// Whether `err` broke a uniqueness rule on `column` (PostgreSQL names the
+/// constraint, SQLite the column).
+fn unique_violation_of(err: &sqlx::Error, column: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            db.constraint().is_some_and(|c| c.contains(column)) || db.message().contains(column)
+        }
+        _ => false,
     }
 }
 

@@ -46,7 +46,8 @@ where
         Ok(match table {
             Table::Users => Rows::Users(
                 sqlx::query(
-                    "SELECT id, username, display_name, password_hash, created_at, last_seen_at
+                    "SELECT id, username, display_name, password_hash, created_at, last_seen_at,
+                            email, email_verified_at
                      FROM users WHERE id > $1 ORDER BY id LIMIT $2",
                 )
                 .bind(cursor.first)
@@ -63,6 +64,8 @@ where
                         password_hash: r.try_get("password_hash")?,
                         created_at: r.try_get("created_at")?,
                         last_seen_at: r.try_get("last_seen_at")?,
+                        email: r.try_get("email")?,
+                        email_verified_at: r.try_get("email_verified_at")?,
                     })
                 })
                 .collect::<Result<_, sqlx::Error>>()
@@ -262,8 +265,9 @@ where
             Rows::Users(rows) => {
                 for r in rows {
                     sqlx::query(
-                        "INSERT INTO users (id, username, display_name, password_hash, created_at, last_seen_at)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO users (id, username, display_name, password_hash, created_at,
+                                            last_seen_at, email, email_verified_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(r.id)
                     .bind(&r.username)
@@ -271,6 +275,8 @@ where
                     .bind(&r.password_hash)
                     .bind(r.created_at)
                     .bind(r.last_seen_at)
+                    .bind(r.email.as_deref())
+                    .bind(r.email_verified_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;

@@ -259,6 +259,7 @@ mod tests {
     async fn user(store: &SqliteStore, name: &str) -> palaver_domain::model::User {
         let new = NewUser {
             username: name.into(),
+            email: None,
             display_name: name.into(),
             password_hash: "x".into(),
             created_at: Timestamp(0),

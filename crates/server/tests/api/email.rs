@@ -1,0 +1,325 @@
+//! E-mail addresses, their verification, and password reset by mailed code,
+//! against a real SMTP server.
+
+use palaver_client::types::RegisterRequest;
+use palaver_client::{ClientError, WsConnection};
+use palaver_protocol::close_code;
+
+use crate::helpers::*;
+
+fn status_and_code(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
+    match result.expect_err("expected an API error") {
+        ClientError::Api { status, code, .. } => (status, code),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+async fn register_with_email(app: &TestApp, username: &str, email: &str) {
+    app.client
+        .register_with(RegisterRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+            display_name: None,
+            email: Some(email.into()),
+        })
+        .await
+        .unwrap();
+}
+
+/// Registers `username` with `email` and verifies it with the mailed code.
+async fn verified_user(app: &TestApp, username: &str, email: &str) -> TestUser {
+    register_with_email(app, username, email).await;
+    let user = app.signup_existing(username).await;
+    let code = app.mail.nth_to(email, 1).await.code();
+    assert!(
+        user.client
+            .verify_email(&code)
+            .await
+            .unwrap()
+            .email_verified
+    );
+    user
+}
+
+#[tokio::test]
+async fn registering_with_an_address_mails_a_code_that_verifies_it() {
+    let app = spawn_app().await;
+    register_with_email(&app, "alice", "Alice@Example.COM").await;
+    let alice = app.signup_existing("alice").await;
+    let account = alice.client.account().await.unwrap();
+    assert_eq!(account.email.as_deref(), Some("alice@example.com"));
+    assert!(!account.email_verified);
+
+    let mail = app.mail.nth_to("alice@example.com", 1).await;
+    assert!(mail.subject().contains(&mail.code()), "{}", mail.text);
+    let wrong = if mail.code() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let (status, code) = status_and_code(alice.client.verify_email(wrong).await);
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    let verified = alice.client.verify_email(&mail.code()).await.unwrap();
+    assert!(verified.email_verified);
+    // Spent.
+    assert_eq!(
+        status_and_code(alice.client.verify_email(&mail.code()).await).0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn an_address_belongs_to_one_account_and_nobody_else_sees_it() {
+    let app = spawn_app().await;
+    register_with_email(&app, "alice", "alice@example.com").await;
+    let taken = app
+        .client
+        .register_with(RegisterRequest {
+            username: "mallory".into(),
+            password: PASSWORD.into(),
+            display_name: None,
+            email: Some("ALICE@example.com".into()),
+        })
+        .await;
+    assert_eq!(status_and_code(taken).0, 409);
+    let bob = app.signup("bob").await;
+    assert_eq!(
+        status_and_code(bob.client.set_email("alice@example.com").await).0,
+        409
+    );
+    let (status, _) = status_and_code(bob.client.set_email("not an address").await);
+    assert_eq!(status, 422);
+
+    let alice = app.signup_existing("alice").await;
+    let profile: serde_json::Value = bob
+        .client
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/users/{}", alice.user.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["username"], "alice");
+    assert!(profile.get("email").is_none(), "{profile}");
+}
+
+#[tokio::test]
+async fn a_new_address_is_unverified_until_its_own_code_and_the_old_code_stops_working() {
+    let app = spawn_app().await;
+    let alice = verified_user(&app, "alice", "alice@example.com").await;
+    let moved = alice.client.set_email("alice@example.org").await.unwrap();
+    assert_eq!(moved.email.as_deref(), Some("alice@example.org"));
+    assert!(!moved.email_verified, "a new address starts unverified");
+    let first_code = app.mail.nth_to("alice@example.org", 1).await.code();
+
+    // Moved again before verifying: the code mailed to the previous address is dead.
+    alice.client.set_email("alice@example.net").await.unwrap();
+    let (status, _) = status_and_code(alice.client.verify_email(&first_code).await);
+    assert_eq!(status, 403);
+    let code = app.mail.nth_to("alice@example.net", 1).await.code();
+    let verified = alice.client.verify_email(&code).await.unwrap();
+    assert_eq!(verified.email.as_deref(), Some("alice@example.net"));
+    assert!(verified.email_verified);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_the_code() {
+    let app = spawn_app().await;
+    register_with_email(&app, "alice", "alice@example.com").await;
+    let alice = app.signup_existing("alice").await;
+    let right = app.mail.nth_to("alice@example.com", 1).await.code();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..5 {
+        assert_eq!(
+            status_and_code(alice.client.verify_email(wrong).await).0,
+            403
+        );
+    }
+    assert_eq!(
+        status_and_code(alice.client.verify_email(&right).await).0,
+        403,
+        "the right code no longer works either"
+    );
+}
+
+#[tokio::test]
+async fn a_password_reset_by_mailed_code_ends_every_login_and_tells_the_address() {
+    let app = spawn_app().await;
+    let alice = verified_user(&app, "alice", "alice@example.com").await;
+    let mut ws = alice.client.connect().await.unwrap();
+
+    // By address, in any case.
+    let accepted = app
+        .client
+        .request_password_reset("ALICE@example.com")
+        .await
+        .unwrap();
+    let mail = app.mail.nth_to("alice@example.com", 2).await;
+    assert!(mail.subject().contains("reset"), "{}", mail.text);
+    let code = mail.code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, _) = status_and_code(app.client.confirm_password_reset("alice", wrong).await);
+    assert_eq!(status, 403);
+    let token = app
+        .client
+        .confirm_password_reset("alice", &code)
+        .await
+        .unwrap();
+    assert!(token.expires_in > 0);
+    assert_eq!(
+        status_and_code(app.client.confirm_password_reset("alice", &code).await).0,
+        403,
+        "a code works once"
+    );
+    let (status, _) = status_and_code(
+        app.client
+            .complete_password_reset(&token.reset_token, "short")
+            .await,
+    );
+    assert_eq!(status, 422);
+    app.client
+        .complete_password_reset(&token.reset_token, "a brand new password")
+        .await
+        .unwrap();
+
+    let (close, _) = tokio::time::timeout(WAIT, ws.closed()).await.unwrap();
+    assert_eq!(close, close_code::SESSION_ENDED);
+    assert_eq!(status_and_code(alice.client.me().await).0, 401);
+    assert_eq!(
+        status_and_code(app.client.refresh(&alice.refresh_token).await).0,
+        401
+    );
+    assert_eq!(
+        status_and_code(app.client.login("alice", PASSWORD).await).0,
+        401
+    );
+    app.client
+        .login("alice", "a brand new password")
+        .await
+        .unwrap();
+    let notice = app.mail.nth_to("alice@example.com", 3).await;
+    assert!(notice.subject().contains("changed"), "{}", notice.text);
+    assert_eq!(
+        status_and_code(
+            app.client
+                .complete_password_reset(&token.reset_token, "yet another password")
+                .await
+        )
+        .0,
+        403,
+        "a reset token works once"
+    );
+    // The answer said nothing about the account.
+    let for_nobody = app.client.request_password_reset("nobody").await.unwrap();
+    assert_eq!(accepted, for_nobody);
+}
+
+#[tokio::test]
+async fn nobody_and_unverified_addresses_get_the_same_answer_and_no_mail() {
+    let app = spawn_app().await;
+    register_with_email(&app, "unverified", "unverified@example.com").await;
+    app.mail.nth_to("unverified@example.com", 1).await;
+    app.client
+        .register("noaddress", PASSWORD, None)
+        .await
+        .unwrap();
+    verified_user(&app, "carol", "carol@example.com").await;
+
+    let answers = [
+        app.client.request_password_reset("nobody").await.unwrap(),
+        app.client
+            .request_password_reset("nobody@example.com")
+            .await
+            .unwrap(),
+        app.client
+            .request_password_reset("unverified")
+            .await
+            .unwrap(),
+        app.client
+            .request_password_reset("noaddress")
+            .await
+            .unwrap(),
+    ];
+    assert!(answers.iter().all(|a| *a == answers[0]));
+    // A reset that does mail, after the others: by then they were handled.
+    app.client.request_password_reset("carol").await.unwrap();
+    app.mail.nth_to("carol@example.com", 2).await;
+    assert_eq!(
+        app.mail.count_to("unverified@example.com"),
+        1,
+        "only its verification"
+    );
+    assert_eq!(app.mail.all().len(), 3, "{:?}", app.mail.all());
+    // Nothing to confirm for them either: the same refusal as a wrong code.
+    for login in ["nobody", "unverified", "noaddress"] {
+        let (status, _) = status_and_code(app.client.confirm_password_reset(login, "123456").await);
+        assert_eq!(status, 403, "{login}");
+    }
+}
+
+#[tokio::test]
+async fn resend_mails_only_for_a_reset_asked_for_and_not_within_the_cool_down() {
+    let app = spawn_app().await;
+    verified_user(&app, "alice", "alice@example.com").await;
+    verified_user(&app, "bob", "bob@example.com").await;
+    app.client.resend_password_reset("alice").await.unwrap();
+    app.client.request_password_reset("bob").await.unwrap();
+    app.mail.nth_to("bob@example.com", 2).await;
+    assert_eq!(
+        app.mail.count_to("alice@example.com"),
+        1,
+        "no reset was asked for"
+    );
+
+    app.client.request_password_reset("alice").await.unwrap();
+    let first = app.mail.nth_to("alice@example.com", 2).await.code();
+    app.client.resend_password_reset("alice").await.unwrap();
+    app.client.resend_password_reset("bob").await.unwrap();
+    app.client.request_password_reset("carol").await.unwrap();
+    verified_user(&app, "dave", "dave@example.com").await;
+    assert_eq!(
+        app.mail.count_to("alice@example.com"),
+        2,
+        "within the cool-down"
+    );
+    // The code mailed first still works.
+    app.client
+        .confirm_password_reset("alice", &first)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_opened_with_a_reset_accounts_old_token_is_refused() {
+    let app = spawn_app().await;
+    let alice = verified_user(&app, "alice", "alice@example.com").await;
+    app.client.request_password_reset("alice").await.unwrap();
+    let code = app.mail.nth_to("alice@example.com", 2).await.code();
+    let token = app
+        .client
+        .confirm_password_reset("alice", &code)
+        .await
+        .unwrap();
+    app.client
+        .complete_password_reset(&token.reset_token, "a brand new password")
+        .await
+        .unwrap();
+    let refused = WsConnection::connect(
+        &app.base_url,
+        palaver_client::WsAuth::Header(alice.access_token.clone()),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ClientError::Closed { code, .. }) if code == close_code::SESSION_ENDED),
+        "{:?}",
+        refused.map(|_| ())
+    );
+}
