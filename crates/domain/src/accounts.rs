@@ -121,33 +121,19 @@ impl Accounts {
         user_agent: Option<&str>,
     ) -> Result<Session> {
         self.throttles.login_per_address.check(&from)?;
-        let now = Timestamp::now();
-        let subject = login_subject(username, from);
-        let streak = self.store.login_failures(&subject).await?;
-        if let Some(streak) = streak {
-            self.throttles
-                .login_backoff
-                .check(streak.count, streak.last_failed_at, now)?;
-        }
         let credentials = match Username::parse(username) {
             Ok(name) => self.store.credentials_by_username(name.as_str()).await?,
             Err(_) => None,
         };
         let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
-        let verified = self.passwords.verify(password, hash).await?;
+        let verified = self
+            .check_password(&login_subject(username, from), password, hash)
+            .await?;
         let user = match credentials {
             Some(found) if verified => found.user,
-            _ => {
-                let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
-                self.store
-                    .record_login_failure(&subject, now, forget_before)
-                    .await?;
-                return Err(Error::Unauthorized(BAD_LOGIN));
-            }
+            _ => return Err(Error::Unauthorized(BAD_LOGIN)),
         };
-        if streak.is_some() {
-            self.store.clear_login_failures(&subject).await?;
-        }
+        let now = Timestamp::now();
         let refresh_token = tokens::new_refresh_token();
         let id = tokens::random_token(16);
         self.store
@@ -268,40 +254,19 @@ impl Accounts {
         new_password: String,
         from: ClientAddr,
     ) -> Result<()> {
-        let new_password = Password::parse(new_password).map_err(|err| match err {
-            Error::Invalid { reason, .. } => Error::Invalid {
-                field: "new_password",
-                reason,
-            },
-            other => other,
-        })?;
+        let new_password = Password::parse(new_password).map_err(recovery::new_password_field)?;
         self.throttles.login_per_address.check(&from)?;
         let credentials = self
             .store
             .credentials_by_id(bearer.user)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        let now = Timestamp::now();
         let subject = login_subject(&credentials.user.username, from);
-        let streak = self.store.login_failures(&subject).await?;
-        if let Some(streak) = streak {
-            self.throttles
-                .login_backoff
-                .check(streak.count, streak.last_failed_at, now)?;
-        }
         if !self
-            .passwords
-            .verify(current, Some(&credentials.password_hash))
+            .check_password(&subject, current, Some(&credentials.password_hash))
             .await?
         {
-            let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
-            self.store
-                .record_login_failure(&subject, now, forget_before)
-                .await?;
             return Err(Error::Forbidden("the current password is wrong"));
-        }
-        if streak.is_some() {
-            self.store.clear_login_failures(&subject).await?;
         }
         let password_hash = self.passwords.hash(new_password.expose()).await?;
         if !self
@@ -317,6 +282,37 @@ impl Accounts {
         )
         .await?;
         Ok(())
+    }
+
+    /// Whether `password` matches `hash` (`None`: no such account, checked
+    /// as long anyway), under the login back-off of `subject`: while its
+    /// streak of failures makes it wait, refused as `RateLimited` without
+    /// looking; a failure extends the streak, a success ends it.
+    async fn check_password(
+        &self,
+        subject: &str,
+        password: &str,
+        hash: Option<&str>,
+    ) -> Result<bool> {
+        let now = Timestamp::now();
+        let streak = self.store.login_failures(subject).await?;
+        if let Some(streak) = streak {
+            self.throttles
+                .login_backoff
+                .check(streak.count, streak.last_failed_at, now)?;
+        }
+        let verified = self.passwords.verify(password, hash).await?;
+        if !verified || hash.is_none() {
+            let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
+            self.store
+                .record_login_failure(subject, now, forget_before)
+                .await?;
+            return Ok(false);
+        }
+        if streak.is_some() {
+            self.store.clear_login_failures(subject).await?;
+        }
+        Ok(true)
     }
 
     async fn end_sessions(&self, user: UserId, which: SessionsToEnd) -> Result<Vec<String>> {

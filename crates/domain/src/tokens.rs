@@ -163,7 +163,7 @@ impl AccessTokens {
 
     /// How long after a key stopped signing a token of it can still verify.
     pub fn token_lifetime_secs(&self) -> i64 {
-        (self.settings.ttl_secs + LEEWAY_SECS) as i64
+        token_lifetime_secs(self.settings.ttl_secs)
     }
 
     /// Reads the keys from the store again (a rotation).
@@ -315,6 +315,12 @@ impl AccessTokens {
             }
         }
     }
+}
+
+/// How long a token issued with `ttl_secs` can verify: its lifetime and the
+/// leeway (what a retired key's last token needs).
+pub fn token_lifetime_secs(ttl_secs: u64) -> i64 {
+    (ttl_secs + LEEWAY_SECS) as i64
 }
 
 /// Why a token did not verify with the keys at hand.

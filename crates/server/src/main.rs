@@ -94,8 +94,7 @@ async fn keys(command: KeysCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // As `AccessTokens::token_lifetime_secs`: the token lifetime and its leeway.
-    let lifetime = settings.access_token_ttl_secs as i64 + 5;
+    let lifetime = palaver_domain::tokens::token_lifetime_secs(settings.access_token_ttl_secs);
     let now = Timestamp::now();
     let key_store: &dyn palaver_domain::store::KeyStore = &*store;
     let result = async {

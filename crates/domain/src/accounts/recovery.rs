@@ -174,7 +174,8 @@ fn code_hash(user: UserId, purpose: CodePurpose, code: &str) -> String {
     tokens::hash_secret(&format!("{}:{}:{code}", user.0, purpose.as_str()))
 }
 
-fn new_password_field(err: Error) -> Error {
+/// `Password::parse`'s error, naming the field it came in.
+pub(super) fn new_password_field(err: Error) -> Error {
     match err {
         Error::Invalid { reason, .. } => Error::Invalid {
             field: "new_password",
