@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(ServerFrame::Ready { user, .. }) = &ws.ready {
         eprintln!(
             "connected as {}; type a line and press Enter to send",
-            user.username
+            user.username.as_deref().unwrap_or(&user.display_name)
         );
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

@@ -5,10 +5,10 @@ use palaver_protocol::rest::{
     PasswordResetRequest, ResetTokenResponse, VerifyEmailRequest,
 };
 use palaver_protocol::rest::{
-    BanInfo, ChangePasswordRequest, CreateRoomRequest, DirectRequest, EditMessageRequest,
-    HistoryQuery, InviteRequest, JoinRoomRequest, Jwks, LoginRequest, LogoutRequest,
-    MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker, RefreshRequest,
-    RegisterRequest, RoleRequest, Room, RoomSummary, SessionInfo, TokenResponse,
+    BanInfo, ChangePasswordRequest, CreateRoomRequest, DeleteAccountRequest, DirectRequest,
+    EditMessageRequest, HistoryQuery, InviteRequest, JoinRoomRequest, Jwks, LoginRequest,
+    LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker,
+    RefreshRequest, RegisterRequest, RoleRequest, Room, RoomSummary, SessionInfo, TokenResponse,
     UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest, UserPage, UserRef,
 };
 use palaver_protocol::ErrorBody;
@@ -212,6 +212,20 @@ impl Client {
         };
         self.call_empty(Method::POST, "/api/v1/auth/password", Some(&body))
             .await
+    }
+
+    /// Deletes this account (`erase`: its message bodies too); every login
+    /// of it ends.
+    pub async fn delete_account(&self, password: &str, erase: bool) -> Result<()> {
+        let body = DeleteAccountRequest {
+            password: password.into(),
+        };
+        let path = if erase {
+            "/api/v1/users/me?erase=true"
+        } else {
+            "/api/v1/users/me"
+        };
+        self.call_empty(Method::DELETE, path, Some(&body)).await
     }
 
     /// The public keys access tokens are signed with (`/.well-known/jwks.json`).

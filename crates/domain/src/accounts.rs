@@ -1,4 +1,5 @@
-//! Accounts: registration, login, refresh-token rotation, logout.
+//! Accounts: registration, login, refresh-token rotation, logout, sessions,
+//! password change, deletion.
 
 mod recovery;
 
@@ -12,7 +13,8 @@ use crate::model::User;
 use crate::outbox::Publisher;
 use crate::passwords::Passwords;
 use crate::store::{
-    NewSession, NewUser, Rotation, SessionRecord, SessionsToEnd, Store, StoreError,
+    AccountDeletion, AccountRemoval, NewSession, NewUser, Rotation, SessionRecord, SessionsToEnd,
+    Store, StoreError,
 };
 use crate::throttle::{ClientAddr, Throttles, LOGIN_FAILURES_FORGOTTEN_AFTER};
 use crate::time::Timestamp;
@@ -28,12 +30,21 @@ pub struct Session {
     pub user: User,
 }
 
+/// How long an account's things last.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountTimes {
+    pub refresh_token_ttl_secs: i64,
+    /// How long a deleted account's username cannot be registered again, so
+    /// that nobody takes over a name others still know as someone else.
+    pub username_hold_secs: i64,
+}
+
 pub struct Accounts {
     store: Arc<dyn Store>,
     publisher: Publisher,
     passwords: Passwords,
     access: AccessTokens,
-    refresh_ttl_secs: i64,
+    times: AccountTimes,
     throttles: Arc<Throttles>,
     codes: Codes,
 }
@@ -47,7 +58,7 @@ impl Accounts {
         publisher: Publisher,
         passwords: Passwords,
         access: AccessTokens,
-        refresh_ttl_secs: i64,
+        times: AccountTimes,
         throttles: Arc<Throttles>,
         codes: Codes,
     ) -> Self {
@@ -57,7 +68,7 @@ impl Accounts {
             publisher,
             passwords,
             access,
-            refresh_ttl_secs,
+            times,
             throttles,
         }
     }
@@ -143,7 +154,7 @@ impl Accounts {
                 token_hash: tokens::hash_secret(&refresh_token),
                 user_agent: user_agent.map(shorten_user_agent),
                 created_at: now,
-                expires_at: now.plus_seconds(self.refresh_ttl_secs),
+                expires_at: now.plus_seconds(self.times.refresh_token_ttl_secs),
             })
             .await?;
         self.session(user, &id, refresh_token, now)
@@ -159,7 +170,7 @@ impl Accounts {
             .rotate_refresh_token(
                 &tokens::hash_secret(presented),
                 &tokens::hash_secret(&next),
-                now.plus_seconds(self.refresh_ttl_secs),
+                now.plus_seconds(self.times.refresh_token_ttl_secs),
                 now,
             )
             .await?;
@@ -284,6 +295,50 @@ impl Accounts {
         Ok(())
     }
 
+    /// Deletes the caller's account after checking its password (a login
+    /// attempt, as for `change_password`): see `AccountStore::delete_account`
+    /// for what remains. `LastOwner` while it is the only owner of a room
+    /// that has other members.
+    pub async fn delete_account(
+        &self,
+        user: UserId,
+        password: &str,
+        erase: bool,
+        from: ClientAddr,
+    ) -> Result<()> {
+        self.throttles.login_per_address.check(&from)?;
+        let credentials = self
+            .store
+            .credentials_by_id(user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let subject = login_subject(&credentials.user.username, from);
+        if !self
+            .check_password(&subject, password, Some(&credentials.password_hash))
+            .await?
+        {
+            return Err(Error::Forbidden("the password is wrong"));
+        }
+        let now = Timestamp::now();
+        let committed = self
+            .store
+            .delete_account(AccountRemoval {
+                user,
+                erase,
+                username_free_at: now.plus_seconds(self.times.username_hold_secs),
+                now,
+            })
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        match self.publisher.publish_committed(committed) {
+            AccountDeletion::Deleted => {
+                tracing::info!(user = %user, erase, "account deleted");
+                Ok(())
+            }
+            AccountDeletion::LastOwner(rooms) => Err(Error::LastOwner(rooms)),
+        }
+    }
+
     /// Whether `password` matches `hash` (`None`: no such account, checked
     /// as long anyway), under the login back-off of `subject`: while its
     /// streak of failures makes it wait, refused as `RateLimited` without
@@ -335,7 +390,8 @@ impl Accounts {
             .ok_or(Error::NotFound("user"))
     }
 
-    /// A user by id or username; `NotFound` when there is none.
+    /// A user to act on (invite, write to) by id or username; `NotFound`
+    /// when there is none or the account was deleted.
     pub async fn find(&self, who: &UserLookup) -> Result<User> {
         let found = match who {
             UserLookup::Id(id) => self.store.user_by_id(*id).await?,
@@ -346,7 +402,9 @@ impl Accounts {
                     .await?
             }
         };
-        found.ok_or(Error::NotFound("user"))
+        found
+            .filter(|user| !user.deleted)
+            .ok_or(Error::NotFound("user"))
     }
 
     /// Users whose username or display name starts with `query` (any case),

@@ -1,7 +1,7 @@
 //! The one domain error. Each transport maps it exactly once (HTTP status,
 //! WebSocket error frame); internal causes are logged, never shown.
 
-use crate::store::StoreError;
+use crate::store::{RoomName, StoreError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -21,6 +21,10 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    /// The account cannot be deleted while it is the only owner of these
+    /// rooms, which have other members: ownership must be handed over first.
+    #[error("{}", last_owner_message(.0))]
+    LastOwner(Vec<RoomName>),
     /// Too much of one kind of work is running (password hashing): refused at
     /// once rather than queued without bound.
     /// How long to wait is `retry_after` (the `Retry-After` header on HTTP).
@@ -64,12 +68,21 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::LastOwner(_) => "last_owner",
             Error::Overloaded { .. } => "overloaded",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable => "store_unavailable",
             Error::Internal => "internal",
         }
     }
+}
+
+fn last_owner_message(rooms: &[RoomName]) -> String {
+    let names: Vec<&str> = rooms.iter().map(|room| room.name.as_str()).collect();
+    format!(
+        "you are the only owner of rooms with other members ({}): hand them over first",
+        names.join(", ")
+    )
 }
 
 impl From<StoreError> for Error {

@@ -73,6 +73,14 @@ pub enum DomainEvent {
         user_id: UserId,
         sessions: Vec<String>,
     },
+    /// The account was deleted: its messages in `rooms` (those it was a
+    /// member of) now show the tombstone as sender, and with `erased` are
+    /// blanked. Its memberships' and sessions' ends are events of their own.
+    UserDeleted {
+        user_id: UserId,
+        rooms: Vec<RoomId>,
+        erased: bool,
+    },
     /// Cluster mode, every few seconds: everyone with a connection on `node`.
     /// A node whose heartbeats stop is presumed dead and its users offline.
     NodeHeartbeat {
@@ -96,7 +104,8 @@ impl DomainEvent {
                 hasher.finish() as i64
             }
             // A user's account events keep their order.
-            DomainEvent::SessionsEnded { user_id, .. } => user_id.0,
+            DomainEvent::SessionsEnded { user_id, .. }
+            | DomainEvent::UserDeleted { user_id, .. } => user_id.0,
             room_event => room_event.room_id().0,
         }
     }
@@ -118,7 +127,8 @@ impl DomainEvent {
         match self {
             DomainEvent::Presence { .. }
             | DomainEvent::NodeHeartbeat { .. }
-            | DomainEvent::SessionsEnded { .. } => RoomId(0),
+            | DomainEvent::SessionsEnded { .. }
+            | DomainEvent::UserDeleted { .. } => RoomId(0),
             DomainEvent::MessagePosted(m) | DomainEvent::MessageEdited(m) => m.room_id,
             DomainEvent::MessageDeleted { room_id, .. }
             | DomainEvent::ReadMarkerMoved { room_id, .. }
@@ -243,6 +253,11 @@ enum EventV1 {
         user_id: i64,
         sessions: Vec<String>,
     },
+    UserDeleted {
+        user_id: i64,
+        rooms: Vec<i64>,
+        erased: bool,
+    },
 }
 
 /// A room as `GET /api/v1/rooms/{id}` shows it.
@@ -295,8 +310,9 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 14] = [
+const KNOWN_TYPES: [&str; 15] = [
     "sessions_ended",
+    "user_deleted",
     "typing",
     "presence",
     "node_heartbeat",
@@ -408,6 +424,15 @@ pub fn encode(event: &DomainEvent) -> String {
         DomainEvent::SessionsEnded { user_id, sessions } => EventV1::SessionsEnded {
             user_id: user_id.0,
             sessions: sessions.clone(),
+        },
+        DomainEvent::UserDeleted {
+            user_id,
+            rooms,
+            erased,
+        } => EventV1::UserDeleted {
+            user_id: user_id.0,
+            rooms: rooms.iter().map(|r| r.0).collect(),
+            erased: *erased,
         },
     };
     serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
@@ -533,6 +558,15 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             user_id: UserId(user_id),
             sessions,
         },
+        EventV1::UserDeleted {
+            user_id,
+            rooms,
+            erased,
+        } => DomainEvent::UserDeleted {
+            user_id: UserId(user_id),
+            rooms: rooms.into_iter().map(RoomId).collect(),
+            erased,
+        },
     }))
 }
 
@@ -582,6 +616,11 @@ mod tests {
             DomainEvent::SessionsEnded {
                 user_id: UserId(9),
                 sessions: vec!["a".into(), "b".into()],
+            },
+            DomainEvent::UserDeleted {
+                user_id: UserId(9),
+                rooms: vec![RoomId(3), RoomId(4)],
+                erased: true,
             },
             DomainEvent::ReadMarkerMoved {
                 room_id: RoomId(3),

@@ -9,7 +9,14 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub created_at: Timestamp,
+    /// A deleted account's tombstone: its messages keep it as their sender;
+    /// it has no username to show (`username` holds a placeholder) and
+    /// cannot be logged in as, found, invited or written to.
+    pub deleted: bool,
 }
+
+/// What a deleted account's tombstone is called.
+pub const DELETED_USER_NAME: &str = "Deleted user";
 
 /// A user as only they see themselves: with their e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,8 +30,9 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
         | DomainEvent::Typing { .. }
         | DomainEvent::Presence { .. }
         | DomainEvent::NodeHeartbeat { .. }
-        // An ended session never comes back.
-        | DomainEvent::SessionsEnded { .. } => true,
+        // An ended session and a deleted account never come back.
+        | DomainEvent::SessionsEnded { .. }
+        | DomainEvent::UserDeleted { .. } => true,
         DomainEvent::RoomDeleted { room_id } => store.room_by_id(*room_id).await?.is_none(),
     })
 }

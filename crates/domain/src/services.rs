@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use crate::accounts::{Accounts, CodeLimits, Codes};
+use crate::accounts::{AccountTimes, Accounts, CodeLimits, Codes};
 use crate::activity::Activity;
 use crate::bus::Bus;
 use crate::error::Result;
@@ -21,6 +21,8 @@ use crate::tokens::AccessTokens;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub refresh_token_ttl_secs: i64,
+    /// How long a deleted account's username cannot be registered again.
+    pub username_hold_secs: i64,
     pub hashing: HashingLimits,
     pub rates: RateLimits,
     pub codes: CodeLimits,
@@ -31,6 +33,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 4096,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            username_hold_secs: 30 * 24 * 3600,
             hashing: HashingLimits::default(),
             rates: RateLimits::default(),
             codes: CodeLimits::default(),
@@ -69,7 +72,10 @@ impl Services {
                 publisher.clone(),
                 passwords.clone(),
                 access,
-                limits.refresh_token_ttl_secs,
+                AccountTimes {
+                    refresh_token_ttl_secs: limits.refresh_token_ttl_secs,
+                    username_hold_secs: limits.username_hold_secs,
+                },
                 throttles.clone(),
                 Codes::new(store.clone(), MailQueue::start(mailer), limits.codes),
             ),

@@ -68,6 +68,33 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
 }
 
+/// Deleting an account (`AccountStore::delete_account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountRemoval {
+    pub user: UserId,
+    /// Also empty the bodies of its messages (marked deleted; seqs kept).
+    pub erase: bool,
+    /// Until when its username cannot be registered again.
+    pub username_free_at: Timestamp,
+    pub now: Timestamp,
+}
+
+/// What deleting an account did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountDeletion {
+    Deleted,
+    /// Nothing: the user is the only owner of these rooms, which have other
+    /// members (ownership must be handed over first).
+    LastOwner(Vec<RoomName>),
+}
+
+/// A room as a message to its member names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName {
+    pub id: RoomId,
+    pub name: String,
+}
+
 /// Which of a user's logins to end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionsToEnd {
@@ -225,7 +252,8 @@ pub trait Store: AccountStore + KeyStore + RoomStore + MessageStore + OutboxStor
 /// Users and their refresh tokens.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
-    /// `Conflict("username")` when the (lower-case) username is taken,
+    /// `Conflict("username")` when the (lower-case) username is taken (or
+    /// was a deleted account's and is not free again yet),
     /// `Conflict("email")` when the address is.
     async fn insert_user(&self, user: NewUser) -> StoreResult<User>;
     /// The account as its owner sees it.
@@ -273,6 +301,18 @@ pub trait AccountStore: Send + Sync + 'static {
         user: UserId,
         display_name: &str,
     ) -> StoreResult<Option<User>>;
+
+    /// Turns the account into its tombstone, in one transaction: every
+    /// membership ends (`MemberLeft`; a room left with no member is deleted,
+    /// `RoomDeleted`), every session ends (`SessionsEnded`), its one-time
+    /// codes are dropped, its messages stay (blanked with `erase`), and
+    /// `UserDeleted` names the rooms it left. Refused (`LastOwner`, nothing
+    /// changed) while it is the only owner of a room with other members.
+    /// `None` when there is no such live account.
+    async fn delete_account(
+        &self,
+        removal: AccountRemoval,
+    ) -> StoreResult<Option<Committed<AccountDeletion>>>;
 
     /// Records a login and its first refresh token.
     async fn insert_session(&self, session: NewSession) -> StoreResult<()>;

@@ -15,6 +15,16 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable sentence; never contains internal details.
     pub message: String,
+    /// With `last_owner`: the rooms whose ownership must be handed over first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Vec<RoomRef>>,
+}
+
+/// A room, named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoomRef {
+    pub id: i64,
+    pub name: String,
 }
 
 impl ErrorBody {
@@ -23,6 +33,7 @@ impl ErrorBody {
             error: ErrorDetail {
                 code: code.into(),
                 message: message.into(),
+                rooms: None,
             },
         }
     }

@@ -7,11 +7,15 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub id: i64,
-    /// Lower-case, 3–32 of `[a-z0-9_.-]`.
-    pub username: String,
+    /// Lower-case, 3–32 of `[a-z0-9_.-]`; `null` for a deleted account.
+    pub username: Option<String>,
+    /// "Deleted user" for a deleted account.
     pub display_name: String,
     /// RFC 3339 timestamp.
     pub created_at: String,
+    /// The account was deleted: this is what its messages show as sender.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -135,6 +139,22 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
     /// Whether this is the login whose access token made the request.
     pub current: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeleteAccountRequest {
+    /// The account's password, as a confirmation.
+    pub password: String,
+}
+
+/// Query for `DELETE /users/me`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteAccountQuery {
+    /// Also blank the bodies of the account's messages (they stay in history
+    /// as deleted, their seqs unchanged).
+    #[serde(default)]
+    pub erase: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -208,6 +208,14 @@ pub enum ServerFrame {
         user_id: i64,
         banned: bool,
     },
+    /// A member's account was deleted: its messages in the room now show
+    /// "Deleted user" as sender (`GET /users/{id}`), and with `erased` their
+    /// bodies are blank and they count as deleted. Its `member_left` follows.
+    UserDeleted {
+        room: i64,
+        user_id: i64,
+        erased: bool,
+    },
     /// A member's role is now `owner`, `admin` or `member`.
     RoleChanged {
         room: i64,

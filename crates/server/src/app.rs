@@ -210,6 +210,7 @@ impl Application {
             Limits {
                 max_body_bytes: settings.max_body_bytes,
                 refresh_token_ttl_secs: settings.refresh_token_ttl_secs as i64,
+                username_hold_secs: settings.username_hold_days as i64 * 24 * 3600,
                 hashing: HashingLimits {
                     concurrent: settings.argon2_concurrency,
                     waiting: settings.argon2_queue,

@@ -195,6 +195,9 @@ pub struct ServeArgs {
     /// Seconds a mailed code (e-mail verification, password reset) works [default: 300].
     #[arg(long, env = "PALAVER_CODE_TTL_SECS")]
     pub code_ttl_secs: Option<u64>,
+    /// Days a deleted account's username cannot be registered again [default: 30].
+    #[arg(long, env = "PALAVER_USERNAME_HOLD_DAYS")]
+    pub username_hold_days: Option<u64>,
     /// Join-by-code attempts per user [default: 10/min].
     #[arg(long, env = "PALAVER_RATE_JOIN_USER")]
     pub rate_join_user: Option<RateLimit>,
@@ -304,6 +307,7 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
     pub code_ttl_secs: u64,
+    pub username_hold_days: u64,
     pub rate_frames: RateLimit,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -465,6 +469,10 @@ impl Settings {
                 .or(file.mail_from)
                 .unwrap_or_else(|| "Palaver <palaver@localhost>".into()),
             code_ttl_secs: args.code_ttl_secs.or(file.code_ttl_secs).unwrap_or(300),
+            username_hold_days: args
+                .username_hold_days
+                .or(file.username_hold_days)
+                .unwrap_or(30),
             rate_frames: args
                 .rate_frames
                 .or(file.rate_frames)
@@ -568,6 +576,10 @@ impl Settings {
         anyhow::ensure!(
             self.code_ttl_secs >= 30,
             "code_ttl_secs must be at least 30"
+        );
+        anyhow::ensure!(
+            self.username_hold_days <= 36_500,
+            "username_hold_days must be at most 36500"
         );
         anyhow::ensure!(!self.jwt_audience.is_empty(), "jwt_audience is empty");
         anyhow::ensure!(

@@ -38,6 +38,18 @@ impl EventSink for LocalDelivery {
                 hub.end_sessions(*user_id, sessions);
                 return;
             }
+            // Every room the account was in, before its `member_left`.
+            DomainEvent::UserDeleted {
+                user_id,
+                rooms,
+                erased,
+            } => {
+                for &room in rooms.iter().filter(|room| hub.has_followers(**room)) {
+                    let frame = frames::user_deleted(room, *user_id, *erased);
+                    hub.broadcast(room, Outbound::Frame(Arc::new(frames::encode(&frame))));
+                }
+                return;
+            }
             // Follow first, then announce: the new member's connections see
             // their own join and everything after it.
             DomainEvent::MemberJoined {

@@ -162,6 +162,17 @@ pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
         },
         DomainEvent::Presence { .. }
         | DomainEvent::NodeHeartbeat { .. }
-        | DomainEvent::SessionsEnded { .. } => return None,
+        | DomainEvent::SessionsEnded { .. }
+        // One frame per room: `user_deleted`.
+        | DomainEvent::UserDeleted { .. } => return None,
     })
+}
+
+/// What the members of `room` see of a deleted account.
+pub fn user_deleted(room: RoomId, user: UserId, erased: bool) -> ServerFrame {
+    ServerFrame::UserDeleted {
+        room: room.0,
+        user_id: user.0,
+        erased,
+    }
 }

@@ -73,7 +73,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::confirm_password_reset))
         .routes(routes!(auth::complete_password_reset))
         .routes(routes!(keys::jwks))
-        .routes(routes!(users::me, users::update_me))
+        .routes(routes!(users::me, users::update_me, users::delete_me))
         .routes(routes!(users::search))
         .routes(routes!(users::profile))
         .routes(routes!(users::direct))

@@ -9,9 +9,10 @@ use palaver_protocol::rest;
 pub fn user(user: &User) -> rest::User {
     rest::User {
         id: user.id.0,
-        username: user.username.clone(),
+        username: (!user.deleted).then(|| user.username.clone()),
         display_name: user.display_name.clone(),
         created_at: user.created_at.to_rfc3339(),
+        deleted: user.deleted,
     }
 }
 

@@ -512,6 +512,19 @@ socket.addEventListener('frame', (event) => {
       else if (frame.room === state.current) loadMembers(frame.room);
       break;
     }
+    case 'user_deleted': {
+      state.names.set(frame.user_id, 'Deleted user');
+      if (frame.erased) {
+        for (const message of state.messages.get(frame.room)?.values() ?? []) {
+          if (message.sender_id === frame.user_id) Object.assign(message, { body: '', deleted: true });
+        }
+        const room = state.rooms.get(frame.room);
+        if (room?.last_message?.sender_id === frame.user_id) room.last_message = { ...room.last_message, body: '', deleted: true };
+      }
+      renderRooms();
+      if (frame.room === state.current) renderMessages();
+      break;
+    }
     case 'role_changed': if (frame.room === state.current) loadMembers(frame.room); break;
     case 'room_updated': {
       const room = state.rooms.get(frame.room.id);

@@ -65,7 +65,8 @@ pub const CACHED_BATCH_SHAPES: usize = 16;
 macro_rules! user_columns {
     () => {
         "u.id AS u_id, u.username AS u_username, \
-         u.display_name AS u_display_name, u.created_at AS u_created_at"
+         u.display_name AS u_display_name, u.created_at AS u_created_at, \
+         u.deleted_at AS u_deleted_at"
     };
 }
 

@@ -53,6 +53,9 @@ pub struct UserRow {
     pub last_seen_at: Option<i64>,
     pub email: Option<String>,
     pub email_verified_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub retired_username: Option<String>,
+    pub username_free_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use palaver_domain::Error;
+use palaver_protocol::error::RoomRef;
 use palaver_protocol::ErrorBody;
 
 #[derive(Debug)]
@@ -30,7 +31,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Conflict(_) | Error::LastOwner(_) => StatusCode::CONFLICT,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Overloaded { .. } | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -40,11 +41,21 @@ pub fn status_of(err: &Error) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body, retry_after) = match self {
-            ApiError::Domain(err) => (
-                status_of(&err),
-                ErrorBody::new(err.code(), err.to_string()),
-                err.retry_after(),
-            ),
+            ApiError::Domain(err) => {
+                let mut body = ErrorBody::new(err.code(), err.to_string());
+                if let Error::LastOwner(rooms) = &err {
+                    body.error.rooms = Some(
+                        rooms
+                            .iter()
+                            .map(|room| RoomRef {
+                                id: room.id.0,
+                                name: room.name.clone(),
+                            })
+                            .collect(),
+                    );
+                }
+                (status_of(&err), body, err.retry_after())
+            }
             ApiError::Rejected {
                 status,
                 code,

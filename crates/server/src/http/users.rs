@@ -1,15 +1,18 @@
-//! `/api/v1/users/*` and `/api/v1/dms`: profiles, finding people, direct rooms.
+//! `/api/v1/users/*` and `/api/v1/dms`: profiles, account deletion, finding
+//! people, direct rooms.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use palaver_domain::accounts::UserLookup;
 use palaver_domain::UserId;
 use palaver_protocol::rest::{
-    Account, DirectRequest, Room, UpdateProfileRequest, User, UserPage, UserRef, UserSearchQuery,
+    Account, DeleteAccountQuery, DeleteAccountRequest, DirectRequest, Room, UpdateProfileRequest,
+    User, UserPage, UserRef, UserSearchQuery,
 };
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, ClientAddress};
 use super::AppState;
 use crate::wire;
 
@@ -49,6 +52,37 @@ pub async fn update_me(
         accounts.set_email(user, Some(email)).await?;
     }
     Ok(AppJson(wire::account(&accounts.account(user).await?)))
+}
+
+/// Delete the caller's account, confirmed by its password. Its messages stay
+/// in history under "Deleted user" (with `erase=true` their bodies are
+/// blanked too), its memberships end (`member_left`; a room left empty is
+/// deleted), every login ends (WebSockets closed with 4002), and its username
+/// cannot be registered again for a while (`--username-hold-days`).
+#[utoipa::path(delete, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = [])),
+    params(DeleteAccountQuery),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 403, description = "the password is wrong", body = ErrorBody),
+        (status = 409, description = "`last_owner`: the only owner of rooms with other members, named in `rooms`; hand them over first", body = ErrorBody),
+        (status = 429, description = "too many attempts: wait `Retry-After` (the login back-off applies)", body = ErrorBody),
+        (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
+    ))]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ClientAddress(from): ClientAddress,
+    AppQuery(query): AppQuery<DeleteAccountQuery>,
+    AppJson(req): AppJson<DeleteAccountRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .accounts
+        .delete_account(user, &req.password, query.erase, from)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Find people by the start of their username or display name (any case).

@@ -377,13 +377,18 @@ async fn cast(app: &TestApp) -> Cast {
     );
     let long_ago = Timestamp::now().minus(std::time::Duration::from_secs(3600));
     let owner = app.signup("owner").await;
+    // A login of an account deleted since: its token is still signed and unexpired.
+    let deleted = app.signup("deleted").await;
+    deleted
+        .client
+        .delete_account(PASSWORD, false)
+        .await
+        .unwrap();
     Cast {
         expired_token: tokens
             .issue(UserId(owner.id()), "a login", long_ago)
             .unwrap(),
-        deleted_user_token: tokens
-            .issue(UserId(999_999), "a login", Timestamp::now())
-            .unwrap(),
+        deleted_user_token: deleted.access_token,
         owner,
         admin: app.signup("admin").await,
         member: app.signup("member").await,

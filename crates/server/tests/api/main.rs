@@ -4,6 +4,7 @@
 mod accounts;
 mod activity;
 mod authorization;
+mod deletion;
 mod edits;
 mod email;
 mod helpers;

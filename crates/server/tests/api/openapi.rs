@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/logout"),
     ("get", "/api/v1/users/me"),
     ("patch", "/api/v1/users/me"),
+    ("delete", "/api/v1/users/me"),
     ("get", "/api/v1/users"),
     ("get", "/api/v1/users/{id}"),
     ("post", "/api/v1/dms"),

@@ -102,7 +102,7 @@ async fn people_are_found_by_name_prefix_in_pages_and_can_rename_themselves() {
     let names = |page: &palaver_client::types::UserPage| {
         page.users
             .iter()
-            .map(|u| u.username.clone())
+            .map(|u| u.username.clone().unwrap())
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&first), ["anna", "annabel"]);

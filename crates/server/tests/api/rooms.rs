@@ -41,7 +41,7 @@ async fn joining_checks_the_password_and_is_idempotent() {
     let members = alice.client.members(room.id).await.unwrap();
     let roles: Vec<_> = members
         .iter()
-        .map(|m| (m.user.username.as_str(), m.role.as_str()))
+        .map(|m| (m.user.username.as_deref().unwrap(), m.role.as_str()))
         .collect();
     assert_eq!(roles, [("alice", "owner"), ("bob", "member")]);
 }

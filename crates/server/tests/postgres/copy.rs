@@ -80,6 +80,9 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .await
         .unwrap()
         .refresh_token;
+    // A deleted account: a tombstone, with its username held back.
+    let erin = source_app.signup("erin").await;
+    erin.client.delete_account(PASSWORD, false).await.unwrap();
     source_app.shutdown().await;
     let sqlite_url = format!(
         "sqlite://{}",
@@ -128,6 +131,12 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
     })
     .await;
     let alice = target_app.signup_existing("alice").await;
+    assert!(alice.client.user(erin.id()).await.unwrap().deleted);
+    assert_eq!(
+        status_of(target_app.client.register("erin", PASSWORD, None).await),
+        409,
+        "the username is still held back"
+    );
     let rooms = alice.client.rooms().await.unwrap();
     let positions: Vec<_> = rooms
         .iter()
@@ -170,7 +179,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .register("dave", PASSWORD, None)
         .await
         .unwrap();
-    assert_eq!(dave.id, 4);
+    assert_eq!(dave.id, 5, "after erin's tombstone");
     let room = alice.client.create_room("new", None).await.unwrap();
     assert_eq!(room.id, 3);
 }

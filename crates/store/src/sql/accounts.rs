@@ -1,13 +1,15 @@
 //! Users and their refresh tokens.
 
 use palaver_domain::events::DomainEvent;
-use palaver_domain::model::{Account, AccountCode, CodePurpose, User, UserCredentials};
+use palaver_domain::model::{
+    Account, AccountCode, CodePurpose, User, UserCredentials, DELETED_USER_NAME,
+};
 use palaver_domain::store::{
-    AccountStore, Committed, LoginFailures, NewSession, NewUser, Rotation, SessionRecord,
-    SessionsToEnd, StoreResult,
+    AccountDeletion, AccountRemoval, AccountStore, Committed, LoginFailures, NewSession, NewUser,
+    RoomName, Rotation, SessionRecord, SessionsToEnd, StoreError, StoreResult,
 };
 use palaver_domain::time::Timestamp;
-use palaver_domain::UserId;
+use palaver_domain::{RoomId, UserId};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::decode::{self, Columns};
@@ -34,16 +36,22 @@ where
 {
     async fn insert_user(&self, user: NewUser) -> StoreResult<User> {
         let _turn = self.engine.write_turn().await;
-        let id: i64 = sqlx::query_scalar(
+        // A deleted account's former username is not free again before its
+        // time; checked in the insert itself, so no deletion slips between.
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO users (username, display_name, password_hash, created_at, email)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+             SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS BIGINT),
+                    CAST($5 AS TEXT)
+             WHERE NOT EXISTS (SELECT 1 FROM users
+                               WHERE retired_username = $1 AND username_free_at > $4)
+             RETURNING id",
         )
         .bind(&user.username)
         .bind(&user.display_name)
         .bind(&user.password_hash)
         .bind(user.created_at.0)
         .bind(user.email.as_deref())
-        .fetch_one(&self.writer)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|e| {
             let what = if unique_violation_of(&e, "email") {
@@ -53,11 +61,15 @@ where
             };
             conflict_or(e, what)
         })?;
+        let Some(id) = id else {
+            return Err(StoreError::Conflict("username"));
+        };
         Ok(User {
             id: UserId(id),
             username: user.username,
             display_name: user.display_name,
             created_at: user.created_at,
+            deleted: false,
         })
     }
 
@@ -87,7 +99,8 @@ where
     async fn account_by_login(&self, login: &str) -> StoreResult<Option<Account>> {
         let sql = format!(
             "SELECT {}, u.email, u.email_verified_at FROM users u
-             WHERE u.username = $1 OR u.email = $1 ORDER BY u.id LIMIT 1",
+             WHERE (u.username = $1 OR u.email = $1) AND u.deleted_at IS NULL
+             ORDER BY u.id LIMIT 1",
             USER_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -101,7 +114,7 @@ where
     async fn set_email(&self, user: UserId, email: Option<&str>) -> StoreResult<bool> {
         let _turn = self.engine.write_turn().await;
         let updated =
-            sqlx::query("UPDATE users SET email = $1, email_verified_at = NULL WHERE id = $2")
+            sqlx::query("UPDATE users SET email = $1, email_verified_at = NULL WHERE id = $2 AND deleted_at IS NULL")
                 .bind(email)
                 .bind(user.0)
                 .execute(&self.writer)
@@ -215,7 +228,10 @@ where
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        let sql = format!("SELECT {} FROM users u WHERE u.username = $1", USER_COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM users u WHERE u.username = $1 AND u.deleted_at IS NULL",
+            USER_COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(username)
             .fetch_optional(&self.readers)
@@ -229,7 +245,8 @@ where
         username: &str,
     ) -> StoreResult<Option<UserCredentials>> {
         let sql = format!(
-            "SELECT {}, u.password_hash FROM users u WHERE u.username = $1",
+            "SELECT {}, u.password_hash FROM users u
+             WHERE u.username = $1 AND u.deleted_at IS NULL",
             USER_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -242,7 +259,7 @@ where
 
     async fn credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>> {
         let sql = format!(
-            "SELECT {}, u.password_hash FROM users u WHERE u.id = $1",
+            "SELECT {}, u.password_hash FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL",
             USER_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -255,13 +272,14 @@ where
 
     async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool> {
         let _turn = self.engine.write_turn().await;
-        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user.0)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+        let updated =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(password_hash)
+                .bind(user.0)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
         Ok(updated > 0)
     }
 
@@ -278,7 +296,7 @@ where
         let sql = format!(
             "SELECT {} FROM users u
              WHERE (u.username LIKE $1 ESCAPE '\\' OR lower(u.display_name) LIKE $1 ESCAPE '\\')
-               AND u.username > $2
+               AND u.username > $2 AND u.deleted_at IS NULL
              ORDER BY u.username LIMIT $3",
             USER_COLUMNS
         );
@@ -298,13 +316,14 @@ where
         display_name: &str,
     ) -> StoreResult<Option<User>> {
         let _turn = self.engine.write_turn().await;
-        let updated = sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
-            .bind(display_name)
-            .bind(user.0)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+        let updated =
+            sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(display_name)
+                .bind(user.0)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
         if updated == 0 {
             return Ok(None);
         }
@@ -322,6 +341,138 @@ where
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn delete_account(
+        &self,
+        removal: AccountRemoval,
+    ) -> StoreResult<Option<Committed<AccountDeletion>>> {
+        let AccountRemoval {
+            user,
+            erase,
+            username_free_at,
+            now,
+        } = removal;
+        let (_turn, mut tx) = self.begin_write().await?;
+        let live: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
+            E::FOR_UPDATE
+        ))
+        .bind(user.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        let memberships = sqlx::query(
+            "SELECT mb.room_id, mb.role, r.name,
+                    (SELECT COUNT(*) FROM members o
+                     WHERE o.room_id = mb.room_id AND o.user_id <> $1) AS others
+             FROM members mb JOIN rooms r ON r.id = mb.room_id
+             WHERE mb.user_id = $1 ORDER BY mb.room_id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut last_owner = Vec::new();
+        let mut rooms = Vec::new();
+        for row in &memberships {
+            let room = RoomId(row.int("room_id")?);
+            let others = row.int("others")?;
+            if others > 0 && row.text("role")? == "owner" {
+                last_owner.push(RoomName {
+                    id: room,
+                    name: row.text("name")?,
+                });
+            }
+            rooms.push((room, others));
+        }
+        if !last_owner.is_empty() {
+            return Ok(Some(Committed::quiet(AccountDeletion::LastOwner(
+                last_owner,
+            ))));
+        }
+        let mut events = vec![DomainEvent::UserDeleted {
+            user_id: user,
+            rooms: rooms.iter().map(|(room, _)| *room).collect(),
+            erased: erase,
+        }];
+        for (room, others) in rooms {
+            if others == 0 {
+                // Nobody is left to see it.
+                self.delete_room_in(&mut tx, room).await?;
+                events.push(DomainEvent::RoomDeleted { room_id: room });
+            } else {
+                sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+                    .bind(room.0)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                events.push(DomainEvent::MemberLeft {
+                    room_id: room,
+                    user_id: user,
+                });
+            }
+        }
+        if erase {
+            sqlx::query(
+                "UPDATE messages SET body = '', deleted_at = $2
+                 WHERE sender_id = $1 AND deleted_at IS NULL",
+            )
+            .bind(user.0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let sessions = sqlx::query_scalar::<_, String>(
+            "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if !sessions.is_empty() {
+            self.end_sessions_in(&mut tx, &sessions, now).await?;
+            events.push(DomainEvent::SessionsEnded {
+                user_id: user,
+                sessions,
+            });
+        }
+        sqlx::query("DELETE FROM account_codes WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE users SET retired_username = username, username_free_at = $2,
+                 username = '~' || CAST(id AS TEXT), display_name = $3, password_hash = '',
+                 email = NULL, email_verified_at = NULL, deleted_at = $4
+             WHERE id = $1",
+        )
+        .bind(user.0)
+        .bind(username_free_at.0)
+        .bind(DELETED_USER_NAME)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        // Former usernames free again are forgotten.
+        sqlx::query(
+            "UPDATE users SET retired_username = NULL, username_free_at = NULL
+             WHERE retired_username IS NOT NULL AND username_free_at <= $1",
+        )
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        Ok(Some(
+            self.commit_events(tx, AccountDeletion::Deleted, events, now)
+                .await?,
+        ))
     }
 
     async fn insert_session(&self, session: NewSession) -> StoreResult<()> {

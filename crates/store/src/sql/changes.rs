@@ -1,5 +1,5 @@
 //! Helpers of every change: its events into the outbox in the change's
-//! transaction, and the owner hand-over two changes share.
+//! transaction, and the owner hand-over and room deletion two changes share.
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
@@ -37,6 +37,36 @@ where
             events,
             outbox,
         })
+    }
+
+    /// Deletes the room with its members, messages and bans; false when it
+    /// did not exist.
+    pub(super) async fn delete_room_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        room: palaver_domain::RoomId,
+    ) -> palaver_domain::store::StoreResult<bool> {
+        use crate::errors::map_err;
+        // Children first: SQLite enforces foreign keys per connection, and
+        // explicit deletes keep both engines' behaviour identical.
+        for sql in [
+            "DELETE FROM messages WHERE room_id = $1",
+            "DELETE FROM members WHERE room_id = $1",
+            "DELETE FROM bans WHERE room_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(room.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let deleted = sqlx::query("DELETE FROM rooms WHERE id = $1")
+            .bind(room.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        Ok(deleted > 0)
     }
 
     /// Makes `user` the room's owner (role and `rooms.owner_id`); returns

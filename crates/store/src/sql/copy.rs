@@ -47,7 +47,8 @@ where
             Table::Users => Rows::Users(
                 sqlx::query(
                     "SELECT id, username, display_name, password_hash, created_at, last_seen_at,
-                            email, email_verified_at
+                            email, email_verified_at, deleted_at, retired_username,
+                            username_free_at
                      FROM users WHERE id > $1 ORDER BY id LIMIT $2",
                 )
                 .bind(cursor.first)
@@ -66,6 +67,9 @@ where
                         last_seen_at: r.try_get("last_seen_at")?,
                         email: r.try_get("email")?,
                         email_verified_at: r.try_get("email_verified_at")?,
+                        deleted_at: r.try_get("deleted_at")?,
+                        retired_username: r.try_get("retired_username")?,
+                        username_free_at: r.try_get("username_free_at")?,
                     })
                 })
                 .collect::<Result<_, sqlx::Error>>()
@@ -266,8 +270,9 @@ where
                 for r in rows {
                     sqlx::query(
                         "INSERT INTO users (id, username, display_name, password_hash, created_at,
-                                            last_seen_at, email, email_verified_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                            last_seen_at, email, email_verified_at, deleted_at,
+                                            retired_username, username_free_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     )
                     .bind(r.id)
                     .bind(&r.username)
@@ -277,6 +282,9 @@ where
                     .bind(r.last_seen_at)
                     .bind(r.email.as_deref())
                     .bind(r.email_verified_at)
+                    .bind(r.deleted_at)
+                    .bind(&r.retired_username)
+                    .bind(r.username_free_at)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;

@@ -21,6 +21,7 @@ pub fn user(row: &impl Columns) -> StoreResult<User> {
         username: row.text("u_username")?,
         display_name: row.text("u_display_name")?,
         created_at: Timestamp(row.int("u_created_at")?),
+        deleted: row.int_or_null("u_deleted_at")?.is_some(),
     })
 }
 

@@ -440,26 +440,7 @@ where
         now: Timestamp,
     ) -> StoreResult<Option<Committed<()>>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        // Children first: SQLite enforces foreign keys per connection, and
-        // explicit deletes keep both engines' behaviour identical.
-        for sql in [
-            "DELETE FROM messages WHERE room_id = $1",
-            "DELETE FROM members WHERE room_id = $1",
-            "DELETE FROM bans WHERE room_id = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(room.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
-        let deleted = sqlx::query("DELETE FROM rooms WHERE id = $1")
-            .bind(room.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        if deleted == 0 {
+        if !self.delete_room_in(&mut tx, room).await? {
             return Ok(None);
         }
         let event = DomainEvent::RoomDeleted { room_id: room };
