@@ -1,15 +1,19 @@
 // Two people chat through Palaver's web client in a real headless Chromium:
 // sign up, create and join a room, messages both ways, typing, unread badges,
 // edits, deletes, replies, presence, a direct message, a server restart with
-// a message sent while offline, token refresh, and logging out. Screenshots of
-// the main screens go to docs/ (referenced from README.md).
+// a message sent while offline, token refresh, and logging out; signed in by
+// cookies no script can read; the settings (e-mail verified with the mailed
+// code, display name, the session list, log out everywhere, deleting an
+// account) and "Forgot password?" through to a new password, with the codes
+// taken from the mails the server wrote. Screenshots of the main screens go
+// to docs/ (referenced from README.md).
 //
 //   PALAVER_BIN=target/debug/palaver node tests/browser/chat.test.mjs
 //
 // scripts/browser-test installs Chromium and playwright-core, then runs this.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -80,9 +84,35 @@ async function stopServer(child) {
   await exited;
 }
 
+/** The code of the newest mail to `to` whose subject names `kind` and that
+ * was not read before: the server writes its mails to <data-dir>/mail/. */
+const readMails = new Set();
+async function mailedCode(dataDir, to, kind) {
+  const dir = join(dataDir, 'mail');
+  const deadline = Date.now() + WAIT;
+  while (Date.now() < deadline) {
+    const names = existsSync(dir) ? readdirSync(dir).sort().reverse() : [];
+    for (const name of names.filter((n) => !readMails.has(n))) {
+      const text = readFileSync(join(dir, name), 'utf8');
+      const code = text.match(new RegExp(`${kind} code: (\\d{6})`))?.[1];
+      if (code && text.includes(`To: ${to}`)) {
+        readMails.add(name);
+        return code;
+      }
+    }
+    await new Promise((done) => { setTimeout(done, 100); });
+  }
+  throw new Error(`no ${kind} mail to ${to}`);
+}
+
+async function openSettings(page) {
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.locator('#settings').waitFor({ state: 'visible' });
+}
+
 async function signUp(page, base, username) {
   await page.goto(base);
-  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Username', { exact: true }).fill(username);
   await page.getByLabel('Password', { exact: true }).fill(`${username} password 1`);
   await page.getByRole('button', { name: 'Sign up' }).click();
   await page.locator('#chat').waitFor({ state: 'visible', timeout: WAIT });
@@ -90,7 +120,7 @@ async function signUp(page, base, username) {
 
 async function logIn(page, base, username) {
   await page.goto(base);
-  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Username', { exact: true }).fill(username);
   await page.getByLabel('Password', { exact: true }).fill(`${username} password 1`);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.locator('#chat').waitFor({ state: 'visible', timeout: WAIT });
@@ -125,7 +155,7 @@ async function main() {
     step = 'sign-up errors are shown inline';
     await alice.goto(base);
     await alice.screenshot({ path: join(SHOTS, 'screenshot-login.png') });
-    await alice.getByLabel('Username').fill('alice');
+    await alice.getByLabel('Username', { exact: true }).fill('alice');
     await alice.getByLabel('Password', { exact: true }).fill('short');
     await alice.getByRole('button', { name: 'Sign up' }).click();
     await alice.locator('#auth-error', { hasText: 'password' }).waitFor();
@@ -133,7 +163,24 @@ async function main() {
 
     step = 'sign up and create a room';
     await signUp(alice, base, 'alice');
-    const firstToken = await alice.evaluate(() => JSON.parse(localStorage.getItem('palaver.session')).access_token);
+    const firstExpiry = await alice.evaluate(() => JSON.parse(localStorage.getItem('palaver.session')).expires_at);
+
+    step = 'signed in by cookies: no token is readable by page scripts';
+    const readable = await alice.evaluate(() => `${document.cookie} ${JSON.stringify(localStorage)}`);
+    check(!/palaver-access|palaver-refresh|eyJ/.test(readable), `a token is readable: ${readable}`);
+    check(readable.includes('__Host-palaver-csrf='), `the CSRF cookie is not readable: ${readable}`);
+    log('only the CSRF token is readable');
+
+    step = 'settings: an e-mail address, verified with the mailed code';
+    await openSettings(alice);
+    await alice.locator('#settings-email').fill('alice@example.test');
+    await alice.getByRole('button', { name: 'Save e-mail' }).click();
+    await alice.locator('#email-status', { hasText: '(not verified)' }).waitFor();
+    await alice.locator('#settings-code').fill(await mailedCode(dataDir, 'alice@example.test', 'verification'));
+    await alice.getByRole('button', { name: 'Verify' }).click();
+    await alice.locator('#email-status', { hasText: '(verified)' }).waitFor();
+    await alice.getByRole('button', { name: 'Settings' }).click();
+    log('e-mail address verified with the code from the mail');
     await alice.getByLabel('New room').fill('lounge');
     await alice.getByRole('button', { name: 'Create' }).click();
     await alice.locator('#room-title', { hasText: 'lounge' }).waitFor();
@@ -222,13 +269,13 @@ async function main() {
     await roomButton(bobTab2, 'lounge').locator('.badge').waitFor({ state: 'detached' });
     log('reading in one tab cleared the badge in the other');
 
-    step = 'the access token is refreshed before it expires';
+    step = 'the access cookie is refreshed before it expires';
     const refreshed = await alice.waitForFunction(
-      (first) => JSON.parse(localStorage.getItem('palaver.session')).access_token !== first,
-      firstToken, { timeout: TOKEN_TTL_SECS * 1000 },
+      (first) => JSON.parse(localStorage.getItem('palaver.session')).expires_at !== first,
+      firstExpiry, { timeout: TOKEN_TTL_SECS * 1000 },
     );
-    check(refreshed, 'token did not change');
-    log('access token refreshed');
+    check(refreshed, 'the login was not refreshed');
+    log('access cookie refreshed');
 
     step = 'server restart: offline banner, a message sent while offline, resume';
     await stopServer(server);
@@ -254,15 +301,16 @@ async function main() {
     await alice.getByRole('button', { name: 'Create' }).click();
     await alice.locator('#room-title', { hasText: 'archive' }).waitFor();
     await alice.evaluate(async () => {
-      const { access_token: token } = JSON.parse(localStorage.getItem('palaver.session'));
-      const rooms = await (await fetch('/api/v1/rooms', { headers: { authorization: `Bearer ${token}` } })).json();
+      // The page's own cookies sign these in; each change echoes the (rotating) CSRF cookie.
+      const csrf = () => document.cookie.split('; ').find((c) => c.startsWith('__Host-palaver-csrf=')).split('=')[1];
+      const rooms = await (await fetch('/api/v1/rooms')).json();
       const room = rooms.find((r) => r.name === 'archive');
       // 60 sends outrun the default send rate, so this client does what a
       // well-behaved one does with a 429: waits as long as Retry-After says.
       for (let n = 0; n < 60;) {
         const response = await fetch(`/api/v1/rooms/${room.id}/messages`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          headers: { 'x-csrf-token': csrf(), 'content-type': 'application/json' },
           body: JSON.stringify({ body: `archived ${n}` }),
         });
         if (response.status === 429) {
@@ -284,31 +332,82 @@ async function main() {
     await message(alice, 'archived 0').waitFor();
     log('scrolling up loaded the older messages');
 
+    step = 'settings: a new display name';
+    await openSettings(alice);
+    await alice.locator('#settings-display').fill('Alice A.');
+    await alice.getByRole('button', { name: 'Save name' }).click();
+    await alice.locator('#me', { hasText: 'Alice A.' }).waitFor();
+    log('display name changed');
+
+    step = 'deleting the account is refused while alice is the only owner of a room with members';
+    await alice.locator('#delete-password').fill('alice password 1');
+    await alice.getByRole('button', { name: 'Delete my account' }).click();
+    await alice.locator('#settings-error', { hasText: 'only owner of lounge' }).waitFor();
+    log('the last-owner answer names the room');
+
     step = 'log out';
-    await alice.getByRole('button', { name: 'Log out' }).click();
+    await alice.getByRole('button', { name: 'Log out', exact: true }).click();
     await alice.locator('#auth').waitFor({ state: 'visible' });
     log('logged out');
 
-    step = 'signed out everywhere: another browser\'s socket closes with 4002';
+    step = 'forgot password: a new one with the code from the mail';
+    await alice.getByRole('button', { name: 'Forgot password?' }).click();
+    await alice.locator('#reset-login').fill('alice');
+    await alice.getByRole('button', { name: 'Send code' }).click();
+    await alice.locator('#reset-code').fill(await mailedCode(dataDir, 'alice@example.test', 'password reset'));
+    await alice.locator('#reset-password').fill('alice password 2');
+    await alice.getByRole('button', { name: 'Set new password' }).click();
+    await alice.locator('#auth-status', { hasText: 'Password changed' }).waitFor();
+    await alice.getByLabel('Username', { exact: true }).fill('alice');
+    await alice.getByLabel('Password', { exact: true }).fill('alice password 1');
+    await alice.getByRole('button', { name: 'Log in' }).click();
+    await alice.locator('#auth-error', { hasText: 'invalid' }).waitFor();
+    await alice.getByLabel('Password', { exact: true }).fill('alice password 2');
+    await alice.getByRole('button', { name: 'Log in' }).click();
+    await alice.locator('#chat').waitFor({ state: 'visible' });
+    log('password reset through to a login with the new password');
+
+    step = 'the session list: signing out another browser';
     const laptop = await (await browser.newContext()).newPage();
-    const phone = await (await browser.newContext()).newPage();
+    const phoneContext = await browser.newContext();
+    const phone = await phoneContext.newPage();
     for (const [page, name] of [[laptop, 'laptop'], [phone, 'phone']]) {
       followSockets(page, name);
       page.setDefaultTimeout(WAIT);
-      await logIn(page, base, 'bob');
     }
-    await phone.evaluate(async () => {
-      const { access_token: token } = JSON.parse(localStorage.getItem('palaver.session'));
-      const response = await fetch('/api/v1/auth/logout-all', {
-        method: 'POST', headers: { authorization: `Bearer ${token}` },
-      });
-      if (response.status !== 204) throw new Error(`logout-all answered ${response.status}`);
-    });
+    await signUp(laptop, base, 'carol');
+    await logIn(phone, base, 'carol');
+    await openSettings(phone);
+    await phone.locator('#session-list li', { hasText: 'This browser' }).waitFor();
+    await phone.locator('#session-list li').getByRole('button', { name: /^Sign out/ }).click();
     await laptop.locator('#auth').waitFor({ state: 'visible' });
-    await phone.locator('#auth').waitFor({ state: 'visible' });
+    await phone.locator('#session-list li').nth(1).waitFor({ state: 'detached' });
+    log('revoking the laptop from the phone signed it out');
+
+    step = 'log out everywhere: a second tab and another browser are signed out';
+    await logIn(laptop, base, 'carol');
+    const phoneTab2 = await phoneContext.newPage();
+    followSockets(phoneTab2, 'phone2');
+    phoneTab2.setDefaultTimeout(WAIT);
+    await phoneTab2.goto(base);
+    await phoneTab2.locator('#chat').waitFor({ state: 'visible' });
+    await phone.getByRole('button', { name: 'Log out everywhere' }).click();
+    for (const page of [phone, phoneTab2, laptop]) await page.locator('#auth').waitFor({ state: 'visible' });
     check(await laptop.evaluate(() => localStorage.getItem('palaver.session')) === null,
       'the ended login is forgotten');
-    log('log out everywhere signed out the other browser');
+    log('log out everywhere signed out the second tab and the other browser');
+
+    step = 'delete an account';
+    await logIn(laptop, base, 'carol');
+    await openSettings(laptop);
+    await laptop.locator('#delete-password').fill('carol password 1');
+    await laptop.getByRole('button', { name: 'Delete my account' }).click();
+    await laptop.locator('#auth').waitFor({ state: 'visible' });
+    await laptop.getByLabel('Username', { exact: true }).fill('carol');
+    await laptop.getByLabel('Password', { exact: true }).fill('carol password 1');
+    await laptop.getByRole('button', { name: 'Log in' }).click();
+    await laptop.locator('#auth-error', { hasText: 'invalid' }).waitFor();
+    log('the deleted account is gone');
   } finally {
     await browser.close();
     await stopServer(server).catch(() => {});

@@ -163,6 +163,7 @@ impl Client {
         let body = LoginRequest {
             username: username.into(),
             password: password.into(),
+            cookie: false,
         };
         self.call(Method::POST, "/api/v1/auth/login", Some(&body))
             .await
@@ -170,7 +171,8 @@ impl Client {
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse> {
         let body = RefreshRequest {
-            refresh_token: refresh_token.into(),
+            refresh_token: Some(refresh_token.into()),
+            cookie: false,
         };
         self.call(Method::POST, "/api/v1/auth/refresh", Some(&body))
             .await
@@ -178,7 +180,7 @@ impl Client {
 
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         let body = LogoutRequest {
-            refresh_token: refresh_token.into(),
+            refresh_token: Some(refresh_token.into()),
         };
         self.call_empty(Method::POST, "/api/v1/auth/logout", Some(&body))
             .await

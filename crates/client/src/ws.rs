@@ -67,7 +67,11 @@ impl WsConnection {
         match auth {
             WsAuth::None => return Ok(conn),
             WsAuth::Frame { token, resume } => {
-                conn.send(&ClientFrame::Auth { token, resume }).await?
+                conn.send(&ClientFrame::Auth {
+                    token: Some(token),
+                    resume,
+                })
+                .await?
             }
             WsAuth::Header(_) | WsAuth::Query(_) => {}
         }

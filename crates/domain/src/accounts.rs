@@ -266,19 +266,12 @@ impl Accounts {
         from: ClientAddr,
     ) -> Result<()> {
         let new_password = Password::parse(new_password).map_err(recovery::new_password_field)?;
-        self.throttles.login_per_address.check(&from)?;
-        let credentials = self
-            .store
-            .credentials_by_id(bearer.user)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        let subject = login_subject(&credentials.user.username, from);
-        if !self
-            .check_password(&subject, current, Some(&credentials.password_hash))
-            .await?
-        {
-            return Err(Error::Forbidden("the current password is wrong"));
-        }
+        self.confirm_password(bearer.user, current, from)
+            .await
+            .map_err(|err| match err {
+                Error::Forbidden(_) => Error::Forbidden("the current password is wrong"),
+                other => other,
+            })?;
         let password_hash = self.passwords.hash(new_password.expose()).await?;
         if !self
             .store
@@ -306,19 +299,7 @@ impl Accounts {
         erase: bool,
         from: ClientAddr,
     ) -> Result<()> {
-        self.throttles.login_per_address.check(&from)?;
-        let credentials = self
-            .store
-            .credentials_by_id(user)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
-        let subject = login_subject(&credentials.user.username, from);
-        if !self
-            .check_password(&subject, password, Some(&credentials.password_hash))
-            .await?
-        {
-            return Err(Error::Forbidden("the password is wrong"));
-        }
+        self.confirm_password(user, password, from).await?;
         let now = Timestamp::now();
         let committed = self
             .store
@@ -336,6 +317,27 @@ impl Accounts {
                 Ok(())
             }
             AccountDeletion::LastOwner(rooms) => Err(Error::LastOwner(rooms)),
+        }
+    }
+
+    /// A signed-in user confirms a change with their password: a login
+    /// attempt (the same rate and back-off), so a stolen access token cannot
+    /// be used to guess it quickly. `Forbidden` when it is wrong.
+    async fn confirm_password(&self, user: UserId, password: &str, from: ClientAddr) -> Result<()> {
+        self.throttles.login_per_address.check(&from)?;
+        let credentials = self
+            .store
+            .credentials_by_id(user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let subject = login_subject(&credentials.user.username, from);
+        if self
+            .check_password(&subject, password, Some(&credentials.password_hash))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("the password is wrong"))
         }
     }
 

@@ -100,16 +100,49 @@ pub struct PasswordResetCompleteRequest {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// Sign in with cookies (browsers): the tokens are set as `HttpOnly`
+    /// `__Host-` cookies instead of returned, and the answer is a
+    /// `CookieSession`.
+    #[serde(default)]
+    pub cookie: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    /// Required unless `cookie`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Spend the refresh-token cookie instead (and answer as a cookie login;
+    /// `X-CSRF-Token` required).
+    #[serde(default)]
+    pub cookie: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogoutRequest {
-    pub refresh_token: String,
+    /// Without it, the refresh-token cookie's login ends (`X-CSRF-Token`
+    /// required); the sign-in cookies are cleared either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// A cookie login (`"cookie": true`): the tokens are in cookies the page
+/// cannot read; `csrf_token` (also the readable `__Host-palaver-csrf` cookie)
+/// goes in `X-CSRF-Token` on every request that changes something.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CookieSession {
+    pub csrf_token: String,
+    /// Seconds until the access-token cookie expires (refresh before).
+    pub expires_in: u64,
+    pub user: User,
+}
+
+/// What login and refresh answer: the tokens, or a cookie login.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Tokens(TokenResponse),
+    Cookie(CookieSession),
 }
 
 /// Issued by login and refresh.

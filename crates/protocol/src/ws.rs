@@ -21,7 +21,9 @@ pub enum ClientFrame {
     /// First frame for clients that cannot set headers (browsers).
     /// `resume` here is applied before any live message is delivered.
     Auth {
-        token: String,
+        /// Omitted by a browser signed in by cookie (from an allowed origin).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<BTreeMap<String, u64>>,
     },
@@ -302,7 +304,7 @@ mod tests {
         let reference = Some("r".to_owned());
         vec![
             ClientFrame::Auth {
-                token: "t".into(),
+                token: Some("t".into()),
                 resume: None,
             },
             ClientFrame::Send {

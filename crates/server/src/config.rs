@@ -166,6 +166,11 @@ pub struct ServeArgs {
     /// the first trusted proxy [default: none: the socket's address].
     #[arg(long, env = "PALAVER_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<ProxyNet>>,
+    /// Web origins (`https://app.example.com`) whose pages may call the REST
+    /// API with credentials (CORS) and open WebSockets signed in by cookie.
+    /// The server's own origin never needs listing [default: none].
+    #[arg(long, env = "PALAVER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
     /// Login attempts per client address (rates are `COUNT/UNIT [burst N]`,
     /// unit `s`, `min` or `h`, or `off`) [default: 30/min].
     #[arg(long, env = "PALAVER_RATE_LOGIN")]
@@ -258,6 +263,23 @@ pub enum LogFormat {
     Json,
 }
 
+/// `origin` as browsers send it in `Origin`: `scheme://host[:port]`, lower
+/// case, nothing after the authority.
+fn web_origin(origin: &str) -> anyhow::Result<String> {
+    let bad = || {
+        anyhow::anyhow!("cors_origins: {origin:?} is not an origin like https://app.example.com")
+    };
+    let uri: axum::http::Uri = origin.trim().parse().map_err(|_| bad())?;
+    let scheme = uri.scheme_str().ok_or_else(bad)?;
+    let authority = uri.authority().ok_or_else(bad)?;
+    let rest = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    anyhow::ensure!(
+        matches!(scheme, "http" | "https") && matches!(rest, "" | "/"),
+        bad()
+    );
+    Ok(format!("{scheme}://{authority}").to_ascii_lowercase())
+}
+
 /// A secret that never shows up in logs or `Debug` output.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -303,6 +325,8 @@ pub struct Settings {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub trusted_proxies: Vec<ProxyNet>,
+    /// `scheme://host[:port]`, lower case, no trailing slash.
+    pub cors_origins: Vec<String>,
     pub rates: RateLimits,
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
@@ -423,6 +447,13 @@ impl Settings {
                 .trusted_proxies
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
+            cors_origins: args
+                .cors_origins
+                .or(file.cors_origins)
+                .unwrap_or_default()
+                .iter()
+                .map(|origin| web_origin(origin))
+                .collect::<anyhow::Result<_>>()?,
             rates: RateLimits {
                 login_per_address: args
                     .rate_login

@@ -2,6 +2,7 @@
 //! parse input, call a domain service, and shape the answer. No SQL here.
 
 mod auth;
+pub mod cookies;
 pub mod error;
 pub(crate) mod extract;
 mod health;
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
     let (api, mut doc) = api_router().split_for_parts();
     openapi::add_common_responses(&mut doc);
     let doc = openapi::served(&doc, state.settings.max_body_bytes);
+    let cors = cors(&state.settings.cors_origins);
     api.route(
         "/api/v1/openapi.json",
         axum::routing::get(move || openapi::serve(doc.clone())),
@@ -108,6 +110,40 @@ pub fn router(state: AppState) -> Router {
     .route("/assets/{name}", axum::routing::get(web::asset))
     .fallback(error::unknown_route)
     .method_not_allowed_fallback(error::method_not_allowed)
+    .layer(tower::util::option_layer(cors))
     .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::RedactedSpan))
     .with_state(state)
+}
+
+/// CORS for `--cors-origins` (none: no CORS headers, no preflight answers):
+/// those origins' pages may call with credentials (cookies) and read the
+/// answers, `Retry-After` included.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(cookies::CSRF_HEADER),
+            ])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }

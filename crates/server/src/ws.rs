@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use self::authenticate::{authenticate, Refused};
 use self::socket::WsTransport;
+use crate::http::cookies;
 use crate::http::extract::bearer_token;
 use crate::http::AppState;
 use crate::session;
@@ -40,18 +41,27 @@ pub async fn upgrade(
     let token = bearer_token(&headers)
         .map(str::to_owned)
         .or(params.access_token);
+    // A browser sends its cookies to any page's WebSocket: only our own and
+    // the listed origins may sign in with them.
+    let cookie_token = cookies::read(&headers, cookies::ACCESS)
+        .filter(|_| cookies::origin_allowed(&headers, &state.settings.cors_origins));
     let max_frame = state.settings.max_frame_bytes;
     let sessions = state.sessions.clone();
     ws.max_message_size(max_frame)
         .max_frame_size(max_frame)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| sessions.track_future(serve(socket, state, token)))
+        .on_upgrade(move |socket| sessions.track_future(serve(socket, state, token, cookie_token)))
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, token: Option<String>) {
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    token: Option<String>,
+    cookie_token: Option<String>,
+) {
     // Boxed: a rare, one-off path that every idle connection's future would
     // otherwise carry inline.
-    let authenticated = Box::pin(authenticate(&mut socket, &state, token)).await;
+    let authenticated = Box::pin(authenticate(&mut socket, &state, token, cookie_token)).await;
     let mut transport = WsTransport::new(socket);
     match authenticated {
         Ok(auth) => session::run(transport, state.session_deps(), auth.bearer, auth.resume).await,

@@ -1,17 +1,24 @@
-// REST calls and the session (tokens), shared by every tab of the browser.
+// REST calls and the login, shared by every tab of the browser.
 //
-// Refresh tokens are single-use and re-using one revokes the whole login, so
-// two tabs must never refresh with the same token: refreshing happens under a
-// Web Lock, and a tab that finds a newer session in localStorage uses it.
+// Signed in with cookies: the access and refresh tokens live in HttpOnly
+// cookies no script can read; every request but GET echoes the readable
+// CSRF cookie in X-CSRF-Token. localStorage keeps only who is signed in and
+// until when the access cookie lasts, so tabs learn of each other's logins,
+// refreshes and logouts. Refresh tokens are single-use and re-using one
+// revokes the whole login, so two tabs must never refresh at once:
+// refreshing happens under a Web Lock, and a tab that finds a newer login
+// in localStorage takes it.
 
 const STORAGE_KEY = 'palaver.session';
+const CSRF_COOKIE = '__Host-palaver-csrf';
 const API = '/api/v1';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -33,16 +40,19 @@ export class Api extends EventTarget {
   }
 
   get user() { return this.session?.user ?? null; }
-  get accessToken() { return this.session?.access_token ?? null; }
 
   async request(method, path, body, { auth = true, retry = true } = {}) {
     const headers = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (auth && this.accessToken) headers.authorization = `Bearer ${this.accessToken}`;
+    if (method !== 'GET') {
+      const csrf = readCookie(CSRF_COOKIE);
+      if (csrf) headers['x-csrf-token'] = csrf;
+    }
     let response;
     try {
       response = await fetch(API + path, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers, credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch {
       throw new ApiError(0, 'offline', 'The server cannot be reached.');
@@ -55,7 +65,7 @@ export class Api extends EventTarget {
     const data = await response.json().catch(() => null);
     if (!response.ok) {
       throw new ApiError(response.status, data?.error?.code ?? 'error',
-        data?.error?.message ?? response.statusText);
+        data?.error?.message ?? response.statusText, data?.error);
     }
     return data;
   }
@@ -68,43 +78,42 @@ export class Api extends EventTarget {
   }
 
   async login(username, password) {
-    const session = await this.request('POST', '/auth/login', { username, password }, { auth: false });
-    this.store(session);
+    const login = await this.request('POST', '/auth/login', { username, password, cookie: true }, { auth: false });
+    this.store(login);
     this.dispatchEvent(new Event('login'));
   }
 
   async logout() {
-    const token = this.session?.refresh_token;
+    const wasIn = Boolean(this.session);
     this.store(null);
     this.dispatchEvent(new Event('logout'));
-    if (token) {
-      await this.request('POST', '/auth/logout', { refresh_token: token }, { auth: false }).catch(() => {});
-    }
+    if (wasIn) await this.request('POST', '/auth/logout', {}, { auth: false }).catch(() => {});
   }
 
   /** The server ended this login (signed out everywhere, revoked, password
-   * changed): its tokens are dead, so forget them and ask to sign in. */
+   * changed, account deleted): its cookies are dead, so forget it and ask to
+   * sign in. */
   forget() {
     if (!this.session) return;
     this.store(null);
     this.dispatchEvent(new Event('logout'));
   }
 
-  /** Gets a new access token; one tab at a time, and only if no tab already did. */
+  /** Renews the access cookie; one tab at a time, and only if no tab already did. */
   async refresh() {
-    const stale = this.session?.refresh_token;
+    const stale = this.session?.expires_at;
     if (!stale) throw new ApiError(401, 'unauthorized', 'Please log in.');
     const run = async () => {
       const current = readSession();
-      if (current && current.refresh_token !== stale) {
+      if (current && current.expires_at !== stale) {
         this.session = current; // another tab refreshed meanwhile
         return;
       }
       try {
-        const session = await this.request('POST', '/auth/refresh', { refresh_token: stale }, { auth: false });
-        this.store(session);
+        const login = await this.request('POST', '/auth/refresh', { cookie: true }, { auth: false });
+        this.store(login);
       } catch (err) {
-        if (err.status === 401) {
+        if (err.status === 401 || err.status === 403) {
           this.store(null);
           this.dispatchEvent(new Event('logout'));
         }
@@ -115,15 +124,24 @@ export class Api extends EventTarget {
     else await run();
   }
 
-  store(session) {
-    if (session) session.expires_at = Date.now() + session.expires_in * 1000;
-    this.session = session;
-    if (session) localStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+  /** Keeps who is signed in and until when; never a token. */
+  store(login) {
+    this.session = login
+      ? { user: login.user, expires_in: login.expires_in, expires_at: Date.now() + login.expires_in * 1000 }
+      : null;
+    if (this.session) localStorage.setItem(STORAGE_KEY, JSON.stringify(this.session));
     else localStorage.removeItem(STORAGE_KEY);
     this.scheduleRefresh();
   }
 
-  /** Refreshes a minute before the access token expires (or at half its life). */
+  /** The signed-in user changed (display name): every tab shows it. */
+  updateUser(user) {
+    if (!this.session) return;
+    this.session = { ...this.session, user: { ...this.session.user, ...user } };
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(this.session));
+  }
+
+  /** Refreshes a minute before the access cookie expires (or at half its life). */
   scheduleRefresh() {
     clearTimeout(this.refreshTimer);
     if (!this.session?.expires_at) return;
@@ -144,6 +162,28 @@ export class Api extends EventTarget {
     return this.request('GET', `/rooms/${room}/messages${query}`);
   }
   directRoom(userId) { return this.request('POST', '/dms', { user: userId }); }
+
+  // ---------- the account ----------
+  account() { return this.request('GET', '/users/me'); }
+  updateAccount(changes) { return this.request('PATCH', '/users/me', changes); }
+  verifyEmail(code) { return this.request('POST', '/auth/email/verify', { code }); }
+  changePassword(current, next) {
+    return this.request('POST', '/auth/password', { current_password: current, new_password: next });
+  }
+  sessions() { return this.request('GET', '/auth/sessions'); }
+  endSession(id) { return this.request('DELETE', `/auth/sessions/${encodeURIComponent(id)}`); }
+  logoutEverywhere() { return this.request('POST', '/auth/logout-all'); }
+  deleteAccount(password, erase) {
+    return this.request('DELETE', `/users/me${erase ? '?erase=true' : ''}`, { password });
+  }
+
+  // ---------- password reset (signed out) ----------
+  requestReset(login) { return this.request('POST', '/auth/password-reset', { login }, { auth: false }); }
+  resendReset(login) { return this.request('POST', '/auth/password-reset/resend', { login }, { auth: false }); }
+  async resetPassword(login, code, newPassword) {
+    const { reset_token: token } = await this.request('POST', '/auth/password-reset/confirm', { login, code }, { auth: false });
+    await this.request('POST', '/auth/password-reset/complete', { reset_token: token, new_password: newPassword }, { auth: false });
+  }
 }
 
 function readSession() {
@@ -152,4 +192,10 @@ function readSession() {
   } catch {
     return null;
   }
+}
+
+function readCookie(name) {
+  const prefix = `${name}=`;
+  const found = document.cookie.split('; ').find((pair) => pair.startsWith(prefix));
+  return found ? decodeURIComponent(found.slice(prefix.length)) : null;
 }

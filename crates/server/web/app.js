@@ -3,6 +3,7 @@
 
 import { Api } from './api.js';
 import { ChatSocket } from './socket.js';
+import { hideSettings, setUpPasswordReset, setUpSettings } from './settings.js';
 
 const api = new Api();
 const socket = new ChatSocket(api);
@@ -44,6 +45,7 @@ async function authenticate(mode) {
   const password = $('auth-password').value;
   const error = $('auth-error');
   error.textContent = '';
+  $('auth-status').textContent = '';
   if (!username || !password) {
     error.textContent = 'Enter a username and a password.';
     return;
@@ -57,11 +59,14 @@ async function authenticate(mode) {
 }
 
 $('logout-button').addEventListener('click', () => api.logout());
+setUpSettings(api, (name) => { $('me').textContent = name; });
+setUpPasswordReset(api);
 api.addEventListener('login', () => showChat());
 api.addEventListener('logout', () => showAuth());
 
 function showAuth() {
   socket.stop();
+  hideSettings();
   state.rooms.clear();
   state.messages.clear();
   state.current = null;

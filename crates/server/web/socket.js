@@ -1,5 +1,6 @@
-// The WebSocket: authenticates with the `auth` frame (browsers cannot set
-// headers), resumes every room from the last seq this tab saw, reconnects by
+// The WebSocket: signed in by the login's cookie, which the browser sends
+// with the upgrade; the first frame is `auth` without a token, carrying the
+// positions to resume from, so the replay comes before anything live. It resumes every room from the last seq this tab saw, reconnects by
 // itself with backoff, and re-sends unacknowledged messages under their
 // client_id (the server stores each client_id once, so a re-send never
 // duplicates).
@@ -43,7 +44,7 @@ export class ChatSocket extends EventTarget {
       this.attempt = 0; // the server answers: the next failure starts a new backoff
       const resume = {};
       for (const [room, seq] of this.positions) resume[room] = seq;
-      ws.send(JSON.stringify({ type: 'auth', token: this.api.accessToken, resume }));
+      ws.send(JSON.stringify({ type: 'auth', resume }));
     };
     ws.onmessage = (event) => this.onFrame(JSON.parse(event.data));
     ws.onclose = (event) => this.onClose(ws, event);
@@ -91,7 +92,7 @@ export class ChatSocket extends EventTarget {
       } catch (err) {
         if (err.status === 401) return; // logged out
       }
-      if (!this.stopped) this.open(); // a fresh token: straight back
+      if (!this.stopped) this.open(); // a fresh cookie: straight back
       return;
     }
     // 0.5 s, 1 s, 2 s … up to 10 s, with jitter so a restarted server is not

@@ -68,7 +68,7 @@ impl Codes {
     }
 
     /// Mails a fresh code of `purpose` to `email` (replacing any earlier one),
-    /// unless one was mailed less than the cool-down ago.
+    /// unless a code still live was mailed there less than the cool-down ago.
     pub(super) async fn mail_code(
         &self,
         account: &Account,
@@ -78,6 +78,7 @@ impl Codes {
         let now = Timestamp::now();
         if let Some(earlier) = self.store.code(account.user.id, purpose).await? {
             if earlier.email == email
+                && now < earlier.expires_at
                 && now
                     < earlier
                         .sent_at
@@ -204,6 +205,13 @@ impl Accounts {
         let email = email.map(Email::parse).transpose()?;
         let current = self.account(user).await?;
         if current.email.as_deref() == email.as_ref().map(Email::as_str) {
+            // The same address again: a fresh code if it is still unverified
+            // (the way to ask again once a code has expired).
+            if let (Some(email), false) = (&email, current.email_verified) {
+                self.codes
+                    .mail_code(&current, email.as_str(), CodePurpose::VerifyEmail)
+                    .await?;
+            }
             return Ok(current);
         }
         match self

@@ -2,29 +2,77 @@
 //! (sessions) and password change.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use palaver_domain::accounts::Session;
+use palaver_domain::{tokens, Error};
 use palaver_protocol::rest::{
-    Accepted, Account, ChangePasswordRequest, LoginRequest, LogoutRequest,
-    PasswordResetCompleteRequest, PasswordResetConfirmRequest, PasswordResetRequest,
+    Accepted, Account, ChangePasswordRequest, CookieSession, LoginRequest, LoginResponse,
+    LogoutRequest, PasswordResetCompleteRequest, PasswordResetConfirmRequest, PasswordResetRequest,
     RefreshRequest, RegisterRequest, ResetTokenResponse, SessionInfo, TokenResponse, User,
     VerifyEmailRequest,
 };
 use palaver_protocol::ErrorBody;
 
+use super::cookies;
 use super::error::ApiError;
 use super::extract::{AppJson, AppPath, AuthLogin, AuthUser, ClientAddress, Created, UserAgent};
 use super::AppState;
 use crate::wire;
 
-fn token_response(session: Session) -> AppJson<TokenResponse> {
-    AppJson(TokenResponse {
-        access_token: session.access_token,
-        refresh_token: session.refresh_token,
-        token_type: "Bearer".into(),
+/// The answer of a login or refresh: the tokens in the body, or (with the
+/// login's CSRF token) in sign-in cookies.
+fn login_response(session: Session, csrf_token: Option<String>, state: &AppState) -> Response {
+    let Some(csrf_token) = csrf_token else {
+        return AppJson(LoginResponse::Tokens(TokenResponse {
+            access_token: session.access_token,
+            refresh_token: session.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: session.expires_in,
+            user: wire::user(&session.user),
+        }))
+        .into_response();
+    };
+    let mut response = AppJson(LoginResponse::Cookie(CookieSession {
+        csrf_token: csrf_token.clone(),
         expires_in: session.expires_in,
         user: wire::user(&session.user),
-    })
+    }))
+    .into_response();
+    cookies::set(
+        response.headers_mut(),
+        &cookies::CookieLogin {
+            access_token: &session.access_token,
+            access_ttl_secs: session.expires_in,
+            refresh_token: &session.refresh_token,
+            refresh_ttl_secs: state.settings.refresh_token_ttl_secs,
+            csrf_token: &csrf_token,
+        },
+    );
+    response
+}
+
+/// The refresh token a request presents: in its body, or else (when it asks
+/// for the cookie) the refresh cookie, which needs the CSRF check.
+fn presented_refresh_token(
+    in_body: Option<String>,
+    use_cookie: bool,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    match in_body {
+        Some(token) => Ok(token),
+        None if use_cookie => {
+            let token = cookies::read(headers, cookies::REFRESH).ok_or(Error::Unauthorized(
+                "no refresh token and no refresh-token cookie",
+            ))?;
+            cookies::check_csrf(&Method::POST, headers)?;
+            Ok(token)
+        }
+        None => Err(Error::Unauthorized(
+            "no refresh token: none in the body, and no \"cookie\": true",
+        )
+        .into()),
+    }
 }
 
 /// Create an account.
@@ -56,11 +104,12 @@ pub async fn register(
     Ok(Created(wire::user(&user)))
 }
 
-/// Exchange a username and password for an access and a refresh token.
+/// Exchange a username and password for an access and a refresh token, or
+/// (`"cookie": true`) sign in with cookies.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, description = "the tokens (`TokenResponse`), or with `cookie` a `CookieSession` and the `__Host-palaver-access`, `__Host-palaver-refresh` and `__Host-palaver-csrf` cookies", body = LoginResponse),
         (status = 401, description = "unknown user or wrong password (indistinguishable)", body = ErrorBody),
         (status = 429, description = "too many attempts from this address, or failed logins of this account from it: wait `Retry-After` (`rate_limited`)", body = ErrorBody),
         (status = 503, description = "too many passwords being hashed (`overloaded`, with `Retry-After`)", body = ErrorBody),
@@ -70,41 +119,60 @@ pub async fn login(
     ClientAddress(from): ClientAddress,
     UserAgent(agent): UserAgent,
     AppJson(req): AppJson<LoginRequest>,
-) -> Result<AppJson<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let session = state
         .services
         .accounts
         .login(&req.username, &req.password, from, agent.as_deref())
         .await?;
-    Ok(token_response(session))
+    let csrf_token = req.cookie.then(|| tokens::random_token(16));
+    Ok(login_response(session, csrf_token, &state))
 }
 
-/// Spend a refresh token for a new pair. Re-using a spent token revokes its whole chain.
+/// Spend a refresh token for a new pair (or, with `cookie`, the refresh
+/// cookie for new cookies). Re-using a spent token revokes its whole chain.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, body = TokenResponse),
-        (status = 401, description = "invalid, expired, revoked or re-used token", body = ErrorBody),
+        (status = 200, description = "as login answers", body = LoginResponse),
+        (status = 401, description = "invalid, expired, revoked or re-used token, or none presented", body = ErrorBody),
+        (status = 403, description = "`csrf_failed`: the cookie's CSRF token was not echoed in `X-CSRF-Token`", body = ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
     AppJson(req): AppJson<RefreshRequest>,
-) -> Result<AppJson<TokenResponse>, ApiError> {
-    let session = state.services.accounts.refresh(&req.refresh_token).await?;
-    Ok(token_response(session))
+) -> Result<Response, ApiError> {
+    let presented = presented_refresh_token(req.refresh_token, req.cookie, &headers)?;
+    let session = state.services.accounts.refresh(&presented).await?;
+    // The login keeps its CSRF token: a request in flight while another
+    // refreshes must not find the cookie changed under its header.
+    let csrf_token = req.cookie.then(|| {
+        cookies::read(&headers, cookies::CSRF).unwrap_or_else(|| tokens::random_token(16))
+    });
+    Ok(login_response(session, csrf_token, &state))
 }
 
-/// End the login a refresh token belongs to: its refresh and access tokens stop
-/// working, and its WebSockets close with 4002.
+/// End the login a refresh token belongs to (without one in the body: the
+/// refresh cookie's): its refresh and access tokens stop working, and its
+/// WebSockets close with 4002. The sign-in cookies are cleared.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     request_body = LogoutRequest,
-    responses((status = 204, description = "ended (also for unknown tokens)")))]
+    responses(
+        (status = 204, description = "ended (also for unknown tokens)"),
+        (status = 401, description = "no token in the body and no refresh cookie", body = ErrorBody),
+        (status = 403, description = "`csrf_failed`: signing out by cookie without echoing its CSRF token", body = ErrorBody),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
+    headers: HeaderMap,
     AppJson(req): AppJson<LogoutRequest>,
-) -> Result<StatusCode, ApiError> {
-    state.services.accounts.logout(&req.refresh_token).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, ApiError> {
+    let presented = presented_refresh_token(req.refresh_token, true, &headers)?;
+    state.services.accounts.logout(&presented).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    cookies::clear(response.headers_mut());
+    Ok(response)
 }
 
 /// The caller's live logins, newest first.

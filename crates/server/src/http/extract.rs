@@ -14,6 +14,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::cookies;
 use super::error::ApiError;
 use super::AppState;
 
@@ -66,8 +67,8 @@ pub struct AppPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct AppQuery<T>(pub T);
 
-/// The user a valid `Authorization: Bearer <access token>` of a live login
-/// speaks for.
+/// The user a valid access token of a live login speaks for: from
+/// `Authorization: Bearer`, or else the sign-in cookie (with the CSRF check).
 pub struct AuthUser(pub UserId);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -87,9 +88,17 @@ impl FromRequestParts<AppState> for AuthLogin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token =
-            bearer_token(&parts.headers).ok_or(Error::Unauthorized("missing bearer token"))?;
-        let bearer = state.services.accounts.authenticate(token).await?;
+        let token = match bearer_token(&parts.headers) {
+            Some(token) => token.to_owned(),
+            None => {
+                let token = cookies::read(&parts.headers, cookies::ACCESS).ok_or(
+                    Error::Unauthorized("missing bearer token or sign-in cookie"),
+                )?;
+                cookies::check_csrf(&parts.method, &parts.headers)?;
+                token
+            }
+        };
+        let bearer = state.services.accounts.authenticate(&token).await?;
         Ok(AuthLogin(bearer))
     }
 }

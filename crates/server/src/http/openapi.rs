@@ -30,6 +30,12 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from `POST /auth/login`. Browsers signed in with \
+                         `\"cookie\": true` send the `__Host-palaver-access` cookie instead, \
+                         and echo the `__Host-palaver-csrf` cookie in `X-CSRF-Token` on every \
+                         request but GET (docs/accounts.md).",
+                    ))
                     .build(),
             ),
         );
@@ -46,13 +52,14 @@ pub fn base() -> OpenApiDoc {
 pub fn add_common_responses(doc: &mut OpenApiDoc) {
     for item in doc.paths.paths.values_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+            (&mut item.get, true),
+            (&mut item.put, false),
+            (&mut item.post, false),
+            (&mut item.delete, false),
+            (&mut item.patch, false),
         ];
-        for operation in operations.into_iter().flatten() {
+        for (operation, safe) in operations {
+            let Some(operation) = operation else { continue };
             let body = operation.request_body.is_some();
             let params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
@@ -87,6 +94,12 @@ pub fn add_common_responses(doc: &mut OpenApiDoc) {
                 add(
                     "401",
                     "missing, malformed or expired access token (`unauthorized`)",
+                );
+            }
+            if secured && !safe {
+                add(
+                    "403",
+                    "signed in by cookie without echoing its CSRF token in `X-CSRF-Token` (`csrf_failed`)",
                 );
             }
             add(

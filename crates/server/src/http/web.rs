@@ -11,7 +11,7 @@ use super::error::ApiError;
 const INDEX: &str = include_str!("../../web/index.html");
 
 /// Name → (content type, contents).
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 5] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -21,6 +21,11 @@ const ASSETS: [(&str, &str, &str); 4] = [
         "api.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/api.js"),
+    ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/settings.js"),
     ),
     (
         "socket.js",

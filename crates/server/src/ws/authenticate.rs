@@ -24,14 +24,26 @@ pub enum Refused {
     Gone,
 }
 
+/// `preset_token`: from the upgrade's header or query, which makes the first
+/// frame an ordinary one; `cookie_token`: from the sign-in cookie of an
+/// allowed origin, used when the `auth` frame carries no token of its own.
 pub async fn authenticate(
     socket: &mut WebSocket,
     state: &AppState,
     preset_token: Option<String>,
+    cookie_token: Option<String>,
 ) -> Result<Authenticated, Refused> {
     let (token, resume) = match preset_token {
         Some(token) => (token, None),
-        None => first_frame(socket, state).await?,
+        None => match first_frame(socket, state).await? {
+            (Some(token), resume) => (token, resume),
+            (None, resume) => (
+                cookie_token.ok_or(Refused::Unauthorized(
+                    "no token: neither in the auth frame nor a sign-in cookie from an allowed origin",
+                ))?,
+                resume,
+            ),
+        },
     };
     let bearer = state
         .services
@@ -42,11 +54,11 @@ pub async fn authenticate(
     Ok(Authenticated { bearer, resume })
 }
 
-/// Accepts `{"type":"auth","token":…,"resume"?:…}` or a bare token string.
+/// Accepts `{"type":"auth","token"?:…,"resume"?:…}` or a bare token string.
 async fn first_frame(
     socket: &mut WebSocket,
     state: &AppState,
-) -> Result<(String, Option<BTreeMap<String, u64>>), Refused> {
+) -> Result<(Option<String>, Option<BTreeMap<String, u64>>), Refused> {
     let timeout = Duration::from_millis(state.settings.ws_auth_timeout_ms);
     let received = tokio::select! {
         _ = state.shutdown.cancelled() => return Err(Refused::Gone),
@@ -65,6 +77,6 @@ async fn first_frame(
             _ => Err(Refused::Unauthorized("first frame must authenticate")),
         }
     } else {
-        Ok((text.to_owned(), None))
+        Ok((Some(text.to_owned()), None))
     }
 }

@@ -323,3 +323,41 @@ async fn a_connection_opened_with_a_reset_accounts_old_token_is_refused() {
         refused.map(|_| ())
     );
 }
+
+#[tokio::test]
+async fn a_code_past_its_lifetime_no_longer_works() {
+    // One second, so the test can outlive it; the default is 300.
+    let app = spawn_app_with(|settings| settings.code_ttl_secs = 1).await;
+    register_with_email(&app, "alice", "alice@example.com").await;
+    let alice = app.signup_existing("alice").await;
+    let verification = app.mail.nth_to("alice@example.com", 1).await.code();
+    // The code was stored before its mail went out: it has expired once a
+    // second has passed since the mail arrived.
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(
+        status_and_code(alice.client.verify_email(&verification).await).0,
+        403,
+        "an expired verification code"
+    );
+
+    // A fresh one works (this test's clock is not the problem).
+    alice.client.set_email("alice@example.com").await.unwrap();
+    let fresh = app.mail.nth_to("alice@example.com", 2).await.code();
+    assert!(
+        alice
+            .client
+            .verify_email(&fresh)
+            .await
+            .unwrap()
+            .email_verified
+    );
+
+    app.client.request_password_reset("alice").await.unwrap();
+    let reset = app.mail.nth_to("alice@example.com", 3).await.code();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(
+        status_and_code(app.client.confirm_password_reset("alice", &reset).await).0,
+        403,
+        "an expired reset code"
+    );
+}

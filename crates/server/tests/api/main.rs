@@ -4,6 +4,7 @@
 mod accounts;
 mod activity;
 mod authorization;
+mod cookies;
 mod deletion;
 mod edits;
 mod email;

@@ -103,8 +103,8 @@ async fn malformed_and_unknown_frames_get_error_frames_and_the_connection_stays_
         next_error(&mut ws).await,
         ("invalid_frame".into(), Some("no-body".into()))
     );
-    // Every known type with a field missing is `invalid_frame`, never
-    // `unknown_type`, and echoes its `ref`.
+    // Every known type with a field missing (or of the wrong type) is
+    // `invalid_frame`, never `unknown_type`, and echoes its `ref`.
     for frame in [
         r#"{"type":"edit","room":1,"seq":1,"ref":"e1"}"#,
         r#"{"type":"delete","room":1,"ref":"e1"}"#,
@@ -112,7 +112,7 @@ async fn malformed_and_unknown_frames_get_error_frames_and_the_connection_stays_
         r#"{"type":"read","room":1,"ref":"e1"}"#,
         r#"{"type":"resume","ref":"e1"}"#,
         r#"{"type":"ping","ref":7}"#,
-        r#"{"type":"auth","ref":"e1"}"#,
+        r#"{"type":"auth","token":5,"ref":"e1"}"#,
     ] {
         ws.send_text(frame).await.unwrap();
         let (code, reference) = next_error(&mut ws).await;
