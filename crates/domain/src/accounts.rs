@@ -162,7 +162,8 @@ impl Accounts {
 
     /// Spends the presented refresh token and issues a new pair. Presenting a
     /// token that was already spent revokes every token descended from its login.
-    pub async fn refresh(&self, presented: &str) -> Result<Session> {
+    pub async fn refresh(&self, presented: &str, from: ClientAddr) -> Result<Session> {
+        self.throttles.refresh_per_address.check(&from)?;
         let next = tokens::new_refresh_token();
         let now = Timestamp::now();
         let rotation = self
@@ -196,7 +197,8 @@ impl Accounts {
     /// Ends the token's login: its refresh tokens, access tokens and
     /// connections. Unknown tokens are accepted silently so that logout is
     /// idempotent and reveals nothing.
-    pub async fn logout(&self, presented: &str) -> Result<()> {
+    pub async fn logout(&self, presented: &str, from: ClientAddr) -> Result<()> {
+        self.throttles.refresh_per_address.check(&from)?;
         let committed = self
             .store
             .end_session_of_token(&tokens::hash_secret(presented), Timestamp::now())

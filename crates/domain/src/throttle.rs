@@ -287,6 +287,8 @@ pub struct RateLimits {
     pub send_per_user: RateLimit,
     /// Every step of a password reset (request, resend, confirm, complete).
     pub password_reset_per_address: RateLimit,
+    /// Refreshes and logouts (a refresh token presented) per client address.
+    pub refresh_per_address: RateLimit,
 }
 
 impl Default for RateLimits {
@@ -300,6 +302,8 @@ impl Default for RateLimits {
             join_per_address: RateLimit(Some(Rate::new(30, minute, 30))),
             send_per_user: RateLimit(Some(Rate::new(10, Duration::from_secs(1), 30))),
             password_reset_per_address: RateLimit(Some(Rate::new(10, minute, 10))),
+            // A client refreshes every few minutes; many share a NAT's address.
+            refresh_per_address: RateLimit(Some(Rate::new(120, minute, 120))),
         }
     }
 }
@@ -318,6 +322,7 @@ impl RateLimits {
             join_per_address: RateLimit(None),
             send_per_user: RateLimit(None),
             password_reset_per_address: RateLimit(None),
+            refresh_per_address: RateLimit(None),
         }
     }
 }
@@ -331,6 +336,7 @@ pub struct Throttles {
     pub join_per_address: Throttle<ClientAddr>,
     pub send_per_user: Throttle<UserId>,
     pub password_reset_per_address: Throttle<ClientAddr>,
+    pub refresh_per_address: Throttle<ClientAddr>,
 }
 
 /// How often idle keys are forgotten.
@@ -352,6 +358,7 @@ impl Throttles {
                 "password_reset_per_address",
                 limits.password_reset_per_address,
             ),
+            refresh_per_address: Throttle::new("refresh_per_address", limits.refresh_per_address),
         }
     }
 
@@ -359,6 +366,7 @@ impl Throttles {
         self.login_per_address.forget_idle();
         self.register_per_address.forget_idle();
         self.password_reset_per_address.forget_idle();
+        self.refresh_per_address.forget_idle();
         self.join_per_user.forget_idle();
         self.join_per_address.forget_idle();
         self.send_per_user.forget_idle();

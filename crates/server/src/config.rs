@@ -189,6 +189,9 @@ pub struct ServeArgs {
     /// address [default: 10/min].
     #[arg(long, env = "PALAVER_RATE_PASSWORD_RESET")]
     pub rate_password_reset: Option<RateLimit>,
+    /// Refreshes and logouts per client address [default: 120/min].
+    #[arg(long, env = "PALAVER_RATE_REFRESH")]
+    pub rate_refresh: Option<RateLimit>,
     /// SMTP server for account mail: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
     /// (STARTTLS) or `smtps://user:pass@host:465`. Without one, mails are
     /// written as files under `<data-dir>/mail/`.
@@ -490,6 +493,10 @@ impl Settings {
                     .rate_password_reset
                     .or(file.rate_password_reset)
                     .unwrap_or(defaults.password_reset_per_address),
+                refresh_per_address: args
+                    .rate_refresh
+                    .or(file.rate_refresh)
+                    .unwrap_or(defaults.refresh_per_address),
             },
             smtp_url: args
                 .smtp_url

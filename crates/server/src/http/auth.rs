@@ -136,15 +136,17 @@ pub async fn login(
     responses(
         (status = 200, description = "as login answers", body = LoginResponse),
         (status = 401, description = "invalid, expired, revoked or re-used token, or none presented", body = ErrorBody),
+        (status = 429, description = "too many refreshes and logouts from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
         (status = 403, description = "`csrf_failed`: the cookie's CSRF token was not echoed in `X-CSRF-Token`", body = ErrorBody),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     headers: HeaderMap,
     AppJson(req): AppJson<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let presented = presented_refresh_token(req.refresh_token, req.cookie, &headers)?;
-    let session = state.services.accounts.refresh(&presented).await?;
+    let session = state.services.accounts.refresh(&presented, from).await?;
     // The login keeps its CSRF token: a request in flight while another
     // refreshes must not find the cookie changed under its header.
     let csrf_token = req.cookie.then(|| {
@@ -162,14 +164,16 @@ pub async fn refresh(
         (status = 204, description = "ended (also for unknown tokens)"),
         (status = 401, description = "no token in the body and no refresh cookie", body = ErrorBody),
         (status = 403, description = "`csrf_failed`: signing out by cookie without echoing its CSRF token", body = ErrorBody),
+        (status = 429, description = "too many refreshes and logouts from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn logout(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     headers: HeaderMap,
     AppJson(req): AppJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
     let presented = presented_refresh_token(req.refresh_token, true, &headers)?;
-    state.services.accounts.logout(&presented).await?;
+    state.services.accounts.logout(&presented, from).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     cookies::clear(response.headers_mut());
     Ok(response)

@@ -40,7 +40,9 @@ async fn post_from(
         .headers()
         .get("retry-after")
         .map(|value| value.to_str().unwrap().parse().unwrap());
-    (status, retry_after, response.json().await.unwrap())
+    // 204 has no body.
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, retry_after, body)
 }
 
 async fn login_from(app: &TestApp, from: &str, password: &str) -> (u16, Option<u64>, Value) {
@@ -216,6 +218,43 @@ async fn every_step_of_a_password_reset_counts_against_the_address() {
     )
     .await;
     assert_eq!(status, 403, "another address is not limited");
+}
+
+#[tokio::test]
+async fn refreshes_and_logouts_per_address_are_limited() {
+    let app = spawn_app_with(|s| {
+        behind_a_proxy(s);
+        s.rates.refresh_per_address = rate("2/min");
+    })
+    .await;
+    let guesser = "203.0.113.70";
+    let guess = || json!({"refresh_token": "guessed"});
+    assert_eq!(
+        post_from(&app, guesser, "/api/v1/auth/refresh", guess())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post_from(&app, guesser, "/api/v1/auth/logout", guess())
+            .await
+            .0,
+        204
+    );
+    let (status, retry_after, body) =
+        post_from(&app, guesser, "/api/v1/auth/refresh", guess()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert!(retry_after.is_some());
+    assert_eq!(
+        post_from(&app, "192.0.2.79", "/api/v1/auth/refresh", guess())
+            .await
+            .0,
+        401,
+        "another address is not limited"
+    );
 }
 
 #[tokio::test]
