@@ -4,18 +4,10 @@
 
 use palaver_client::frames::ServerFrame;
 use palaver_client::types::{HistoryQuery, UserRef};
-use palaver_client::ClientError;
 use palaver_protocol::close_code;
 use reqwest::Method;
 
 use crate::helpers::*;
-
-fn code_of(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
-    match result.expect_err("expected an API error") {
-        ClientError::Api { status, code, .. } => (status, code),
-        other => panic!("not an API error: {other}"),
-    }
-}
 
 async fn history(user: &TestUser, room: i64) -> Vec<palaver_client::types::Message> {
     user.client
@@ -80,10 +72,13 @@ async fn a_deleted_account_leaves_its_messages_under_a_tombstone_and_ends_everyt
     );
 
     // The account is gone for every purpose.
-    assert_eq!(code_of(alice.client.me().await).0, 401);
-    assert_eq!(code_of(app.client.login("alice", PASSWORD).await).0, 401);
+    assert_eq!(status_and_code(alice.client.me().await).0, 401);
     assert_eq!(
-        code_of(app.client.refresh(&alice.refresh_token).await).0,
+        status_and_code(app.client.login("alice", PASSWORD).await).0,
+        401
+    );
+    assert_eq!(
+        status_and_code(app.client.refresh(&alice.refresh_token).await).0,
         401
     );
     let found = bob.client.search_users("", None, None).await.unwrap();
@@ -99,20 +94,20 @@ async fn a_deleted_account_leaves_its_messages_under_a_tombstone_and_ends_everyt
         .unwrap();
     assert!(found.users.is_empty(), "{found:?}");
     assert_eq!(
-        code_of(bob.client.direct_room(UserRef::Id(alice.id())).await).0,
+        status_and_code(bob.client.direct_room(UserRef::Id(alice.id())).await).0,
         404
     );
     assert_eq!(
-        code_of(bob.client.invite(room.id, UserRef::Id(alice.id())).await).0,
+        status_and_code(bob.client.invite(room.id, UserRef::Id(alice.id())).await).0,
         404
     );
     // Its name is held back (30 days by default).
     assert_eq!(
-        code_of(app.client.register("alice", PASSWORD, None).await),
+        status_and_code(app.client.register("alice", PASSWORD, None).await),
         (409, "conflict".into())
     );
     assert_eq!(
-        code_of(app.client.register("ALICE", PASSWORD, None).await).0,
+        status_and_code(app.client.register("ALICE", PASSWORD, None).await).0,
         409
     );
 }
@@ -198,7 +193,10 @@ async fn the_only_owner_of_a_room_with_members_must_hand_it_over_first() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].role, "owner");
     // The room only alice was in went with her.
-    assert_eq!(code_of(bob.client.join_room(&solo.code, None).await).0, 404);
+    assert_eq!(
+        status_and_code(bob.client.join_room(&solo.code, None).await).0,
+        404
+    );
 }
 
 #[tokio::test]
@@ -206,7 +204,7 @@ async fn a_wrong_password_deletes_nothing() {
     let app = spawn_app().await;
     let alice = app.signup("alice").await;
     assert_eq!(
-        code_of(alice.client.delete_account("not the password", false).await),
+        status_and_code(alice.client.delete_account("not the password", false).await),
         (403, "forbidden".into())
     );
     alice.client.me().await.unwrap();

@@ -7,13 +7,6 @@ use palaver_protocol::close_code;
 
 use crate::helpers::*;
 
-fn status_and_code(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
-    match result.expect_err("expected an API error") {
-        ClientError::Api { status, code, .. } => (status, code),
-        other => panic!("not an API error: {other}"),
-    }
-}
-
 async fn register_with_email(app: &TestApp, username: &str, email: &str) {
     app.client
         .register_with(RegisterRequest {

@@ -425,6 +425,14 @@ pub fn send_frame(
     }
 }
 
+/// The status and error code of a call that must fail with an API error.
+pub fn status_and_code<T: std::fmt::Debug>(result: palaver_client::Result<T>) -> (u16, String) {
+    match result.expect_err("expected an API error") {
+        palaver_client::ClientError::Api { status, code, .. } => (status, code),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
 /// The HTTP status of a call that must fail with an API error.
 pub fn status_of<T: std::fmt::Debug>(result: palaver_client::Result<T>) -> u16 {
     result

@@ -7,13 +7,6 @@ use reqwest::Method;
 
 use crate::helpers::*;
 
-fn status_and_code(result: Result<impl std::fmt::Debug, ClientError>) -> (u16, String) {
-    match result.expect_err("expected an API error") {
-        ClientError::Api { status, code, .. } => (status, code),
-        other => panic!("not an API error: {other}"),
-    }
-}
-
 /// A login of `username` made with this `User-Agent`.
 async fn login_as_agent(app: &TestApp, username: &str, agent: &str) -> TestUser {
     let response = app

@@ -428,15 +428,10 @@ where
             .await
             .map_err(map_err)?;
         }
-        let sessions = sqlx::query_scalar::<_, String>(
-            "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
-        )
-        .bind(user.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let sessions = self
+            .end_live_sessions_in(&mut tx, user, &SessionsToEnd::AllBut(None), now)
+            .await?;
         if !sessions.is_empty() {
-            self.end_sessions_in(&mut tx, &sessions, now).await?;
             events.push(DomainEvent::SessionsEnded {
                 user_id: user,
                 sessions,
@@ -620,24 +615,12 @@ where
         now: Timestamp,
     ) -> StoreResult<Committed<Vec<String>>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let live = sqlx::query_scalar::<_, String>(
-            "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
-        )
-        .bind(user.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let ended: Vec<String> = live
-            .into_iter()
-            .filter(|id| match &which {
-                SessionsToEnd::One(one) => id == one,
-                SessionsToEnd::AllBut(keep) => Some(id) != keep.as_ref(),
-            })
-            .collect();
+        let ended = self
+            .end_live_sessions_in(&mut tx, user, &which, now)
+            .await?;
         if ended.is_empty() {
             return Ok(Committed::quiet(ended));
         }
-        self.end_sessions_in(&mut tx, &ended, now).await?;
         let event = DomainEvent::SessionsEnded {
             user_id: user,
             sessions: ended.clone(),
@@ -754,7 +737,34 @@ where
     String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
     for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
     E::Db: sqlx::database::HasStatementCache,
+    usize: ColumnIndex<<E::Db as Database>::Row>,
 {
+    /// Ends `user`'s live sessions that `which` names, in `tx`; their ids.
+    async fn end_live_sessions_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        user: UserId,
+        which: &SessionsToEnd,
+        now: Timestamp,
+    ) -> StoreResult<Vec<String>> {
+        let live = sqlx::query_scalar::<_, String>(
+            "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let ended: Vec<String> = live
+            .into_iter()
+            .filter(|id| match which {
+                SessionsToEnd::One(one) => id == one,
+                SessionsToEnd::AllBut(keep) => Some(id) != keep.as_ref(),
+            })
+            .collect();
+        self.end_sessions_in(tx, &ended, now).await?;
+        Ok(ended)
+    }
+
     /// Marks the sessions ended and revokes their refresh tokens.
     async fn end_sessions_in(
         &self,
