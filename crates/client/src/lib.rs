@@ -1,8 +1,9 @@
-//! A typed client for Palaver's REST and WebSocket APIs.
+//! A typed client for Palaver's REST, WebSocket and gRPC APIs.
 //!
 //! Used by the integration tests, the benchmarks and the CLI, so every one of
 //! them speaks the protocol through the same definitions (`palaver-protocol`).
 
+pub mod grpc;
 mod rest;
 mod ws;
 
@@ -24,6 +25,14 @@ pub enum ClientError {
     /// The WebSocket was closed by the server.
     #[error("websocket closed with {code}: {reason}")]
     Closed { code: u16, reason: String },
+    /// A gRPC call (or stream) ended with this status: its numeric gRPC
+    /// code and the machine `code` REST would answer.
+    #[error("grpc status {grpc} {code}: {message}")]
+    Status {
+        grpc: i32,
+        code: String,
+        message: String,
+    },
     #[error("protocol: {0}")]
     Protocol(String),
 }
@@ -40,7 +49,7 @@ impl ClientError {
     /// The error code of an API error.
     pub fn code(&self) -> Option<&str> {
         match self {
-            ClientError::Api { code, .. } => Some(code),
+            ClientError::Api { code, .. } | ClientError::Status { code, .. } => Some(code),
             _ => None,
         }
     }

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use crate::accounts::{AccountTimes, Accounts, CodeLimits, Codes};
+use crate::accounts::{AccountTimes, Accounts, CodeLimits, Codes, UserLookup};
 use crate::activity::Activity;
 use crate::bus::Bus;
 use crate::error::Result;
+use crate::ids::{RoomId, UserId};
 use crate::mail::{MailQueue, Mailer};
 use crate::messages::{MessageWriter, Messages, WriterConfig};
+use crate::model::Room;
 use crate::outbox::Publisher;
 use crate::passwords::{HashCost, HashingLimits, Passwords};
 use crate::rooms::Rooms;
@@ -96,6 +98,31 @@ impl Services {
             store,
         };
         Ok((services, writer_task))
+    }
+
+    /// Invites a user, named by id or username, into `room`. The actor's
+    /// membership is checked before the invitee is looked up, so a stranger
+    /// to the room learns nothing, not even whether the user exists.
+    pub async fn invite(&self, actor: UserId, room: RoomId, who: &UserLookup) -> Result<()> {
+        self.rooms.require_member(actor, room).await?;
+        let invitee = self.accounts.find(who).await?;
+        self.rooms.invite(actor, room, &invitee).await
+    }
+
+    /// Bans `target` from `room` (removing them if they are a member).
+    pub async fn ban(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        self.rooms.require_member(actor, room).await?;
+        // The target must exist (an unknown id would break the ban's foreign key).
+        self.accounts.user(target).await?;
+        self.rooms.ban(actor, room, target).await
+    }
+
+    /// The caller's direct room with another user: created on first use, the
+    /// same room every time and from either side.
+    pub async fn direct_room(&self, caller: UserId, other: &UserLookup) -> Result<Room> {
+        let me = self.accounts.user(caller).await?;
+        let other = self.accounts.find(other).await?;
+        self.rooms.direct(&me, &other).await
     }
 
     /// Whether the store answers (readiness).

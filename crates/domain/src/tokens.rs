@@ -46,6 +46,9 @@ pub struct Bearer {
     pub user: UserId,
     /// The login it was issued to (`Session` id).
     pub session: String,
+    /// When the token stops being valid (Unix seconds): a stream it opened
+    /// ends then.
+    pub expires_at: i64,
 }
 
 /// What every token carries and is checked for.
@@ -250,6 +253,7 @@ impl AccessTokens {
         Ok(Bearer {
             user,
             session: claims.sid,
+            expires_at: claims.exp,
         })
     }
 
@@ -418,12 +422,10 @@ mod tests {
             );
             let bearer = tokens.verify(&jwt).await.unwrap();
             assert_eq!(
-                bearer,
-                Bearer {
-                    user: UserId(42),
-                    session: "login-1".into()
-                }
+                (bearer.user, bearer.session.as_str()),
+                (UserId(42), "login-1")
             );
+            assert_eq!(bearer.expires_at, claims["exp"].as_i64().unwrap());
         }
     }
 

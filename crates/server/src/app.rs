@@ -299,7 +299,7 @@ impl Application {
             header_timeout: Duration::from_millis(state.settings.http_header_timeout_ms),
             trusted_proxies: state.settings.trusted_proxies.clone(),
         };
-        let router = http::router(state);
+        let router = crate::grpc::beside(http::router(state.clone()), state).await;
         crate::connections::serve(listener, router, limits, shutdown.clone()).await;
 
         sessions.close();

@@ -1,6 +1,6 @@
 //! Accepting connections: how many may be open (in total and per address),
 //! how long a client has to send its request headers, and serving each
-//! connection (HTTP/1, HTTP/2, WebSocket upgrades) with hyper.
+//! connection (HTTP/1, HTTP/2 with gRPC, WebSocket upgrades) with hyper.
 //!
 //! A connection counts until its socket closes, upgraded WebSockets
 //! included: the count travels with the socket (`Counted`).
@@ -50,6 +50,12 @@ const REFUSAL_READ_BYTES: usize = 8 * 1024;
 /// sockets than this.
 const MAX_ANSWERING_REFUSALS: usize = 256;
 
+/// Concurrent HTTP/2 streams (gRPC calls) on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// How often an HTTP/2 connection is pinged, and how long its answer may take.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Serves `router` on `listener` until `shutdown`, then lets open HTTP
 /// connections finish their requests and returns once they have closed
 /// (upgraded WebSockets are the sessions' to close).
@@ -65,7 +71,15 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 multiplexes: each gRPC stream is a session, so one connection's
+    // streams are bounded like connections are. Pings find a peer that
+    // vanished without closing (an idle stream would otherwise never write).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .keep_alive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let connections = TaskTracker::new();
     let refusing = Arc::new(AtomicUsize::new(0));
     loop {

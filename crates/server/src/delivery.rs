@@ -71,28 +71,28 @@ impl EventSink for LocalDelivery {
         let Some(frame) = frames::for_event(event) else {
             return;
         };
-        let json = frames::encode(&frame);
+        let encoded = frames::encode(&frame);
         match event {
             DomainEvent::MessagePosted(message) => {
                 let frame = Arc::new(SequencedFrame {
                     room,
                     seq: message.seq,
-                    json,
+                    frame: encoded,
                 });
                 let delivered = hub.broadcast(room, Outbound::Sequenced(frame));
                 metrics::counter!("palaver_deliveries_total").increment(delivered as u64);
             }
             DomainEvent::MemberLeft { user_id, .. }
             | DomainEvent::MemberRemoved { user_id, .. } => {
-                hub.depart(room, *user_id, Arc::new(json));
+                hub.depart(room, *user_id, Arc::new(encoded));
             }
-            DomainEvent::RoomDeleted { .. } => hub.close_room(room, Arc::new(json)),
+            DomainEvent::RoomDeleted { .. } => hub.close_room(room, Arc::new(encoded)),
             // Not to the typer's own connections.
             DomainEvent::Typing { user_id, .. } => {
-                hub.broadcast_to_others(room, *user_id, Arc::new(json))
+                hub.broadcast_to_others(room, *user_id, Arc::new(encoded))
             }
             _ => {
-                hub.broadcast(room, Outbound::Frame(Arc::new(json)));
+                hub.broadcast(room, Outbound::Frame(Arc::new(encoded)));
             }
         }
     }
@@ -134,8 +134,8 @@ mod tests {
     fn frames(rx: &mut QueueReceiver<Outbound>) -> Vec<ServerFrame> {
         std::iter::from_fn(|| rx.try_recv().ok())
             .filter_map(|item| match item {
-                Outbound::Sequenced(frame) => Some(frame.json.to_string()),
-                Outbound::Frame(json) => Some(json.to_string()),
+                Outbound::Sequenced(frame) => Some(frame.frame.json().to_string()),
+                Outbound::Frame(frame) => Some(frame.json().to_string()),
                 Outbound::Joined(_) | Outbound::Left(_) => None,
             })
             .map(|json| serde_json::from_str(&json).unwrap())
@@ -172,7 +172,7 @@ mod tests {
         };
         assert!(Arc::ptr_eq(&fa, &fb), "serialized once, shared");
         assert_eq!((fa.room, fa.seq), (RoomId(10), 1));
-        let frame: ServerFrame = serde_json::from_str(&fa.json).unwrap();
+        let frame: ServerFrame = serde_json::from_str(fa.frame.json()).unwrap();
         assert!(matches!(frame, ServerFrame::Message { seq: 1, .. }));
     }
 

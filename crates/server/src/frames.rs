@@ -1,9 +1,12 @@
 //! What a client sees: the one mapping from domain values (events, messages,
-//! errors, presence) to server frames, and their JSON encoding.
+//! errors, presence) to server frames, and their encodings (`EncodedFrame`).
 //!
 //! The hub only carries what is built here; the session only writes it.
 
+use std::sync::OnceLock;
+
 use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::{Message, User};
 use palaver_domain::time::Timestamp;
@@ -15,9 +18,48 @@ use crate::wire;
 /// How long a `typing` indicator lasts without a repeat.
 pub const TYPING_EXPIRES_MS: u64 = 3000;
 
-/// The JSON text of a frame, to be shared by every recipient.
-pub fn encode(frame: &ServerFrame) -> Utf8Bytes {
+/// A frame encoded once for all its recipients, whatever carries them: JSON
+/// at once (for WebSockets), protobuf when the first gRPC stream asks (most
+/// frames never reach one, and then never pay for it).
+#[derive(Debug)]
+pub struct EncodedFrame {
+    json: Utf8Bytes,
+    protobuf: OnceLock<Bytes>,
+}
+
+impl EncodedFrame {
+    /// The JSON text of the frame.
+    pub fn json(&self) -> &Utf8Bytes {
+        &self.json
+    }
+
+    /// The encoded `palaver.v1.ServerFrame`. Read back from the JSON, which
+    /// is the frame's one source: the two encodings cannot disagree.
+    pub fn protobuf(&self) -> &Bytes {
+        self.protobuf.get_or_init(|| {
+            let frame: ServerFrame =
+                serde_json::from_str(self.json.as_str()).expect("a frame we encoded decodes");
+            protobuf(&frame)
+        })
+    }
+}
+
+/// A frame to be shared by every recipient.
+pub fn encode(frame: &ServerFrame) -> EncodedFrame {
+    EncodedFrame {
+        json: json(frame),
+        protobuf: OnceLock::new(),
+    }
+}
+
+/// The JSON text of one frame, for one recipient.
+pub fn json(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(frame.to_json())
+}
+
+/// The protobuf bytes of one frame, for one recipient.
+pub fn protobuf(frame: &ServerFrame) -> Bytes {
+    prost::Message::encode_to_vec(&palaver_grpc::frame_from_ws(frame)).into()
 }
 
 /// The `message` frame of a stored message (live or replayed).

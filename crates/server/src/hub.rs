@@ -17,11 +17,11 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use palaver_domain::{RoomId, UserId};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::frames::EncodedFrame;
 use crate::outgoing::{self, QueueReceiver, QueueSender};
 use crate::stop::{StopReason, StopSignal};
 
@@ -38,7 +38,7 @@ pub const PRESENCE_ROOM_LIMIT: usize = 100;
 pub struct SequencedFrame {
     pub room: RoomId,
     pub seq: u64,
-    pub json: Utf8Bytes,
+    pub frame: EncodedFrame,
 }
 
 /// What the hub hands a connection.
@@ -51,7 +51,7 @@ pub enum Outbound {
     /// A room message: delivered in seq order, deduplicated by the connection.
     Sequenced(Arc<SequencedFrame>),
     /// Any other frame, already serialized and shared by its recipients.
-    Frame(Arc<Utf8Bytes>),
+    Frame(Arc<EncodedFrame>),
     /// The connection now follows a room; live delivery starts after its `last_seq`.
     Joined(Box<Joined>),
     /// The connection no longer follows `room`.
@@ -311,7 +311,7 @@ impl Hub {
     }
 
     /// Offers the frame to the room's connections except those of `user`.
-    pub fn broadcast_to_others(&self, room: RoomId, user: UserId, frame: Arc<Utf8Bytes>) {
+    pub fn broadcast_to_others(&self, room: RoomId, user: UserId, frame: Arc<EncodedFrame>) {
         let Some(recipients) = self.recipients(room) else {
             return;
         };
@@ -343,7 +343,7 @@ impl Hub {
 
     /// `user` is no longer a member: their connections stop following the room
     /// at once but still hear why (`frame`); everyone else hears it too.
-    pub fn depart(&self, room: RoomId, user: UserId, frame: Arc<Utf8Bytes>) {
+    pub fn depart(&self, room: RoomId, user: UserId, frame: Arc<EncodedFrame>) {
         for conn in &self.connections_of(user) {
             self.unfollow(conn, room);
             conn.offer(Outbound::Left(room));
@@ -353,7 +353,7 @@ impl Hub {
     }
 
     /// The room is gone: every connection stops following it, hearing `frame` last.
-    pub fn close_room(&self, room: RoomId, frame: Arc<Utf8Bytes>) {
+    pub fn close_room(&self, room: RoomId, frame: Arc<EncodedFrame>) {
         for conn in self.recipients(room).iter().flat_map(|r| r.iter()) {
             self.unfollow(conn, room);
             conn.offer(Outbound::Left(room));
@@ -363,7 +363,7 @@ impl Hub {
 
     /// Offers `frame` once to every connection following any of `rooms`,
     /// skipping rooms with more than [`PRESENCE_ROOM_LIMIT`] local connections.
-    pub fn broadcast_presence(&self, rooms: &[RoomId], frame: Arc<Utf8Bytes>) {
+    pub fn broadcast_presence(&self, rooms: &[RoomId], frame: Arc<EncodedFrame>) {
         let mut seen = HashSet::new();
         for room in rooms {
             // Counted first: a large room's snapshot is not rebuilt for nothing.
@@ -395,18 +395,21 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use palaver_protocol::ws::ServerFrame;
+
     use super::*;
+    use crate::frames::encode;
 
     fn message(room: i64, seq: u64) -> Outbound {
         Outbound::Sequenced(Arc::new(SequencedFrame {
             room: RoomId(room),
             seq,
-            json: Utf8Bytes::from_static("{}"),
+            frame: encode(&ServerFrame::Pong { reference: None }),
         }))
     }
 
-    fn frame() -> Arc<Utf8Bytes> {
-        Arc::new(Utf8Bytes::from_static("{}"))
+    fn frame() -> Arc<EncodedFrame> {
+        Arc::new(encode(&ServerFrame::Pong { reference: None }))
     }
 
     #[test]

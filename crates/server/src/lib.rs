@@ -1,4 +1,4 @@
-//! The `palaver` server: configuration, startup, HTTP and WebSocket transports,
+//! The `palaver` server: configuration, startup, HTTP, WebSocket and gRPC transports,
 //! and the hub that fans events out to local connections.
 
 pub mod app;
@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod delivery;
 pub mod frames;
+mod grpc;
 pub mod http;
 pub mod hub;
 pub mod mail;

@@ -29,7 +29,7 @@ use palaver_protocol::ws::ServerFrame;
 
 use self::positions::{Arrival, Positions, Resume};
 use self::requests::{Immediate, Requests};
-pub use self::transport::{Inbound, Outgoing, Transport, WriteDeadline, WriteError};
+pub use self::transport::{Inbound, Outgoing, SharedFrame, Transport, WriteDeadline, WriteError};
 use crate::frames;
 use crate::hub::{Connection, Hub, Joined, Outbound, SequencedFrame};
 use crate::outgoing::QueueReceiver;
@@ -367,7 +367,10 @@ impl<T: Transport> Session<T> {
     async fn deliver(&mut self, item: Outbound) -> Result<(), End> {
         match item {
             Outbound::Sequenced(frame) => self.deliver_sequenced(frame).await,
-            Outbound::Frame(json) => self.feed(Outgoing::Encoded((*json).clone())).await,
+            Outbound::Frame(frame) => {
+                self.feed(Outgoing::Encoded(SharedFrame::Other(frame)))
+                    .await
+            }
             Outbound::Joined(joined) => {
                 let Joined { room, last_seq } = *joined;
                 if self.positions.joined(room, last_seq) {
@@ -386,14 +389,18 @@ impl<T: Transport> Session<T> {
 
     async fn deliver_sequenced(&mut self, frame: Arc<SequencedFrame>) -> Result<(), End> {
         match self.positions.arrive(frame.room, frame.seq) {
-            Arrival::Deliver => self.feed(Outgoing::Encoded(frame.json.clone())).await,
+            Arrival::Deliver => {
+                self.feed(Outgoing::Encoded(SharedFrame::Sequenced(frame)))
+                    .await
+            }
             Arrival::Duplicate | Arrival::NotFollowed => Ok(()),
             Arrival::Gap { through, .. } => {
                 Box::pin(self.catch_up(frame.room, Some(through))).await?;
                 // Still a gap if the store could not fill it: the next
                 // message tries again.
                 if self.positions.arrive(frame.room, frame.seq) == Arrival::Deliver {
-                    self.feed(Outgoing::Encoded(frame.json.clone())).await?;
+                    self.feed(Outgoing::Encoded(SharedFrame::Sequenced(frame)))
+                        .await?;
                 }
                 Ok(())
             }
@@ -494,7 +501,7 @@ mod tests {
             .expect("the session is still running");
         match item {
             Outgoing::Frame(frame) => frame,
-            Outgoing::Encoded(json) => serde_json::from_str(json.as_str()).unwrap(),
+            Outgoing::Encoded(frame) => serde_json::from_str(frame.json().as_str()).unwrap(),
             Outgoing::Close(code, reason) => panic!("closed: {code} {reason}"),
         }
     }

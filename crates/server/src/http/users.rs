@@ -137,14 +137,10 @@ pub async fn direct(
     AuthUser(user): AuthUser,
     AppJson(req): AppJson<DirectRequest>,
 ) -> Result<AppJson<Room>, ApiError> {
-    let accounts = &state.services.accounts;
-    let me = accounts.user(user).await?;
-    let other = accounts
-        .find(&match req.user {
-            UserRef::Id(id) => UserLookup::Id(UserId(id)),
-            UserRef::Username(name) => UserLookup::Username(name),
-        })
-        .await?;
-    let room = state.services.rooms.direct(&me, &other).await?;
+    let other = match req.user {
+        UserRef::Id(id) => UserLookup::Id(UserId(id)),
+        UserRef::Username(name) => UserLookup::Username(name),
+    };
+    let room = state.services.direct_room(user, &other).await?;
     Ok(AppJson(wire::room(&room)))
 }

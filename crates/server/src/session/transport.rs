@@ -1,16 +1,20 @@
 //! What a session needs from whatever carries it: a stream of what the
-//! client sent and a sink of what to send it. The WebSocket implements both
-//! (`ws/socket.rs`); a test implements them with channels.
+//! client sent and a sink of what to send it. The WebSocket (`ws/socket.rs`)
+//! and the gRPC stream (`grpc/realtime/stream.rs`) implement both; a test
+//! implements them with channels.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use futures::{Sink, Stream};
 use palaver_protocol::ws::{ClientFrame, FrameError, ServerFrame};
 use tokio::time::Sleep;
+
+use crate::frames::EncodedFrame;
+use crate::hub::SequencedFrame;
 
 /// One thing the client sent. The end of the stream means the client is gone
 /// (it closed, or the connection broke).
@@ -29,10 +33,28 @@ pub enum Inbound {
 #[derive(Debug)]
 pub enum Outgoing {
     Frame(ServerFrame),
-    /// A frame already encoded (JSON text), shared with other connections.
-    Encoded(Utf8Bytes),
+    /// A frame already encoded, shared with other connections.
+    Encoded(SharedFrame),
     /// The end: a close code (`palaver_protocol::close_code`) and a reason.
     Close(u16, &'static str),
+}
+
+/// A frame the hub shares between connections, in whichever wrapper it came.
+#[derive(Debug, Clone)]
+pub enum SharedFrame {
+    Sequenced(Arc<SequencedFrame>),
+    Other(Arc<EncodedFrame>),
+}
+
+impl std::ops::Deref for SharedFrame {
+    type Target = EncodedFrame;
+
+    fn deref(&self) -> &EncodedFrame {
+        match self {
+            SharedFrame::Sequenced(sequenced) => &sequenced.frame,
+            SharedFrame::Other(frame) => frame,
+        }
+    }
 }
 
 /// A session's connection to its client.

@@ -58,8 +58,8 @@ impl Sink<Outgoing> for WsTransport {
 
     fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), Self::Error> {
         let message = match item {
-            Outgoing::Frame(frame) => Message::Text(frames::encode(&frame)),
-            Outgoing::Encoded(json) => Message::Text(json),
+            Outgoing::Frame(frame) => Message::Text(frames::json(&frame)),
+            Outgoing::Encoded(frame) => Message::Text(frame.json().clone()),
             Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),

@@ -3,9 +3,11 @@
 // Shared by two test binaries (`api`, `postgres`); each uses only part of it.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::time::Duration;
 
 use palaver_client::frames::ServerFrame;
+use palaver_client::grpc::{GrpcClient, GrpcConnection};
 use palaver_client::types::{Room, User};
 use palaver_client::{Client, WsAuth, WsConnection};
 use palaver_server::{Application, Settings};
@@ -315,11 +317,54 @@ impl TestUser {
     pub async fn connect(&self) -> WsConnection {
         self.client.connect().await.expect("websocket connects")
     }
+
+    /// A gRPC client of the server `base_url` names, sending this user's token.
+    pub async fn grpc(&self) -> GrpcClient {
+        let base = self.client.base_url().to_owned();
+        GrpcClient::connect(&base)
+            .await
+            .expect("grpc connects")
+            .with_token(&self.access_token)
+            .unwrap()
+    }
+}
+
+/// Anything that delivers server frames: a WebSocket, a gRPC stream.
+pub trait ReadFrames {
+    fn next_frame(&mut self) -> impl Future<Output = palaver_client::Result<ServerFrame>>;
+    fn next_frame_within(
+        &mut self,
+        wait: Duration,
+    ) -> impl Future<Output = palaver_client::Result<Option<ServerFrame>>>;
+}
+
+impl ReadFrames for WsConnection {
+    async fn next_frame(&mut self) -> palaver_client::Result<ServerFrame> {
+        WsConnection::next_frame(self).await
+    }
+    async fn next_frame_within(
+        &mut self,
+        wait: Duration,
+    ) -> palaver_client::Result<Option<ServerFrame>> {
+        WsConnection::next_frame_within(self, wait).await
+    }
+}
+
+impl ReadFrames for GrpcConnection {
+    async fn next_frame(&mut self) -> palaver_client::Result<ServerFrame> {
+        GrpcConnection::next_frame(self).await
+    }
+    async fn next_frame_within(
+        &mut self,
+        wait: Duration,
+    ) -> palaver_client::Result<Option<ServerFrame>> {
+        GrpcConnection::next_frame_within(self, wait).await
+    }
 }
 
 /// Reads frames until one matches `pick`, failing after `WAIT`.
 pub async fn next_matching<T>(
-    ws: &mut WsConnection,
+    ws: &mut impl ReadFrames,
     mut pick: impl FnMut(ServerFrame) -> Option<T>,
 ) -> T {
     tokio::time::timeout(WAIT, async {
@@ -350,7 +395,7 @@ pub struct Received {
     pub body: String,
 }
 
-pub async fn next_message(ws: &mut WsConnection) -> Received {
+pub async fn next_message(ws: &mut impl ReadFrames) -> Received {
     next_matching(ws, |frame| match frame {
         ServerFrame::Message {
             room,
@@ -370,7 +415,7 @@ pub async fn next_message(ws: &mut WsConnection) -> Received {
 }
 
 /// Waits for the ack of `client_id`, failing on an error frame.
-pub async fn next_ack(ws: &mut WsConnection) -> (Option<String>, u64) {
+pub async fn next_ack(ws: &mut impl ReadFrames) -> (Option<String>, u64) {
     next_matching(ws, |frame| match frame {
         ServerFrame::Ack { client_id, seq, .. } => Some((client_id, seq)),
         ServerFrame::Error { code, message, .. } => {
@@ -381,7 +426,7 @@ pub async fn next_ack(ws: &mut WsConnection) -> (Option<String>, u64) {
     .await
 }
 
-pub async fn next_error(ws: &mut WsConnection) -> (String, Option<String>) {
+pub async fn next_error(ws: &mut impl ReadFrames) -> (String, Option<String>) {
     next_matching(ws, |frame| match frame {
         ServerFrame::Error {
             code, reference, ..
@@ -392,12 +437,12 @@ pub async fn next_error(ws: &mut WsConnection) -> (String, Option<String>) {
 }
 
 /// Asserts that no `message` frame arrives within `QUIET`.
-pub async fn assert_no_message(ws: &mut WsConnection) {
+pub async fn assert_no_message(ws: &mut impl ReadFrames) {
     assert_no_frame(ws, |frame| matches!(frame, ServerFrame::Message { .. })).await;
 }
 
 /// Asserts that no frame `unwanted` accepts arrives within `QUIET`.
-pub async fn assert_no_frame(ws: &mut WsConnection, unwanted: impl Fn(&ServerFrame) -> bool) {
+pub async fn assert_no_frame(ws: &mut impl ReadFrames, unwanted: impl Fn(&ServerFrame) -> bool) {
     let deadline = tokio::time::Instant::now() + QUIET;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -439,4 +484,27 @@ pub fn status_of<T: std::fmt::Debug>(result: palaver_client::Result<T>) -> u16 {
         .expect_err("expected an error")
         .status()
         .expect("an API error")
+}
+
+/// `workers` concurrent REST posters each post `per_worker` 4000-byte messages
+/// to `room`; returns once all are stored.
+pub async fn flood(client: &palaver_client::Client, room: i64, workers: usize, per_worker: usize) {
+    let body = "z".repeat(4000);
+    let mut posting = Vec::new();
+    for worker in 0..workers {
+        let client = client.clone();
+        let body = body.clone();
+        posting.push(tokio::spawn(async move {
+            for n in 0..per_worker {
+                let client_id = format!("{worker}-{n}");
+                client
+                    .post_message(room, &body, Some(&client_id))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in posting {
+        task.await.unwrap();
+    }
 }

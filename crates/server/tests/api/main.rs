@@ -1,5 +1,5 @@
 //! Integration tests: each starts a real server on a random port with its own
-//! database, and drives it over real HTTP and WebSocket connections.
+//! database, and drives it over real HTTP, WebSocket and gRPC connections.
 
 mod accounts;
 mod activity;
@@ -8,10 +8,12 @@ mod cookies;
 mod deletion;
 mod edits;
 mod email;
+mod grpc;
 mod helpers;
 mod journey;
 mod keys;
 mod limits;
+mod live;
 #[path = "../support/mail_sink.rs"]
 mod mail_sink;
 mod messages;
@@ -19,6 +21,7 @@ mod moderation;
 mod openapi;
 mod people;
 mod read_markers;
+mod realtime;
 mod rooms;
 mod sessions;
 mod shutdown;

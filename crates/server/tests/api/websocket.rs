@@ -383,26 +383,3 @@ async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_write_ti
     assert_eq!(ending, 1006);
     assert_eq!(app.readiness().await, 200);
 }
-
-/// `workers` concurrent REST posters each post `per_worker` 4000-byte messages
-/// to `room`; returns once all are stored.
-async fn flood(client: &palaver_client::Client, room: i64, workers: usize, per_worker: usize) {
-    let body = "z".repeat(4000);
-    let mut posting = Vec::new();
-    for worker in 0..workers {
-        let client = client.clone();
-        let body = body.clone();
-        posting.push(tokio::spawn(async move {
-            for n in 0..per_worker {
-                let client_id = format!("{worker}-{n}");
-                client
-                    .post_message(room, &body, Some(&client_id))
-                    .await
-                    .unwrap();
-            }
-        }));
-    }
-    for task in posting {
-        task.await.unwrap();
-    }
-}

@@ -1,0 +1,132 @@
+//! `palaver.v1.Messages`: the same domain calls as
+//! `/api/v1/rooms/{id}/messages` and `PUT /api/v1/rooms/{id}/read`.
+
+use palaver_domain::messages::HistoryRange;
+use palaver_domain::RoomId;
+use palaver_grpc::records;
+use palaver_grpc::v1::{self, messages_server::Messages};
+use tonic::{Request, Response, Status};
+
+use super::auth::Caller;
+use super::status::{self, ErrorStatus};
+use crate::http::AppState;
+use crate::wire;
+
+pub struct MessagesApi {
+    state: AppState,
+}
+
+impl MessagesApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// Seqs are stored as signed 64-bit integers, as REST bounds them too.
+fn seq(value: u64, field: &str) -> Result<u64, Status> {
+    if value > i64::MAX as u64 {
+        return Err(status::invalid(format!("`{field}` is out of range")));
+    }
+    Ok(value)
+}
+
+fn message(message: &palaver_domain::model::Message) -> v1::Message {
+    records::message(&wire::message(message))
+}
+
+#[tonic::async_trait]
+impl Messages for MessagesApi {
+    async fn send(
+        &self,
+        request: Request<v1::SendRequest>,
+    ) -> Result<Response<v1::Message>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let reply_to = req.reply_to.map(|s| seq(s, "reply_to")).transpose()?;
+        let posted = self
+            .state
+            .services
+            .messages
+            .post(user, RoomId(req.room_id), req.body, req.client_id, reply_to)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(message(&posted.message)))
+    }
+
+    async fn history(
+        &self,
+        request: Request<v1::HistoryRequest>,
+    ) -> Result<Response<v1::MessageList>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let before = req.before_seq.map(|s| seq(s, "before_seq")).transpose()?;
+        let after = req.after_seq.map(|s| seq(s, "after_seq")).transpose()?;
+        let range = match (before, after) {
+            (before, None) => HistoryRange::Before(before),
+            (None, Some(after)) => HistoryRange::After(after),
+            (Some(before), Some(after)) => HistoryRange::Between { after, before },
+        };
+        let limit = (req.limit != 0).then_some(req.limit);
+        let page = self
+            .state
+            .services
+            .messages
+            .history(user, RoomId(req.room_id), range, limit)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(v1::MessageList {
+            messages: page.messages.iter().map(message).collect(),
+            has_more: page.has_more,
+        }))
+    }
+
+    async fn edit(
+        &self,
+        request: Request<v1::EditRequest>,
+    ) -> Result<Response<v1::Message>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let target = seq(req.seq, "seq")?;
+        let edited = self
+            .state
+            .services
+            .messages
+            .edit(user, RoomId(req.room_id), target, req.body)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(message(&edited)))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<v1::MessageRef>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let target = seq(req.seq, "seq")?;
+        let messages = &self.state.services.messages;
+        messages
+            .delete(user, RoomId(req.room_id), target)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<v1::MessageRef>,
+    ) -> Result<Response<v1::ReadMarker>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let target = seq(req.seq, "seq")?;
+        let rooms = &self.state.services.rooms;
+        let now_at = rooms
+            .mark_read(user, RoomId(req.room_id), target)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(v1::ReadMarker {
+            room_id: req.room_id,
+            seq: now_at,
+        }))
+    }
+}

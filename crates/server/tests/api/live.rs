@@ -1,0 +1,114 @@
+//! One real-time connection, over either transport, so the conformance
+//! checks (`realtime.rs`) are written once and run on both.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use palaver_client::frames::{ClientFrame, ServerFrame};
+use palaver_client::grpc::GrpcConnection;
+use palaver_client::{ClientError, WsAuth, WsConnection};
+
+use crate::helpers::{ReadFrames, TestApp, TestUser, WAIT};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    WebSocket,
+    Grpc,
+}
+
+pub const BOTH: [Via; 2] = [Via::WebSocket, Via::Grpc];
+
+pub enum Live {
+    Ws(WsConnection),
+    Grpc(GrpcConnection),
+}
+
+impl TestUser {
+    /// A real-time connection over `via`, resuming `resume` from the start.
+    pub async fn live(
+        &self,
+        app: &TestApp,
+        via: Via,
+        resume: Option<BTreeMap<String, u64>>,
+    ) -> Live {
+        match via {
+            Via::WebSocket => {
+                let auth = WsAuth::Frame {
+                    token: self.access_token.clone(),
+                    resume,
+                };
+                Live::Ws(app.connect_raw(auth).await.expect("websocket connects"))
+            }
+            Via::Grpc => Live::Grpc(
+                self.grpc()
+                    .await
+                    .stream(resume)
+                    .await
+                    .expect("grpc stream opens"),
+            ),
+        }
+    }
+}
+
+impl Live {
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        match self {
+            Live::Ws(ws) => ws.send(frame).await,
+            Live::Grpc(grpc) => grpc.send(frame).await,
+        }
+        .expect("frame sent")
+    }
+
+    pub fn ready(&self) -> &ServerFrame {
+        match self {
+            Live::Ws(ws) => ws.ready.as_ref(),
+            Live::Grpc(grpc) => grpc.ready.as_ref(),
+        }
+        .expect("ready received")
+    }
+
+    /// How the server ended the connection, in one vocabulary: the machine
+    /// code a gRPC status carries, or what a WebSocket close code means.
+    pub async fn ended(&mut self) -> String {
+        let err = tokio::time::timeout(WAIT, async {
+            loop {
+                if let Err(err) = self.next_frame().await {
+                    return err;
+                }
+            }
+        })
+        .await
+        .expect("the server ends the connection in time");
+        match err {
+            ClientError::Status { code, .. } => code,
+            ClientError::Closed { code, .. } => match code {
+                1001 => "shutting_down".into(),
+                1009 => "frame_too_large".into(),
+                1013 => "slow_consumer".into(),
+                4001 => "unauthorized".into(),
+                4002 => "session_ended".into(),
+                other => format!("close {other}"),
+            },
+            other => panic!("ended by {other}"),
+        }
+    }
+}
+
+impl ReadFrames for Live {
+    async fn next_frame(&mut self) -> palaver_client::Result<ServerFrame> {
+        match self {
+            Live::Ws(ws) => ws.next_frame().await,
+            Live::Grpc(grpc) => grpc.next_frame().await,
+        }
+    }
+
+    async fn next_frame_within(
+        &mut self,
+        wait: Duration,
+    ) -> palaver_client::Result<Option<ServerFrame>> {
+        match self {
+            Live::Ws(ws) => ws.next_frame_within(wait).await,
+            Live::Grpc(grpc) => grpc.next_frame_within(wait).await,
+        }
+    }
+}

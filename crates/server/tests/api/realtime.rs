@@ -1,0 +1,325 @@
+//! The real-time guarantees, checked once and run over every transport that
+//! carries them (the WebSocket and the gRPC `Realtime.Connect` stream): both
+//! drive the same session core, and these tests hold each to it.
+
+use std::collections::BTreeMap;
+
+use palaver_client::frames::{ClientFrame, ServerFrame};
+use palaver_client::types::HistoryQuery;
+
+use crate::helpers::*;
+use crate::live::BOTH;
+
+#[tokio::test]
+async fn two_users_chat_with_acked_seqs_over_either_transport() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let bob = app.signup("bob").await;
+        let room = app.room_with(&alice, &[&bob]).await;
+        let mut at_alice = alice.live(&app, via, None).await;
+        let mut at_bob = bob.live(&app, via, None).await;
+        let ServerFrame::Ready { rooms, .. } = at_bob.ready() else {
+            panic!("{via:?}: no ready")
+        };
+        assert_eq!((rooms[0].id, rooms[0].last_seq), (room.id, 0), "{via:?}");
+
+        at_alice
+            .send(&send_frame(room.id, "hello bob", Some("a-1")))
+            .await;
+        assert_eq!(
+            next_ack(&mut at_alice).await,
+            (Some("a-1".into()), 1),
+            "{via:?}"
+        );
+        let received = next_message(&mut at_bob).await;
+        assert_eq!(
+            (received.seq, received.sender_id, received.body.as_str()),
+            (1, alice.id(), "hello bob"),
+            "{via:?}"
+        );
+        at_bob.send(&send_frame(room.id, "hi alice", None)).await;
+        assert_eq!(next_ack(&mut at_bob).await.1, 2, "{via:?}");
+        assert_eq!(
+            next_message(&mut at_alice).await.seq,
+            1,
+            "{via:?}: own copy"
+        );
+        assert_eq!(
+            next_message(&mut at_alice).await.body,
+            "hi alice",
+            "{via:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_member_receives_every_message_once_in_seq_order() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let bob = app.signup("bob").await;
+        let room = app.room_with(&alice, &[&bob]).await;
+        let mut sender = alice.live(&app, via, None).await;
+        let mut reader = bob.live(&app, via, None).await;
+        for n in 0..50 {
+            sender
+                .send(&send_frame(
+                    room.id,
+                    &format!("m{n}"),
+                    Some(&format!("c{n}")),
+                ))
+                .await;
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 50 {
+            seqs.push(next_message(&mut reader).await.seq);
+        }
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "{via:?}");
+        assert_no_message(&mut reader).await;
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_connection_gets_exactly_what_it_missed_then_live_messages() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let bob = app.signup("bob").await;
+        let room = app.room_with(&alice, &[&bob]).await;
+        let mut at_bob = bob.live(&app, via, None).await;
+        alice
+            .client
+            .post_message(room.id, "one", None)
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut at_bob).await.seq, 1, "{via:?}");
+        drop(at_bob);
+
+        for body in ["two", "three"] {
+            alice
+                .client
+                .post_message(room.id, body, None)
+                .await
+                .unwrap();
+        }
+        let resume = BTreeMap::from([(room.id.to_string(), 1)]);
+        let mut at_bob = bob.live(&app, via, Some(resume)).await;
+        let missed = [
+            next_message(&mut at_bob).await,
+            next_message(&mut at_bob).await,
+        ];
+        assert_eq!(
+            missed.map(|m| (m.seq, m.body)),
+            [(2, "two".to_owned()), (3, "three".to_owned())],
+            "{via:?}"
+        );
+        alice
+            .client
+            .post_message(room.id, "four", None)
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut at_bob).await.seq, 4, "{via:?}");
+
+        // Resuming again from what it has seen sends nothing twice.
+        at_bob
+            .send(&ClientFrame::Resume {
+                rooms: BTreeMap::from([(room.id.to_string(), 4)]),
+                reference: Some("again".into()),
+            })
+            .await;
+        assert_no_message(&mut at_bob).await;
+    }
+}
+
+#[tokio::test]
+async fn a_resent_client_id_is_acknowledged_with_the_original_seq_and_stored_once() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let room = alice.client.create_room("r", None).await.unwrap();
+        let mut live = alice.live(&app, via, None).await;
+        live.send(&send_frame(room.id, "once", Some("same"))).await;
+        assert_eq!(
+            next_ack(&mut live).await,
+            (Some("same".into()), 1),
+            "{via:?}"
+        );
+        live.send(&send_frame(room.id, "once", Some("same"))).await;
+        assert_eq!(
+            next_ack(&mut live).await,
+            (Some("same".into()), 1),
+            "{via:?}"
+        );
+        let page = alice
+            .client
+            .history(room.id, &HistoryQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 1, "{via:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_to_a_room_can_neither_send_to_it_nor_resume_it_nor_see_it() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let mallory = app.signup("mallory").await;
+        let room = alice.client.create_room("private", None).await.unwrap();
+        alice
+            .client
+            .post_message(room.id, "secret", None)
+            .await
+            .unwrap();
+        let mut live = mallory.live(&app, via, None).await;
+        let ServerFrame::Ready { rooms, .. } = live.ready() else {
+            panic!("no ready")
+        };
+        assert!(rooms.is_empty(), "{via:?}");
+
+        live.send(&send_frame(room.id, "let me in", Some("m1")))
+            .await;
+        assert_eq!(
+            next_error(&mut live).await,
+            ("not_found".into(), Some("m1".into())),
+            "{via:?}"
+        );
+        live.send(&ClientFrame::Resume {
+            rooms: BTreeMap::from([(room.id.to_string(), 0)]),
+            reference: Some("r1".into()),
+        })
+        .await;
+        assert_eq!(
+            next_error(&mut live).await,
+            ("not_found".into(), Some("r1".into())),
+            "{via:?}"
+        );
+        live.send(&ClientFrame::Typing {
+            room: room.id,
+            reference: Some("t1".into()),
+        })
+        .await;
+        assert_eq!(next_error(&mut live).await.0, "not_found", "{via:?}");
+        alice
+            .client
+            .post_message(room.id, "more secrets", None)
+            .await
+            .unwrap();
+        assert_no_message(&mut live).await;
+    }
+}
+
+#[tokio::test]
+async fn edits_deletes_typing_and_read_markers_reach_the_other_members() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let bob = app.signup("bob").await;
+        let room = app.room_with(&alice, &[&bob]).await;
+        let mut at_alice = alice.live(&app, via, None).await;
+        let mut at_bob = bob.live(&app, via, None).await;
+        at_alice.send(&send_frame(room.id, "tpyo", Some("a"))).await;
+        let seq = next_ack(&mut at_alice).await.1;
+        at_alice
+            .send(&ClientFrame::Edit {
+                room: room.id,
+                seq,
+                body: "typo".into(),
+                reference: Some("e".into()),
+            })
+            .await;
+        let edited = next_matching(&mut at_bob, |f| match f {
+            ServerFrame::MessageEdited { seq, body, .. } => Some((seq, body)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(edited, (seq, "typo".into()), "{via:?}");
+        at_alice
+            .send(&ClientFrame::Typing {
+                room: room.id,
+                reference: None,
+            })
+            .await;
+        let typer = next_matching(&mut at_bob, |f| match f {
+            ServerFrame::Typing { user_id, .. } => Some(user_id),
+            _ => None,
+        })
+        .await;
+        assert_eq!(typer, alice.id(), "{via:?}");
+        at_bob
+            .send(&ClientFrame::Read {
+                room: room.id,
+                seq,
+                reference: None,
+            })
+            .await;
+        let read = next_matching(&mut at_alice, |f| match f {
+            ServerFrame::Read { user_id, seq, .. } => Some((user_id, seq)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(read, (bob.id(), seq), "{via:?}");
+        at_alice
+            .send(&ClientFrame::Delete {
+                room: room.id,
+                seq,
+                reference: None,
+            })
+            .await;
+        let deleted = next_matching(&mut at_bob, |f| match f {
+            ServerFrame::MessageDeleted { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .await;
+        assert_eq!(deleted, seq, "{via:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
+    for via in BOTH {
+        let app = spawn_app_with(|s| s.ws_queue_capacity = 4).await;
+        let alice = app.signup("alice").await;
+        let room = alice.client.create_room("firehose", None).await.unwrap();
+        let mut lazy = alice.live(&app, via, None).await;
+        // Far more than the transport's buffers plus a 4-frame queue hold,
+        // while the lazy connection reads nothing.
+        flood(&alice.client, room.id, 20, 150).await;
+        assert_eq!(lazy.ended().await, "slow_consumer", "{via:?}");
+        let page = alice
+            .client
+            .history(
+                room.id,
+                &HistoryQuery {
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.messages[0].seq, 3000, "{via:?}: every ack stored");
+    }
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_logins_connections() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let mut live = alice.live(&app, via, None).await;
+        alice.client.logout(&alice.refresh_token).await.unwrap();
+        assert_eq!(live.ended().await, "session_ended", "{via:?}");
+    }
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_connections_as_going_away() {
+    for via in BOTH {
+        let mut app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let mut live = alice.live(&app, via, None).await;
+        app.shutdown().await;
+        assert_eq!(live.ended().await, "shutting_down", "{via:?}");
+    }
+}
