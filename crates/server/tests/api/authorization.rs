@@ -2,17 +2,21 @@
 //! may do it, and one list of actors; every (actor × action) cell is a test
 //! case generated from them. Someone outside a room (never in it, banned,
 //! removed) must get exactly the answer a room that does not exist gets.
-//! A transport added later adds its actions to `ACTIONS`.
+//! Each transport has its actions in `ACTIONS`: REST routes, WebSocket
+//! frames, gRPC calls and gRPC stream frames.
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
+use palaver_client::grpc::{error_code, proto, GrpcClient};
 use palaver_client::{ClientError, WsAuth, WsConnection};
 use palaver_domain::time::Timestamp;
 use palaver_domain::tokens::{AccessTokens, TokenSettings};
 use palaver_domain::UserId;
 use reqwest::Method;
 use serde_json::Value;
+use tonic::Code;
 
 use crate::helpers::*;
+use crate::live::Live;
 
 const JWT_SECRET: &str = "the authorization matrix's secret, long enough";
 
@@ -104,6 +108,37 @@ fn expected(rule: Rule, actor: Actor) -> Answer {
 enum Call {
     Rest(&'static str, &'static str, Option<&'static str>),
     Ws(WsAction),
+    /// The same frame on a gRPC `Realtime.Connect` stream.
+    GrpcStream(WsAction),
+    Grpc(GrpcCall),
+}
+
+/// The unary gRPC calls (`palaver.v1`) about a room or an account.
+#[derive(Debug, Clone, Copy)]
+enum GrpcCall {
+    GetRoom,
+    RenameRoom,
+    DeleteRoom,
+    ListMembers,
+    Invite,
+    Kick,
+    MakeAdmin,
+    TransferOwnership,
+    Ban,
+    Unban,
+    RotateCode,
+    ListOnline,
+    Leave,
+    History,
+    Send,
+    EditOthers,
+    DeleteOthers,
+    MarkRead,
+    CreateRoom,
+    JoinRoom,
+    ListRooms,
+    Me,
+    DirectRoom,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +176,22 @@ const fn ws(name: &'static str, rule: Rule, action: WsAction) -> Action {
         name,
         rule,
         call: Call::Ws(action),
+    }
+}
+
+const fn grpc(name: &'static str, rule: Rule, call: GrpcCall) -> Action {
+    Action {
+        name,
+        rule,
+        call: Call::Grpc(call),
+    }
+}
+
+const fn grpc_stream(name: &'static str, rule: Rule, action: WsAction) -> Action {
+    Action {
+        name,
+        rule,
+        call: Call::GrpcStream(action),
     }
 }
 
@@ -341,6 +392,55 @@ const ACTIONS: &[Action] = &[
     ws("typing (WebSocket)", ANY_MEMBER, WsAction::Typing),
     ws("mark read (WebSocket)", ANY_MEMBER, WsAction::Read),
     ws("resume (WebSocket)", ANY_MEMBER, WsAction::Resume),
+    grpc("GetRoom (gRPC)", ANY_MEMBER, GrpcCall::GetRoom),
+    grpc("UpdateRoom (gRPC)", OWNER, GrpcCall::RenameRoom),
+    grpc("DeleteRoom (gRPC)", OWNER, GrpcCall::DeleteRoom),
+    grpc("ListMembers (gRPC)", ANY_MEMBER, GrpcCall::ListMembers),
+    grpc("Invite (gRPC)", ADMIN, GrpcCall::Invite),
+    grpc("Kick (gRPC)", ADMIN, GrpcCall::Kick),
+    grpc("SetRole (gRPC)", OWNER, GrpcCall::MakeAdmin),
+    grpc(
+        "TransferOwnership (gRPC)",
+        OWNER,
+        GrpcCall::TransferOwnership,
+    ),
+    grpc("Ban (gRPC)", ADMIN, GrpcCall::Ban),
+    grpc("Unban (gRPC)", ADMIN, GrpcCall::Unban),
+    grpc("RotateCode (gRPC)", OWNER, GrpcCall::RotateCode),
+    grpc("ListOnline (gRPC)", ANY_MEMBER, GrpcCall::ListOnline),
+    grpc("Leave (gRPC)", ANY_MEMBER, GrpcCall::Leave),
+    grpc("History (gRPC)", ANY_MEMBER, GrpcCall::History),
+    grpc("Send (gRPC)", ANY_MEMBER, GrpcCall::Send),
+    grpc(
+        "Edit someone else's (gRPC)",
+        Rule::NoMember,
+        GrpcCall::EditOthers,
+    ),
+    grpc(
+        "Delete someone else's (gRPC)",
+        ADMIN,
+        GrpcCall::DeleteOthers,
+    ),
+    grpc("MarkRead (gRPC)", ANY_MEMBER, GrpcCall::MarkRead),
+    grpc("CreateRoom (gRPC)", Rule::SignedIn, GrpcCall::CreateRoom),
+    grpc("JoinRoom (gRPC)", Rule::NotBanned, GrpcCall::JoinRoom),
+    grpc("ListRooms (gRPC)", Rule::SignedIn, GrpcCall::ListRooms),
+    grpc("Me (gRPC)", Rule::SignedIn, GrpcCall::Me),
+    grpc("DirectRoom (gRPC)", Rule::SignedIn, GrpcCall::DirectRoom),
+    grpc_stream("send (gRPC stream)", ANY_MEMBER, WsAction::Send),
+    grpc_stream(
+        "edit someone else's message (gRPC stream)",
+        Rule::NoMember,
+        WsAction::EditOthers,
+    ),
+    grpc_stream(
+        "delete someone else's message (gRPC stream)",
+        ADMIN,
+        WsAction::DeleteOthers,
+    ),
+    grpc_stream("typing (gRPC stream)", ANY_MEMBER, WsAction::Typing),
+    grpc_stream("mark read (gRPC stream)", ANY_MEMBER, WsAction::Read),
+    grpc_stream("resume (gRPC stream)", ANY_MEMBER, WsAction::Resume),
 ];
 
 /// The people of every cell; each cell gets a fresh room.
@@ -492,11 +592,49 @@ async fn ws_answer(
         token: credentials(cast, actor).unwrap_or_default(),
         resume: None,
     };
-    let mut ws = match WsConnection::connect(&app.base_url, auth).await {
+    let ws = match WsConnection::connect(&app.base_url, auth).await {
         Ok(ws) => ws,
         Err(ClientError::Closed { code, .. }) => return Err(Err(code)),
         Err(other) => panic!("connecting: {other}"),
     };
+    stream_answer(cast, Live::Ws(ws), action, room).await
+}
+
+/// As `ws_answer`, on a gRPC stream; a refused stream gives its status's
+/// machine code as `Err(Err(..))`.
+async fn grpc_stream_answer(
+    app: &TestApp,
+    cast: &Cast,
+    actor: Actor,
+    action: WsAction,
+    room: i64,
+) -> Result<(), Result<(String, String), String>> {
+    let client = grpc_client(app, cast, actor).await;
+    let live = match client.stream(None).await {
+        Ok(live) => live,
+        Err(ClientError::Status { code, .. }) => return Err(Err(code)),
+        Err(other) => panic!("connecting: {other}"),
+    };
+    stream_answer(cast, Live::Grpc(live), action, room)
+        .await
+        .map_err(|refused| refused.map_err(|close| format!("close {close}")))
+}
+
+async fn grpc_client(app: &TestApp, cast: &Cast, actor: Actor) -> GrpcClient {
+    let client = GrpcClient::connect(&app.base_url).await.unwrap();
+    match credentials(cast, actor) {
+        Some(token) => client.with_token(&token).unwrap(),
+        None => client,
+    }
+}
+
+/// What a frame about `room` gets on an open stream.
+async fn stream_answer(
+    cast: &Cast,
+    mut ws: Live,
+    action: WsAction,
+    room: i64,
+) -> Result<(), Result<(String, String), u16>> {
     // Typing reaches the others: the target watches for it.
     let mut observer = match action {
         WsAction::Typing => Some(cast.target.connect().await),
@@ -527,7 +665,7 @@ async fn ws_answer(
             reference,
         },
     };
-    ws.send(&frame).await.unwrap();
+    ws.send(&frame).await;
     if let Some(observer) = &mut observer {
         // The effect, or the actor's refusal, whichever comes first.
         tokio::select! {
@@ -547,12 +685,133 @@ async fn ws_answer(
     .await
 }
 
-async fn next_error_frame(ws: &mut WsConnection) -> (String, String) {
+async fn next_error_frame(ws: &mut impl ReadFrames) -> (String, String) {
     next_matching(ws, |frame| match frame {
         ServerFrame::Error { code, message, .. } => Some((code, message)),
         _ => None,
     })
     .await
+}
+
+/// What a unary gRPC call about `room` gets: `Ok` or its status's gRPC code,
+/// machine code and message.
+async fn grpc_answer(
+    app: &TestApp,
+    cast: &Cast,
+    actor: Actor,
+    call: GrpcCall,
+    room: i64,
+    code: &str,
+) -> Result<(), (Code, String, String)> {
+    let client = grpc_client(app, cast, actor).await;
+    let (mut rooms, mut messages) = (client.rooms(), client.messages());
+    let target = cast.target.id();
+    let of_room = proto::RoomRequest { room_id: room };
+    let member = proto::MemberRequest {
+        room_id: room,
+        user_id: target,
+    };
+    let first = proto::MessageRef {
+        room_id: room,
+        seq: 1,
+    };
+    let result = match call {
+        GrpcCall::GetRoom => rooms.get_room(of_room).await.map(drop),
+        GrpcCall::RenameRoom => rooms
+            .update_room(proto::UpdateRoomRequest {
+                room_id: room,
+                name: Some("renamed".into()),
+                password: None,
+            })
+            .await
+            .map(drop),
+        GrpcCall::DeleteRoom => rooms.delete_room(of_room).await.map(drop),
+        GrpcCall::ListMembers => rooms.list_members(of_room).await.map(drop),
+        GrpcCall::Invite => rooms
+            .invite(proto::InviteRequest {
+                room_id: room,
+                user: Some(proto::UserRef {
+                    user: Some(proto::user_ref::User::Username("invitee".into())),
+                }),
+            })
+            .await
+            .map(drop),
+        GrpcCall::Kick => rooms.kick(member).await.map(drop),
+        GrpcCall::MakeAdmin => rooms
+            .set_role(proto::SetRoleRequest {
+                room_id: room,
+                user_id: target,
+                role: "admin".into(),
+            })
+            .await
+            .map(drop),
+        GrpcCall::TransferOwnership => rooms.transfer_ownership(member).await.map(drop),
+        GrpcCall::Ban => rooms.ban(member).await.map(drop),
+        GrpcCall::Unban => rooms
+            .unban(proto::MemberRequest {
+                room_id: room,
+                user_id: cast.banned.id(),
+            })
+            .await
+            .map(drop),
+        GrpcCall::RotateCode => rooms.rotate_code(of_room).await.map(drop),
+        GrpcCall::ListOnline => rooms.list_online(of_room).await.map(drop),
+        GrpcCall::Leave => rooms.leave(of_room).await.map(drop),
+        GrpcCall::History => messages
+            .history(proto::HistoryRequest {
+                room_id: room,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        GrpcCall::Send => messages
+            .send(proto::SendRequest {
+                room_id: room,
+                body: "hi".into(),
+                client_id: None,
+                reply_to: None,
+            })
+            .await
+            .map(drop),
+        GrpcCall::EditOthers => messages
+            .edit(proto::EditRequest {
+                room_id: room,
+                seq: 1,
+                body: "mine now".into(),
+            })
+            .await
+            .map(drop),
+        GrpcCall::DeleteOthers => messages.delete(first).await.map(drop),
+        GrpcCall::MarkRead => messages.mark_read(first).await.map(drop),
+        GrpcCall::CreateRoom => rooms
+            .create_room(proto::CreateRoomRequest {
+                name: "mine".into(),
+                password: None,
+            })
+            .await
+            .map(drop),
+        GrpcCall::JoinRoom => rooms
+            .join_room(proto::JoinRoomRequest {
+                code: code.into(),
+                password: None,
+            })
+            .await
+            .map(drop),
+        GrpcCall::ListRooms => rooms.list_rooms(proto::Empty {}).await.map(drop),
+        GrpcCall::Me => client.accounts().me(proto::Empty {}).await.map(drop),
+        GrpcCall::DirectRoom => rooms
+            .direct_room(proto::DirectRoomRequest {
+                user: Some(proto::UserRef {
+                    user: Some(proto::user_ref::User::Id(target)),
+                }),
+            })
+            .await
+            .map(drop),
+    };
+    result.map_err(|status| {
+        let machine = error_code(&status);
+        (status.code(), machine, status.message().to_owned())
+    })
 }
 
 /// A room id no room has.
@@ -591,6 +850,45 @@ async fn every_actor_gets_exactly_the_answer_the_matrix_gives_for_every_action()
                             "{cell}: expected {want:?}, got {} {}",
                             got.0, got.1
                         ));
+                    }
+                }
+                Call::Grpc(call) => {
+                    let got = grpc_answer(&app, &cast, actor, call, scene.room, &scene.code).await;
+                    let ok = match (want, &got) {
+                        (Answer::Allowed, Ok(())) => true,
+                        (Answer::Unauthorized, Err((code, _, _))) => *code == Code::Unauthenticated,
+                        (Answer::Forbidden, Err((code, machine, _))) => {
+                            *code == Code::PermissionDenied && machine == "forbidden"
+                        }
+                        (Answer::AsIfNoSuchRoom, Err(refused)) => {
+                            let missing =
+                                grpc_answer(&app, &cast, actor, call, NO_SUCH_ROOM, &scene.code)
+                                    .await;
+                            refused.0 == Code::NotFound && missing == Err(refused.clone())
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        wrong.push(format!("{cell}: expected {want:?}, got {got:?}"));
+                    }
+                }
+                Call::GrpcStream(action) => {
+                    let got = grpc_stream_answer(&app, &cast, actor, action, scene.room).await;
+                    let ok = match (want, &got) {
+                        (Answer::Allowed, Ok(())) => true,
+                        (Answer::Unauthorized, Err(Err(code))) => {
+                            matches!(code.as_str(), "unauthorized" | "session_ended")
+                        }
+                        (Answer::Forbidden, Err(Ok((code, _)))) => code == "forbidden",
+                        (Answer::AsIfNoSuchRoom, Err(Ok(refused))) => {
+                            let missing =
+                                grpc_stream_answer(&app, &cast, actor, action, NO_SUCH_ROOM).await;
+                            refused.0 == "not_found" && missing == Err(Ok(refused.clone()))
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        wrong.push(format!("{cell}: expected {want:?}, got {got:?}"));
                     }
                 }
                 Call::Ws(ws_action) => {
