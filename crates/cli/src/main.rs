@@ -1,0 +1,282 @@
+//! `palaver-cli`: Palaver from a shell.
+//!
+//! Exit codes: 0 done; 1 the server refused (its error code is printed);
+//! 2 bad usage; 3 not signed in (run `palaver-cli login`); 4 the server could
+//! not be reached.
+
+mod credentials;
+mod tail;
+
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use palaver_client::types::HistoryQuery;
+use palaver_client::{Client, ClientError};
+
+use crate::credentials::Credentials;
+
+#[derive(Parser)]
+#[command(name = "palaver-cli", version, about = "Palaver from a shell")]
+struct Cli {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "PALAVER_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// Where the sign-in is kept (default: the user's config directory).
+    #[arg(long, env = "PALAVER_CONFIG_DIR", global = true)]
+    config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an account (the password is read from stdin).
+    Register { username: String },
+    /// Sign in (the password is read from stdin); the tokens are kept.
+    Login { username: String },
+    /// Sign out: the login ends on the server and its tokens are forgotten.
+    Logout,
+    /// Your rooms, with unread counts.
+    Rooms,
+    /// Create a room; prints its join code.
+    Create {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Join a room by its code.
+    Join {
+        code: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// A room's members.
+    Members { room: i64 },
+    /// A room's members online now.
+    Online { room: i64 },
+    /// A page of a room's messages, oldest first.
+    History {
+        room: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only messages before this seq.
+        #[arg(long)]
+        before: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a message (the text from the arguments, or else from stdin).
+    Send { room: i64, text: Vec<String> },
+    /// Print the rooms' messages as they arrive, one line each (reconnects
+    /// and resumes by itself).
+    Tail {
+        #[arg(required = true)]
+        rooms: Vec<i64>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Why the command failed, as the exit code says.
+#[derive(Debug)]
+enum Failure {
+    Refused(ClientError),
+    NotSignedIn,
+    Unreachable(String),
+    Other(anyhow::Error),
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::Api { .. } => Failure::Refused(err),
+            ClientError::Transport(message) => Failure::Unreachable(message),
+            other => Failure::Other(other.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Other(err)
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(err)) => {
+            match &err {
+                ClientError::Api { code, message, .. } => eprintln!("error: {code}: {message}"),
+                other => eprintln!("error: {other}"),
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::NotSignedIn) => {
+            eprintln!("error: not signed in: run `palaver-cli login USERNAME`");
+            ExitCode::from(3)
+        }
+        Err(Failure::Unreachable(message)) => {
+            eprintln!("error: cannot reach the server: {message}");
+            ExitCode::from(4)
+        }
+        Err(Failure::Other(err)) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The password: one line of stdin (prompted for on a terminal).
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let path = credentials::path(cli.config_dir.as_deref())?;
+    let anonymous = Client::new(&cli.server);
+    match cli.command {
+        Command::Register { username } => {
+            let password = read_password()?;
+            let user = anonymous.register(&username, &password, None).await?;
+            println!("registered {} (id {})", username, user.id);
+            return Ok(());
+        }
+        Command::Login { username } => {
+            let password = read_password()?;
+            let tokens = anonymous.login(&username, &password).await?;
+            let signed_in = Credentials::from_login(&cli.server, tokens);
+            credentials::save(&path, &signed_in)?;
+            println!("signed in as {username}");
+            return Ok(());
+        }
+        Command::Logout => {
+            if let Some(signed_in) = credentials::load(&path)? {
+                let client = Client::new(&signed_in.server);
+                match client.logout(&signed_in.refresh_token).await {
+                    Ok(()) | Err(ClientError::Api { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            credentials::remove(&path)?;
+            println!("signed out");
+            return Ok(());
+        }
+        _ => {}
+    }
+    let signed_in = signed_in(&path, &cli.server).await?;
+    let client = Client::new(&signed_in.server).with_token(&signed_in.access_token);
+    match cli.command {
+        Command::Rooms => {
+            for summary in client.rooms().await? {
+                println!(
+                    "{}\t{}\t{}\tunread {}",
+                    summary.room.id, summary.room.code, summary.room.name, summary.unread_count
+                );
+            }
+        }
+        Command::Create { name, password } => {
+            let room = client.create_room(&name, password.as_deref()).await?;
+            println!(
+                "created room {} ({}): join code {}",
+                room.id, room.name, room.code
+            );
+        }
+        Command::Join { code, password } => {
+            let room = client.join_room(&code, password.as_deref()).await?;
+            println!("joined room {} ({})", room.id, room.name);
+        }
+        Command::Members { room } => {
+            for member in client.members(room).await? {
+                let name = member.user.username.unwrap_or_else(|| "(deleted)".into());
+                let online = if member.online { "online" } else { "offline" };
+                println!("{}\t{name}\t{}\t{online}", member.user.id, member.role);
+            }
+        }
+        Command::Online { room } => {
+            for member in client.online(room).await? {
+                let name = member.user.username.unwrap_or_else(|| "(deleted)".into());
+                println!("{}\t{name}", member.user.id);
+            }
+        }
+        Command::History {
+            room,
+            limit,
+            before,
+            json,
+        } => {
+            let query = HistoryQuery {
+                before,
+                after: None,
+                limit: Some(limit),
+            };
+            for message in client.history(room, &query).await?.messages {
+                if json {
+                    println!("{}", serde_json::to_string(&message).expect("serializable"));
+                } else {
+                    println!(
+                        "{}",
+                        tail::line(
+                            message.room_id,
+                            message.seq,
+                            message.sender_id,
+                            &message.body
+                        )
+                    );
+                }
+            }
+        }
+        Command::Send { room, text } => {
+            let body = if text.is_empty() {
+                let mut body = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut body)
+                    .map_err(anyhow::Error::from)?;
+                body.trim_end_matches('\n').to_owned()
+            } else {
+                text.join(" ")
+            };
+            let sent = client.post_message(room, &body, None).await?;
+            println!("stored as #{}", sent.seq);
+        }
+        Command::Tail { rooms, json } => {
+            tail::run(&signed_in, &path, &rooms, json).await?;
+        }
+        Command::Register { .. } | Command::Login { .. } | Command::Logout => unreachable!(),
+    }
+    Ok(())
+}
+
+/// The kept sign-in, refreshed (and saved) first when it is about to expire.
+async fn signed_in(path: &std::path::Path, server: &str) -> Result<Credentials, Failure> {
+    let kept = credentials::load(path)?.ok_or(Failure::NotSignedIn)?;
+    if kept.server != server.trim_end_matches('/') && kept.server != server {
+        return Err(Failure::NotSignedIn);
+    }
+    if !kept.needs_refresh() {
+        return Ok(kept);
+    }
+    match kept.refreshed().await {
+        Ok(fresh) => {
+            credentials::save(path, &fresh)?;
+            Ok(fresh)
+        }
+        Err(ClientError::Api { status: 401, .. }) => Err(Failure::NotSignedIn),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,214 @@
+//! `palaver-cli` end to end: the real binary against a real server, each user
+//! with a config directory of their own.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use palaver_server::{Application, Settings};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Server {
+    url: String,
+    _data: tempfile::TempDir,
+    /// Stops the server when the test ends.
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+async fn server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = Settings::with_data_dir(data.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.argon2_memory_kib = 256;
+    settings.argon2_iterations = 1;
+    settings.rates = palaver_domain::throttle::RateLimits::off();
+    let app = Application::build(settings).await.unwrap();
+    let url = format!("http://{}", app.local_addr());
+    let token = app.shutdown_token();
+    tokio::spawn(app.run());
+    Server {
+        url,
+        _data: data,
+        _shutdown: token.drop_guard(),
+    }
+}
+
+/// One user's shell: the binary with their config directory.
+struct Shell {
+    server: String,
+    config: tempfile::TempDir,
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Shell {
+    fn new(server: &Server) -> Self {
+        Self {
+            server: server.url.clone(),
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_palaver-cli"));
+        command
+            .args(args)
+            .env("PALAVER_SERVER", &self.server)
+            .env("PALAVER_CONFIG_DIR", self.config.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self.command(args).spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("the command finishes")
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin).await;
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        out.stdout
+    }
+}
+
+#[tokio::test]
+async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_messages() {
+    let server = server().await;
+    let alice = Shell::new(&server);
+    let bob = Shell::new(&server);
+    for (shell, name) in [(&alice, "alice"), (&bob, "bob")] {
+        shell
+            .ok(&["register", name], "correct horse battery\n")
+            .await;
+        let said = shell.ok(&["login", name], "correct horse battery\n").await;
+        assert!(said.contains("signed in"), "{said}");
+    }
+    let kept = alice.config.path().join("palaver/credentials.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the tokens are readable by their owner only"
+    );
+
+    let created = alice.ok(&["create", "den"], "").await;
+    let code = created.trim().rsplit(' ').next().unwrap().to_owned();
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+    bob.ok(&["join", &code], "").await;
+    let members = alice.ok(&["members", &room], "").await;
+    assert_eq!(members.lines().count(), 2, "{members}");
+
+    // Bob tails the room; Alice sends from the arguments and from stdin, and a
+    // message arrives over plain REST too.
+    let mut tail = bob.command(&["tail", &room]).spawn().unwrap();
+    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+    // `tail` has connected once Bob shows as online.
+    tokio::time::timeout(WAIT, async {
+        while !alice.ok(&["online", &room], "").await.contains("bob") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("tail connects");
+    assert_eq!(
+        alice.ok(&["send", &room, "hello", "bob"], "").await.trim(),
+        "stored as #1"
+    );
+    assert_eq!(
+        alice.ok(&["send", &room], "from stdin\n").await.trim(),
+        "stored as #2"
+    );
+    let kept_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    let token = kept_json["access_token"].as_str().unwrap().to_owned();
+    let alice_id = kept_json["user_id"].as_i64().unwrap();
+    palaver_client::Client::new(&server.url)
+        .with_token(token)
+        .post_message(room.parse().unwrap(), "over rest", None)
+        .await
+        .unwrap();
+    let mut printed = Vec::new();
+    for _ in 0..3 {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("tail prints in time")
+            .unwrap()
+            .expect("tail still running");
+        printed.push(line);
+    }
+    assert_eq!(
+        printed,
+        [
+            format!("[{room}] #1 user {alice_id}: hello bob"),
+            format!("[{room}] #2 user {alice_id}: from stdin"),
+            format!("[{room}] #3 user {alice_id}: over rest"),
+        ]
+    );
+    tail.kill().await.unwrap();
+
+    let history = bob.ok(&["history", &room, "--limit", "2"], "").await;
+    assert_eq!(history.lines().count(), 2, "{history}");
+    assert!(history.ends_with("over rest\n"), "{history}");
+    let rooms = bob.ok(&["rooms"], "").await;
+    assert!(rooms.contains("den"), "{rooms}");
+
+    alice.ok(&["logout"], "").await;
+    assert!(!kept.exists(), "signing out forgets the tokens");
+    let after = alice.run(&["rooms"], "").await;
+    assert_eq!(after.code, 3, "{}", after.stderr);
+    assert!(
+        after.stderr.contains("palaver-cli login"),
+        "{}",
+        after.stderr
+    );
+}
+
+#[tokio::test]
+async fn refusals_and_unreachable_servers_have_their_own_exit_codes() {
+    let server = server().await;
+    let alice = Shell::new(&server);
+    alice
+        .ok(&["register", "alice"], "correct horse battery\n")
+        .await;
+    let wrong = alice.run(&["login", "alice"], "not the password\n").await;
+    assert_eq!(wrong.code, 1);
+    assert!(wrong.stderr.contains("unauthorized"), "{}", wrong.stderr);
+    alice
+        .ok(&["login", "alice"], "correct horse battery\n")
+        .await;
+    let stranger = alice.run(&["history", "999"], "").await;
+    assert_eq!(stranger.code, 1);
+    assert!(stranger.stderr.contains("not_found"), "{}", stranger.stderr);
+    let usage = alice.run(&["send"], "").await;
+    assert_eq!(usage.code, 2);
+
+    let mut nowhere = alice.command(&["rooms"]);
+    nowhere.env("PALAVER_SERVER", "http://127.0.0.1:9");
+    let out = nowhere.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "tokens are for another server");
+    let mut nowhere = alice.command(&["register", "bob"]);
+    nowhere.env("PALAVER_SERVER", "http://127.0.0.1:9");
+    let out = nowhere.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(4));
+}
