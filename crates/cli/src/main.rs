@@ -4,6 +4,7 @@
 //! 2 bad usage; 3 not signed in (run `palaver-cli login`); 4 the server could
 //! not be reached.
 
+mod chat;
 mod credentials;
 mod tail;
 
@@ -74,6 +75,9 @@ enum Command {
     },
     /// Send a message (the text from the arguments, or else from stdin).
     Send { room: i64, text: Vec<String> },
+    /// Chat interactively: rooms with unread counts, the conversation, who is
+    /// typing, an input box.
+    Chat,
     /// Print the rooms' messages as they arrive, one line each (reconnects
     /// and resumes by itself).
     Tail {
@@ -254,6 +258,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let sent = client.post_message(room, &body, None).await?;
             println!("stored as #{}", sent.seq);
         }
+        Command::Chat => chat::run(&signed_in).await?,
         Command::Tail { rooms, json } => {
             tail::run(&signed_in, &path, &rooms, json).await?;
         }
