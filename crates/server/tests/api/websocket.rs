@@ -299,37 +299,6 @@ async fn resume_across_a_server_restart_loses_no_acknowledged_message() {
 }
 
 #[tokio::test]
-async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
-    let app = spawn_app_with(|s| {
-        s.ws_queue_capacity = 4;
-        s.max_body_bytes = 4096;
-    })
-    .await;
-    let alice = app.signup("alice").await;
-    let room = alice.client.create_room("firehose", None).await.unwrap();
-    let mut lazy = alice.connect().await;
-
-    // Far more than the socket buffers plus a 4-frame queue can hold, while
-    // the lazy connection reads nothing.
-    flood(&alice.client, room.id, 20, 150).await;
-    let (code, reason) = expect_close(&mut lazy).await;
-    assert_eq!((code, reason.as_str()), (1013, "slow consumer"));
-    // Everything acknowledged is stored regardless.
-    let page = alice
-        .client
-        .history(
-            room.id,
-            &HistoryQuery {
-                limit: Some(1),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(page.messages[0].seq, 3000);
-}
-
-#[tokio::test]
 async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_write_timeout() {
     use futures::StreamExt;
 
