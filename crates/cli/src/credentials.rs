@@ -35,7 +35,7 @@ fn now() -> u64 {
 impl Credentials {
     pub fn from_login(server: &str, tokens: TokenResponse) -> Self {
         Self {
-            server: server.to_owned(),
+            server: server.trim_end_matches('/').to_owned(),
             username: tokens.user.username.clone().unwrap_or_default(),
             user_id: tokens.user.id,
             access_token: tokens.access_token,

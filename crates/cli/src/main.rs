@@ -270,7 +270,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// The kept sign-in, refreshed (and saved) first when it is about to expire.
 async fn signed_in(path: &std::path::Path, server: &str) -> Result<Credentials, Failure> {
     let kept = credentials::load(path)?.ok_or(Failure::NotSignedIn)?;
-    if kept.server != server.trim_end_matches('/') && kept.server != server {
+    if kept.server != server.trim_end_matches('/') {
         return Err(Failure::NotSignedIn);
     }
     if !kept.needs_refresh() {

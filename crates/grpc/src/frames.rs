@@ -13,9 +13,6 @@ use crate::v1;
 use crate::v1::client_frame::Frame as In;
 use crate::v1::server_frame::Frame as Out;
 
-/// Why a protobuf client frame is not a frame the session can act on.
-pub type ClientFrameError = FrameError;
-
 /// The WebSocket resume map (room ids as strings) of a protobuf one.
 pub fn resume_from_map(rooms: HashMap<i64, u64>) -> BTreeMap<String, u64> {
     rooms
@@ -26,7 +23,7 @@ pub fn resume_from_map(rooms: HashMap<i64, u64>) -> BTreeMap<String, u64> {
 
 /// The client frame a protobuf one stands for; `hello` becomes `auth` with no
 /// token (only a stream's first frame may be one).
-pub fn client_frame(frame: v1::ClientFrame) -> Result<ClientFrame, ClientFrameError> {
+pub fn client_frame(frame: v1::ClientFrame) -> Result<ClientFrame, FrameError> {
     let reference = frame.r#ref;
     let Some(inner) = frame.frame else {
         return Err(FrameError {

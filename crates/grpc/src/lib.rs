@@ -12,7 +12,6 @@ pub mod records;
 
 pub use frames::{
     client_frame, client_frame_to_proto, frame_from_ws, frame_to_ws, resume_from_map,
-    ClientFrameError,
 };
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

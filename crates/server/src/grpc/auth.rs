@@ -13,7 +13,7 @@ use palaver_domain::tokens::Bearer;
 use tonic::Status;
 
 use super::status;
-use crate::http::extract::bearer_token;
+use crate::http::extract::{bearer_token, user_agent};
 use crate::http::AppState;
 
 /// Calls that need no token: signing up and in, and the generic services
@@ -99,11 +99,7 @@ pub async fn authenticate(
             Err(err) => return status::status(&err).into_http(),
         }
     };
-    let user_agent = request
-        .headers()
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let user_agent = user_agent(request.headers());
     request.extensions_mut().insert(Caller {
         from,
         bearer,
