@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod connections;
+pub mod link;
 pub mod members;
 pub mod report;
 pub mod server;

@@ -18,7 +18,10 @@ use crate::server::{Kind, ServerProcess};
 #[derive(Debug, Clone)]
 pub struct Member {
     pub room: i64,
+    /// The WebSocket endpoint.
     pub url: String,
+    /// The server's HTTP (and gRPC) address.
+    pub base_url: String,
     pub token: Option<String>,
 }
 
@@ -48,6 +51,7 @@ pub async fn setup(
                     Member {
                         room,
                         url: format!("{ws_url}?room={room}&user={n}"),
+                        base_url: server.base_url.clone(),
                         token: None,
                     }
                 })
@@ -88,6 +92,7 @@ pub async fn setup(
                 all.extend(room_tokens.iter().map(|token| Member {
                     room: room.id,
                     url: ws_url.clone(),
+                    base_url: server.base_url.clone(),
                     token: Some(token.clone()),
                 }));
             }

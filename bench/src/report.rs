@@ -224,6 +224,7 @@ pub fn tables(records: &[Value]) -> String {
             rep["lost"]
         );
     }
+    transport_tables(&mut md, records);
     let cluster = find(records, "cluster", "palaver", None);
     if !cluster.is_empty() {
         md.push_str(
@@ -248,6 +249,70 @@ pub fn tables(records: &[Value]) -> String {
         }
     }
     md
+}
+
+/// Palaver's records of `scenario` over one transport, for one shape.
+fn by_transport<'a>(
+    records: &'a [Value],
+    scenario: &str,
+    transport: &str,
+    shape: &str,
+) -> Vec<&'a Value> {
+    find(records, scenario, "palaver", Some(shape))
+        .into_iter()
+        .filter(|r| r["transport"] == transport)
+        .collect()
+}
+
+/// Fan-out over gRPC beside the WebSocket: medians of alternating rounds,
+/// gRPC's figures as ratios to the WebSocket's of the same round.
+fn transport_tables(md: &mut String, records: &[Value]) {
+    let mut shapes: Vec<String> = records
+        .iter()
+        .filter(|r| r["scenario"] == "transport-fanout")
+        .filter_map(|r| r["shape"].as_str().map(str::to_owned))
+        .collect();
+    shapes.dedup();
+    if shapes.is_empty() {
+        return;
+    }
+    md.push_str("\n### Fan-out by transport: Palaver over the WebSocket and over gRPC\n\n");
+    md.push_str("The transports alternate round by round on one server; the ratios are gRPC's figure over the WebSocket's in the same round, then their median. Latency is measured at a fixed rate well below either's maximum.\n\n");
+    md.push_str("| rooms × members | transport | rounds | deliveries/s at saturation | CPU µs/delivery | ÷ WebSocket (deliveries, CPU) | offered deliveries/s | p50 ms | p99 ms | lost |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for shape in &shapes {
+        let websocket = by_transport(records, "transport-fanout", "websocket", shape);
+        for transport in ["websocket", "grpc"] {
+            let saturated = by_transport(records, "transport-fanout", transport, shape);
+            let paced = by_transport(records, "transport-latency", transport, shape);
+            let per_round = |figure: &str| -> f64 {
+                let ratios: Vec<f64> = saturated
+                    .iter()
+                    .filter_map(|r| {
+                        let base = f(&same_round(&websocket, r)?["report"][figure]);
+                        (base > 0.0).then(|| f(&r["report"][figure]) / base)
+                    })
+                    .collect();
+                median(&ratios)
+            };
+            let lost: u64 = saturated
+                .iter()
+                .chain(&paced)
+                .map(|r| r["report"]["lost"].as_u64().unwrap_or(0))
+                .sum();
+            let _ = writeln!(
+                md,
+                "| {shape} | {transport} | {} | {:.0} | {:.2} | {:.2}, {:.2} | {:.0} | {:.2} | {:.2} | {lost} |",
+                saturated.len(),
+                median(&figures(&saturated, "deliveries_per_sec")),
+                median(&figures(&saturated, "server_us_per_delivery")),
+                per_round("deliveries_per_sec"),
+                per_round("server_us_per_delivery"),
+                paced.first().map_or(0.0, |r| f(&r["target_deliveries_per_sec"])),
+                median(&figures(&paced, "p50_ms")),
+                median(&figures(&paced, "p99_ms")),
+            );
+        }
+    }
 }
 
 /// One measured rate: (achieved deliveries/s, p50 ms, p99 ms).

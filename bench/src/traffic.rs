@@ -13,13 +13,13 @@ use std::net::Ipv4Addr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::members::{connect, Member, Socket};
+use crate::link::{Incoming, Link, Transport};
+use crate::members::Member;
 use crate::server::{own_cpu_seconds, ServerProcess};
 
 #[derive(Debug, Clone)]
@@ -65,17 +65,11 @@ struct Shared {
     latency_us: RefCell<Histogram<u64>>,
 }
 
-#[derive(Deserialize)]
-struct Body<'a> {
-    #[serde(borrow)]
-    body: &'a str,
-}
-
 /// Connects every member (senders first in each room) with bounded concurrency.
-pub async fn connect_all(members: &[Member]) -> anyhow::Result<Vec<Socket>> {
+pub async fn connect_all(members: &[Member], transport: Transport) -> anyhow::Result<Vec<Link>> {
     let sources: Vec<Ipv4Addr> = (1..=8).map(|n| Ipv4Addr::new(127, 0, 0, n)).collect();
     futures::stream::iter(members.iter().enumerate())
-        .map(|(n, member)| connect(member, Some(sources[n % sources.len()])))
+        .map(|(n, member)| Link::connect(member, transport, Some(sources[n % sources.len()])))
         .buffered(64)
         .collect::<Vec<_>>()
         .await
@@ -88,7 +82,7 @@ pub async fn connect_all(members: &[Member]) -> anyhow::Result<Vec<Socket>> {
 pub async fn run(
     server: &ServerProcess,
     members: &[Member],
-    sockets: Vec<Socket>,
+    links: Vec<Link>,
     config: &TrafficConfig,
 ) -> anyhow::Result<TrafficReport> {
     let shared = Rc::new(Shared {
@@ -114,7 +108,7 @@ pub async fn run(
     let mut tasks = Vec::new();
     let mut seen_rooms = std::collections::HashSet::new();
     let paced_from = tokio::time::Instant::now();
-    for (member, socket) in members.iter().zip(sockets) {
+    for (member, link) in members.iter().zip(links) {
         let plan = seen_rooms.insert(member.room).then(|| {
             // Sender n starts n/senders of an interval late, so a fixed rate
             // arrives evenly spread, not as one burst of every sender per interval.
@@ -132,7 +126,7 @@ pub async fn run(
             }
         });
         tasks.push(tokio::task::spawn_local(client(
-            socket,
+            link,
             member.room,
             plan,
             shared.clone(),
@@ -223,13 +217,13 @@ struct Pacing {
 }
 
 async fn client(
-    socket: Socket,
+    link: Link,
     room: i64,
     plan: Option<SendPlan>,
     shared: Rc<Shared>,
     mut exit: watch::Receiver<bool>,
 ) {
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, mut stream) = link.split();
     let mut ticker = plan
         .as_ref()
         .and_then(|p| p.pacing.as_ref())
@@ -238,13 +232,9 @@ async fn client(
     let mut sent = 0u64;
     let padding = plan.as_ref().map_or(0, |p| p.padding);
     let pad = "x".repeat(padding);
-    let send_frame = |sent: u64| {
-        let micros = shared.epoch.elapsed().as_micros();
-        let run = shared.run_id;
-        Message::text(format!(
-            r#"{{"type":"send","room":{room},"body":"t{micros:016}{pad}","client_id":"{run}-{sent}"}}"#
-        ))
-    };
+    let body = || format!("t{:016}{pad}", shared.epoch.elapsed().as_micros());
+    let client_id = |sent: u64| format!("{}-{sent}", shared.run_id);
+    let disconnected = || shared.disconnected.set(shared.disconnected.get() + 1);
     loop {
         if let Some(plan) = &plan {
             if plan.pacing.is_none() && !shared.stopping.get() && in_flight < plan.window {
@@ -252,51 +242,48 @@ async fn client(
                     sent += 1;
                     in_flight += 1;
                     shared.in_flight.set(shared.in_flight.get() + 1);
-                    if sink.feed(send_frame(sent)).await.is_err() {
+                    if sink.feed(room, body(), client_id(sent)).await.is_err() {
                         break;
                     }
                 }
                 if sink.flush().await.is_err() {
-                    shared.disconnected.set(shared.disconnected.get() + 1);
+                    disconnected();
                     return;
                 }
             }
         }
         tokio::select! {
-            frame = stream.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(_)) => continue,
-                    _ => {
-                        shared.disconnected.set(shared.disconnected.get() + 1);
-                        return;
-                    }
-                };
-                let text = text.as_str();
-                if text.starts_with(r#"{"type":"message""#) {
+            frame = stream.next(shared.measuring.get()) => match frame {
+                None => {
+                    disconnected();
+                    return;
+                }
+                Some(Incoming::Message(body)) => {
                     shared.deliveries.set(shared.deliveries.get() + 1);
-                    if shared.measuring.get() {
-                        if let Ok(Body { body }) = serde_json::from_str::<Body>(text) {
-                            if let Some(sent_at) = body.get(1..17).and_then(|d| d.parse::<u64>().ok()) {
-                                let now = shared.epoch.elapsed().as_micros() as u64;
-                                let _ = shared.latency_us.borrow_mut().record(now.saturating_sub(sent_at).max(1));
-                            }
-                        }
+                    if let Some(sent_at) = body.as_deref().and_then(|b| b.get(1..17)).and_then(|d| d.parse::<u64>().ok()) {
+                        let now = shared.epoch.elapsed().as_micros() as u64;
+                        let _ = shared.latency_us.borrow_mut().record(now.saturating_sub(sent_at).max(1));
                     }
-                } else if text.starts_with(r#"{"type":"ack""#) {
+                }
+                Some(Incoming::Ack) => {
                     in_flight = in_flight.saturating_sub(1);
                     shared.in_flight.set(shared.in_flight.get().saturating_sub(1));
                     shared.acked.set(shared.acked.get() + 1);
                     *shared.acked_per_room.borrow_mut().entry(room).or_default() += 1;
                 }
-            }
+                Some(Incoming::Other) => {}
+            },
             _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() && !shared.stopping.get() => {
                 if in_flight < plan.as_ref().map_or(0, |p| p.window) {
                     sent += 1;
                     in_flight += 1;
                     shared.in_flight.set(shared.in_flight.get() + 1);
-                    if sink.send(send_frame(sent)).await.is_err() {
-                        shared.disconnected.set(shared.disconnected.get() + 1);
+                    let sent_now = async {
+                        sink.feed(room, body(), client_id(sent)).await?;
+                        sink.flush().await
+                    };
+                    if sent_now.await.is_err() {
+                        disconnected();
                         return;
                     }
                 }

@@ -77,6 +77,8 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         ("latency", "palaver"),
         ("connections", "baseline"),
         ("connections", "palaver"),
+        ("transport-fanout", "palaver"),
+        ("transport-latency", "palaver"),
         ("store", "palaver"),
         ("cluster", "palaver"),
     ] {
@@ -89,7 +91,16 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
             assert_eq!(run["report"]["lost"], 0, "{run}");
         }
     }
-    for record in records.iter().filter(|r| r["scenario"] == "fanout") {
+    let transports: Vec<&str> = records
+        .iter()
+        .filter(|r| r["scenario"] == "transport-fanout" && r["shape"] == "1x20")
+        .filter_map(|r| r["transport"].as_str())
+        .collect();
+    assert_eq!(transports, ["websocket", "grpc", "websocket", "grpc"]);
+    for record in records
+        .iter()
+        .filter(|r| r["scenario"] == "fanout" || r["scenario"] == "transport-fanout")
+    {
         assert!(
             record["report"]["deliveries_per_sec"].as_f64().unwrap() > 0.0,
             "{record}"
@@ -126,6 +137,7 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
     assert!(tables.contains("| 1x20 | 2 | palaver |"), "{tables}");
     assert!(tables.contains("medians of the rounds"), "{tables}");
     assert!(tables.contains("| 2x5 | cross-node |"), "{tables}");
+    assert!(tables.contains("| 4x5 | grpc | 2 |"), "{tables}");
     let chart = std::fs::read_to_string(out_dir.path().join("benchmarks-latency.svg")).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("polyline"));
 }

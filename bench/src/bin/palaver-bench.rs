@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use palaver_bench::cluster::{wait_for_bus, Broker, ScratchDatabase};
+use palaver_bench::link::Transport;
 use palaver_bench::members::{setup, Member};
 use palaver_bench::server::{raise_fd_limit, Kind, ServerProcess};
 use palaver_bench::traffic::{self, TrafficConfig};
@@ -69,7 +70,8 @@ struct SuiteArgs {
     /// A tiny configuration that runs each scenario for about a second (tests).
     #[arg(long)]
     quick: bool,
-    /// Run only these scenarios: fanout (with latency), connections, store, cluster.
+    /// Run only these scenarios: fanout (with latency), grpc (Palaver's
+    /// fan-out over gRPC beside the WebSocket), connections, store, cluster.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Rounds of the saturated fan-out and of the 20,000 deliveries/s latency
@@ -162,6 +164,8 @@ struct Sizes {
     store_senders: usize,
     cluster_shape: (usize, usize),
     cluster_rates: Vec<f64>,
+    /// Deliveries/s of the transport scenario's latency runs.
+    transport_rate: f64,
 }
 
 async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
@@ -177,6 +181,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             store_senders: 4,
             cluster_shape: (2, 5),
             cluster_rates: vec![200.0],
+            transport_rate: 2_000.0,
         }
     } else {
         Sizes {
@@ -189,6 +194,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             store_senders: 100,
             cluster_shape: (10, 10),
             cluster_rates: vec![2_000.0, 10_000.0],
+            transport_rate: 20_000.0,
         }
     };
     if !args.shapes.is_empty() {
@@ -242,7 +248,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         let mut palaver_max = Vec::new();
         for round in 1..=sizes.rounds {
             for (server, people) in servers.iter().zip(&populated) {
-                let sockets = traffic::connect_all(people).await?;
+                let sockets = traffic::connect_all(people, Transport::WebSocket).await?;
                 let report = traffic::run(server, people, sockets, &saturated).await?;
                 if server.kind == Kind::Palaver {
                     palaver_max.push(report.deliveries_per_sec);
@@ -265,7 +271,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         runs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (deliveries, round) in runs {
             for (server, people) in servers.iter().zip(&populated) {
-                let sockets = traffic::connect_all(people).await?;
+                let sockets = traffic::connect_all(people, Transport::WebSocket).await?;
                 let config = TrafficConfig {
                     rate: Some(deliveries / members as f64),
                     window: 10_000,
@@ -277,6 +283,12 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
                 line["report"] = json!(report);
                 emit(line);
             }
+        }
+    }
+
+    if wants("grpc") {
+        for record in transport_scenario(&servers[1], &sizes).await? {
+            emit(record);
         }
     }
 
@@ -339,6 +351,56 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Palaver's fan-out over `Realtime.Connect` beside the same rooms over the
+/// WebSocket, the transports alternating round by round: at saturation, then
+/// at the fixed latency rate (`Sizes::transport_rate`), a load both carry
+/// with room to spare, where latency is the transports' own.
+async fn transport_scenario(palaver: &ServerProcess, sizes: &Sizes) -> anyhow::Result<Vec<Value>> {
+    let transports = [Transport::WebSocket, Transport::Grpc];
+    let mut records = Vec::new();
+    for &(rooms, members) in &sizes.shapes {
+        let shape = format!("{rooms}x{members}");
+        let people = setup(palaver, &format!("g{shape}"), rooms, members).await?;
+        let record = |scenario: &str, transport: Transport, round: usize| {
+            json!({"scenario": scenario, "target": "palaver", "transport": transport.name(),
+                    "shape": shape, "rooms": rooms, "members": members, "round": round})
+        };
+        let saturated = TrafficConfig {
+            warmup: sizes.warmup,
+            measure: sizes.measure,
+            rate: None,
+            window: 16,
+            padding: 32,
+        };
+        for round in 1..=sizes.rounds {
+            for transport in transports {
+                let links = traffic::connect_all(&people, transport).await?;
+                let report = traffic::run(palaver, &people, links, &saturated).await?;
+                let mut line = record("transport-fanout", transport, round);
+                line["report"] = json!(report);
+                records.push(line);
+            }
+        }
+        let deliveries = sizes.transport_rate;
+        let paced = TrafficConfig {
+            rate: Some(deliveries / members as f64),
+            window: 10_000,
+            ..saturated
+        };
+        for round in 1..=sizes.rounds {
+            for transport in transports {
+                let links = traffic::connect_all(&people, transport).await?;
+                let report = traffic::run(palaver, &people, links, &paced).await?;
+                let mut line = record("transport-latency", transport, round);
+                line["target_deliveries_per_sec"] = json!(deliveries);
+                line["report"] = json!(report);
+                records.push(line);
+            }
+        }
+    }
+    Ok(records)
+}
+
 /// Two Palaver nodes on one PostgreSQL database and one broker. The same rooms
 /// run twice at each rate: every member on the sender's node ("same-node"),
 /// then every receiver on the other node ("cross-node"), so the difference is
@@ -398,12 +460,13 @@ async fn cluster_scenario(
                 // The first member of each room sends and stays on node 0.
                 if placement == "cross-node" && n % members != 0 {
                     member.url = other_node.clone();
+                    member.base_url = nodes[1].base_url.clone();
                 }
                 member
             })
             .collect();
         for deliveries in &sizes.cluster_rates {
-            let sockets = traffic::connect_all(&placed).await?;
+            let sockets = traffic::connect_all(&placed, Transport::WebSocket).await?;
             let config = TrafficConfig {
                 warmup: sizes.warmup,
                 measure: sizes.measure,

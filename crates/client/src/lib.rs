@@ -4,9 +4,11 @@
 //! them speaks the protocol through the same definitions (`palaver-protocol`).
 
 pub mod grpc;
+pub mod live;
 mod rest;
 mod ws;
 
+pub use live::{LiveEvent, LiveSession, Transport};
 pub use palaver_protocol::{rest as types, ws as frames};
 pub use rest::Client;
 pub use ws::{WsAuth, WsConnection};
