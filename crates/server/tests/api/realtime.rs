@@ -323,3 +323,98 @@ async fn stopping_the_server_ends_connections_as_going_away() {
         assert_eq!(live.ended().await, "shutting_down", "{via:?}");
     }
 }
+
+/// `palaver_client::LiveSession` across a server restart: it reconnects by
+/// itself, resumes the room after the last message it handed out (no gap, no
+/// repeat), and sends again what was sent while it was disconnected.
+#[tokio::test]
+async fn a_live_session_reconnects_resumes_and_resends_over_either_transport() {
+    use palaver_client::{LiveEvent, LiveSession, Transport};
+    for transport in [Transport::WebSocket, Transport::Grpc] {
+        let mut app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let bob = app.signup("bob").await;
+        let room = app.room_with(&alice, &[&bob]).await;
+        let mut live = LiveSession::connect(
+            &app.base_url,
+            transport,
+            Box::new(alice.access_token.clone()),
+            BTreeMap::new(),
+        )
+        .await
+        .expect("live session connects");
+        bob.client.post_message(room.id, "m1", None).await.unwrap();
+        loop {
+            match next_event(&mut live).await {
+                LiveEvent::Frame(ServerFrame::Message { seq, .. }) => {
+                    assert_eq!(seq, 1, "{transport:?}");
+                    break;
+                }
+                LiveEvent::Frame(_) => {}
+                other => panic!("{transport:?}: {other:?} before the first message"),
+            }
+        }
+
+        app.restart().await;
+        loop {
+            if let LiveEvent::Disconnected { .. } = next_event(&mut live).await {
+                break;
+            }
+        }
+        bob.client.post_message(room.id, "m2", None).await.unwrap();
+        bob.client.post_message(room.id, "m3", None).await.unwrap();
+        let sent = live
+            .send(send_frame(room.id, "from alice", None))
+            .await
+            .expect("a send gets a client id");
+        assert_eq!(live.unacknowledged().collect::<Vec<_>>(), [sent.as_str()]);
+
+        let (mut reconnected, mut acked, mut bodies) = (false, false, Vec::new());
+        while bodies.len() < 3 || !acked {
+            match next_event(&mut live).await {
+                LiveEvent::Reconnected { .. } => reconnected = true,
+                LiveEvent::Frame(ServerFrame::Message { seq, body, .. }) => {
+                    bodies.push((seq, body))
+                }
+                LiveEvent::Frame(ServerFrame::Ack { client_id, seq, .. }) => {
+                    assert_eq!((client_id.as_deref(), seq), (Some(sent.as_str()), 4));
+                    acked = true;
+                }
+                LiveEvent::Frame(_) => {}
+                LiveEvent::Disconnected { error, .. } => {
+                    // The restarted server may not be listening on the first try.
+                    eprintln!("{transport:?}: reconnect attempt failed: {error}");
+                }
+            }
+        }
+        assert!(reconnected, "{transport:?}");
+        assert_eq!(
+            bodies,
+            [
+                (2, "m2".to_owned()),
+                (3, "m3".to_owned()),
+                (4, "from alice".to_owned())
+            ],
+            "{transport:?}: resumed after seq 1, the queued send stored once"
+        );
+        assert_eq!(live.unacknowledged().count(), 0, "{transport:?}");
+        assert_eq!(live.positions().get(&room.id), Some(&4), "{transport:?}");
+        let history = bob
+            .client
+            .history(room.id, &HistoryQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            history.messages.len(),
+            4,
+            "{transport:?}: no duplicate stored"
+        );
+    }
+}
+
+async fn next_event(live: &mut palaver_client::LiveSession) -> palaver_client::LiveEvent {
+    tokio::time::timeout(WAIT, live.next_event())
+        .await
+        .expect("an event in time")
+        .expect("the login holds")
+}
