@@ -42,8 +42,9 @@ pub enum Link {
 
 /// What the traffic engine reads.
 pub enum Incoming {
-    /// A message; its body (`t<microseconds>…`) when the caller asked for it.
-    Message(Option<String>),
+    /// A message; when the caller asked for it, the send time its body
+    /// starts with (`t<16 digits of microseconds>…`).
+    Message(Option<u64>),
     Ack,
     Other,
 }
@@ -163,7 +164,7 @@ impl LinkStream {
                         with_body
                             .then(|| serde_json::from_str::<Body>(text).ok())
                             .flatten()
-                            .map(|b| b.body.to_owned()),
+                            .and_then(|b| sent_at(b.body)),
                     )
                 } else if text.starts_with(r#"{"type":"ack""#) {
                     Incoming::Ack
@@ -175,7 +176,7 @@ impl LinkStream {
                 let frame = stream.message().await.ok()??;
                 Some(match frame.frame {
                     Some(proto::server_frame::Frame::Message(message)) => {
-                        Incoming::Message(with_body.then_some(message.body))
+                        Incoming::Message(with_body.then(|| sent_at(&message.body)).flatten())
                     }
                     Some(proto::server_frame::Frame::Ack(_)) => Incoming::Ack,
                     _ => Incoming::Other,
@@ -183,4 +184,9 @@ impl LinkStream {
             }
         }
     }
+}
+
+/// The send time a benchmark body starts with.
+fn sent_at(body: &str) -> Option<u64> {
+    body.get(1..17)?.parse().ok()
 }

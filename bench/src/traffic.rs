@@ -258,9 +258,9 @@ async fn client(
                     disconnected();
                     return;
                 }
-                Some(Incoming::Message(body)) => {
+                Some(Incoming::Message(sent_at)) => {
                     shared.deliveries.set(shared.deliveries.get() + 1);
-                    if let Some(sent_at) = body.as_deref().and_then(|b| b.get(1..17)).and_then(|d| d.parse::<u64>().ok()) {
+                    if let Some(sent_at) = sent_at {
                         let now = shared.epoch.elapsed().as_micros() as u64;
                         let _ = shared.latency_us.borrow_mut().record(now.saturating_sub(sent_at).max(1));
                     }

@@ -4,17 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use palaver_client::frames::ServerFrame;
+use palaver_client::live::Backoff;
 use palaver_client::{ClientError, WsAuth, WsConnection};
-use rand::Rng;
 
 use crate::credentials::{self, Credentials};
 use crate::Failure;
-
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// One message as a line of text.
 pub fn line(room: i64, seq: u64, sender: i64, body: &str) -> String {
@@ -30,7 +26,7 @@ pub async fn run(
     let mut signed_in = signed_in.clone();
     // Resume from the first connection's `ready` on: what was there before is history.
     let mut seen: Option<BTreeMap<i64, u64>> = None;
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::default();
     loop {
         if signed_in.needs_refresh() {
             signed_in = signed_in.refreshed().await?;
@@ -50,7 +46,7 @@ pub async fn run(
                 if seen.is_none() {
                     seen = Some(start_positions(&ws, rooms)?);
                 }
-                backoff = FIRST_BACKOFF;
+                backoff.reset();
                 let positions = seen.as_mut().expect("set above");
                 match follow(&mut ws, positions, json).await {
                     // A login that ended will not come back.
@@ -66,9 +62,7 @@ pub async fn run(
             }) => return Err(Failure::NotSignedIn),
             Err(err) => eprintln!("cannot connect ({err}); retrying"),
         }
-        let jittered = backoff.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
-        tokio::time::sleep(jittered).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        tokio::time::sleep(backoff.delay()).await;
     }
 }
 
