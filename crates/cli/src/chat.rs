@@ -1,14 +1,14 @@
 //! `chat`: an interactive terminal UI — the rooms with their unread counts,
 //! the conversation, who is typing, an input box. `App` is the state and
 //! `render` draws it (tested on ratatui's test backend); `run` connects them
-//! to the terminal and a WebSocket.
+//! to the terminal and a live session (WebSocket or gRPC).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
 use palaver_client::types::{HistoryQuery, RoomSummary};
-use palaver_client::{Client, WsAuth, WsConnection};
+use palaver_client::{LiveEvent, LiveSession, Transport};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
@@ -16,7 +16,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::credentials::Credentials;
+use crate::credentials::SignIn;
 use crate::Failure;
 
 /// How long "… is typing" stays without a repeat.
@@ -48,7 +48,7 @@ pub struct App {
 pub enum Action {
     Nothing,
     Quit,
-    /// Send this frame on the WebSocket.
+    /// Send this frame on the live connection.
     Frame(ClientFrame),
     /// The selection moved to this room: load its history, mark it read.
     Opened(i64),
@@ -80,12 +80,9 @@ impl App {
         self.rooms.get(self.selected).map(|r| r.id)
     }
 
-    /// Each room's newest seq seen, for resuming after a reconnect.
-    pub fn positions(&self) -> BTreeMap<String, u64> {
-        self.rooms
-            .iter()
-            .map(|r| (r.id.to_string(), r.last_seq))
-            .collect()
+    /// Each room's newest seq shown, where the live session starts.
+    pub fn positions(&self) -> BTreeMap<i64, u64> {
+        self.rooms.iter().map(|r| (r.id, r.last_seq)).collect()
     }
 
     /// Messages read from history: merged in seq order, none twice.
@@ -270,11 +267,14 @@ pub fn render(frame: &mut Frame, app: &App) {
     frame.render_widget(Paragraph::new(app.status.as_str()), status);
 }
 
-async fn load_history(client: &Client, app: &mut App, room: i64) {
+async fn load_history(sign_in: &SignIn, app: &mut App, room: i64) {
     let query = HistoryQuery {
         before: None,
         after: None,
         limit: Some(50),
+    };
+    let Ok(client) = sign_in.client().await else {
+        return;
     };
     if let Ok(page) = client.history(room, &query).await {
         let newest = page.messages.last().map(|m| m.seq);
@@ -292,23 +292,20 @@ async fn load_history(client: &Client, app: &mut App, room: i64) {
     }
 }
 
-pub async fn run(signed_in: &Credentials) -> Result<(), Failure> {
-    let client = Client::new(&signed_in.server).with_token(&signed_in.access_token);
-    let rooms = client.rooms().await?;
-    let mut app = App::new(signed_in.user_id, &rooms);
+pub async fn run(sign_in: SignIn, transport: Transport) -> Result<(), Failure> {
+    let rooms = sign_in.client().await?.rooms().await?;
+    let mut app = App::new(sign_in.user_id, &rooms);
     if let Some(room) = app.current() {
-        load_history(&client, &mut app, room).await;
+        load_history(&sign_in, &mut app, room).await;
     }
-    let connect = |resume| {
-        WsConnection::connect(
-            &signed_in.server,
-            WsAuth::Frame {
-                token: signed_in.access_token.clone(),
-                resume,
-            },
-        )
-    };
-    let mut ws = connect(None).await?;
+    let server = sign_in.server().to_owned();
+    let mut session = LiveSession::connect(
+        &server,
+        transport,
+        Box::new(sign_in.clone()),
+        app.positions(),
+    )
+    .await?;
     let (keys_tx, mut keys) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || loop {
         match event::read() {
@@ -332,23 +329,31 @@ pub async fn run(signed_in: &Credentials) -> Result<(), Failure> {
                     let Some(key) = key else { return Ok(()) };
                     match app.on_key(key) {
                         Action::Quit => return Ok(()),
-                        Action::Frame(frame) => { ws.send(&frame).await?; }
-                        Action::Opened(room) => load_history(&client, &mut app, room).await,
+                        // A send not acknowledged is sent again after a reconnect.
+                        Action::Frame(frame) => { session.send(frame).await; }
+                        Action::Opened(room) => load_history(&sign_in, &mut app, room).await,
                         Action::Nothing => {}
                     }
                 }
-                frame = ws.next_frame() => match frame {
-                    Ok(frame) => app.on_frame(frame),
-                    Err(err) => {
-                        app.status = format!("reconnecting ({err})");
-                        terminal.draw(|frame| render(frame, &app)).map_err(anyhow::Error::from)?;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        if let Ok(again) = connect(Some(app.positions())).await {
-                            ws = again;
-                            app.status = "connected".into();
-                        }
+                // Cancel-safe: a key pressed meanwhile loses nothing.
+                event = session.next_event() => match event {
+                    Ok(LiveEvent::Frame(frame)) => app.on_frame(frame),
+                    Ok(LiveEvent::Disconnected { error, retry_in }) => {
+                        app.status = format!(
+                            "reconnecting in {:.1} s ({error})",
+                            retry_in.as_secs_f64()
+                        );
                     }
+                    Ok(LiveEvent::Reconnected { .. }) => {
+                        let waiting = session.unacknowledged().count();
+                        app.status = match waiting {
+                            0 => "connected".into(),
+                            n => format!("connected; sending {n} again"),
+                        };
+                    }
+                    Err(err) => return Err(Failure::Other(anyhow::anyhow!("signed out: {err}"))),
                 },
+                // Redraws now and then, so "is typing" fades.
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }

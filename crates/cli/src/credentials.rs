@@ -4,11 +4,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
+use palaver_client::live::TokenSource;
 use palaver_client::types::TokenResponse;
 use palaver_client::Client;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
 
 /// Refresh when the access token has less than this left.
 const REFRESH_MARGIN_SECS: u64 = 60;
@@ -54,6 +58,63 @@ impl Credentials {
             .refresh(&self.refresh_token)
             .await?;
         Ok(Self::from_login(&self.server, tokens))
+    }
+}
+
+/// The kept sign-in while a command runs: every access token it hands out is
+/// fresh, refreshed (and the new pair saved) when the old one is about to
+/// expire, so a `tail` or `chat` left running for days stays signed in.
+/// Clones share one sign-in, so a live session and the REST calls beside it
+/// never spend the same refresh token twice.
+#[derive(Clone)]
+pub struct SignIn {
+    path: Arc<PathBuf>,
+    kept: Arc<Mutex<Credentials>>,
+    /// The server's client without a token, sharing one connection pool.
+    server: Client,
+    pub user_id: i64,
+}
+
+impl SignIn {
+    pub fn new(path: &Path, credentials: Credentials) -> Self {
+        Self {
+            path: Arc::new(path.to_owned()),
+            server: Client::new(&credentials.server),
+            user_id: credentials.user_id,
+            kept: Arc::new(Mutex::new(credentials)),
+        }
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        self.server.base_url()
+    }
+
+    /// A valid access token, refreshing first if need be. A refused refresh
+    /// is the server's 401: the login has ended.
+    pub async fn fresh_token(&self) -> palaver_client::Result<String> {
+        let mut kept = self.kept.lock().await;
+        if kept.needs_refresh() {
+            let fresh = kept.refreshed().await?;
+            // The old refresh token is spent now: keep the new pair even if
+            // it cannot be saved, or this run would sign itself out.
+            if let Err(err) = save(&self.path, &fresh) {
+                eprintln!("warning: the refreshed sign-in was not saved ({err:#}); the next run needs `palaver-cli login`");
+            }
+            *kept = fresh;
+        }
+        Ok(kept.access_token.clone())
+    }
+
+    /// A REST client with a fresh token.
+    pub async fn client(&self) -> palaver_client::Result<Client> {
+        Ok(self.server.with_token(self.fresh_token().await?))
+    }
+}
+
+impl TokenSource for SignIn {
+    fn access_token(&mut self) -> BoxFuture<'_, palaver_client::Result<String>> {
+        Box::pin(self.fresh_token())
     }
 }
 

@@ -14,9 +14,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use palaver_client::types::HistoryQuery;
-use palaver_client::{Client, ClientError};
+use palaver_client::{Client, ClientError, Transport};
 
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, SignIn};
 
 #[derive(Parser)]
 #[command(name = "palaver-cli", version, about = "Palaver from a shell")]
@@ -77,7 +77,11 @@ enum Command {
     Send { room: i64, text: Vec<String> },
     /// Chat interactively: rooms with unread counts, the conversation, who is
     /// typing, an input box.
-    Chat,
+    Chat {
+        /// Over gRPC `Realtime.Connect` instead of the WebSocket.
+        #[arg(long)]
+        grpc: bool,
+    },
     /// Print the rooms' messages as they arrive, one line each (reconnects
     /// and resumes by itself).
     Tail {
@@ -86,6 +90,9 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Over gRPC `Realtime.Connect` instead of the WebSocket.
+        #[arg(long)]
+        grpc: bool,
     },
 }
 
@@ -183,8 +190,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let signed_in = signed_in(&path, &cli.server).await?;
-    let client = Client::new(&signed_in.server).with_token(&signed_in.access_token);
+    let sign_in = signed_in(&path, &cli.server).await?;
+    let client = sign_in.client().await?;
     match cli.command {
         Command::Rooms => {
             for summary in client.rooms().await? {
@@ -258,30 +265,35 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let sent = client.post_message(room, &body, None).await?;
             println!("stored as #{}", sent.seq);
         }
-        Command::Chat => chat::run(&signed_in).await?,
-        Command::Tail { rooms, json } => {
-            tail::run(&signed_in, &path, &rooms, json).await?;
+        Command::Chat { grpc } => chat::run(sign_in, transport(grpc)).await?,
+        Command::Tail { rooms, json, grpc } => {
+            tail::run(sign_in, transport(grpc), &rooms, json).await?;
         }
-        Command::Register { .. } | Command::Login { .. } | Command::Logout => unreachable!(),
+        Command::Register { .. } | Command::Login { .. } | Command::Logout => {
+            unreachable!("handled before signing in")
+        }
     }
     Ok(())
 }
 
 /// The kept sign-in, refreshed (and saved) first when it is about to expire.
-async fn signed_in(path: &std::path::Path, server: &str) -> Result<Credentials, Failure> {
+async fn signed_in(path: &std::path::Path, server: &str) -> Result<SignIn, Failure> {
     let kept = credentials::load(path)?.ok_or(Failure::NotSignedIn)?;
     if kept.server != server.trim_end_matches('/') {
         return Err(Failure::NotSignedIn);
     }
-    if !kept.needs_refresh() {
-        return Ok(kept);
-    }
-    match kept.refreshed().await {
-        Ok(fresh) => {
-            credentials::save(path, &fresh)?;
-            Ok(fresh)
-        }
+    let sign_in = SignIn::new(path, kept);
+    match sign_in.fresh_token().await {
+        Ok(_) => Ok(sign_in),
         Err(ClientError::Api { status: 401, .. }) => Err(Failure::NotSignedIn),
         Err(err) => Err(err.into()),
+    }
+}
+
+fn transport(grpc: bool) -> Transport {
+    if grpc {
+        Transport::Grpc
+    } else {
+        Transport::WebSocket
     }
 }

@@ -1,15 +1,14 @@
-//! `tail`: the rooms' messages as they arrive, over a WebSocket that
-//! reconnects by itself (jittered exponential back-off) and resumes each room
-//! from the last seq printed, so no message is skipped or printed twice.
+//! `tail`: the rooms' messages as they arrive, over a live session that
+//! reconnects by itself and resumes each room after the last seq printed, so
+//! no message is skipped or printed twice.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::BTreeSet;
 
 use palaver_client::frames::ServerFrame;
-use palaver_client::live::Backoff;
-use palaver_client::{ClientError, WsAuth, WsConnection};
+use palaver_client::live::refused_login;
+use palaver_client::{LiveEvent, LiveSession, Transport};
 
-use crate::credentials::{self, Credentials};
+use crate::credentials::SignIn;
 use crate::Failure;
 
 /// One message as a line of text.
@@ -17,104 +16,90 @@ pub fn line(room: i64, seq: u64, sender: i64, body: &str) -> String {
     format!("[{room}] #{seq} user {sender}: {body}")
 }
 
+/// Prints until every tailed room is gone (left, removed from or deleted)
+/// or the login ends.
 pub async fn run(
-    signed_in: &Credentials,
-    path: &Path,
+    sign_in: SignIn,
+    transport: Transport,
     rooms: &[i64],
     json: bool,
 ) -> Result<(), Failure> {
-    let mut signed_in = signed_in.clone();
-    // Resume from the first connection's `ready` on: what was there before is history.
-    let mut seen: Option<BTreeMap<i64, u64>> = None;
-    let mut backoff = Backoff::default();
-    loop {
-        if signed_in.needs_refresh() {
-            signed_in = signed_in.refreshed().await?;
-            credentials::save(path, &signed_in)?;
-        }
-        let resume = seen.as_ref().map(|seen| {
-            seen.iter()
-                .map(|(room, seq)| (room.to_string(), *seq))
-                .collect()
-        });
-        let auth = WsAuth::Frame {
-            token: signed_in.access_token.clone(),
-            resume,
-        };
-        match WsConnection::connect(&signed_in.server, auth).await {
-            Ok(mut ws) => {
-                if seen.is_none() {
-                    seen = Some(start_positions(&ws, rooms)?);
+    let me = sign_in.user_id;
+    let server = sign_in.server().to_owned();
+    // No positions to resume: what was there before is history.
+    let mut session =
+        LiveSession::connect(&server, transport, Box::new(sign_in), Default::default())
+            .await
+            .map_err(|err| {
+                if refused_login(&err) {
+                    Failure::NotSignedIn
+                } else {
+                    err.into()
                 }
-                backoff.reset();
-                let positions = seen.as_mut().expect("set above");
-                match follow(&mut ws, positions, json).await {
-                    // A login that ended will not come back.
-                    ClientError::Closed {
-                        code: 4001 | 4002,
-                        reason,
-                    } => return Err(Failure::Other(anyhow::anyhow!("signed out: {reason}"))),
-                    err => eprintln!("connection lost ({err}); reconnecting"),
-                }
-            }
-            Err(ClientError::Closed {
-                code: 4001 | 4002, ..
-            }) => return Err(Failure::NotSignedIn),
-            Err(err) => eprintln!("cannot connect ({err}); retrying"),
-        }
-        tokio::time::sleep(backoff.delay()).await;
-    }
-}
-
-/// Each tailed room's newest seq at the first `ready`; a room the user is not
-/// in is an error.
-fn start_positions(ws: &WsConnection, rooms: &[i64]) -> Result<BTreeMap<i64, u64>, Failure> {
-    let Some(ServerFrame::Ready {
-        rooms: positions, ..
-    }) = &ws.ready
-    else {
-        return Err(Failure::Other(anyhow::anyhow!("no ready frame")));
-    };
-    rooms
+            })?;
+    let mut tailed: BTreeSet<i64> = rooms.iter().copied().collect();
+    if let Some(room) = tailed
         .iter()
-        .map(|room| {
-            positions
-                .iter()
-                .find(|p| p.id == *room)
-                .map(|p| (*room, p.last_seq))
-                .ok_or_else(|| Failure::Other(anyhow::anyhow!("not a member of room {room}")))
-        })
-        .collect()
+        .find(|room| !session.positions().contains_key(room))
+    {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "not a member of room {room}"
+        )));
+    }
+    eprintln!("following {}", describe(&tailed));
+    while !tailed.is_empty() {
+        let event = session
+            .next_event()
+            .await
+            .map_err(|err| Failure::Other(anyhow::anyhow!("signed out: {err}")))?;
+        match event {
+            LiveEvent::Frame(frame) => print_or_forget(frame, me, &mut tailed, json),
+            LiveEvent::Disconnected { error, retry_in } => eprintln!(
+                "connection lost ({error}); reconnecting in {:.1} s",
+                retry_in.as_secs_f64()
+            ),
+            LiveEvent::Reconnected { .. } => {
+                eprintln!("reconnected; following {}", describe(&tailed))
+            }
+        }
+    }
+    Err(Failure::Other(anyhow::anyhow!(
+        "no longer in any of the tailed rooms"
+    )))
 }
 
-/// Prints messages of the tailed rooms until the connection ends.
-async fn follow(ws: &mut WsConnection, seen: &mut BTreeMap<i64, u64>, json: bool) -> ClientError {
-    loop {
-        let frame = match ws.next_frame().await {
-            Ok(frame) => frame,
-            Err(err) => return err,
-        };
-        let ServerFrame::Message {
+/// Prints a tailed room's message; forgets a room the user is no longer in.
+fn print_or_forget(frame: ServerFrame, me: i64, tailed: &mut BTreeSet<i64>, json: bool) {
+    let gone = match &frame {
+        ServerFrame::Message {
             room,
             seq,
             sender_id,
-            ref body,
+            body,
             ..
-        } = frame
-        else {
-            continue;
-        };
-        let Some(last) = seen.get_mut(&room) else {
-            continue;
-        };
-        if seq <= *last {
-            continue;
+        } if tailed.contains(room) => {
+            if json {
+                println!("{}", serde_json::to_string(&frame).expect("serializable"));
+            } else {
+                println!("{}", line(*room, *seq, *sender_id, body));
+            }
+            None
         }
-        *last = seq;
-        if json {
-            println!("{}", serde_json::to_string(&frame).expect("serializable"));
-        } else {
-            println!("{}", line(room, seq, sender_id, body));
+        ServerFrame::RoomDeleted { room } => Some(*room),
+        ServerFrame::MemberLeft { room, user_id }
+        | ServerFrame::MemberRemoved { room, user_id, .. }
+            if *user_id == me =>
+        {
+            Some(*room)
         }
+        _ => None,
+    };
+    if let Some(room) = gone.filter(|room| tailed.remove(room)) {
+        eprintln!("no longer in room {room}");
     }
+}
+
+fn describe(rooms: &BTreeSet<i64>) -> String {
+    let list: Vec<String> = rooms.iter().map(|room| format!("room {room}")).collect();
+    list.join(", ")
 }

@@ -119,18 +119,24 @@ async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_mes
     let members = alice.ok(&["members", &room], "").await;
     assert_eq!(members.lines().count(), 2, "{members}");
 
-    // Bob tails the room; Alice sends from the arguments and from stdin, and a
-    // message arrives over plain REST too.
-    let mut tail = bob.command(&["tail", &room]).spawn().unwrap();
-    let mut lines = BufReader::new(tail.stdout.take().unwrap()).lines();
-    // `tail` has connected once Bob shows as online.
-    tokio::time::timeout(WAIT, async {
-        while !alice.ok(&["online", &room], "").await.contains("bob") {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("tail connects");
+    // Bob tails the room over each transport; Alice sends from the arguments
+    // and from stdin, and a message arrives over plain REST too.
+    let mut tails = Vec::new();
+    for args in [vec!["tail", &room], vec!["tail", "--grpc", &room]] {
+        let mut tail = bob.command(&args).spawn().unwrap();
+        let mut said = BufReader::new(tail.stderr.take().unwrap()).lines();
+        let first = tokio::time::timeout(WAIT, said.next_line())
+            .await
+            .expect("tail connects in time")
+            .unwrap();
+        assert_eq!(
+            first.as_deref(),
+            Some(format!("following room {room}").as_str()),
+            "{args:?}"
+        );
+        let lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+        tails.push((args, tail, lines));
+    }
     assert_eq!(
         alice.ok(&["send", &room, "hello", "bob"], "").await.trim(),
         "stored as #1"
@@ -148,24 +154,27 @@ async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_mes
         .post_message(room.parse().unwrap(), "over rest", None)
         .await
         .unwrap();
-    let mut printed = Vec::new();
-    for _ in 0..3 {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("tail prints in time")
-            .unwrap()
-            .expect("tail still running");
-        printed.push(line);
+    for (args, mut tail, mut lines) in tails {
+        let mut printed = Vec::new();
+        for _ in 0..3 {
+            let line = tokio::time::timeout(WAIT, lines.next_line())
+                .await
+                .expect("tail prints in time")
+                .unwrap()
+                .expect("tail still running");
+            printed.push(line);
+        }
+        assert_eq!(
+            printed,
+            [
+                format!("[{room}] #1 user {alice_id}: hello bob"),
+                format!("[{room}] #2 user {alice_id}: from stdin"),
+                format!("[{room}] #3 user {alice_id}: over rest"),
+            ],
+            "{args:?}"
+        );
+        tail.kill().await.unwrap();
     }
-    assert_eq!(
-        printed,
-        [
-            format!("[{room}] #1 user {alice_id}: hello bob"),
-            format!("[{room}] #2 user {alice_id}: from stdin"),
-            format!("[{room}] #3 user {alice_id}: over rest"),
-        ]
-    );
-    tail.kill().await.unwrap();
 
     let history = bob.ok(&["history", &room, "--limit", "2"], "").await;
     assert_eq!(history.lines().count(), 2, "{history}");
@@ -202,6 +211,44 @@ async fn refusals_and_unreachable_servers_have_their_own_exit_codes() {
     assert!(stranger.stderr.contains("not_found"), "{}", stranger.stderr);
     let usage = alice.run(&["send"], "").await;
     assert_eq!(usage.code, 2);
+    let outsider = alice.run(&["tail", "999"], "").await;
+    assert_eq!(outsider.code, 1);
+    assert!(
+        outsider.stderr.contains("not a member of room 999"),
+        "{}",
+        outsider.stderr
+    );
+
+    // A tail whose room is deleted ends, saying why.
+    let created = alice.ok(&["create", "brief"], "").await;
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+    let mut tail = alice.command(&["tail", &room]).spawn().unwrap();
+    let mut said = BufReader::new(tail.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, said.next_line()).await.unwrap();
+    assert_eq!(first.unwrap().unwrap(), format!("following room {room}"));
+    let kept: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(alice.config.path().join("palaver/credentials.json")).unwrap(),
+    )
+    .unwrap();
+    palaver_client::Client::new(&server.url)
+        .with_token(kept["access_token"].as_str().unwrap())
+        .delete_room(room.parse().unwrap())
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(WAIT, tail.wait())
+        .await
+        .expect("tail ends once its room is gone")
+        .unwrap();
+    assert_eq!(ended.code(), Some(1));
+    let mut rest = String::new();
+    while let Some(line) = said.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(
+        rest.contains(&format!("no longer in room {room}")),
+        "{rest}"
+    );
 
     let mut nowhere = alice.command(&["rooms"]);
     nowhere.env("PALAVER_SERVER", "http://127.0.0.1:9");

@@ -7,6 +7,7 @@
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
 use palaver_client::grpc::{error_code, proto, GrpcClient};
+use palaver_client::live::Connection;
 use palaver_client::{ClientError, WsAuth, WsConnection};
 use palaver_domain::time::Timestamp;
 use palaver_domain::tokens::{AccessTokens, TokenSettings};
@@ -597,7 +598,7 @@ async fn ws_answer(
         Err(ClientError::Closed { code, .. }) => return Err(Err(code)),
         Err(other) => panic!("connecting: {other}"),
     };
-    stream_answer(cast, Live::Ws(ws), action, room).await
+    stream_answer(cast, Live(Connection::WebSocket(ws)), action, room).await
 }
 
 /// As `ws_answer`, on a gRPC stream; a refused stream gives its status's
@@ -615,7 +616,7 @@ async fn grpc_stream_answer(
         Err(ClientError::Status { code, .. }) => return Err(Err(code)),
         Err(other) => panic!("connecting: {other}"),
     };
-    stream_answer(cast, Live::Grpc(live), action, room)
+    stream_answer(cast, Live(Connection::Grpc(live)), action, room)
         .await
         .map_err(|refused| refused.map_err(|close| format!("close {close}")))
 }

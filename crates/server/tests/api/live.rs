@@ -5,66 +5,50 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
-use palaver_client::grpc::GrpcConnection;
-use palaver_client::{ClientError, WsAuth, WsConnection};
+use palaver_client::live::Connection;
+use palaver_client::{ClientError, Transport, WsAuth};
 
 use crate::helpers::{ReadFrames, TestApp, TestUser, WAIT};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    WebSocket,
-    Grpc,
-}
+pub const BOTH: [Transport; 2] = [Transport::WebSocket, Transport::Grpc];
 
-pub const BOTH: [Via; 2] = [Via::WebSocket, Via::Grpc];
-
-pub enum Live {
-    Ws(WsConnection),
-    Grpc(GrpcConnection),
-}
+/// A client's connection, with the tests' expectations about it.
+pub struct Live(pub Connection);
 
 impl TestUser {
     /// A real-time connection over `via`, resuming `resume` from the start.
     pub async fn live(
         &self,
         app: &TestApp,
-        via: Via,
+        via: Transport,
         resume: Option<BTreeMap<String, u64>>,
     ) -> Live {
-        match via {
-            Via::WebSocket => {
+        Live(match via {
+            Transport::WebSocket => {
                 let auth = WsAuth::Frame {
                     token: self.access_token.clone(),
                     resume,
                 };
-                Live::Ws(app.connect_raw(auth).await.expect("websocket connects"))
+                Connection::WebSocket(app.connect_raw(auth).await.expect("websocket connects"))
             }
-            Via::Grpc => Live::Grpc(
+            Transport::Grpc => Connection::Grpc(
                 self.grpc()
                     .await
                     .stream(resume)
                     .await
                     .expect("grpc stream opens"),
             ),
-        }
+        })
     }
 }
 
 impl Live {
     pub async fn send(&mut self, frame: &ClientFrame) {
-        match self {
-            Live::Ws(ws) => ws.send(frame).await,
-            Live::Grpc(grpc) => grpc.send(frame).await,
-        }
-        .expect("frame sent")
+        self.0.send(frame).await.expect("frame sent")
     }
 
     pub fn ready(&self) -> &ServerFrame {
-        match self {
-            Live::Ws(ws) => ws.ready.as_ref(),
-            Live::Grpc(grpc) => grpc.ready.as_ref(),
-        }
-        .expect("ready received")
+        self.0.ready().expect("ready received")
     }
 
     /// How the server ended the connection, in one vocabulary: the machine
@@ -96,19 +80,13 @@ impl Live {
 
 impl ReadFrames for Live {
     async fn next_frame(&mut self) -> palaver_client::Result<ServerFrame> {
-        match self {
-            Live::Ws(ws) => ws.next_frame().await,
-            Live::Grpc(grpc) => grpc.next_frame().await,
-        }
+        self.0.next_frame().await
     }
 
     async fn next_frame_within(
         &mut self,
         wait: Duration,
     ) -> palaver_client::Result<Option<ServerFrame>> {
-        match self {
-            Live::Ws(ws) => ws.next_frame_within(wait).await,
-            Live::Grpc(grpc) => grpc.next_frame_within(wait).await,
-        }
+        self.0.next_frame_within(wait).await
     }
 }

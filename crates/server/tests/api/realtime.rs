@@ -329,8 +329,8 @@ async fn stopping_the_server_ends_connections_as_going_away() {
 /// repeat), and sends again what was sent while it was disconnected.
 #[tokio::test]
 async fn a_live_session_reconnects_resumes_and_resends_over_either_transport() {
-    use palaver_client::{LiveEvent, LiveSession, Transport};
-    for transport in [Transport::WebSocket, Transport::Grpc] {
+    use palaver_client::{LiveEvent, LiveSession};
+    for transport in BOTH {
         let mut app = spawn_app().await;
         let alice = app.signup("alice").await;
         let bob = app.signup("bob").await;
