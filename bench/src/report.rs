@@ -225,30 +225,105 @@ pub fn tables(records: &[Value]) -> String {
         );
     }
     transport_tables(&mut md, records);
+    cluster_tables(&mut md, records);
+    md
+}
+
+/// Cluster latency and CPU beside their baselines (the broker's own round
+/// trip, one node without Kafka, at the same offered rate), then where each
+/// placement's time went, stage by stage.
+fn cluster_tables(md: &mut String, records: &[Value]) {
     let cluster = find(records, "cluster", "palaver", None);
-    if !cluster.is_empty() {
-        md.push_str(
-            "\n### Cluster: two nodes, PostgreSQL, Kafka (tansu) — latency by placement\n\n",
+    if cluster.is_empty() {
+        return;
+    }
+    let at = |list: &[&'_ Value], rate: f64| -> Option<Value> {
+        list.iter()
+            .find(|r| f(&r["target_deliveries_per_sec"]) == rate)
+            .map(|r| (*r).clone())
+    };
+    let floors = find(records, "broker-floor", "tansu", None);
+    let singles: Vec<&Value> = cluster
+        .iter()
+        .copied()
+        .filter(|r| r["placement"] == "single-node")
+        .collect();
+    md.push_str(
+        "\n### Cluster: nodes on PostgreSQL and Kafka (tansu), beside one node without Kafka\n\n",
+    );
+    md.push_str("Ratios: p50 and p99 over the broker's own produce → consume round trip at the same record rate; server CPU per delivery (every node) over one PostgreSQL node without Kafka at the same load.\n\n");
+    md.push_str("| rooms × members | placement | offered deliveries/s | achieved | p50 ms | p99 ms | max ms | ÷ broker (p50, p99) | CPU µs/delivery | ÷ single node | lost |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for floor in &floors {
+        let rep = &floor["report"];
+        let _ = writeln!(
+            md,
+            "| | broker floor | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | | | | |",
+            f(&floor["target_deliveries_per_sec"]),
+            f(&rep["records_per_sec"]),
+            f(&rep["p50_ms"]),
+            f(&rep["p99_ms"]),
+            f(&rep["max_ms"]),
         );
-        md.push_str("| rooms × members | placement | offered deliveries/s | achieved deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost |\n|---|---|---|---|---|---|---|---|---|\n");
-        for r in cluster {
-            let rep = &r["report"];
+    }
+    for r in &cluster {
+        let rep = &r["report"];
+        let rate = f(&r["target_deliveries_per_sec"]);
+        let vs_floor = match (r["placement"] != "single-node", at(&floors, rate)) {
+            (true, Some(floor)) => format!(
+                "{}, {}",
+                ratio(f(&rep["p50_ms"]), f(&floor["report"]["p50_ms"])),
+                ratio(f(&rep["p99_ms"]), f(&floor["report"]["p99_ms"]))
+            ),
+            _ => String::new(),
+        };
+        let vs_single = match at(&singles, rate) {
+            Some(single) if r["placement"] != "single-node" => ratio(
+                f(&rep["server_us_per_delivery"]),
+                f(&single["report"]["server_us_per_delivery"]),
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} |",
+            r["shape"].as_str().unwrap_or("?"),
+            r["placement"].as_str().unwrap_or("?"),
+            rate,
+            f(&rep["deliveries_per_sec"]),
+            f(&rep["p50_ms"]),
+            f(&rep["p99_ms"]),
+            f(&rep["max_ms"]),
+            vs_floor,
+            f(&rep["server_us_per_delivery"]),
+            vs_single,
+            rep["lost"],
+        );
+    }
+    md.push_str("\n#### Where the time goes: mean ms per stage (times timed), by node\n\n");
+    md.push_str("commit: the batch transaction (sender's node); publish: produced until the broker acknowledged; transit: produced until a node read it; apply: read until handed to the hub; delivery: the hub until written to a socket (each write's oldest message).\n\n");
+    md.push_str("| placement | offered deliveries/s | node | commit | publish | transit | apply | delivery |\n|---|---|---|---|---|---|---|---|\n");
+    for r in &cluster {
+        let Some(nodes) = r["stages"].as_object() else {
+            continue;
+        };
+        for (node, stages) in nodes {
+            let cell = |stage: &str| match stages.get(stage) {
+                Some(t) => format!("{:.2} ({})", f(&t["mean_ms"]), t["count"]),
+                None => "–".into(),
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
-                r["shape"].as_str().unwrap_or("?"),
+                "| {} | {:.0} | {node} | {} | {} | {} | {} | {} |",
                 r["placement"].as_str().unwrap_or("?"),
                 f(&r["target_deliveries_per_sec"]),
-                f(&rep["deliveries_per_sec"]),
-                f(&rep["p50_ms"]),
-                f(&rep["p99_ms"]),
-                f(&rep["p999_ms"]),
-                f(&rep["max_ms"]),
-                rep["lost"],
+                cell("commit"),
+                cell("publish"),
+                cell("transit"),
+                cell("apply"),
+                cell("delivery"),
             );
         }
     }
-    md
 }
 
 /// Palaver's records of `scenario` over one transport, for one shape.

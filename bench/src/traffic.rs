@@ -78,9 +78,10 @@ pub async fn connect_all(members: &[Member], transport: Transport) -> anyhow::Re
 }
 
 /// Runs traffic through `sockets` (one per member). The first member of each
-/// room sends; everyone receives.
+/// room sends; everyone receives. Server CPU is the sum over `servers` (the
+/// nodes the members are on).
 pub async fn run(
-    server: &ServerProcess,
+    servers: &[&ServerProcess],
     members: &[Member],
     links: Vec<Link>,
     config: &TrafficConfig,
@@ -135,8 +136,9 @@ pub async fn run(
     }
 
     tokio::time::sleep(config.warmup).await;
+    let servers_cpu = || servers.iter().map(|s| s.cpu_seconds()).sum::<f64>();
     let start = (
-        server.cpu_seconds(),
+        servers_cpu(),
         own_cpu_seconds(),
         shared.deliveries.get(),
         shared.acked.get(),
@@ -146,7 +148,7 @@ pub async fn run(
     tokio::time::sleep(config.measure).await;
     shared.measuring.set(false);
     let end = (
-        server.cpu_seconds(),
+        servers_cpu(),
         own_cpu_seconds(),
         shared.deliveries.get(),
         shared.acked.get(),

@@ -132,11 +132,41 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         .filter(|r| r["scenario"] == "cluster")
         .filter_map(|r| r["placement"].as_str())
         .collect();
-    assert_eq!(placements, ["same-node", "cross-node"]);
+    assert_eq!(
+        placements,
+        ["single-node", "same-node", "cross-node", "three-nodes"]
+    );
+    let floor = records
+        .iter()
+        .find(|r| r["scenario"] == "broker-floor")
+        .expect("the broker's own round trip is measured");
+    assert!(floor["report"]["records"].as_u64().unwrap() > 0, "{floor}");
+    // Cross-node: the sender's node commits and publishes, the receivers'
+    // node reads, applies and delivers; each stage was timed.
+    let cross = records
+        .iter()
+        .find(|r| r["scenario"] == "cluster" && r["placement"] == "cross-node")
+        .unwrap();
+    for (node, stage) in [
+        ("node0", "commit"),
+        ("node0", "publish"),
+        ("node1", "transit"),
+        ("node1", "apply"),
+        ("node1", "delivery"),
+    ] {
+        let timed = &cross["stages"][node][stage];
+        assert!(
+            timed["count"].as_u64().unwrap_or(0) > 0,
+            "{node} {stage}: {cross}"
+        );
+        assert!(timed["mean_ms"].as_f64().unwrap() >= 0.0, "{cross}");
+    }
     let tables = std::fs::read_to_string(out_dir.path().join("benchmarks-results.md")).unwrap();
     assert!(tables.contains("| 1x20 | 2 | palaver |"), "{tables}");
     assert!(tables.contains("medians of the rounds"), "{tables}");
     assert!(tables.contains("| 2x5 | cross-node |"), "{tables}");
+    assert!(tables.contains("| 2x5 | three-nodes |"), "{tables}");
+    assert!(tables.contains("| cross-node | 200 | node1 |"), "{tables}");
     assert!(tables.contains("| 4x5 | grpc | 2 |"), "{tables}");
     let chart = std::fs::read_to_string(out_dir.path().join("benchmarks-latency.svg")).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("polyline"));

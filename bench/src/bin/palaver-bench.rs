@@ -15,8 +15,8 @@ use palaver_bench::cluster::{wait_for_bus, Broker, ScratchDatabase};
 use palaver_bench::link::Transport;
 use palaver_bench::members::{setup, Member};
 use palaver_bench::server::{raise_fd_limit, Kind, ServerProcess};
-use palaver_bench::traffic::{self, TrafficConfig};
-use palaver_bench::{connections, report, soak, store};
+use palaver_bench::traffic::{self, TrafficConfig, TrafficReport};
+use palaver_bench::{broker_floor, connections, report, soak, stages, store};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -249,7 +249,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         for round in 1..=sizes.rounds {
             for (server, people) in servers.iter().zip(&populated) {
                 let sockets = traffic::connect_all(people, Transport::WebSocket).await?;
-                let report = traffic::run(server, people, sockets, &saturated).await?;
+                let report = traffic::run(&[server], people, sockets, &saturated).await?;
                 if server.kind == Kind::Palaver {
                     palaver_max.push(report.deliveries_per_sec);
                 }
@@ -277,7 +277,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
                     window: 10_000,
                     ..saturated.clone()
                 };
-                let report = traffic::run(server, people, sockets, &config).await?;
+                let report = traffic::run(&[server], people, sockets, &config).await?;
                 let mut line = record("latency", server, round);
                 line["target_deliveries_per_sec"] = json!(deliveries.round());
                 line["report"] = json!(report);
@@ -375,7 +375,7 @@ async fn transport_scenario(palaver: &ServerProcess, sizes: &Sizes) -> anyhow::R
         for round in 1..=sizes.rounds {
             for transport in transports {
                 let links = traffic::connect_all(&people, transport).await?;
-                let report = traffic::run(palaver, &people, links, &saturated).await?;
+                let report = traffic::run(&[palaver], &people, links, &saturated).await?;
                 let mut line = record("transport-fanout", transport, round);
                 line["report"] = json!(report);
                 records.push(line);
@@ -390,7 +390,7 @@ async fn transport_scenario(palaver: &ServerProcess, sizes: &Sizes) -> anyhow::R
         for round in 1..=sizes.rounds {
             for transport in transports {
                 let links = traffic::connect_all(&people, transport).await?;
-                let report = traffic::run(palaver, &people, links, &paced).await?;
+                let report = traffic::run(&[palaver], &people, links, &paced).await?;
                 let mut line = record("transport-latency", transport, round);
                 line["target_deliveries_per_sec"] = json!(deliveries);
                 line["report"] = json!(report);
@@ -401,18 +401,70 @@ async fn transport_scenario(palaver: &ServerProcess, sizes: &Sizes) -> anyhow::R
     Ok(records)
 }
 
-/// Two Palaver nodes on one PostgreSQL database and one broker. The same rooms
-/// run twice at each rate: every member on the sender's node ("same-node"),
-/// then every receiver on the other node ("cross-node"), so the difference is
-/// the Kafka hop. Server CPU figures cover the sender's node only.
+/// Cluster mode against its baselines, the same rooms at the same rates:
+/// one node on PostgreSQL without Kafka ("single-node"), the broker's own
+/// round trip ("broker-floor"), then three nodes on one database and one
+/// broker with every member on the sender's node ("same-node"), every
+/// receiver on another node ("cross-node"), and receivers spread over the
+/// two other nodes ("three-nodes"). Server CPU covers every node; each
+/// record carries each node's stage timings (`stages.rs`).
 async fn cluster_scenario(
     args: &SuiteArgs,
     sizes: &Sizes,
     admin_url: &str,
     tansu: &std::path::Path,
 ) -> anyhow::Result<Vec<Value>> {
+    let (rooms, members) = sizes.cluster_shape;
+    let shape = format!("{rooms}x{members}");
+    let traffic_at = |deliveries: f64| TrafficConfig {
+        warmup: sizes.warmup,
+        measure: sizes.measure,
+        rate: Some(deliveries / members as f64),
+        window: 10_000,
+        padding: 32,
+    };
+    let record = |placement: &str, deliveries: f64, report: TrafficReport, stages: Value| {
+        json!({"scenario": "cluster", "target": "palaver", "placement": placement,
+            "shape": shape, "rooms": rooms, "members": members,
+            "target_deliveries_per_sec": deliveries, "report": report, "stages": stages})
+    };
+    let mut records = Vec::new();
+
+    let database = ScratchDatabase::create(admin_url, "single").await?;
+    let single = ServerProcess::start(
+        Kind::Palaver,
+        &args.palaver_bin,
+        args.server_core,
+        &["--database-url".to_owned(), database.url.clone()],
+    )
+    .await?;
+    let people = setup(&single, "single", rooms, members).await?;
+    for &deliveries in &sizes.cluster_rates {
+        let links = traffic::connect_all(&people, Transport::WebSocket).await?;
+        let (report, stages) =
+            timed_traffic(&[&single], &people, links, &traffic_at(deliveries)).await?;
+        records.push(record("single-node", deliveries, report, stages));
+    }
+    drop(single);
+    database.drop_now().await;
+
     let database = ScratchDatabase::create(admin_url, "cluster").await?;
     let broker = Broker::start(tansu, args.server_core).await?;
+    for &deliveries in &sizes.cluster_rates {
+        let floor = broker_floor::measure(
+            &broker.addr,
+            &broker_floor::FloorConfig {
+                records_per_sec: deliveries / members as f64,
+                duration: sizes.measure,
+                payload_bytes: 300,
+                // The nodes' default `--kafka-fetch-wait-ms`.
+                fetch_wait_ms: 5,
+            },
+        )
+        .await?;
+        records.push(json!({"scenario": "broker-floor", "target": "tansu",
+            "target_deliveries_per_sec": deliveries, "report": floor}));
+    }
     let node_args: Vec<String> = [
         "--database-url",
         &database.url,
@@ -427,64 +479,69 @@ async fn cluster_scenario(
     ]
     .map(String::from)
     .to_vec();
-    let nodes = [
-        ServerProcess::start(
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let node = ServerProcess::start(
             Kind::Palaver,
             &args.palaver_bin,
             args.server_core,
             &node_args,
         )
-        .await?,
-        ServerProcess::start(
-            Kind::Palaver,
-            &args.palaver_bin,
-            args.server_core,
-            &node_args,
-        )
-        .await?,
-    ];
-    for node in &nodes {
+        .await?;
         wait_for_bus(&node.base_url).await?;
+        nodes.push(node);
     }
-    let (rooms, members) = sizes.cluster_shape;
-    let shape = format!("{rooms}x{members}");
     let people = setup(&nodes[0], "cluster", rooms, members).await?;
-    let other_node = format!("{}/api/v1/ws", nodes[1].base_url.replacen("http", "ws", 1));
-    let mut records = Vec::new();
-    for placement in ["same-node", "cross-node"] {
+    let all: Vec<&ServerProcess> = nodes.iter().collect();
+    for placement in ["same-node", "cross-node", "three-nodes"] {
         let placed: Vec<Member> = people
             .iter()
             .enumerate()
             .map(|(n, member)| {
-                let mut member = member.clone();
                 // The first member of each room sends and stays on node 0.
-                if placement == "cross-node" && n % members != 0 {
-                    member.url = other_node.clone();
-                    member.base_url = nodes[1].base_url.clone();
-                }
+                let receiver = n % members;
+                let node = match placement {
+                    _ if receiver == 0 => 0,
+                    "cross-node" => 1,
+                    "three-nodes" => 1 + receiver % 2,
+                    _ => 0,
+                };
+                let mut member = member.clone();
+                member.base_url = nodes[node].base_url.clone();
+                member.url = format!("{}/api/v1/ws", member.base_url.replacen("http", "ws", 1));
                 member
             })
             .collect();
-        for deliveries in &sizes.cluster_rates {
-            let sockets = traffic::connect_all(&placed, Transport::WebSocket).await?;
-            let config = TrafficConfig {
-                warmup: sizes.warmup,
-                measure: sizes.measure,
-                rate: Some(deliveries / members as f64),
-                window: 10_000,
-                padding: 32,
-            };
-            let report = traffic::run(&nodes[0], &placed, sockets, &config).await?;
-            records.push(
-                json!({"scenario": "cluster", "target": "palaver", "placement": placement,
-                "shape": shape, "rooms": rooms, "members": members,
-                "target_deliveries_per_sec": deliveries, "report": report}),
-            );
+        for &deliveries in &sizes.cluster_rates {
+            let links = traffic::connect_all(&placed, Transport::WebSocket).await?;
+            let (report, stages) =
+                timed_traffic(&all, &placed, links, &traffic_at(deliveries)).await?;
+            records.push(record(placement, deliveries, report, stages));
         }
     }
     drop(nodes);
     database.drop_now().await;
     Ok(records)
+}
+
+/// A traffic run on `nodes`, with each node's stage timings over it.
+async fn timed_traffic(
+    nodes: &[&ServerProcess],
+    people: &[Member],
+    links: Vec<palaver_bench::link::Link>,
+    config: &TrafficConfig,
+) -> anyhow::Result<(TrafficReport, Value)> {
+    let mut before = Vec::new();
+    for node in nodes {
+        before.push(stages::snapshot(&node.base_url).await?);
+    }
+    let report = traffic::run(nodes, people, links, config).await?;
+    let mut timings = serde_json::Map::new();
+    for (n, (node, before)) in nodes.iter().zip(&before).enumerate() {
+        let after = stages::snapshot(&node.base_url).await?;
+        timings.insert(format!("node{n}"), json!(stages::between(before, &after)));
+    }
+    Ok((report, Value::Object(timings)))
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
 const ORIGIN_HEADER: &str = "origin";
+/// When the record was produced, in Unix microseconds: the start of the
+/// receiving node's `palaver_bus_transit_seconds` (clocks of the nodes must
+/// agree for it to mean anything across machines).
+const PRODUCED_HEADER: &str = "produced_us";
 /// How often the broker's reachability is checked.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
@@ -164,10 +168,16 @@ impl KafkaBus {
     /// Hands one record to the producer's queue (never blocks).
     fn produce(&self, room: i64, payload: &str, origin: &str) -> Result<DeliveryFuture, BusError> {
         let key = room.to_string();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: ORIGIN_HEADER,
-            value: Some(origin),
-        });
+        let produced = unix_micros().to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: ORIGIN_HEADER,
+                value: Some(origin),
+            })
+            .insert(Header {
+                key: PRODUCED_HEADER,
+                value: Some(&produced),
+            });
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(payload)
@@ -320,13 +330,22 @@ async fn consume(
                 continue;
             }
         };
-        let own = message
-            .headers()
-            .and_then(|headers| headers.iter().find(|h| h.key == ORIGIN_HEADER))
-            .and_then(|h| h.value)
-            .is_some_and(|origin| origin == config.origin.as_bytes());
-        if own {
+        let received = Instant::now();
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|headers| headers.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+        };
+        if header(ORIGIN_HEADER).is_some_and(|origin| origin == config.origin.as_bytes()) {
             continue; // delivered locally when it was published
+        }
+        let produced = header(PRODUCED_HEADER)
+            .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u64>().ok());
+        if let Some(produced) = produced {
+            let transit = unix_micros().saturating_sub(produced);
+            metrics::histogram!("palaver_bus_transit_seconds")
+                .record(Duration::from_micros(transit));
         }
         let Some(payload) = message.payload() else {
             continue;
@@ -347,7 +366,14 @@ async fn consume(
             // pick the room up when they reconnect.
             Err(err) => tracing::warn!(%err, "membership event not applied: store unavailable"),
         }
+        metrics::histogram!("palaver_bus_apply_seconds").record(received.elapsed());
     }
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
 }
 
 /// Makes sure the topic exists and returns its partition count.

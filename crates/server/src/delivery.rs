@@ -78,6 +78,7 @@ impl EventSink for LocalDelivery {
                     room,
                     seq: message.seq,
                     frame: encoded,
+                    reached_hub: std::time::Instant::now(),
                 });
                 let delivered = hub.broadcast(room, Outbound::Sequenced(frame));
                 metrics::counter!("palaver_deliveries_total").increment(delivered as u64);

@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use palaver_domain::{RoomId, UserId};
 use parking_lot::{Mutex, RwLock};
@@ -39,6 +40,8 @@ pub struct SequencedFrame {
     pub room: RoomId,
     pub seq: u64,
     pub frame: EncodedFrame,
+    /// When the hub got it: the start of the `palaver_delivery_seconds` stage.
+    pub reached_hub: Instant,
 }
 
 /// What the hub hands a connection.
@@ -405,6 +408,7 @@ mod tests {
             room: RoomId(room),
             seq,
             frame: encode(&ServerFrame::Pong { reference: None }),
+            reached_hub: Instant::now(),
         }))
     }
 

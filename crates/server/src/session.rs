@@ -353,7 +353,15 @@ impl<T: Transport> Session<T> {
 
     /// Writes the first queued item and up to `MAX_FRAMES_PER_FLUSH` more that
     /// are already waiting, then flushes once.
+    ///
+    /// The first item, when a message, is the write's oldest: its time from
+    /// the hub to the socket is the `palaver_delivery_seconds` sample (one
+    /// per write, not per frame, to keep the hot path's cost down).
     async fn deliver_batch(&mut self, first: Outbound) -> Result<(), End> {
+        let oldest = match &first {
+            Outbound::Sequenced(frame) => Some(frame.reached_hub),
+            _ => None,
+        };
         self.deliver(first).await?;
         for _ in 1..MAX_FRAMES_PER_FLUSH {
             match self.queue.try_recv() {
@@ -361,7 +369,11 @@ impl<T: Transport> Session<T> {
                 Err(_) => break,
             }
         }
-        self.flush().await
+        self.flush().await?;
+        if let Some(reached_hub) = oldest {
+            metrics::histogram!("palaver_delivery_seconds").record(reached_hub.elapsed());
+        }
+        Ok(())
     }
 
     async fn deliver(&mut self, item: Outbound) -> Result<(), End> {

@@ -17,6 +17,9 @@ pub fn init(format: LogFormat) {
 static PROMETHEUS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
     std::sync::OnceLock::new();
 
+/// How often histogram samples are folded into their summaries.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide metrics recorder (once; later calls are no-ops).
 pub fn init_metrics() {
     PROMETHEUS.get_or_init(|| {
@@ -25,6 +28,20 @@ pub fn init_metrics() {
         // Fails only if another recorder is installed, e.g. by an embedding program.
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+        }
+        // The recorder keeps every histogram sample until upkeep folds it
+        // into its summary: without this, a node nobody scrapes grows by
+        // every sample it records. A thread, not a task: it outlives any
+        // one runtime (tests start many).
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "no metrics upkeep thread; histograms grow until /metrics is read");
         }
         handle
     });

@@ -1,0 +1,129 @@
+//! The broker's own produce → consume round trip, with the producer and
+//! consumer settings a node uses: the floor under cross-node latency that
+//! no change to Palaver can go below, measured in the same run as the
+//! cluster figures it is compared with.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorReport {
+    pub records_per_sec: f64,
+    pub records: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// What the probe sends: paced records of a message event's size.
+pub struct FloorConfig {
+    pub records_per_sec: f64,
+    pub duration: Duration,
+    pub payload_bytes: usize,
+    /// The node's `fetch.wait.max.ms`.
+    pub fetch_wait_ms: u64,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Produces to a fresh topic of its own and times each record until the
+/// consumer reads it (the send time travels in the payload).
+pub async fn measure(brokers: &str, config: &FloorConfig) -> anyhow::Result<FloorReport> {
+    let topic = format!("palaver.floor.{}", std::process::id());
+    let client = |extra: &[(&str, String)]| {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", brokers)
+            .set("allow.auto.create.topics", "false")
+            .set("log_level", "3");
+        for (key, value) in extra {
+            c.set(*key, value);
+        }
+        c
+    };
+    let admin: AdminClient<DefaultClientContext> = client(&[]).create()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    admin
+        .create_topics(
+            [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &options,
+        )
+        .await?;
+    let producer: FutureProducer = client(&[
+        ("enable.idempotence", "true".into()),
+        ("acks", "all".into()),
+        ("linger.ms", "1".into()),
+    ])
+    .create()?;
+    let consumer: StreamConsumer = client(&[
+        ("group.id", format!("floor-{}", std::process::id())),
+        ("enable.auto.commit", "false".into()),
+        ("fetch.wait.max.ms", config.fetch_wait_ms.to_string()),
+    ])
+    .create()?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 0, Offset::End)?;
+    consumer.assign(&assignment)?;
+
+    let total = (config.records_per_sec * config.duration.as_secs_f64()).max(1.0) as u64;
+    // Every record has arrived well before this, or some were lost.
+    let deadline = Instant::now() + config.duration + Duration::from_secs(30);
+    let reader = tokio::spawn(async move {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        while latency.len() < total && Instant::now() < deadline {
+            let Ok(Ok(message)) =
+                tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await
+            else {
+                break;
+            };
+            let sent = message
+                .payload()
+                .and_then(|p| std::str::from_utf8(p.get(..20)?).ok())
+                .and_then(|p| p.trim().parse::<u64>().ok());
+            if let Some(sent) = sent {
+                latency.record(now_us().saturating_sub(sent).max(1))?;
+            }
+        }
+        anyhow::Ok(latency)
+    });
+
+    // Let the consumer's first fetch settle before timing anything.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let padding = "x".repeat(config.payload_bytes.saturating_sub(20));
+    let interval = Duration::from_secs_f64(1.0 / config.records_per_sec);
+    let started = tokio::time::Instant::now();
+    let mut deliveries = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        tokio::time::sleep_until(started + interval.mul_f64(n as f64)).await;
+        let payload = format!("{:>20}{padding}", now_us());
+        let record = FutureRecord::to(&topic).key("1").payload(&payload);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((err, _)) => anyhow::bail!("producing: {err}"),
+        }
+    }
+    for delivery in deliveries {
+        let _ = delivery.await;
+    }
+    let latency = reader.await??;
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    Ok(FloorReport {
+        records_per_sec: config.records_per_sec,
+        records: latency.len(),
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        max_ms: latency.max() as f64 / 1000.0,
+    })
+}
