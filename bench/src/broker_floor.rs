@@ -19,9 +19,13 @@ use serde::Serialize;
 pub struct FloorReport {
     pub records_per_sec: f64,
     pub records: u64,
+    /// Produced until read.
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Produced until the broker acknowledged it (acks=all).
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
 }
 
 /// What the probe sends: paced records of a message event's size.
@@ -31,6 +35,10 @@ pub struct FloorConfig {
     pub payload_bytes: usize,
     /// The node's `fetch.wait.max.ms`.
     pub fetch_wait_ms: u64,
+    /// The nodes' topic layout: partitions, and keys spread over them (a
+    /// node keys each record by its room).
+    pub partitions: i32,
+    pub keys: usize,
 }
 
 fn now_us() -> u64 {
@@ -57,7 +65,11 @@ pub async fn measure(brokers: &str, config: &FloorConfig) -> anyhow::Result<Floo
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     admin
         .create_topics(
-            [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                &topic,
+                config.partitions,
+                TopicReplication::Fixed(1),
+            )],
             &options,
         )
         .await?;
@@ -74,7 +86,9 @@ pub async fn measure(brokers: &str, config: &FloorConfig) -> anyhow::Result<Floo
     ])
     .create()?;
     let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(&topic, 0, Offset::End)?;
+    for partition in 0..config.partitions {
+        assignment.add_partition_offset(&topic, partition, Offset::End)?;
+    }
     consumer.assign(&assignment)?;
 
     let total = (config.records_per_sec * config.duration.as_secs_f64()).max(1.0) as u64;
@@ -103,27 +117,42 @@ pub async fn measure(brokers: &str, config: &FloorConfig) -> anyhow::Result<Floo
     tokio::time::sleep(Duration::from_millis(500)).await;
     let padding = "x".repeat(config.payload_bytes.saturating_sub(20));
     let interval = Duration::from_secs_f64(1.0 / config.records_per_sec);
+    // Acknowledgements, timed in the order they were asked for.
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, _)>();
+    let acker = tokio::spawn(async move {
+        let mut acked = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        while let Some((sent, delivery)) = acks_rx.recv().await {
+            let delivery: rdkafka::producer::DeliveryFuture = delivery;
+            if let Ok(Ok(_)) = delivery.await {
+                acked.record((sent.elapsed().as_micros() as u64).max(1))?;
+            }
+        }
+        anyhow::Ok(acked)
+    });
     let started = tokio::time::Instant::now();
-    let mut deliveries = Vec::with_capacity(total as usize);
     for n in 0..total {
         tokio::time::sleep_until(started + interval.mul_f64(n as f64)).await;
         let payload = format!("{:>20}{padding}", now_us());
-        let record = FutureRecord::to(&topic).key("1").payload(&payload);
+        let key = (n as usize % config.keys.max(1)).to_string();
+        let record = FutureRecord::to(&topic).key(&key).payload(&payload);
         match producer.send_result(record) {
-            Ok(delivery) => deliveries.push(delivery),
+            Ok(delivery) => {
+                let _ = acks_tx.send((Instant::now(), delivery));
+            }
             Err((err, _)) => anyhow::bail!("producing: {err}"),
         }
     }
-    for delivery in deliveries {
-        let _ = delivery.await;
-    }
+    drop(acks_tx);
+    let acked = acker.await??;
     let latency = reader.await??;
-    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     Ok(FloorReport {
         records_per_sec: config.records_per_sec,
         records: latency.len(),
-        p50_ms: ms(0.5),
-        p99_ms: ms(0.99),
+        p50_ms: ms(&latency, 0.5),
+        p99_ms: ms(&latency, 0.99),
         max_ms: latency.max() as f64 / 1000.0,
+        ack_p50_ms: ms(&acked, 0.5),
+        ack_p99_ms: ms(&acked, 0.99),
     })
 }

@@ -257,12 +257,14 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
         let rep = &floor["report"];
         let _ = writeln!(
             md,
-            "| | broker floor | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | | | | |",
+            "| | broker floor | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | acked p50 {:.2}, p99 {:.2} | | | |",
             f(&floor["target_deliveries_per_sec"]),
             f(&rep["records_per_sec"]),
             f(&rep["p50_ms"]),
             f(&rep["p99_ms"]),
             f(&rep["max_ms"]),
+            f(&rep["ack_p50_ms"]),
+            f(&rep["ack_p99_ms"]),
         );
     }
     for r in &cluster {

@@ -457,8 +457,10 @@ async fn cluster_scenario(
                 records_per_sec: deliveries / members as f64,
                 duration: sizes.measure,
                 payload_bytes: 300,
-                // The nodes' default `--kafka-fetch-wait-ms`.
+                // The nodes' defaults (`--kafka-fetch-wait-ms`, `--kafka-partitions`).
                 fetch_wait_ms: 5,
+                partitions: 8,
+                keys: rooms,
             },
         )
         .await?;

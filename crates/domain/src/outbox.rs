@@ -2,7 +2,8 @@
 //!
 //! The store writes each event into an outbox table in the same transaction as
 //! the change (when the bus is shared by several nodes). [`Publisher`] sends it
-//! straight after the commit and deletes the row once the bus holds it; the
+//! straight after the commit and, once the bus holds it, hands the row to a
+//! cleaner task that deletes delivered rows in batches; the
 //! [`spawn_relay`] task on every node re-sends rows that stayed behind longer
 //! than `relay_after`: their node died between commit and publish, or the bus
 //! was down. Re-sending can duplicate an event; receivers deduplicate.
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::bus::{Bus, Delivery, Publication};
@@ -18,16 +20,24 @@ use crate::events::DomainEvent;
 use crate::store::{Committed, Store, StoreResult};
 use crate::time::Timestamp;
 
+/// Delivered batches of outbox ids waiting to be cleared; past this,
+/// publishing tasks wait for the cleaner.
+const CLEAR_QUEUE: usize = 1024;
+
 /// Publishes committed events and then clears their outbox rows.
 #[derive(Clone)]
 pub struct Publisher {
     bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
+    /// To the task that deletes delivered rows.
+    delivered: mpsc::Sender<Vec<i64>>,
 }
 
 impl Publisher {
+    /// Starts the outbox cleaner too; it ends when the last clone is dropped.
     pub fn new(bus: Arc<dyn Bus>, store: Arc<dyn Store>) -> Self {
-        Self { bus, store }
+        let (delivered, queue) = mpsc::channel(CLEAR_QUEUE);
+        tokio::spawn(clear_delivered(queue, store));
+        Self { bus, delivered }
     }
 
     /// Publishes what a store change committed (each event with its outbox
@@ -74,17 +84,35 @@ impl Publisher {
                 return;
             }
         }
-        let store = self.store.clone();
+        let cleaner = self.delivered.clone();
         tokio::spawn(async move {
             let delivered = delivery.await;
             let ok = delivered.is_ok();
             log_failure(delivered);
             if ok && !outbox.is_empty() {
-                if let Err(err) = store.delete_outbox(&outbox).await {
-                    tracing::warn!(%err, "outbox rows not cleared; the relay will send their events again");
-                }
+                // A gone cleaner (shutdown) leaves the rows: the relay sends them again.
+                let _ = cleaner.send(outbox).await;
             }
         });
+    }
+}
+
+/// Deletes delivered rows, as many at once as have been delivered while the
+/// previous delete ran: under load one statement clears many commits' rows
+/// instead of one transaction per commit.
+async fn clear_delivered(mut queue: mpsc::Receiver<Vec<i64>>, store: Arc<dyn Store>) {
+    const MOST_AT_ONCE: usize = 4096;
+    while let Some(mut ids) = queue.recv().await {
+        while ids.len() < MOST_AT_ONCE {
+            match queue.try_recv() {
+                Ok(more) => ids.extend(more),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("palaver_outbox_cleared_rows").record(ids.len() as f64);
+        if let Err(err) = store.delete_outbox(&ids).await {
+            tracing::warn!(%err, "outbox rows not cleared; the relay will send their events again");
+        }
     }
 }
 

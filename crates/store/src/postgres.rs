@@ -16,11 +16,11 @@ use palaver_domain::model::User;
 use palaver_domain::store::{Appended, Committed, NewMessage, Store, StoreResult};
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 
 use crate::append_plan;
 use crate::errors::map_err;
-use crate::sql::{Engine, SqlStore, CACHED_BATCH_SHAPES};
+use crate::sql::{Engine, SqlStore};
 use crate::{ManagedStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -79,6 +79,7 @@ impl Engine for PostgresEngine {
     type Db = Postgres;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const RELAXED_COMMIT: &'static str = "SET LOCAL synchronous_commit = off";
     /// PostgreSQL runs writers side by side, locking rows itself.
     type WriteTurn = ();
 
@@ -86,19 +87,21 @@ impl Engine for PostgresEngine {
 
     /// `Store::append_messages`: one transaction, one statement per step.
     ///
-    /// Statements are built to the batch's shape and cached for small
-    /// batches. Not statements taking the batch as one JSON array (one text
-    /// whatever the batch, so always prepared): PostgreSQL plans a JSON-array
-    /// join as a hash join over a sequential scan while the tables are young
-    /// (statistics say empty), and keeps that cached generic plan until
-    /// autovacuum analyzes them: a fresh database ran 712 single-message
-    /// appends/s that way against 1,556 with these, whose lookups use the
-    /// indexes.
+    /// Every statement takes the batch as arrays, so each has one text
+    /// whatever the batch's size, stays prepared, and is not planned again.
+    /// Lookups of exact pairs and keys probe an index once per pair: a
+    /// `LATERAL (… LIMIT 1)` subquery per `unnest`ed row, which the planner
+    /// cannot flatten into a join. A plain join against `unnest` (or a JSON
+    /// array) was planned as a hash join over a sequential scan while the
+    /// tables were young (statistics say empty) and kept in the cached
+    /// generic plan until autovacuum analyzed them (712 single-message
+    /// appends/s against 1,556); `= ANY(…)` on each column instead makes
+    /// PostgreSQL 15 probe every combination of the arrays (rooms × senders
+    /// × client ids: a fifth of the throughput at 100 senders).
     async fn append(&self, store: &PostgresStore, batch: &[NewMessage]) -> StoreResult<Appended> {
         if batch.is_empty() {
             return Ok(Committed::quiet(Vec::new()));
         }
-        let cache_statements = batch.len() <= CACHED_BATCH_SHAPES;
         let (_turn, mut tx) = store.begin_write().await?;
         // Lock the batch's rooms in id order before anything else: seq
         // allocation and the client_id check then see every commit of a
@@ -108,102 +111,99 @@ impl Engine for PostgresEngine {
         rooms.dedup();
         Self::lock_rooms(&mut tx, &rooms).await?;
 
-        let pairs = append_plan::sender_pairs(batch);
-        let mut query =
-            QueryBuilder::<Postgres>::new("SELECT room_id, user_id FROM members WHERE ");
-        for (n, (room, user)) in pairs.iter().enumerate() {
-            if n > 0 {
-                query.push(" OR ");
-            }
-            query
-                .push("(room_id = ")
-                .push_bind(*room)
-                .push(" AND user_id = ")
-                .push_bind(*user)
-                .push(")");
-        }
-        let members: HashSet<(i64, i64)> = query
-            .build()
-            .persistent(cache_statements)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(map_err)?;
+        let pairs: HashSet<(i64, i64)> = append_plan::sender_pairs(batch).into_iter().collect();
+        let (pair_rooms, pair_users): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
+        let members: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT k.room_id, k.user_id FROM unnest($1::int8[], $2::int8[]) AS k(room_id, user_id)
+             CROSS JOIN LATERAL (SELECT 1 FROM members m
+                                 WHERE m.room_id = k.room_id AND m.user_id = k.user_id LIMIT 1) AS found",
+        )
+        .bind(&pair_rooms)
+        .bind(&pair_users)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .into_iter()
+        .collect();
 
         let keys = append_plan::keys_to_check(batch, &members);
         let mut existing = HashMap::new();
         if !keys.is_empty() {
-            let mut query = QueryBuilder::<Postgres>::new(format!(
-                "SELECT {} FROM messages m WHERE ",
+            let key_rooms: Vec<i64> = keys.iter().map(|k| k.0).collect();
+            let key_senders: Vec<i64> = keys.iter().map(|k| k.1).collect();
+            let client_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
+            let rows = sqlx::query(&format!(
+                "SELECT {} FROM unnest($1::int8[], $2::int8[], $3::text[]) AS k(room_id, sender_id, client_id)
+                 CROSS JOIN LATERAL (SELECT * FROM messages m
+                                     WHERE m.room_id = k.room_id AND m.sender_id = k.sender_id
+                                       AND m.client_id = k.client_id LIMIT 1) AS m",
                 crate::sql::MESSAGE_COLUMNS
-            ));
-            for (n, (room, sender, client_id)) in keys.iter().enumerate() {
-                if n > 0 {
-                    query.push(" OR ");
-                }
-                query
-                    .push("(m.room_id = ")
-                    .push_bind(*room)
-                    .push(" AND m.sender_id = ")
-                    .push_bind(*sender)
-                    .push(" AND m.client_id = ")
-                    .push_bind(*client_id)
-                    .push(")");
-            }
-            let rows = query
-                .build()
-                .persistent(cache_statements)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?;
+            ))
+            .bind(&key_rooms)
+            .bind(&key_senders)
+            .bind(&client_ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
             for row in rows {
                 let message = crate::sql::decode::message(&row)?;
-                let key = (
-                    message.room_id.0,
-                    message.sender_id.0,
-                    message.client_id.clone().unwrap_or_default(),
-                );
-                existing.insert(key, message);
+                let client_id = message.client_id.clone().unwrap_or_default();
+                existing.insert((message.room_id.0, message.sender_id.0, client_id), message);
             }
         }
 
         let plan = append_plan::decide(batch, &members, &existing);
+        let (seq_rooms, counts): (Vec<i64>, Vec<i64>) =
+            plan.new_per_room.iter().map(|(r, n)| (*r, *n)).unzip();
         let mut next_seq = HashMap::new();
-        for (room, count) in &plan.new_per_room {
-            let last: i64 = sqlx::query_scalar(
-                "UPDATE rooms SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
+        if !seq_rooms.is_empty() {
+            // The rooms are locked already; `array_position` finds each
+            // room's count without a join.
+            let allocated: Vec<(i64, i64)> = sqlx::query_as(
+                "UPDATE rooms SET last_seq = last_seq + ($2::int8[])[array_position($1::int8[], id)]
+                 WHERE id = ANY($1) RETURNING id, last_seq",
             )
-            .bind(*count)
-            .bind(*room)
-            .fetch_one(&mut *tx)
+            .bind(&seq_rooms)
+            .bind(&counts)
+            .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;
-            next_seq.insert(*room, last - count + 1);
+            for (room, last) in allocated {
+                let count = plan.new_per_room.get(&room).copied().unwrap_or(0);
+                next_seq.insert(room, last - count + 1);
+            }
         }
         let (outcomes, stored) = append_plan::settle(batch, plan, next_seq)?;
 
-        for chunk in stored.chunks(crate::sql::INSERT_CHUNK) {
-            let mut query = QueryBuilder::<Postgres>::new(
-                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to) ",
-            );
-            query.push_values(chunk, |mut row, m| {
-                row.push_bind(m.room_id.0)
-                    .push_bind(m.seq as i64)
-                    .push_bind(m.sender_id.0)
-                    .push_bind(m.body.as_str())
-                    .push_bind(m.client_id.as_deref())
-                    .push_bind(m.created_at.0)
-                    .push_bind(m.reply_to.map(|s| s as i64));
-            });
-            query
-                .build()
-                .persistent(cache_statements)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        if !stored.is_empty() {
+            let column = |f: fn(&palaver_domain::model::Message) -> i64| -> Vec<i64> {
+                stored.iter().map(f).collect()
+            };
+            sqlx::query(
+                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
+                                      $6::int8[], $7::int8[])",
+            )
+            .bind(column(|m| m.room_id.0))
+            .bind(column(|m| m.seq as i64))
+            .bind(column(|m| m.sender_id.0))
+            .bind(stored.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+            .bind(
+                stored
+                    .iter()
+                    .map(|m| m.client_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(column(|m| m.created_at.0))
+            .bind(
+                stored
+                    .iter()
+                    .map(|m| m.reply_to.map(|s| s as i64))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         }
         let now = stored.first().map(|first| first.created_at);
         let events: Vec<_> = stored.into_iter().map(DomainEvent::MessagePosted).collect();
@@ -214,6 +214,35 @@ impl Engine for PostgresEngine {
                 Ok(Committed::quiet(outcomes))
             }
         }
+    }
+
+    /// One statement for any number of rows (arrays again, so it stays
+    /// prepared); ids come from one sequence in insertion order, so sorted
+    /// they are in `rows`' order.
+    async fn insert_outbox(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        rows: &[(i64, &str)],
+        origin: &str,
+        now: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let (rooms, payloads): (Vec<i64>, Vec<&str>) = rows.iter().copied().unzip();
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO outbox (room_id, origin, payload, created_at)
+             SELECT r.room_id, $2, r.payload, $4
+             FROM unnest($1::int8[], $3::text[]) WITH ORDINALITY AS r(room_id, payload, n)
+             ORDER BY r.n
+             RETURNING id",
+        )
+        .bind(&rooms)
+        .bind(origin)
+        .bind(&payloads)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Identity columns do not notice explicitly inserted ids.

@@ -104,6 +104,11 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
     /// Appended to the outbox claim, so relays on several nodes take
     /// different rows instead of waiting on each other.
     const SKIP_LOCKED: &'static str;
+    /// Run first in a transaction whose commit need not be durable (the
+    /// outbox rows it deletes come back after a crash, and are only sent
+    /// again): spares it the wait for the log flush. Empty if the engine has
+    /// no such setting.
+    const RELAXED_COMMIT: &'static str;
 
     /// Held for the length of a write: this process's turn at the database.
     type WriteTurn: Send;
@@ -126,6 +131,15 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
         store: &SqlStore<Self>,
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>>;
+    /// Inserts outbox rows, `(room id, payload)` each, written by `origin`
+    /// at `now` (Unix ms), inside `tx`; returns their ids in `rows`' order.
+    async fn insert_outbox(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Self::Db>,
+        rows: &[(i64, &str)],
+        origin: &str,
+        now: i64,
+    ) -> StoreResult<Vec<i64>>;
     /// After `db copy` imported rows with their ids: move id generators past them.
     async fn realign_ids(&self, store: &SqlStore<Self>) -> StoreResult<()>;
 }

@@ -125,7 +125,6 @@ where
         events: &[palaver_domain::events::DomainEvent],
         now: palaver_domain::time::Timestamp,
     ) -> palaver_domain::store::StoreResult<Vec<palaver_domain::events::OutboxRow>> {
-        use sqlx::Row;
         let Some(origin) = self.outbox_origin.as_deref() else {
             return Ok(Vec::new());
         };
@@ -133,32 +132,12 @@ where
             .iter()
             .map(|e| palaver_domain::events::encode(e).into())
             .collect();
-        let mut ids = Vec::with_capacity(events.len());
-        for (chunk, chunk_payloads) in events
-            .chunks(crate::sql::INSERT_CHUNK)
-            .zip(payloads.chunks(crate::sql::INSERT_CHUNK))
-        {
-            let sql = format!(
-                "INSERT INTO outbox (room_id, origin, payload, created_at) VALUES {} RETURNING id",
-                super::value_rows(chunk.len(), 4)
-            );
-            let mut query = sqlx::query(&sql);
-            for (event, payload) in chunk.iter().zip(chunk_payloads) {
-                query = query
-                    .bind(event.room_id().0)
-                    .bind(origin)
-                    .bind(&**payload)
-                    .bind(now.0);
-            }
-            let rows = query
-                .persistent(chunk.len() <= crate::sql::CACHED_BATCH_SHAPES)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(crate::errors::map_err)?;
-            for row in rows {
-                ids.push(row.try_get::<i64, _>(0).map_err(crate::errors::map_err)?);
-            }
-        }
+        let rows: Vec<(i64, &str)> = events
+            .iter()
+            .zip(&payloads)
+            .map(|(event, payload)| (event.room_id().0, &**payload))
+            .collect();
+        let ids = self.engine.insert_outbox(tx, &rows, origin, now.0).await?;
         Ok(ids
             .into_iter()
             .zip(payloads)

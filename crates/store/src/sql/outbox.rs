@@ -69,7 +69,16 @@ where
     }
 
     async fn delete_outbox(&self, ids: &[i64]) -> StoreResult<()> {
-        let _turn = self.engine.write_turn().await;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (_turn, mut tx) = self.begin_write().await?;
+        if !E::RELAXED_COMMIT.is_empty() {
+            sqlx::query(E::RELAXED_COMMIT)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         for chunk in ids.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "DELETE FROM outbox WHERE id IN ({})",
@@ -81,10 +90,11 @@ where
             }
             query
                 .persistent(false)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
         }
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 }

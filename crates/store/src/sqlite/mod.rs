@@ -141,6 +141,8 @@ impl Engine for SqliteEngine {
     const FOR_UPDATE: &'static str = "";
     /// One writer connection: claiming relays never race.
     const SKIP_LOCKED: &'static str = "";
+    /// SQLite's `synchronous` is per connection, not per transaction.
+    const RELAXED_COMMIT: &'static str = "";
 
     type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
@@ -202,6 +204,38 @@ impl Engine for SqliteEngine {
                 Ok(found.map(|user| (user, positions)))
             })
             .await
+    }
+
+    /// Multi-row `VALUES`, in chunks under SQLite's parameter limit; ids
+    /// come back in row order.
+    async fn insert_outbox(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        rows: &[(i64, &str)],
+        origin: &str,
+        now: i64,
+    ) -> StoreResult<Vec<i64>> {
+        use sqlx::Row;
+        let mut ids = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(crate::sql::INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO outbox (room_id, origin, payload, created_at) VALUES {} RETURNING id",
+                crate::sql::value_rows(chunk.len(), 4)
+            );
+            let mut query = sqlx::query(&sql);
+            for (room, payload) in chunk {
+                query = query.bind(*room).bind(origin).bind(*payload).bind(now);
+            }
+            let found = query
+                .persistent(chunk.len() <= crate::sql::CACHED_BATCH_SHAPES)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            for row in found {
+                ids.push(row.try_get::<i64, _>(0).map_err(map_err)?);
+            }
+        }
+        Ok(ids)
     }
 
     /// `AUTOINCREMENT` already tracks explicitly inserted ids.
@@ -298,139 +332,6 @@ mod tests {
             panic!("a newer schema was accepted")
         };
         assert!(err.to_string().contains("newer than this palaver"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_members() {
-        let (_dir, store) = scratch_store().await;
-        let (alice, mallory) = (
-            user(&store, "alice").await.id,
-            user(&store, "mallory").await.id,
-        );
-        let rooms = [
-            room(&store, alice, "AAAAAAAA").await,
-            room(&store, alice, "BBBBBBBB").await,
-        ];
-        let message = |room, sender, key: Option<&str>| NewMessage {
-            room_id: room,
-            sender_id: sender,
-            body: "b".into(),
-            client_id: key.map(Into::into),
-            reply_to: None,
-            created_at: Timestamp(0),
-        };
-        let batch = [
-            message(rooms[0], alice, Some("k1")),
-            message(rooms[1], alice, None),
-            message(rooms[0], mallory, Some("k9")),
-            message(rooms[0], alice, Some("k1")),
-            message(rooms[0], alice, None),
-            message(rooms[1], alice, Some("k1")),
-        ];
-        let outcomes = store.append_messages(&batch).await.unwrap().value;
-        let summary: Vec<_> = outcomes
-            .iter()
-            .map(|o| match o {
-                AppendOutcome::Stored(m) => ("stored", m.room_id, m.seq),
-                AppendOutcome::Duplicate(m) => ("duplicate", m.room_id, m.seq),
-                AppendOutcome::NotMember => ("not member", RoomId(0), 0),
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("stored", rooms[0], 1),
-                ("stored", rooms[1], 1),
-                ("not member", RoomId(0), 0),
-                ("duplicate", rooms[0], 1),
-                ("stored", rooms[0], 2),
-                // The same key in another room is another message.
-                ("stored", rooms[1], 2),
-            ]
-        );
-        // A later batch sees the stored key, and seqs continue.
-        let again = store
-            .append_messages(&[
-                message(rooms[0], alice, Some("k1")),
-                message(rooms[0], alice, None),
-            ])
-            .await
-            .unwrap()
-            .value;
-        assert!(matches!(&again[0], AppendOutcome::Duplicate(m) if m.seq == 1));
-        assert!(matches!(&again[1], AppendOutcome::Stored(m) if m.seq == 3));
-    }
-
-    #[tokio::test]
-    async fn a_large_batch_over_several_rooms_keeps_every_column_intact() {
-        let (_dir, store) = scratch_store().await;
-        let (alice, mallory) = (
-            user(&store, "alice").await.id,
-            user(&store, "mallory").await.id,
-        );
-        let rooms = [
-            room(&store, alice, "AAAAAAAA").await,
-            room(&store, alice, "BBBBBBBB").await,
-            room(&store, alice, "CCCCCCCC").await,
-        ];
-        // Bodies with quotes, escapes and non-ASCII, and every optional column
-        // both set and unset.
-        let body = |n: usize| format!("n{n} \"quoted\" \\ back\nslash é 🎉 \u{1}");
-        let message = |n: usize| NewMessage {
-            room_id: rooms[n % 3],
-            sender_id: if n == 7 { mallory } else { alice },
-            body: body(n),
-            client_id: (!n.is_multiple_of(4)).then(|| format!("k{}", n % 12)),
-            reply_to: (n > 3).then_some(1),
-            created_at: Timestamp(1_000 + n as i64),
-        };
-        let batch: Vec<_> = (0..40).map(message).collect();
-        let outcomes = store.append_messages(&batch).await.unwrap().value;
-
-        let mut expected_seq = [0u64; 3];
-        let mut first_with_key = std::collections::HashMap::new();
-        for (n, outcome) in outcomes.iter().enumerate() {
-            let key = batch[n].client_id.clone().map(|k| (n % 3, k));
-            match outcome {
-                AppendOutcome::NotMember => assert_eq!(n, 7),
-                AppendOutcome::Duplicate(m) => {
-                    let first: &usize = &first_with_key[&key.unwrap()];
-                    assert_eq!(
-                        m.body,
-                        body(*first),
-                        "a repeated key answers its first message"
-                    );
-                }
-                AppendOutcome::Stored(m) => {
-                    expected_seq[n % 3] += 1;
-                    assert_eq!((m.room_id, m.seq), (rooms[n % 3], expected_seq[n % 3]));
-                    if let Some(key) = key {
-                        assert!(first_with_key.insert(key, n).is_none());
-                    }
-                }
-            }
-        }
-        // Read back: every column arrived intact.
-        for (index, room) in rooms.iter().enumerate() {
-            let stored = store.messages_after(*room, 0, 100).await.unwrap();
-            assert_eq!(stored.len() as u64, expected_seq[index]);
-            for m in &stored {
-                let n = (m.created_at.0 - 1_000) as usize;
-                assert_eq!(m.body, body(n));
-                assert_eq!(m.client_id, batch[n].client_id);
-                assert_eq!(m.reply_to, batch[n].reply_to);
-                assert_eq!(m.sender_id, alice);
-            }
-        }
-        // A second large batch finds every key of the first.
-        let again = store.append_messages(&batch).await.unwrap().value;
-        for (n, outcome) in again.iter().enumerate() {
-            match (&batch[n].client_id, outcome) {
-                (_, AppendOutcome::NotMember) => assert_eq!(n, 7),
-                (Some(_), AppendOutcome::Duplicate(_)) | (None, AppendOutcome::Stored(_)) => {}
-                (key, other) => panic!("message {n} (key {key:?}): {other:?}"),
-            }
-        }
     }
 
     #[tokio::test]

@@ -1,0 +1,215 @@
+//! Append batches on both engines: the same expectations of SQLite's
+//! appender and of PostgreSQL's set-based statements. The PostgreSQL runs
+//! need a server (`./scripts/test` provides one; see `PALAVER_TEST_POSTGRES_URL`).
+
+use palaver_domain::model::User;
+use palaver_domain::store::{AppendOutcome, NewMessage, NewRoom, NewUser, Store};
+use palaver_domain::time::Timestamp;
+use palaver_domain::{RoomId, UserId};
+use palaver_store::{PostgresStore, SqliteStore, StoreOptions};
+use sqlx::Connection;
+
+/// Each check, on a fresh SQLite file and a fresh PostgreSQL database.
+macro_rules! on_both_engines {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $check() {
+                let (_dir, store) = super::sqlite().await;
+                super::$check(&store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $check() {
+                let store = super::postgres(stringify!($check)).await;
+                super::$check(&store).await;
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_members,
+    a_large_batch_over_several_rooms_keeps_every_column_intact,
+);
+
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// A database of its own on the test server, recreated for each check.
+async fn postgres(check: &str) -> PostgresStore {
+    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .expect("PALAVER_TEST_POSTGRES_URL names a PostgreSQL server (./scripts/test sets it)");
+    let name = format!("palaver_appends_{}", &check[..check.len().min(40)]);
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.unwrap();
+    }
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&name);
+    PostgresStore::open(url.as_str(), &StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn user(store: &dyn Store, name: &str) -> User {
+    let new = NewUser {
+        username: name.into(),
+        email: None,
+        display_name: name.into(),
+        password_hash: "x".into(),
+        created_at: Timestamp(0),
+    };
+    store.insert_user(new).await.unwrap()
+}
+
+async fn room(store: &dyn Store, owner: UserId, code: &str) -> RoomId {
+    let new = NewRoom {
+        name: "r".into(),
+        code: code.into(),
+        password_hash: None,
+        owner_id: owner,
+        created_at: Timestamp(0),
+    };
+    store.insert_room(new).await.unwrap().value.id
+}
+
+async fn one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_members(
+    store: &dyn Store,
+) {
+    let (alice, mallory) = (
+        user(store, "alice").await.id,
+        user(store, "mallory").await.id,
+    );
+    let rooms = [
+        room(store, alice, "AAAAAAAA").await,
+        room(store, alice, "BBBBBBBB").await,
+    ];
+    let message = |room, sender, key: Option<&str>| NewMessage {
+        room_id: room,
+        sender_id: sender,
+        body: "b".into(),
+        client_id: key.map(Into::into),
+        reply_to: None,
+        created_at: Timestamp(0),
+    };
+    let batch = [
+        message(rooms[0], alice, Some("k1")),
+        message(rooms[1], alice, None),
+        message(rooms[0], mallory, Some("k9")),
+        message(rooms[0], alice, Some("k1")),
+        message(rooms[0], alice, None),
+        message(rooms[1], alice, Some("k1")),
+    ];
+    let outcomes = store.append_messages(&batch).await.unwrap().value;
+    let summary: Vec<_> = outcomes
+        .iter()
+        .map(|o| match o {
+            AppendOutcome::Stored(m) => ("stored", m.room_id, m.seq),
+            AppendOutcome::Duplicate(m) => ("duplicate", m.room_id, m.seq),
+            AppendOutcome::NotMember => ("not member", RoomId(0), 0),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("stored", rooms[0], 1),
+            ("stored", rooms[1], 1),
+            ("not member", RoomId(0), 0),
+            ("duplicate", rooms[0], 1),
+            ("stored", rooms[0], 2),
+            // The same key in another room is another message.
+            ("stored", rooms[1], 2),
+        ]
+    );
+    // A later batch sees the stored key, and seqs continue.
+    let again = store
+        .append_messages(&[
+            message(rooms[0], alice, Some("k1")),
+            message(rooms[0], alice, None),
+        ])
+        .await
+        .unwrap()
+        .value;
+    assert!(matches!(&again[0], AppendOutcome::Duplicate(m) if m.seq == 1));
+    assert!(matches!(&again[1], AppendOutcome::Stored(m) if m.seq == 3));
+}
+
+async fn a_large_batch_over_several_rooms_keeps_every_column_intact(store: &dyn Store) {
+    let (alice, mallory) = (
+        user(store, "alice").await.id,
+        user(store, "mallory").await.id,
+    );
+    let rooms = [
+        room(store, alice, "AAAAAAAA").await,
+        room(store, alice, "BBBBBBBB").await,
+        room(store, alice, "CCCCCCCC").await,
+    ];
+    // Bodies with quotes, escapes and non-ASCII, and every optional column
+    // both set and unset.
+    let body = |n: usize| format!("n{n} \"quoted\" \\ back\nslash é 🎉 \u{1}");
+    let message = |n: usize| NewMessage {
+        room_id: rooms[n % 3],
+        sender_id: if n == 7 { mallory } else { alice },
+        body: body(n),
+        client_id: (!n.is_multiple_of(4)).then(|| format!("k{}", n % 12)),
+        reply_to: (n > 3).then_some(1),
+        created_at: Timestamp(1_000 + n as i64),
+    };
+    let batch: Vec<_> = (0..40).map(message).collect();
+    let outcomes = store.append_messages(&batch).await.unwrap().value;
+
+    let mut expected_seq = [0u64; 3];
+    let mut first_with_key = std::collections::HashMap::new();
+    for (n, outcome) in outcomes.iter().enumerate() {
+        let key = batch[n].client_id.clone().map(|k| (n % 3, k));
+        match outcome {
+            AppendOutcome::NotMember => assert_eq!(n, 7),
+            AppendOutcome::Duplicate(m) => {
+                let first: &usize = &first_with_key[&key.unwrap()];
+                assert_eq!(
+                    m.body,
+                    body(*first),
+                    "a repeated key answers its first message"
+                );
+            }
+            AppendOutcome::Stored(m) => {
+                expected_seq[n % 3] += 1;
+                assert_eq!((m.room_id, m.seq), (rooms[n % 3], expected_seq[n % 3]));
+                if let Some(key) = key {
+                    assert!(first_with_key.insert(key, n).is_none());
+                }
+            }
+        }
+    }
+    // Read back: every column arrived intact.
+    for (index, room) in rooms.iter().enumerate() {
+        let stored = store.messages_after(*room, 0, 100).await.unwrap();
+        assert_eq!(stored.len() as u64, expected_seq[index]);
+        for m in &stored {
+            let n = (m.created_at.0 - 1_000) as usize;
+            assert_eq!(m.body, body(n));
+            assert_eq!(m.client_id, batch[n].client_id);
+            assert_eq!(m.reply_to, batch[n].reply_to);
+            assert_eq!(m.sender_id, alice);
+        }
+    }
+    // A second large batch finds every key of the first.
+    let again = store.append_messages(&batch).await.unwrap().value;
+    for (n, outcome) in again.iter().enumerate() {
+        match (&batch[n].client_id, outcome) {
+            (_, AppendOutcome::NotMember) => assert_eq!(n, 7),
+            (Some(_), AppendOutcome::Duplicate(_)) | (None, AppendOutcome::Stored(_)) => {}
+            (key, other) => panic!("message {n} (key {key:?}): {other:?}"),
+        }
+    }
+}
