@@ -52,6 +52,7 @@ fn url_parts(url: &str) -> url::Url {
 /// tansu on a free loopback port, with memory storage; killed when dropped.
 pub struct Broker {
     pub addr: String,
+    pid: u32,
     _child: Child,
 }
 
@@ -88,8 +89,16 @@ impl Broker {
         }
         Ok(Self {
             addr,
+            pid: child.id().unwrap_or(0),
             _child: child,
         })
+    }
+}
+
+impl Broker {
+    /// CPU seconds the broker has used (`taskset` execs it: same pid).
+    pub fn cpu_seconds(&self) -> f64 {
+        crate::server::cpu_seconds_of_pid(self.pid)
     }
 }
 

@@ -252,12 +252,12 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
         "\n### Cluster: nodes on PostgreSQL and Kafka (tansu), beside one node without Kafka\n\n",
     );
     md.push_str("Ratios: p50 and p99 over the broker's own produce → consume round trip at the same record rate; server CPU per delivery (every node) over one PostgreSQL node without Kafka at the same load.\n\n");
-    md.push_str("| rooms × members | placement | offered deliveries/s | achieved | p50 ms | p99 ms | max ms | ÷ broker (p50, p99) | CPU µs/delivery | ÷ single node | lost |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| rooms × members | placement | offered deliveries/s | achieved | p50 ms | p99 ms | max ms | ÷ broker (p50, p99) | CPU µs/delivery | ÷ single node | broker's core share | lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for floor in &floors {
         let rep = &floor["report"];
         let _ = writeln!(
             md,
-            "| | broker floor | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | acked p50 {:.2}, p99 {:.2} | | | |",
+            "| | broker floor | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | acked p50 {:.2}, p99 {:.2} | | | | |",
             f(&floor["target_deliveries_per_sec"]),
             f(&rep["records_per_sec"]),
             f(&rep["p50_ms"]),
@@ -287,7 +287,7 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} | {} |",
             r["shape"].as_str().unwrap_or("?"),
             r["placement"].as_str().unwrap_or("?"),
             rate,
@@ -298,6 +298,9 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
             vs_floor,
             f(&rep["server_us_per_delivery"]),
             vs_single,
+            r["stages"]["broker_core_share"]
+                .as_f64()
+                .map_or(String::new(), |share| format!("{share:.2}")),
             rep["lost"],
         );
     }
@@ -308,7 +311,7 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
         let Some(nodes) = r["stages"].as_object() else {
             continue;
         };
-        for (node, stages) in nodes {
+        for (node, stages) in nodes.iter().filter(|(_, v)| v.is_object()) {
             let cell = |stage: &str| match stages.get(stage) {
                 Some(t) => format!("{:.2} ({})", f(&t["mean_ms"]), t["count"]),
                 None => "–".into(),

@@ -112,7 +112,7 @@ impl ServerProcess {
     }
 
     pub fn cpu_seconds(&self) -> f64 {
-        cpu_seconds_of(&format!("/proc/{}/stat", self.pid))
+        cpu_seconds_of_pid(self.pid)
     }
 
     pub fn rss_bytes(&self) -> u64 {
@@ -129,6 +129,11 @@ impl ServerProcess {
 /// CPU seconds (user + system) this process has used.
 pub fn own_cpu_seconds() -> f64 {
     cpu_seconds_of("/proc/self/stat")
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+pub fn cpu_seconds_of_pid(pid: u32) -> f64 {
+    cpu_seconds_of(&format!("/proc/{pid}/stat"))
 }
 
 fn cpu_seconds_of(stat_path: &str) -> f64 {

@@ -64,6 +64,15 @@ struct SuiteArgs {
     /// Core the servers are pinned to (the load generator should run on another).
     #[arg(long)]
     server_core: Option<usize>,
+    /// Core the cluster scenario's broker is pinned to [default: the servers' core].
+    #[arg(long)]
+    broker_core: Option<usize>,
+    /// Partitions of the cluster scenario's topic (the nodes' `--kafka-partitions`).
+    #[arg(long, default_value_t = 8)]
+    cluster_partitions: i32,
+    /// The nodes' `--kafka-fetch-wait-ms` in the cluster scenario.
+    #[arg(long, default_value_t = 5)]
+    cluster_fetch_wait_ms: u64,
     /// Where to write benchmarks.md and the chart; nothing is written without it.
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -442,14 +451,14 @@ async fn cluster_scenario(
     for &deliveries in &sizes.cluster_rates {
         let links = traffic::connect_all(&people, Transport::WebSocket).await?;
         let (report, stages) =
-            timed_traffic(&[&single], &people, links, &traffic_at(deliveries)).await?;
+            timed_traffic(&[&single], None, &people, links, &traffic_at(deliveries)).await?;
         records.push(record("single-node", deliveries, report, stages));
     }
     drop(single);
     database.drop_now().await;
 
     let database = ScratchDatabase::create(admin_url, "cluster").await?;
-    let broker = Broker::start(tansu, args.server_core).await?;
+    let broker = Broker::start(tansu, args.broker_core.or(args.server_core)).await?;
     for &deliveries in &sizes.cluster_rates {
         let floor = broker_floor::measure(
             &broker.addr,
@@ -457,9 +466,8 @@ async fn cluster_scenario(
                 records_per_sec: deliveries / members as f64,
                 duration: sizes.measure,
                 payload_bytes: 300,
-                // The nodes' defaults (`--kafka-fetch-wait-ms`, `--kafka-partitions`).
-                fetch_wait_ms: 5,
-                partitions: 8,
+                fetch_wait_ms: args.cluster_fetch_wait_ms,
+                partitions: args.cluster_partitions,
                 keys: rooms,
             },
         )
@@ -467,6 +475,8 @@ async fn cluster_scenario(
         records.push(json!({"scenario": "broker-floor", "target": "tansu",
             "target_deliveries_per_sec": deliveries, "report": floor}));
     }
+    let partitions = args.cluster_partitions.to_string();
+    let fetch_wait = args.cluster_fetch_wait_ms.to_string();
     let node_args: Vec<String> = [
         "--database-url",
         &database.url,
@@ -474,6 +484,10 @@ async fn cluster_scenario(
         &broker.addr,
         "--kafka-topic",
         "palaver.bench",
+        "--kafka-partitions",
+        &partitions,
+        "--kafka-fetch-wait-ms",
+        &fetch_wait,
         // Nodes of one cluster verify each other's tokens: a shared secret,
         // which builds before the signing keys in the store also know.
         "--jwt-secret",
@@ -517,7 +531,7 @@ async fn cluster_scenario(
         for &deliveries in &sizes.cluster_rates {
             let links = traffic::connect_all(&placed, Transport::WebSocket).await?;
             let (report, stages) =
-                timed_traffic(&all, &placed, links, &traffic_at(deliveries)).await?;
+                timed_traffic(&all, Some(&broker), &placed, links, &traffic_at(deliveries)).await?;
             records.push(record(placement, deliveries, report, stages));
         }
     }
@@ -526,9 +540,11 @@ async fn cluster_scenario(
     Ok(records)
 }
 
-/// A traffic run on `nodes`, with each node's stage timings over it.
+/// A traffic run on `nodes`, with each node's stage timings over it and the
+/// share of a core the broker (if any) used meanwhile.
 async fn timed_traffic(
     nodes: &[&ServerProcess],
+    broker: Option<&Broker>,
     people: &[Member],
     links: Vec<palaver_bench::link::Link>,
     config: &TrafficConfig,
@@ -537,11 +553,16 @@ async fn timed_traffic(
     for node in nodes {
         before.push(stages::snapshot(&node.base_url).await?);
     }
+    let started = (std::time::Instant::now(), broker.map(Broker::cpu_seconds));
     let report = traffic::run(nodes, people, links, config).await?;
     let mut timings = serde_json::Map::new();
     for (n, (node, before)) in nodes.iter().zip(&before).enumerate() {
         let after = stages::snapshot(&node.base_url).await?;
         timings.insert(format!("node{n}"), json!(stages::between(before, &after)));
+    }
+    if let (Some(broker), Some(cpu_before)) = (broker, started.1) {
+        let share = (broker.cpu_seconds() - cpu_before) / started.0.elapsed().as_secs_f64();
+        timings.insert("broker_core_share".into(), json!(share));
     }
     Ok((report, Value::Object(timings)))
 }
