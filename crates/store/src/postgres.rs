@@ -175,15 +175,43 @@ impl Engine for PostgresEngine {
         }
         let (outcomes, stored) = append_plan::settle(batch, plan, next_seq)?;
 
-        if !stored.is_empty() {
-            let column = |f: fn(&palaver_domain::model::Message) -> i64| -> Vec<i64> {
-                stored.iter().map(f).collect()
-            };
-            sqlx::query(
-                "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to)
-                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
-                                      $6::int8[], $7::int8[])",
-            )
+        if stored.is_empty() {
+            tx.commit().await.map_err(map_err)?;
+            return Ok(Committed::quiet(outcomes));
+        }
+        // With an outbox, the messages' rows and their outbox rows go in one
+        // statement (a data-modifying CTE): one round trip fewer in the
+        // writer's serial path.
+        let payloads: Option<(&str, Vec<Arc<str>>)> =
+            store.outbox_origin.as_deref().map(|origin| {
+                let encoded = stored
+                    .iter()
+                    .map(|m| {
+                        palaver_domain::events::encode(&DomainEvent::MessagePosted(m.clone()))
+                            .into()
+                    })
+                    .collect();
+                (origin, encoded)
+            });
+        let column = |f: fn(&palaver_domain::model::Message) -> i64| -> Vec<i64> {
+            stored.iter().map(f).collect()
+        };
+        let insert_messages =
+            "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to)
+             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
+                                  $6::int8[], $7::int8[])";
+        let sql = match payloads {
+            None => insert_messages.to_owned(),
+            Some(_) => format!(
+                "WITH inserted AS ({insert_messages})
+                 INSERT INTO outbox (room_id, origin, payload, created_at)
+                 SELECT r.room_id, $8, r.payload, ($6::int8[])[1]
+                 FROM unnest($1::int8[], $9::text[]) WITH ORDINALITY AS r(room_id, payload, n)
+                 ORDER BY r.n
+                 RETURNING id"
+            ),
+        };
+        let mut query = sqlx::query_scalar::<_, i64>(&sql)
             .bind(column(|m| m.room_id.0))
             .bind(column(|m| m.seq as i64))
             .bind(column(|m| m.sender_id.0))
@@ -200,20 +228,29 @@ impl Engine for PostgresEngine {
                     .iter()
                     .map(|m| m.reply_to.map(|s| s as i64))
                     .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            );
+        if let Some((origin, encoded)) = &payloads {
+            query = query
+                .bind(*origin)
+                .bind(encoded.iter().map(|p| &**p).collect::<Vec<&str>>());
         }
-        let now = stored.first().map(|first| first.created_at);
-        let events: Vec<_> = stored.into_iter().map(DomainEvent::MessagePosted).collect();
-        match now {
-            Some(now) => store.commit_events(tx, outcomes, events, now).await,
-            None => {
-                tx.commit().await.map_err(map_err)?;
-                Ok(Committed::quiet(outcomes))
-            }
-        }
+        let mut ids = query.fetch_all(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        // One sequence, rows inserted in `stored`'s order: sorted ids are in it.
+        ids.sort_unstable();
+        let outbox = match payloads {
+            Some((_, encoded)) => ids
+                .into_iter()
+                .zip(encoded)
+                .map(|(id, payload)| palaver_domain::events::OutboxRow { id, payload })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Committed {
+            value: outcomes,
+            events: stored.into_iter().map(DomainEvent::MessagePosted).collect(),
+            outbox,
+        })
     }
 
     /// One statement for any number of rows (arrays again, so it stays
