@@ -177,6 +177,30 @@ struct Sizes {
     transport_rate: f64,
 }
 
+impl Sizes {
+    /// Traffic as fast as the server takes it: a small window of sends in
+    /// flight per sender.
+    fn saturated(&self) -> TrafficConfig {
+        TrafficConfig {
+            warmup: self.warmup,
+            measure: self.measure,
+            rate: None,
+            window: 16,
+            padding: 32,
+        }
+    }
+
+    /// Traffic paced at `deliveries` per second in rooms of `members`, with
+    /// no window to hold sends back.
+    fn paced(&self, deliveries: f64, members: usize) -> TrafficConfig {
+        TrafficConfig {
+            rate: Some(deliveries / members as f64),
+            window: 10_000,
+            ..self.saturated()
+        }
+    }
+}
+
 async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     let fd_limit = raise_fd_limit();
     let mut sizes = if args.quick {
@@ -247,13 +271,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         };
         // Saturation, the servers alternating round by round: a single run
         // here moves by ±15%, so the report quotes the median of the rounds.
-        let saturated = TrafficConfig {
-            warmup: sizes.warmup,
-            measure: sizes.measure,
-            rate: None,
-            window: 16,
-            padding: 32,
-        };
+        let saturated = sizes.saturated();
         let mut palaver_max = Vec::new();
         for round in 1..=sizes.rounds {
             for (server, people) in servers.iter().zip(&populated) {
@@ -281,11 +299,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         for (deliveries, round) in runs {
             for (server, people) in servers.iter().zip(&populated) {
                 let sockets = traffic::connect_all(people, Transport::WebSocket).await?;
-                let config = TrafficConfig {
-                    rate: Some(deliveries / members as f64),
-                    window: 10_000,
-                    ..saturated.clone()
-                };
+                let config = sizes.paced(deliveries, members);
                 let report = traffic::run(&[server], people, sockets, &config).await?;
                 let mut line = record("latency", server, round);
                 line["target_deliveries_per_sec"] = json!(deliveries.round());
@@ -374,13 +388,7 @@ async fn transport_scenario(palaver: &ServerProcess, sizes: &Sizes) -> anyhow::R
             json!({"scenario": scenario, "target": "palaver", "transport": transport.name(),
                     "shape": shape, "rooms": rooms, "members": members, "round": round})
         };
-        let saturated = TrafficConfig {
-            warmup: sizes.warmup,
-            measure: sizes.measure,
-            rate: None,
-            window: 16,
-            padding: 32,
-        };
+        let saturated = sizes.saturated();
         for round in 1..=sizes.rounds {
             for transport in transports {
                 let links = traffic::connect_all(&people, transport).await?;
@@ -391,11 +399,7 @@ async fn transport_scenario(palaver: &ServerProcess, sizes: &Sizes) -> anyhow::R
             }
         }
         let deliveries = sizes.transport_rate;
-        let paced = TrafficConfig {
-            rate: Some(deliveries / members as f64),
-            window: 10_000,
-            ..saturated
-        };
+        let paced = sizes.paced(deliveries, members);
         for round in 1..=sizes.rounds {
             for transport in transports {
                 let links = traffic::connect_all(&people, transport).await?;
@@ -425,13 +429,6 @@ async fn cluster_scenario(
 ) -> anyhow::Result<Vec<Value>> {
     let (rooms, members) = sizes.cluster_shape;
     let shape = format!("{rooms}x{members}");
-    let traffic_at = |deliveries: f64| TrafficConfig {
-        warmup: sizes.warmup,
-        measure: sizes.measure,
-        rate: Some(deliveries / members as f64),
-        window: 10_000,
-        padding: 32,
-    };
     let record = |placement: &str, deliveries: f64, report: TrafficReport, stages: Value| {
         json!({"scenario": "cluster", "target": "palaver", "placement": placement,
             "shape": shape, "rooms": rooms, "members": members,
@@ -450,8 +447,14 @@ async fn cluster_scenario(
     let people = setup(&single, "single", rooms, members).await?;
     for &deliveries in &sizes.cluster_rates {
         let links = traffic::connect_all(&people, Transport::WebSocket).await?;
-        let (report, stages) =
-            timed_traffic(&[&single], None, &people, links, &traffic_at(deliveries)).await?;
+        let (report, stages) = timed_traffic(
+            &[&single],
+            None,
+            &people,
+            links,
+            &sizes.paced(deliveries, members),
+        )
+        .await?;
         records.push(record("single-node", deliveries, report, stages));
     }
     drop(single);
@@ -530,8 +533,14 @@ async fn cluster_scenario(
             .collect();
         for &deliveries in &sizes.cluster_rates {
             let links = traffic::connect_all(&placed, Transport::WebSocket).await?;
-            let (report, stages) =
-                timed_traffic(&all, Some(&broker), &placed, links, &traffic_at(deliveries)).await?;
+            let (report, stages) = timed_traffic(
+                &all,
+                Some(&broker),
+                &placed,
+                links,
+                &sizes.paced(deliveries, members),
+            )
+            .await?;
             records.push(record(placement, deliveries, report, stages));
         }
     }

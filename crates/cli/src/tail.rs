@@ -46,7 +46,7 @@ pub async fn run(
             "not a member of room {room}"
         )));
     }
-    eprintln!("following {}", describe(&tailed));
+    eprintln!("following {} over {transport}", describe(&tailed));
     while !tailed.is_empty() {
         let event = session
             .next_event()

@@ -122,7 +122,10 @@ async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_mes
     // Bob tails the room over each transport; Alice sends from the arguments
     // and from stdin, and a message arrives over plain REST too.
     let mut tails = Vec::new();
-    for args in [vec!["tail", &room], vec!["tail", "--grpc", &room]] {
+    for (args, over) in [
+        (vec!["tail", &room], "WebSocket"),
+        (vec!["tail", "--grpc", &room], "gRPC"),
+    ] {
         let mut tail = bob.command(&args).spawn().unwrap();
         let mut said = BufReader::new(tail.stderr.take().unwrap()).lines();
         let first = tokio::time::timeout(WAIT, said.next_line())
@@ -131,7 +134,7 @@ async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_mes
             .unwrap();
         assert_eq!(
             first.as_deref(),
-            Some(format!("following room {room}").as_str()),
+            Some(format!("following room {room} over {over}").as_str()),
             "{args:?}"
         );
         let lines = BufReader::new(tail.stdout.take().unwrap()).lines();
@@ -225,7 +228,10 @@ async fn refusals_and_unreachable_servers_have_their_own_exit_codes() {
     let mut tail = alice.command(&["tail", &room]).spawn().unwrap();
     let mut said = BufReader::new(tail.stderr.take().unwrap()).lines();
     let first = tokio::time::timeout(WAIT, said.next_line()).await.unwrap();
-    assert_eq!(first.unwrap().unwrap(), format!("following room {room}"));
+    assert_eq!(
+        first.unwrap().unwrap(),
+        format!("following room {room} over WebSocket")
+    );
     let kept: serde_json::Value = serde_json::from_slice(
         &std::fs::read(alice.config.path().join("palaver/credentials.json")).unwrap(),
     )

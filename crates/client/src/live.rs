@@ -27,6 +27,15 @@ pub enum Transport {
     Grpc,
 }
 
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::WebSocket => "WebSocket",
+            Transport::Grpc => "gRPC",
+        })
+    }
+}
+
 /// One live connection.
 pub enum Connection {
     WebSocket(WsConnection),

@@ -111,8 +111,8 @@ impl Engine for PostgresEngine {
         rooms.dedup();
         Self::lock_rooms(&mut tx, &rooms).await?;
 
-        let pairs: HashSet<(i64, i64)> = append_plan::sender_pairs(batch).into_iter().collect();
-        let (pair_rooms, pair_users): (Vec<i64>, Vec<i64>) = pairs.iter().copied().unzip();
+        let (pair_rooms, pair_users): (Vec<i64>, Vec<i64>) =
+            append_plan::sender_pairs(batch).into_iter().unzip();
         let members: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
             "SELECT k.room_id, k.user_id FROM unnest($1::int8[], $2::int8[]) AS k(room_id, user_id)
              CROSS JOIN LATERAL (SELECT 1 FROM members m
@@ -203,12 +203,8 @@ impl Engine for PostgresEngine {
         let sql = match payloads {
             None => insert_messages.to_owned(),
             Some(_) => format!(
-                "WITH inserted AS ({insert_messages})
-                 INSERT INTO outbox (room_id, origin, payload, created_at)
-                 SELECT r.room_id, $8, r.payload, ($6::int8[])[1]
-                 FROM unnest($1::int8[], $9::text[]) WITH ORDINALITY AS r(room_id, payload, n)
-                 ORDER BY r.n
-                 RETURNING id"
+                "WITH inserted AS ({insert_messages}) {}",
+                insert_outbox_rows("$1::int8[]", "$8", "$9::text[]", "($6::int8[])[1]")
             ),
         };
         let mut query = sqlx::query_scalar::<_, i64>(&sql)
@@ -264,20 +260,15 @@ impl Engine for PostgresEngine {
         now: i64,
     ) -> StoreResult<Vec<i64>> {
         let (rooms, payloads): (Vec<i64>, Vec<&str>) = rows.iter().copied().unzip();
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "INSERT INTO outbox (room_id, origin, payload, created_at)
-             SELECT r.room_id, $2, r.payload, $4
-             FROM unnest($1::int8[], $3::text[]) WITH ORDINALITY AS r(room_id, payload, n)
-             ORDER BY r.n
-             RETURNING id",
-        )
-        .bind(&rooms)
-        .bind(origin)
-        .bind(&payloads)
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(map_err)?;
+        let mut ids: Vec<i64> =
+            sqlx::query_scalar(&insert_outbox_rows("$1::int8[]", "$2", "$3::text[]", "$4"))
+                .bind(&rooms)
+                .bind(origin)
+                .bind(&payloads)
+                .bind(now)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
         ids.sort_unstable();
         Ok(ids)
     }
@@ -349,4 +340,16 @@ impl ManagedStore for PostgresStore {
     fn as_store(self: Arc<Self>) -> Arc<dyn Store> {
         self
     }
+}
+
+/// Outbox rows from parallel arrays of room ids and payloads (SQL
+/// expressions), inserted in array order, returning their ids.
+fn insert_outbox_rows(rooms: &str, origin: &str, payloads: &str, created_at: &str) -> String {
+    format!(
+        "INSERT INTO outbox (room_id, origin, payload, created_at)
+         SELECT r.room_id, {origin}, r.payload, {created_at}
+         FROM unnest({rooms}, {payloads}) WITH ORDINALITY AS r(room_id, payload, n)
+         ORDER BY r.n
+         RETURNING id"
+    )
 }

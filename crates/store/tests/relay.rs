@@ -3,15 +3,15 @@
 //! membership events).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use palaver_domain::bus::{delivered, Bus, BusError, Delivery, Publication};
 use palaver_domain::events::{DomainEvent, OutboxEntry};
 use palaver_domain::model::Role;
-use palaver_domain::outbox::{relay_once, RelayConfig};
+use palaver_domain::outbox::{relay_once, Publisher, RelayConfig};
 use palaver_domain::remote::still_true;
-use palaver_domain::store::{AccountStore, NewRoom, NewUser, Removal, RoomStore};
+use palaver_domain::store::{AccountStore, NewRoom, NewUser, OutboxStore, Removal, RoomStore};
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use palaver_store::{SqliteStore, StoreOptions};
@@ -26,6 +26,9 @@ struct RecordingBus {
 
 impl Bus for RecordingBus {
     fn publish(&self, _events: Vec<Publication>) -> Delivery {
+        if self.failing.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(BusError("broker down".into()))));
+        }
         delivered()
     }
 
@@ -134,6 +137,55 @@ async fn the_relay_resends_rows_left_behind_once_and_leaves_young_ones_to_their_
             .unwrap(),
         1
     );
+}
+
+/// The rooms whose outbox rows are still there (claimed with no lease, so
+/// they stay claimable).
+async fn rooms_in_outbox(store: &SqliteStore) -> Vec<RoomId> {
+    let now = Timestamp::now();
+    let rows = store
+        .claim_outbox(now.plus(Duration::from_secs(3600)), now, now, 1000)
+        .await
+        .unwrap();
+    rows.iter().map(|row| row.room_id).collect()
+}
+
+#[tokio::test]
+async fn the_publisher_clears_the_rows_the_bus_took_and_keeps_the_others() {
+    let (_dir, store) = store_with_outbox().await;
+    let store = Arc::new(store);
+    let bus = Arc::new(RecordingBus::default());
+    let publisher = Publisher::new(bus.clone(), store.clone());
+    let alice = user(&store, "alice").await;
+    let new_room = |code: &str| NewRoom {
+        name: "r".into(),
+        code: code.into(),
+        password_hash: None,
+        owner_id: alice,
+        created_at: Timestamp::now(),
+    };
+    // The bus refuses the first change's events, takes the second's.
+    bus.failing.store(true, Ordering::SeqCst);
+    let refused = store.insert_room(new_room("AAAAAAAA")).await.unwrap();
+    let kept = refused.value.id;
+    publisher.publish_committed(refused);
+    bus.failing.store(false, Ordering::SeqCst);
+    let taken = store.insert_room(new_room("BBBBBBBB")).await.unwrap();
+    let cleared = taken.value.id;
+    publisher.publish_committed(taken);
+
+    let left = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let left = rooms_in_outbox(&store).await;
+            if !left.contains(&cleared) {
+                return left;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the delivered rows are cleared");
+    assert_eq!(left, [kept], "the refused change's row waits for the relay");
 }
 
 #[tokio::test]
