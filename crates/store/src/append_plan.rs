@@ -1,13 +1,13 @@
 //! What happens to each message of an append batch, decided in memory.
 //!
-//! PostgreSQL's append runs these steps inside its transaction: read which
-//! (room, sender) pairs are memberships and which idempotency keys were
-//! already used, [`decide`] each message's fate, allocate one seq range per
-//! room, then [`settle`] the outcomes and insert what is new: a few
-//! set-based statements per batch, each a round trip to the server. SQLite's
-//! appender, which pays no round trips, reads memberships the same way
-//! ([`sender_pairs`]) but lets each row's insert find a used key itself
-//! (`sqlite/appender.rs`).
+//! PostgreSQL's append reads, inside its transaction and in one statement,
+//! what the batch needs ([`BatchState`]: rooms' last seqs, which (room,
+//! sender) pairs are memberships, which idempotency keys were already used),
+//! [`decide`]s each message's fate, then [`settle`]s the outcomes and seqs
+//! and writes what is new: each step that talks to the server is a round
+//! trip. SQLite's appender, which pays no round trips, reads memberships the
+//! same way ([`sender_pairs`]) but lets each row's insert find a used key
+//! itself (`sqlite/appender.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -38,16 +38,23 @@ pub fn sender_pairs(batch: &[NewMessage]) -> Vec<(i64, i64)> {
     pairs.into_iter().collect()
 }
 
-/// The idempotency keys to look up: those of members' messages only.
-pub fn keys_to_check<'a>(
-    batch: &'a [NewMessage],
-    members: &HashSet<(i64, i64)>,
-) -> Vec<(i64, i64, &'a str)> {
-    batch
+/// What the store holds that a batch's fate depends on.
+#[derive(Default)]
+pub struct BatchState {
+    /// Room id → its last allocated seq; a room missing here is gone.
+    pub last_seq: HashMap<i64, i64>,
+    pub members: HashSet<(i64, i64)>,
+    pub existing: HashMap<Key, Message>,
+}
+
+/// The distinct (room, sender, client id) triples of a batch: what
+/// [`BatchState`] is read for.
+pub fn distinct_keys(batch: &[NewMessage]) -> Vec<(i64, i64, Option<&str>)> {
+    let keys: HashSet<(i64, i64, Option<&str>)> = batch
         .iter()
-        .filter(|m| members.contains(&(m.room_id.0, m.sender_id.0)))
-        .filter_map(|m| Some((m.room_id.0, m.sender_id.0, m.client_id.as_deref()?)))
-        .collect()
+        .map(|m| (m.room_id.0, m.sender_id.0, m.client_id.as_deref()))
+        .collect();
+    keys.into_iter().collect()
 }
 
 /// Decides each message's fate in batch order; a key repeated inside the
@@ -189,9 +196,19 @@ mod tests {
     }
 
     #[test]
-    fn keys_of_non_members_are_never_looked_up() {
-        let batch = [message(1, 10, Some("a")), message(1, 99, Some("b"))];
-        let keys = keys_to_check(&batch, &HashSet::from([(1, 10)]));
-        assert_eq!(keys, [(1, 10, "a")]);
+    fn each_room_sender_and_key_is_read_once() {
+        let batch = [
+            message(1, 10, Some("a")),
+            message(1, 10, Some("a")),
+            message(1, 10, None),
+            message(1, 10, None),
+            message(2, 10, Some("a")),
+        ];
+        let mut keys = distinct_keys(&batch);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [(1, 10, None), (1, 10, Some("a")), (2, 10, Some("a"))]
+        );
     }
 }

@@ -9,11 +9,11 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::User;
-use palaver_domain::store::{Appended, Committed, NewMessage, Store, StoreResult};
+use palaver_domain::store::{Appended, Committed, NewMessage, Store, StoreError, StoreResult};
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -64,124 +64,98 @@ impl SqlStore<PostgresEngine> {
 }
 
 impl PostgresEngine {
-    async fn lock_rooms(tx: &mut Transaction<'_, Postgres>, rooms: &[i64]) -> StoreResult<()> {
-        sqlx::query("SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(rooms)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl Engine for PostgresEngine {
-    type Db = Postgres;
-    const FOR_UPDATE: &'static str = " FOR UPDATE";
-    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
-    const RELAXED_COMMIT: &'static str = "SET LOCAL synchronous_commit = off";
-    /// PostgreSQL runs writers side by side, locking rows itself.
-    type WriteTurn = ();
-
-    async fn write_turn(&self) {}
-
-    /// `Store::append_messages`: one transaction, one statement per step.
-    ///
-    /// Every statement takes the batch as arrays, so each has one text
-    /// whatever the batch's size, stays prepared, and is not planned again.
-    /// Lookups of exact pairs and keys probe an index once per pair: a
-    /// `LATERAL (… LIMIT 1)` subquery per `unnest`ed row, which the planner
-    /// cannot flatten into a join. A plain join against `unnest` (or a JSON
-    /// array) was planned as a hash join over a sequential scan while the
-    /// tables were young (statistics say empty) and kept in the cached
-    /// generic plan until autovacuum analyzed them (712 single-message
-    /// appends/s against 1,556); `= ANY(…)` on each column instead makes
-    /// PostgreSQL 15 probe every combination of the arrays (rooms × senders
-    /// × client ids: a fifth of the throughput at 100 senders).
-    async fn append(&self, store: &PostgresStore, batch: &[NewMessage]) -> StoreResult<Appended> {
-        if batch.is_empty() {
-            return Ok(Committed::quiet(Vec::new()));
-        }
-        let (_turn, mut tx) = store.begin_write().await?;
-        // Lock the batch's rooms in id order before anything else: seq
-        // allocation and the client_id check then see every commit of a
-        // concurrent writer (another node), and two writers never deadlock.
-        let mut rooms: Vec<i64> = batch.iter().map(|m| m.room_id.0).collect();
-        rooms.sort_unstable();
-        rooms.dedup();
-        Self::lock_rooms(&mut tx, &rooms).await?;
-
-        let (pair_rooms, pair_users): (Vec<i64>, Vec<i64>) =
-            append_plan::sender_pairs(batch).into_iter().unzip();
-        let members: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT k.room_id, k.user_id FROM unnest($1::int8[], $2::int8[]) AS k(room_id, user_id)
-             CROSS JOIN LATERAL (SELECT 1 FROM members m
-                                 WHERE m.room_id = k.room_id AND m.user_id = k.user_id LIMIT 1) AS found",
+    /// `BEGIN` and the row locks of the batch's rooms as one simple query:
+    /// one round trip. Locks are taken in id order, so two writers (nodes)
+    /// never deadlock; every statement after it sees each commit of a writer
+    /// that held these rooms before (seqs, `client_id`s already used).
+    fn begin_and_lock(rooms: &[i64]) -> String {
+        // Room ids are integers formatted here, never text from a client.
+        let ids: Vec<String> = rooms.iter().map(i64::to_string).collect();
+        format!(
+            "BEGIN; SELECT 1 FROM rooms WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            ids.join(",")
         )
-        .bind(&pair_rooms)
-        .bind(&pair_users)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .into_iter()
-        .collect();
+    }
 
-        let keys = append_plan::keys_to_check(batch, &members);
-        let mut existing = HashMap::new();
-        if !keys.is_empty() {
-            let key_rooms: Vec<i64> = keys.iter().map(|k| k.0).collect();
-            let key_senders: Vec<i64> = keys.iter().map(|k| k.1).collect();
-            let client_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
-            let rows = sqlx::query(&format!(
-                "SELECT {} FROM unnest($1::int8[], $2::int8[], $3::text[]) AS k(room_id, sender_id, client_id)
-                 CROSS JOIN LATERAL (SELECT * FROM messages m
-                                     WHERE m.room_id = k.room_id AND m.sender_id = k.sender_id
-                                       AND m.client_id = k.client_id LIMIT 1) AS m",
-                crate::sql::MESSAGE_COLUMNS
-            ))
-            .bind(&key_rooms)
-            .bind(&key_senders)
-            .bind(&client_ids)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            for row in rows {
+    /// What the batch needs to know, read in one statement after the lock:
+    /// per distinct (room, sender, client id), the room's last seq (no row:
+    /// the room is gone), whether the sender is a member, and the message
+    /// already stored under that key.
+    async fn read_state(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: &[NewMessage],
+    ) -> StoreResult<append_plan::BatchState> {
+        let keys = append_plan::distinct_keys(batch);
+        let rows = sqlx::query(&format!(
+            "SELECT k.room_id AS k_room_id, k.sender_id AS k_sender_id, r.last_seq AS k_last_seq,
+                    EXISTS (SELECT 1 FROM members mb
+                            WHERE mb.room_id = k.room_id AND mb.user_id = k.sender_id) AS k_member,
+                    {}
+             FROM unnest($1::int8[], $2::int8[], $3::text[]) AS k(room_id, sender_id, client_id)
+             CROSS JOIN LATERAL (SELECT last_seq FROM rooms WHERE id = k.room_id) AS r
+             LEFT JOIN LATERAL (SELECT * FROM messages m
+                                WHERE m.room_id = k.room_id AND m.sender_id = k.sender_id
+                                  AND m.client_id = k.client_id LIMIT 1) AS m ON true",
+            crate::sql::MESSAGE_COLUMNS
+        ))
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<i64>>())
+        .bind(keys.iter().map(|k| k.1).collect::<Vec<i64>>())
+        .bind(keys.iter().map(|k| k.2).collect::<Vec<Option<&str>>>())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let mut state = append_plan::BatchState::default();
+        for row in rows {
+            let (room, sender): (i64, i64) = (
+                row.try_get("k_room_id").map_err(map_err)?,
+                row.try_get("k_sender_id").map_err(map_err)?,
+            );
+            state
+                .last_seq
+                .insert(room, row.try_get("k_last_seq").map_err(map_err)?);
+            if row.try_get::<bool, _>("k_member").map_err(map_err)? {
+                state.members.insert((room, sender));
+            }
+            if row
+                .try_get::<Option<i64>, _>("m_seq")
+                .map_err(map_err)?
+                .is_some()
+            {
                 let message = crate::sql::decode::message(&row)?;
                 let client_id = message.client_id.clone().unwrap_or_default();
-                existing.insert((message.room_id.0, message.sender_id.0, client_id), message);
+                state.existing.insert((room, sender, client_id), message);
             }
         }
+        Ok(state)
+    }
 
-        let plan = append_plan::decide(batch, &members, &existing);
-        let (seq_rooms, counts): (Vec<i64>, Vec<i64>) =
-            plan.new_per_room.iter().map(|(r, n)| (*r, *n)).unzip();
-        let mut next_seq = HashMap::new();
-        if !seq_rooms.is_empty() {
-            // The rooms are locked already; `array_position` finds each
-            // room's count without a join.
-            let allocated: Vec<(i64, i64)> = sqlx::query_as(
-                "UPDATE rooms SET last_seq = last_seq + ($2::int8[])[array_position($1::int8[], id)]
-                 WHERE id = ANY($1) RETURNING id, last_seq",
-            )
-            .bind(&seq_rooms)
-            .bind(&counts)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            for (room, last) in allocated {
-                let count = plan.new_per_room.get(&room).copied().unwrap_or(0);
-                next_seq.insert(room, last - count + 1);
-            }
-        }
+    /// The rest of [`Engine::append`] once the rooms are locked.
+    async fn append_locked(
+        store: &PostgresStore,
+        mut tx: Transaction<'_, Postgres>,
+        batch: &[NewMessage],
+    ) -> StoreResult<Appended> {
+        let state = Self::read_state(&mut tx, batch).await?;
+        let plan = append_plan::decide(batch, &state.members, &state.existing);
+        let next_seq =
+            plan.new_per_room
+                .keys()
+                .map(|room| {
+                    let last =
+                        state.last_seq.get(room).copied().ok_or_else(|| {
+                            StoreError::Other("room vanished while appending".into())
+                        })?;
+                    Ok((*room, last + 1))
+                })
+                .collect::<StoreResult<HashMap<i64, i64>>>()?;
         let (outcomes, stored) = append_plan::settle(batch, plan, next_seq)?;
 
         if stored.is_empty() {
             tx.commit().await.map_err(map_err)?;
             return Ok(Committed::quiet(outcomes));
         }
-        // With an outbox, the messages' rows and their outbox rows go in one
-        // statement (a data-modifying CTE): one round trip fewer in the
-        // writer's serial path.
+        // One statement writes it all (data-modifying CTEs): the rooms' new
+        // last seqs, the messages, and with an outbox the messages' outbox rows.
         let payloads: Option<(&str, Vec<Arc<str>>)> =
             store.outbox_origin.as_deref().map(|origin| {
                 let encoded = stored
@@ -193,18 +167,27 @@ impl Engine for PostgresEngine {
                     .collect();
                 (origin, encoded)
             });
+        let mut last_seqs: BTreeMap<i64, i64> = BTreeMap::new();
+        for message in &stored {
+            last_seqs.insert(message.room_id.0, message.seq as i64);
+        }
         let column = |f: fn(&palaver_domain::model::Message) -> i64| -> Vec<i64> {
             stored.iter().map(f).collect()
         };
-        let insert_messages =
-            "INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to)
-             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
-                                  $6::int8[], $7::int8[])";
+        // The rooms are locked already; `array_position` finds each room's
+        // value without a join.
+        let write = "WITH seqs AS (
+                 UPDATE rooms SET last_seq = ($9::int8[])[array_position($8::int8[], id)]
+                 WHERE id = ANY($8)),
+             inserted AS (
+                 INSERT INTO messages (room_id, seq, sender_id, body, client_id, created_at, reply_to)
+                 SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[],
+                                      $6::int8[], $7::int8[]))";
         let sql = match payloads {
-            None => insert_messages.to_owned(),
+            None => format!("{write} SELECT 0::int8 WHERE false"),
             Some(_) => format!(
-                "WITH inserted AS ({insert_messages}) {}",
-                insert_outbox_rows("$1::int8[]", "$8", "$9::text[]", "($6::int8[])[1]")
+                "{write} {}",
+                insert_outbox_rows("$1::int8[]", "$10", "$11::text[]", "($6::int8[])[1]")
             ),
         };
         let mut query = sqlx::query_scalar::<_, i64>(&sql)
@@ -224,7 +207,9 @@ impl Engine for PostgresEngine {
                     .iter()
                     .map(|m| m.reply_to.map(|s| s as i64))
                     .collect::<Vec<_>>(),
-            );
+            )
+            .bind(last_seqs.keys().copied().collect::<Vec<i64>>())
+            .bind(last_seqs.values().copied().collect::<Vec<i64>>());
         if let Some((origin, encoded)) = &payloads {
             query = query
                 .bind(*origin)
@@ -247,6 +232,52 @@ impl Engine for PostgresEngine {
             events: stored.into_iter().map(DomainEvent::MessagePosted).collect(),
             outbox,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for PostgresEngine {
+    type Db = Postgres;
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const RELAXED_COMMIT: &'static str = "SET LOCAL synchronous_commit = off";
+    /// PostgreSQL runs writers side by side, locking rows itself.
+    type WriteTurn = ();
+
+    async fn write_turn(&self) {}
+
+    /// `Store::append_messages`: four round trips whatever the batch —
+    /// begin and lock, read what the batch needs, write, commit.
+    ///
+    /// Every prepared statement takes the batch as arrays, so each has one
+    /// text whatever the batch's size, stays prepared, and is not planned
+    /// again. Lookups of exact pairs and keys probe an index once per pair: a
+    /// `LATERAL (… LIMIT 1)` subquery per `unnest`ed row, which the planner
+    /// cannot flatten into a join. A plain join against `unnest` (or a JSON
+    /// array) was planned as a hash join over a sequential scan while the
+    /// tables were young (statistics say empty) and kept in the cached
+    /// generic plan until autovacuum analyzed them (712 single-message
+    /// appends/s against 1,556); `= ANY(…)` on each column instead makes
+    /// PostgreSQL 15 probe every combination of the arrays (rooms × senders
+    /// × client ids: a fifth of the throughput at 100 senders).
+    async fn append(&self, store: &PostgresStore, batch: &[NewMessage]) -> StoreResult<Appended> {
+        if batch.is_empty() {
+            return Ok(Committed::quiet(Vec::new()));
+        }
+        let mut rooms: Vec<i64> = batch.iter().map(|m| m.room_id.0).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        let mut conn = store.writer.acquire().await.map_err(map_err)?;
+        let failed =
+            match sqlx::Connection::begin_with(&mut *conn, Self::begin_and_lock(&rooms)).await {
+                Ok(tx) => return Self::append_locked(store, tx, batch).await,
+                Err(err) => err,
+            };
+        // sqlx counts a transaction only once its BEGIN statement succeeded
+        // as a whole: when the lock failed after BEGIN ran, the connection
+        // would go back to the pool inside an aborted transaction.
+        let _ = sqlx::Executor::execute(&mut *conn, "ROLLBACK").await;
+        Err(map_err(failed))
     }
 
     /// One statement for any number of rows (arrays again, so it stays

@@ -52,8 +52,15 @@ async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-/// A database of its own on the test server, recreated for each check.
+/// A store on a database of its own on the test server, recreated for each check.
 async fn postgres(check: &str) -> PostgresStore {
+    PostgresStore::open(postgres_database(check).await.as_str(), &with_outbox())
+        .await
+        .unwrap()
+}
+
+/// The URL of a fresh database for `check` on the test server.
+async fn postgres_database(check: &str) -> url::Url {
     let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
         .expect("PALAVER_TEST_POSTGRES_URL names a PostgreSQL server (./scripts/test sets it)");
     let name = format!("palaver_appends_{}", &check[..check.len().min(40)]);
@@ -66,9 +73,7 @@ async fn postgres(check: &str) -> PostgresStore {
     }
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&name);
-    PostgresStore::open(url.as_str(), &with_outbox())
-        .await
-        .unwrap()
+    url
 }
 
 async fn user(store: &dyn Store, name: &str) -> User {
@@ -233,5 +238,107 @@ async fn a_large_batch_over_several_rooms_keeps_every_column_intact(store: &dyn 
             (Some(_), AppendOutcome::Duplicate(_)) | (None, AppendOutcome::Stored(_)) => {}
             (key, other) => panic!("message {n} (key {key:?}): {other:?}"),
         }
+    }
+}
+
+/// The append begins its transaction and takes its room locks in one round
+/// trip; when the lock fails after BEGIN ran, the connection must not go
+/// back to the pool inside the aborted transaction (the pool has one
+/// connection here, so the next append would get it).
+#[tokio::test]
+async fn a_postgres_append_whose_lock_times_out_leaves_its_connection_usable() {
+    let url = postgres_database("lock_timeout").await;
+    let options = StoreOptions {
+        pool_size: 1,
+        statement_timeout: std::time::Duration::from_millis(300),
+        ..StoreOptions::default()
+    };
+    let postgres = PostgresStore::open(url.as_str(), &options).await.unwrap();
+    let store: &dyn Store = &postgres;
+    let alice = user(store, "alice").await.id;
+    let room_id = room(store, alice, "LOCKLOCK").await;
+    let message = NewMessage {
+        room_id,
+        sender_id: alice,
+        body: "b".into(),
+        client_id: None,
+        reply_to: None,
+        created_at: Timestamp(0),
+    };
+
+    let mut holder = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE")
+        .bind(room_id.0)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let blocked = store.append_messages(std::slice::from_ref(&message)).await;
+    assert!(blocked.is_err(), "the room was locked: {blocked:?}");
+    held.rollback().await.unwrap();
+
+    let outcomes = store
+        .append_messages(std::slice::from_ref(&message))
+        .await
+        .expect("the pool's one connection works again")
+        .value;
+    assert!(matches!(&outcomes[..], [AppendOutcome::Stored(m)] if m.seq == 1));
+}
+
+/// Messages have no foreign key to their room (PostgreSQL): a room's
+/// deletion must serialize with the appends to it through the room's row
+/// lock, or an append committing between its deletion of the messages and
+/// of the room would leave messages behind.
+#[tokio::test]
+async fn a_postgres_room_deleted_while_appends_run_leaves_no_message_behind() {
+    let url = postgres_database("deleted_under_appends").await;
+    let postgres = PostgresStore::open(url.as_str(), &StoreOptions::default())
+        .await
+        .unwrap();
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(postgres);
+    let alice = user(&*store, "alice").await.id;
+    for round in 0..20 {
+        let room_id = room(&*store, alice, &format!("DEL{round:05}")).await;
+        let batch: Vec<NewMessage> = (0..20)
+            .map(|_| NewMessage {
+                room_id,
+                sender_id: alice,
+                body: "b".into(),
+                client_id: None,
+                reply_to: None,
+                created_at: Timestamp(0),
+            })
+            .collect();
+        // Appends until the room is gone; the deletion starts once the
+        // first has committed.
+        let (first, first_committed) = tokio::sync::oneshot::channel();
+        let appender = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut first = Some(first);
+                loop {
+                    let outcomes = store.append_messages(&batch).await.unwrap().value;
+                    if let Some(first) = first.take() {
+                        let _ = first.send(());
+                    }
+                    if outcomes
+                        .iter()
+                        .any(|o| matches!(o, AppendOutcome::NotMember))
+                    {
+                        break;
+                    }
+                }
+            }
+        });
+        first_committed.await.unwrap();
+        store.delete_room(room_id, Timestamp(1)).await.unwrap();
+        appender.await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE room_id = $1")
+            .bind(room_id.0)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "round {round}: messages outlived their room");
     }
 }

@@ -47,6 +47,17 @@ where
         room: palaver_domain::RoomId,
     ) -> palaver_domain::store::StoreResult<bool> {
         use crate::errors::map_err;
+        // The room's row lock first, the one appends take (PostgreSQL): an
+        // append holding it commits before its messages are deleted here,
+        // and one waiting for it then finds no room.
+        sqlx::query(&format!(
+            "SELECT id FROM rooms WHERE id = $1{}",
+            E::FOR_UPDATE
+        ))
+        .bind(room.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
         // Children first: SQLite enforces foreign keys per connection, and
         // explicit deletes keep both engines' behaviour identical.
         for sql in [
