@@ -47,6 +47,36 @@ fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// [`measure`] in another process started by the command words `wrapper`
+/// (e.g. `ip netns exec NAME`): this binary's hidden `broker-floor`
+/// subcommand, which prints the report.
+pub async fn measure_in(
+    wrapper: &[String],
+    brokers: &str,
+    config: &FloorConfig,
+) -> anyhow::Result<serde_json::Value> {
+    let output = tokio::process::Command::new(&wrapper[0])
+        .args(&wrapper[1..])
+        .arg(std::env::current_exe()?)
+        .arg("broker-floor")
+        .args(["--brokers", brokers])
+        .args(["--records-per-sec", &config.records_per_sec.to_string()])
+        .args(["--seconds", &config.duration.as_secs_f64().to_string()])
+        .args(["--payload-bytes", &config.payload_bytes.to_string()])
+        .args(["--fetch-wait-ms", &config.fetch_wait_ms.to_string()])
+        .args(["--partitions", &config.partitions.to_string()])
+        .args(["--keys", &config.keys.to_string()])
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the broker floor probe failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
 /// Produces to a fresh topic of its own and times each record until the
 /// consumer reads it (the send time travels in the payload).
 pub async fn measure(brokers: &str, config: &FloorConfig) -> anyhow::Result<FloorReport> {
@@ -55,6 +85,7 @@ pub async fn measure(brokers: &str, config: &FloorConfig) -> anyhow::Result<Floo
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", brokers)
             .set("allow.auto.create.topics", "false")
+            .set("socket.nagle.disable", "true")
             .set("log_level", "3");
         for (key, value) in extra {
             c.set(*key, value);

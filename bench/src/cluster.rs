@@ -51,6 +51,7 @@ fn url_parts(url: &str) -> url::Url {
 
 /// tansu on a free loopback port, with memory storage; killed when dropped.
 pub struct Broker {
+    /// Where clients reach it.
     pub addr: String,
     pid: u32,
     _child: Child,
@@ -58,10 +59,19 @@ pub struct Broker {
 
 impl Broker {
     pub async fn start(bin: &std::path::Path, core: Option<usize>) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        Self::start_on(bin, core, listen, None).await
+    }
+
+    /// On `listen`; `advertised` is where clients are told to reach it (a
+    /// relay), if not there.
+    pub async fn start_on(
+        bin: &std::path::Path,
+        core: Option<usize>,
+        listen: std::net::SocketAddr,
+        advertised: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let addr = advertised.unwrap_or(listen).to_string();
         let mut command = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -72,7 +82,7 @@ impl Broker {
         };
         let child = command
             .arg("broker")
-            .args(["--listener-url", &format!("tcp://{addr}")])
+            .args(["--listener-url", &format!("tcp://{listen}")])
             .args(["--advertised-listener-url", &format!("tcp://{addr}")])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
@@ -80,7 +90,7 @@ impl Broker {
             .kill_on_drop(true)
             .spawn()?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        while tokio::net::TcpStream::connect(&listen).await.is_err() {
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
                 "tansu did not start"
@@ -100,6 +110,13 @@ impl Broker {
     pub fn cpu_seconds(&self) -> f64 {
         crate::server::cpu_seconds_of_pid(self.pid)
     }
+}
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Waits until a node reads its Kafka bus (`/readyz` says `bus: ok`).

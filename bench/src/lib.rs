@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod connections;
 pub mod link;
 pub mod members;
+pub mod netns;
 pub mod report;
 pub mod server;
 pub mod soak;

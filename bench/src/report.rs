@@ -237,10 +237,16 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
     if cluster.is_empty() {
         return;
     }
-    let at = |list: &[&'_ Value], rate: f64| -> Option<Value> {
+    // A floor or single node at the same rate, on the same kind of network.
+    let at = |list: &[&'_ Value], rate: f64, network: &Value| -> Option<Value> {
         list.iter()
-            .find(|r| f(&r["target_deliveries_per_sec"]) == rate)
+            .find(|r| f(&r["target_deliveries_per_sec"]) == rate && &r["network"] == network)
             .map(|r| (*r).clone())
+    };
+    // Records of the loopback runs carry no network name.
+    let placed = |r: &Value, what: &str| match r["network"].as_str() {
+        Some(network) => format!("{what}, {network}"),
+        None => what.to_owned(),
     };
     let floors = find(records, "broker-floor", "tansu", None);
     let singles: Vec<&Value> = cluster
@@ -257,7 +263,8 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
         let rep = &floor["report"];
         let _ = writeln!(
             md,
-            "| | broker floor | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | acked p50 {:.2}, p99 {:.2} | | | | |",
+            "| | {} | {:.0} | {:.0} records/s | {:.2} | {:.2} | {:.2} | acked p50 {:.2}, p99 {:.2} | | | | |",
+            placed(floor, "broker floor"),
             f(&floor["target_deliveries_per_sec"]),
             f(&rep["records_per_sec"]),
             f(&rep["p50_ms"]),
@@ -270,7 +277,10 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
     for r in &cluster {
         let rep = &r["report"];
         let rate = f(&r["target_deliveries_per_sec"]);
-        let vs_floor = match (r["placement"] != "single-node", at(&floors, rate)) {
+        let vs_floor = match (
+            r["placement"] != "single-node",
+            at(&floors, rate, &r["network"]),
+        ) {
             (true, Some(floor)) => format!(
                 "{}, {}",
                 ratio(f(&rep["p50_ms"]), f(&floor["report"]["p50_ms"])),
@@ -278,7 +288,7 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
             ),
             _ => String::new(),
         };
-        let vs_single = match at(&singles, rate) {
+        let vs_single = match at(&singles, rate, &Value::Null) {
             Some(single) if r["placement"] != "single-node" => ratio(
                 f(&rep["server_us_per_delivery"]),
                 f(&single["report"]["server_us_per_delivery"]),
@@ -289,7 +299,7 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
             md,
             "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {} | {} |",
             r["shape"].as_str().unwrap_or("?"),
-            r["placement"].as_str().unwrap_or("?"),
+            placed(r, r["placement"].as_str().unwrap_or("?")),
             rate,
             f(&rep["deliveries_per_sec"]),
             f(&rep["p50_ms"]),
@@ -302,6 +312,16 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
                 .as_f64()
                 .map_or(String::new(), |share| format!("{share:.2}")),
             rep["lost"],
+        );
+    }
+    for skipped in records
+        .iter()
+        .filter(|r| r["scenario"] == "cluster-namespaces")
+    {
+        let _ = writeln!(
+            md,
+            "\nNodes in network namespaces: not run ({}).",
+            skipped["skipped"].as_str().unwrap_or("?")
         );
     }
     md.push_str("\n#### Where the time goes: mean ms per stage (times timed), by node\n\n");
@@ -319,7 +339,7 @@ fn cluster_tables(md: &mut String, records: &[Value]) {
             let _ = writeln!(
                 md,
                 "| {} | {:.0} | {node} | {} | {} | {} | {} | {} |",
-                r["placement"].as_str().unwrap_or("?"),
+                placed(r, r["placement"].as_str().unwrap_or("?")),
                 f(&r["target_deliveries_per_sec"]),
                 cell("commit"),
                 cell("publish"),

@@ -36,6 +36,22 @@ impl Kind {
     }
 }
 
+/// Where a server runs: the command words its start is wrapped in (e.g.
+/// `ip netns exec NAME`) and the address it listens on.
+pub struct Place {
+    pub wrapper: Vec<String>,
+    pub host: std::net::IpAddr,
+}
+
+impl Place {
+    pub fn loopback() -> Self {
+        Self {
+            wrapper: Vec::new(),
+            host: std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+}
+
 pub struct ServerProcess {
     pub kind: Kind,
     pub base_url: String,
@@ -53,21 +69,37 @@ impl ServerProcess {
         core: Option<usize>,
         palaver_args: &[String],
     ) -> anyhow::Result<Self> {
+        Self::start_at(kind, bin, core, &Place::loopback(), palaver_args).await
+    }
+
+    /// As [`ServerProcess::start`], run and listening where `place` says.
+    pub async fn start_at(
+        kind: Kind,
+        bin: &Path,
+        core: Option<usize>,
+        place: &Place,
+        palaver_args: &[String],
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
-        let mut command = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
+        // Every wrapper execs the next program: the pid is the server's.
+        let mut words: Vec<std::ffi::OsString> = place.wrapper.iter().map(Into::into).collect();
+        if let Some(core) = core {
+            words.extend(["taskset".into(), "-c".into(), core.to_string().into()]);
+        }
+        words.push(bin.into());
+        let mut command = Command::new(&words[0]);
+        command.args(&words[1..]);
         if kind == Kind::Palaver {
             // Cheap password hashing keeps the setup of thousands of users
             // short; no measured phase hashes passwords. Every client comes
             // from 127.0.0.1 and sends as fast as it can: nothing is limited.
             command
-                .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+                .args([
+                    "--listen",
+                    &format!("{}:0", place.host),
+                    "--log-format",
+                    "json",
+                ])
                 .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
                 .args(NO_LIMITS)
                 .arg("--data-dir")

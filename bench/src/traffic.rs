@@ -65,11 +65,22 @@ struct Shared {
     latency_us: RefCell<Histogram<u64>>,
 }
 
-/// Connects every member (senders first in each room) with bounded concurrency.
+/// Connects every member (senders first in each room) with bounded
+/// concurrency; to a server on loopback from eight source addresses (more
+/// ports to connect from), elsewhere from the route's own.
 pub async fn connect_all(members: &[Member], transport: Transport) -> anyhow::Result<Vec<Link>> {
     let sources: Vec<Ipv4Addr> = (1..=8).map(|n| Ipv4Addr::new(127, 0, 0, n)).collect();
+    let on_loopback = |member: &Member| {
+        url::Url::parse(&member.base_url)
+            .ok()
+            .and_then(|url| url.host_str()?.parse::<Ipv4Addr>().ok())
+            .is_some_and(|host| host.is_loopback())
+    };
     futures::stream::iter(members.iter().enumerate())
-        .map(|(n, member)| Link::connect(member, transport, Some(sources[n % sources.len()])))
+        .map(|(n, member)| {
+            let source = on_loopback(member).then(|| sources[n % sources.len()]);
+            Link::connect(member, transport, source)
+        })
         .buffered(64)
         .collect::<Vec<_>>()
         .await

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use palaver_bench::cluster::{wait_for_bus, Broker, ScratchDatabase};
+use palaver_bench::cluster::{free_port, wait_for_bus, Broker, ScratchDatabase};
 use palaver_bench::link::Transport;
 use palaver_bench::members::{setup, Member};
-use palaver_bench::server::{raise_fd_limit, Kind, ServerProcess};
+use palaver_bench::server::{raise_fd_limit, Kind, Place, ServerProcess};
 use palaver_bench::traffic::{self, TrafficConfig, TrafficReport};
-use palaver_bench::{broker_floor, connections, report, soak, stages, store};
+use palaver_bench::{broker_floor, connections, netns, report, soak, stages, store};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -32,6 +32,28 @@ enum Command {
     /// Palaver alone for a long time: many connections, steady sends, a
     /// tenth of the clients dropping and resuming each minute.
     Soak(SoakArgs),
+    /// The broker's own round trip, printed as one JSON line: how the suite
+    /// measures it from inside a network namespace.
+    #[command(hide = true)]
+    BrokerFloor(FloorArgs),
+}
+
+#[derive(clap::Args)]
+struct FloorArgs {
+    #[arg(long)]
+    brokers: String,
+    #[arg(long)]
+    records_per_sec: f64,
+    #[arg(long)]
+    seconds: f64,
+    #[arg(long)]
+    payload_bytes: usize,
+    #[arg(long)]
+    fetch_wait_ms: u64,
+    #[arg(long)]
+    partitions: i32,
+    #[arg(long)]
+    keys: usize,
 }
 
 #[derive(clap::Args)]
@@ -73,6 +95,11 @@ struct SuiteArgs {
     /// The nodes' `--kafka-fetch-wait-ms` in the cluster scenario.
     #[arg(long, default_value_t = 5)]
     cluster_fetch_wait_ms: u64,
+    /// Delay each way on the links between namespaced nodes and the broker
+    /// and database (the cluster scenario's second half; needs root for
+    /// `ip netns`); 0 skips it.
+    #[arg(long, default_value_t = 1.0)]
+    cluster_link_delay_ms: f64,
     /// Where to write benchmarks.md and the chart; nothing is written without it.
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -121,6 +148,19 @@ fn main() -> anyhow::Result<()> {
     match command {
         Command::Suite(args) => local.block_on(&runtime, suite(args)),
         Command::Soak(args) => local.block_on(&runtime, soak(args)),
+        Command::BrokerFloor(args) => local.block_on(&runtime, async move {
+            let config = broker_floor::FloorConfig {
+                records_per_sec: args.records_per_sec,
+                duration: Duration::from_secs_f64(args.seconds),
+                payload_bytes: args.payload_bytes,
+                fetch_wait_ms: args.fetch_wait_ms,
+                partitions: args.partitions,
+                keys: args.keys,
+            };
+            let report = broker_floor::measure(&args.brokers, &config).await?;
+            println!("{}", json!(report));
+            Ok(())
+        }),
     }
 }
 
@@ -428,12 +468,6 @@ async fn cluster_scenario(
     tansu: &std::path::Path,
 ) -> anyhow::Result<Vec<Value>> {
     let (rooms, members) = sizes.cluster_shape;
-    let shape = format!("{rooms}x{members}");
-    let record = |placement: &str, deliveries: f64, report: TrafficReport, stages: Value| {
-        json!({"scenario": "cluster", "target": "palaver", "placement": placement,
-            "shape": shape, "rooms": rooms, "members": members,
-            "target_deliveries_per_sec": deliveries, "report": report, "stages": stages})
-    };
     let mut records = Vec::new();
 
     let database = ScratchDatabase::create(admin_url, "single").await?;
@@ -455,34 +489,107 @@ async fn cluster_scenario(
             &sizes.paced(deliveries, members),
         )
         .await?;
-        records.push(record("single-node", deliveries, report, stages));
+        let placement = ("single-node", None);
+        records.push(cluster_record(placement, sizes, deliveries, report, stages));
     }
     drop(single);
     database.drop_now().await;
 
-    let database = ScratchDatabase::create(admin_url, "cluster").await?;
-    let broker = Broker::start(tansu, args.broker_core.or(args.server_core)).await?;
-    for &deliveries in &sizes.cluster_rates {
-        let floor = broker_floor::measure(
-            &broker.addr,
-            &broker_floor::FloorConfig {
-                records_per_sec: deliveries / members as f64,
-                duration: sizes.measure,
-                payload_bytes: 300,
-                fetch_wait_ms: args.cluster_fetch_wait_ms,
-                partitions: args.cluster_partitions,
-                keys: rooms,
-            },
+    records.extend(
+        cluster_run(
+            args,
+            sizes,
+            admin_url,
+            tansu,
+            None,
+            &["same-node", "cross-node", "three-nodes"],
         )
-        .await?;
-        records.push(json!({"scenario": "broker-floor", "target": "tansu",
-            "target_deliveries_per_sec": deliveries, "report": floor}));
+        .await?,
+    );
+    if args.cluster_link_delay_ms > 0.0 {
+        match netns::Lan::create(3) {
+            Ok(lan) => {
+                let delay = Duration::from_secs_f64(args.cluster_link_delay_ms / 1000.0);
+                let site = Some((&lan, delay));
+                let placements = ["cross-node", "three-nodes"];
+                records
+                    .extend(cluster_run(args, sizes, admin_url, tansu, site, &placements).await?);
+            }
+            Err(err) => records.push(json!({"scenario": "cluster-namespaces",
+                "skipped": format!("network namespaces could not be made: {err:#}")})),
+        }
+    }
+    Ok(records)
+}
+
+/// Three nodes on one scratch database and one broker, each placement at
+/// each rate, after the broker's own round trip at each rate. On loopback,
+/// or (`site`) each node in a namespace of its own whose links to the broker
+/// and the database are delayed each way; the broker floor is then measured
+/// from such a namespace too, across the same delay.
+async fn cluster_run(
+    args: &SuiteArgs,
+    sizes: &Sizes,
+    admin_url: &str,
+    tansu: &std::path::Path,
+    site: Option<(&netns::Lan, Duration)>,
+    placements: &[&str],
+) -> anyhow::Result<Vec<Value>> {
+    let (rooms, members) = sizes.cluster_shape;
+    let network = site.map(|(_, delay)| {
+        format!(
+            "own namespaces, links {} ms each way",
+            delay.as_secs_f64() * 1000.0
+        )
+    });
+    let mut records = Vec::new();
+    let database = ScratchDatabase::create(admin_url, "cluster").await?;
+    let broker_core = args.broker_core.or(args.server_core);
+    let mut database_url = url::Url::parse(&database.url)?;
+    let broker = match site {
+        None => Broker::start(tansu, broker_core).await?,
+        Some((lan, delay)) => {
+            // The services listen on loopback: the namespaces reach them
+            // through delaying relays on the bridge; the broker advertises
+            // its relay, so every connection a client makes to it is delayed.
+            let host = database_url.host_str().unwrap_or("127.0.0.1").to_owned();
+            let target = tokio::net::lookup_host((host, database_url.port().unwrap_or(5432)))
+                .await?
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("no address for the database"))?;
+            let port = netns::relay(lan.host, target, delay)?;
+            database_url.set_host(Some(&lan.host.to_string()))?;
+            let _ = database_url.set_port(Some(port));
+            let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let advertised = (lan.host, netns::relay(lan.host, listen, delay)?).into();
+            Broker::start_on(tansu, broker_core, listen, Some(advertised)).await?
+        }
+    };
+    for &deliveries in &sizes.cluster_rates {
+        let floor = broker_floor::FloorConfig {
+            records_per_sec: deliveries / members as f64,
+            duration: sizes.measure,
+            payload_bytes: 300,
+            fetch_wait_ms: args.cluster_fetch_wait_ms,
+            partitions: args.cluster_partitions,
+            keys: rooms,
+        };
+        let report = match site {
+            None => json!(broker_floor::measure(&broker.addr, &floor).await?),
+            Some((lan, _)) => {
+                broker_floor::measure_in(&lan.exec_in(0), &broker.addr, &floor).await?
+            }
+        };
+        records.push(
+            json!({"scenario": "broker-floor", "target": "tansu", "network": network,
+            "target_deliveries_per_sec": deliveries, "report": report}),
+        );
     }
     let partitions = args.cluster_partitions.to_string();
     let fetch_wait = args.cluster_fetch_wait_ms.to_string();
     let node_args: Vec<String> = [
         "--database-url",
-        &database.url,
+        database_url.as_str(),
         "--kafka-brokers",
         &broker.addr,
         "--kafka-topic",
@@ -499,11 +606,19 @@ async fn cluster_scenario(
     .map(String::from)
     .to_vec();
     let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let node = ServerProcess::start(
+    for n in 0..3 {
+        let place = match site {
+            None => Place::loopback(),
+            Some((lan, _)) => Place {
+                wrapper: lan.exec_in(n),
+                host: lan.address(n).into(),
+            },
+        };
+        let node = ServerProcess::start_at(
             Kind::Palaver,
             &args.palaver_bin,
             args.server_core,
+            &place,
             &node_args,
         )
         .await?;
@@ -512,7 +627,7 @@ async fn cluster_scenario(
     }
     let people = setup(&nodes[0], "cluster", rooms, members).await?;
     let all: Vec<&ServerProcess> = nodes.iter().collect();
-    for placement in ["same-node", "cross-node", "three-nodes"] {
+    for &placement in placements {
         let placed: Vec<Member> = people
             .iter()
             .enumerate()
@@ -541,12 +656,29 @@ async fn cluster_scenario(
                 &sizes.paced(deliveries, members),
             )
             .await?;
-            records.push(record(placement, deliveries, report, stages));
+            let placement = (placement, network.as_deref());
+            records.push(cluster_record(placement, sizes, deliveries, report, stages));
         }
     }
     drop(nodes);
     database.drop_now().await;
     Ok(records)
+}
+
+/// One cluster measurement: `placement` is where the members sit and on
+/// what network (none: loopback).
+fn cluster_record(
+    (placement, network): (&str, Option<&str>),
+    sizes: &Sizes,
+    deliveries: f64,
+    report: TrafficReport,
+    stages: Value,
+) -> Value {
+    let (rooms, members) = sizes.cluster_shape;
+    json!({"scenario": "cluster", "target": "palaver", "placement": placement,
+        "network": network, "shape": format!("{rooms}x{members}"), "rooms": rooms,
+        "members": members, "target_deliveries_per_sec": deliveries, "report": report,
+        "stages": stages})
 }
 
 /// A traffic run on `nodes`, with each node's stage timings over it and the

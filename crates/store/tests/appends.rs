@@ -87,6 +87,18 @@ async fn user(store: &dyn Store, name: &str) -> User {
     store.insert_user(new).await.unwrap()
 }
 
+/// A message without an idempotency key.
+fn plain(room_id: RoomId, sender_id: UserId) -> NewMessage {
+    NewMessage {
+        room_id,
+        sender_id,
+        body: "b".into(),
+        client_id: None,
+        reply_to: None,
+        created_at: Timestamp(0),
+    }
+}
+
 async fn room(store: &dyn Store, owner: UserId, code: &str) -> RoomId {
     let new = NewRoom {
         name: "r".into(),
@@ -257,14 +269,7 @@ async fn a_postgres_append_whose_lock_times_out_leaves_its_connection_usable() {
     let store: &dyn Store = &postgres;
     let alice = user(store, "alice").await.id;
     let room_id = room(store, alice, "LOCKLOCK").await;
-    let message = NewMessage {
-        room_id,
-        sender_id: alice,
-        body: "b".into(),
-        client_id: None,
-        reply_to: None,
-        created_at: Timestamp(0),
-    };
+    let message = plain(room_id, alice);
 
     let mut holder = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
     let mut held = holder.begin().await.unwrap();
@@ -299,16 +304,7 @@ async fn a_postgres_room_deleted_while_appends_run_leaves_no_message_behind() {
     let alice = user(&*store, "alice").await.id;
     for round in 0..20 {
         let room_id = room(&*store, alice, &format!("DEL{round:05}")).await;
-        let batch: Vec<NewMessage> = (0..20)
-            .map(|_| NewMessage {
-                room_id,
-                sender_id: alice,
-                body: "b".into(),
-                client_id: None,
-                reply_to: None,
-                created_at: Timestamp(0),
-            })
-            .collect();
+        let batch: Vec<NewMessage> = (0..20).map(|_| plain(room_id, alice)).collect();
         // Appends until the room is gone; the deletion starts once the
         // first has committed.
         let (first, first_committed) = tokio::sync::oneshot::channel();
