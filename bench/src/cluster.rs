@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::Connection;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// A database created for this run on `admin_url`'s server, dropped afterwards.
 pub struct ScratchDatabase {
@@ -72,15 +72,7 @@ impl Broker {
         advertised: Option<std::net::SocketAddr>,
     ) -> anyhow::Result<Self> {
         let addr = advertised.unwrap_or(listen).to_string();
-        let mut command = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let child = command
+        let child = crate::server::wrapped_command(&[], core, bin)
             .arg("broker")
             .args(["--listener-url", &format!("tcp://{listen}")])
             .args(["--advertised-listener-url", &format!("tcp://{addr}")])

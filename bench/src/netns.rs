@@ -6,11 +6,9 @@
 //! pays between machines. Needs root (`ip netns`); everything is removed
 //! when dropped.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
-
-use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -28,7 +26,8 @@ pub struct Lan {
 }
 
 impl Lan {
-    /// The bridge and `namespaces` namespaces on it, nothing delayed yet.
+    /// The bridge and `namespaces` namespaces on it; delays come from the
+    /// [`relay`]s the caller puts on `host`.
     pub fn create(namespaces: usize) -> anyhow::Result<Self> {
         remove_leftovers();
         let bridge = format!("{PREFIX}-br");
@@ -50,15 +49,10 @@ impl Lan {
                 &name,
             ])?;
             run(&["ip", "link", "set", &host_end, "master", &bridge, "up"])?;
-            let inside = |args: &[&str]| {
-                let mut all = vec!["ip", "netns", "exec", &name];
-                all.extend_from_slice(args);
-                run(&all)
-            };
             let address = format!("{}/24", lan.address(n));
-            inside(&["ip", "addr", "add", &address, "dev", "eth0"])?;
-            inside(&["ip", "link", "set", "eth0", "up"])?;
-            inside(&["ip", "link", "set", "lo", "up"])?;
+            run(&["ip", "-n", &name, "addr", "add", &address, "dev", "eth0"])?;
+            run(&["ip", "-n", &name, "link", "set", "eth0", "up"])?;
+            run(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
         }
         Ok(lan)
     }
@@ -181,4 +175,39 @@ async fn delay_line(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Dura
     }
     let _ = to.shutdown().await;
     reader.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes cross the relay intact and in order, each way held at least
+    /// the delay (a lower bound: tokio never wakes a sleep early).
+    #[tokio::test]
+    async fn a_relay_passes_bytes_in_order_and_holds_them_each_way() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = echo.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => socket.write_all(&buf[..n]).await.unwrap(),
+                }
+            }
+        });
+        let delay = Duration::from_millis(30);
+        let port = relay(Ipv4Addr::LOCALHOST, target, delay).unwrap();
+        let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .unwrap();
+        let sent: Vec<u8> = (0..200u8).collect();
+        let started = Instant::now();
+        client.write_all(&sent).await.unwrap();
+        let mut echoed = vec![0; sent.len()];
+        client.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(echoed, sent);
+        assert!(started.elapsed() >= 2 * delay, "{:?}", started.elapsed());
+    }
 }

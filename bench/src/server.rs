@@ -81,14 +81,7 @@ impl ServerProcess {
         palaver_args: &[String],
     ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
-        // Every wrapper execs the next program: the pid is the server's.
-        let mut words: Vec<std::ffi::OsString> = place.wrapper.iter().map(Into::into).collect();
-        if let Some(core) = core {
-            words.extend(["taskset".into(), "-c".into(), core.to_string().into()]);
-        }
-        words.push(bin.into());
-        let mut command = Command::new(&words[0]);
-        command.args(&words[1..]);
+        let mut command = wrapped_command(&place.wrapper, core, bin);
         if kind == Kind::Palaver {
             // Cheap password hashing keeps the setup of thousands of users
             // short; no measured phase hashes passwords. Every client comes
@@ -156,6 +149,20 @@ impl ServerProcess {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kib| kib * 1024)
     }
+}
+
+/// `bin` started inside the command words `wrapper` (none: directly),
+/// pinned to `core` by `taskset`. Every wrapper execs the next program, so
+/// the child's pid is `bin`'s.
+pub fn wrapped_command(wrapper: &[String], core: Option<usize>, bin: &Path) -> Command {
+    let mut words: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
+    if let Some(core) = core {
+        words.extend(["taskset".into(), "-c".into(), core.to_string().into()]);
+    }
+    words.push(bin.into());
+    let mut command = Command::new(&words[0]);
+    command.args(&words[1..]);
+    command
 }
 
 /// CPU seconds (user + system) this process has used.

@@ -86,17 +86,16 @@ impl PostgresEngine {
         batch: &[NewMessage],
     ) -> StoreResult<append_plan::BatchState> {
         let keys = append_plan::distinct_keys(batch);
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(concat!(
             "SELECT k.room_id AS k_room_id, k.sender_id AS k_sender_id, r.last_seq AS k_last_seq,
                     EXISTS (SELECT 1 FROM members mb
-                            WHERE mb.room_id = k.room_id AND mb.user_id = k.sender_id) AS k_member,
-                    {}
-             FROM unnest($1::int8[], $2::int8[], $3::text[]) AS k(room_id, sender_id, client_id)
+                            WHERE mb.room_id = k.room_id AND mb.user_id = k.sender_id) AS k_member, ",
+            crate::sql::message_columns!(),
+            " FROM unnest($1::int8[], $2::int8[], $3::text[]) AS k(room_id, sender_id, client_id)
              CROSS JOIN LATERAL (SELECT last_seq FROM rooms WHERE id = k.room_id) AS r
              LEFT JOIN LATERAL (SELECT * FROM messages m
                                 WHERE m.room_id = k.room_id AND m.sender_id = k.sender_id
-                                  AND m.client_id = k.client_id LIMIT 1) AS m ON true",
-            crate::sql::MESSAGE_COLUMNS
+                                  AND m.client_id = k.client_id LIMIT 1) AS m ON true"
         ))
         .bind(keys.iter().map(|k| k.0).collect::<Vec<i64>>())
         .bind(keys.iter().map(|k| k.1).collect::<Vec<i64>>())
