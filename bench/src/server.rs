@@ -9,16 +9,12 @@ use tokio::process::{Child, Command};
 
 /// Flags that lift every per-address and per-user limit.
 const NO_LIMITS: &[&str] = &[
-    "--rate-login=off",
-    "--rate-register=off",
-    "--rate-join-user=off",
-    "--rate-join-address=off",
-    "--rate-send=off",
-    "--rate-password-reset=off",
-    "--rate-frames=off",
+    "--limit=all=off",
     "--login-backoff-free=4294967295",
     "--max-connections=1000000",
     "--max-connections-per-address=1000000",
+    "--max-sessions-per-user=1000000",
+    "--max-sessions-per-address=1000000",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +51,8 @@ impl Place {
 pub struct ServerProcess {
     pub kind: Kind,
     pub base_url: String,
+    /// `http://ADDR/metrics` on the node's metrics listener (palaver only).
+    pub metrics_url: Option<String>,
     pub pid: u32,
     _child: Child,
     _data_dir: tempfile::TempDir,
@@ -92,6 +90,8 @@ impl ServerProcess {
                     &format!("{}:0", place.host),
                     "--log-format",
                     "json",
+                    "--metrics-listen",
+                    &format!("{}:0", place.host),
                 ])
                 .args(["--argon2-memory-kib", "256", "--argon2-iterations", "1"])
                 .args(NO_LIMITS)
@@ -109,6 +109,7 @@ impl ServerProcess {
             .id()
             .ok_or_else(|| anyhow::anyhow!("server exited at once"))?;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut metrics_url = None;
         let addr = loop {
             let line = lines
                 .next_line()
@@ -118,6 +119,11 @@ impl ServerProcess {
                 break addr.to_owned();
             }
             if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) {
+                // Logged before "palaver listening".
+                if entry["fields"]["message"] == "metrics listening" {
+                    let addr = entry["fields"]["addr"].as_str().unwrap_or_default();
+                    metrics_url = Some(format!("http://{addr}/metrics"));
+                }
                 if entry["fields"]["message"] == "palaver listening" {
                     break entry["fields"]["addr"]
                         .as_str()
@@ -130,6 +136,7 @@ impl ServerProcess {
         Ok(Self {
             kind,
             base_url: format!("http://{addr}"),
+            metrics_url,
             pid,
             _child: child,
             _data_dir: data_dir,

@@ -1,6 +1,6 @@
 //! Where a message's time goes in a cluster, from the nodes' own metrics.
 //!
-//! Each stage is a histogram a node exports at `/metrics`; read before and
+//! Each stage is a histogram a node exports on its metrics listener; read before and
 //! after a run, the difference of its `_sum` and `_count` is the stage's mean
 //! over the run, and its count says how often it was timed.
 
@@ -33,9 +33,9 @@ pub struct StageTiming {
     pub count: u64,
 }
 
-/// Reads a node's stage histograms.
-pub async fn snapshot(base_url: &str) -> anyhow::Result<Snapshot> {
-    let text = reqwest::get(format!("{base_url}/metrics"))
+/// Reads a node's stage histograms from `metrics_url` (`http://ADDR/metrics`).
+pub async fn snapshot(metrics_url: &str) -> anyhow::Result<Snapshot> {
+    let text = reqwest::get(metrics_url)
         .await?
         .error_for_status()?
         .text()

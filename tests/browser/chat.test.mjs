@@ -65,7 +65,7 @@ function startServer(port, dataDir) {
   const child = spawn(BIN, [
     '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
     '--argon2-memory-kib', '256', '--argon2-iterations', '1',
-    '--access-token-ttl-secs', String(TOKEN_TTL_SECS), '--log-format', 'json',
+    '--access-token-ttl-secs', String(TOKEN_TTL_SECS), '--log-format', 'json', '--metrics-listen', 'off',
   ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn,palaver_server=info,palaver_domain=info' } });
   return new Promise((done, fail) => {
     let buffered = '';

@@ -690,15 +690,20 @@ async fn timed_traffic(
     links: Vec<palaver_bench::link::Link>,
     config: &TrafficConfig,
 ) -> anyhow::Result<(TrafficReport, Value)> {
+    let metrics_url = |node: &ServerProcess| {
+        node.metrics_url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("{} serves no metrics", node.base_url))
+    };
     let mut before = Vec::new();
     for node in nodes {
-        before.push(stages::snapshot(&node.base_url).await?);
+        before.push(stages::snapshot(&metrics_url(node)?).await?);
     }
     let started = (std::time::Instant::now(), broker.map(Broker::cpu_seconds));
     let report = traffic::run(nodes, people, links, config).await?;
     let mut timings = serde_json::Map::new();
     for (n, (node, before)) in nodes.iter().zip(&before).enumerate() {
-        let after = stages::snapshot(&node.base_url).await?;
+        let after = stages::snapshot(&metrics_url(node)?).await?;
         timings.insert(format!("node{n}"), json!(stages::between(before, &after)));
     }
     if let (Some(broker), Some(cpu_before)) = (broker, started.1) {

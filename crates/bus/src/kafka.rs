@@ -6,6 +6,9 @@
 //! (each node needs every room's events, and group joins are slow) and
 //! delivers what other nodes published. The `origin` header tells a node its
 //! own events apart; the outbox relay re-sends under the original origin.
+//! Every record carries a MAC (`palaver_domain::bus_auth`) keyed by the
+//! cluster's secret; records without a valid one are dropped unread, so a
+//! client that can produce to the topic cannot speak for the nodes.
 //!
 //! The broker may replay, duplicate or lose: sessions deduplicate messages by
 //! seq and fill gaps from the store, and membership events are checked
@@ -16,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palaver_domain::bus::{Bus, BusError, Delivery, EventSink, Publication};
-use palaver_domain::events::{self, OutboxEntry};
+use palaver_domain::bus_auth::{ClusterKey, Record, Refused, MAC_HEADER};
+use palaver_domain::events::OutboxEntry;
 use palaver_domain::remote::still_true;
 use palaver_domain::store::Store;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -30,6 +34,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
+use crate::security::KafkaSecurity;
+
 const ORIGIN_HEADER: &str = "origin";
 /// When the record was produced, in Unix microseconds: the start of the
 /// receiving node's `palaver_bus_transit_seconds` (clocks of the nodes must
@@ -38,6 +44,9 @@ const PRODUCED_HEADER: &str = "produced_us";
 /// How often the broker's reachability is checked.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+/// At most one warning about refused records per this long: whoever writes
+/// them must not be able to flood the log.
+const REFUSED_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -54,6 +63,10 @@ pub struct KafkaConfig {
     /// How long a produced event may wait for the broker before its delivery
     /// fails (and the outbox relay takes over).
     pub delivery_timeout: Duration,
+    /// TLS and SASL towards the brokers.
+    pub security: KafkaSecurity,
+    /// Signs what this node produces and checks what it reads.
+    pub cluster_key: ClusterKey,
 }
 
 /// What the bus reports for `/readyz`.
@@ -80,6 +93,7 @@ pub struct KafkaBus {
     producer: FutureProducer,
     topic: String,
     origin: String,
+    cluster_key: ClusterKey,
     sink: Arc<dyn EventSink>,
     reachable: Arc<AtomicBool>,
     consuming: Arc<AtomicBool>,
@@ -138,6 +152,7 @@ impl KafkaBus {
             producer,
             topic: config.topic,
             origin: config.origin,
+            cluster_key: config.cluster_key,
             sink,
             reachable,
             consuming,
@@ -169,6 +184,11 @@ impl KafkaBus {
     fn produce(&self, room: i64, payload: &str, origin: &str) -> Result<DeliveryFuture, BusError> {
         let key = room.to_string();
         let produced = unix_micros().to_string();
+        let mac = self.cluster_key.sign(Record {
+            key: key.as_bytes(),
+            origin: origin.as_bytes(),
+            payload: payload.as_bytes(),
+        });
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: ORIGIN_HEADER,
@@ -177,6 +197,10 @@ impl KafkaBus {
             .insert(Header {
                 key: PRODUCED_HEADER,
                 value: Some(&produced),
+            })
+            .insert(Header {
+                key: MAC_HEADER,
+                value: Some(&mac),
             });
         let record = FutureRecord::to(&self.topic)
             .key(&key)
@@ -260,6 +284,7 @@ fn client_config(config: &KafkaConfig) -> ClientConfig {
         // relay delaying 1 ms each way: 20 ms per acknowledgement with it).
         .set("socket.nagle.disable", "true")
         .set("log_level", "4");
+    config.security.apply(&mut client);
     client
 }
 
@@ -325,6 +350,7 @@ async fn consume(
     }
     consuming.store(true, Ordering::Relaxed);
     tracing::info!(topic = %config.topic, partitions, "reading the Kafka topic");
+    let mut refused = RefusedRecords::default();
     loop {
         let message = match consumer.recv().await {
             Ok(message) => message,
@@ -341,9 +367,24 @@ async fn consume(
                 .and_then(|headers| headers.iter().find(|h| h.key == name))
                 .and_then(|h| h.value)
         };
-        if header(ORIGIN_HEADER).is_some_and(|origin| origin == config.origin.as_bytes()) {
+        let origin = header(ORIGIN_HEADER);
+        if origin.is_some_and(|origin| origin == config.origin.as_bytes()) {
             continue; // delivered locally when it was published
         }
+        // Checked before anything else of the record is believed.
+        let record = Record {
+            key: message.key().unwrap_or_default(),
+            origin: origin.unwrap_or_default(),
+            payload: message.payload().unwrap_or_default(),
+        };
+        let event = match config.cluster_key.open(record, header(MAC_HEADER)) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue, // a newer node's event type: not ours to show
+            Err(refusal) => {
+                refused.count(&refusal, message.partition(), message.offset());
+                continue;
+            }
+        };
         let produced = header(PRODUCED_HEADER)
             .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u64>().ok());
         if let Some(produced) = produced {
@@ -351,17 +392,6 @@ async fn consume(
             metrics::histogram!("palaver_bus_transit_seconds")
                 .record(Duration::from_micros(transit));
         }
-        let Some(payload) = message.payload() else {
-            continue;
-        };
-        let event = match events::decode(payload) {
-            Ok(Some(event)) => event,
-            Ok(None) => continue, // a newer node's event type: not ours to show
-            Err(err) => {
-                tracing::warn!(%err, "skipping a malformed event on the topic");
-                continue;
-            }
-        };
         metrics::counter!("palaver_bus_events_received_total").increment(1);
         match still_true(store.as_ref(), &event).await {
             Ok(true) => sink.deliver(&event),
@@ -371,6 +401,36 @@ async fn consume(
             Err(err) => tracing::warn!(%err, "membership event not applied: store unavailable"),
         }
         metrics::histogram!("palaver_bus_apply_seconds").record(received.elapsed());
+    }
+}
+
+/// Records dropped unread: counted by reason, logged at debug, and warned
+/// about at most once a `REFUSED_WARNING_INTERVAL`.
+#[derive(Default)]
+struct RefusedRecords {
+    last_warning: Option<Instant>,
+    since_warning: u64,
+}
+
+impl RefusedRecords {
+    fn count(&mut self, refusal: &Refused, partition: i32, offset: i64) {
+        metrics::counter!("palaver_bus_records_refused_total", "reason" => refusal.reason())
+            .increment(1);
+        tracing::debug!(%refusal, partition, offset, "record on the topic refused");
+        self.since_warning += 1;
+        if self
+            .last_warning
+            .is_none_or(|last| last.elapsed() >= REFUSED_WARNING_INTERVAL)
+        {
+            tracing::warn!(
+                refused = self.since_warning,
+                last_reason = refusal.reason(),
+                "records on the topic refused: not written by a node of this cluster \
+                 (another cluster's database, an old node, or a forger)"
+            );
+            self.last_warning = Some(Instant::now());
+            self.since_warning = 0;
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 
 mod kafka;
 mod local;
+mod security;
 
 pub use kafka::{BusState, KafkaBus, KafkaConfig};
 pub use local::LocalBus;
+pub use security::{KafkaSecurity, KafkaSecurityOptions, SaslMechanism, SecurityProtocol};

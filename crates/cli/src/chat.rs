@@ -17,6 +17,7 @@ use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wra
 use ratatui::Frame;
 
 use crate::credentials::SignIn;
+use crate::sanitize;
 use crate::Failure;
 
 /// How long "… is typing" stays without a repeat.
@@ -192,6 +193,9 @@ impl App {
     }
 }
 
+/// Draws the screen. Every string from the server (room names, bodies, error
+/// messages in the status line) goes through `sanitize` here, the one place
+/// that hands text to the terminal.
 pub fn render(frame: &mut Frame, app: &App) {
     let [main, input, status] = Layout::vertical([
         Constraint::Min(3),
@@ -211,7 +215,7 @@ pub fn render(frame: &mut Frame, app: &App) {
             } else {
                 String::new()
             };
-            ListItem::new(format!("{}{unread}", r.name))
+            ListItem::new(format!("{}{unread}", sanitize::line(&r.name)))
         })
         .collect();
     let mut state = ListState::default().with_selected(Some(app.selected));
@@ -228,13 +232,20 @@ pub fn render(frame: &mut Frame, app: &App) {
         .and_then(|room| app.messages.get(&room))
         .map(|kept| {
             kept.iter()
-                .map(|(seq, sender, body)| {
+                .flat_map(|(seq, sender, body)| {
                     let who = if *sender == app.me {
                         "me".to_owned()
                     } else {
                         format!("user {sender}")
                     };
-                    Line::from(format!("#{seq} {who}: {body}"))
+                    // A body's own lines stay lines, indented under its first.
+                    sanitize::lines(body).enumerate().map(move |(n, text)| {
+                        Line::from(if n == 0 {
+                            format!("#{seq} {who}: {text}")
+                        } else {
+                            format!("    {text}")
+                        })
+                    })
                 })
                 .collect()
         })
@@ -251,7 +262,7 @@ pub fn render(frame: &mut Frame, app: &App) {
     lines.push(Line::from(typing).style(Style::default().add_modifier(Modifier::ITALIC)));
     let title = room
         .and_then(|id| app.rooms.iter().find(|r| r.id == id))
-        .map(|r| r.name.clone())
+        .map(|r| sanitize::line(&r.name).into_owned())
         .unwrap_or_else(|| "no rooms: join one with `palaver-cli join CODE`".into());
     frame.render_widget(
         Paragraph::new(lines)
@@ -260,11 +271,11 @@ pub fn render(frame: &mut Frame, app: &App) {
         talk_area,
     );
     frame.render_widget(
-        Paragraph::new(app.input.as_str())
+        Paragraph::new(sanitize::line(&app.input))
             .block(Block::default().borders(Borders::ALL).title("message")),
         input,
     );
-    frame.render_widget(Paragraph::new(app.status.as_str()), status);
+    frame.render_widget(Paragraph::new(sanitize::line(&app.status)), status);
 }
 
 async fn load_history(sign_in: &SignIn, app: &mut App, room: i64) {
@@ -445,6 +456,32 @@ mod tests {
             !shown.contains("elsewhere"),
             "another room's message stays there"
         );
+    }
+
+    #[test]
+    fn no_control_sequence_from_the_server_reaches_the_screen() {
+        let hostile = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}";
+        let mut app = App::new(1, &[summary(10, &format!("den{hostile}"), 0)]);
+        app.add_history(10, vec![(1, 2, format!("one\ntwo{hostile}"))]);
+        app.on_frame(ServerFrame::Error {
+            code: "invalid_input".into(),
+            message: format!("body {hostile}"),
+            reference: None,
+            retry_after_ms: None,
+        });
+        let shown = screen(&app);
+        assert!(
+            !shown.contains(|c: char| c.is_control() && c != '\n' || c == '\u{202e}'),
+            "{shown:?}"
+        );
+        for expected in [
+            "#1 user 2: one",
+            "    two\\u{1b}[2J",
+            "den\\u{1b}",
+            "body \\u{1b}",
+        ] {
+            assert!(shown.contains(expected), "{expected:?} in\n{shown}");
+        }
     }
 
     #[test]

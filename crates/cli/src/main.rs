@@ -6,6 +6,7 @@
 
 mod chat;
 mod credentials;
+mod sanitize;
 mod tail;
 
 use std::io::{BufRead, IsTerminal, Read};
@@ -17,6 +18,7 @@ use palaver_client::types::HistoryQuery;
 use palaver_client::{Client, ClientError, Transport};
 
 use crate::credentials::{Credentials, SignIn};
+use crate::sanitize::line as shown;
 
 #[derive(Parser)]
 #[command(name = "palaver-cli", version, about = "Palaver from a shell")]
@@ -128,8 +130,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(err)) => {
             match &err {
-                ClientError::Api { code, message, .. } => eprintln!("error: {code}: {message}"),
-                other => eprintln!("error: {other}"),
+                ClientError::Api { code, message, .. } => {
+                    eprintln!("error: {}: {}", shown(code), shown(message))
+                }
+                other => eprintln!("error: {}", shown(&other.to_string())),
             }
             ExitCode::from(1)
         }
@@ -138,11 +142,11 @@ async fn main() -> ExitCode {
             ExitCode::from(3)
         }
         Err(Failure::Unreachable(message)) => {
-            eprintln!("error: cannot reach the server: {message}");
+            eprintln!("error: cannot reach the server: {}", shown(&message));
             ExitCode::from(4)
         }
         Err(Failure::Other(err)) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", shown(&format!("{err:#}")));
             ExitCode::from(1)
         }
     }
@@ -197,7 +201,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for summary in client.rooms().await? {
                 println!(
                     "{}\t{}\t{}\tunread {}",
-                    summary.room.id, summary.room.code, summary.room.name, summary.unread_count
+                    summary.room.id,
+                    shown(&summary.room.code),
+                    shown(&summary.room.name),
+                    summary.unread_count
                 );
             }
         }
@@ -205,24 +212,31 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let room = client.create_room(&name, password.as_deref()).await?;
             println!(
                 "created room {} ({}): join code {}",
-                room.id, room.name, room.code
+                room.id,
+                shown(&room.name),
+                shown(&room.code)
             );
         }
         Command::Join { code, password } => {
             let room = client.join_room(&code, password.as_deref()).await?;
-            println!("joined room {} ({})", room.id, room.name);
+            println!("joined room {} ({})", room.id, shown(&room.name));
         }
         Command::Members { room } => {
             for member in client.members(room).await? {
                 let name = member.user.username.unwrap_or_else(|| "(deleted)".into());
                 let online = if member.online { "online" } else { "offline" };
-                println!("{}\t{name}\t{}\t{online}", member.user.id, member.role);
+                println!(
+                    "{}\t{}\t{}\t{online}",
+                    member.user.id,
+                    shown(&name),
+                    shown(&member.role)
+                );
             }
         }
         Command::Online { room } => {
             for member in client.online(room).await? {
                 let name = member.user.username.unwrap_or_else(|| "(deleted)".into());
-                println!("{}\t{name}", member.user.id);
+                println!("{}\t{}", member.user.id, shown(&name));
             }
         }
         Command::History {
@@ -238,7 +252,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             for message in client.history(room, &query).await?.messages {
                 if json {
-                    println!("{}", serde_json::to_string(&message).expect("serializable"));
+                    println!("{}", sanitize::json(&message));
                 } else {
                     println!(
                         "{}",

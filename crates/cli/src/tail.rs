@@ -9,11 +9,13 @@ use palaver_client::live::refused_login;
 use palaver_client::{LiveEvent, LiveSession, Transport};
 
 use crate::credentials::SignIn;
+use crate::sanitize;
 use crate::Failure;
 
-/// One message as a line of text.
+/// One message as a line of text: the body made safe for the terminal, its
+/// newlines written `\n` so that each message stays one line.
 pub fn line(room: i64, seq: u64, sender: i64, body: &str) -> String {
-    format!("[{room}] #{seq} user {sender}: {body}")
+    format!("[{room}] #{seq} user {sender}: {}", sanitize::line(body))
 }
 
 /// Prints until every tailed room is gone (left, removed from or deleted)
@@ -55,7 +57,8 @@ pub async fn run(
         match event {
             LiveEvent::Frame(frame) => print_or_forget(frame, me, &mut tailed, json),
             LiveEvent::Disconnected { error, retry_in } => eprintln!(
-                "connection lost ({error}); reconnecting in {:.1} s",
+                "connection lost ({}); reconnecting in {:.1} s",
+                sanitize::line(&error.to_string()),
                 retry_in.as_secs_f64()
             ),
             LiveEvent::Reconnected { .. } => {
@@ -68,23 +71,31 @@ pub async fn run(
     )))
 }
 
-/// Prints a tailed room's message; forgets a room the user is no longer in.
-fn print_or_forget(frame: ServerFrame, me: i64, tailed: &mut BTreeSet<i64>, json: bool) {
-    let gone = match &frame {
+/// A tailed room's message as the line printed for it (JSON or text).
+fn printed(frame: &ServerFrame, tailed: &BTreeSet<i64>, json: bool) -> Option<String> {
+    match frame {
         ServerFrame::Message {
             room,
             seq,
             sender_id,
             body,
             ..
-        } if tailed.contains(room) => {
-            if json {
-                println!("{}", serde_json::to_string(&frame).expect("serializable"));
-            } else {
-                println!("{}", line(*room, *seq, *sender_id, body));
-            }
-            None
-        }
+        } if tailed.contains(room) => Some(if json {
+            sanitize::json(frame)
+        } else {
+            line(*room, *seq, *sender_id, body)
+        }),
+        _ => None,
+    }
+}
+
+/// Prints a tailed room's message; forgets a room the user is no longer in.
+fn print_or_forget(frame: ServerFrame, me: i64, tailed: &mut BTreeSet<i64>, json: bool) {
+    if let Some(text) = printed(&frame, tailed, json) {
+        println!("{text}");
+        return;
+    }
+    let gone = match &frame {
         ServerFrame::RoomDeleted { room } => Some(*room),
         ServerFrame::MemberLeft { room, user_id }
         | ServerFrame::MemberRemoved { room, user_id, .. }
@@ -102,4 +113,42 @@ fn print_or_forget(frame: ServerFrame, me: i64, tailed: &mut BTreeSet<i64>, json
 fn describe(rooms: &BTreeSet<i64>) -> String {
     let list: Vec<String> = rooms.iter().map(|room| format!("room {room}")).collect();
     list.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> ServerFrame {
+        ServerFrame::Message {
+            room: 7,
+            seq: 3,
+            sender_id: 2,
+            body: body.into(),
+            created_at: String::new(),
+            client_id: None,
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn a_message_is_printed_as_one_line_with_no_control_sequence_in_either_format() {
+        let tailed = BTreeSet::from([7]);
+        let hostile = message("hi\u{1b}[2J\u{1b}]0;pwned\u{7}\nfake line\u{202e}");
+        let text = printed(&hostile, &tailed, false).unwrap();
+        assert_eq!(
+            text,
+            "[7] #3 user 2: hi\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\nfake line\\u{202e}"
+        );
+        let json = printed(&hostile, &tailed, true).unwrap();
+        for shown in [&text, &json] {
+            assert!(
+                !shown.contains(['\u{1b}', '\u{7}', '\n', '\u{202e}']),
+                "{shown:?}"
+            );
+        }
+        let back: ServerFrame = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, hostile, "the JSON still says the same");
+        assert_eq!(printed(&hostile, &BTreeSet::from([8]), false), None);
+    }
 }

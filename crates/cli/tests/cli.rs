@@ -21,6 +21,7 @@ async fn server() -> Server {
     let data = tempfile::tempdir().unwrap();
     let mut settings = Settings::with_data_dir(data.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_listen = None;
     settings.argon2_memory_kib = 256;
     settings.argon2_iterations = 1;
     settings.rates = palaver_domain::throttle::RateLimits::off();
@@ -264,4 +265,70 @@ async fn refusals_and_unreachable_servers_have_their_own_exit_codes() {
     nowhere.env("PALAVER_SERVER", "http://127.0.0.1:9");
     let out = nowhere.output().await.unwrap();
     assert_eq!(out.status.code(), Some(4));
+}
+
+/// Whatever a server holds (here written into its database behind its back,
+/// as an older server or a copied database may hold it), no control sequence
+/// of it reaches the terminal: not from a body, a room name or a display name.
+#[tokio::test]
+async fn text_the_server_holds_never_reaches_the_terminal_as_a_control_sequence() {
+    const HOSTILE: &str = "\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\u{202e}exe.txt";
+    let server = server().await;
+    let alice = Shell::new(&server);
+    alice
+        .ok(&["register", "alice"], "correct horse battery\n")
+        .await;
+    alice
+        .ok(&["login", "alice"], "correct horse battery\n")
+        .await;
+    let created = alice.ok(&["create", "den"], "").await;
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+    alice.ok(&["send", &room, "hello"], "").await;
+
+    let db = rusqlite::Connection::open(server._data.path().join("palaver.db")).unwrap();
+    db.busy_timeout(WAIT).unwrap();
+    db.execute(
+        "UPDATE messages SET body = ?1",
+        [format!("hi{HOSTILE}\nsecond line")],
+    )
+    .unwrap();
+    db.execute("UPDATE rooms SET name = ?1", [format!("den{HOSTILE}")])
+        .unwrap();
+    db.execute(
+        "UPDATE users SET display_name = ?1",
+        [format!("al{HOSTILE}")],
+    )
+    .unwrap();
+
+    let raw = |out: &str| out.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}']);
+    let history = alice.ok(&["history", &room], "").await;
+    assert!(!raw(&history), "{history:?}");
+    assert_eq!(
+        history.lines().count(),
+        1,
+        "one message, one line: {history:?}"
+    );
+    assert!(
+        history
+            .contains("hi\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{9b}31m\\u{202e}exe.txt\\nsecond line"),
+        "{history:?}"
+    );
+    let json = alice.ok(&["history", &room, "--json"], "").await;
+    assert!(!raw(&json), "{json:?}");
+    let message: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(
+        message["body"],
+        format!("hi{HOSTILE}\nsecond line"),
+        "the JSON says the same"
+    );
+    for args in [&["rooms"][..], &["members", &room], &["join", "AAAAAAAA"]] {
+        let out = alice.run(args, "").await;
+        assert!(
+            !raw(&out.stdout) && !raw(&out.stderr),
+            "{args:?}: {:?}",
+            out.stdout
+        );
+    }
+    let rooms = alice.ok(&["rooms"], "").await;
+    assert!(rooms.contains("den\\u{1b}[2J"), "{rooms:?}");
 }

@@ -6,7 +6,7 @@ use palaver_protocol::rest::{
 };
 use palaver_protocol::rest::{
     BanInfo, ChangePasswordRequest, CreateRoomRequest, DeleteAccountRequest, DirectRequest,
-    EditMessageRequest, HistoryQuery, InviteRequest, JoinRoomRequest, Jwks, LoginRequest,
+    EditMessageRequest, HistoryQuery, InvitationPage, InviteRequest, JoinRoomRequest, Jwks, LoginRequest,
     LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker,
     RefreshRequest, RegisterRequest, RoleRequest, Room, RoomSummary, SessionInfo, TokenResponse,
     UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest, UserPage, UserRef,
@@ -341,11 +341,32 @@ impl Client {
         .await
     }
 
-    /// Adds `user` to the room (owner or admin).
+    /// Invites `user` into the room (owner or admin); they become a member
+    /// by accepting.
     pub async fn invite(&self, room: i64, user: UserRef) -> Result<()> {
-        let path = format!("/api/v1/rooms/{room}/members");
+        let path = format!("/api/v1/rooms/{room}/invitations");
         self.call_empty(Method::POST, &path, Some(&InviteRequest { user }))
             .await
+    }
+
+    /// The invitations waiting for an answer, by room id, after `after`.
+    pub async fn invitations(&self, after: Option<i64>, limit: u32) -> Result<InvitationPage> {
+        let mut path = format!("/api/v1/invitations?limit={limit}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Accepts the invitation into `room`: a member from now on.
+    pub async fn accept_invitation(&self, room: i64) -> Result<Room> {
+        let path = format!("/api/v1/invitations/{room}/accept");
+        self.call::<(), _>(Method::POST, &path, None).await
+    }
+
+    pub async fn decline_invitation(&self, room: i64) -> Result<()> {
+        let path = format!("/api/v1/invitations/{room}");
+        self.call_empty::<()>(Method::DELETE, &path, None).await
     }
 
     /// The room's members who are online now.

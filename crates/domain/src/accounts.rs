@@ -16,7 +16,7 @@ use crate::store::{
     AccountDeletion, AccountRemoval, NewSession, NewUser, Rotation, SessionRecord, SessionsToEnd,
     Store, StoreError,
 };
-use crate::throttle::{ClientAddr, Throttles, LOGIN_FAILURES_FORGOTTEN_AFTER};
+use crate::throttle::{Caller, ClientAddr, Operation, Throttles, LOGIN_FAILURES_FORGOTTEN_AFTER};
 use crate::time::Timestamp;
 use crate::tokens::{self, AccessTokens, Bearer};
 use crate::values::{DisplayName, Email, Password, Username};
@@ -51,6 +51,9 @@ pub struct Accounts {
 
 const BAD_LOGIN: &str = "invalid username or password";
 const BAD_REFRESH: &str = "invalid, expired or revoked refresh token";
+/// How many times one login attempt tries to be counted against a streak
+/// that other attempts keep changing.
+const CHARGE_ATTEMPTS: usize = 16;
 
 impl Accounts {
     pub fn new(
@@ -87,7 +90,8 @@ impl Accounts {
         let password = Password::parse(password)?;
         let display_name = DisplayName::parse(display_name.unwrap_or(username.as_str()))?;
         let email = email.map(Email::parse).transpose()?;
-        self.throttles.register_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::Register, Caller::address(from))?;
         let password_hash = self.passwords.hash(password.expose()).await?;
         let new_user = NewUser {
             username: username.as_str().to_owned(),
@@ -131,7 +135,8 @@ impl Accounts {
         from: ClientAddr,
         user_agent: Option<&str>,
     ) -> Result<Session> {
-        self.throttles.login_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::Login, Caller::address(from))?;
         let credentials = match Username::parse(username) {
             Ok(name) => self.store.credentials_by_username(name.as_str()).await?,
             Err(_) => None,
@@ -147,7 +152,8 @@ impl Accounts {
         let now = Timestamp::now();
         let refresh_token = tokens::new_refresh_token();
         let id = tokens::random_token(16);
-        self.store
+        let inserted = self
+            .store
             .insert_session(NewSession {
                 id: id.clone(),
                 user_id: user.id,
@@ -157,13 +163,18 @@ impl Accounts {
                 expires_at: now.plus_seconds(self.times.refresh_token_ttl_secs),
             })
             .await?;
+        if !inserted {
+            // Deleted since its credentials were read: as if it never existed.
+            return Err(Error::Unauthorized(BAD_LOGIN));
+        }
         self.session(user, &id, refresh_token, now)
     }
 
     /// Spends the presented refresh token and issues a new pair. Presenting a
     /// token that was already spent revokes every token descended from its login.
     pub async fn refresh(&self, presented: &str, from: ClientAddr) -> Result<Session> {
-        self.throttles.refresh_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::Refresh, Caller::address(from))?;
         let next = tokens::new_refresh_token();
         let now = Timestamp::now();
         let rotation = self
@@ -181,6 +192,7 @@ impl Accounts {
                     .store
                     .user_by_id(user_id)
                     .await?
+                    .filter(|user| !user.deleted)
                     .ok_or(Error::Unauthorized(BAD_REFRESH))?;
                 self.session(user, &family, next, now)
             }
@@ -198,7 +210,8 @@ impl Accounts {
     /// connections. Unknown tokens are accepted silently so that logout is
     /// idempotent and reveals nothing.
     pub async fn logout(&self, presented: &str, from: ClientAddr) -> Result<()> {
-        self.throttles.refresh_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::Logout, Caller::address(from))?;
         let committed = self
             .store
             .end_session_of_token(&tokens::hash_secret(presented), Timestamp::now())
@@ -241,6 +254,8 @@ impl Accounts {
     /// Ends one of the caller's logins; `NotFound` when it has no live login
     /// of that id (another user's included).
     pub async fn end_session(&self, user: UserId, session: &str) -> Result<()> {
+        self.throttles
+            .charge(Operation::SessionEnd, Caller::user(user))?;
         let ended = self
             .end_sessions(user, SessionsToEnd::One(session.to_owned()))
             .await?;
@@ -252,6 +267,8 @@ impl Accounts {
 
     /// Ends every login of the caller, the calling one included.
     pub async fn end_all_sessions(&self, user: UserId) -> Result<()> {
+        self.throttles
+            .charge(Operation::SessionEnd, Caller::user(user))?;
         self.end_sessions(user, SessionsToEnd::AllBut(None)).await?;
         Ok(())
     }
@@ -267,6 +284,10 @@ impl Accounts {
         new_password: String,
         from: ClientAddr,
     ) -> Result<()> {
+        self.throttles.charge(
+            Operation::PasswordChange,
+            Caller::user(bearer.user).from(from),
+        )?;
         let new_password = Password::parse(new_password).map_err(recovery::new_password_field)?;
         self.confirm_password(bearer.user, current, from)
             .await
@@ -301,6 +322,8 @@ impl Accounts {
         erase: bool,
         from: ClientAddr,
     ) -> Result<()> {
+        self.throttles
+            .charge(Operation::AccountDelete, Caller::user(user).from(from))?;
         self.confirm_password(user, password, from).await?;
         let now = Timestamp::now();
         let committed = self
@@ -323,10 +346,10 @@ impl Accounts {
     }
 
     /// A signed-in user confirms a change with their password: a login
-    /// attempt (the same rate and back-off), so a stolen access token cannot
-    /// be used to guess it quickly. `Forbidden` when it is wrong.
+    /// attempt (the operation draws from the login budget too, and the
+    /// back-off applies), so a stolen access token cannot be used to guess
+    /// it quickly. `Forbidden` when it is wrong.
     async fn confirm_password(&self, user: UserId, password: &str, from: ClientAddr) -> Result<()> {
-        self.throttles.login_per_address.check(&from)?;
         let credentials = self
             .store
             .credentials_by_id(user)
@@ -346,7 +369,9 @@ impl Accounts {
     /// Whether `password` matches `hash` (`None`: no such account, checked
     /// as long anyway), under the login back-off of `subject`: while its
     /// streak of failures makes it wait, refused as `RateLimited` without
-    /// looking; a failure extends the streak, a success ends it.
+    /// looking. Every attempt is counted as a failure before the password
+    /// is looked at (`charge_login_attempt`), so attempts running at once
+    /// cannot all pass the same streak; a success then ends the streak.
     async fn check_password(
         &self,
         subject: &str,
@@ -354,23 +379,39 @@ impl Accounts {
         hash: Option<&str>,
     ) -> Result<bool> {
         let now = Timestamp::now();
-        let streak = self.store.login_failures(subject).await?;
-        if let Some(streak) = streak {
-            self.throttles
-                .login_backoff
-                .check(streak.count, streak.last_failed_at, now)?;
+        let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
+        let mut charged = false;
+        // A lost swap means another attempt was counted first: judge the
+        // streak it left. Each loss is someone else's progress, and the
+        // back-off refuses once the free failures are spent; the bound only
+        // guards against a streak that keeps being reset under us.
+        for _ in 0..CHARGE_ATTEMPTS {
+            let streak = self.store.login_failures(subject).await?;
+            let backoff = &self.throttles.login_backoff;
+            // A streak with no delay yet passes, even if an attempt that
+            // began after this one was counted first (its time is later).
+            if let Some(streak) = streak.filter(|s| !backoff.delay(s.count).is_zero()) {
+                backoff.check(streak.count, streak.last_failed_at, now)?;
+            }
+            if self
+                .store
+                .charge_login_attempt(subject, streak, now, forget_before)
+                .await?
+            {
+                charged = true;
+                break;
+            }
+        }
+        if !charged {
+            return Err(Error::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            });
         }
         let verified = self.passwords.verify(password, hash).await?;
         if !verified || hash.is_none() {
-            let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
-            self.store
-                .record_login_failure(subject, now, forget_before)
-                .await?;
             return Ok(false);
         }
-        if streak.is_some() {
-            self.store.clear_login_failures(subject).await?;
-        }
+        self.store.clear_login_failures(subject).await?;
         Ok(true)
     }
 
@@ -442,6 +483,8 @@ impl Accounts {
     }
 
     pub async fn update_display_name(&self, user: UserId, display_name: &str) -> Result<User> {
+        self.throttles
+            .charge(Operation::ProfileUpdate, Caller::user(user))?;
         let display_name = DisplayName::parse(display_name)?;
         self.store
             .update_display_name(user, &display_name.into_inner())

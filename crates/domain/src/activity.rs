@@ -8,21 +8,29 @@ use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::outbox::Publisher;
 use crate::store::Store;
+use crate::throttle::{Caller, Operation, Throttles};
 use crate::time::Timestamp;
 
 /// Typing indicators and presence announcements: what passes, never stored.
 pub struct Activity {
     store: Arc<dyn Store>,
     publisher: Publisher,
+    throttles: Arc<Throttles>,
 }
 
 impl Activity {
-    pub fn new(store: Arc<dyn Store>, publisher: Publisher) -> Self {
-        Self { store, publisher }
+    pub fn new(store: Arc<dyn Store>, publisher: Publisher, throttles: Arc<Throttles>) -> Self {
+        Self {
+            store,
+            publisher,
+            throttles,
+        }
     }
 
     /// Tells the room's other members that `user` is typing.
     pub async fn typing(&self, user: UserId, room: RoomId) -> Result<()> {
+        self.throttles
+            .charge(Operation::Typing, Caller::user(user))?;
         self.store
             .member_role(room, user)
             .await?

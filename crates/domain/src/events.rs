@@ -54,6 +54,14 @@ pub enum DomainEvent {
     RoomDeleted {
         room_id: RoomId,
     },
+    /// `by` invited `user_id` into the room: told to the invitee alone, who
+    /// becomes a member only by accepting.
+    Invited {
+        room_id: RoomId,
+        room_name: String,
+        user_id: UserId,
+        by: UserId,
+    },
     /// Someone is typing in a room. Ephemeral: never stored, never in the outbox.
     Typing {
         room_id: RoomId,
@@ -137,7 +145,8 @@ impl DomainEvent {
             | DomainEvent::MemberRemoved { room_id, .. }
             | DomainEvent::RoleChanged { room_id, .. }
             | DomainEvent::Typing { room_id, .. }
-            | DomainEvent::RoomDeleted { room_id } => *room_id,
+            | DomainEvent::RoomDeleted { room_id }
+            | DomainEvent::Invited { room_id, .. } => *room_id,
             DomainEvent::RoomUpdated(room) => room.id,
         }
     }
@@ -233,6 +242,12 @@ enum EventV1 {
     },
     RoomDeleted {
         room_id: i64,
+    },
+    Invited {
+        room_id: i64,
+        room_name: String,
+        user_id: i64,
+        by: i64,
     },
     Typing {
         room_id: i64,
@@ -401,6 +416,17 @@ pub fn encode(event: &DomainEvent) -> String {
             room: RoomV1::new(room),
         },
         DomainEvent::RoomDeleted { room_id } => EventV1::RoomDeleted { room_id: room_id.0 },
+        DomainEvent::Invited {
+            room_id,
+            room_name,
+            user_id,
+            by,
+        } => EventV1::Invited {
+            room_id: room_id.0,
+            room_name: room_name.clone(),
+            user_id: user_id.0,
+            by: by.0,
+        },
         DomainEvent::Typing { room_id, user_id } => EventV1::Typing {
             room_id: room_id.0,
             user_id: user_id.0,
@@ -534,6 +560,17 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
         EventV1::RoomDeleted { room_id } => DomainEvent::RoomDeleted {
             room_id: RoomId(room_id),
         },
+        EventV1::Invited {
+            room_id,
+            room_name,
+            user_id,
+            by,
+        } => DomainEvent::Invited {
+            room_id: RoomId(room_id),
+            room_name,
+            user_id: UserId(user_id),
+            by: UserId(by),
+        },
         EventV1::Typing { room_id, user_id } => DomainEvent::Typing {
             room_id: RoomId(room_id),
             user_id: UserId(user_id),
@@ -656,6 +693,12 @@ mod tests {
                 kind: RoomKind::Group,
             }),
             DomainEvent::RoomDeleted { room_id: RoomId(3) },
+            DomainEvent::Invited {
+                room_id: RoomId(3),
+                room_name: "general".into(),
+                user_id: UserId(10),
+                by: UserId(9),
+            },
             DomainEvent::Typing {
                 room_id: RoomId(3),
                 user_id: UserId(9),

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod activity;
 pub mod bus;
+pub mod bus_auth;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -11,7 +11,7 @@ use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;
 use crate::store::{AppendOutcome, NewMessage, Store};
-use crate::throttle::Throttles;
+use crate::throttle::{Caller, Operation, Throttles};
 use crate::time::Timestamp;
 use crate::values::{ClientId, MessageBody};
 
@@ -81,7 +81,8 @@ impl Messages {
     ) -> Result<Posted> {
         let body = MessageBody::parse(body, self.max_body_bytes)?;
         let client_id = client_id.map(ClientId::parse).transpose()?;
-        self.throttles.send_per_user.check(&sender)?;
+        self.throttles
+            .charge(Operation::Send, Caller::user(sender))?;
         if let Some(target) = reply_to {
             // Seqs are never reused and messages never vanish, so a seq that
             // exists now exists for good. (A non-member learns nothing: the
@@ -165,6 +166,8 @@ impl Messages {
         seq: u64,
         body: String,
     ) -> Result<Message> {
+        self.throttles
+            .charge(Operation::Edit, Caller::user(editor))?;
         let body = MessageBody::parse(body, self.max_body_bytes)?;
         self.require_member(editor, room).await?;
         let message = self.existing(room, seq).await?;
@@ -185,6 +188,8 @@ impl Messages {
     /// Deletes a message: its sender may, and so may the room's owner and admins.
     /// Deleting an already deleted message succeeds and changes nothing.
     pub async fn delete(&self, user: UserId, room: RoomId, seq: u64) -> Result<()> {
+        self.throttles
+            .charge(Operation::MessageDelete, Caller::user(user))?;
         let role = self.require_member(user, room).await?;
         let message = self.existing(room, seq).await?;
         if message.sender_id != user && role < Role::Admin {

@@ -3,6 +3,7 @@
 //! The bus may deliver them late, twice or out of order; the store decides.
 
 use crate::events::DomainEvent;
+use crate::ids::RoomId;
 use crate::store::{Store, StoreResult};
 
 /// Whether a membership event received from another node still matches the
@@ -10,10 +11,23 @@ use crate::store::{Store, StoreResult};
 /// "joined" would let a removed user hear the room, so the store decides.
 pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<bool> {
     Ok(match event {
+        // Sessions drop seqs they already delivered.
         DomainEvent::MessagePosted(_)
-        | DomainEvent::MessageEdited(_)
         | DomainEvent::MessageDeleted { .. }
         | DomainEvent::ReadMarkerMoved { .. } => true,
+        // A late or replayed edit must not show words the sender replaced.
+        DomainEvent::MessageEdited(edited) => store
+            .message(edited.room_id, edited.seq)
+            .await?
+            .is_some_and(|stored| {
+                stored.deleted_at.is_none()
+                    && stored.body == edited.body
+                    && stored.edited_at == edited.edited_at
+            }),
+        DomainEvent::RoomUpdated(profile) => store
+            .room_by_id(profile.id)
+            .await?
+            .is_some_and(|room| room.profile() == *profile),
         DomainEvent::MemberJoined {
             room_id, user_id, ..
         } => store.member_role(*room_id, *user_id).await?.is_some(),
@@ -26,13 +40,20 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
             user_id,
             role,
         } => store.member_role(*room_id, *user_id).await? == Some(*role),
-        DomainEvent::RoomUpdated(_)
-        | DomainEvent::Typing { .. }
+        DomainEvent::Typing { .. }
         | DomainEvent::Presence { .. }
         | DomainEvent::NodeHeartbeat { .. }
         // An ended session and a deleted account never come back.
         | DomainEvent::SessionsEnded { .. }
         | DomainEvent::UserDeleted { .. } => true,
         DomainEvent::RoomDeleted { room_id } => store.room_by_id(*room_id).await?.is_none(),
+        // Not answered yet: the first of the invitee's invitations from this room on.
+        DomainEvent::Invited {
+            room_id, user_id, ..
+        } => store
+            .invitations(*user_id, RoomId(room_id.0 - 1), 1)
+            .await?
+            .first()
+            .is_some_and(|invitation| invitation.room_id == *room_id),
     })
 }

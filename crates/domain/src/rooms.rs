@@ -11,14 +11,15 @@ use crate::ids::{RoomId, UserId};
 use crate::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use crate::outbox::Publisher;
 use crate::passwords::Passwords;
-use crate::store::Removal;
-use crate::store::{NewRoom, ReadMark, Store, StoreError};
-use crate::throttle::{ClientAddr, Throttles};
+use crate::store::{NewRoom, ReadMark, Refusal, Removal, Store, StoreError};
+use crate::throttle::{Caller, ClientAddr, Operation, Throttles};
 use crate::time::Timestamp;
 use crate::values::{JoinCode, RoomName};
 
+mod invitations;
 mod moderation;
 
+pub use invitations::{InvitationPage, MAX_PENDING_INVITATIONS};
 pub use moderation::RoomSettings;
 
 pub struct Rooms {
@@ -48,6 +49,8 @@ impl Rooms {
     }
 
     pub async fn create(&self, owner: UserId, name: &str, password: Option<&str>) -> Result<Room> {
+        self.throttles
+            .charge(Operation::RoomCreate, Caller::user(owner))?;
         let name = RoomName::parse(name)?.into_inner();
         let password_hash = match room_password(password)? {
             Some(p) => Some(self.passwords.hash(p).await?),
@@ -77,6 +80,8 @@ impl Rooms {
     /// same room every time, from either side. Someone who left it is a
     /// member again.
     pub async fn direct(&self, user: &User, other: &User) -> Result<Room> {
+        self.throttles
+            .charge(Operation::DirectRoom, Caller::user(user.id))?;
         if user.id == other.id {
             return Err(Error::Forbidden("a direct room needs someone else"));
         }
@@ -91,6 +96,7 @@ impl Rooms {
                 created_at: Timestamp::now(),
             };
             match self.store.direct_room(user.id, other.id, new_room).await {
+                Err(StoreError::Conflict("deleted")) => return Err(Error::NotFound("user")),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(err) => return Err(err.into()),
                 Ok(direct) => return Ok(self.publisher.publish_committed(direct).room),
@@ -110,9 +116,9 @@ impl Rooms {
         password: Option<&str>,
         from: ClientAddr,
     ) -> Result<Room> {
+        self.throttles
+            .charge(Operation::Join, Caller::user(user).from(from))?;
         let code = JoinCode::parse(code)?;
-        self.throttles.join_per_user.check(&user)?;
-        self.throttles.join_per_address.check(&from)?;
         let room = self
             .store
             .room_by_code(code.as_str())
@@ -132,10 +138,19 @@ impl Rooms {
                 return Err(Error::Forbidden("wrong room password"));
             }
         }
-        let joined = self
+        // The ban is checked again by the insert: one made since the check
+        // above wins.
+        let joined = match self
             .store
             .add_member(room.id, user, Role::Member, Timestamp::now())
-            .await?;
+            .await
+        {
+            Err(StoreError::Conflict("banned")) => {
+                return Err(Error::Forbidden("you are banned from this room"))
+            }
+            Err(StoreError::Conflict("deleted")) => return Err(Error::NotFound("user")),
+            other => other?,
+        };
         self.publisher.publish_committed(joined);
         Ok(room)
     }
@@ -172,13 +187,13 @@ impl Rooms {
     }
 
     pub async fn leave(&self, user: UserId, room: RoomId) -> Result<()> {
-        let left = self
+        self.throttles
+            .charge(Operation::Leave, Caller::user(user))?;
+        let committed = self
             .store
             .remove_member(room, user, Removal::Left, Timestamp::now())
-            .await?;
-        let Some(committed) = left else {
-            return Err(Error::NotFound("room"));
-        };
+            .await?
+            .map_err(|refusal| refused(refusal, "you may not leave this room"))?;
         self.publisher.publish_committed(committed);
         Ok(())
     }
@@ -188,6 +203,8 @@ impl Rooms {
     /// Membership is checked by the store in the same transaction
     /// (`ReadMark::NotMember`): no separate read, and no race with a leave.
     pub async fn mark_read(&self, user: UserId, room: RoomId, seq: u64) -> Result<u64> {
+        self.throttles
+            .charge(Operation::MarkRead, Caller::user(user))?;
         let marked = self
             .store
             .mark_read(room, user, seq, Timestamp::now())
@@ -212,6 +229,17 @@ impl Rooms {
             .member_role(room, user)
             .await?
             .ok_or(Error::NotFound("room"))
+    }
+}
+
+/// The error for a change the store refused, having found in its
+/// transaction that the domain's earlier check no longer holds: what that
+/// check would answer now (`outranked`: the operation's own refusal).
+pub(crate) fn refused(refusal: Refusal, outranked: &'static str) -> Error {
+    match refusal {
+        Refusal::NotMember => Error::NotFound("room"),
+        Refusal::Outranked => Error::Forbidden(outranked),
+        Refusal::NoTarget => Error::NotFound("member"),
     }
 }
 

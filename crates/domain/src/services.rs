@@ -92,9 +92,9 @@ impl Services {
                 writer,
                 publisher.clone(),
                 limits.max_body_bytes,
-                throttles,
+                throttles.clone(),
             ),
-            activity: Activity::new(store.clone(), publisher),
+            activity: Activity::new(store.clone(), publisher, throttles),
             store,
         };
         Ok((services, writer_task))

@@ -194,11 +194,30 @@ pub enum Removal {
     /// They left. An owner's ownership passes to the oldest admin, else the
     /// oldest member.
     Left,
-    /// An owner or admin removed them.
-    Kicked,
-    /// Removed (if a member) and barred from joining again.
+    /// An owner or admin (`by`, who must outrank them) removed them.
+    Kicked { by: UserId },
+    /// Removed (if a member) and barred from joining again, by an owner or
+    /// admin who outranks them.
     Banned { by: UserId, at: Timestamp },
 }
+
+/// Why the store refused a change to a room whose authority it checks in
+/// the change's own transaction: what the domain checked before may no
+/// longer hold when the change commits (a transfer, a demotion, a removal
+/// that committed first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The actor is not a member, or there is no such room.
+    NotMember,
+    /// The actor's role is below what the change needs, or not above the
+    /// target's.
+    Outranked,
+    /// The target is not a member.
+    NoTarget,
+}
+
+/// A room change the store authorized again in its transaction.
+pub type Authorized<T> = Result<Committed<T>, Refusal>;
 
 /// Changes to a room's settings; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -244,7 +263,9 @@ pub enum ReadMark {
 /// implemented in a module of its own); the domain holds a `dyn Store`,
 /// which reaches every aggregate's methods.
 #[async_trait]
-pub trait Store: AccountStore + KeyStore + RoomStore + MessageStore + OutboxStore {
+pub trait Store:
+    AccountStore + AllowanceStore + KeyStore + RoomStore + InvitationStore + MessageStore + OutboxStore
+{
     /// Cheap round trip proving the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -278,8 +299,17 @@ pub trait AccountStore: Send + Sync + 'static {
         purpose: CodePurpose,
         secret_hash: &str,
     ) -> StoreResult<Option<AccountCode>>;
-    /// Counts a wrong try; the secret is deleted when none is left.
-    async fn spend_code_attempt(&self, user: UserId, purpose: CodePurpose) -> StoreResult<()>;
+    /// Takes one try of the secret whose hash is `secret_hash`, before it is
+    /// compared, so that concurrent tries never get more than it has: false
+    /// when it has none left (or was replaced). One with none left stays, as
+    /// dead, until replaced (its last try may have been the right one, which
+    /// then deletes it).
+    async fn take_code_attempt(
+        &self,
+        user: UserId,
+        purpose: CodePurpose,
+        secret_hash: &str,
+    ) -> StoreResult<bool>;
     /// Deletes the secret; false when there was none (someone else spent it).
     async fn delete_code(&self, user: UserId, purpose: CodePurpose) -> StoreResult<bool>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
@@ -314,11 +344,16 @@ pub trait AccountStore: Send + Sync + 'static {
         removal: AccountRemoval,
     ) -> StoreResult<Option<Committed<AccountDeletion>>>;
 
-    /// Records a login and its first refresh token.
-    async fn insert_session(&self, session: NewSession) -> StoreResult<()>;
+    /// Records a login and its first refresh token, if the account is still
+    /// alive when it commits (checked in the insert's transaction, so a
+    /// deletion cannot slip between); false when it is not.
+    async fn insert_session(&self, session: NewSession) -> StoreResult<bool>;
     /// Atomically spend `presented_hash` and store `next_hash` in its family
     /// (valid until `next_expires_at`, which the session's expiry follows), or
-    /// detect re-use of a spent token (which ends the session).
+    /// detect re-use of a spent token (which ends the session). `Invalid`
+    /// when the token's session has ended (its account deleted included),
+    /// checked under the session's row lock, so the new token cannot escape
+    /// an ending that runs at the same time.
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
@@ -355,15 +390,18 @@ pub trait AccountStore: Send + Sync + 'static {
     /// The current streak of failed logins of `subject` (an account at an
     /// address), if it has one.
     async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>>;
-    /// Adds a failure to `subject`'s streak, starting a new streak when its
-    /// last failure is older than `forget_before`; streaks of every subject
-    /// that old are deleted.
-    async fn record_login_failure(
+    /// Counts an attempt of `subject` as a failure before its password is
+    /// looked at, only if its streak is still `seen` (compare-and-swap:
+    /// false when another attempt changed it first, to be read and judged
+    /// again). A streak whose last failure is older than `forget_before`
+    /// starts again at one; streaks of every subject that old are deleted.
+    async fn charge_login_attempt(
         &self,
         subject: &str,
+        seen: Option<LoginFailures>,
         now: Timestamp,
         forget_before: Timestamp,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Ends `subject`'s streak (a successful login).
     async fn clear_login_failures(&self, subject: &str) -> StoreResult<()>;
 }
@@ -376,6 +414,10 @@ pub trait KeyStore: Send + Sync + 'static {
     /// several nodes trying at once, one succeeds); false when it did not.
     async fn insert_signing_key(&self, key: &SigningKey, first: bool) -> StoreResult<bool>;
     async fn delete_signing_keys(&self, kids: &[String]) -> StoreResult<()>;
+    /// The secret that authenticates the nodes' records on the cluster bus
+    /// (`bus_auth`), as base64: `candidate` if the store had none yet (of
+    /// several nodes asking at once, one's candidate is kept and all get it).
+    async fn cluster_secret(&self, candidate: &str) -> StoreResult<String>;
 }
 
 /// Consecutive failed logins of one account from one address.
@@ -395,7 +437,8 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>>;
     /// The direct room of `a` and `b` (created with `name` and `code` if it does
     /// not exist yet), with both of them as members. `Conflict("code")` when a
-    /// new room's code is taken.
+    /// new room's code is taken, `Conflict("deleted")` when either account
+    /// is deleted (checked in the transaction, as `add_member` does).
     async fn direct_room(
         &self,
         a: UserId,
@@ -403,6 +446,10 @@ pub trait RoomStore: Send + Sync + 'static {
         room: NewRoom,
     ) -> StoreResult<Committed<DirectRoom>>;
     async fn member_role(&self, room: RoomId, user: UserId) -> StoreResult<Option<Role>>;
+    /// Adds `user` (idempotent). `Conflict("banned")` when they are banned
+    /// from the room, `Conflict("deleted")` when their account is deleted:
+    /// both checked in the insert's transaction, so a ban or a deletion
+    /// that commits at the same time cannot be passed by.
     async fn add_member(
         &self,
         room: RoomId,
@@ -410,44 +457,58 @@ pub trait RoomStore: Send + Sync + 'static {
         role: Role,
         now: Timestamp,
     ) -> StoreResult<Committed<Membership>>;
-    /// `None` when nothing changed (not a member, and not a ban).
+    /// Ends a membership (and with `Banned`, bars the user). `NotMember`
+    /// when the user leaving is not a member; for a kick or a ban, `by`'s
+    /// authority is checked in the transaction (`NotMember`, `Outranked`,
+    /// and for a kick `NoTarget`). A ban of someone already banned and not
+    /// a member changes nothing (no event).
     async fn remove_member(
         &self,
         room: RoomId,
         user: UserId,
         removal: Removal,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>>;
+    ) -> StoreResult<Authorized<()>>;
     async fn is_banned(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
     /// False when the user was not banned.
     async fn unban(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
     async fn bans(&self, room: RoomId) -> StoreResult<Vec<Ban>>;
-    /// `None` when the user is not a member. Not for `Owner`: see `transfer_ownership`.
+    /// `by`, the owner when it commits, makes `user` (not the owner) an
+    /// admin or a plain member. Not for `Owner`: see `transfer_ownership`.
     async fn set_role(
         &self,
         room: RoomId,
+        by: UserId,
         user: UserId,
         role: Role,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>>;
-    /// `to` becomes the owner and `from` an admin; `None` when `to` is not a member.
+    ) -> StoreResult<Authorized<()>>;
+    /// `to` becomes the owner and `from` an admin, if `from` is the owner
+    /// when it commits (of two transfers at once, one is `Outranked`).
     async fn transfer_ownership(
         &self,
         room: RoomId,
         from: UserId,
         to: UserId,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>>;
-    /// `None` when the room does not exist; `Conflict("code")` when a new code is taken.
+    ) -> StoreResult<Authorized<()>>;
+    /// `by`, the owner when it commits, changes the room's settings;
+    /// `Conflict("code")` when a new code is taken.
     async fn update_room(
         &self,
         room: RoomId,
+        by: UserId,
         changes: RoomChanges,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<Room>>>;
-    /// Deletes the room with its members and messages; `None` when it did not exist.
-    async fn delete_room(&self, room: RoomId, now: Timestamp)
-        -> StoreResult<Option<Committed<()>>>;
+    ) -> StoreResult<Authorized<Room>>;
+    /// `by`, the owner when it commits, deletes the room with its members
+    /// and messages.
+    async fn delete_room(
+        &self,
+        room: RoomId,
+        by: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Authorized<()>>;
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>>;
     /// The user's rooms with their newest seq: the cheap form of `rooms_of_user`.
     async fn room_positions(&self, user: UserId) -> StoreResult<Vec<(RoomId, u64)>>;
@@ -458,6 +519,66 @@ pub trait RoomStore: Send + Sync + 'static {
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>>;
     async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+}
+
+/// An invitation waiting for its invitee's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub room_id: RoomId,
+    pub room_name: String,
+    pub by: UserId,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvitation {
+    pub room: RoomId,
+    pub by: UserId,
+    pub invitee: UserId,
+    /// The invitee's invitations waiting at most, this one included.
+    pub max_pending: u32,
+    pub now: Timestamp,
+}
+
+/// What an authorized invitation came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteOutcome {
+    /// Recorded, with the invitee's `Invited` event.
+    Invited,
+    /// Already waiting: nothing changed, nobody is told again.
+    AlreadyInvited,
+    AlreadyMember,
+    Banned,
+    /// The invitee has `max_pending` invitations waiting already.
+    TooManyPending,
+}
+
+/// Invitations: an invitee becomes a member only by accepting.
+#[async_trait]
+pub trait InvitationStore: Send + Sync + 'static {
+    /// `by`, at least an admin of the room when it commits, invites the
+    /// invitee; every condition of `InviteOutcome` is read in the same
+    /// transaction as the write. Group rooms only (a direct room is `Outranked`).
+    async fn invite(&self, invitation: NewInvitation) -> StoreResult<Authorized<InviteOutcome>>;
+    /// Up to `limit` of `user`'s invitations into rooms with an id above
+    /// `after`, by room id; rooms they are banned from are left out.
+    async fn invitations(
+        &self,
+        user: UserId,
+        after: RoomId,
+        limit: u32,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Ends the invitation and makes `user` a member, in one transaction;
+    /// `None` when there is no such invitation. `Conflict("banned")` (and the
+    /// invitation ends) when they were banned since.
+    async fn accept_invitation(
+        &self,
+        room: RoomId,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Committed<Membership>>>;
+    /// False when there was no such invitation.
+    async fn decline_invitation(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
 }
 
 /// Messages and read markers.
@@ -529,4 +650,28 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<OutboxEntry>>;
     /// Forgets outbox rows whose events a bus now holds.
     async fn delete_outbox(&self, ids: &[i64]) -> StoreResult<()>;
+}
+
+/// One stored allowance: at most `limit` uses of `key` in a window of
+/// `window`, which starts at its first use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowance {
+    pub key: String,
+    pub limit: u32,
+    pub window: std::time::Duration,
+}
+
+/// Allowances kept in the store rather than in memory, for the bounds that
+/// must hold across nodes and restarts (codes and mail per account and per
+/// recipient, guesses per code).
+#[async_trait]
+pub trait AllowanceStore: Send + Sync + 'static {
+    /// Takes one use of each of `allowances`, all or none, in one
+    /// transaction: `None` when taken, or when the first one that was spent
+    /// is full again.
+    async fn take_allowances(
+        &self,
+        allowances: &[Allowance],
+        now: Timestamp,
+    ) -> StoreResult<Option<Timestamp>>;
 }

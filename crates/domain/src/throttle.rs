@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use strum::{EnumCount, IntoEnumIterator};
 
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -273,37 +274,302 @@ impl LoginBackoff {
     }
 }
 
-/// Every rate limit of the domain, as configured.
+/// Every budget of the domain: one operation (or a family of them) counted
+/// per one kind of caller. The snake_case name is everything else's name:
+/// the metric label (`palaver_rate_limited_total{limit}`), the key under
+/// `[limits]` in the configuration file, `--limit NAME=RATE` and
+/// `PALAVER_LIMIT_NAME`. Each default is written once, in `default_rate`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumIter,
+    strum::EnumCount,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Limit {
+    LoginPerAddress,
+    RegisterPerAddress,
+    RefreshPerAddress,
+    PasswordResetPerAddress,
+    PasswordChangePerUser,
+    AccountDeletePerUser,
+    SessionEndPerUser,
+    ProfilePerUser,
+    EmailChangePerUser,
+    EmailVerifyPerUser,
+    RoomCreatePerUser,
+    RoomUpdatePerUser,
+    ModeratePerUser,
+    JoinPerUser,
+    JoinPerAddress,
+    LeavePerUser,
+    InvitePerUser,
+    InvitePerInvitee,
+    InvitationAnswerPerUser,
+    DirectPerUser,
+    SendPerUser,
+    EditPerUser,
+    MessageDeletePerUser,
+    ReadPerUser,
+    TypingPerUser,
+    FramesPerConnection,
+}
+
+/// Whom a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The signed-in user acting.
+    User,
+    /// The client address (an IPv6 /64), whoever is signed in.
+    Address,
+    /// The user an operation lands on (an invitee), whoever acts.
+    Target,
+    /// One real-time connection.
+    Connection,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The default budget: what a person, not a program, does.
+    pub const fn default_rate(self) -> RateLimit {
+        const S: Duration = Duration::from_secs(1);
+        const MIN: Duration = Duration::from_secs(60);
+        const H: Duration = Duration::from_secs(3600);
+        let (count, period, burst) = match self {
+            Limit::LoginPerAddress => (30, MIN, 30),
+            Limit::RegisterPerAddress => (10, H, 10),
+            // A client refreshes every few minutes; many share a NAT's address.
+            Limit::RefreshPerAddress => (120, MIN, 120),
+            Limit::PasswordResetPerAddress => (10, MIN, 10),
+            Limit::PasswordChangePerUser => (10, H, 5),
+            Limit::AccountDeletePerUser => (10, H, 5),
+            Limit::SessionEndPerUser => (30, MIN, 30),
+            Limit::ProfilePerUser => (30, H, 10),
+            // Each change mails the new address.
+            Limit::EmailChangePerUser => (5, H, 3),
+            Limit::EmailVerifyPerUser => (10, H, 10),
+            Limit::RoomCreatePerUser => (20, H, 10),
+            Limit::RoomUpdatePerUser => (60, H, 20),
+            // A moderator clearing out a raid needs a quick hand.
+            Limit::ModeratePerUser => (60, MIN, 30),
+            Limit::JoinPerUser => (10, MIN, 10),
+            Limit::JoinPerAddress => (30, MIN, 30),
+            Limit::LeavePerUser => (30, MIN, 10),
+            Limit::InvitePerUser => (30, H, 10),
+            Limit::InvitePerInvitee => (20, H, 10),
+            Limit::InvitationAnswerPerUser => (60, H, 20),
+            Limit::DirectPerUser => (30, H, 10),
+            Limit::SendPerUser => (10, S, 30),
+            Limit::EditPerUser => (30, MIN, 10),
+            Limit::MessageDeletePerUser => (60, MIN, 20),
+            // Clients move the marker as messages scroll into view.
+            Limit::ReadPerUser => (5, S, 20),
+            // Clients repeat typing every few seconds in the room being written in.
+            Limit::TypingPerUser => (2, S, 10),
+            Limit::FramesPerConnection => (50, S, 200),
+        };
+        RateLimit(Some(Rate::new(count, period, burst)))
+    }
+
+    pub const fn per(self) -> Per {
+        match self {
+            Limit::LoginPerAddress
+            | Limit::RegisterPerAddress
+            | Limit::RefreshPerAddress
+            | Limit::PasswordResetPerAddress
+            | Limit::JoinPerAddress => Per::Address,
+            Limit::InvitePerInvitee => Per::Target,
+            Limit::FramesPerConnection => Per::Connection,
+            _ => Per::User,
+        }
+    }
+
+    /// What the limit counts, for `--help` and the documentation.
+    pub const fn counts(self) -> &'static str {
+        match self {
+            Limit::LoginPerAddress => "logins and password checks, whatever the account",
+            Limit::RegisterPerAddress => "registrations",
+            Limit::RefreshPerAddress => "refreshes and logouts",
+            Limit::PasswordResetPerAddress => {
+                "password-reset steps (request, resend, confirm, complete)"
+            }
+            Limit::PasswordChangePerUser => "password changes",
+            Limit::AccountDeletePerUser => "account deletion attempts",
+            Limit::SessionEndPerUser => "sessions ended (one or all)",
+            Limit::ProfilePerUser => "display-name changes",
+            Limit::EmailChangePerUser => "e-mail address changes (each mails a code)",
+            Limit::EmailVerifyPerUser => "e-mail verification attempts and resends",
+            Limit::RoomCreatePerUser => "rooms created",
+            Limit::RoomUpdatePerUser => {
+                "room changes by its owner: name, password, code, roles, transfer, deletion"
+            }
+            Limit::ModeratePerUser => "removals, bans and unbans",
+            Limit::JoinPerUser | Limit::JoinPerAddress => {
+                "joins by code, right or wrong code or password"
+            }
+            Limit::LeavePerUser => "rooms left",
+            Limit::InvitePerUser => "invitations sent",
+            Limit::InvitePerInvitee => "invitations received, whoever sends them",
+            Limit::InvitationAnswerPerUser => "invitations accepted or declined",
+            Limit::DirectPerUser => "direct rooms opened",
+            Limit::SendPerUser => "messages sent, over any transport",
+            Limit::EditPerUser => "messages edited",
+            Limit::MessageDeletePerUser => "messages deleted",
+            Limit::ReadPerUser => "read markers moved",
+            Limit::TypingPerUser => "typing indicators",
+            Limit::FramesPerConnection => "frames one real-time connection may send",
+        }
+    }
+}
+
+/// Every mutating operation of the domain, whatever transport asks for it,
+/// and the budgets it draws from. A new operation needs a line here (the
+/// match is exhaustive), and the API tests flood each one until refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Operation {
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    PasswordResetRequest,
+    PasswordResetConfirm,
+    PasswordResetComplete,
+    PasswordChange,
+    AccountDelete,
+    SessionEnd,
+    ProfileUpdate,
+    EmailChange,
+    EmailVerify,
+    RoomCreate,
+    RoomUpdate,
+    RoomCodeRotate,
+    RoomDelete,
+    RoleChange,
+    OwnershipTransfer,
+    Kick,
+    Ban,
+    Unban,
+    Join,
+    Leave,
+    Invite,
+    InvitationAccept,
+    InvitationDecline,
+    DirectRoom,
+    Send,
+    Edit,
+    MessageDelete,
+    MarkRead,
+    Typing,
+}
+
+impl Operation {
+    pub const fn limits(self) -> &'static [Limit] {
+        use Limit::*;
+        match self {
+            Operation::Register => &[RegisterPerAddress],
+            Operation::Login => &[LoginPerAddress],
+            Operation::Refresh | Operation::Logout => &[RefreshPerAddress],
+            Operation::PasswordResetRequest
+            | Operation::PasswordResetConfirm
+            | Operation::PasswordResetComplete => &[PasswordResetPerAddress],
+            Operation::PasswordChange => &[PasswordChangePerUser, LoginPerAddress],
+            Operation::AccountDelete => &[AccountDeletePerUser, LoginPerAddress],
+            Operation::SessionEnd => &[SessionEndPerUser],
+            Operation::ProfileUpdate => &[ProfilePerUser],
+            Operation::EmailChange => &[EmailChangePerUser],
+            Operation::EmailVerify => &[EmailVerifyPerUser],
+            Operation::RoomCreate => &[RoomCreatePerUser],
+            Operation::RoomUpdate
+            | Operation::RoomCodeRotate
+            | Operation::RoomDelete
+            | Operation::RoleChange
+            | Operation::OwnershipTransfer => &[RoomUpdatePerUser],
+            Operation::Kick | Operation::Ban | Operation::Unban => &[ModeratePerUser],
+            Operation::Join => &[JoinPerUser, JoinPerAddress],
+            Operation::Leave => &[LeavePerUser],
+            Operation::Invite => &[InvitePerUser, InvitePerInvitee],
+            Operation::InvitationAccept | Operation::InvitationDecline => {
+                &[InvitationAnswerPerUser]
+            }
+            Operation::DirectRoom => &[DirectPerUser],
+            Operation::Send => &[SendPerUser],
+            Operation::Edit => &[EditPerUser],
+            Operation::MessageDelete => &[MessageDeletePerUser],
+            Operation::MarkRead => &[ReadPerUser],
+            Operation::Typing => &[TypingPerUser],
+        }
+    }
+}
+
+/// Who is asking, as the limits count them: each of an operation's limits
+/// takes the key its `Per` names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller {
+    pub user: Option<UserId>,
+    pub address: Option<ClientAddr>,
+    pub target: Option<UserId>,
+}
+
+impl Caller {
+    pub fn user(user: UserId) -> Self {
+        Self {
+            user: Some(user),
+            ..Self::default()
+        }
+    }
+
+    pub fn address(address: ClientAddr) -> Self {
+        Self {
+            address: Some(address),
+            ..Self::default()
+        }
+    }
+
+    pub fn from(mut self, address: ClientAddr) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    pub fn on(mut self, target: UserId) -> Self {
+        self.target = Some(target);
+        self
+    }
+}
+
+/// What a limit is keyed by in its limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LimitKey {
+    User(UserId),
+    Address(ClientAddr),
+}
+
+/// Every limit's rate, as configured, and the login back-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimits {
-    /// Login attempts per client address, whatever the account.
-    pub login_per_address: RateLimit,
+    rates: [RateLimit; Limit::COUNT],
     pub login_backoff: LoginBackoff,
-    pub register_per_address: RateLimit,
-    /// Joining by code (each attempt, right or wrong code or password).
-    pub join_per_user: RateLimit,
-    pub join_per_address: RateLimit,
-    /// Messages posted, whatever the transport.
-    pub send_per_user: RateLimit,
-    /// Every step of a password reset (request, resend, confirm, complete).
-    pub password_reset_per_address: RateLimit,
-    /// Refreshes and logouts (a refresh token presented) per client address.
-    pub refresh_per_address: RateLimit,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        let minute = Duration::from_secs(60);
+        let mut rates = [RateLimit(None); Limit::COUNT];
+        for limit in Limit::iter() {
+            rates[limit as usize] = limit.default_rate();
+        }
         Self {
-            login_per_address: RateLimit(Some(Rate::new(30, minute, 30))),
+            rates,
             login_backoff: LoginBackoff::default(),
-            register_per_address: RateLimit(Some(Rate::new(10, Duration::from_secs(3600), 10))),
-            join_per_user: RateLimit(Some(Rate::new(10, minute, 10))),
-            join_per_address: RateLimit(Some(Rate::new(30, minute, 30))),
-            send_per_user: RateLimit(Some(Rate::new(10, Duration::from_secs(1), 30))),
-            password_reset_per_address: RateLimit(Some(Rate::new(10, minute, 10))),
-            // A client refreshes every few minutes; many share a NAT's address.
-            refresh_per_address: RateLimit(Some(Rate::new(120, minute, 120))),
         }
     }
 }
@@ -312,31 +578,33 @@ impl RateLimits {
     /// Nothing limited: for benchmarks and tests that are about something else.
     pub fn off() -> Self {
         Self {
-            login_per_address: RateLimit(None),
+            rates: [RateLimit(None); Limit::COUNT],
             login_backoff: LoginBackoff {
                 free: u32::MAX,
                 max: Duration::ZERO,
             },
-            register_per_address: RateLimit(None),
-            join_per_user: RateLimit(None),
-            join_per_address: RateLimit(None),
-            send_per_user: RateLimit(None),
-            password_reset_per_address: RateLimit(None),
-            refresh_per_address: RateLimit(None),
         }
+    }
+
+    pub fn get(&self, limit: Limit) -> RateLimit {
+        self.rates[limit as usize]
+    }
+
+    pub fn set(&mut self, limit: Limit, rate: RateLimit) {
+        self.rates[limit as usize] = rate;
+    }
+
+    /// Every limit with its rate, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = (Limit, RateLimit)> + '_ {
+        Limit::iter().map(|limit| (limit, self.get(limit)))
     }
 }
 
-/// The domain's in-memory limits, shared by its services.
+/// The domain's in-memory limits, shared by its services: one keyed limiter
+/// per limit of the table.
 pub struct Throttles {
-    pub login_per_address: Throttle<ClientAddr>,
+    limiters: Vec<Throttle<LimitKey>>,
     pub login_backoff: LoginBackoff,
-    pub register_per_address: Throttle<ClientAddr>,
-    pub join_per_user: Throttle<UserId>,
-    pub join_per_address: Throttle<ClientAddr>,
-    pub send_per_user: Throttle<UserId>,
-    pub password_reset_per_address: Throttle<ClientAddr>,
-    pub refresh_per_address: Throttle<ClientAddr>,
 }
 
 /// How often idle keys are forgotten.
@@ -345,33 +613,43 @@ pub const FORGET_IDLE_EVERY: Duration = Duration::from_secs(30);
 impl Throttles {
     pub fn new(limits: &RateLimits) -> Self {
         Self {
-            login_per_address: Throttle::new("login_per_address", limits.login_per_address),
+            limiters: Limit::iter()
+                .map(|limit| Throttle::new(limit.name(), limits.get(limit)))
+                .collect(),
             login_backoff: limits.login_backoff,
-            register_per_address: Throttle::new(
-                "register_per_address",
-                limits.register_per_address,
-            ),
-            join_per_user: Throttle::new("join_per_user", limits.join_per_user),
-            join_per_address: Throttle::new("join_per_address", limits.join_per_address),
-            send_per_user: Throttle::new("send_per_user", limits.send_per_user),
-            password_reset_per_address: Throttle::new(
-                "password_reset_per_address",
-                limits.password_reset_per_address,
-            ),
-            refresh_per_address: Throttle::new("refresh_per_address", limits.refresh_per_address),
         }
     }
 
-    pub fn forget_idle(&self) {
-        self.login_per_address.forget_idle();
-        self.register_per_address.forget_idle();
-        self.password_reset_per_address.forget_idle();
-        self.refresh_per_address.forget_idle();
-        self.join_per_user.forget_idle();
-        self.join_per_address.forget_idle();
-        self.send_per_user.forget_idle();
+    /// Draws one unit from each budget of `operation`, in table order:
+    /// `RateLimited` at the first one that is spent.
+    pub fn charge(&self, operation: Operation, caller: Caller) -> Result<()> {
+        for &limit in operation.limits() {
+            let key = match limit.per() {
+                Per::User => caller.user.map(LimitKey::User),
+                Per::Address => caller.address.map(LimitKey::Address),
+                Per::Target => caller.target.map(LimitKey::User),
+                Per::Connection => None,
+            };
+            let Some(key) = key else {
+                // A caller without the key a limit counts by would escape it:
+                // refuse rather than let it through unlimited.
+                tracing::error!(
+                    operation = <&'static str>::from(operation),
+                    limit = limit.name(),
+                    "an operation was charged without the key its limit counts by"
+                );
+                return Err(Error::Internal);
+            };
+            self.limiters[limit as usize].check(&key)?;
+        }
+        Ok(())
     }
 
+    pub fn forget_idle(&self) {
+        for limiter in &self.limiters {
+            limiter.forget_idle();
+        }
+    }
     /// Forgets idle keys every `FORGET_IDLE_EVERY` until the throttles are dropped.
     pub fn spawn_forgetting(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
         let throttles = std::sync::Arc::downgrade(self);
@@ -473,5 +751,85 @@ mod tests {
             ClientAddr::new("::ffff:192.0.2.7".parse().unwrap()),
             ClientAddr::new("192.0.2.7".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn every_limit_is_drawn_by_an_operation_and_every_operation_has_a_budget() {
+        for operation in Operation::iter() {
+            assert!(
+                !operation.limits().is_empty(),
+                "{operation:?} has no budget"
+            );
+        }
+        for limit in Limit::iter().filter(|l| l.per() != Per::Connection) {
+            assert!(
+                Operation::iter().any(|op| op.limits().contains(&limit)),
+                "{limit} is drawn by no operation"
+            );
+        }
+    }
+
+    #[test]
+    fn limit_names_round_trip_and_defaults_are_on() {
+        for limit in Limit::iter() {
+            assert_eq!(limit.name().parse::<Limit>().unwrap(), limit);
+            assert!(
+                limit.default_rate().0.is_some(),
+                "{limit} is off by default"
+            );
+            assert_eq!(RateLimits::default().get(limit), limit.default_rate());
+        }
+        assert_eq!(Limit::SendPerUser.name(), "send_per_user");
+    }
+
+    #[test]
+    fn a_charge_draws_every_budget_of_the_operation_with_its_own_key() {
+        let mut rates = RateLimits::off();
+        rates.set(Limit::InvitePerUser, "2/h".parse().unwrap());
+        rates.set(Limit::InvitePerInvitee, "1/h".parse().unwrap());
+        let throttles = Throttles::new(&rates);
+        let (alice, bob, carol) = (UserId(1), UserId(2), UserId(3));
+        throttles
+            .charge(Operation::Invite, Caller::user(alice).on(bob))
+            .unwrap();
+        // Bob's budget as an invitee is spent, whoever invites him.
+        assert!(matches!(
+            throttles.charge(Operation::Invite, Caller::user(carol).on(bob)),
+            Err(Error::RateLimited { .. })
+        ));
+        throttles
+            .charge(Operation::Invite, Caller::user(alice).on(carol))
+            .unwrap();
+        // Alice's own budget is spent now.
+        assert!(matches!(
+            throttles.charge(Operation::Invite, Caller::user(alice).on(UserId(4))),
+            Err(Error::RateLimited { .. })
+        ));
+        // A caller missing a key its limit counts by is refused, never waved through.
+        let off = Throttles::new(&RateLimits::off());
+        assert!(matches!(
+            off.charge(Operation::Invite, Caller::user(alice)),
+            Err(Error::Internal)
+        ));
+    }
+
+    #[test]
+    fn the_security_guide_lists_every_limit_with_its_default() {
+        let guide = include_str!("../../../docs/security.md");
+        for limit in Limit::iter() {
+            let per = match limit.per() {
+                Per::User => "user",
+                Per::Address => "address",
+                Per::Target => "target",
+                Per::Connection => "connection",
+            };
+            let row = format!(
+                "| `{}` | {per} | {} | `{}` |",
+                limit.name(),
+                limit.counts(),
+                limit.default_rate()
+            );
+            assert!(guide.contains(&row), "docs/security.md lacks the row {row}");
+        }
     }
 }

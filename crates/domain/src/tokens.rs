@@ -383,6 +383,9 @@ mod tests {
             self.0.lock().unwrap().retain(|k| !kids.contains(&k.kid));
             Ok(())
         }
+        async fn cluster_secret(&self, candidate: &str) -> StoreResult<String> {
+            Ok(candidate.to_owned())
+        }
     }
 
     fn settings() -> TokenSettings {

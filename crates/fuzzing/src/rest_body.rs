@@ -4,9 +4,11 @@ use palaver_domain::values::{
 use palaver_protocol::rest::{
     CreateRoomRequest, DirectRequest, EditMessageRequest, LoginRequest, MarkReadRequest,
     PostMessageRequest, RegisterRequest, RoleRequest, UpdateProfileRequest, UpdateRoomRequest,
-    UserIdRequest,
+    UserIdRequest, BODY_PATTERN, NAME_PATTERN,
 };
+use regex::Regex;
 use serde::de::DeserializeOwned;
+use std::sync::LazyLock;
 
 const MAX_BODY_BYTES: usize = 4096;
 
@@ -124,11 +126,14 @@ fn password(raw: String) {
     }
 }
 
-/// A display or room name: accepted exactly when the OpenAPI pattern says so.
+/// The OpenAPI patterns as a client's validator reads them.
+static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(NAME_PATTERN).unwrap());
+static BODY: LazyLock<Regex> = LazyLock::new(|| Regex::new(BODY_PATTERN).unwrap());
+
+/// A display or room name: accepted exactly when the OpenAPI document says
+/// so (its length and its `pattern`), and kept trimmed.
 fn label(parsed: palaver_domain::Result<String>, raw: &str, max_chars: usize) {
-    let allowed = raw.chars().count() <= max_chars
-        && !raw.chars().any(char::is_control)
-        && !raw.trim().is_empty();
+    let allowed = raw.chars().count() <= max_chars && NAME.is_match(raw);
     match parsed {
         Ok(kept) => {
             assert!(allowed, "{raw:?} accepted");
@@ -138,11 +143,17 @@ fn label(parsed: palaver_domain::Result<String>, raw: &str, max_chars: usize) {
     }
 }
 
+/// A body: accepted exactly when its length fits and the OpenAPI `pattern`
+/// says so, and kept exactly as sent.
 fn message_body(raw: String) {
     let len = raw.len();
-    match MessageBody::parse(raw, MAX_BODY_BYTES) {
-        Ok(body) => assert_eq!(body.into_inner().len(), len),
-        Err(_) => assert!(len == 0 || len > MAX_BODY_BYTES),
+    let allowed = (1..=MAX_BODY_BYTES).contains(&len) && BODY.is_match(&raw);
+    match MessageBody::parse(raw.clone(), MAX_BODY_BYTES) {
+        Ok(body) => {
+            assert!(allowed, "{raw:?} accepted");
+            assert_eq!(body.into_inner(), raw);
+        }
+        Err(_) => assert!(!allowed, "{raw:?} refused"),
     }
 }
 
@@ -161,5 +172,94 @@ fn email_address(raw: &str) {
         assert!(!text.chars().any(char::is_whitespace), "{text:?}");
         assert!(text.chars().count() <= 254);
         assert_eq!(palaver_domain::values::Email::parse(text).unwrap(), email);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use palaver_domain::values::{DisplayName, RoomName};
+
+    use super::{label, message_body};
+
+    /// The characters a reader could be deceived by, each alone, among
+    /// ordinary text, and in the positions where the two rules differ.
+    #[test]
+    fn the_openapi_patterns_agree_with_the_parsers_on_deceptive_text() {
+        let mut cases: Vec<String> = Vec::new();
+        let specials = [
+            '\0',
+            '\t',
+            '\n',
+            '\r',
+            '\u{1B}',
+            '\u{7F}',
+            '\u{85}',
+            '\u{9B}',
+            ' ',
+            '\u{A0}',
+            '\u{AD}',
+            '\u{0301}',
+            '\u{034F}',
+            '\u{061C}',
+            '\u{115F}',
+            '\u{180E}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{20E3}',
+            '\u{2800}',
+            '\u{3000}',
+            '\u{3164}',
+            '\u{FE0F}',
+            '\u{FEFF}',
+            '\u{FFA0}',
+            '\u{1D173}',
+            '\u{E0041}',
+            '\u{E007F}',
+            '\u{E0100}',
+        ];
+        for a in specials {
+            cases.push(a.to_string());
+            cases.push(format!("x{a}y"));
+            cases.push(format!(" {a} "));
+            for b in specials {
+                cases.push(format!("{a}{b}"));
+                cases.push(format!("{a}x{b}"));
+                cases.push(format!("{a}x\n{b}"));
+            }
+        }
+        for text in [
+            "general",
+            "שלום עולם",
+            "مرحبا",
+            "日本語",
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+            "\u{2067}עולם\u{2069} and \u{202B}x\u{202C}\nnext",
+        ] {
+            cases.push(text.to_owned());
+        }
+        for raw in cases {
+            label(
+                DisplayName::parse(&raw).map(DisplayName::into_inner),
+                &raw,
+                64,
+            );
+            label(RoomName::parse(&raw).map(RoomName::into_inner), &raw, 100);
+            message_body(raw);
+        }
     }
 }

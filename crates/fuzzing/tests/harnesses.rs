@@ -62,6 +62,47 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Address-like text: the pieces where Palaver's reading and the mailer's
+/// could part (brackets, quotes, comments, IP literals, case, non-ASCII).
+fn addressish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        prop_oneof![
+            Just("@"),
+            Just("."),
+            Just("<"),
+            Just(">"),
+            Just("\""),
+            Just("("),
+            Just(")"),
+            Just("["),
+            Just("]"),
+            Just(","),
+            Just(";"),
+            Just(":"),
+            Just("\\"),
+            Just(" "),
+            Just("+"),
+            Just("-"),
+            Just("_"),
+            Just("'"),
+            Just("victim"),
+            Just("Alice"),
+            Just("example"),
+            Just("com"),
+            Just("xn--"),
+            Just("127.0.0.1"),
+            Just("IPv6:::1"),
+            Just("ü"),
+            Just("İ"),
+            Just("ß"),
+        ]
+        .prop_map(str::to_owned),
+        "[a-zA-Z0-9]{1,6}",
+        "\\PC{1,3}",
+    ];
+    prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat().into_bytes())
+}
+
 fn inputs() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![prop::collection::vec(any::<u8>(), 0..256), jsonish()]
 }
@@ -85,6 +126,16 @@ proptest! {
     fn access_tokens(data in inputs()) {
         palaver_fuzzing::access_token(&data);
     }
+
+    #[test]
+    fn bus_records(header in prop::collection::vec(any::<u8>(), 3..40), payload in inputs()) {
+        palaver_fuzzing::bus_record(&[header, payload].concat());
+    }
+
+    #[test]
+    fn email_addresses(data in prop_oneof![addressish(), inputs()]) {
+        palaver_fuzzing::email_address(&data);
+    }
 }
 
 fn kept(target: &str) -> Vec<PathBuf> {
@@ -100,10 +151,12 @@ fn kept(target: &str) -> Vec<PathBuf> {
 #[test]
 fn every_kept_input_passes() {
     type Harness = fn(&[u8]);
-    let targets: [(&str, Harness); 3] = [
+    let targets: [(&str, Harness); 5] = [
         ("client_frame", palaver_fuzzing::client_frame),
+        ("bus_record", palaver_fuzzing::bus_record),
         ("rest_body", palaver_fuzzing::rest_body),
         ("access_token", palaver_fuzzing::access_token),
+        ("email_address", palaver_fuzzing::email_address),
     ];
     for (target, harness) in targets {
         let inputs = kept(target);

@@ -250,6 +250,7 @@ pub fn frame_from_ws(frame: &ServerFrame) -> v1::ServerFrame {
             room: Some(room(&updated)),
         }),
         ServerFrame::RoomDeleted { room } => Out::RoomDeleted(v1::RoomDeleted { room }),
+        ServerFrame::Invited { room, name, by } => Out::Invited(v1::Invited { room, name, by }),
         ServerFrame::Typing {
             room,
             user_id,
@@ -356,6 +357,11 @@ pub fn frame_to_ws(frame: v1::ServerFrame) -> Option<ServerFrame> {
             room: room_to_ws(r.room?),
         },
         Out::RoomDeleted(r) => ServerFrame::RoomDeleted { room: r.room },
+        Out::Invited(i) => ServerFrame::Invited {
+            room: i.room,
+            name: i.name,
+            by: i.by,
+        },
         Out::Typing(t) => ServerFrame::Typing {
             room: t.room,
             user_id: t.user_id,
@@ -399,6 +405,11 @@ mod tests {
                 retry_after_ms: Some(250),
             },
             ServerFrame::Pong { reference: None },
+            ServerFrame::Invited {
+                room: 7,
+                name: "general".into(),
+                by: 2,
+            },
         ];
         for frame in frames {
             assert_eq!(frame_to_ws(frame_from_ws(&frame)), Some(frame));

@@ -4,7 +4,8 @@
 //!   `1013` (try again later: slow consumer) mean "reconnect with backoff".
 //! - `4000–4499`: terminal — reconnecting with the same input fails the same way
 //!   (e.g. bad credentials); the client must change something first.
-//! - `4500–4999`: reserved for future reconnectable application codes.
+//! - `4500–4999`: reconnectable application codes: try again later, with
+//!   backoff.
 
 /// Normal closure requested by the client.
 pub const NORMAL: u16 = 1000;
@@ -23,3 +24,8 @@ pub const UNAUTHORIZED: u16 = 4001;
 /// account deleted). Its access and refresh tokens no longer work: do not
 /// reconnect with them; sign in again.
 pub const SESSION_ENDED: u16 = 4002;
+/// The user (or the client address) already has as many real-time sessions
+/// open as the server allows (`--max-sessions-per-user`,
+/// `--max-sessions-per-address`), over every transport together. Reconnect
+/// with backoff once another session has ended.
+pub const TOO_MANY_SESSIONS: u16 = 4500;

@@ -3,6 +3,21 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// The `pattern` of every name people read (display names, room names), the
+/// rules of the domain's `parse_label` as a regular expression (ECMA-262, as
+/// JSON Schema reads it, and as Python and Rust read it): no control
+/// character, direction control or line separator, and at least one
+/// character that is neither white space nor invisible. Each field's
+/// `#[schema(pattern)]` spells it out (the attribute takes only a literal); a
+/// test checks each against this.
+pub const NAME_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\u0020\\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000\\u00AD\\u0300-\\u036F\\u0483-\\u0489\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u200B-\\u200D\\u2060-\\u2065\\u206A-\\u206F\\u20D0-\\u20FF\\u2800\\u3164\\uFE00-\\uFE0F\\uFE20-\\uFE2F\\uFEFF\\uFFA0\\uFFF0-\\uFFF8\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}][^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*$";
+
+/// The `pattern` of a message body, the rules of the domain's `MessageBody`:
+/// no control character but newline and tab, no direction override, each
+/// embedding (U+202A, U+202B … U+202C) or isolate (U+2066 to U+2068 … U+2069)
+/// closed on its line and not nested.
+pub const BODY_PATTERN: &str = "^(?:[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]|[\\u202A\\u202B][^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F\\u2029\\u202A-\\u202E\\u2066-\\u2069]*\\u202C|[\\u2066-\\u2068][^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F\\u2029\\u202A-\\u202E\\u2066-\\u2069]*\\u2069)*$";
+
 /// A user's public profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct User {
@@ -30,7 +45,7 @@ pub struct RegisterRequest {
     #[serde(default)]
     #[schema(
         max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\u0020\\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000\\u00AD\\u0300-\\u036F\\u0483-\\u0489\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u200B-\\u200D\\u2060-\\u2065\\u206A-\\u206F\\u20D0-\\u20FF\\u2800\\u3164\\uFE00-\\uFE0F\\uFE20-\\uFE2F\\uFEFF\\uFFA0\\uFFF0-\\uFFF8\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}][^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*$"
     )]
     pub display_name: Option<String>,
     /// Stored lower-case and unverified; a code to verify it is mailed to it.
@@ -234,7 +249,7 @@ pub struct CreateRoomRequest {
     /// Surrounding white space is trimmed; no control characters.
     #[schema(
         max_length = 100,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\u0020\\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000\\u00AD\\u0300-\\u036F\\u0483-\\u0489\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u200B-\\u200D\\u2060-\\u2065\\u206A-\\u206F\\u20D0-\\u20FF\\u2800\\u3164\\uFE00-\\uFE0F\\uFE20-\\uFE2F\\uFEFF\\uFFA0\\uFFF0-\\uFFF8\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}][^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*$"
     )]
     pub name: String,
     /// When set (and not empty), joining by code also requires this password.
@@ -263,10 +278,40 @@ pub struct Room {
     pub kind: String,
 }
 
-/// `POST /rooms/{id}/members`: add someone (owner or admin).
+/// `POST /rooms/{id}/invitations`: invite someone (owner or admin); they
+/// become a member by accepting.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InviteRequest {
     pub user: UserRef,
+}
+
+/// An invitation waiting for the caller's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InvitationInfo {
+    pub room: i64,
+    pub room_name: String,
+    /// Who invited.
+    pub by: i64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InvitationQuery {
+    /// Page size: default 50, at most 100.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InvitationPage {
+    /// Ordered by room id.
+    pub invitations: Vec<InvitationInfo>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<i64>,
 }
 
 /// `POST /rooms/{id}/bans` and `POST /rooms/{id}/owner`.
@@ -289,7 +334,7 @@ pub struct UpdateRoomRequest {
     #[serde(default)]
     #[schema(
         max_length = 100,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\u0020\\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000\\u00AD\\u0300-\\u036F\\u0483-\\u0489\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u200B-\\u200D\\u2060-\\u2065\\u206A-\\u206F\\u20D0-\\u20FF\\u2800\\u3164\\uFE00-\\uFE0F\\uFE20-\\uFE2F\\uFEFF\\uFFA0\\uFFF0-\\uFFF8\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}][^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*$"
     )]
     pub name: Option<String>,
     /// A new join password; `""` removes it.
@@ -325,7 +370,7 @@ pub struct UpdateProfileRequest {
     #[serde(default)]
     #[schema(
         max_length = 64,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069\\u0020\\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000\\u00AD\\u0300-\\u036F\\u0483-\\u0489\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u1AB0-\\u1AFF\\u1DC0-\\u1DFF\\u200B-\\u200D\\u2060-\\u2065\\u206A-\\u206F\\u20D0-\\u20FF\\u2800\\u3164\\uFE00-\\uFE0F\\uFE20-\\uFE2F\\uFEFF\\uFFA0\\uFFF0-\\uFFF8\u{1BCA0}-\u{1BCA3}\u{1D173}-\u{1D17A}\u{E0000}-\u{E0FFF}][^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u2028-\\u202E\\u2066-\\u2069]*$"
     )]
     pub display_name: Option<String>,
     /// A new address: stored unverified, and a code to verify it is mailed
@@ -410,8 +455,15 @@ pub struct Message {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PostMessageRequest {
     /// Kept exactly as sent; at most `--max-body-bytes` bytes of UTF-8 (the
-    /// document states the node's setting as `maxLength`).
-    #[schema(min_length = 1, max_length = 4096)]
+    /// document states the node's setting as `maxLength`). No control
+    /// character but newline and tab, no direction override (U+202D, U+202E),
+    /// and each direction embedding or isolate closed on its line, not nested
+    /// (`BODY_PATTERN`).
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "^(?:[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]|[\\u202A\\u202B][^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F\\u2029\\u202A-\\u202E\\u2066-\\u2069]*\\u202C|[\\u2066-\\u2068][^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F\\u2029\\u202A-\\u202E\\u2066-\\u2069]*\\u2069)*$"
+    )]
     pub body: String,
     /// Idempotency key: re-sending it returns the original message.
     #[serde(default)]
@@ -426,7 +478,11 @@ pub struct PostMessageRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EditMessageRequest {
     /// As a new message's body.
-    #[schema(min_length = 1, max_length = 4096)]
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = "^(?:[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]|[\\u202A\\u202B][^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F\\u2029\\u202A-\\u202E\\u2066-\\u2069]*\\u202C|[\\u2066-\\u2068][^\\u0000-\\u0008\\u000A-\\u001F\\u007F-\\u009F\\u2029\\u202A-\\u202E\\u2066-\\u2069]*\\u2069)*$"
+    )]
     pub body: String,
 }
 
@@ -481,4 +537,37 @@ pub struct Health {
     /// `ok` or `degraded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bus: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    fn pattern_of<T: PartialSchema>(field: &str) -> String {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["properties"][field]["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} has a pattern"))
+            .to_owned()
+    }
+
+    #[test]
+    fn every_name_and_body_field_states_the_one_pattern_of_its_kind() {
+        for pattern in [
+            pattern_of::<RegisterRequest>("display_name"),
+            pattern_of::<UpdateProfileRequest>("display_name"),
+            pattern_of::<CreateRoomRequest>("name"),
+            pattern_of::<UpdateRoomRequest>("name"),
+        ] {
+            assert_eq!(pattern, NAME_PATTERN);
+        }
+        for pattern in [
+            pattern_of::<PostMessageRequest>("body"),
+            pattern_of::<EditMessageRequest>("body"),
+        ] {
+            assert_eq!(pattern, BODY_PATTERN);
+        }
+    }
 }

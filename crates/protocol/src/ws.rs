@@ -232,6 +232,13 @@ pub enum ServerFrame {
     RoomDeleted {
         room: i64,
     },
+    /// `by` invited you into `room` (not yet yours: accept with `POST
+    /// /invitations/{room}/accept`, or decline).
+    Invited {
+        room: i64,
+        name: String,
+        by: i64,
+    },
     /// `user_id` is typing in `room`; show it until `expires_in_ms` pass
     /// without another `typing`, or a message from them arrives.
     Typing {

@@ -38,6 +38,8 @@ const BUS_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Application {
     listener: TcpListener,
+    /// `--metrics-listen`, unless `off`.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     store: Arc<dyn ManagedStore>,
     writer_task: JoinHandle<()>,
@@ -169,6 +171,12 @@ impl Application {
         {
             None => (Arc::new(LocalBus::new(delivery)), NodeBus::Local, None),
             Some(brokers) => {
+                // Shared through the store: every node of the cluster, and no
+                // one else, can sign what the others will believe.
+                let cluster_key =
+                    palaver_domain::bus_auth::ClusterKey::from_store(&*store.clone().as_store())
+                        .await
+                        .map_err(|e| anyhow::anyhow!("reading the cluster secret: {e}"))?;
                 let kafka = Arc::new(
                     KafkaBus::start(
                         KafkaConfig {
@@ -178,6 +186,8 @@ impl Application {
                             origin: node_id.clone(),
                             fetch_wait: Duration::from_millis(settings.kafka_fetch_wait_ms),
                             delivery_timeout: Duration::from_secs(10),
+                            security: settings.kafka_security.clone(),
+                            cluster_key,
                         },
                         delivery,
                         store.clone().as_store(),
@@ -215,7 +225,7 @@ impl Application {
                     concurrent: settings.argon2_concurrency,
                     waiting: settings.argon2_queue,
                 },
-                rates: settings.rates,
+                rates: settings.rates.clone(),
                 codes: CodeLimits {
                     code_ttl_secs: settings.code_ttl_secs as i64,
                     ..CodeLimits::default()
@@ -238,17 +248,30 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
         let state = AppState {
             services,
             hub,
             presence,
             bus: node_bus,
+            session_quota: Arc::new(crate::session::SessionQuota::new(
+                settings.max_sessions_per_user,
+                settings.max_sessions_per_address,
+            )),
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
         };
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             store,
             writer_task,
@@ -263,6 +286,13 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where metrics are served, unless `--metrics-listen off`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// Cancel it to shut down gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
@@ -274,6 +304,7 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let Self {
             listener,
+            metrics_listener,
             state,
             store,
             writer_task,
@@ -283,6 +314,10 @@ impl Application {
         let bus = state.bus.clone();
         let shutdown = state.shutdown.clone();
         let sessions = state.sessions.clone();
+        if let Some(metrics) = metrics_listener {
+            tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
+            tokio::spawn(crate::telemetry::serve_metrics(metrics, shutdown.clone()));
+        }
         tracing::info!(addr = %listener.local_addr()?, "palaver listening");
 
         // Sessions learn of shutdown from the hub, one flag each: watching the
@@ -297,6 +332,7 @@ impl Application {
             max_total: state.settings.max_connections,
             max_per_address: state.settings.max_connections_per_address,
             header_timeout: Duration::from_millis(state.settings.http_header_timeout_ms),
+            idle_timeout: Duration::from_secs(state.settings.http2_idle_timeout_secs),
             trusted_proxies: state.settings.trusted_proxies.clone(),
         };
         let router = crate::grpc::beside(http::router(state.clone()), state).await;

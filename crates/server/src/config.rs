@@ -1,7 +1,9 @@
 //! Settings: defaults, then an optional TOML file, then `PALAVER_*` variables,
 //! then flags (clap resolves the last two; flags win).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,15 +11,96 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use palaver_domain::keys::KeyAlgorithm;
 use palaver_domain::passwords::HashingLimits;
-use palaver_domain::throttle::{LoginBackoff, Rate, RateLimit, RateLimits};
+use palaver_domain::throttle::{Limit, LoginBackoff, RateLimit, RateLimits};
+use strum::IntoEnumIterator;
 use serde::Deserialize;
 
 pub use crate::client_addr::ProxyNet;
 
-/// Frames one WebSocket may send: a client typing, reading and sending at
-/// once stays far below it.
-pub const DEFAULT_FRAME_RATE: RateLimit =
-    RateLimit(Some(Rate::new(50, Duration::from_secs(1), 200)));
+/// One `--limit NAME=RATE`: a limit of the table (or `all` of them) and its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSetting {
+    /// `None`: every limit.
+    limit: Option<Limit>,
+    rate: RateLimit,
+}
+
+impl LimitSetting {
+    fn parse(name: &str, rate: RateLimit) -> Result<Self, String> {
+        let limit = match name.trim() {
+            "all" => None,
+            name => Some(name.parse::<Limit>().map_err(|_| {
+                let known: Vec<&str> = Limit::iter().map(Limit::name).collect();
+                format!("{name:?} is no limit; the limits are all, {}", known.join(", "))
+            })?),
+        };
+        Ok(Self { limit, rate })
+    }
+
+    fn apply(&self, rates: &mut RateLimits) {
+        match self.limit {
+            Some(limit) => rates.set(limit, self.rate),
+            None => Limit::iter().for_each(|limit| rates.set(limit, self.rate)),
+        }
+    }
+}
+
+impl FromStr for LimitSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, rate) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: expected NAME=RATE"))?;
+        Self::parse(name, rate.parse()?)
+    }
+}
+
+/// The `PALAVER_LIMIT_<NAME>` variables among `vars`, as settings (before
+/// the flags, which win).
+fn limits_from_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<Vec<LimitSetting>> {
+    vars.filter_map(|(key, value)| {
+        let name = key.strip_prefix(LIMIT_VARIABLE_PREFIX)?.to_ascii_lowercase();
+        Some(
+            value
+                .parse()
+                .and_then(|rate| LimitSetting::parse(&name, rate))
+                .map_err(|e| anyhow::anyhow!("{key}: {e}")),
+        )
+    })
+    .collect()
+}
+
+const LIMIT_VARIABLE_PREFIX: &str = "PALAVER_LIMIT_";
+
+/// The `PALAVER_*` variables among `vars` that no option reads: most likely
+/// a misspelling, which would otherwise leave a default silently in force.
+pub fn unknown_variables(vars: impl Iterator<Item = String>) -> Vec<String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut known: std::collections::BTreeSet<String> = command
+        .get_arguments()
+        .chain(
+            command
+                .get_subcommands()
+                .flat_map(|sub| sub.get_arguments()),
+        )
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect();
+    // Read by palaver-cli and the test scripts, not by the server.
+    known.extend(["PALAVER_SERVER".to_owned()]);
+    vars.filter(|key| key.starts_with("PALAVER_"))
+        .filter(|key| !known.contains(key))
+        .filter(|key| {
+            key.strip_prefix(LIMIT_VARIABLE_PREFIX)
+                .is_none_or(|name| name.to_ascii_lowercase().parse::<Limit>().is_err())
+        })
+        .filter(|key| !key.starts_with("PALAVER_TEST_"))
+        .collect()
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -161,6 +244,32 @@ pub struct ServeArgs {
     /// `too_many_connections`. Trusted proxies are exempt [default: 64].
     #[arg(long, env = "PALAVER_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
+    /// Seconds an HTTP/2 connection (gRPC included) may stay open with no
+    /// stream before it is closed with GOAWAY [default: 30].
+    #[arg(long, env = "PALAVER_HTTP2_IDLE_TIMEOUT_SECS")]
+    pub http2_idle_timeout_secs: Option<u64>,
+    /// Milliseconds a REST request's body may take to arrive in full; past
+    /// it the request is answered 408 `request_timeout` and the connection
+    /// closed [default: 10000].
+    #[arg(long, env = "PALAVER_HTTP_BODY_TIMEOUT_MS")]
+    pub http_body_timeout_ms: Option<u64>,
+    /// Bytes per second a REST request's body must arrive at, after a
+    /// 2-second grace; slower is answered as a timeout [default: 1024].
+    #[arg(long, env = "PALAVER_HTTP_BODY_MIN_RATE")]
+    pub http_body_min_rate: Option<u64>,
+    /// Real-time sessions (WebSocket, gRPC streams and every other real-time
+    /// transport, counted together) one user may have open on a node; more
+    /// are refused (close 4500, gRPC `RESOURCE_EXHAUSTED`) [default: 32].
+    #[arg(long, env = "PALAVER_MAX_SESSIONS_PER_USER")]
+    pub max_sessions_per_user: Option<usize>,
+    /// Real-time sessions from one client address (an IPv6 /64), all users
+    /// and transports together [default: 64].
+    #[arg(long, env = "PALAVER_MAX_SESSIONS_PER_ADDRESS")]
+    pub max_sessions_per_address: Option<usize>,
+    /// Where Prometheus metrics are served (`GET /metrics`), apart from the
+    /// public listener: an address, or `off` [default: 127.0.0.1:9090].
+    #[arg(long, env = "PALAVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<MetricsListen>,
     /// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR networks
     /// (`10.0.0.0/8,192.0.2.1`). A request's address is then the hop just before
     /// the first trusted proxy [default: none: the socket's address].
@@ -171,10 +280,18 @@ pub struct ServeArgs {
     /// The server's own origin never needs listing [default: none].
     #[arg(long, env = "PALAVER_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
-    /// Login attempts per client address (rates are `COUNT/UNIT [burst N]`,
-    /// unit `s`, `min` or `h`, or `off`) [default: 30/min].
-    #[arg(long, env = "PALAVER_RATE_LOGIN")]
-    pub rate_login: Option<RateLimit>,
+    /// A budget of the limits table, as `NAME=RATE` (repeatable; `all=off`
+    /// turns every one off). A rate is `COUNT/UNIT [burst N]` with unit `s`,
+    /// `min` or `h`, or `off`. Also `PALAVER_LIMIT_<NAME>=RATE`, and `NAME =
+    /// "RATE"` under `[limits]` in the file. docs/security.md lists each limit
+    /// and its default.
+    #[arg(long = "limit", value_name = "NAME=RATE")]
+    #[serde(skip)]
+    pub limit: Vec<LimitSetting>,
+    /// The file's `[limits]` table.
+    #[arg(skip)]
+    #[serde(default)]
+    pub limits: BTreeMap<String, RateLimit>,
     /// Failed logins of one account from one address before each next attempt
     /// must wait (1 s, doubling per failure) [default: 5].
     #[arg(long, env = "PALAVER_LOGIN_BACKOFF_FREE")]
@@ -182,16 +299,6 @@ pub struct ServeArgs {
     /// The longest wait after failed logins, in seconds [default: 300].
     #[arg(long, env = "PALAVER_LOGIN_BACKOFF_MAX_SECS")]
     pub login_backoff_max_secs: Option<u64>,
-    /// Registrations per client address [default: 10/h].
-    #[arg(long, env = "PALAVER_RATE_REGISTER")]
-    pub rate_register: Option<RateLimit>,
-    /// Password-reset steps (request, resend, confirm, complete) per client
-    /// address [default: 10/min].
-    #[arg(long, env = "PALAVER_RATE_PASSWORD_RESET")]
-    pub rate_password_reset: Option<RateLimit>,
-    /// Refreshes and logouts per client address [default: 120/min].
-    #[arg(long, env = "PALAVER_RATE_REFRESH")]
-    pub rate_refresh: Option<RateLimit>,
     /// SMTP server for account mail: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
     /// (STARTTLS) or `smtps://user:pass@host:465`. Without one, mails are
     /// written as files under `<data-dir>/mail/`.
@@ -206,18 +313,6 @@ pub struct ServeArgs {
     /// Days a deleted account's username cannot be registered again [default: 30].
     #[arg(long, env = "PALAVER_USERNAME_HOLD_DAYS")]
     pub username_hold_days: Option<u64>,
-    /// Join-by-code attempts per user [default: 10/min].
-    #[arg(long, env = "PALAVER_RATE_JOIN_USER")]
-    pub rate_join_user: Option<RateLimit>,
-    /// Join-by-code attempts per client address [default: 30/min].
-    #[arg(long, env = "PALAVER_RATE_JOIN_ADDRESS")]
-    pub rate_join_address: Option<RateLimit>,
-    /// Messages sent per user, over any transport [default: 10/s burst 30].
-    #[arg(long, env = "PALAVER_RATE_SEND")]
-    pub rate_send: Option<RateLimit>,
-    /// Frames one WebSocket connection may send [default: 50/s burst 200].
-    #[arg(long, env = "PALAVER_RATE_FRAMES")]
-    pub rate_frames: Option<RateLimit>,
     /// argon2id memory cost in KiB [default: 19456].
     #[arg(long, env = "PALAVER_ARGON2_MEMORY_KIB")]
     pub argon2_memory_kib: Option<u32>,
@@ -257,6 +352,60 @@ pub struct ServeArgs {
     /// silent for three of them is presumed dead and its users offline [default: 5000].
     #[arg(long, env = "PALAVER_PRESENCE_HEARTBEAT_MS")]
     pub presence_heartbeat_ms: Option<u64>,
+    /// Cluster mode: how nodes reach the brokers: `plaintext`, `ssl`,
+    /// `sasl_plaintext` or `sasl_ssl` [default: plaintext].
+    #[arg(long, env = "PALAVER_KAFKA_SECURITY_PROTOCOL")]
+    pub kafka_security_protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with a `sasl_*` protocol).
+    #[arg(long, env = "PALAVER_KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    /// The nodes' SASL user (their Kafka principal).
+    #[arg(long, env = "PALAVER_KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    #[arg(long, env = "PALAVER_KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// PEM file of the CAs that vouch for the brokers [default: the system's].
+    #[arg(long, env = "PALAVER_KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<PathBuf>,
+    /// PEM certificate of this node, for brokers that require one (with the key).
+    #[arg(long, env = "PALAVER_KAFKA_SSL_CERTIFICATE_LOCATION")]
+    pub kafka_ssl_certificate_location: Option<PathBuf>,
+    #[arg(long, env = "PALAVER_KAFKA_SSL_KEY_LOCATION")]
+    pub kafka_ssl_key_location: Option<PathBuf>,
+    #[arg(long, env = "PALAVER_KAFKA_SSL_KEY_PASSWORD", hide_env_values = true)]
+    pub kafka_ssl_key_password: Option<String>,
+}
+
+/// Where metrics are served: an address, or nowhere (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+impl MetricsListen {
+    pub const DEFAULT: MetricsListen = MetricsListen(Some(SocketAddr::V4(
+        std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9090),
+    )));
+}
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(MetricsListen(None));
+        }
+        text.trim()
+            .parse()
+            .map(|addr| MetricsListen(Some(addr)))
+            .map_err(|_| format!("{text:?} is neither an address like 127.0.0.1:9090 nor `off`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsListen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -327,6 +476,13 @@ pub struct Settings {
     pub http_header_timeout_ms: u64,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    pub http2_idle_timeout_secs: u64,
+    pub http_body_timeout_ms: u64,
+    pub http_body_min_rate: u64,
+    pub max_sessions_per_user: usize,
+    pub max_sessions_per_address: usize,
+    /// `None`: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<ProxyNet>,
     /// `scheme://host[:port]`, lower case, no trailing slash.
     pub cors_origins: Vec<String>,
@@ -335,7 +491,6 @@ pub struct Settings {
     pub mail_from: String,
     pub code_ttl_secs: u64,
     pub username_hold_days: u64,
-    pub rate_frames: RateLimit,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_concurrency: usize,
@@ -348,6 +503,8 @@ pub struct Settings {
     pub kafka_fetch_wait_ms: u64,
     pub outbox_relay_after_ms: u64,
     pub presence_heartbeat_ms: u64,
+    /// TLS and SASL of the Kafka clients (passwords redacted in `Debug`).
+    pub kafka_security: palaver_bus::KafkaSecurity,
 }
 
 impl Settings {
@@ -357,7 +514,10 @@ impl Settings {
             .expect("defaults are valid")
     }
 
-    pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
+    pub fn load(mut args: ServeArgs) -> anyhow::Result<Self> {
+        let mut limits = limits_from_env(std::env::vars())?;
+        limits.append(&mut args.limit);
+        args.limit = limits;
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => ServeArgs::default(),
@@ -446,6 +606,31 @@ impl Settings {
                 .max_connections_per_address
                 .or(file.max_connections_per_address)
                 .unwrap_or(64),
+            http2_idle_timeout_secs: args
+                .http2_idle_timeout_secs
+                .or(file.http2_idle_timeout_secs)
+                .unwrap_or(30),
+            http_body_timeout_ms: args
+                .http_body_timeout_ms
+                .or(file.http_body_timeout_ms)
+                .unwrap_or(10_000),
+            http_body_min_rate: args
+                .http_body_min_rate
+                .or(file.http_body_min_rate)
+                .unwrap_or(1024),
+            max_sessions_per_user: args
+                .max_sessions_per_user
+                .or(file.max_sessions_per_user)
+                .unwrap_or(32),
+            max_sessions_per_address: args
+                .max_sessions_per_address
+                .or(file.max_sessions_per_address)
+                .unwrap_or(64),
+            metrics_listen: args
+                .metrics_listen
+                .or(file.metrics_listen)
+                .unwrap_or(MetricsListen::DEFAULT)
+                .0,
             trusted_proxies: args
                 .trusted_proxies
                 .or(file.trusted_proxies)
@@ -457,12 +642,17 @@ impl Settings {
                 .iter()
                 .map(|origin| web_origin(origin))
                 .collect::<anyhow::Result<_>>()?,
-            rates: RateLimits {
-                login_per_address: args
-                    .rate_login
-                    .or(file.rate_login)
-                    .unwrap_or(defaults.login_per_address),
-                login_backoff: LoginBackoff {
+            rates: {
+                let mut rates = RateLimits::default();
+                for (name, rate) in &file.limits {
+                    LimitSetting::parse(name, *rate)
+                        .map_err(|e| anyhow::anyhow!("[limits] {e}"))?
+                        .apply(&mut rates);
+                }
+                for setting in &args.limit {
+                    setting.apply(&mut rates);
+                }
+                rates.login_backoff = LoginBackoff {
                     free: args
                         .login_backoff_free
                         .or(file.login_backoff_free)
@@ -472,31 +662,8 @@ impl Settings {
                         .or(file.login_backoff_max_secs)
                         .map(Duration::from_secs)
                         .unwrap_or(defaults.login_backoff.max),
-                },
-                register_per_address: args
-                    .rate_register
-                    .or(file.rate_register)
-                    .unwrap_or(defaults.register_per_address),
-                join_per_user: args
-                    .rate_join_user
-                    .or(file.rate_join_user)
-                    .unwrap_or(defaults.join_per_user),
-                join_per_address: args
-                    .rate_join_address
-                    .or(file.rate_join_address)
-                    .unwrap_or(defaults.join_per_address),
-                send_per_user: args
-                    .rate_send
-                    .or(file.rate_send)
-                    .unwrap_or(defaults.send_per_user),
-                password_reset_per_address: args
-                    .rate_password_reset
-                    .or(file.rate_password_reset)
-                    .unwrap_or(defaults.password_reset_per_address),
-                refresh_per_address: args
-                    .rate_refresh
-                    .or(file.rate_refresh)
-                    .unwrap_or(defaults.refresh_per_address),
+                };
+                rates
             },
             smtp_url: args
                 .smtp_url
@@ -511,10 +678,6 @@ impl Settings {
                 .username_hold_days
                 .or(file.username_hold_days)
                 .unwrap_or(30),
-            rate_frames: args
-                .rate_frames
-                .or(file.rate_frames)
-                .unwrap_or(DEFAULT_FRAME_RATE),
             argon2_memory_kib: args
                 .argon2_memory_kib
                 .or(file.argon2_memory_kib)
@@ -553,6 +716,21 @@ impl Settings {
                 .presence_heartbeat_ms
                 .or(file.presence_heartbeat_ms)
                 .unwrap_or(5000),
+            kafka_security: palaver_bus::KafkaSecurity::new(palaver_bus::KafkaSecurityOptions {
+                protocol: args
+                    .kafka_security_protocol
+                    .or(file.kafka_security_protocol),
+                sasl_mechanism: args.kafka_sasl_mechanism.or(file.kafka_sasl_mechanism),
+                sasl_username: args.kafka_sasl_username.or(file.kafka_sasl_username),
+                sasl_password: args.kafka_sasl_password.or(file.kafka_sasl_password),
+                ssl_ca_location: args.kafka_ssl_ca_location.or(file.kafka_ssl_ca_location),
+                ssl_certificate_location: args
+                    .kafka_ssl_certificate_location
+                    .or(file.kafka_ssl_certificate_location),
+                ssl_key_location: args.kafka_ssl_key_location.or(file.kafka_ssl_key_location),
+                ssl_key_password: args.kafka_ssl_key_password.or(file.kafka_ssl_key_password),
+            })
+            .map_err(anyhow::Error::msg)?,
         };
         settings.validate()?;
         Ok(settings)
@@ -591,6 +769,22 @@ impl Settings {
             self.ws_write_timeout_ms >= 1 && self.http_header_timeout_ms >= 1,
             "ws_write_timeout_ms and http_header_timeout_ms must be at least 1"
         );
+        anyhow::ensure!(
+            self.http2_idle_timeout_secs >= 1
+                && self.http_body_timeout_ms >= 1
+                && self.http_body_min_rate >= 1,
+            "http2_idle_timeout_secs, http_body_timeout_ms and http_body_min_rate must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_sessions_per_user >= 1 && self.max_sessions_per_address >= 1,
+            "max_sessions_per_user and max_sessions_per_address must be at least 1"
+        );
+        if let Some(metrics) = self.metrics_listen {
+            anyhow::ensure!(
+                metrics != self.listen || metrics.port() == 0,
+                "metrics_listen must differ from listen: metrics are not served publicly"
+            );
+        }
         anyhow::ensure!(
             self.argon2_concurrency >= 1,
             "argon2_concurrency must be at least 1"
@@ -696,35 +890,91 @@ mod tests {
     }
 
     #[test]
-    fn limits_come_from_flags_and_the_file() {
+    fn limits_come_from_the_file_the_environment_and_flags_in_that_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("palaver.toml");
         std::fs::write(
             &file,
-            "rate_send = \"5/s burst 10\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n",
+            "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n\
+             [limits]\nsend_per_user = \"5/s burst 10\"\nedit_per_user = \"1/min\"\n",
         )
         .unwrap();
-        let settings = Settings::load(parse(&[
+        let mut args = parse(&[
             "--config",
             file.to_str().unwrap(),
-            "--rate-login",
-            "off",
+            "--limit",
+            "login_per_address=off",
+            "--limit=typing_per_user=1/s",
             "--max-connections-per-address",
             "8",
-        ]))
-        .unwrap();
-        assert_eq!(settings.rates.send_per_user.to_string(), "5/s burst 10");
-        assert_eq!(settings.rates.login_per_address, RateLimit(None));
+        ]);
+        let env = [
+            ("PALAVER_LIMIT_EDIT_PER_USER".to_owned(), "2/min".to_owned()),
+            ("PALAVER_LIMIT_TYPING_PER_USER".to_owned(), "off".to_owned()),
+            ("PALAVER_LISTEN".to_owned(), "ignored here".to_owned()),
+        ];
+        let mut limits = limits_from_env(env.into_iter()).unwrap();
+        limits.append(&mut args.limit);
+        args.limit = limits;
+        let file_args = read_file(&file).unwrap();
+        let settings = Settings::resolve(args, file_args, PathBuf::from("d")).unwrap();
+        let rates = &settings.rates;
+        assert_eq!(rates.get(Limit::SendPerUser).to_string(), "5/s burst 10");
+        assert_eq!(rates.get(Limit::EditPerUser).to_string(), "2/min");
+        assert_eq!(rates.get(Limit::TypingPerUser).to_string(), "1/s");
+        assert_eq!(rates.get(Limit::LoginPerAddress), RateLimit(None));
         assert_eq!(
-            settings.rates.register_per_address,
-            RateLimits::default().register_per_address
+            rates.get(Limit::RegisterPerAddress),
+            Limit::RegisterPerAddress.default_rate()
         );
         assert_eq!(settings.trusted_proxies.len(), 2);
         assert_eq!(settings.max_connections_per_address, 8);
-        let bad = ["palaver", "--rate-send", "5 per second"];
-        assert!(Cli::try_parse_from(bad).is_err());
+        let all_off = Settings::load(parse(&["--limit", "all=off", "--limit", "send_per_user=1/s"]))
+            .unwrap()
+            .rates;
+        assert_eq!(all_off.get(Limit::JoinPerAddress), RateLimit(None));
+        assert_eq!(all_off.get(Limit::SendPerUser).to_string(), "1/s");
+        for bad in ["send_per_user=5 per second", "sends=1/s", "send_per_user"] {
+            assert!(Cli::try_parse_from(["palaver", "--limit", bad]).is_err(), "{bad}");
+        }
+        let env = [("PALAVER_LIMIT_SENDS".to_owned(), "1/s".to_owned())];
+        assert!(limits_from_env(env.into_iter()).is_err());
+        std::fs::write(&file, "[limits]\nsends = \"1/s\"\n").unwrap();
+        assert!(Settings::load(parse(&["--config", file.to_str().unwrap()])).is_err());
         let proxies = parse(&["--trusted-proxies", "10.0.0.0/8,::1"]).trusted_proxies;
         assert_eq!(proxies.map(|p| p.len()), Some(2));
+    }
+
+    #[test]
+    fn unknown_palaver_variables_are_reported() {
+        let vars = [
+            "PALAVER_LISTEN",
+            "PALAVER_LISEN",
+            "PALAVER_LIMIT_SEND_PER_USER",
+            "PALAVER_TEST_STORE",
+            "HOME",
+        ]
+        .map(String::from);
+        assert_eq!(unknown_variables(vars.into_iter()), ["PALAVER_LISEN"]);
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_by_default_elsewhere_or_nowhere() {
+        let default = Settings::load(parse(&[])).unwrap();
+        assert_eq!(
+            default.metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        let off = Settings::load(parse(&["--metrics-listen", "off"])).unwrap();
+        assert_eq!(off.metrics_listen, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("palaver.toml");
+        std::fs::write(&file, "metrics_listen = \"10.0.0.5:9100\"\n").unwrap();
+        let there = Settings::load(parse(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(there.metrics_listen, Some("10.0.0.5:9100".parse().unwrap()));
+        assert!(Cli::try_parse_from(["palaver", "--metrics-listen", "public"]).is_err());
+        let same = ["--listen", "127.0.0.1:9000", "--metrics-listen", "127.0.0.1:9000"];
+        assert!(Settings::load(parse(&same)).is_err());
     }
 
     #[test]
@@ -745,6 +995,39 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains(&secret));
         assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn kafka_security_settings_resolve_and_their_passwords_stay_hidden() {
+        let settings = Settings::load(parse(&[
+            "--kafka-brokers",
+            "kafka-1:9093",
+            "--kafka-security-protocol",
+            "sasl_ssl",
+            "--kafka-sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--kafka-sasl-username",
+            "palaver-node",
+            "--kafka-sasl-password",
+            "kafka-hunter2",
+            "--kafka-ssl-ca-location",
+            "/etc/palaver/kafka-ca.pem",
+        ]))
+        .unwrap();
+        let security = &settings.kafka_security;
+        assert_eq!(security.protocol, palaver_bus::SecurityProtocol::SaslSsl);
+        let sasl = security.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, palaver_bus::SaslMechanism::ScramSha512);
+        assert_eq!(sasl.password, "kafka-hunter2");
+        assert_eq!(
+            security.ssl_ca_location.as_deref(),
+            Some(Path::new("/etc/palaver/kafka-ca.pem"))
+        );
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("kafka-hunter2"), "{shown}");
+        assert!(shown.contains("palaver-node"));
+        // SASL credentials over plaintext by omission are refused, not ignored.
+        assert!(Settings::load(parse(&["--kafka-sasl-username", "palaver-node"])).is_err());
     }
 
     #[test]

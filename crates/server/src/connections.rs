@@ -1,11 +1,13 @@
 //! Accepting connections: how many may be open (in total and per address),
-//! how long a client has to send its request headers, and serving each
-//! connection (HTTP/1, HTTP/2 with gRPC, WebSocket upgrades) with hyper.
+//! how long a client has to send its request headers, how long a connection
+//! may stay open with no request in flight, and serving each connection
+//! (HTTP/1, HTTP/2 with gRPC, WebSocket upgrades) with hyper.
 //!
 //! A connection counts until its socket closes, upgraded WebSockets
 //! included: the count travels with the socket (`Counted`).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -35,6 +37,9 @@ pub struct ConnectionLimits {
     pub max_total: usize,
     pub max_per_address: usize,
     pub header_timeout: Duration,
+    /// How long a connection may have no request (an HTTP/2 stream) open
+    /// before it is closed (GOAWAY on HTTP/2): pings alone keep nothing open.
+    pub idle_timeout: Duration,
     /// Exempt from the per-address limit: every client behind them shares
     /// their address.
     pub trusted_proxies: Vec<ProxyNet>,
@@ -118,15 +123,28 @@ pub async fn serve(
                 continue;
             }
         };
-        let service = router
-            .clone()
-            .map_request(move |mut request: hyper::Request<Incoming>| {
+        // Each request counts as open until its response body is done (a
+        // gRPC stream's body lasts as long as the stream).
+        let streams = Arc::new(OpenStreams::default());
+        let service = {
+            let (router, streams) = (router.clone(), streams.clone());
+            tower::service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+                let open = streams.open();
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(request).await?;
+                    Ok::<_, Infallible>(
+                        response
+                            .map(|body| axum::body::Body::new(TrackedBody { body, _open: open })),
+                    )
+                }
+            })
+        };
         let builder = builder.clone();
         let shutdown = shutdown.clone();
         let header_timeout = limits.header_timeout;
+        let idle_timeout = limits.idle_timeout;
         connections.spawn(async move {
             // hyper's header timeout starts with the first byte: a client
             // that sends nothing at all is dropped here.
@@ -149,12 +167,89 @@ pub async fn serve(
             tokio::select! {
                 result = connection.as_mut() => return log_end(result),
                 _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+                _ = streams.idle_for(idle_timeout) => {
+                    metrics::counter!("palaver_connections_idle_closed_total").increment(1);
+                    connection.as_mut().graceful_shutdown();
+                }
             }
             log_end(connection.await);
         });
     }
     connections.close();
     connections.wait().await;
+}
+
+/// The requests in flight on one connection, and a wakeup whenever that
+/// count leaves or reaches zero.
+#[derive(Default)]
+struct OpenStreams {
+    count: AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+impl OpenStreams {
+    fn open(self: &Arc<Self>) -> OpenStream {
+        if self.count.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.changed.notify_waiters();
+        }
+        OpenStream(self.clone())
+    }
+
+    /// Resolves once no request has been open for `timeout` without a break.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the count is read: no change slips between.
+            changed.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(timeout) => return,
+                    _ = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+/// One request in flight; dropped with its response body (or its handler,
+/// if the client reset the stream first).
+struct OpenStream(Arc<OpenStreams>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_waiters();
+        }
+    }
+}
+
+/// A response body that holds its request's place among the open ones.
+struct TrackedBody {
+    body: axum::body::Body,
+    _open: OpenStream,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
@@ -353,6 +448,7 @@ mod tests {
             max_total,
             max_per_address,
             header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
             trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
         }))
     }
@@ -381,6 +477,25 @@ mod tests {
         drop(tickets);
         assert!(admission.per_address.lock().is_empty());
         assert_eq!(admission.open.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_idle_only_while_no_request_is_open() {
+        let streams = Arc::new(OpenStreams::default());
+        let idle = Duration::from_secs(30);
+        let open = streams.open();
+        let waited = tokio::time::timeout(idle * 3, streams.idle_for(idle)).await;
+        assert!(waited.is_err(), "an open request keeps the connection busy");
+        let started = tokio::time::Instant::now();
+        let waiting = tokio::spawn({
+            let streams = streams.clone();
+            async move { streams.idle_for(idle).await }
+        });
+        tokio::time::sleep(idle / 2).await;
+        drop(open);
+        waiting.await.unwrap();
+        // Idle from the moment the request ended, not from when it started.
+        assert!(started.elapsed() >= idle + idle / 2);
     }
 
     #[test]

@@ -50,6 +50,13 @@ impl EventSink for LocalDelivery {
                 }
                 return;
             }
+            // To the invitee alone: the room is not theirs yet.
+            DomainEvent::Invited { user_id, .. } => {
+                if let Some(frame) = frames::for_event(event) {
+                    hub.offer_to_user(*user_id, Arc::new(frames::encode(&frame)));
+                }
+                return;
+            }
             // Follow first, then announce: the new member's connections see
             // their own join and everything after it.
             DomainEvent::MemberJoined {

@@ -197,6 +197,16 @@ pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
             room: wire::room_profile(room),
         },
         DomainEvent::RoomDeleted { room_id } => ServerFrame::RoomDeleted { room: room_id.0 },
+        DomainEvent::Invited {
+            room_id,
+            room_name,
+            by,
+            ..
+        } => ServerFrame::Invited {
+            room: room_id.0,
+            name: room_name.clone(),
+            by: by.0,
+        },
         DomainEvent::Typing { room_id, user_id } => ServerFrame::Typing {
             room: room_id.0,
             user_id: user_id.0,

@@ -81,8 +81,9 @@ async fn router(state: AppState) -> Router {
         RealtimeServer::new(realtime::RealtimeApi::new(state.clone()))
             .max_decoding_message_size(max_message),
     )
-    .add_service(health)
-    .add_service(reflection);
+    // Public and unauthenticated: the same bound as every other service.
+    .add_service(health.max_decoding_message_size(max_message))
+    .add_service(reflection.max_decoding_message_size(max_message));
     routes
         .into_axum_router()
         .layer(axum::middleware::from_fn_with_state(
@@ -90,5 +91,9 @@ async fn router(state: AppState) -> Router {
             auth::authenticate,
         ))
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_grpc())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(crate::http::logging::RedactedSpan)
+                .on_failure(crate::http::logging::QuietFailures),
+        )
 }

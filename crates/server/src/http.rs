@@ -3,11 +3,13 @@
 
 mod auth;
 pub mod cookies;
+mod deadline;
 pub mod error;
 pub(crate) mod extract;
 mod health;
+mod invitations;
 mod keys;
-mod logging;
+pub(crate) mod logging;
 mod messages;
 mod moderation;
 pub mod openapi;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks WebSocket sessions so shutdown can wait for them to close.
     pub sessions: TaskTracker,
+    /// Real-time sessions per user and per address, every transport together.
+    pub session_quota: Arc<crate::session::SessionQuota>,
 }
 
 impl AppState {
@@ -48,7 +52,11 @@ impl AppState {
             hub: self.hub.clone(),
             presence: self.presence.clone(),
             write_timeout: std::time::Duration::from_millis(self.settings.ws_write_timeout_ms),
-            frame_rate: self.settings.rate_frames,
+            frame_rate: self
+                .settings
+                .rates
+                .get(palaver_domain::throttle::Limit::FramesPerConnection),
+            quota: self.session_quota.clone(),
         }
     }
 }
@@ -59,7 +67,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(health::metrics))
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
@@ -81,7 +88,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::create, rooms::list))
         .routes(routes!(rooms::join))
         .routes(routes!(rooms::get, moderation::update, moderation::delete))
-        .routes(routes!(rooms::members, moderation::invite))
+        .routes(routes!(rooms::members))
+        .routes(routes!(moderation::invite))
+        .routes(routes!(invitations::list))
+        .routes(routes!(invitations::accept))
+        .routes(routes!(invitations::decline))
         .routes(routes!(rooms::online))
         .routes(routes!(moderation::kick))
         .routes(routes!(moderation::set_role))
@@ -101,6 +112,10 @@ pub fn router(state: AppState) -> Router {
     openapi::add_common_responses(&mut doc);
     let doc = openapi::served(&doc, state.settings.max_body_bytes);
     let cors = cors(&state.settings.cors_origins);
+    let body_deadline = deadline::BodyDeadline {
+        total: std::time::Duration::from_millis(state.settings.http_body_timeout_ms),
+        min_rate: state.settings.http_body_min_rate,
+    };
     api.route(
         "/api/v1/openapi.json",
         axum::routing::get(move || openapi::serve(doc.clone())),
@@ -111,7 +126,15 @@ pub fn router(state: AppState) -> Router {
     .fallback(error::unknown_route)
     .method_not_allowed_fallback(error::method_not_allowed)
     .layer(tower::util::option_layer(cors))
-    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::RedactedSpan))
+    .layer(tower::util::MapRequestLayer::new(move |request| {
+        body_deadline.apply(request)
+    }))
+    .layer(
+        tower_http::trace::TraceLayer::new_for_http()
+            .make_span_with(logging::RedactedSpan)
+            .on_response(logging::CountRefusals)
+            .on_failure(logging::QuietFailures),
+    )
     .with_state(state)
 }
 

@@ -335,6 +335,13 @@ impl Hub {
         }
     }
 
+    /// Offers the frame to every connection of `user`, whatever they follow.
+    pub fn offer_to_user(&self, user: UserId, frame: Arc<EncodedFrame>) {
+        for conn in self.connections_of(user) {
+            conn.offer(Outbound::Frame(frame.clone()));
+        }
+    }
+
     /// `user` became a member: every connection of theirs follows the room
     /// from now on and is told where its live delivery starts.
     pub fn join(&self, user: UserId, room: RoomId, last_seq: u64) {

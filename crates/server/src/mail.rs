@@ -7,22 +7,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use palaver_domain::mail::{Mail, MailError, Mailer};
 
-/// `from` and `mail` as a MIME message.
+/// `from` and `mail` as a MIME message. The recipient is read as a bare
+/// address, the grammar `Email` parses with (never as a mailbox, whose
+/// `Name <address>` would deliver somewhere other than what was stored); one
+/// that does not parse is refused for good, never retried.
 fn message(from: &Mailbox, mail: &Mail) -> Result<Message, MailError> {
-    let to: Mailbox = mail
+    let to: Address = mail
         .to
         .parse()
-        .map_err(|e| MailError(format!("recipient {:?}: {e}", mail.to)))?;
+        .map_err(|e| MailError::Permanent(format!("recipient {:?}: {e}", mail.to)))?;
     Message::builder()
         .from(from.clone())
-        .to(to)
+        .to(Mailbox::new(None, to))
         .subject(mail.subject.clone())
         .header(ContentType::TEXT_PLAIN)
         .body(mail.body.clone())
-        .map_err(|e| MailError(e.to_string()))
+        .map_err(|e| MailError::Permanent(e.to_string()))
 }
 
 /// Through an SMTP server: `smtp://` (plain, or STARTTLS with `?tls=required`)
@@ -45,11 +48,15 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: &Mail) -> Result<(), MailError> {
         let message = message(&self.from, mail)?;
-        self.transport
-            .send(message)
-            .await
-            .map(drop)
-            .map_err(|e| MailError(e.to_string()))
+        self.transport.send(message).await.map(drop).map_err(|e| {
+            // A 5xx answer will not change on a retry; anything else
+            // (no connection, a timeout, a 4xx) may.
+            if e.is_permanent() {
+                MailError::Permanent(e.to_string())
+            } else {
+                MailError::Transient(e.to_string())
+            }
+        })
     }
 }
 
@@ -84,7 +91,7 @@ impl Mailer for FileMailer {
         let path = self.dir.join(name);
         tokio::fs::write(&path, message.formatted())
             .await
-            .map_err(|e| MailError(format!("writing {}: {e}", path.display())))?;
+            .map_err(|e| MailError::Transient(format!("writing {}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), "mail written (no SMTP server configured)");
         Ok(())
     }
@@ -92,6 +99,8 @@ impl Mailer for FileMailer {
 
 #[cfg(test)]
 mod tests {
+    use palaver_domain::mail::MailKind;
+
     use super::*;
 
     #[tokio::test]
@@ -106,6 +115,7 @@ mod tests {
             to: "alice@example.com".into(),
             subject: "Hello".into(),
             body: "code 123456\n".into(),
+            kind: MailKind::Verification,
         };
         mailer.send(&mail).await.unwrap();
         mailer.send(&mail).await.unwrap();
@@ -123,11 +133,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mailer =
             FileMailer::new(dir.path().into(), "palaver@localhost".parse().unwrap()).unwrap();
-        let mail = Mail {
-            to: "not an address".into(),
-            subject: String::new(),
-            body: String::new(),
-        };
-        assert!(mailer.send(&mail).await.is_err());
+        for to in [
+            "not an address",
+            "<victim@example.com>",
+            "Name <victim@example.com>",
+        ] {
+            let mail = Mail {
+                to: to.into(),
+                subject: String::new(),
+                body: String::new(),
+                kind: MailKind::Verification,
+            };
+            let refused = mailer.send(&mail).await;
+            assert!(
+                matches!(refused, Err(MailError::Permanent(_))),
+                "{to}: {refused:?}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -40,6 +40,9 @@ fn load(args: ServeArgs) -> Result<Settings, ExitCode> {
         ExitCode::from(2)
     })?;
     telemetry::init(settings.log_format);
+    for variable in palaver_server::config::unknown_variables(std::env::vars().map(|(k, _)| k)) {
+        tracing::warn!(%variable, "unknown PALAVER_* variable ignored");
+    }
     Ok(settings)
 }
 

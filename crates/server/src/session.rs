@@ -8,9 +8,11 @@
 //! - `positions.rs`: the per-room delivery state (dedupe, gaps, resume), pure;
 //! - `requests.rs`: client frames → domain calls;
 //! - `replay.rs`: reading what a connection missed from the store;
-//! - `transport.rs`: what a transport provides (a stream in, a sink out).
+//! - `transport.rs`: what a transport provides (a stream in, a sink out);
+//! - `quota.rs`: sessions per user and per address, all transports together.
 
 mod positions;
+mod quota;
 mod replay;
 mod requests;
 mod transport;
@@ -21,13 +23,14 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use palaver_domain::model::User;
-use palaver_domain::throttle::{RateLimit, SingleThrottle};
+use palaver_domain::throttle::{ClientAddr, Limit, RateLimit, SingleThrottle};
 use palaver_domain::tokens::Bearer;
 use palaver_domain::{Error, RoomId, Services};
 use palaver_protocol::close_code;
 use palaver_protocol::ws::ServerFrame;
 
 use self::positions::{Arrival, Positions, Resume};
+pub use self::quota::SessionQuota;
 use self::requests::{Immediate, Requests};
 pub use self::transport::{Inbound, Outgoing, SharedFrame, Transport, WriteDeadline, WriteError};
 use crate::frames;
@@ -58,17 +61,37 @@ pub struct SessionDeps {
     pub write_timeout: Duration,
     /// Frames one connection may send.
     pub frame_rate: RateLimit,
+    /// The node's sessions per user and per address.
+    pub quota: Arc<SessionQuota>,
 }
 
-/// Serves an authenticated connection of `user` until either side ends it.
-/// `resume`: positions sent with the authentication, replayed before live delivery.
+/// Serves an authenticated connection of `user`, from the client address
+/// `from`, until either side ends it. `resume`: positions sent with the
+/// authentication, replayed before live delivery.
 pub async fn run<T: Transport>(
     transport: T,
     deps: SessionDeps,
     bearer: Bearer,
+    from: ClientAddr,
     resume: Option<BTreeMap<String, u64>>,
 ) {
     let mut transport = WriteDeadline::new(transport, deps.write_timeout);
+    // Every transport's sessions pass here, so one quota bounds them all.
+    let _permit = match deps.quota.admit(bearer.user, from) {
+        Ok(permit) => permit,
+        Err(too_many) => {
+            metrics::counter!("palaver_sessions_refused_total", "per" => too_many.label())
+                .increment(1);
+            tracing::debug!(user = %bearer.user, %from, reason = too_many.reason(), "session refused");
+            Box::pin(close(
+                &mut transport,
+                close_code::TOO_MANY_SESSIONS,
+                too_many.reason(),
+            ))
+            .await;
+            return;
+        }
+    };
     // Registered before the first read, so a room joined meanwhile is
     // announced, and before the login is checked, so its end cannot slip
     // between the check and the registration.
@@ -101,7 +124,7 @@ pub async fn run<T: Transport>(
     };
     let mut session = Session {
         requests: Requests::new(deps.services.clone(), user.id),
-        frame_limit: SingleThrottle::new("frames_per_connection", deps.frame_rate),
+        frame_limit: SingleThrottle::new(Limit::FramesPerConnection.name(), deps.frame_rate),
         transport,
         deps,
         user,
@@ -301,22 +324,27 @@ impl<T: Transport> Session<T> {
         rooms: BTreeMap<String, u64>,
         reference: Option<String>,
     ) -> Result<(), End> {
+        // One answer for every room that is not the client's, however many
+        // the frame names: a frame must not buy a flood of answers. It says
+        // what a single unknown room would (`not_found`), no more.
+        let mut unknown = false;
         for (key, seen) in rooms {
             let resumed = match key.parse::<i64>().map(RoomId) {
                 Ok(room) => (room, self.positions.resume(room, seen)),
                 Err(_) => (RoomId(0), Resume::NotFollowed),
             };
             match resumed {
-                (_, Resume::NotFollowed) => {
-                    let err = frames::error(&Error::NotFound("room"), reference.clone());
-                    self.send(Outgoing::Frame(err)).await?;
-                }
+                (_, Resume::NotFollowed) => unknown = true,
                 (_, Resume::UpToDate) => {}
                 (room, Resume::Replay { after, through }) => {
                     self.replay(room, after, through).await?;
                     self.flush().await?;
                 }
             }
+        }
+        if unknown {
+            let err = frames::error(&Error::NotFound("room"), reference);
+            self.send(Outgoing::Frame(err)).await?;
         }
         Ok(())
     }
@@ -583,8 +611,15 @@ mod tests {
             presence,
             write_timeout: Duration::from_secs(1),
             frame_rate: RateLimit(None),
+            quota: Arc::new(SessionQuota::new(8, 8)),
         };
-        let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, bearer, None));
+        let session = tokio::spawn(run(
+            Channels { inbound, outgoing },
+            deps,
+            bearer,
+            localhost(),
+            None,
+        ));
 
         let ServerFrame::Ready { rooms, .. } = next_frame(&mut from_session).await else {
             panic!("no ready first")

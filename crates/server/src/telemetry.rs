@@ -1,4 +1,6 @@
-//! Structured logs via `tracing`; levels from `RUST_LOG` (default `info`).
+//! Structured logs via `tracing`; levels from `RUST_LOG` (default `info`);
+//! the Prometheus recorder and its own listener (`--metrics-listen`), apart
+//! from the public one: counters are an oracle (mail sent, logins refused).
 
 use tracing_subscriber::EnvFilter;
 
@@ -54,4 +56,27 @@ pub fn render_metrics() -> String {
     // Summaries age out old samples here rather than in a background task.
     handle.run_upkeep();
     handle.render()
+}
+
+/// `GET /metrics` (and nothing else) on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use axum::http::header;
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                render_metrics(),
+            )
+        }),
+    );
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(err) = served {
+        tracing::warn!(%err, "the metrics listener failed");
+    }
 }

@@ -2,7 +2,7 @@
 
 use palaver_domain::keys::{PublicKey, PublicMaterial};
 use palaver_domain::model::{Account, Member, Message, Room, RoomProfile, RoomSummary, User};
-use palaver_domain::store::SessionRecord;
+use palaver_domain::store::{Invitation, SessionRecord};
 use palaver_domain::time::Timestamp;
 use palaver_protocol::rest;
 
@@ -58,6 +58,15 @@ pub fn account(account: &Account) -> rest::Account {
 
 pub fn room(room: &Room) -> rest::Room {
     room_profile(&room.profile())
+}
+
+pub fn invitation(invitation: &Invitation) -> rest::InvitationInfo {
+    rest::InvitationInfo {
+        room: invitation.room_id.0,
+        room_name: invitation.room_name.clone(),
+        by: invitation.by.0,
+        created_at: invitation.created_at.to_rfc3339(),
+    }
 }
 
 pub fn room_profile(room: &RoomProfile) -> rest::Room {

@@ -8,13 +8,14 @@ use axum::extract::ws::WebSocket;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use palaver_domain::throttle::ClientAddr;
 use palaver_protocol::close_code;
 use serde::Deserialize;
 
 use self::authenticate::{authenticate, Refused};
 use self::socket::WsTransport;
 use crate::http::cookies;
-use crate::http::extract::bearer_token;
+use crate::http::extract::{bearer_token, ClientAddress};
 use crate::http::AppState;
 use crate::session;
 
@@ -32,6 +33,7 @@ const READ_BUFFER_BYTES: usize = 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     headers: HeaderMap,
     Query(params): Query<WsParams>,
     ws: WebSocketUpgrade,
@@ -50,12 +52,15 @@ pub async fn upgrade(
     ws.max_message_size(max_frame)
         .max_frame_size(max_frame)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| sessions.track_future(serve(socket, state, token, cookie_token)))
+        .on_upgrade(move |socket| {
+            sessions.track_future(serve(socket, state, from, token, cookie_token))
+        })
 }
 
 async fn serve(
     mut socket: WebSocket,
     state: AppState,
+    from: ClientAddr,
     token: Option<String>,
     cookie_token: Option<String>,
 ) {
@@ -64,7 +69,10 @@ async fn serve(
     let authenticated = Box::pin(authenticate(&mut socket, &state, token, cookie_token)).await;
     let mut transport = WsTransport::new(socket);
     match authenticated {
-        Ok(auth) => session::run(transport, state.session_deps(), auth.bearer, auth.resume).await,
+        Ok(auth) => {
+            let deps = state.session_deps();
+            session::run(transport, deps, auth.bearer, from, auth.resume).await
+        }
         Err(Refused::Unauthorized(reason)) => {
             session::close(&mut transport, close_code::UNAUTHORIZED, reason).await
         }

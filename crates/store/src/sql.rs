@@ -1,7 +1,8 @@
 //! The SQL both stores run, written once, generic over the engine.
 //!
 //! [`SqlStore<E>`] implements the store's traits, one file per aggregate
-//! (`accounts.rs`, `keys.rs`, `rooms.rs`, `messages.rs`, `outbox.rs`), and `Transfer`
+//! (`accounts.rs`, `allowances.rs`, `keys.rs`, `rooms.rs`, `invitations.rs`,
+//! `messages.rs`, `outbox.rs`), and `Transfer`
 //! (`copy.rs`) for both engines; what differs between them is the one seam
 //! [`Engine`]: its database driver, its row-lock clauses, and its own hot
 //! paths (message appends, the reads of connection set-up, id realignment).
@@ -17,9 +18,11 @@
 //! named in `Engine`.
 
 mod accounts;
+mod allowances;
 mod changes;
 mod copy;
 pub(crate) mod decode;
+mod invitations;
 mod keys;
 mod messages;
 mod outbox;
@@ -27,7 +30,7 @@ mod rooms;
 
 use palaver_domain::model::User;
 use palaver_domain::store::{
-    AccountStore, Appended, KeyStore, MessageStore, NewMessage, OutboxStore, RoomStore, Store,
+    AccountStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore, NewMessage, OutboxStore, RoomStore, Store,
     StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
@@ -181,7 +184,13 @@ where
     E: Engine,
     for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
     for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
-    Self: AccountStore + KeyStore + RoomStore + MessageStore + OutboxStore,
+    Self: AccountStore
+        + AllowanceStore
+        + KeyStore
+        + RoomStore
+        + InvitationStore
+        + MessageStore
+        + OutboxStore,
 {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")

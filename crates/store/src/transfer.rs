@@ -13,12 +13,13 @@ pub enum Table {
     Sessions,
     RefreshTokens,
     Bans,
+    Invitations,
     SigningKeys,
 }
 
 impl Table {
     /// Parents before children.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Users,
         Table::Rooms,
         Table::Members,
@@ -26,6 +27,7 @@ impl Table {
         Table::Sessions,
         Table::RefreshTokens,
         Table::Bans,
+        Table::Invitations,
         Table::SigningKeys,
     ];
 
@@ -38,6 +40,7 @@ impl Table {
             Table::Sessions => "sessions",
             Table::RefreshTokens => "refresh_tokens",
             Table::Bans => "bans",
+            Table::Invitations => "invitations",
             Table::SigningKeys => "signing_keys",
         }
     }
@@ -93,11 +96,13 @@ pub struct MessageRow {
     pub deleted_at: Option<i64>,
 }
 
+/// A row of `bans` (`by`: `banned_by`) or `invitations` (`invited_by`):
+/// one user marked in one room by another.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BanRow {
+pub struct RoomMarkRow {
     pub room_id: i64,
     pub user_id: i64,
-    pub banned_by: i64,
+    pub by: i64,
     pub created_at: i64,
 }
 
@@ -141,7 +146,8 @@ pub enum Rows {
     Messages(Vec<MessageRow>),
     Sessions(Vec<SessionRow>),
     RefreshTokens(Vec<TokenRow>),
-    Bans(Vec<BanRow>),
+    Bans(Vec<RoomMarkRow>),
+    Invitations(Vec<RoomMarkRow>),
     SigningKeys(Vec<SigningKeyRow>),
 }
 
@@ -172,7 +178,7 @@ impl Rows {
             Rows::Messages(r) => r.len(),
             Rows::Sessions(r) => r.len(),
             Rows::RefreshTokens(r) => r.len(),
-            Rows::Bans(r) => r.len(),
+            Rows::Bans(r) | Rows::Invitations(r) => r.len(),
             Rows::SigningKeys(r) => r.len(),
         }
     }
@@ -198,7 +204,7 @@ impl Rows {
             Rows::Sessions(r) => cursor.text = r.last()?.id.clone(),
             Rows::RefreshTokens(r) => cursor.text = r.last()?.token_hash.clone(),
             Rows::SigningKeys(r) => cursor.text = r.last()?.kid.clone(),
-            Rows::Bans(r) => {
+            Rows::Bans(r) | Rows::Invitations(r) => {
                 let last = r.last()?;
                 (cursor.first, cursor.second) = (last.room_id, last.user_id);
             }

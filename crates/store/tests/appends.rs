@@ -327,7 +327,11 @@ async fn a_postgres_room_deleted_while_appends_run_leaves_no_message_behind() {
             }
         });
         first_committed.await.unwrap();
-        store.delete_room(room_id, Timestamp(1)).await.unwrap();
+        store
+            .delete_room(room_id, alice, Timestamp(1))
+            .await
+            .unwrap()
+            .unwrap();
         appender.await.unwrap();
         let mut conn = sqlx::PgConnection::connect(url.as_str()).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE room_id = $1")

@@ -269,17 +269,23 @@ async fn membership_events_from_other_nodes_hold_only_while_the_store_agrees() {
     assert!(!holds(&left).await, "a late leave from before this join");
     assert!(!holds(&admin).await, "bob is a member, not an admin");
     store
-        .set_role(room, bob, Role::Admin, Timestamp(2))
+        .set_role(room, alice, bob, Role::Admin, Timestamp(2))
         .await
+        .unwrap()
         .unwrap();
     assert!(holds(&admin).await);
     store
-        .remove_member(room, bob, Removal::Kicked, Timestamp(3))
+        .remove_member(room, bob, Removal::Kicked { by: alice }, Timestamp(3))
         .await
+        .unwrap()
         .unwrap();
     assert!(!holds(&joined).await, "a replayed join after the removal");
     assert!(holds(&removed).await);
     assert!(!holds(&deleted).await, "the room still exists");
-    store.delete_room(room, Timestamp(4)).await.unwrap();
+    store
+        .delete_room(room, alice, Timestamp(4))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(holds(&deleted).await);
 }

@@ -2,6 +2,7 @@
 //! one-time codes mailed to the address, stored only as hashes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::Rng;
 use subtle::ConstantTimeEq;
@@ -12,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::mail::{templates, MailQueue};
 use crate::model::{Account, AccountCode, CodePurpose};
-use crate::store::{SessionsToEnd, Store, StoreError};
-use crate::throttle::ClientAddr;
+use crate::store::{Allowance, SessionsToEnd, Store, StoreError};
+use crate::throttle::{Caller, ClientAddr, Operation};
 use crate::time::Timestamp;
 use crate::tokens;
 use crate::values::{Email, Password};
@@ -23,12 +24,24 @@ use crate::values::{Email, Password};
 pub struct CodeLimits {
     /// How long a mailed code works.
     pub code_ttl_secs: i64,
-    /// Wrong tries that end a code.
+    /// Tries at one code from one requester: a verification code's (only
+    /// its account may try it), and each client address's at a reset code.
     pub attempts: u32,
-    /// Least time between two mails of one purpose to one account.
+    /// Tries that end a password-reset code, from every address together:
+    /// larger than `attempts`, so a stranger cannot spend the owner's tries.
+    pub reset_code_attempts: u32,
+    /// Least time between two codes of one purpose mailed to one address for
+    /// one account (or the code's lifetime, if shorter), whatever address
+    /// the account had in between.
     pub resend_cooldown_secs: i64,
     /// How long the token a right reset code gives works.
     pub reset_token_ttl_secs: i64,
+    /// Codes of one purpose mailed for one account in a day.
+    pub codes_per_account_per_day: u32,
+    /// Address changes (and requests for a fresh code) of one account in a day.
+    pub email_changes_per_account_per_day: u32,
+    /// Mails to one address in a day, whichever accounts they are for.
+    pub mails_per_recipient_per_day: u32,
 }
 
 impl Default for CodeLimits {
@@ -36,14 +49,19 @@ impl Default for CodeLimits {
         Self {
             code_ttl_secs: 300,
             attempts: 5,
+            reset_code_attempts: 20,
             resend_cooldown_secs: 60,
             reset_token_ttl_secs: 600,
+            codes_per_account_per_day: 10,
+            email_changes_per_account_per_day: 10,
+            mails_per_recipient_per_day: 10,
         }
     }
 }
 
 const BAD_CODE: &str = "the code is wrong or has expired";
 const BAD_RESET_TOKEN: &str = "the reset token is invalid, used or expired";
+const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Password-reset requests being worked on at once; past that one is dropped
 /// (and logged): the answer is the same either way.
 const RESETS_AT_ONCE: usize = 16;
@@ -68,7 +86,10 @@ impl Codes {
     }
 
     /// Mails a fresh code of `purpose` to `email` (replacing any earlier one),
-    /// unless a code still live was mailed there less than the cool-down ago.
+    /// unless one went to that address for this account within the cool-down,
+    /// or the account's codes or the address's mail for the day are spent:
+    /// then nothing is mailed, and nothing said (the reset's caller may be
+    /// anyone).
     pub(super) async fn mail_code(
         &self,
         account: &Account,
@@ -76,26 +97,58 @@ impl Codes {
         purpose: CodePurpose,
     ) -> Result<()> {
         let now = Timestamp::now();
-        if let Some(earlier) = self.store.code(account.user.id, purpose).await? {
-            if earlier.email == email
-                && now < earlier.expires_at
-                && now
-                    < earlier
-                        .sent_at
-                        .plus_seconds(self.limits.resend_cooldown_secs)
-            {
-                return Ok(());
-            }
+        let user = account.user.id;
+        let cooldown = self
+            .limits
+            .resend_cooldown_secs
+            .min(self.limits.code_ttl_secs)
+            .max(1) as u64;
+        // Addresses appear in keys only hashed: the table outlives accounts
+        // and holds addresses nobody verified.
+        let recipient = tokens::hash_secret(email);
+        let allowances = [
+            // Kept apart from the code, so that moving to another address
+            // and back does not start the cool-down again.
+            Allowance {
+                key: format!("code_cooldown:{}:{}:{recipient}", purpose.as_str(), user.0),
+                limit: 1,
+                window: Duration::from_secs(cooldown),
+            },
+            Allowance {
+                key: format!("codes:{}:{}", purpose.as_str(), user.0),
+                limit: self.limits.codes_per_account_per_day,
+                window: DAY,
+            },
+            Allowance {
+                key: format!("mail_to:{recipient}"),
+                limit: self.limits.mails_per_recipient_per_day,
+                window: DAY,
+            },
+        ];
+        if self
+            .store
+            .take_allowances(&allowances, now)
+            .await?
+            .is_some()
+        {
+            tracing::debug!(
+                purpose = purpose.as_str(),
+                "no code mailed: cool-down or ceiling"
+            );
+            return Ok(());
         }
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
         self.store
             .put_code(&AccountCode {
-                user_id: account.user.id,
+                user_id: user,
                 purpose,
-                secret_hash: code_hash(account.user.id, purpose, &code),
+                secret_hash: code_hash(user, purpose, &code),
                 email: email.to_owned(),
                 expires_at: now.plus_seconds(self.limits.code_ttl_secs),
-                attempts_left: self.limits.attempts,
+                attempts_left: match purpose {
+                    CodePurpose::PasswordReset => self.limits.reset_code_attempts,
+                    _ => self.limits.attempts,
+                },
                 sent_at: now,
             })
             .await?;
@@ -108,18 +161,56 @@ impl Codes {
         Ok(())
     }
 
-    /// Spends the account's code of `purpose` if `code` is it; a wrong one
-    /// costs a try. The address it was mailed to when right.
-    async fn spend_code(&self, user: UserId, purpose: CodePurpose, code: &str) -> Result<String> {
+    /// Spends the account's code of `purpose` if `code` is it; any try costs
+    /// one of the code's tries, taken before comparing, so concurrent tries
+    /// get no more than it has. `from`: the requester, whose own tries at
+    /// this code are counted apart (a reset code, which anyone may try). The
+    /// address it was mailed to when right.
+    async fn spend_code(
+        &self,
+        user: UserId,
+        purpose: CodePurpose,
+        code: &str,
+        from: Option<ClientAddr>,
+    ) -> Result<String> {
+        let now = Timestamp::now();
         let stored = self
             .store
             .code(user, purpose)
             .await?
-            .filter(|c| Timestamp::now() < c.expires_at && c.attempts_left > 0)
+            .filter(|c| now < c.expires_at && c.attempts_left > 0)
             .ok_or(Error::Forbidden(BAD_CODE))?;
+        if let Some(from) = from {
+            let requester = Allowance {
+                key: format!(
+                    "code_tries:{}:{}:{}:{from}",
+                    purpose.as_str(),
+                    user.0,
+                    stored.sent_at.0
+                ),
+                limit: self.limits.attempts,
+                window: Duration::from_secs(self.limits.code_ttl_secs.max(1) as u64),
+            };
+            // Spent: the same answer as a wrong code, and the code is not
+            // even compared.
+            if self
+                .store
+                .take_allowances(&[requester], now)
+                .await?
+                .is_some()
+            {
+                return Err(Error::Forbidden(BAD_CODE));
+            }
+        }
+        if !self
+            .store
+            .take_code_attempt(user, purpose, &stored.secret_hash)
+            .await?
+        {
+            return Err(Error::Forbidden(BAD_CODE));
+        }
         let presented = code_hash(user, purpose, code.trim());
         if !bool::from(presented.as_bytes().ct_eq(stored.secret_hash.as_bytes())) {
-            self.store.spend_code_attempt(user, purpose).await?;
             return Err(Error::Forbidden(BAD_CODE));
         }
         if !self.store.delete_code(user, purpose).await? {
@@ -127,6 +218,30 @@ impl Codes {
             return Err(Error::Forbidden(BAD_CODE));
         }
         Ok(stored.email)
+    }
+
+    /// One of the account's address changes of the day; `RateLimited` (until
+    /// the day's window ends) when they are spent.
+    async fn take_email_change(&self, user: UserId) -> Result<()> {
+        let now = Timestamp::now();
+        let allowance = Allowance {
+            key: format!("email_changes:{}", user.0),
+            limit: self.limits.email_changes_per_account_per_day,
+            window: DAY,
+        };
+        match self.store.take_allowances(&[allowance], now).await? {
+            None => Ok(()),
+            Some(resets_at) => {
+                metrics::counter!(
+                    "palaver_rate_limited_total",
+                    "limit" => "email_changes_per_account_per_day"
+                )
+                .increment(1);
+                Err(Error::RateLimited {
+                    retry_after: Duration::from_millis((resets_at.0 - now.0).max(1000) as u64),
+                })
+            }
+        }
     }
 
     /// The reset-code mail for `login`, if it names an account with a
@@ -200,9 +315,22 @@ impl Accounts {
     }
 
     /// Sets the address (unverified, a code mailed to it) or, with `None`,
-    /// removes it.
-    pub async fn set_email(&self, user: UserId, email: Option<&str>) -> Result<Account> {
+    /// removes it. Setting one draws from the account's daily allowance of
+    /// changes, stored (so no node or restart gives more), whether or not
+    /// the address turns out to be taken: an address taken is as costly to
+    /// ask about as registering is.
+    pub async fn set_email(
+        &self,
+        user: UserId,
+        email: Option<&str>,
+        from: ClientAddr,
+    ) -> Result<Account> {
+        self.throttles
+            .charge(Operation::EmailChange, Caller::user(user).from(from))?;
         let email = email.map(Email::parse).transpose()?;
+        if email.is_some() {
+            self.codes.take_email_change(user).await?;
+        }
         let current = self.account(user).await?;
         if current.email.as_deref() == email.as_ref().map(Email::as_str) {
             // The same address again: a fresh code if it is still unverified
@@ -244,9 +372,13 @@ impl Accounts {
 
     /// Verifies the address with the code mailed to it.
     pub async fn verify_email(&self, user: UserId, code: &str) -> Result<Account> {
+        self.throttles
+            .charge(Operation::EmailVerify, Caller::user(user))?;
+        // Only the account tries its own verification code: the code's tries
+        // are the requester's.
         let email = self
             .codes
-            .spend_code(user, CodePurpose::VerifyEmail, code)
+            .spend_code(user, CodePurpose::VerifyEmail, code, None)
             .await?;
         if !self
             .store
@@ -263,7 +395,8 @@ impl Accounts {
     /// names (username or address), if there is one. Answers the same, and
     /// as fast, either way: the work happens after the answer.
     pub fn request_password_reset(&self, login: &str, from: ClientAddr) -> Result<()> {
-        self.throttles.password_reset_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::PasswordResetRequest, Caller::address(from))?;
         self.codes
             .mail_reset_code_later(normalize_login(login), false);
         Ok(())
@@ -271,7 +404,8 @@ impl Accounts {
 
     /// As `request_password_reset`, only for a reset already asked for.
     pub fn resend_password_reset(&self, login: &str, from: ClientAddr) -> Result<()> {
-        self.throttles.password_reset_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::PasswordResetRequest, Caller::address(from))?;
         self.codes
             .mail_reset_code_later(normalize_login(login), true);
         Ok(())
@@ -284,7 +418,8 @@ impl Accounts {
         code: &str,
         from: ClientAddr,
     ) -> Result<String> {
-        self.throttles.password_reset_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::PasswordResetConfirm, Caller::address(from))?;
         let account = self
             .store
             .account_by_login(&normalize_login(login))
@@ -292,7 +427,12 @@ impl Accounts {
             .ok_or(Error::Forbidden(BAD_CODE))?;
         let mailed_to = self
             .codes
-            .spend_code(account.user.id, CodePurpose::PasswordReset, code)
+            .spend_code(
+                account.user.id,
+                CodePurpose::PasswordReset,
+                code,
+                Some(from),
+            )
             .await?;
         if account.email.as_deref() != Some(mailed_to.as_str()) || !account.email_verified {
             return Err(Error::Forbidden(BAD_CODE));
@@ -321,7 +461,8 @@ impl Accounts {
         new_password: String,
         from: ClientAddr,
     ) -> Result<()> {
-        self.throttles.password_reset_per_address.check(&from)?;
+        self.throttles
+            .charge(Operation::PasswordResetComplete, Caller::address(from))?;
         let new_password = Password::parse(new_password).map_err(new_password_field)?;
         let stored = self
             .store

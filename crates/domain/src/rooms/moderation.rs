@@ -2,19 +2,23 @@
 //!
 //! | action | who |
 //! |---|---|
-//! | invite, remove, ban, unban, list bans | owner, admins (an admin only acts on plain members) |
+//! | invite (`invitations.rs`), remove, ban, unban, list bans | owner, admins (an admin only acts on plain members) |
 //! | promote/demote admins, transfer ownership, rename, password, new code, delete | owner |
 //!
 //! Direct rooms have no moderation: two people, no roles. Non-members get
 //! `NotFound` for everything, exactly as for a room that does not exist.
 
-use super::{room_password, Rooms, CODE_ATTEMPTS};
+use super::{refused, room_password, Rooms, CODE_ATTEMPTS};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
-use crate::model::{Role, Room, RoomKind, User};
+use crate::model::{Role, Room, RoomKind};
 use crate::store::{Ban, Removal, RoomChanges, StoreError};
+use crate::throttle::{Caller, Operation};
 use crate::time::Timestamp;
 use crate::values::{JoinCode, RoomName};
+
+const ONLY_OWNER: &str = "only the room's owner may do this";
+const OUTRANKED: &str = "only the owner may remove or ban an admin, and no one the owner";
 
 /// What `PATCH /rooms/{id}` may change; `None` leaves a setting as it is.
 #[derive(Debug, Clone, Default)]
@@ -25,24 +29,10 @@ pub struct RoomSettings {
 }
 
 impl Rooms {
-    /// Adds `invitee` as a member (owner or admin only).
-    pub async fn invite(&self, actor: UserId, room: RoomId, invitee: &User) -> Result<()> {
-        self.authorize(actor, room, Role::Admin).await?;
-        if self.store.is_banned(room, invitee.id).await? {
-            return Err(Error::Conflict(
-                "the user is banned from this room; unban them first",
-            ));
-        }
-        let joined = self
-            .store
-            .add_member(room, invitee.id, Role::Member, Timestamp::now())
-            .await?;
-        self.publisher.publish_committed(joined);
-        Ok(())
-    }
-
     /// Removes a member; their connections stop receiving the room at once.
     pub async fn kick(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        self.throttles
+            .charge(Operation::Kick, Caller::user(actor))?;
         let (_, actor_role) = self.authorize(actor, room, Role::Admin).await?;
         let target_role = self
             .store
@@ -50,30 +40,36 @@ impl Rooms {
             .await?
             .ok_or(Error::NotFound("member"))?;
         outranks(actor, actor_role, target, Some(target_role))?;
-        if let Some(committed) = self
+        let removal = Removal::Kicked { by: actor };
+        let committed = self
             .store
-            .remove_member(room, target, Removal::Kicked, Timestamp::now())
+            .remove_member(room, target, removal, Timestamp::now())
             .await?
-        {
-            self.publisher.publish_committed(committed);
-        }
+            .map_err(|refusal| refused(refusal, OUTRANKED))?;
+        self.publisher.publish_committed(committed);
         Ok(())
     }
 
     /// Removes the user if they are a member and bars them from joining again.
     pub async fn ban(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        self.throttles.charge(Operation::Ban, Caller::user(actor))?;
         let (_, actor_role) = self.authorize(actor, room, Role::Admin).await?;
         let target_role = self.store.member_role(room, target).await?;
         outranks(actor, actor_role, target, target_role)?;
         let now = Timestamp::now();
         let removal = Removal::Banned { by: actor, at: now };
-        if let Some(committed) = self.store.remove_member(room, target, removal, now).await? {
-            self.publisher.publish_committed(committed);
-        }
+        let committed = self
+            .store
+            .remove_member(room, target, removal, now)
+            .await?
+            .map_err(|refusal| refused(refusal, OUTRANKED))?;
+        self.publisher.publish_committed(committed);
         Ok(())
     }
 
     pub async fn unban(&self, actor: UserId, room: RoomId, target: UserId) -> Result<()> {
+        self.throttles
+            .charge(Operation::Unban, Caller::user(actor))?;
         self.authorize(actor, room, Role::Admin).await?;
         if self.store.unban(room, target).await? {
             Ok(())
@@ -95,6 +91,8 @@ impl Rooms {
         target: UserId,
         role: Role,
     ) -> Result<()> {
+        self.throttles
+            .charge(Operation::RoleChange, Caller::user(actor))?;
         self.authorize(actor, room, Role::Owner).await?;
         if role == Role::Owner {
             return Err(Error::invalid(
@@ -109,9 +107,9 @@ impl Rooms {
         }
         let committed = self
             .store
-            .set_role(room, target, role, Timestamp::now())
+            .set_role(room, actor, target, role, Timestamp::now())
             .await?
-            .ok_or(Error::NotFound("member"))?;
+            .map_err(|refusal| refused(refusal, ONLY_OWNER))?;
         self.publisher.publish_committed(committed);
         Ok(())
     }
@@ -119,6 +117,8 @@ impl Rooms {
     /// Hands the room to another member; the old owner becomes an admin.
     /// Handing it to oneself changes nothing.
     pub async fn transfer_ownership(&self, actor: UserId, room: RoomId, to: UserId) -> Result<()> {
+        self.throttles
+            .charge(Operation::OwnershipTransfer, Caller::user(actor))?;
         self.authorize(actor, room, Role::Owner).await?;
         if to == actor {
             return Ok(());
@@ -127,7 +127,7 @@ impl Rooms {
             .store
             .transfer_ownership(room, actor, to, Timestamp::now())
             .await?
-            .ok_or(Error::NotFound("member"))?;
+            .map_err(|refusal| refused(refusal, ONLY_OWNER))?;
         self.publisher.publish_committed(committed);
         Ok(())
     }
@@ -139,6 +139,8 @@ impl Rooms {
         room: RoomId,
         settings: RoomSettings,
     ) -> Result<Room> {
+        self.throttles
+            .charge(Operation::RoomUpdate, Caller::user(actor))?;
         self.authorize(actor, room, Role::Owner).await?;
         let name = settings
             .name
@@ -158,18 +160,20 @@ impl Rooms {
             password_hash,
             code: None,
         };
-        self.apply(room, changes).await
+        self.apply(actor, room, changes).await
     }
 
     /// Gives the room a new join code; the old one stops working (owner only).
     pub async fn rotate_code(&self, actor: UserId, room: RoomId) -> Result<Room> {
+        self.throttles
+            .charge(Operation::RoomCodeRotate, Caller::user(actor))?;
         self.authorize(actor, room, Role::Owner).await?;
         for _ in 0..CODE_ATTEMPTS {
             let changes = RoomChanges {
                 code: Some(JoinCode::generate().as_str().to_owned()),
                 ..RoomChanges::default()
             };
-            match self.apply(room, changes).await {
+            match self.apply(actor, room, changes).await {
                 Err(Error::Conflict(_)) => continue,
                 other => return other,
             }
@@ -181,21 +185,28 @@ impl Rooms {
     /// Deletes the room with its history (owner only). Members get
     /// `room_deleted` and stop receiving it.
     pub async fn delete(&self, actor: UserId, room: RoomId) -> Result<()> {
+        self.throttles
+            .charge(Operation::RoomDelete, Caller::user(actor))?;
         self.authorize(actor, room, Role::Owner).await?;
-        if let Some(committed) = self.store.delete_room(room, Timestamp::now()).await? {
-            self.publisher.publish_committed(committed);
-        }
+        let committed = self
+            .store
+            .delete_room(room, actor, Timestamp::now())
+            .await?
+            .map_err(|refusal| refused(refusal, ONLY_OWNER))?;
+        self.publisher.publish_committed(committed);
         Ok(())
     }
 
-    async fn apply(&self, room: RoomId, changes: RoomChanges) -> Result<Room> {
+    /// Changes the room's settings, if `actor` is still its owner when the
+    /// change commits.
+    async fn apply(&self, actor: UserId, room: RoomId, changes: RoomChanges) -> Result<Room> {
         let committed = match self
             .store
-            .update_room(room, changes, Timestamp::now())
+            .update_room(room, actor, changes, Timestamp::now())
             .await
         {
             Err(StoreError::Conflict(what)) => return Err(Error::Conflict(what)),
-            other => other?.ok_or(Error::NotFound("room"))?,
+            other => other?.map_err(|refusal| refused(refusal, ONLY_OWNER))?,
         };
         Ok(self.publisher.publish_committed(committed))
     }
@@ -213,7 +224,7 @@ impl Rooms {
         }
         if role < needed {
             return Err(Error::Forbidden(match needed {
-                Role::Owner => "only the room's owner may do this",
+                Role::Owner => ONLY_OWNER,
                 _ => "only the room's owner and admins may do this",
             }));
         }
@@ -234,9 +245,7 @@ fn outranks(
         ));
     }
     match target_role {
-        Some(role) if role >= actor_role => Err(Error::Forbidden(
-            "only the owner may remove or ban an admin, and no one the owner",
-        )),
+        Some(role) if role >= actor_role => Err(Error::Forbidden(OUTRANKED)),
         _ => Ok(()),
     }
 }

@@ -7,6 +7,7 @@ mod stream;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use palaver_domain::throttle::ClientAddr;
 use palaver_domain::tokens::Bearer;
 use palaver_grpc::v1::{self, client_frame::Frame};
 use palaver_grpc::{encoded::realtime_server::Realtime, resume_from_map};
@@ -32,6 +33,7 @@ impl RealtimeApi {
         &self,
         request: Option<Streaming<v1::ClientFrame>>,
         bearer: Bearer,
+        from: ClientAddr,
         resume: BTreeMap<String, u64>,
     ) -> Response<ResponseStream> {
         let (transport, response) = stream::pair(request, &bearer);
@@ -39,7 +41,7 @@ impl RealtimeApi {
         let deps = self.state.session_deps();
         self.state
             .sessions
-            .spawn(session::run(transport, deps, bearer, resume));
+            .spawn(session::run(transport, deps, bearer, from, resume));
         Response::new(response)
     }
 
@@ -88,9 +90,10 @@ impl Realtime for RealtimeApi {
         request: Request<Streaming<v1::ClientFrame>>,
     ) -> Result<Response<ResponseStream>, Status> {
         let bearer = Caller::bearer(&request)?.clone();
+        let from = Caller::of(&request)?.from;
         let mut request = request.into_inner();
         let resume = self.hello(&mut request).await?;
-        Ok(self.start(Some(request), bearer, resume))
+        Ok(self.start(Some(request), bearer, from, resume))
     }
 
     async fn subscribe(
@@ -98,7 +101,8 @@ impl Realtime for RealtimeApi {
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<ResponseStream>, Status> {
         let bearer = Caller::bearer(&request)?.clone();
+        let from = Caller::of(&request)?.from;
         let resume = resume_from_map(request.into_inner().resume);
-        Ok(self.start(None, bearer, resume))
+        Ok(self.start(None, bearer, from, resume))
     }
 }

@@ -198,6 +198,64 @@ impl Rooms for RoomsApi {
         Ok(empty())
     }
 
+    async fn list_invitations(
+        &self,
+        request: Request<v1::InvitationsRequest>,
+    ) -> Result<Response<v1::InvitationList>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let rooms = &self.state.services.rooms;
+        let page = rooms
+            .invitations(user, req.after.map(RoomId), req.limit.unwrap_or(50))
+            .await
+            .map_err(ErrorStatus)?;
+        let next = match page.has_more {
+            true => page.invitations.last().map(|i| i.room_id.0),
+            false => None,
+        };
+        Ok(Response::new(v1::InvitationList {
+            invitations: page
+                .invitations
+                .iter()
+                .map(|i| v1::Invitation {
+                    room_id: i.room_id.0,
+                    room_name: i.room_name.clone(),
+                    by: i.by.0,
+                    created_at: i.created_at.to_rfc3339(),
+                })
+                .collect(),
+            next,
+        }))
+    }
+
+    async fn accept_invitation(
+        &self,
+        request: Request<v1::RoomRequest>,
+    ) -> Result<Response<v1::Room>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let id = RoomId(request.into_inner().room_id);
+        let rooms = &self.state.services.rooms;
+        let joined = rooms
+            .accept_invitation(user, id)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(room(&joined))
+    }
+
+    async fn decline_invitation(
+        &self,
+        request: Request<v1::RoomRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let id = RoomId(request.into_inner().room_id);
+        let rooms = &self.state.services.rooms;
+        rooms
+            .decline_invitation(user, id)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(empty())
+    }
+
     async fn kick(
         &self,
         request: Request<v1::MemberRequest>,

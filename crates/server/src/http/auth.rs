@@ -16,7 +16,9 @@ use palaver_protocol::ErrorBody;
 
 use super::cookies;
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AuthLogin, AuthUser, ClientAddress, Created, UserAgent};
+use super::extract::{
+    AppJson, AppPath, AuthLogin, AuthUser, ClientAddress, Created, JsonOrEmpty, UserAgent,
+};
 use super::AppState;
 use crate::wire;
 
@@ -129,10 +131,11 @@ pub async fn login(
     Ok(login_response(session, csrf_token, &state))
 }
 
-/// Spend a refresh token for a new pair (or, with `cookie`, the refresh
-/// cookie for new cookies). Re-using a spent token revokes its whole chain.
+/// Spend a refresh token for a new pair (or, with `cookie` or no body at
+/// all, the refresh cookie for new cookies). Re-using a spent token revokes
+/// its whole chain.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
-    request_body = RefreshRequest,
+    request_body = Option<RefreshRequest>,
     responses(
         (status = 200, description = "as login answers", body = LoginResponse),
         (status = 401, description = "invalid, expired, revoked or re-used token, or none presented", body = ErrorBody),
@@ -143,8 +146,13 @@ pub async fn refresh(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
     headers: HeaderMap,
-    AppJson(req): AppJson<RefreshRequest>,
+    JsonOrEmpty(req): JsonOrEmpty<RefreshRequest>,
 ) -> Result<Response, ApiError> {
+    // No body at all: the refresh cookie's (a form-less browser call).
+    let req = req.unwrap_or(RefreshRequest {
+        refresh_token: None,
+        cookie: true,
+    });
     let presented = presented_refresh_token(req.refresh_token, req.cookie, &headers)?;
     let session = state.services.accounts.refresh(&presented, from).await?;
     // The login keeps its CSRF token: a request in flight while another
@@ -159,7 +167,7 @@ pub async fn refresh(
 /// refresh cookie's): its refresh and access tokens stop working, and its
 /// WebSockets close with 4002. The sign-in cookies are cleared.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    request_body = LogoutRequest,
+    request_body = Option<LogoutRequest>,
     responses(
         (status = 204, description = "ended (also for unknown tokens)"),
         (status = 401, description = "no token in the body and no refresh cookie", body = ErrorBody),
@@ -170,8 +178,11 @@ pub async fn logout(
     State(state): State<AppState>,
     ClientAddress(from): ClientAddress,
     headers: HeaderMap,
-    AppJson(req): AppJson<LogoutRequest>,
+    JsonOrEmpty(req): JsonOrEmpty<LogoutRequest>,
 ) -> Result<Response, ApiError> {
+    let req = req.unwrap_or(LogoutRequest {
+        refresh_token: None,
+    });
     let presented = presented_refresh_token(req.refresh_token, true, &headers)?;
     state.services.accounts.logout(&presented, from).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();

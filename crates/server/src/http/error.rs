@@ -85,6 +85,9 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         // serde's text names the missing or mistyped field and where it is.
         let (status, code) = match &rejection {
+            _ if super::deadline::timed_out(&rejection) => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout")
+            }
             // A body over the limit fails while being buffered.
             _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -29,6 +30,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(JsonObject(value)) = axum::Json::from_request(request, state).await?;
         Ok(AppJson(value))
+    }
+}
+
+/// As `AppJson`, but an empty body (with or without a content type) is
+/// `None`: some clients send a bodiless `POST` where nothing needs saying
+/// (signing out by cookie).
+pub struct JsonOrEmpty<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        // Within the body limit, as `Json` reads it.
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|rejection| ApiError::from(JsonRejection::from(rejection)))?;
+        if bytes.is_empty() {
+            return Ok(JsonOrEmpty(None));
+        }
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let AppJson(value) = AppJson::from_request(request, state).await?;
+        Ok(JsonOrEmpty(Some(value)))
     }
 }
 

@@ -1,8 +1,8 @@
-//! Liveness and readiness probes, and the Prometheus metrics.
+//! Liveness and readiness probes (metrics have a listener of their own:
+//! `telemetry::serve_metrics`).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use palaver_protocol::rest::Health;
 
 use super::extract::AppJson;
@@ -52,15 +52,4 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, AppJson<Healt
             }),
         ),
     }
-}
-
-/// Counters, gauges and latency summaries in the Prometheus text format
-/// (names in docs/deploy.md).
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::render_metrics(),
-    )
 }

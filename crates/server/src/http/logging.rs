@@ -1,8 +1,14 @@
-//! What the request log shows of a request: never a secret. Tokens travel in
-//! query strings where a client cannot set headers (a browser's WebSocket).
+//! What the request log shows of a request: never a secret, and never a
+//! line per refusal. Tokens travel in query strings where a client cannot
+//! set headers (a browser's WebSocket); refusals (429, 503, 413, 408) come
+//! in floods, so they are counted in metrics and logged at debug: at error
+//! level the log would amplify the flood and drown real errors.
 
-use axum::http::{Request, Uri};
-use tower_http::trace::MakeSpan;
+use std::time::Duration;
+
+use axum::http::{Request, Response, StatusCode, Uri};
+use tower_http::classify::{GrpcFailureClass, ServerErrorsFailureClass};
+use tower_http::trace::{DefaultOnResponse, MakeSpan, OnFailure, OnResponse};
 
 /// Query parameters whose values are secrets.
 const SECRET_PARAMS: [&str; 5] = [
@@ -28,7 +34,10 @@ impl<B> MakeSpan<B> for RedactedSpan {
     }
 }
 
-/// `uri` with the value of every secret query parameter replaced by `REDACTED`.
+/// `uri` with the value of every secret query parameter replaced by
+/// `REDACTED`. Names are compared as the query parser reads them
+/// (percent-decoded, `+` as a space): `access%5Ftoken` authenticates as
+/// `access_token` does, so it is redacted as well.
 pub fn redacted(uri: &Uri) -> String {
     let Some(query) = uri.query() else {
         return uri.to_string();
@@ -37,9 +46,10 @@ pub fn redacted(uri: &Uri) -> String {
         .split('&')
         .map(|pair| {
             let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let decoded = form_decoded(name);
             if SECRET_PARAMS
                 .iter()
-                .any(|secret| name.eq_ignore_ascii_case(secret))
+                .any(|secret| decoded.eq_ignore_ascii_case(secret))
             {
                 format!("{name}=REDACTED")
             } else {
@@ -48,6 +58,123 @@ pub fn redacted(uri: &Uri) -> String {
         })
         .collect();
     format!("{}?{}", uri.path(), pairs.join("&"))
+}
+
+/// `text` as `application/x-www-form-urlencoded` decodes it (what axum's
+/// `Query` sees): `+` is a space, `%XX` a byte, a stray `%` itself; bytes
+/// that are not UTF-8 become U+FFFD.
+fn form_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Statuses that refuse a request for its volume or size, not for a fault
+/// of the server's.
+fn is_refusal(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::REQUEST_TIMEOUT
+    )
+}
+
+/// A REST response: refusals counted (`palaver_http_refusals_total`), every
+/// response logged at debug.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountRefusals;
+
+impl<B> OnResponse<B> for CountRefusals {
+    fn on_response(self, response: &Response<B>, latency: Duration, span: &tracing::Span) {
+        let status = response.status();
+        if is_refusal(status) {
+            metrics::counter!("palaver_http_refusals_total", "status" => status.as_str().to_owned())
+                .increment(1);
+        }
+        DefaultOnResponse::new().on_response(response, latency, span);
+    }
+}
+
+/// A failed request or call: logged at error only when the server itself
+/// failed (500; gRPC `INTERNAL`, `UNKNOWN`, `DATA_LOSS`), whose cause the
+/// code that failed has logged already; anything a client can cause (a
+/// refusal, a bad request, a stream it reset) at debug.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuietFailures;
+
+impl OnFailure<ServerErrorsFailureClass> for QuietFailures {
+    fn on_failure(
+        &mut self,
+        class: ServerErrorsFailureClass,
+        latency: Duration,
+        _: &tracing::Span,
+    ) {
+        let latency_ms = latency.as_millis() as u64;
+        match class {
+            ServerErrorsFailureClass::StatusCode(status) if !is_refusal(status) => {
+                tracing::error!(%status, latency_ms, "request failed")
+            }
+            class => tracing::debug!(%class, latency_ms, "request refused or cut short"),
+        }
+    }
+}
+
+impl OnFailure<GrpcFailureClass> for QuietFailures {
+    fn on_failure(&mut self, class: GrpcFailureClass, latency: Duration, _: &tracing::Span) {
+        let latency_ms = latency.as_millis() as u64;
+        match class {
+            GrpcFailureClass::Code(code) => {
+                let code = tonic::Code::from_i32(code.get());
+                if matches!(
+                    code,
+                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                ) {
+                    metrics::counter!("palaver_grpc_refusals_total", "code" => grpc_code_name(code))
+                        .increment(1);
+                }
+                if matches!(
+                    code,
+                    tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
+                ) {
+                    tracing::error!(?code, latency_ms, "call failed");
+                } else {
+                    tracing::debug!(?code, latency_ms, "call refused or failed");
+                }
+            }
+            GrpcFailureClass::Error(error) => {
+                tracing::debug!(%error, latency_ms, "call cut short")
+            }
+        }
+    }
+}
+
+fn grpc_code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::ResourceExhausted => "resource_exhausted",
+        tonic::Code::Unavailable => "unavailable",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +193,55 @@ mod tests {
         );
         let plain: Uri = "/api/v1/rooms/7/messages?before=10".parse().unwrap();
         assert_eq!(redacted(&plain), "/api/v1/rooms/7/messages?before=10");
+    }
+
+    #[test]
+    fn tokens_are_redacted_whatever_the_percent_encoding_of_their_name() {
+        for name in [
+            "access%5Ftoken",
+            "access%5ftoken",
+            "%61ccess_token",
+            "%61%63%63%65%73%73%5F%74%6F%6B%65%6E",
+            "ACCESS%5FTOKEN",
+            "refresh%5Ftoken",
+            "t%6Fken",
+            "c%6fde",
+        ] {
+            let uri: Uri = format!("/api/v1/ws?x=1&{name}=eyJ.secret.sig&y=2")
+                .parse()
+                .unwrap();
+            let shown = redacted(&uri);
+            assert!(!shown.contains("secret"), "{name}: {shown}");
+            assert_eq!(shown, format!("/api/v1/ws?x=1&{name}=REDACTED&y=2"));
+        }
+        // Names that only look alike are not secrets, and odd escapes are kept.
+        for kept in ["/a?access%20token=1", "/a?access_tokens=1", "/a?%zz=1&%=2"] {
+            assert_eq!(redacted(&kept.parse().unwrap()), kept);
+        }
+    }
+
+    #[test]
+    fn query_names_decode_as_the_query_parser_decodes_them() {
+        assert_eq!(form_decoded("access%5Ftoken"), "access_token");
+        assert_eq!(form_decoded("a+b%2Bc"), "a b+c");
+        assert_eq!(form_decoded("100%"), "100%");
+        assert_eq!(form_decoded("%4"), "%4");
+        assert_eq!(form_decoded("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn the_websocket_query_reads_an_encoded_name_as_access_token() {
+        // What `ws::upgrade` reads: a redaction that missed this spelling
+        // would log a working token.
+        #[derive(serde::Deserialize)]
+        struct Params {
+            access_token: Option<String>,
+        }
+        let uri: Uri = "/api/v1/ws?access%5Ftoken=jwt".parse().unwrap();
+        let axum::extract::Query(params) =
+            axum::extract::Query::<Params>::try_from_uri(&uri).unwrap();
+        assert_eq!(params.access_token.as_deref(), Some("jwt"));
+        assert!(!redacted(&uri).contains("jwt"));
     }
 
     #[test]

@@ -17,14 +17,16 @@ use super::extract::{AppJson, AppPath, AuthUser};
 use super::AppState;
 use crate::wire;
 
-/// Add a user (by id or username) to the room (owner or admin).
-#[utoipa::path(post, path = "/api/v1/rooms/{id}/members", tag = "moderation",
+/// Invite a user (by id or username) into the room (owner or admin). They
+/// get an `invited` event and become a member only by accepting; inviting
+/// a member, or someone already invited, changes nothing.
+#[utoipa::path(post, path = "/api/v1/rooms/{id}/invitations", tag = "moderation",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "room id")),
     request_body = InviteRequest,
-    responses((status = 204, description = "a member now"),
+    responses((status = 204, description = "invited"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "the user is banned", body = ErrorBody)))]
+        (status = 409, description = "the user is banned, or has too many invitations waiting", body = ErrorBody)))]
 pub async fn invite(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,

@@ -38,10 +38,12 @@ pub async fn me(
         (status = 200, body = Account),
         (status = 409, description = "the address belongs to another account", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, description = "too many address changes: the account's day allowance (asking about a taken address included) or the rate; wait `Retry-After`", body = ErrorBody),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    ClientAddress(from): ClientAddress,
     AppJson(req): AppJson<UpdateProfileRequest>,
 ) -> Result<AppJson<Account>, ApiError> {
     let accounts = &state.services.accounts;
@@ -49,7 +51,7 @@ pub async fn update_me(
         accounts.update_display_name(user, name).await?;
     }
     if let Some(email) = &req.email {
-        accounts.set_email(user, Some(email)).await?;
+        accounts.set_email(user, Some(email), from).await?;
     }
     Ok(AppJson(wire::account(&accounts.account(user).await?)))
 }

@@ -167,8 +167,14 @@ impl Requests {
     }
 }
 
-/// When this connection last forwarded `typing` per room; empty, and
-/// unallocated, for connections that never type.
+/// Rooms one connection may be typing in within one `TYPING_EVERY`; past
+/// that, `typing` for another room is dropped until one ages out.
+const MAX_TYPING_ROOMS: usize = 16;
+
+/// When this connection last forwarded `typing` per room, for the rooms
+/// typed in within the last `TYPING_EVERY` only (older entries say nothing):
+/// at most `MAX_TYPING_ROOMS`, whatever room ids the client sends. Empty,
+/// and unallocated, for connections that never type.
 #[derive(Debug, Default)]
 struct TypingLimit {
     last: Vec<(RoomId, Instant)>,
@@ -183,6 +189,11 @@ impl TypingLimit {
                 true
             }
             None => {
+                self.last
+                    .retain(|(_, at)| now.duration_since(*at) < TYPING_EVERY);
+                if self.last.len() >= MAX_TYPING_ROOMS {
+                    return false;
+                }
                 self.last.push((room, now));
                 true
             }
@@ -203,5 +214,25 @@ mod tests {
         assert!(limit.allow(RoomId(2), start + TYPING_EVERY / 2), "per room");
         assert!(limit.allow(RoomId(1), start + TYPING_EVERY));
         assert!(!limit.allow(RoomId(1), start + TYPING_EVERY + TYPING_EVERY / 2));
+    }
+
+    #[test]
+    fn the_typing_limit_keeps_only_recent_rooms_and_a_bounded_number_of_them() {
+        let mut limit = TypingLimit::default();
+        let start = Instant::now();
+        for room in 0..MAX_TYPING_ROOMS as i64 {
+            assert!(limit.allow(RoomId(room), start));
+        }
+        assert!(
+            !limit.allow(RoomId(1000), start),
+            "one connection types in a bounded number of rooms at once"
+        );
+        // Thousands of room ids, a period apart: only the recent ones are kept.
+        for room in 0..5000 {
+            let now = start + TYPING_EVERY * (room as u32 + 1);
+            assert!(limit.allow(RoomId(10_000 + room), now));
+            assert!(limit.last.len() <= MAX_TYPING_ROOMS);
+        }
+        assert_eq!(limit.last.len(), 1);
     }
 }

@@ -248,20 +248,9 @@ async fn metrics_count_connections_stored_messages_and_deliveries() {
     );
 }
 
-/// `GET /metrics` as name → value, for unlabelled samples.
+/// The metrics listener's samples as name → value, for unlabelled samples.
 async fn scrape(app: &TestApp) -> std::collections::HashMap<String, f64> {
-    let response = app
-        .client
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    let text = response.text().await.unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.contains('{'))
         .filter_map(|line| {
@@ -269,6 +258,25 @@ async fn scrape(app: &TestApp) -> std::collections::HashMap<String, f64> {
             Some((name.to_owned(), value.trim().parse().ok()?))
         })
         .collect()
+}
+
+#[tokio::test]
+async fn metrics_are_not_served_on_the_public_listener() {
+    let app = spawn_app().await;
+    let public = app
+        .client
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let body: serde_json::Value = public.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    // The connection that asked is counted on the metrics listener.
+    assert!(app
+        .metrics_text()
+        .await
+        .contains("palaver_connections_open"));
 }
 
 #[tokio::test]

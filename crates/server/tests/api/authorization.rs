@@ -221,7 +221,7 @@ const ACTIONS: &[Action] = &[
         "invite",
         ADMIN,
         "POST",
-        "/api/v1/rooms/{room}/members",
+        "/api/v1/rooms/{room}/invitations",
         Some(r#"{"user":"invitee"}"#),
     ),
     rest(

@@ -226,6 +226,65 @@ async fn refresh_and_logout_by_cookie() {
     );
 }
 
+#[tokio::test]
+async fn refresh_and_logout_by_cookie_take_a_post_with_no_body_at_all() {
+    let app = spawn_app().await;
+    app.client.register("alice", PASSWORD, None).await.unwrap();
+    let (jar, _) = cookie_login(&app, "alice").await;
+
+    // No body, no content type: what some clients send.
+    let refreshed = with_cookies(&app, Method::POST, "/api/v1/auth/refresh", &jar)
+        .header("x-csrf-token", &jar.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refreshed.status(),
+        200,
+        "a bodiless refresh spends the cookie"
+    );
+    let next = Jar::from(refreshed.headers());
+    assert_ne!(next.refresh, jar.refresh);
+    let forged = with_cookies(&app, Method::POST, "/api/v1/auth/refresh", &next)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "still only with the CSRF echo");
+
+    let logout = with_cookies(&app, Method::POST, "/api/v1/auth/logout", &next)
+        .header("x-csrf-token", &next.csrf)
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let after = with_cookies(&app, Method::GET, "/api/v1/users/me", &next)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401, "the login ended");
+
+    let nothing = app
+        .client
+        .request(Method::POST, "/api/v1/auth/logout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        nothing.status(),
+        401,
+        "no body and no cookie: nothing to end"
+    );
+    let not_json = app
+        .client
+        .request(Method::POST, "/api/v1/auth/logout")
+        .body("refresh_token=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 415, "a body must still be JSON");
+}
+
 /// A WebSocket whose upgrade carries these cookies and `Origin`, and whose
 /// first frame is `{"type":"auth"}` without a token: the frame it gets first
 /// (`ready`), or the close code.

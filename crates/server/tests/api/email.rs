@@ -354,3 +354,170 @@ async fn a_code_past_its_lifetime_no_longer_works() {
         "an expired reset code"
     );
 }
+
+/// A reset confirmation from client address `from` (through 127.0.0.1, a
+/// trusted proxy): its status.
+async fn confirm_from(app: &TestApp, from: &str, login: &str, code: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/auth/password-reset/confirm",
+            app.base_url
+        ))
+        .header("x-forwarded-for", from)
+        .json(&serde_json::json!({"login": login, "code": code}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn behind_a_proxy(settings: &mut palaver_server::Settings) {
+    settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+}
+
+/// `alice` with a verified address and a live reset code: the code and a
+/// wrong one.
+async fn alice_with_a_reset_code(app: &TestApp) -> (String, String) {
+    verified_user(app, "alice", "alice@example.com").await;
+    app.client.request_password_reset("alice").await.unwrap();
+    let right = app.mail.nth_to("alice@example.com", 2).await.code();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    (right, wrong.to_owned())
+}
+
+#[tokio::test]
+async fn a_strangers_wrong_guesses_spend_the_strangers_tries_not_the_owners_code() {
+    let app = spawn_app_with(behind_a_proxy).await;
+    let (right, wrong) = alice_with_a_reset_code(&app).await;
+    for _ in 0..5 {
+        assert_eq!(
+            confirm_from(&app, "203.0.113.5", "alice", &wrong).await,
+            403
+        );
+    }
+    // The stranger's tries at this code are spent: not even the right code
+    // is compared for them.
+    assert_eq!(
+        confirm_from(&app, "203.0.113.5", "alice", &right).await,
+        403
+    );
+    // The owner's code still works from the owner's address.
+    assert_eq!(
+        confirm_from(&app, "198.51.100.7", "alice", &right).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_reset_code_ends_after_its_own_ceiling_of_tries_from_every_address() {
+    let app = spawn_app_with(behind_a_proxy).await;
+    let (right, wrong) = alice_with_a_reset_code(&app).await;
+    // Twenty tries in all (five from each of four addresses) end the code.
+    for stranger in 1..=4 {
+        for _ in 0..5 {
+            let from = format!("203.0.113.{stranger}");
+            assert_eq!(confirm_from(&app, &from, "alice", &wrong).await, 403);
+        }
+    }
+    assert_eq!(
+        confirm_from(&app, "198.51.100.7", "alice", &right).await,
+        403
+    );
+}
+
+#[tokio::test]
+async fn switching_to_a_decoy_and_back_mails_the_address_no_fresh_code() {
+    let app = spawn_app().await;
+    register_with_email(&app, "mallory", "victim@example.com").await;
+    let mallory = app.signup_existing("mallory").await;
+    app.mail.nth_to("victim@example.com", 1).await;
+    for decoy in 0..4 {
+        mallory
+            .client
+            .set_email(&format!("decoy{decoy}@example.com"))
+            .await
+            .unwrap();
+        let back = mallory
+            .client
+            .set_email("victim@example.com")
+            .await
+            .unwrap();
+        assert_eq!(back.email.as_deref(), Some("victim@example.com"));
+    }
+    // Queued after all of those: once it is here, they were handled.
+    mallory.client.set_email("last@example.com").await.unwrap();
+    app.mail.nth_to("last@example.com", 1).await;
+    assert_eq!(
+        app.mail.count_to("victim@example.com"),
+        1,
+        "the address's cool-down survived the switches"
+    );
+}
+
+#[tokio::test]
+async fn asking_about_taken_addresses_draws_from_the_accounts_daily_allowance() {
+    let app = spawn_app().await;
+    register_with_email(&app, "alice", "alice@example.com").await;
+    let bob = app.signup("bob").await;
+    for _ in 0..10 {
+        assert_eq!(
+            status_and_code(bob.client.set_email("alice@example.com").await).0,
+            409
+        );
+    }
+    let (status, code) = status_and_code(bob.client.set_email("alice@example.com").await);
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    // The allowance is the account's, whatever the address.
+    assert_eq!(
+        status_and_code(bob.client.set_email("bob@example.com").await).0,
+        429
+    );
+    assert_eq!(app.mail.count_to("bob@example.com"), 0);
+}
+
+#[tokio::test]
+async fn one_address_gets_at_most_its_daily_mail_whichever_accounts_ask() {
+    let app = spawn_app().await;
+    for i in 0..11 {
+        let user = app.signup(&format!("user{i}")).await;
+        user.client.set_email("victim@example.com").await.unwrap();
+        // Gives the address up for the next account.
+        user.client
+            .set_email(&format!("away{i}@example.com"))
+            .await
+            .unwrap();
+    }
+    app.mail.nth_to("away10@example.com", 1).await;
+    assert_eq!(app.mail.count_to("victim@example.com"), 10);
+}
+
+#[tokio::test]
+async fn spellings_the_mailer_reads_otherwise_are_refused_and_case_is_one_address() {
+    let app = spawn_app().await;
+    register_with_email(&app, "alice", "Victim@EXAMPLE.com").await;
+    let bob = app.signup("bob").await;
+    for spelling in [
+        "<victim@example.com>",
+        "Victim <victim@example.com>",
+        "a)b@example.com",
+        "\"victim\"@example.com",
+    ] {
+        assert_eq!(
+            status_and_code(bob.client.set_email(spelling).await).0,
+            422,
+            "{spelling}"
+        );
+    }
+    assert_eq!(
+        status_and_code(bob.client.set_email("victim@example.com").await).0,
+        409,
+        "one address, whatever its case"
+    );
+    app.mail.nth_to("victim@example.com", 1).await;
+    assert_eq!(app.mail.all().len(), 1, "{:?}", app.mail.all());
+}

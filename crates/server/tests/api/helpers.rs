@@ -23,6 +23,8 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub base_url: String,
+    /// Where the node serves `/metrics` (its own listener, not `base_url`).
+    pub metrics_url: String,
     /// The SMTP server the node sends its mail to.
     pub mail: crate::mail_sink::MailSink,
     settings: Settings,
@@ -170,8 +172,9 @@ pub async fn spawn_app_on(
     settings.argon2_iterations = 1;
     // Every test signs up and logs in from 127.0.0.1; the limits have tests of their own.
     settings.rates = palaver_domain::throttle::RateLimits::off();
-    settings.rate_frames = palaver_domain::throttle::RateLimit(None);
     settings.max_connections_per_address = 100_000;
+    settings.max_sessions_per_address = 100_000;
+    settings.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     settings.database_url = database
         .url
         .clone()
@@ -181,11 +184,13 @@ pub async fn spawn_app_on(
         .await
         .expect("server builds");
     let base_url = format!("http://{}", app.local_addr());
+    let metrics_url = metrics_url(&app);
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run());
     TestApp {
         client: Client::new(&base_url),
         base_url,
+        metrics_url,
         mail,
         settings,
         shutdown,
@@ -195,7 +200,38 @@ pub async fn spawn_app_on(
     }
 }
 
+fn metrics_url(app: &Application) -> String {
+    let addr = app.metrics_addr().expect("tests serve metrics");
+    format!("http://{addr}/metrics")
+}
+
 impl TestApp {
+    /// The node's metrics in the Prometheus text format.
+    pub async fn metrics_text(&self) -> String {
+        let response = reqwest::get(&self.metrics_url)
+            .await
+            .expect("the metrics listener answers");
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        response.text().await.unwrap()
+    }
+
+    /// The value of one sample (`name{labels}` exactly as rendered, or a bare
+    /// name), 0 when absent: the recorder is shared by every test in this
+    /// process, so compare before and after, never equate.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter(|(name, _)| *name == sample)
+            .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+            .sum()
+    }
+
     /// Registers and logs in `username`.
     pub async fn signup(&self, username: &str) -> TestUser {
         self.client
@@ -298,6 +334,7 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.listen = self.base_url.trim_start_matches("http://").parse().unwrap();
         let app = Application::build(settings).await.expect("server rebuilds");
+        self.metrics_url = metrics_url(&app);
         self.shutdown = app.shutdown_token();
         self.server = Some(tokio::spawn(app.run()));
     }

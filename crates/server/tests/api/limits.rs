@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
-use palaver_domain::throttle::{LoginBackoff, RateLimit};
+use palaver_domain::throttle::{Limit, LoginBackoff, RateLimit};
 use palaver_server::Settings;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,7 +102,7 @@ async fn a_successful_login_ends_the_streak_of_failures() {
 async fn logins_per_address_are_limited_whatever_the_account() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.login_per_address = rate("3/h");
+        s.rates.set(Limit::LoginPerAddress, rate("3/h"));
     })
     .await;
     let sprayer = "203.0.113.7";
@@ -133,7 +133,7 @@ async fn logins_per_address_are_limited_whatever_the_account() {
 async fn registrations_per_address_are_limited() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.register_per_address = rate("2/h");
+        s.rates.set(Limit::RegisterPerAddress, rate("2/h"));
     })
     .await;
     let register = |name: &str| json!({"username": name, "password": PASSWORD});
@@ -170,7 +170,7 @@ async fn registrations_per_address_are_limited() {
 async fn every_step_of_a_password_reset_counts_against_the_address() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.password_reset_per_address = rate("3/min");
+        s.rates.set(Limit::PasswordResetPerAddress, rate("3/min"));
     })
     .await;
     let guesser = "203.0.113.60";
@@ -224,7 +224,7 @@ async fn every_step_of_a_password_reset_counts_against_the_address() {
 async fn refreshes_and_logouts_per_address_are_limited() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.refresh_per_address = rate("2/min");
+        s.rates.set(Limit::RefreshPerAddress, rate("2/min"));
     })
     .await;
     let guesser = "203.0.113.70";
@@ -260,7 +260,7 @@ async fn refreshes_and_logouts_per_address_are_limited() {
 #[tokio::test]
 async fn join_codes_cannot_be_guessed_at_speed() {
     let app = spawn_app_with(|s| {
-        s.rates.join_per_user = rate("3/min");
+        s.rates.set(Limit::JoinPerUser, rate("3/min"));
     })
     .await;
     let owner = app.signup("owner").await;
@@ -300,7 +300,7 @@ async fn join_codes_cannot_be_guessed_at_speed() {
 #[tokio::test]
 async fn sends_are_limited_per_user_on_every_transport() {
     let app = spawn_app_with(|s| {
-        s.rates.send_per_user = rate("3/h");
+        s.rates.set(Limit::SendPerUser, rate("3/h"));
     })
     .await;
     let alice = app.signup("alice").await;
@@ -355,7 +355,7 @@ async fn sends_are_limited_per_user_on_every_transport() {
 #[tokio::test]
 async fn a_connection_sending_too_many_frames_is_told_to_wait_and_kept() {
     let app = spawn_app_with(|s| {
-        s.rate_frames = rate("3/h");
+        s.rates.set(Limit::FramesPerConnection, rate("3/h"));
     })
     .await;
     let alice = app.signup("alice").await;

@@ -71,6 +71,7 @@ impl Live {
                 1013 => "slow_consumer".into(),
                 4001 => "unauthorized".into(),
                 4002 => "session_ended".into(),
+                4500 => "too_many_sessions".into(),
                 other => format!("close {other}"),
             },
             other => panic!("ended by {other}"),

@@ -49,12 +49,21 @@ async fn owners_and_admins_invite_and_remove_but_plain_members_cannot() {
         ),
         404
     );
-    // An admin invites by username; the newcomer's connection follows at once.
+    // An admin invites by username; the newcomer is told, and is a member
+    // only once they accept, when their connection follows at once.
     admin
         .client
         .invite(room.id, UserRef::Username("newcomer".into()))
         .await
         .unwrap();
+    let invited = next_matching(&mut newcomer_ws, |f| match f {
+        ServerFrame::Invited { room, name, by } => Some((room, name, by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(invited, (room.id, "general".to_owned(), admin.id()));
+    assert_eq!(status_of(newcomer.client.history(room.id, &Default::default()).await), 404);
+    newcomer.client.accept_invitation(room.id).await.unwrap();
     next_matching(&mut newcomer_ws, |f| match f {
         ServerFrame::MemberJoined { room: r, user_id } if user_id == newcomer.id() => Some(r),
         _ => None,

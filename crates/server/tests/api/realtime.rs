@@ -211,6 +211,65 @@ async fn a_stranger_to_a_room_can_neither_send_to_it_nor_resume_it_nor_see_it() 
 }
 
 #[tokio::test]
+async fn one_resume_naming_many_foreign_rooms_gets_one_answer_over_either_transport() {
+    for via in BOTH {
+        let app = spawn_app().await;
+        let alice = app.signup("alice").await;
+        let room = alice.client.create_room("mine", None).await.unwrap();
+        alice
+            .client
+            .post_message(room.id, "missed", None)
+            .await
+            .unwrap();
+        let mut live = alice.live(&app, via, None).await;
+        // As many as one frame carries (the frame-size limit).
+        let mut rooms: BTreeMap<String, u64> = (100_000..101_200)
+            .map(|id: i64| (id.to_string(), 0))
+            .collect();
+        rooms.insert(room.id.to_string(), 0);
+        live.send(&ClientFrame::Resume {
+            rooms,
+            reference: Some("r1".into()),
+        })
+        .await;
+        live.send(&ClientFrame::Ping {
+            reference: Some("p1".into()),
+        })
+        .await;
+        // Everything up to the pong answers the resume.
+        let mut answers = Vec::new();
+        loop {
+            match live.next_frame().await.expect("frames arrive") {
+                ServerFrame::Pong { .. } => break,
+                ServerFrame::Presence { .. } => {}
+                frame => answers.push(frame),
+            }
+        }
+        let errors: Vec<_> = answers
+            .iter()
+            .filter_map(|frame| match frame {
+                ServerFrame::Error {
+                    code,
+                    message,
+                    reference,
+                    ..
+                } => Some((code.as_str(), message.as_str(), reference.as_deref())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{via:?}: {errors:?}");
+        let (code, _, reference) = errors[0];
+        assert_eq!((code, reference), ("not_found", Some("r1")), "{via:?}");
+        assert!(
+            answers
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Message { body, .. } if body == "missed")),
+            "{via:?}: the room that is hers is still replayed: {answers:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn edits_deletes_typing_and_read_markers_reach_the_other_members() {
     for via in BOTH {
         let app = spawn_app().await;

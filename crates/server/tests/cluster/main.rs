@@ -4,6 +4,7 @@
 //! by `scripts/tansu`); `./scripts/test` provides both.
 
 mod delivery;
+mod forgery;
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[path = "../support/mail_sink.rs"]
@@ -18,6 +19,9 @@ use palaver_client::Client;
 use crate::helpers::PASSWORD;
 use crate::node::{Broker, Node};
 
+/// The topic the nodes of a test share.
+pub const TOPIC: &str = "palaver.test";
+
 /// Flags that put a node in cluster mode on `broker`, with a short outbox
 /// hand-over so tests do not wait the production default.
 pub fn cluster_args(brokers: &str) -> Vec<String> {
@@ -25,7 +29,7 @@ pub fn cluster_args(brokers: &str) -> Vec<String> {
         "--kafka-brokers",
         brokers,
         "--kafka-topic",
-        "palaver.test",
+        TOPIC,
         "--kafka-fetch-wait-ms",
         "2",
         "--outbox-relay-after-ms",

@@ -17,15 +17,10 @@ pub const CHEAP_HASHING: &[&str] = &["--argon2-memory-kib", "256", "--argon2-ite
 
 /// Tests send from one address far more than the limits allow; the limits have tests of their own.
 pub const NO_RATE_LIMITS: &[&str] = &[
-    "--rate-login=off",
-    "--rate-register=off",
-    "--rate-join-user=off",
-    "--rate-join-address=off",
-    "--rate-send=off",
-    "--rate-password-reset=off",
-    "--rate-frames=off",
+    "--limit=all=off",
     "--login-backoff-free=4294967295",
     "--max-connections-per-address=100000",
+    "--max-sessions-per-address=100000",
 ];
 
 /// `groups` of flags, then `extra`.
@@ -68,6 +63,8 @@ impl Node {
         let data_dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_palaver"))
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            // Many nodes run at once: none takes the default metrics port.
+            .args(["--metrics-listen", "off"])
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(extra_args)

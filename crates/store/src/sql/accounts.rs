@@ -193,26 +193,28 @@ where
         row.map(|r| account_code(&r, purpose)).transpose()
     }
 
-    async fn spend_code_attempt(&self, user: UserId, purpose: CodePurpose) -> StoreResult<()> {
+    async fn take_code_attempt(
+        &self,
+        user: UserId,
+        purpose: CodePurpose,
+        secret_hash: &str,
+    ) -> StoreResult<bool> {
         let _turn = self.engine.write_turn().await;
-        sqlx::query(
+        // One conditional statement: of concurrent tries, only as many as
+        // the secret has left find `attempts_left > 0`.
+        let taken = sqlx::query(
             "UPDATE account_codes SET attempts_left = attempts_left - 1
-             WHERE user_id = $1 AND purpose = $2",
+             WHERE user_id = $1 AND purpose = $2 AND secret_hash = $3 AND attempts_left > 0",
         )
         .bind(user.0)
         .bind(purpose.as_str())
+        .bind(secret_hash)
         .execute(&self.writer)
         .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "DELETE FROM account_codes WHERE user_id = $1 AND purpose = $2 AND attempts_left <= 0",
-        )
-        .bind(user.0)
-        .bind(purpose.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        .map_err(map_err)?
+        .rows_affected()
+            > 0;
+        Ok(taken)
     }
 
     async fn delete_code(&self, user: UserId, purpose: CodePurpose) -> StoreResult<bool> {
@@ -365,6 +367,20 @@ where
         if live.is_none() {
             return Ok(None);
         }
+        // Its rooms' row locks (PostgreSQL), in id order as appends take
+        // them: a transfer, a ban or a leave in one of them commits before
+        // its memberships are read here (so a transfer to this account
+        // makes it a last owner), or waits for the deletion. Joins take the
+        // account's row lock first, held here already.
+        sqlx::query(&format!(
+            "SELECT id FROM rooms
+             WHERE id IN (SELECT room_id FROM members WHERE user_id = $1) ORDER BY id{}",
+            E::FOR_UPDATE
+        ))
+        .bind(user.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let memberships = sqlx::query(
             "SELECT mb.room_id, mb.role, r.name,
                     (SELECT COUNT(*) FROM members o
@@ -470,8 +486,23 @@ where
         ))
     }
 
-    async fn insert_session(&self, session: NewSession) -> StoreResult<()> {
+    async fn insert_session(&self, session: NewSession) -> StoreResult<bool> {
         let (_turn, mut tx) = self.begin_write().await?;
+        // The account's row lock (PostgreSQL), the one its deletion takes
+        // first: a deletion running now commits before this reads the row
+        // (and so ends no session it cannot see), or waits for this one to
+        // commit (and ends it).
+        let alive: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
+            E::FOR_UPDATE
+        ))
+        .bind(session.user_id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if alive.is_none() {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent)
              VALUES ($1, $2, $3, $3, $4, $5)",
@@ -497,7 +528,7 @@ where
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        Ok(())
+        Ok(true)
     }
 
     async fn rotate_refresh_token(
@@ -508,6 +539,31 @@ where
         now: Timestamp,
     ) -> StoreResult<Rotation> {
         let (_turn, mut tx) = self.begin_write().await?;
+        // The session's row lock first (PostgreSQL), as ending a session
+        // takes it before revoking its tokens: an ending that commits first
+        // is seen here, and one that waits for this commit revokes the token
+        // made here too. An ended session (its account's deletion included)
+        // rotates nothing.
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family FROM refresh_tokens WHERE token_hash = $1")
+                .bind(presented_hash)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(family) = family else {
+            return Ok(Rotation::Invalid);
+        };
+        let live: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM sessions WHERE id = $1 AND revoked_at IS NULL{}",
+            E::FOR_UPDATE
+        ))
+        .bind(&family)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if live.is_none() {
+            return Ok(Rotation::Invalid);
+        }
         // Row lock (PostgreSQL) so two concurrent presentations of one
         // token cannot both rotate it; SQLite's single writer serializes anyway.
         let sql = format!(
@@ -688,32 +744,54 @@ where
         .transpose()
     }
 
-    async fn record_login_failure(
+    async fn charge_login_attempt(
         &self,
         subject: &str,
+        seen: Option<LoginFailures>,
         now: Timestamp,
         forget_before: Timestamp,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let _turn = self.engine.write_turn().await;
-        sqlx::query(
-            "INSERT INTO login_failures (subject, failures, last_failed_at) VALUES ($1, 1, $2)
-             ON CONFLICT (subject) DO UPDATE SET
-                 failures = CASE WHEN login_failures.last_failed_at < $3 THEN 1
-                                 ELSE login_failures.failures + 1 END,
-                 last_failed_at = $2",
-        )
-        .bind(subject)
-        .bind(now.0)
-        .bind(forget_before.0)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        // One conditional statement each: of attempts that saw the same
+        // streak, exactly one is counted (PostgreSQL re-checks the condition
+        // on the row another transaction just changed).
+        let charged = match seen {
+            None => sqlx::query(
+                "INSERT INTO login_failures (subject, failures, last_failed_at) VALUES ($1, 1, $2)
+                 ON CONFLICT (subject) DO NOTHING",
+            )
+            .bind(subject)
+            .bind(now.0)
+            .execute(&self.writer)
+            .await,
+            Some(streak) => {
+                sqlx::query(
+                    "UPDATE login_failures SET
+                     failures = CASE WHEN last_failed_at < $3 THEN 1 ELSE failures + 1 END,
+                     last_failed_at = $2
+                 WHERE subject = $1 AND failures = $4 AND last_failed_at = $5",
+                )
+                .bind(subject)
+                .bind(now.0)
+                .bind(forget_before.0)
+                .bind(i64::from(streak.count))
+                .bind(streak.last_failed_at.0)
+                .execute(&self.writer)
+                .await
+            }
+        }
+        .map_err(map_err)?
+        .rows_affected()
+            > 0;
+        if !charged {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM login_failures WHERE last_failed_at < $1")
             .bind(forget_before.0)
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
-        Ok(())
+        Ok(true)
     }
 
     async fn clear_login_failures(&self, subject: &str) -> StoreResult<()> {

@@ -1,5 +1,6 @@
 //! Helpers of every change: its events into the outbox in the change's
-//! transaction, and the owner hand-over and room deletion two changes share.
+//! transaction, the owner hand-over and room deletion two changes share, and
+//! the room lock and role reads under which room changes check authority.
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
@@ -110,6 +111,138 @@ where
             },
             palaver_domain::events::DomainEvent::RoomUpdated(updated.profile()),
         ])
+    }
+
+    /// Makes `user` a member with `role` in `tx`, unless deleted
+    /// (`Conflict("deleted")`) or banned (`Conflict("banned")`), both read
+    /// under the locks the change takes; the membership and its event (none
+    /// when they already were a member).
+    pub(super) async fn add_member_in(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        room: palaver_domain::RoomId,
+        user: palaver_domain::UserId,
+        role: palaver_domain::model::Role,
+        now: palaver_domain::time::Timestamp,
+    ) -> palaver_domain::store::StoreResult<(
+        palaver_domain::store::Membership,
+        Vec<palaver_domain::events::DomainEvent>,
+    )> {
+        // The user's row lock, then the room's: the order an account's
+        // deletion takes them in, so a deletion or a ban running now either
+        // commits first and is seen here, or waits and sees this member.
+        let alive: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
+            E::FOR_UPDATE
+        ))
+        .bind(user.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(crate::errors::map_err)?;
+        if alive.is_none() {
+            return Err(palaver_domain::store::StoreError::Conflict("deleted"));
+        }
+        Self::lock_room(tx, room).await?;
+        if Self::is_banned_in(tx, room, user).await? {
+            return Err(palaver_domain::store::StoreError::Conflict("banned"));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .bind(room.0)
+        .bind(user.0)
+        .bind(role.as_str())
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::errors::map_err)?
+        .rows_affected();
+        let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+            .bind(room.0)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(crate::errors::map_err)?;
+        let mut events = Vec::new();
+        if inserted > 0 {
+            events.push(palaver_domain::events::DomainEvent::MemberJoined {
+                room_id: room,
+                user_id: user,
+                last_seq: last_seq as u64,
+            });
+        }
+        let membership = palaver_domain::store::Membership {
+            newly_joined: inserted > 0,
+            last_seq: last_seq as u64,
+        };
+        Ok((membership, events))
+    }
+
+    /// Whether `user` is banned from the room, read in `tx`.
+    pub(super) async fn is_banned_in(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        room: palaver_domain::RoomId,
+        user: palaver_domain::UserId,
+    ) -> palaver_domain::store::StoreResult<bool> {
+        let banned: Option<i64> =
+            sqlx::query_scalar("SELECT user_id FROM bans WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(crate::errors::map_err)?;
+        Ok(banned.is_some())
+    }
+
+    /// Takes the room's row lock (PostgreSQL; SQLite's one writer already
+    /// serializes), which every change of a room's members, roles and bans
+    /// takes first, as appends do: what this transaction reads of the
+    /// room's members after it is what every such change committed, and
+    /// none commits before this one does. False when there is no such room.
+    pub(super) async fn lock_room(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        room: palaver_domain::RoomId,
+    ) -> palaver_domain::store::StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM rooms WHERE id = $1{}",
+            E::FOR_UPDATE
+        ))
+        .bind(room.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(crate::errors::map_err)?;
+        Ok(found.is_some())
+    }
+
+    /// `user`'s role in the room, read in `tx` (after `lock_room`).
+    pub(super) async fn role_in(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        room: palaver_domain::RoomId,
+        user: palaver_domain::UserId,
+    ) -> palaver_domain::store::StoreResult<Option<palaver_domain::model::Role>> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(crate::errors::map_err)?;
+        role.map(|r| super::decode::role(&r)).transpose()
+    }
+
+    /// Whether `by` is the room's owner, read in `tx` (after `lock_room`):
+    /// the refusal when not.
+    pub(super) async fn require_owner(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        room: palaver_domain::RoomId,
+        by: palaver_domain::UserId,
+    ) -> palaver_domain::store::StoreResult<Result<(), palaver_domain::store::Refusal>> {
+        use palaver_domain::model::Role;
+        use palaver_domain::store::Refusal;
+        Ok(match Self::role_in(tx, room, by).await? {
+            None => Err(Refusal::NotMember),
+            Some(Role::Owner) => Ok(()),
+            Some(_) => Err(Refusal::Outranked),
+        })
     }
 
     pub(super) async fn room_in(

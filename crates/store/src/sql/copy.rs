@@ -231,30 +231,10 @@ where
                 .collect::<Result<_, sqlx::Error>>()
                 .map_err(map_err)?,
             ),
-            Table::Bans => Rows::Bans(
-                sqlx::query(
-                    "SELECT room_id, user_id, banned_by, created_at FROM bans
-                     WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
-                     ORDER BY room_id, user_id LIMIT $3",
-                )
-                .bind(cursor.first)
-                .bind(cursor.second)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(|r| {
-                    Ok(BanRow {
-                        room_id: r.try_get("room_id")?,
-                        user_id: r.try_get("user_id")?,
-                        banned_by: r.try_get("banned_by")?,
-                        created_at: r.try_get("created_at")?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(map_err)?,
-            ),
+            Table::Bans => Rows::Bans(self.read_room_marks(table, cursor, limit).await?),
+            Table::Invitations => {
+                Rows::Invitations(self.read_room_marks(table, cursor, limit).await?)
+            }
         })
     }
 
@@ -263,7 +243,7 @@ where
         rows: &crate::transfer::Rows,
     ) -> palaver_domain::store::StoreResult<()> {
         use crate::errors::map_err;
-        use crate::transfer::Rows;
+        use crate::transfer::{Rows, Table};
         let (_turn, mut tx) = self.begin_write().await?;
         match rows {
             Rows::Users(rows) => {
@@ -403,19 +383,9 @@ where
                     .map_err(map_err)?;
                 }
             }
-            Rows::Bans(rows) => {
-                for r in rows {
-                    sqlx::query(
-                        "INSERT INTO bans (room_id, user_id, banned_by, created_at) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(r.room_id)
-                    .bind(r.user_id)
-                    .bind(r.banned_by)
-                    .bind(r.created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
+            Rows::Bans(rows) => Self::write_room_marks(&mut tx, Table::Bans, rows).await?,
+            Rows::Invitations(rows) => {
+                Self::write_room_marks(&mut tx, Table::Invitations, rows).await?
             }
         }
         tx.commit().await.map_err(map_err)
@@ -423,5 +393,89 @@ where
 
     async fn finish_import(&self) -> palaver_domain::store::StoreResult<()> {
         self.engine.realign_ids(self).await
+    }
+}
+
+impl<E> SqlStore<E>
+where
+    E: Engine,
+    for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
+    for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
+    <E::Db as Database>::QueryResult: RowsAffected,
+    i64: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
+    for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
+    for<'q> Option<i64>: Encode<'q, E::Db>,
+    for<'q> Option<String>: Encode<'q, E::Db>,
+    for<'q> Option<&'q str>: Encode<'q, E::Db>,
+    E::Db: sqlx::database::HasStatementCache,
+    <E::Db as Database>::Row: super::decode::Columns,
+    usize: ColumnIndex<<E::Db as Database>::Row>,
+    for<'s> &'s str: ColumnIndex<<E::Db as Database>::Row>,
+{
+    /// A page of `bans` or `invitations`, which share their shape.
+    async fn read_room_marks(
+        &self,
+        table: crate::transfer::Table,
+        cursor: &crate::transfer::Cursor,
+        limit: i64,
+    ) -> palaver_domain::store::StoreResult<Vec<crate::transfer::RoomMarkRow>> {
+        use sqlx::Row;
+        let sql = format!(
+            "SELECT room_id, user_id, {by} AS by_user, created_at FROM {table}
+             WHERE room_id > $1 OR (room_id = $1 AND user_id > $2)
+             ORDER BY room_id, user_id LIMIT $3",
+            by = room_mark_by(table),
+            table = table.name()
+        );
+        sqlx::query(&sql)
+            .bind(cursor.first)
+            .bind(cursor.second)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(crate::errors::map_err)?
+            .iter()
+            .map(|r| {
+                Ok(crate::transfer::RoomMarkRow {
+                    room_id: r.try_get("room_id")?,
+                    user_id: r.try_get("user_id")?,
+                    by: r.try_get("by_user")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(crate::errors::map_err)
+    }
+
+    async fn write_room_marks(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        table: crate::transfer::Table,
+        rows: &[crate::transfer::RoomMarkRow],
+    ) -> palaver_domain::store::StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO {table} (room_id, user_id, {by}, created_at) VALUES ($1, $2, $3, $4)",
+            by = room_mark_by(table),
+            table = table.name()
+        );
+        for r in rows {
+            sqlx::query(&sql)
+                .bind(r.room_id)
+                .bind(r.user_id)
+                .bind(r.by)
+                .bind(r.created_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(crate::errors::map_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// The column naming who marked the user, in a table of `RoomMarkRow`s.
+fn room_mark_by(table: crate::transfer::Table) -> &'static str {
+    match table {
+        crate::transfer::Table::Invitations => "invited_by",
+        _ => "banned_by",
     }
 }

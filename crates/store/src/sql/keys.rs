@@ -83,4 +83,23 @@ where
         }
         Ok(())
     }
+
+    async fn cluster_secret(&self, candidate: &str) -> StoreResult<String> {
+        let _turn = self.engine.write_turn().await;
+        sqlx::query(
+            "INSERT INTO cluster_secret (id, secret, created_at) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(candidate)
+        .bind(Timestamp::now().0)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        // From the writer: a reader might not see the row just written yet.
+        let row = sqlx::query("SELECT secret FROM cluster_secret WHERE id = 1")
+            .fetch_one(&self.writer)
+            .await
+            .map_err(map_err)?;
+        row.text("secret")
+    }
 }

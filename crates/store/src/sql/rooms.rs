@@ -3,7 +3,8 @@
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::{Member, Role, Room, RoomKind, RoomSummary, User};
 use palaver_domain::store::{
-    Ban, Committed, DirectRoom, Membership, NewRoom, Removal, RoomChanges, RoomStore, StoreResult,
+    Authorized, Ban, Committed, DirectRoom, Membership, NewRoom, Refusal, Removal, RoomChanges,
+    RoomStore, StoreError, StoreResult,
 };
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
@@ -100,6 +101,20 @@ where
         let (low, high) = if a.0 <= b.0 { (a, b) } else { (b, a) };
         let dm_key = format!("{}:{}", low.0, high.0);
         let (_turn, mut tx) = self.begin_write().await?;
+        // Both accounts' row locks, in id order, as `add_member` takes one:
+        // neither is deleted while it becomes a member.
+        let alive: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM users WHERE id IN ($1, $2) AND deleted_at IS NULL ORDER BY id{}",
+            E::FOR_UPDATE
+        ))
+        .bind(low.0)
+        .bind(high.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if !(alive.contains(&low.0) && alive.contains(&high.0)) {
+            return Err(StoreError::Conflict("deleted"));
+        }
         sqlx::query(
             "INSERT INTO rooms (name, code, password_hash, owner_id, created_at, kind, dm_key)
              VALUES ($1, $2, NULL, $3, $4, 'direct', $5)
@@ -174,35 +189,7 @@ where
         now: Timestamp,
     ) -> StoreResult<Committed<Membership>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (room_id, user_id) DO NOTHING",
-        )
-        .bind(room.0)
-        .bind(user.0)
-        .bind(role.as_str())
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        let last_seq: i64 = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
-            .bind(room.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let mut events = Vec::new();
-        if inserted > 0 {
-            events.push(DomainEvent::MemberJoined {
-                room_id: room,
-                user_id: user,
-                last_seq: last_seq as u64,
-            });
-        }
-        let membership = Membership {
-            newly_joined: inserted > 0,
-            last_seq: last_seq as u64,
-        };
+        let (membership, events) = Self::add_member_in(&mut tx, room, user, role, now).await?;
         self.commit_events(tx, membership, events, now).await
     }
 
@@ -212,8 +199,21 @@ where
         user: UserId,
         removal: Removal,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>> {
+    ) -> StoreResult<Authorized<()>> {
         let (_turn, mut tx) = self.begin_write().await?;
+        Self::lock_room(&mut tx, room).await?;
+        if let Removal::Kicked { by } | Removal::Banned { by, .. } = removal {
+            let Some(actor) = Self::role_in(&mut tx, room, by).await? else {
+                return Ok(Err(Refusal::NotMember));
+            };
+            let target = Self::role_in(&mut tx, room, user).await?;
+            if actor < Role::Admin || target.is_some_and(|target| target >= actor) {
+                return Ok(Err(Refusal::Outranked));
+            }
+            if target.is_none() && matches!(removal, Removal::Kicked { .. }) {
+                return Ok(Err(Refusal::NoTarget));
+            }
+        }
         let role: Option<String> = sqlx::query_scalar(
             "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING role",
         )
@@ -226,7 +226,7 @@ where
         match removal {
             Removal::Left => {
                 if role.is_none() {
-                    return Ok(None);
+                    return Ok(Err(Refusal::NotMember));
                 }
                 events.push(DomainEvent::MemberLeft {
                     room_id: room,
@@ -248,9 +248,9 @@ where
                     }
                 }
             }
-            Removal::Kicked => {
+            Removal::Kicked { .. } => {
                 if role.is_none() {
-                    return Ok(None);
+                    return Ok(Err(Refusal::NoTarget));
                 }
                 events.push(DomainEvent::MemberRemoved {
                     room_id: room,
@@ -272,7 +272,7 @@ where
                 .map_err(map_err)?
                 .rows_affected();
                 if role.is_none() && banned == 0 {
-                    return Ok(None);
+                    return Ok(Ok(Committed::quiet(())));
                 }
                 if role.is_some() {
                     events.push(DomainEvent::MemberRemoved {
@@ -283,7 +283,7 @@ where
                 }
             }
         }
-        Ok(Some(self.commit_events(tx, (), events, now).await?))
+        Ok(Ok(self.commit_events(tx, (), events, now).await?))
     }
 
     async fn is_banned(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
@@ -330,29 +330,35 @@ where
     async fn set_role(
         &self,
         room: RoomId,
+        by: UserId,
         user: UserId,
         role: Role,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>> {
+    ) -> StoreResult<Authorized<()>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let changed =
-            sqlx::query("UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3")
-                .bind(role.as_str())
-                .bind(room.0)
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-        if changed == 0 {
-            return Ok(None);
+        Self::lock_room(&mut tx, room).await?;
+        if let Err(refusal) = Self::require_owner(&mut tx, room, by).await? {
+            return Ok(Err(refusal));
         }
+        match Self::role_in(&mut tx, room, user).await? {
+            None => return Ok(Err(Refusal::NoTarget)),
+            // The owner's role changes only with a transfer: a room always has one.
+            Some(Role::Owner) => return Ok(Err(Refusal::Outranked)),
+            Some(_) => {}
+        }
+        sqlx::query("UPDATE members SET role = $1 WHERE room_id = $2 AND user_id = $3")
+            .bind(role.as_str())
+            .bind(room.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         let event = DomainEvent::RoleChanged {
             room_id: room,
             user_id: user,
             role,
         };
-        Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
+        Ok(Ok(self.commit_events(tx, (), vec![event], now).await?))
     }
 
     async fn transfer_ownership(
@@ -361,17 +367,15 @@ where
         from: UserId,
         to: UserId,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>> {
+    ) -> StoreResult<Authorized<()>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let member: Option<String> =
-            sqlx::query_scalar("SELECT role FROM members WHERE room_id = $1 AND user_id = $2")
-                .bind(room.0)
-                .bind(to.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        if member.is_none() {
-            return Ok(None);
+        // Of two transfers at once, the second finds `from` an admin.
+        Self::lock_room(&mut tx, room).await?;
+        if let Err(refusal) = Self::require_owner(&mut tx, room, from).await? {
+            return Ok(Err(refusal));
+        }
+        if Self::role_in(&mut tx, room, to).await?.is_none() {
+            return Ok(Err(Refusal::NoTarget));
         }
         sqlx::query("UPDATE members SET role = 'admin' WHERE room_id = $1 AND user_id = $2")
             .bind(room.0)
@@ -385,23 +389,22 @@ where
             role: Role::Admin,
         }];
         events.extend(self.make_owner(&mut tx, room, to).await?);
-        Ok(Some(self.commit_events(tx, (), events, now).await?))
+        Ok(Ok(self.commit_events(tx, (), events, now).await?))
     }
 
     async fn update_room(
         &self,
         room: RoomId,
+        by: UserId,
         changes: RoomChanges,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<Room>>> {
+    ) -> StoreResult<Authorized<Room>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE id = $1")
-            .bind(room.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if exists.is_none() {
-            return Ok(None);
+        if !Self::lock_room(&mut tx, room).await? {
+            return Ok(Err(Refusal::NotMember));
+        }
+        if let Err(refusal) = Self::require_owner(&mut tx, room, by).await? {
+            return Ok(Err(refusal));
         }
         if let Some(name) = &changes.name {
             sqlx::query("UPDATE rooms SET name = $1 WHERE id = $2")
@@ -429,22 +432,27 @@ where
         }
         let updated = Self::room_in(&mut tx, room).await?;
         let event = DomainEvent::RoomUpdated(updated.profile());
-        Ok(Some(
-            self.commit_events(tx, updated, vec![event], now).await?,
-        ))
+        Ok(Ok(self
+            .commit_events(tx, updated, vec![event], now)
+            .await?))
     }
 
     async fn delete_room(
         &self,
         room: RoomId,
+        by: UserId,
         now: Timestamp,
-    ) -> StoreResult<Option<Committed<()>>> {
+    ) -> StoreResult<Authorized<()>> {
         let (_turn, mut tx) = self.begin_write().await?;
-        if !self.delete_room_in(&mut tx, room).await? {
-            return Ok(None);
+        if !Self::lock_room(&mut tx, room).await? {
+            return Ok(Err(Refusal::NotMember));
         }
+        if let Err(refusal) = Self::require_owner(&mut tx, room, by).await? {
+            return Ok(Err(refusal));
+        }
+        self.delete_room_in(&mut tx, room).await?;
         let event = DomainEvent::RoomDeleted { room_id: room };
-        Ok(Some(self.commit_events(tx, (), vec![event], now).await?))
+        Ok(Ok(self.commit_events(tx, (), vec![event], now).await?))
     }
 
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomSummary>> {

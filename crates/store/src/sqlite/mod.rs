@@ -369,7 +369,7 @@ mod tests {
     async fn the_outbox_holds_each_committed_event_until_deleted_and_leases_claims() {
         use palaver_domain::events::DomainEvent;
         use palaver_domain::model::Role;
-        use palaver_domain::store::Removal;
+        use palaver_domain::store::{Refusal, Removal};
 
         let (_dir, store) = outbox_store().await;
         let (alice, bob) = (user(&store, "alice").await.id, user(&store, "bob").await.id);
@@ -460,11 +460,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(remaining.iter().map(|e| e.id).collect::<Vec<_>>(), left);
-        assert!(store
-            .remove_member(room, bob, Removal::Left, Timestamp(61))
-            .await
-            .unwrap()
-            .is_none());
+        assert_eq!(
+            store
+                .remove_member(room, bob, Removal::Left, Timestamp(61))
+                .await
+                .unwrap()
+                .unwrap_err(),
+            Refusal::NotMember
+        );
     }
 
     /// The events a change returns are the events its outbox rows hold, one
@@ -560,7 +563,7 @@ mod tests {
         let read = store.mark_read(room, bob, 2, at).await.unwrap();
         published_equals_outbox("mark_read", &read, &mut written);
         let promoted = store
-            .set_role(room, bob, Role::Admin, at)
+            .set_role(room, alice, bob, Role::Admin, at)
             .await
             .unwrap()
             .unwrap();
@@ -569,11 +572,15 @@ mod tests {
             name: Some("renamed".into()),
             ..RoomChanges::default()
         };
-        let updated = store.update_room(room, changes, at).await.unwrap().unwrap();
+        let updated = store
+            .update_room(room, alice, changes, at)
+            .await
+            .unwrap()
+            .unwrap();
         published_equals_outbox("update_room", &updated, &mut written);
         assert_eq!(updated.value.name, "renamed");
         let kicked = store
-            .remove_member(room, carol, Removal::Kicked, at)
+            .remove_member(room, carol, Removal::Kicked { by: alice }, at)
             .await
             .unwrap()
             .unwrap();
@@ -594,13 +601,18 @@ mod tests {
             left.events.len() >= 3,
             "left, the heir's role, the room's owner"
         );
+        let rejoined = store
+            .add_member(room, carol, Role::Member, at)
+            .await
+            .unwrap();
+        published_equals_outbox("add_member (again)", &rejoined, &mut written);
         let banned = store
-            .remove_member(room, alice, Removal::Banned { by: bob, at }, at)
+            .remove_member(room, carol, Removal::Banned { by: alice, at }, at)
             .await
             .unwrap()
             .unwrap();
         published_equals_outbox("remove_member (ban)", &banned, &mut written);
-        let gone = store.delete_room(room, at).await.unwrap().unwrap();
+        let gone = store.delete_room(room, alice, at).await.unwrap().unwrap();
         published_equals_outbox("delete_room", &gone, &mut written);
 
         // And the table holds exactly those rows, with those payloads, in order.

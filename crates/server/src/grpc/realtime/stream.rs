@@ -196,6 +196,7 @@ pub fn status_of_close(code: u16, reason: &'static str) -> Status {
         close_code::UNAUTHORIZED => (Code::Unauthenticated, "unauthorized"),
         close_code::SLOW_CONSUMER => (Code::ResourceExhausted, "slow_consumer"),
         close_code::MESSAGE_TOO_BIG => (Code::ResourceExhausted, "frame_too_large"),
+        close_code::TOO_MANY_SESSIONS => (Code::ResourceExhausted, "too_many_sessions"),
         close_code::GOING_AWAY if reason.contains("shutting down") => {
             (Code::Unavailable, "shutting_down")
         }

@@ -1,0 +1,224 @@
+//! Invitations need the invitee's consent: nothing lands in their room list
+//! until they accept, and what anyone can send them is bounded.
+
+use palaver_client::frames::ServerFrame;
+use palaver_client::types::UserRef;
+use palaver_domain::rooms::MAX_PENDING_INVITATIONS;
+use palaver_domain::throttle::Limit;
+use palaver_client::grpc::proto;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn an_invitation_makes_no_one_a_member_until_they_accept() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner").await;
+    let bob = app.signup("bob").await;
+    let room = app.room_with(&owner, &[]).await;
+    let mut bob_ws = bob.connect().await;
+
+    owner
+        .client
+        .invite(room.id, UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    let invited = next_matching(&mut bob_ws, |f| match f {
+        ServerFrame::Invited { room, by, .. } => Some((room, by)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(invited, (room.id, owner.id()));
+    // Not a member: the room is neither in Bob's list nor readable by him.
+    assert!(bob.client.rooms().await.unwrap().is_empty());
+    let members = owner.client.members(room.id).await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(status_of(bob.client.history(room.id, &Default::default()).await), 404);
+    let page = bob.client.invitations(None, 50).await.unwrap();
+    assert_eq!(page.invitations.len(), 1);
+    assert_eq!(
+        (page.invitations[0].room, page.invitations[0].by, page.next),
+        (room.id, owner.id(), None)
+    );
+    // Inviting again while it waits tells Bob nothing new.
+    owner
+        .client
+        .invite(room.id, UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    assert_no_frame(&mut bob_ws, |f| matches!(f, ServerFrame::Invited { .. })).await;
+
+    // Declined: gone, and nothing to accept any more.
+    bob.client.decline_invitation(room.id).await.unwrap();
+    assert!(bob.client.invitations(None, 50).await.unwrap().invitations.is_empty());
+    assert_eq!(status_of(bob.client.accept_invitation(room.id).await), 404);
+    assert!(bob.client.rooms().await.unwrap().is_empty());
+
+    // Invited again and accepted: a member, following the room live.
+    owner
+        .client
+        .invite(room.id, UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    let joined = bob.client.accept_invitation(room.id).await.unwrap();
+    assert_eq!(joined.id, room.id);
+    next_matching(&mut bob_ws, |f| match f {
+        ServerFrame::MemberJoined { room: r, user_id } if user_id == bob.id() => Some(r),
+        _ => None,
+    })
+    .await;
+    owner
+        .client
+        .post_message(room.id, "welcome", None)
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut bob_ws).await.body, "welcome");
+    assert!(bob.client.invitations(None, 50).await.unwrap().invitations.is_empty());
+}
+
+#[tokio::test]
+async fn only_the_invitee_answers_and_a_ban_ends_the_invitation() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner").await;
+    let bob = app.signup("bob").await;
+    let mallory = app.signup("mallory").await;
+    let room = app.room_with(&owner, &[]).await;
+    owner
+        .client
+        .invite(room.id, UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    // Someone else cannot take up or throw away Bob's invitation.
+    assert_eq!(status_of(mallory.client.accept_invitation(room.id).await), 404);
+    assert_eq!(status_of(mallory.client.decline_invitation(room.id).await), 404);
+    assert_eq!(bob.client.invitations(None, 50).await.unwrap().invitations.len(), 1);
+
+    // Banned after the invitation: it is no longer offered, and cannot be accepted.
+    owner.client.ban(room.id, bob.id()).await.unwrap();
+    assert!(bob.client.invitations(None, 50).await.unwrap().invitations.is_empty());
+    let (status, code) = status_and_code(bob.client.accept_invitation(room.id).await);
+    assert!(matches!((status, code.as_str()), (403, "forbidden") | (404, "not_found")));
+    assert_eq!(owner.client.members(room.id).await.unwrap().len(), 1);
+    // And a banned user cannot be invited until unbanned.
+    assert_eq!(
+        status_of(owner.client.invite(room.id, UserRef::Id(bob.id())).await),
+        409
+    );
+}
+
+#[tokio::test]
+async fn many_inviters_cannot_flood_one_user() {
+    let app = spawn_app_with(|s| {
+        s.rates
+            .set(Limit::InvitePerInvitee, "3/h".parse().unwrap());
+    })
+    .await;
+    let victim = app.signup("victim").await;
+    let mut refused = None;
+    for n in 0..5 {
+        let inviter = app.signup(&format!("inviter{n}")).await;
+        let room = app.room_with(&inviter, &[]).await;
+        if let Err(err) = inviter
+            .client
+            .invite(room.id, UserRef::Id(victim.id()))
+            .await
+        {
+            refused = Some((n, err.status(), err.code().map(str::to_owned)));
+            break;
+        }
+    }
+    assert_eq!(refused, Some((3, Some(429), Some("rate_limited".into()))));
+    assert_eq!(victim.client.invitations(None, 50).await.unwrap().invitations.len(), 3);
+}
+
+#[tokio::test]
+async fn invitations_waiting_are_capped_and_listed_in_pages() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner").await;
+    let bob = app.signup("bob").await;
+    let mut rooms = Vec::new();
+    for n in 0..=MAX_PENDING_INVITATIONS {
+        let room = owner
+            .client
+            .create_room(&format!("room {n}"), None)
+            .await
+            .unwrap();
+        rooms.push(room.id);
+    }
+    for &room in &rooms[..MAX_PENDING_INVITATIONS as usize] {
+        owner
+            .client
+            .invite(room, UserRef::Id(bob.id()))
+            .await
+            .unwrap();
+    }
+    let last = *rooms.last().unwrap();
+    assert_eq!(
+        status_and_code(owner.client.invite(last, UserRef::Id(bob.id())).await),
+        (409, "conflict".into())
+    );
+
+    // Every invitation, once, in pages of 30.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = bob.client.invitations(after, 30).await.unwrap();
+        assert!(page.invitations.len() <= 30);
+        seen.extend(page.invitations.iter().map(|i| i.room));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, rooms[..MAX_PENDING_INVITATIONS as usize]);
+
+    // Answering one makes room for another.
+    bob.client.decline_invitation(rooms[0]).await.unwrap();
+    owner
+        .client
+        .invite(last, UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn invitations_are_answered_over_grpc_too() {
+    let app = spawn_app().await;
+    let owner = app.signup("owner").await;
+    let bob = app.signup("bob").await;
+    let room = app.room_with(&owner, &[]).await;
+    let mut stream = bob.grpc().await.stream(None).await.unwrap();
+    owner
+        .client
+        .invite(room.id, UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    let invited = next_matching(&mut stream, |f| match f {
+        ServerFrame::Invited { room, .. } => Some(room),
+        _ => None,
+    })
+    .await;
+    assert_eq!(invited, room.id);
+    let mut rooms = bob.grpc().await.rooms();
+    let list = rooms
+        .list_invitations(proto::InvitationsRequest {
+            after: None,
+            limit: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.invitations
+            .iter()
+            .map(|i| (i.room_id, i.by))
+            .collect::<Vec<_>>(),
+        [(room.id, owner.id())]
+    );
+    let joined = rooms
+        .accept_invitation(proto::RoomRequest { room_id: room.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(joined.id, room.id);
+    assert_eq!(owner.client.members(room.id).await.unwrap().len(), 2);
+}

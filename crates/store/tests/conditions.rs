@@ -1,0 +1,340 @@
+//! Writes that check their own condition, on both engines: what the domain
+//! checked before may have changed when the write commits, so the store
+//! checks it again in the write's transaction (a login's back-off, the
+//! owner's role, a ban, the account being alive). The PostgreSQL runs need a
+//! server (`./scripts/test` provides one; see `PALAVER_TEST_POSTGRES_URL`).
+
+use std::sync::Arc;
+
+use palaver_domain::model::{Role, User};
+use palaver_domain::store::{
+    AccountRemoval, LoginFailures, NewRoom, NewSession, NewUser, Refusal, Removal, Rotation, Store,
+    StoreError,
+};
+use palaver_domain::time::Timestamp;
+use palaver_domain::{RoomId, UserId};
+use palaver_store::{PostgresStore, SqliteStore, StoreOptions};
+use sqlx::Connection;
+
+/// Each check, on a fresh SQLite file and a fresh PostgreSQL database.
+macro_rules! on_both_engines {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (_dir, store) = super::sqlite().await;
+                super::$check(Arc::new(store)).await;
+            })*
+            use super::Arc;
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let store = super::postgres(stringify!($check)).await;
+                super::$check(Arc::new(store)).await;
+            })*
+            use super::Arc;
+        }
+    };
+}
+
+on_both_engines!(
+    a_login_attempt_is_counted_only_against_the_streak_it_saw,
+    of_two_transfers_at_once_one_is_refused,
+    a_banned_or_deleted_user_is_not_added,
+    no_session_is_made_or_refreshed_for_a_deleted_account,
+);
+
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// A store on a database of its own on the test server, recreated for each check.
+async fn postgres(check: &str) -> PostgresStore {
+    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+        .expect("PALAVER_TEST_POSTGRES_URL names a PostgreSQL server (./scripts/test sets it)");
+    let name = format!("palaver_conditions_{}", &check[..check.len().min(40)]);
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.unwrap();
+    }
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&name);
+    PostgresStore::open(url.as_str(), &StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn user(store: &dyn Store, name: &str) -> User {
+    let new = NewUser {
+        username: name.into(),
+        email: None,
+        display_name: name.into(),
+        password_hash: "x".into(),
+        created_at: Timestamp(0),
+    };
+    store.insert_user(new).await.unwrap()
+}
+
+async fn room(store: &dyn Store, owner: UserId, code: &str) -> RoomId {
+    let new = NewRoom {
+        name: "r".into(),
+        code: code.into(),
+        password_hash: None,
+        owner_id: owner,
+        created_at: Timestamp(0),
+    };
+    store.insert_room(new).await.unwrap().value.id
+}
+
+fn session(id: &str, user: UserId) -> NewSession {
+    NewSession {
+        id: id.into(),
+        user_id: user,
+        token_hash: format!("hash of {id}"),
+        user_agent: None,
+        created_at: Timestamp(1),
+        expires_at: Timestamp(i64::MAX / 2),
+    }
+}
+
+async fn a_login_attempt_is_counted_only_against_the_streak_it_saw(store: Arc<dyn Store>) {
+    let subject = "alice 192.0.2.1";
+    let forget_before = Timestamp(0);
+    assert!(store
+        .charge_login_attempt(subject, None, Timestamp(10), forget_before)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .charge_login_attempt(subject, None, Timestamp(11), forget_before)
+            .await
+            .unwrap(),
+        "another attempt started the streak first"
+    );
+    let first = LoginFailures {
+        count: 1,
+        last_failed_at: Timestamp(10),
+    };
+    assert_eq!(store.login_failures(subject).await.unwrap(), Some(first));
+    assert!(store
+        .charge_login_attempt(subject, Some(first), Timestamp(12), forget_before)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .charge_login_attempt(subject, Some(first), Timestamp(13), forget_before)
+            .await
+            .unwrap(),
+        "a streak that moved on is not charged as it was"
+    );
+    let second = LoginFailures {
+        count: 2,
+        last_failed_at: Timestamp(12),
+    };
+    assert_eq!(store.login_failures(subject).await.unwrap(), Some(second));
+    // A streak older than `forget_before` starts again.
+    assert!(store
+        .charge_login_attempt(subject, Some(second), Timestamp(100), Timestamp(50))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .login_failures(subject)
+            .await
+            .unwrap()
+            .map(|s| s.count),
+        Some(1)
+    );
+
+    // Many attempts that saw one streak: exactly one is counted.
+    let seen = store.login_failures(subject).await.unwrap();
+    let attempts: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .charge_login_attempt(subject, seen, Timestamp(200 + i), Timestamp(50))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut charged = 0;
+    for attempt in attempts {
+        charged += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(charged, 1);
+    assert_eq!(
+        store
+            .login_failures(subject)
+            .await
+            .unwrap()
+            .map(|s| s.count),
+        Some(2)
+    );
+}
+
+async fn of_two_transfers_at_once_one_is_refused(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await.id;
+    let bob = user(&*store, "bob").await.id;
+    let carol = user(&*store, "carol").await.id;
+    for round in 0..10 {
+        let room = room(&*store, alice, &format!("TRANSF{round:02}")).await;
+        for member in [bob, carol] {
+            store
+                .add_member(room, member, Role::Member, Timestamp(1))
+                .await
+                .unwrap();
+        }
+        let transfer = |to: UserId| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .transfer_ownership(room, alice, to, Timestamp(2))
+                    .await
+                    .unwrap()
+                    .map(|_| ())
+            })
+        };
+        let (to_bob, to_carol) = (transfer(bob), transfer(carol));
+        let outcomes = [to_bob.await.unwrap(), to_carol.await.unwrap()];
+        assert!(
+            outcomes.contains(&Ok(())) && outcomes.contains(&Err(Refusal::Outranked)),
+            "{outcomes:?}"
+        );
+        let owners: Vec<_> = store
+            .members(room)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .collect();
+        assert_eq!(owners.len(), 1, "{owners:?}");
+        assert_eq!(
+            store.room_by_id(room).await.unwrap().unwrap().owner_id,
+            owners[0].user.id
+        );
+    }
+    // A demoted owner sets no role and deletes nothing.
+    let room = room(&*store, alice, "DEMOTED1").await;
+    store
+        .add_member(room, bob, Role::Member, Timestamp(1))
+        .await
+        .unwrap();
+    store
+        .transfer_ownership(room, alice, bob, Timestamp(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .set_role(room, alice, bob, Role::Member, Timestamp(3))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Outranked
+    );
+    assert_eq!(
+        store
+            .delete_room(room, alice, Timestamp(3))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Outranked
+    );
+    assert_eq!(
+        store
+            .remove_member(room, bob, Removal::Kicked { by: alice }, Timestamp(3))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        Refusal::Outranked
+    );
+}
+
+async fn a_banned_or_deleted_user_is_not_added(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await.id;
+    let bob = user(&*store, "bob").await.id;
+    let carol = user(&*store, "carol").await.id;
+    let room = room(&*store, alice, "BANNED01").await;
+    let ban = Removal::Banned {
+        by: alice,
+        at: Timestamp(1),
+    };
+    store
+        .remove_member(room, bob, ban, Timestamp(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_member(room, bob, Role::Member, Timestamp(2))
+            .await,
+        Err(StoreError::Conflict("banned"))
+    ));
+    let removal = AccountRemoval {
+        user: carol,
+        erase: false,
+        username_free_at: Timestamp(10),
+        now: Timestamp(3),
+    };
+    store.delete_account(removal).await.unwrap().unwrap();
+    assert!(matches!(
+        store
+            .add_member(room, carol, Role::Member, Timestamp(4))
+            .await,
+        Err(StoreError::Conflict("deleted"))
+    ));
+    let members: Vec<UserId> = store
+        .members(room)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user.id)
+        .collect();
+    assert_eq!(members, [alice]);
+}
+
+async fn no_session_is_made_or_refreshed_for_a_deleted_account(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await.id;
+    assert!(store
+        .insert_session(session("before", alice))
+        .await
+        .unwrap());
+    let removal = AccountRemoval {
+        user: alice,
+        erase: false,
+        username_free_at: Timestamp(10),
+        now: Timestamp(3),
+    };
+    store.delete_account(removal).await.unwrap().unwrap();
+    assert!(!store.insert_session(session("after", alice)).await.unwrap());
+    assert!(!store
+        .session_is_live(alice, "after", Timestamp(4))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .rotate_refresh_token(
+                "hash of before",
+                "next",
+                Timestamp(i64::MAX / 2),
+                Timestamp(4)
+            )
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert!(!store
+        .session_is_live(alice, "before", Timestamp(4))
+        .await
+        .unwrap());
+}
