@@ -254,6 +254,29 @@ async function main() {
     await message(bob, 'psst, just you').waitFor();
     log('direct room opened from the member list');
 
+    step = 'an invitation waits for the invitee, who accepts it';
+    await alice.getByLabel('New room').fill('book club');
+    await alice.getByRole('button', { name: 'Create' }).click();
+    await alice.locator('#room-title', { hasText: 'book club' }).waitFor();
+    await alice.evaluate(async () => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('__Host-palaver-csrf=')).split('=')[1];
+      const rooms = await (await fetch('/api/v1/rooms')).json();
+      const room = rooms.find((r) => r.name === 'book club');
+      const response = await fetch(`/api/v1/rooms/${room.id}/invitations`, {
+        method: 'POST',
+        headers: { 'x-csrf-token': csrf, 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'bob' }),
+      });
+      if (response.status !== 204) throw new Error(`inviting bob was answered ${response.status}`);
+    });
+    await bob.getByRole('button', { name: 'Back to rooms' }).click();
+    await bob.locator('.invitation', { hasText: 'book club' }).waitFor();
+    check(await roomButton(bob, 'book club').count() === 0, 'the room is not bob\'s before he accepts');
+    await bob.getByRole('button', { name: 'Accept the invitation to book club' }).click();
+    await bob.locator('#room-title', { hasText: 'book club' }).waitFor();
+    await bob.locator('.invitation').waitFor({ state: 'detached' });
+    log('invitation accepted from the sidebar');
+
     step = 'a second tab: same session, badge cleared by reading in the first';
     const bobTab2 = await bobContext.newPage();
     followSockets(bobTab2, 'bob2');

@@ -325,7 +325,7 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 15] = [
+const KNOWN_TYPES: [&str; 16] = [
     "sessions_ended",
     "user_deleted",
     "typing",
@@ -335,6 +335,7 @@ const KNOWN_TYPES: [&str; 15] = [
     "role_changed",
     "room_updated",
     "room_deleted",
+    "invited",
     "message_posted",
     "message_edited",
     "message_deleted",

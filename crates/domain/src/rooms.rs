@@ -33,6 +33,24 @@ pub struct Rooms {
 /// failure astronomically unlikely (31^8 ≈ 8.5e11 codes).
 pub(crate) const CODE_ATTEMPTS: usize = 5;
 
+/// The most members one page lists.
+pub const MAX_MEMBER_PAGE: u32 = 500;
+
+/// One page of a room's members, by user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPage {
+    pub members: Vec<Member>,
+    /// Whether members with higher ids follow.
+    pub has_more: bool,
+}
+
+/// Rooms one user may be in: what bounds their room list and their `ready`
+/// frame. Checked by the store in the transaction that adds a membership.
+pub const MAX_ROOMS_PER_USER: i64 = 1000;
+
+/// The refusal past `MAX_ROOMS_PER_USER`.
+pub const TOO_MANY_ROOMS: &str = "one may be in at most 1000 rooms; leave one first";
+
 impl Rooms {
     pub fn new(
         store: Arc<dyn Store>,
@@ -65,7 +83,7 @@ impl Rooms {
                 created_at: Timestamp::now(),
             };
             match self.store.insert_room(new_room).await {
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict("code")) => continue,
                 Err(err) => return Err(err.into()),
                 // The owner's `MemberJoined`: their open connections follow
                 // the new room at once.
@@ -81,7 +99,7 @@ impl Rooms {
     /// member again.
     pub async fn direct(&self, user: &User, other: &User) -> Result<Room> {
         self.throttles
-            .charge(Operation::DirectRoom, Caller::user(user.id))?;
+            .charge(Operation::DirectRoom, Caller::user(user.id).on(other.id))?;
         if user.id == other.id {
             return Err(Error::Forbidden("a direct room needs someone else"));
         }
@@ -97,7 +115,7 @@ impl Rooms {
             };
             match self.store.direct_room(user.id, other.id, new_room).await {
                 Err(StoreError::Conflict("deleted")) => return Err(Error::NotFound("user")),
-                Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Conflict("code")) => continue,
                 Err(err) => return Err(err.into()),
                 Ok(direct) => return Ok(self.publisher.publish_committed(direct).room),
             }
@@ -181,9 +199,26 @@ impl Rooms {
             .ok_or(Error::NotFound("user"))
     }
 
-    pub async fn members(&self, user: UserId, room: RoomId) -> Result<Vec<Member>> {
+    /// A page of the room's members with a user id above `after`, by user id
+    /// (a room's members are a list anyone with its code can grow).
+    pub async fn members(
+        &self,
+        user: UserId,
+        room: RoomId,
+        after: Option<UserId>,
+        limit: u32,
+    ) -> Result<MemberPage> {
         self.require_member(user, room).await?;
-        Ok(self.store.members(room).await?)
+        if !(1..=MAX_MEMBER_PAGE).contains(&limit) {
+            return Err(Error::invalid("limit", "must be from 1 to 500"));
+        }
+        let mut members = self
+            .store
+            .members(room, after.unwrap_or(UserId(0)), limit + 1)
+            .await?;
+        let has_more = members.len() > limit as usize;
+        members.truncate(limit as usize);
+        Ok(MemberPage { members, has_more })
     }
 
     pub async fn leave(&self, user: UserId, room: RoomId) -> Result<()> {

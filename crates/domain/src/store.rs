@@ -518,7 +518,9 @@ pub trait RoomStore: Send + Sync + 'static {
         &self,
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>>;
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>>;
+    /// Up to `limit` members with a user id above `after`, by user id.
+    async fn members(&self, room: RoomId, after: UserId, limit: u32)
+        -> StoreResult<Vec<Member>>;
 }
 
 /// An invitation waiting for its invitee's answer.

@@ -303,7 +303,9 @@ pub enum Limit {
     SessionEndPerUser,
     ProfilePerUser,
     EmailChangePerUser,
+    EmailChangePerAddress,
     EmailVerifyPerUser,
+    ResetCodePerAddress,
     RoomCreatePerUser,
     RoomUpdatePerUser,
     ModeratePerUser,
@@ -314,6 +316,7 @@ pub enum Limit {
     InvitePerInvitee,
     InvitationAnswerPerUser,
     DirectPerUser,
+    DirectPerTarget,
     SendPerUser,
     EditPerUser,
     MessageDeletePerUser,
@@ -357,7 +360,9 @@ impl Limit {
             Limit::ProfilePerUser => (30, H, 10),
             // Each change mails the new address.
             Limit::EmailChangePerUser => (5, H, 3),
+            Limit::EmailChangePerAddress => (10, H, 10),
             Limit::EmailVerifyPerUser => (10, H, 10),
+            Limit::ResetCodePerAddress => (20, H, 10),
             Limit::RoomCreatePerUser => (20, H, 10),
             Limit::RoomUpdatePerUser => (60, H, 20),
             // A moderator clearing out a raid needs a quick hand.
@@ -369,6 +374,7 @@ impl Limit {
             Limit::InvitePerInvitee => (20, H, 10),
             Limit::InvitationAnswerPerUser => (60, H, 20),
             Limit::DirectPerUser => (30, H, 10),
+            Limit::DirectPerTarget => (20, H, 10),
             Limit::SendPerUser => (10, S, 30),
             Limit::EditPerUser => (30, MIN, 10),
             Limit::MessageDeletePerUser => (60, MIN, 20),
@@ -387,8 +393,10 @@ impl Limit {
             | Limit::RegisterPerAddress
             | Limit::RefreshPerAddress
             | Limit::PasswordResetPerAddress
-            | Limit::JoinPerAddress => Per::Address,
-            Limit::InvitePerInvitee => Per::Target,
+            | Limit::JoinPerAddress
+            | Limit::EmailChangePerAddress
+            | Limit::ResetCodePerAddress => Per::Address,
+            Limit::InvitePerInvitee | Limit::DirectPerTarget => Per::Target,
             Limit::FramesPerConnection => Per::Connection,
             _ => Per::User,
         }
@@ -408,7 +416,9 @@ impl Limit {
             Limit::SessionEndPerUser => "sessions ended (one or all)",
             Limit::ProfilePerUser => "display-name changes",
             Limit::EmailChangePerUser => "e-mail address changes (each mails a code)",
+            Limit::EmailChangePerAddress => "e-mail address changes, whatever the account",
             Limit::EmailVerifyPerUser => "e-mail verification attempts and resends",
+            Limit::ResetCodePerAddress => "reset codes tried, whatever the account",
             Limit::RoomCreatePerUser => "rooms created",
             Limit::RoomUpdatePerUser => {
                 "room changes by its owner: name, password, code, roles, transfer, deletion"
@@ -422,6 +432,7 @@ impl Limit {
             Limit::InvitePerInvitee => "invitations received, whoever sends them",
             Limit::InvitationAnswerPerUser => "invitations accepted or declined",
             Limit::DirectPerUser => "direct rooms opened",
+            Limit::DirectPerTarget => "direct rooms others open with this user",
             Limit::SendPerUser => "messages sent, over any transport",
             Limit::EditPerUser => "messages edited",
             Limit::MessageDeletePerUser => "messages deleted",
@@ -480,14 +491,15 @@ impl Operation {
             Operation::Register => &[RegisterPerAddress],
             Operation::Login => &[LoginPerAddress],
             Operation::Refresh | Operation::Logout => &[RefreshPerAddress],
-            Operation::PasswordResetRequest
-            | Operation::PasswordResetConfirm
-            | Operation::PasswordResetComplete => &[PasswordResetPerAddress],
+            Operation::PasswordResetRequest | Operation::PasswordResetComplete => {
+                &[PasswordResetPerAddress]
+            }
+            Operation::PasswordResetConfirm => &[PasswordResetPerAddress, ResetCodePerAddress],
             Operation::PasswordChange => &[PasswordChangePerUser, LoginPerAddress],
             Operation::AccountDelete => &[AccountDeletePerUser, LoginPerAddress],
             Operation::SessionEnd => &[SessionEndPerUser],
             Operation::ProfileUpdate => &[ProfilePerUser],
-            Operation::EmailChange => &[EmailChangePerUser],
+            Operation::EmailChange => &[EmailChangePerUser, EmailChangePerAddress],
             Operation::EmailVerify => &[EmailVerifyPerUser],
             Operation::RoomCreate => &[RoomCreatePerUser],
             Operation::RoomUpdate
@@ -502,7 +514,7 @@ impl Operation {
             Operation::InvitationAccept | Operation::InvitationDecline => {
                 &[InvitationAnswerPerUser]
             }
-            Operation::DirectRoom => &[DirectPerUser],
+            Operation::DirectRoom => &[DirectPerUser, DirectPerTarget],
             Operation::Send => &[SendPerUser],
             Operation::Edit => &[EditPerUser],
             Operation::MessageDelete => &[MessageDeletePerUser],

@@ -285,6 +285,19 @@ pub struct InviteRequest {
     pub user: UserRef,
 }
 
+/// A page of a room's members (`GET /rooms/{id}/members`, `/online`): by
+/// user id; a response with more after it links the next page (`Link:
+/// <…?after=ID&limit=N>; rel="next"`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// Page size: default 200, at most 500.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Members with a user id above this one.
+    pub after: Option<i64>,
+}
+
 /// An invitation waiting for the caller's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InvitationInfo {

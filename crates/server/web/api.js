@@ -162,6 +162,10 @@ export class Api extends EventTarget {
     return this.request('GET', `/rooms/${room}/messages${query}`);
   }
   directRoom(userId) { return this.request('POST', '/dms', { user: userId }); }
+  profile(userId) { return this.request('GET', `/users/${userId}`); }
+  invitations(after) { return this.request('GET', `/invitations?limit=100${after ? `&after=${after}` : ''}`); }
+  acceptInvitation(room) { return this.request('POST', `/invitations/${room}/accept`); }
+  declineInvitation(room) { return this.request('DELETE', `/invitations/${room}`); }
 
   // ---------- the account ----------
   account() { return this.request('GET', '/users/me'); }

@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 const state = {
   /** room id → summary from GET /rooms, kept live by frames */
   rooms: new Map(),
+  /** room id → invitation waiting for an answer (GET /invitations, `invited` frames) */
+  invitations: new Map(),
   current: null,
   /** room id → Map(seq → message) */
   messages: new Map(),
@@ -84,7 +86,7 @@ async function showChat() {
   api.scheduleRefresh();
   socket.stop();
   socket.start();
-  await loadRooms();
+  await Promise.all([loadRooms(), loadInvitations()]);
 }
 
 // ---------- rooms ----------
@@ -97,6 +99,66 @@ async function loadRooms() {
   } catch (err) {
     $('sidebar-error').textContent = err.message;
   }
+}
+
+async function loadInvitations() {
+  try {
+    state.invitations = new Map();
+    let after;
+    do {
+      const page = await api.invitations(after);
+      for (const invitation of page.invitations) state.invitations.set(invitation.room, invitation);
+      after = page.next;
+    } while (after);
+    renderInvitations();
+  } catch (err) {
+    $('sidebar-error').textContent = err.message;
+  }
+}
+
+function renderInvitations() {
+  for (const { by } of state.invitations.values()) {
+    if (!state.names.has(by)) {
+      state.names.set(by, `user ${by}`);
+      api.profile(by).then((user) => { state.names.set(by, user.display_name); renderInvitations(); }).catch(() => {});
+    }
+  }
+  $('invitation-list').replaceChildren(...[...state.invitations.values()].map((invitation) => {
+    const item = document.createElement('li');
+    item.className = 'invitation';
+    item.dataset.room = invitation.room;
+    const text = span('name', `${nameOf(invitation.by)} invited you to ${invitation.room_name}`);
+    const accept = document.createElement('button');
+    accept.type = 'button';
+    accept.textContent = 'Accept';
+    accept.setAttribute('aria-label', `Accept the invitation to ${invitation.room_name}`);
+    accept.addEventListener('click', () => answerInvitation(invitation.room, true));
+    const decline = document.createElement('button');
+    decline.type = 'button';
+    decline.className = 'secondary';
+    decline.textContent = 'Decline';
+    decline.setAttribute('aria-label', `Decline the invitation to ${invitation.room_name}`);
+    decline.addEventListener('click', () => answerInvitation(invitation.room, false));
+    item.append(text, accept, decline);
+    return item;
+  }));
+}
+
+async function answerInvitation(room, accept) {
+  $('sidebar-error').textContent = '';
+  try {
+    if (accept) {
+      const joined = await api.acceptInvitation(room);
+      addRoom(joined);
+      openRoom(joined.id);
+    } else {
+      await api.declineInvitation(room);
+    }
+  } catch (err) {
+    $('sidebar-error').textContent = err.message;
+  }
+  state.invitations.delete(room);
+  renderInvitations();
 }
 
 function sortedRooms() {
@@ -539,6 +601,11 @@ socket.addEventListener('frame', (event) => {
       break;
     }
     case 'room_deleted': dropRoom(frame.room); break;
+    case 'invited': {
+      state.invitations.set(frame.room, { room: frame.room, room_name: frame.name, by: frame.by });
+      renderInvitations();
+      break;
+    }
     case 'error': $('conversation-error').textContent = frame.message; break;
     default: break;
   }

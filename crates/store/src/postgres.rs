@@ -238,6 +238,8 @@ impl PostgresEngine {
 impl Engine for PostgresEngine {
     type Db = Postgres;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const FOR_SHARE: &'static str = " FOR SHARE";
+    const FOR_NO_KEY_UPDATE: &'static str = " FOR NO KEY UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const RELAXED_COMMIT: &'static str = "SET LOCAL synchronous_commit = off";
     /// PostgreSQL runs writers side by side, locking rows itself.

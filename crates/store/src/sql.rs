@@ -104,6 +104,16 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
     type Db: Database;
     /// Appended to a `SELECT` whose rows the transaction changes next.
     const FOR_UPDATE: &'static str;
+    /// Appended to a `SELECT` of a row that must not change (nor be
+    /// deleted) until the transaction ends, while others may still hold it
+    /// the same way and insert rows that refer to it (an account staying
+    /// alive while it joins a room or logs in).
+    const FOR_SHARE: &'static str;
+    /// Appended to a `SELECT` of a row the transaction changes next without
+    /// blocking inserts elsewhere that refer to it (foreign keys), so
+    /// that a row locked before other rows cannot deadlock with a
+    /// transaction holding those and inserting a reference to it.
+    const FOR_NO_KEY_UPDATE: &'static str;
     /// Appended to the outbox claim, so relays on several nodes take
     /// different rows instead of waiting on each other.
     const SKIP_LOCKED: &'static str;

@@ -42,6 +42,7 @@ on_both_engines!(
     a_login_attempt_is_counted_only_against_the_streak_it_saw,
     of_two_transfers_at_once_one_is_refused,
     a_banned_or_deleted_user_is_not_added,
+    a_join_racing_a_ban_is_refused_or_undone,
     no_session_is_made_or_refreshed_for_a_deleted_account,
 );
 
@@ -211,7 +212,7 @@ async fn of_two_transfers_at_once_one_is_refused(store: Arc<dyn Store>) {
             "{outcomes:?}"
         );
         let owners: Vec<_> = store
-            .members(room)
+            .members(room, UserId(0), 1000)
             .await
             .unwrap()
             .into_iter()
@@ -294,13 +295,47 @@ async fn a_banned_or_deleted_user_is_not_added(store: Arc<dyn Store>) {
         Err(StoreError::Conflict("deleted"))
     ));
     let members: Vec<UserId> = store
-        .members(room)
+        .members(room, UserId(0), 1000)
         .await
         .unwrap()
         .into_iter()
         .map(|m| m.user.id)
         .collect();
     assert_eq!(members, [alice]);
+}
+
+/// Neither waits for the other forever (no deadlock on PostgreSQL: the ban's
+/// row refers to the joining user's, which the join holds shared).
+async fn a_join_racing_a_ban_is_refused_or_undone(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await.id;
+    let bob = user(&*store, "bob").await.id;
+    for round in 0..10 {
+        let room = room(&*store, alice, &format!("RACING{round:02}")).await;
+        let join = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .add_member(room, bob, Role::Member, Timestamp(1))
+                    .await
+                    .map(|_| ())
+            })
+        };
+        let ban = Removal::Banned {
+            by: alice,
+            at: Timestamp(1),
+        };
+        store
+            .remove_member(room, bob, ban, Timestamp(1))
+            .await
+            .unwrap()
+            .unwrap();
+        match join.await.unwrap() {
+            Ok(()) | Err(StoreError::Conflict("banned")) => {}
+            Err(other) => panic!("{other}"),
+        }
+        assert_eq!(store.member_role(room, bob).await.unwrap(), None);
+        assert!(store.is_banned(room, bob).await.unwrap());
+    }
 }
 
 async fn no_session_is_made_or_refreshed_for_a_deleted_account(store: Arc<dyn Store>) {

@@ -20,8 +20,8 @@ pub struct WriterConfig {
     /// Most messages committed in one transaction. Large on purpose: a commit
     /// costs per page it dirties, and a room's new index entries share pages
     /// only within one commit, so under load bigger batches cost less per
-    /// message. Light load never fills a batch (docs/benchmarks.md, eighth
-    /// session: 512 → 2,048 was +20–40% saturated throughput at 100 × 10).
+    /// message. Light load never fills a batch (docs/benchmarks.md measures
+    /// 2,048 against 512: +20–40% saturated throughput at 100 × 10).
     pub max_batch: usize,
     /// Sends waiting for the writer; when full, senders wait (backpressure).
     pub queue: usize,

@@ -64,7 +64,9 @@ impl Rooms {
         after: Option<RoomId>,
         limit: u32,
     ) -> Result<InvitationPage> {
-        let limit = limit.clamp(1, MAX_INVITATION_PAGE);
+        if !(1..=MAX_INVITATION_PAGE).contains(&limit) {
+            return Err(Error::invalid("limit", "must be from 1 to 100"));
+        }
         let mut invitations = self
             .store
             .invitations(user, after.unwrap_or(RoomId(0)), limit + 1)

@@ -135,41 +135,32 @@ impl Rooms for RoomsApi {
 
     async fn list_members(
         &self,
-        request: Request<v1::RoomRequest>,
+        request: Request<v1::MembersRequest>,
     ) -> Result<Response<v1::MemberList>, Status> {
         let user = Caller::bearer(&request)?.user;
-        let id = RoomId(request.into_inner().room_id);
-        let members = self
-            .state
-            .services
-            .rooms
-            .members(user, id)
-            .await
-            .map_err(ErrorStatus)?;
+        let page = self.member_page(user, request.into_inner()).await?;
         Ok(Response::new(v1::MemberList {
-            members: self.members_of(&members),
+            members: self.members_of(&page.members),
+            next: next_member(&page),
         }))
     }
 
     async fn list_online(
         &self,
-        request: Request<v1::RoomRequest>,
+        request: Request<v1::MembersRequest>,
     ) -> Result<Response<v1::UserList>, Status> {
         let user = Caller::bearer(&request)?.user;
-        let id = RoomId(request.into_inner().room_id);
-        let members = self
-            .state
-            .services
-            .rooms
-            .members(user, id)
-            .await
-            .map_err(ErrorStatus)?;
-        let users = members
+        let page = self.member_page(user, request.into_inner()).await?;
+        let users = page
+            .members
             .iter()
             .filter(|m| self.state.presence.is_online(m.user.id))
             .map(|m| records::user(&wire::user(&m.user)))
             .collect();
-        Ok(Response::new(v1::UserList { users }))
+        Ok(Response::new(v1::UserList {
+            users,
+            next: next_member(&page),
+        }))
     }
 
     async fn leave(
@@ -375,5 +366,33 @@ impl Rooms for RoomsApi {
         let rooms = &self.state.services.rooms;
         rooms.delete(actor, id).await.map_err(ErrorStatus)?;
         Ok(empty())
+    }
+}
+
+impl RoomsApi {
+    async fn member_page(
+        &self,
+        user: UserId,
+        req: v1::MembersRequest,
+    ) -> Result<palaver_domain::rooms::MemberPage, Status> {
+        self.state
+            .services
+            .rooms
+            .members(
+                user,
+                RoomId(req.room_id),
+                req.after.map(UserId),
+                req.limit.unwrap_or(200),
+            )
+            .await
+            .map_err(|e| ErrorStatus(e).into())
+    }
+}
+
+/// The `next` cursor of a page of members: its last user id, if more follow.
+fn next_member(page: &palaver_domain::rooms::MemberPage) -> Option<i64> {
+    match page.has_more {
+        true => page.members.last().map(|m| m.user.id.0),
+        false => None,
     }
 }

@@ -48,7 +48,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonOrEmpty<T> {
             axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
                 .await
                 .map_err(|rejection| ApiError::from(JsonRejection::from(rejection)))?;
-        if bytes.is_empty() {
+        // No body, or JSON's own "nothing" (what the document's optional,
+        // nullable body allows), both mean the caller sent nothing.
+        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(JsonOrEmpty(None));
         }
         let request = Request::from_parts(parts, axum::body::Body::from(bytes));

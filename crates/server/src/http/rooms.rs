@@ -1,15 +1,19 @@
 //! `/api/v1/rooms/*`: create, join, list, inspect, leave, read markers.
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use palaver_domain::RoomId;
+use axum::http::header::LINK;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use palaver_domain::rooms::MemberPage;
+use palaver_domain::{RoomId, UserId};
 use palaver_protocol::rest::{
-    CreateRoomRequest, JoinRoomRequest, MarkReadRequest, Member, ReadMarker, Room, RoomSummary,
+    CreateRoomRequest, JoinRoomRequest, MarkReadRequest, Member, MemberQuery, ReadMarker, Room,
+    RoomSummary,
 };
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AuthUser, ClientAddress, Created};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, ClientAddress, Created};
 use super::AppState;
 use crate::wire;
 
@@ -82,34 +86,72 @@ pub async fn get(
     )))
 }
 
-/// The room's members, oldest first.
+/// The room's members, a page at a time, by user id; `Link` names the next page.
 #[utoipa::path(get, path = "/api/v1/rooms/{id}/members", tag = "rooms",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "room id")),
-    responses((status = 200, body = Vec<Member>), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "room id"), MemberQuery),
+    responses((status = 200, body = Vec<Member>,
+            headers(("link" = String, description = "`<…?after=ID&limit=N>; rel=\"next\"` when more members follow"))),
+        (status = 404, body = ErrorBody)))]
 pub async fn members(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     AppPath(id): AppPath<i64>,
-) -> Result<AppJson<Vec<Member>>, ApiError> {
-    let members = state.services.rooms.members(user, RoomId(id)).await?;
-    Ok(AppJson(with_presence(&state, &members)))
+    AppQuery(query): AppQuery<MemberQuery>,
+) -> Result<Response, ApiError> {
+    let (page, limit) = member_page(&state, user, id, &query).await?;
+    let listed = AppJson(with_presence(&state, &page.members)).into_response();
+    Ok(with_next_link(listed, &format!("/api/v1/rooms/{id}/members"), &page, limit))
+}
+
+async fn member_page(
+    state: &AppState,
+    user: UserId,
+    room: i64,
+    query: &MemberQuery,
+) -> Result<(MemberPage, u32), ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_MEMBER_PAGE);
+    let after = query.after.map(UserId);
+    let page = state
+        .services
+        .rooms
+        .members(user, RoomId(room), after, limit)
+        .await?;
+    Ok((page, limit))
+}
+
+/// Members listed when the caller does not say how many.
+const DEFAULT_MEMBER_PAGE: u32 = 200;
+
+/// `response` with a `Link` header naming the page after `page`, if one follows.
+fn with_next_link(mut response: Response, path: &str, page: &MemberPage, limit: u32) -> Response {
+    if let (true, Some(last)) = (page.has_more, page.members.last()) {
+        let next = format!("<{path}?after={}&limit={limit}>; rel=\"next\"", last.user.id.0);
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    response
 }
 
 /// The room's members who are online now (on any node).
 #[utoipa::path(get, path = "/api/v1/rooms/{id}/online", tag = "rooms",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "room id")),
-    responses((status = 200, body = Vec<Member>), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path, description = "room id"), MemberQuery),
+    responses((status = 200, body = Vec<Member>,
+            headers(("link" = String, description = "`<…?after=ID&limit=N>; rel=\"next\"` when more members follow"))),
+        (status = 404, body = ErrorBody)))]
 pub async fn online(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     AppPath(id): AppPath<i64>,
-) -> Result<AppJson<Vec<Member>>, ApiError> {
-    let members = state.services.rooms.members(user, RoomId(id)).await?;
-    let mut online = with_presence(&state, &members);
+    AppQuery(query): AppQuery<MemberQuery>,
+) -> Result<Response, ApiError> {
+    let (page, limit) = member_page(&state, user, id, &query).await?;
+    let mut online = with_presence(&state, &page.members);
     online.retain(|m| m.online);
-    Ok(AppJson(online))
+    let listed = AppJson(online).into_response();
+    Ok(with_next_link(listed, &format!("/api/v1/rooms/{id}/online"), &page, limit))
 }
 
 fn with_presence(state: &AppState, members: &[palaver_domain::model::Member]) -> Vec<Member> {

@@ -708,6 +708,11 @@ async fn grpc_answer(
     let (mut rooms, mut messages) = (client.rooms(), client.messages());
     let target = cast.target.id();
     let of_room = proto::RoomRequest { room_id: room };
+    let members_of = proto::MembersRequest {
+        room_id: room,
+        after: None,
+        limit: None,
+    };
     let member = proto::MemberRequest {
         room_id: room,
         user_id: target,
@@ -727,7 +732,7 @@ async fn grpc_answer(
             .await
             .map(drop),
         GrpcCall::DeleteRoom => rooms.delete_room(of_room).await.map(drop),
-        GrpcCall::ListMembers => rooms.list_members(of_room).await.map(drop),
+        GrpcCall::ListMembers => rooms.list_members(members_of).await.map(drop),
         GrpcCall::Invite => rooms
             .invite(proto::InviteRequest {
                 room_id: room,
@@ -756,7 +761,7 @@ async fn grpc_answer(
             .await
             .map(drop),
         GrpcCall::RotateCode => rooms.rotate_code(of_room).await.map(drop),
-        GrpcCall::ListOnline => rooms.list_online(of_room).await.map(drop),
+        GrpcCall::ListOnline => rooms.list_online(members_of).await.map(drop),
         GrpcCall::Leave => rooms.leave(of_room).await.map(drop),
         GrpcCall::History => messages
             .history(proto::HistoryRequest {

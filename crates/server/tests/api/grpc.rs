@@ -96,7 +96,11 @@ async fn the_seeds_flow_register_login_create_join_list_send_and_page() {
     let mut at_bob = bob.stream(None).await.unwrap();
     let online = alice
         .rooms()
-        .list_online(proto::RoomRequest { room_id: room.id })
+        .list_online(proto::MembersRequest {
+            room_id: room.id,
+            after: None,
+            limit: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -110,7 +114,11 @@ async fn the_seeds_flow_register_login_create_join_list_send_and_page() {
     );
     let members = alice
         .rooms()
-        .list_members(proto::RoomRequest { room_id: room.id })
+        .list_members(proto::MembersRequest {
+            room_id: room.id,
+            after: None,
+            limit: None,
+        })
         .await
         .unwrap()
         .into_inner();

@@ -222,3 +222,42 @@ async fn invitations_are_answered_over_grpc_too() {
     assert_eq!(joined.id, room.id);
     assert_eq!(owner.client.members(room.id).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn nobody_is_put_in_more_rooms_than_the_cap_by_any_way_in() {
+    use palaver_domain::rooms::MAX_ROOMS_PER_USER;
+    let app = spawn_app().await;
+    let busy = app.signup("busy").await;
+    let other = app.signup("other").await;
+    let open = other.client.create_room("open", None).await.unwrap();
+    let inviting = other.client.create_room("inviting", None).await.unwrap();
+    other
+        .client
+        .invite(inviting.id, UserRef::Id(busy.id()))
+        .await
+        .unwrap();
+    let created = futures::future::join_all((0..8).map(|worker| {
+        let client = busy.client.clone();
+        async move {
+            let mut ids = Vec::new();
+            for n in (worker..MAX_ROOMS_PER_USER).step_by(8) {
+                ids.push(client.create_room(&format!("room {n}"), None).await.unwrap().id);
+            }
+            ids
+        }
+    }))
+    .await;
+    let first = created[0][0];
+    let full = |result: palaver_client::Result<_>| status_and_code(result) == (409, "conflict".into());
+    assert_eq!(
+        status_and_code(busy.client.create_room("one more", None).await),
+        (409, "conflict".into())
+    );
+    assert!(full(busy.client.join_room(&open.code, None).await.map(drop)));
+    assert!(full(busy.client.accept_invitation(inviting.id).await.map(drop)));
+    assert!(full(other.client.direct_room(UserRef::Id(busy.id())).await.map(drop)));
+    assert_eq!(busy.client.rooms().await.unwrap().len(), MAX_ROOMS_PER_USER as usize);
+    // Leaving one makes room for one.
+    busy.client.leave(first).await.unwrap();
+    busy.client.join_room(&open.code, None).await.unwrap();
+}

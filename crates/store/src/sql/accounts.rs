@@ -356,9 +356,13 @@ where
             now,
         } = removal;
         let (_turn, mut tx) = self.begin_write().await?;
+        // Joins and logins hold the row shared: each commits before this
+        // reads on, or waits for the deletion and finds the account gone.
+        // Not a key lock, so a ban (its row refers to this one) that holds a
+        // room lock taken below can still commit.
         let live: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
-            E::FOR_UPDATE
+            E::FOR_NO_KEY_UPDATE
         ))
         .bind(user.0)
         .fetch_optional(&mut *tx)
@@ -488,13 +492,13 @@ where
 
     async fn insert_session(&self, session: NewSession) -> StoreResult<bool> {
         let (_turn, mut tx) = self.begin_write().await?;
-        // The account's row lock (PostgreSQL), the one its deletion takes
+        // The account's row, shared (PostgreSQL), which its deletion locks
         // first: a deletion running now commits before this reads the row
         // (and so ends no session it cannot see), or waits for this one to
         // commit (and ends it).
         let alive: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
-            E::FOR_UPDATE
+            E::FOR_SHARE
         ))
         .bind(session.user_id.0)
         .fetch_optional(&mut *tx)

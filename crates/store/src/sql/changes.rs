@@ -127,12 +127,13 @@ where
         palaver_domain::store::Membership,
         Vec<palaver_domain::events::DomainEvent>,
     )> {
-        // The user's row lock, then the room's: the order an account's
-        // deletion takes them in, so a deletion or a ban running now either
-        // commits first and is seen here, or waits and sees this member.
+        // The user's row (shared), then the room's lock: the order an
+        // account's deletion takes them in, so a deletion or a ban running
+        // now either commits first and is seen here, or waits and sees this
+        // member. Shared, because a ban's insert refers to the user's row.
         let alive: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
-            E::FOR_UPDATE
+            E::FOR_SHARE
         ))
         .bind(user.0)
         .fetch_optional(&mut **tx)
@@ -142,6 +143,7 @@ where
             return Err(palaver_domain::store::StoreError::Conflict("deleted"));
         }
         Self::lock_room(tx, room).await?;
+        Self::check_room_capacity_in(tx, user, room).await?;
         if Self::is_banned_in(tx, room, user).await? {
             return Err(palaver_domain::store::StoreError::Conflict("banned"));
         }
@@ -175,6 +177,29 @@ where
             last_seq: last_seq as u64,
         };
         Ok((membership, events))
+    }
+
+    /// `Conflict(TOO_MANY_ROOMS)` when `user`, not a member of `room`, is in
+    /// as many rooms as one may be (under the user's row lock, which every
+    /// membership of theirs takes first).
+    pub(super) async fn check_room_capacity_in(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        user: palaver_domain::UserId,
+        room: palaver_domain::RoomId,
+    ) -> palaver_domain::store::StoreResult<()> {
+        use palaver_domain::rooms::{MAX_ROOMS_PER_USER, TOO_MANY_ROOMS};
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM members WHERE user_id = $1 AND room_id <> $2",
+        )
+        .bind(user.0)
+        .bind(room.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(crate::errors::map_err)?;
+        if others >= MAX_ROOMS_PER_USER {
+            return Err(palaver_domain::store::StoreError::Conflict(TOO_MANY_ROOMS));
+        }
+        Ok(())
     }
 
     /// Whether `user` is banned from the room, read in `tx`.

@@ -33,6 +33,7 @@ where
 {
     async fn insert_room(&self, room: NewRoom) -> StoreResult<Committed<Room>> {
         let (_turn, mut tx) = self.begin_write().await?;
+        Self::check_room_capacity_in(&mut tx, room.owner_id, RoomId(0)).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO rooms (name, code, password_hash, owner_id, created_at)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -101,11 +102,11 @@ where
         let (low, high) = if a.0 <= b.0 { (a, b) } else { (b, a) };
         let dm_key = format!("{}:{}", low.0, high.0);
         let (_turn, mut tx) = self.begin_write().await?;
-        // Both accounts' row locks, in id order, as `add_member` takes one:
-        // neither is deleted while it becomes a member.
+        // Both accounts' rows, shared, as `add_member` holds one: neither is
+        // deleted while it becomes a member.
         let alive: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM users WHERE id IN ($1, $2) AND deleted_at IS NULL ORDER BY id{}",
-            E::FOR_UPDATE
+            E::FOR_SHARE
         ))
         .bind(low.0)
         .bind(high.0)
@@ -142,6 +143,7 @@ where
         let mut joined = Vec::new();
         let mut events = Vec::new();
         for user in [low, high] {
+            Self::check_room_capacity_in(&mut tx, user, found.id).await?;
             let inserted = sqlx::query(
                 "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)
                  ON CONFLICT (room_id, user_id) DO NOTHING",
@@ -505,15 +507,17 @@ where
         self.engine.user_with_positions(self, user).await
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<Member>> {
+    async fn members(&self, room: RoomId, after: UserId, limit: u32) -> StoreResult<Vec<Member>> {
         let sql = format!(
             "SELECT {}, mb.role, mb.joined_at, u.last_seen_at
              FROM members mb JOIN users u ON u.id = mb.user_id
-             WHERE mb.room_id = $1 ORDER BY mb.joined_at, u.id",
+             WHERE mb.room_id = $1 AND mb.user_id > $2 ORDER BY mb.user_id LIMIT $3",
             USER_COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(room.0)
+            .bind(after.0)
+            .bind(i64::from(limit))
             .fetch_all(&self.readers)
             .await
             .map_err(map_err)?;

@@ -139,6 +139,8 @@ impl Engine for SqliteEngine {
     type Db = sqlx::Sqlite;
     /// SQLite serializes writers itself; no row locks are needed.
     const FOR_UPDATE: &'static str = "";
+    const FOR_SHARE: &'static str = "";
+    const FOR_NO_KEY_UPDATE: &'static str = "";
     /// One writer connection: claiming relays never race.
     const SKIP_LOCKED: &'static str = "";
     /// SQLite's `synchronous` is per connection, not per transaction.
