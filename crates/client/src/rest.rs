@@ -6,10 +6,10 @@ use palaver_protocol::rest::{
 };
 use palaver_protocol::rest::{
     BanInfo, ChangePasswordRequest, CreateRoomRequest, DeleteAccountRequest, DirectRequest,
-    EditMessageRequest, HistoryQuery, InvitationPage, InviteRequest, JoinRoomRequest, Jwks, LoginRequest,
-    LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest, ReadMarker,
-    RefreshRequest, RegisterRequest, RoleRequest, Room, RoomSummary, SessionInfo, TokenResponse,
-    UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest, UserPage, UserRef,
+    EditMessageRequest, HistoryQuery, InvitationPage, InviteRequest, JoinRoomRequest, Jwks,
+    LoginRequest, LogoutRequest, MarkReadRequest, Member, Message, MessagePage, PostMessageRequest,
+    ReadMarker, RefreshRequest, RegisterRequest, RoleRequest, Room, RoomSummary, SessionInfo,
+    TokenResponse, UpdateProfileRequest, UpdateRoomRequest, User, UserIdRequest, UserPage, UserRef,
 };
 use palaver_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};

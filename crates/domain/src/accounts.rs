@@ -51,9 +51,6 @@ pub struct Accounts {
 
 const BAD_LOGIN: &str = "invalid username or password";
 const BAD_REFRESH: &str = "invalid, expired or revoked refresh token";
-/// How many times one login attempt tries to be counted against a streak
-/// that other attempts keep changing.
-const CHARGE_ATTEMPTS: usize = 16;
 
 impl Accounts {
     pub fn new(
@@ -380,32 +377,18 @@ impl Accounts {
     ) -> Result<bool> {
         let now = Timestamp::now();
         let forget_before = now.minus(LOGIN_FAILURES_FORGOTTEN_AFTER);
-        let mut charged = false;
-        // A lost swap means another attempt was counted first: judge the
-        // streak it left. Each loss is someone else's progress, and the
-        // back-off refuses once the free failures are spent; the bound only
-        // guards against a streak that keeps being reset under us.
-        for _ in 0..CHARGE_ATTEMPTS {
-            let streak = self.store.login_failures(subject).await?;
-            let backoff = &self.throttles.login_backoff;
-            // A streak with no delay yet passes, even if an attempt that
-            // began after this one was counted first (its time is later).
-            if let Some(streak) = streak.filter(|s| !backoff.delay(s.count).is_zero()) {
-                backoff.check(streak.count, streak.last_failed_at, now)?;
-            }
-            if self
-                .store
-                .charge_login_attempt(subject, streak, now, forget_before)
-                .await?
-            {
-                charged = true;
-                break;
-            }
-        }
-        if !charged {
-            return Err(Error::RateLimited {
-                retry_after: std::time::Duration::from_secs(1),
-            });
+        // Counted first, judged after: of attempts running at once, each is
+        // judged against the failure counted just before it, so no two pass
+        // on the same streak. One refused counts too: the wait it was told
+        // to keep starts again from it.
+        let before = self
+            .store
+            .charge_login_attempt(subject, now, forget_before)
+            .await?;
+        if let Some(streak) = before {
+            self.throttles
+                .login_backoff
+                .check(streak.count, streak.last_failed_at, now)?;
         }
         let verified = self.passwords.verify(password, hash).await?;
         if !verified || hash.is_none() {

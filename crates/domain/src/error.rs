@@ -1,7 +1,7 @@
 //! The one domain error. Each transport maps it exactly once (HTTP status,
 //! WebSocket error frame); internal causes are logged, never shown.
 
-use crate::store::{RoomName, StoreError};
+use crate::model::RoomName;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -84,6 +84,22 @@ fn last_owner_message(rooms: &[RoomName]) -> String {
         names.join(", ")
     )
 }
+
+/// What a `Store` port answers when it fails; the domain turns it into an
+/// `Error` (and logs the cause) in `From`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached (connection refused, pool timed out).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated; the payload names the rule for the caller.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {

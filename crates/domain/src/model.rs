@@ -189,3 +189,10 @@ pub struct Message {
     /// Set when deleted; the body is then empty.
     pub deleted_at: Option<Timestamp>,
 }
+
+/// A room as a message to its member names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName {
+    pub id: RoomId,
+    pub name: String,
+}

@@ -15,19 +15,8 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached (connection refused, pool timed out).
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    /// A uniqueness rule was violated; the payload names the rule for the caller.
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
-    #[error("store error: {0}")]
-    Other(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use crate::error::{StoreError, StoreResult};
+pub use crate::model::RoomName;
 
 pub struct NewUser {
     pub username: String,
@@ -86,13 +75,6 @@ pub enum AccountDeletion {
     /// Nothing: the user is the only owner of these rooms, which have other
     /// members (ownership must be handed over first).
     LastOwner(Vec<RoomName>),
-}
-
-/// A room as a message to its member names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomName {
-    pub id: RoomId,
-    pub name: String,
 }
 
 /// Which of a user's logins to end.
@@ -391,17 +373,17 @@ pub trait AccountStore: Send + Sync + 'static {
     /// address), if it has one.
     async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>>;
     /// Counts an attempt of `subject` as a failure before its password is
-    /// looked at, only if its streak is still `seen` (compare-and-swap:
-    /// false when another attempt changed it first, to be read and judged
-    /// again). A streak whose last failure is older than `forget_before`
-    /// starts again at one; streaks of every subject that old are deleted.
+    /// looked at, in one statement, and returns the streak as it stood just
+    /// before this attempt (`None`: there was none): attempts running at
+    /// once each see their own predecessor. A streak whose last failure is
+    /// older than `forget_before` starts again at one; streaks of every
+    /// subject that old are deleted.
     async fn charge_login_attempt(
         &self,
         subject: &str,
-        seen: Option<LoginFailures>,
         now: Timestamp,
         forget_before: Timestamp,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<LoginFailures>>;
     /// Ends `subject`'s streak (a successful login).
     async fn clear_login_failures(&self, subject: &str) -> StoreResult<()>;
 }
@@ -519,8 +501,7 @@ pub trait RoomStore: Send + Sync + 'static {
         user: UserId,
     ) -> StoreResult<Option<(User, Vec<(RoomId, u64)>)>>;
     /// Up to `limit` members with a user id above `after`, by user id.
-    async fn members(&self, room: RoomId, after: UserId, limit: u32)
-        -> StoreResult<Vec<Member>>;
+    async fn members(&self, room: RoomId, after: UserId, limit: u32) -> StoreResult<Vec<Member>>;
 }
 
 /// An invitation waiting for its invitee's answer.

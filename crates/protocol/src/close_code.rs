@@ -29,3 +29,107 @@ pub const SESSION_ENDED: u16 = 4002;
 /// `--max-sessions-per-address`), over every transport together. Reconnect
 /// with backoff once another session has ended.
 pub const TOO_MANY_SESSIONS: u16 = 4500;
+
+/// Why the server ends a real-time session: one value that every transport
+/// spells its own way (a WebSocket close frame, a gRPC status, the error of
+/// each protocol added later), so none matches another's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server is shutting down: reconnect, possibly to another node.
+    Shutdown,
+    /// The store cannot be reached to set the session up: reconnect later.
+    StoreUnavailable,
+    /// The client sent a frame the protocol does not carry (binary on the
+    /// WebSocket).
+    UnsupportedData,
+    /// A frame was larger than `--max-frame-bytes`.
+    FrameTooLarge,
+    /// The session's queue overflowed: it read too slowly.
+    SlowConsumer,
+    /// Authentication failed or did not arrive in time; why, in words.
+    Unauthorized(&'static str),
+    /// The login the session authenticated with has ended.
+    SessionEnded,
+    /// The user or address holds as many sessions as allowed; which, in words.
+    TooManySessions(&'static str),
+}
+
+impl CloseReason {
+    /// The WebSocket close code.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Shutdown | Self::StoreUnavailable => GOING_AWAY,
+            Self::UnsupportedData => UNSUPPORTED_DATA,
+            Self::FrameTooLarge => MESSAGE_TOO_BIG,
+            Self::SlowConsumer => SLOW_CONSUMER,
+            Self::Unauthorized(_) => UNAUTHORIZED,
+            Self::SessionEnded => SESSION_ENDED,
+            Self::TooManySessions(_) => TOO_MANY_SESSIONS,
+        }
+    }
+
+    /// What the close says to a person.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::Shutdown => "server shutting down",
+            Self::StoreUnavailable => "store unavailable",
+            Self::UnsupportedData => "binary frames are not supported",
+            Self::FrameTooLarge => "frame too large",
+            Self::SlowConsumer => "slow consumer",
+            Self::Unauthorized(why) | Self::TooManySessions(why) => why,
+            Self::SessionEnded => "session ended",
+        }
+    }
+
+    /// The machine code, as error bodies and frames spell it.
+    pub const fn error_code(self) -> &'static str {
+        match self {
+            Self::Shutdown => "shutting_down",
+            Self::StoreUnavailable => "unavailable",
+            Self::UnsupportedData => "invalid_frame",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::SlowConsumer => "slow_consumer",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::SessionEnded => "session_ended",
+            Self::TooManySessions(_) => "too_many_sessions",
+        }
+    }
+
+    /// Whether reconnecting as it was (with backoff) can succeed; otherwise
+    /// the client must change something first (sign in again, send less).
+    pub const fn reconnect(self) -> bool {
+        matches!(
+            self,
+            Self::Shutdown | Self::StoreUnavailable | Self::SlowConsumer | Self::TooManySessions(_)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_sits_in_the_range_its_reconnect_rule_documents() {
+        let every = [
+            CloseReason::Shutdown,
+            CloseReason::StoreUnavailable,
+            CloseReason::UnsupportedData,
+            CloseReason::FrameTooLarge,
+            CloseReason::SlowConsumer,
+            CloseReason::Unauthorized("bad token"),
+            CloseReason::SessionEnded,
+            CloseReason::TooManySessions("too many sessions for this user"),
+        ];
+        for reason in every {
+            let code = reason.code();
+            match code {
+                4000..=4499 => assert!(!reason.reconnect(), "{reason:?}"),
+                4500..=4999 => assert!(reason.reconnect(), "{reason:?}"),
+                GOING_AWAY | SLOW_CONSUMER => assert!(reason.reconnect(), "{reason:?}"),
+                _ => assert!(!reason.reconnect(), "{reason:?}"),
+            }
+            assert!(!reason.reason().is_empty() && reason.reason().len() <= 123);
+        }
+    }
+}

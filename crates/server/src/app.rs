@@ -22,9 +22,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::delivery::LocalDelivery;
-use crate::http::{self, AppState};
+use crate::http;
 use crate::hub::Hub;
 use crate::mail::{FileMailer, SmtpMailer};
+use crate::node::{AppState, NodeBus};
 use crate::presence::Presence;
 
 /// How long shutdown waits for WebSocket sessions to close, then for the
@@ -47,23 +48,6 @@ pub struct Application {
     presence_task: JoinHandle<()>,
     /// The outbox relay, in cluster mode.
     relay_task: Option<JoinHandle<()>>,
-}
-
-/// Which bus this node runs, for readiness and shutdown.
-#[derive(Clone)]
-pub enum NodeBus {
-    Local,
-    Kafka(Arc<KafkaBus>),
-}
-
-impl NodeBus {
-    /// `local`, or the Kafka bus's state: `starting`, `ok` or `degraded`.
-    pub fn state(&self) -> &'static str {
-        match self {
-            NodeBus::Local => "local",
-            NodeBus::Kafka(kafka) => kafka.state().as_str(),
-        }
-    }
 }
 
 /// Opens the configured store (creating the data directory for the default
@@ -335,7 +319,8 @@ impl Application {
             idle_timeout: Duration::from_secs(state.settings.http2_idle_timeout_secs),
             trusted_proxies: state.settings.trusted_proxies.clone(),
         };
-        let router = crate::grpc::beside(http::router(state.clone()), state).await;
+        let rest = http::router(state.clone(), crate::ws::routes());
+        let router = crate::grpc::beside(rest, state).await;
         crate::connections::serve(listener, router, limits, shutdown.clone()).await;
 
         sessions.close();

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use palaver_domain::keys::KeyAlgorithm;
 use palaver_domain::passwords::HashingLimits;
 use palaver_domain::throttle::{Limit, LoginBackoff, RateLimit, RateLimits};
-use strum::IntoEnumIterator;
 use serde::Deserialize;
+use strum::IntoEnumIterator;
 
 pub use crate::client_addr::ProxyNet;
 
@@ -31,7 +31,10 @@ impl LimitSetting {
             "all" => None,
             name => Some(name.parse::<Limit>().map_err(|_| {
                 let known: Vec<&str> = Limit::iter().map(Limit::name).collect();
-                format!("{name:?} is no limit; the limits are all, {}", known.join(", "))
+                format!(
+                    "{name:?} is no limit; the limits are all, {}",
+                    known.join(", ")
+                )
             })?),
         };
         Ok(Self { limit, rate })
@@ -62,7 +65,9 @@ fn limits_from_env(
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<Vec<LimitSetting>> {
     vars.filter_map(|(key, value)| {
-        let name = key.strip_prefix(LIMIT_VARIABLE_PREFIX)?.to_ascii_lowercase();
+        let name = key
+            .strip_prefix(LIMIT_VARIABLE_PREFIX)?
+            .to_ascii_lowercase();
         Some(
             value
                 .parse()
@@ -929,13 +934,21 @@ mod tests {
         );
         assert_eq!(settings.trusted_proxies.len(), 2);
         assert_eq!(settings.max_connections_per_address, 8);
-        let all_off = Settings::load(parse(&["--limit", "all=off", "--limit", "send_per_user=1/s"]))
-            .unwrap()
-            .rates;
+        let all_off = Settings::load(parse(&[
+            "--limit",
+            "all=off",
+            "--limit",
+            "send_per_user=1/s",
+        ]))
+        .unwrap()
+        .rates;
         assert_eq!(all_off.get(Limit::JoinPerAddress), RateLimit(None));
         assert_eq!(all_off.get(Limit::SendPerUser).to_string(), "1/s");
         for bad in ["send_per_user=5 per second", "sends=1/s", "send_per_user"] {
-            assert!(Cli::try_parse_from(["palaver", "--limit", bad]).is_err(), "{bad}");
+            assert!(
+                Cli::try_parse_from(["palaver", "--limit", bad]).is_err(),
+                "{bad}"
+            );
         }
         let env = [("PALAVER_LIMIT_SENDS".to_owned(), "1/s".to_owned())];
         assert!(limits_from_env(env.into_iter()).is_err());
@@ -973,7 +986,12 @@ mod tests {
         let there = Settings::load(parse(&["--config", file.to_str().unwrap()])).unwrap();
         assert_eq!(there.metrics_listen, Some("10.0.0.5:9100".parse().unwrap()));
         assert!(Cli::try_parse_from(["palaver", "--metrics-listen", "public"]).is_err());
-        let same = ["--listen", "127.0.0.1:9000", "--metrics-listen", "127.0.0.1:9000"];
+        let same = [
+            "--listen",
+            "127.0.0.1:9000",
+            "--metrics-listen",
+            "127.0.0.1:9000",
+        ];
         assert!(Settings::load(parse(&same)).is_err());
     }
 

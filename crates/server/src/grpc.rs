@@ -23,7 +23,7 @@ use palaver_grpc::v1::messages_server::MessagesServer;
 use palaver_grpc::v1::rooms_server::RoomsServer;
 use tower::ServiceExt;
 
-use crate::http::AppState;
+use crate::node::AppState;
 
 /// Whether a request is a gRPC (or gRPC-Web) call.
 pub fn is_grpc(headers: &axum::http::HeaderMap) -> bool {

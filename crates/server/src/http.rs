@@ -17,49 +17,11 @@ mod rooms;
 mod users;
 mod web;
 
-use std::sync::Arc;
-
 use axum::Router;
-use palaver_domain::Services;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::Settings;
-use crate::hub::Hub;
-
-/// Everything a request handler or WebSocket session may use.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Arc<Services>,
-    pub hub: Arc<Hub>,
-    pub presence: crate::presence::Presence,
-    pub bus: crate::app::NodeBus,
-    pub settings: Arc<Settings>,
-    /// Cancelled when the server begins shutting down.
-    pub shutdown: CancellationToken,
-    /// Tracks WebSocket sessions so shutdown can wait for them to close.
-    pub sessions: TaskTracker,
-    /// Real-time sessions per user and per address, every transport together.
-    pub session_quota: Arc<crate::session::SessionQuota>,
-}
-
-impl AppState {
-    pub fn session_deps(&self) -> crate::session::SessionDeps {
-        crate::session::SessionDeps {
-            services: self.services.clone(),
-            hub: self.hub.clone(),
-            presence: self.presence.clone(),
-            write_timeout: std::time::Duration::from_millis(self.settings.ws_write_timeout_ms),
-            frame_rate: self
-                .settings
-                .rates
-                .get(palaver_domain::throttle::Limit::FramesPerConnection),
-            quota: self.session_quota.clone(),
-        }
-    }
-}
+use crate::node::AppState;
 
 /// The REST routes with their OpenAPI description, built together so no route
 /// can exist undocumented.
@@ -107,7 +69,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::read_markers))
 }
 
-pub fn router(state: AppState) -> Router {
+/// The REST routes and the web client, with `beside` (the other transports
+/// that ride on HTTP/1, such as the WebSocket upgrade) under the same layers.
+pub fn router(state: AppState, beside: Router<AppState>) -> Router {
     let (api, mut doc) = api_router().split_for_parts();
     openapi::add_common_responses(&mut doc);
     let doc = openapi::served(&doc, state.settings.max_body_bytes);
@@ -120,7 +84,7 @@ pub fn router(state: AppState) -> Router {
         "/api/v1/openapi.json",
         axum::routing::get(move || openapi::serve(doc.clone())),
     )
-    .route("/api/v1/ws", axum::routing::get(crate::ws::upgrade))
+    .merge(beside)
     .route("/", axum::routing::get(web::index))
     .route("/assets/{name}", axum::routing::get(web::asset))
     .fallback(error::unknown_route)

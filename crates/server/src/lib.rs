@@ -11,6 +11,7 @@ mod grpc;
 pub mod http;
 pub mod hub;
 pub mod mail;
+pub mod node;
 pub mod outgoing;
 pub mod presence;
 pub mod session;

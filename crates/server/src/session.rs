@@ -26,7 +26,7 @@ use palaver_domain::model::User;
 use palaver_domain::throttle::{ClientAddr, Limit, RateLimit, SingleThrottle};
 use palaver_domain::tokens::Bearer;
 use palaver_domain::{Error, RoomId, Services};
-use palaver_protocol::close_code;
+use palaver_protocol::close_code::CloseReason;
 use palaver_protocol::ws::ServerFrame;
 
 use self::positions::{Arrival, Positions, Resume};
@@ -83,12 +83,8 @@ pub async fn run<T: Transport>(
             metrics::counter!("palaver_sessions_refused_total", "per" => too_many.label())
                 .increment(1);
             tracing::debug!(user = %bearer.user, %from, reason = too_many.reason(), "session refused");
-            Box::pin(close(
-                &mut transport,
-                close_code::TOO_MANY_SESSIONS,
-                too_many.reason(),
-            ))
-            .await;
+            let reason = CloseReason::TooManySessions(too_many.reason());
+            Box::pin(close(&mut transport, reason)).await;
             return;
         }
     };
@@ -101,12 +97,12 @@ pub async fn run<T: Transport>(
     let live = Box::pin(deps.services.accounts.is_live(&bearer)).await;
     let refused = match live {
         Ok(true) => None,
-        Ok(false) => Some((close_code::SESSION_ENDED, "session ended")),
-        Err(_) => Some((close_code::GOING_AWAY, "store unavailable")),
+        Ok(false) => Some(CloseReason::SessionEnded),
+        Err(_) => Some(CloseReason::StoreUnavailable),
     };
-    if let Some((code, reason)) = refused {
+    if let Some(reason) = refused {
         deps.hub.unregister(&conn);
-        Box::pin(close(&mut transport, code, reason)).await;
+        Box::pin(close(&mut transport, reason)).await;
         return;
     }
     let found = Box::pin(deps.services.rooms.user_with_positions(bearer.user)).await;
@@ -114,11 +110,11 @@ pub async fn run<T: Transport>(
         Ok(found) => found,
         Err(err) => {
             deps.hub.unregister(&conn);
-            let (code, reason) = match err {
-                Error::NotFound(_) => (close_code::UNAUTHORIZED, "unknown user"),
-                _ => (close_code::GOING_AWAY, "store unavailable"),
+            let reason = match err {
+                Error::NotFound(_) => CloseReason::Unauthorized("unknown user"),
+                _ => CloseReason::StoreUnavailable,
             };
-            Box::pin(close(&mut transport, code, reason)).await;
+            Box::pin(close(&mut transport, reason)).await;
             return;
         }
     };
@@ -141,16 +137,16 @@ pub async fn run<T: Transport>(
     if session.announced {
         session.deps.presence.disconnected(session.user.id, rooms);
     }
-    if let End::Close(code, reason) = ended {
-        Box::pin(close(&mut session.transport, code, reason)).await;
+    if let End::Close(reason) = ended {
+        Box::pin(close(&mut session.transport, reason)).await;
     }
 }
 
 /// Sends a close frame, then reads until the client answers (or briefly
 /// times out): closing the TCP socket with unread input would reset it, and a
 /// reset can destroy the close frame before the client reads it.
-pub async fn close<T: Transport>(transport: &mut T, code: u16, reason: &'static str) {
-    let sent = tokio::time::timeout(CLOSE_TIMEOUT, transport.send(Outgoing::Close(code, reason)));
+pub async fn close<T: Transport>(transport: &mut T, reason: CloseReason) {
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, transport.send(Outgoing::Close(reason)));
     if !matches!(sent.await, Ok(Ok(()))) {
         return;
     }
@@ -162,8 +158,8 @@ pub async fn close<T: Transport>(transport: &mut T, code: u16, reason: &'static 
 
 /// Why the session loop stopped.
 enum End {
-    /// Close the connection with this code and reason.
-    Close(u16, &'static str),
+    /// Close the connection for this reason.
+    Close(CloseReason),
     /// The client is gone or already closed.
     Gone,
 }
@@ -201,7 +197,7 @@ impl<T: Transport> Session<T> {
             .rooms
             .positions(self.user.id)
             .await
-            .map_err(|_| End::Close(close_code::GOING_AWAY, "store unavailable"))?;
+            .map_err(|_| End::Close(CloseReason::StoreUnavailable))?;
         for (room, last_seq) in &positions {
             hub.follow(&self.conn, *room);
             self.positions.follow(*room, *last_seq);
@@ -233,8 +229,8 @@ impl<T: Transport> Session<T> {
                 biased;
                 reason = &mut stopped => return match reason {
                     StopReason::Shutdown => Box::pin(self.drain_for_shutdown()).await,
-                    StopReason::SlowConsumer => End::Close(close_code::SLOW_CONSUMER, "slow consumer"),
-                    StopReason::SessionEnded => End::Close(close_code::SESSION_ENDED, "session ended"),
+                    StopReason::SlowConsumer => End::Close(CloseReason::SlowConsumer),
+                    StopReason::SessionEnded => End::Close(CloseReason::SessionEnded),
                 },
                 reply = self.requests.next(), if !self.requests.is_empty() => {
                     self.answer_requests(reply).await
@@ -271,7 +267,7 @@ impl<T: Transport> Session<T> {
             }
         })
         .await;
-        End::Close(close_code::GOING_AWAY, "server shutting down")
+        End::Close(CloseReason::Shutdown)
     }
 
     async fn on_incoming(&mut self, incoming: Option<Inbound>) -> Result<(), End> {
@@ -284,15 +280,8 @@ impl<T: Transport> Session<T> {
             Some(Inbound::Invalid(err)) => {
                 return self.send(Outgoing::Frame(frames::frame_error(err))).await
             }
-            Some(Inbound::Unsupported) => {
-                return Err(End::Close(
-                    close_code::UNSUPPORTED_DATA,
-                    "binary frames are not supported",
-                ))
-            }
-            Some(Inbound::TooLarge) => {
-                return Err(End::Close(close_code::MESSAGE_TOO_BIG, "frame too large"))
-            }
+            Some(Inbound::Unsupported) => return Err(End::Close(CloseReason::UnsupportedData)),
+            Some(Inbound::TooLarge) => return Err(End::Close(CloseReason::FrameTooLarge)),
         };
         match self.requests.start(frame) {
             Immediate::Nothing => Ok(()),
@@ -542,7 +531,7 @@ mod tests {
         match item {
             Outgoing::Frame(frame) => frame,
             Outgoing::Encoded(frame) => serde_json::from_str(frame.json().as_str()).unwrap(),
-            Outgoing::Close(code, reason) => panic!("closed: {code} {reason}"),
+            Outgoing::Close(reason) => panic!("closed: {reason:?}"),
         }
     }
 

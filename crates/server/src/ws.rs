@@ -9,14 +9,14 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use palaver_domain::throttle::ClientAddr;
-use palaver_protocol::close_code;
+use palaver_protocol::close_code::CloseReason;
 use serde::Deserialize;
 
 use self::authenticate::{authenticate, Refused};
 use self::socket::WsTransport;
 use crate::http::cookies;
 use crate::http::extract::{bearer_token, ClientAddress};
-use crate::http::AppState;
+use crate::node::AppState;
 use crate::session;
 
 #[derive(Debug, Deserialize)]
@@ -30,6 +30,11 @@ pub struct WsParams {
 /// are small; a larger frame grows the buffer on demand (tungstenite reserves
 /// the frame's length once its header is read), up to the frame limit.
 const READ_BUFFER_BYTES: usize = 1024;
+
+/// The WebSocket's routes, served beside REST under the HTTP layers.
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/api/v1/ws", axum::routing::get(upgrade))
+}
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -74,16 +79,11 @@ async fn serve(
             session::run(transport, deps, auth.bearer, from, auth.resume).await
         }
         Err(Refused::Unauthorized(reason)) => {
-            session::close(&mut transport, close_code::UNAUTHORIZED, reason).await
+            session::close(&mut transport, CloseReason::Unauthorized(reason)).await
         }
         Err(Refused::Gone) => {
             if state.shutdown.is_cancelled() {
-                session::close(
-                    &mut transport,
-                    close_code::GOING_AWAY,
-                    "server shutting down",
-                )
-                .await
+                session::close(&mut transport, CloseReason::Shutdown).await
             }
         }
     }

@@ -30,8 +30,8 @@ mod rooms;
 
 use palaver_domain::model::User;
 use palaver_domain::store::{
-    AccountStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore, NewMessage, OutboxStore, RoomStore, Store,
-    StoreResult,
+    AccountStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore, NewMessage,
+    OutboxStore, RoomStore, Store, StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};

@@ -41,15 +41,16 @@ impl Rooms {
             max_pending: MAX_PENDING_INVITATIONS,
             now: Timestamp::now(),
         };
-        let committed = self
-            .store
-            .invite(invitation)
-            .await?
-            .map_err(|refusal| refused(refusal, "only the owner and admins of a group room may invite"))?;
+        let committed = self.store.invite(invitation).await?.map_err(|refusal| {
+            refused(
+                refusal,
+                "only the owner and admins of a group room may invite",
+            )
+        })?;
         match self.publisher.publish_committed(committed) {
-            InviteOutcome::Invited | InviteOutcome::AlreadyInvited | InviteOutcome::AlreadyMember => {
-                Ok(())
-            }
+            InviteOutcome::Invited
+            | InviteOutcome::AlreadyInvited
+            | InviteOutcome::AlreadyMember => Ok(()),
             InviteOutcome::Banned => Err(Error::Conflict(BANNED)),
             InviteOutcome::TooManyPending => Err(Error::Conflict(
                 "the user has too many invitations waiting for an answer",

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::status::ErrorStatus;
-use crate::http::AppState;
+use crate::node::AppState;
 use crate::wire;
 
 pub struct AccountsApi {

@@ -14,7 +14,7 @@ use tonic::Status;
 
 use super::status;
 use crate::http::extract::{bearer_token, user_agent};
-use crate::http::AppState;
+use crate::node::AppState;
 
 /// Calls that need no token: signing up and in, and the generic services
 /// (health, reflection) that tools call before they have one.

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::status::{self, ErrorStatus};
-use crate::http::AppState;
+use crate::node::AppState;
 use crate::wire;
 
 pub struct MessagesApi {

@@ -16,7 +16,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use self::stream::ResponseStream;
 use super::auth::Caller;
 use super::status;
-use crate::http::AppState;
+use crate::node::AppState;
 use crate::session;
 
 pub struct RealtimeApi {

@@ -25,11 +25,7 @@ pub async fn list(
     let page = state
         .services
         .rooms
-        .invitations(
-            user,
-            query.after.map(RoomId),
-            query.limit.unwrap_or(50),
-        )
+        .invitations(user, query.after.map(RoomId), query.limit.unwrap_or(50))
         .await?;
     let next = match page.has_more {
         true => page.invitations.last().map(|i| i.room_id.0),

@@ -101,7 +101,12 @@ pub async fn members(
 ) -> Result<Response, ApiError> {
     let (page, limit) = member_page(&state, user, id, &query).await?;
     let listed = AppJson(with_presence(&state, &page.members)).into_response();
-    Ok(with_next_link(listed, &format!("/api/v1/rooms/{id}/members"), &page, limit))
+    Ok(with_next_link(
+        listed,
+        &format!("/api/v1/rooms/{id}/members"),
+        &page,
+        limit,
+    ))
 }
 
 async fn member_page(
@@ -126,7 +131,10 @@ const DEFAULT_MEMBER_PAGE: u32 = 200;
 /// `response` with a `Link` header naming the page after `page`, if one follows.
 fn with_next_link(mut response: Response, path: &str, page: &MemberPage, limit: u32) -> Response {
     if let (true, Some(last)) = (page.has_more, page.members.last()) {
-        let next = format!("<{path}?after={}&limit={limit}>; rel=\"next\"", last.user.id.0);
+        let next = format!(
+            "<{path}?after={}&limit={limit}>; rel=\"next\"",
+            last.user.id.0
+        );
         if let Ok(value) = HeaderValue::from_str(&next) {
             response.headers_mut().insert(LINK, value);
         }
@@ -151,7 +159,12 @@ pub async fn online(
     let mut online = with_presence(&state, &page.members);
     online.retain(|m| m.online);
     let listed = AppJson(online).into_response();
-    Ok(with_next_link(listed, &format!("/api/v1/rooms/{id}/online"), &page, limit))
+    Ok(with_next_link(
+        listed,
+        &format!("/api/v1/rooms/{id}/online"),
+        &page,
+        limit,
+    ))
 }
 
 fn with_presence(state: &AppState, members: &[palaver_domain::model::Member]) -> Vec<Member> {

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{Sink, Stream};
+use palaver_protocol::close_code::CloseReason;
 use palaver_protocol::ws::{ClientFrame, FrameError, ServerFrame};
 use tokio::time::Sleep;
 
@@ -36,7 +37,7 @@ pub enum Outgoing {
     /// A frame already encoded, shared with other connections.
     Encoded(SharedFrame),
     /// The end: a close code (`palaver_protocol::close_code`) and a reason.
-    Close(u16, &'static str),
+    Close(CloseReason),
 }
 
 /// A frame the hub shares between connections, in whichever wrapper it came.
@@ -182,7 +183,7 @@ mod tests {
     async fn a_write_that_cannot_finish_fails_after_the_timeout() {
         let mut sink = WriteDeadline::new(Stuck, Duration::from_secs(10));
         let started = tokio::time::Instant::now();
-        let sent = sink.send(Outgoing::Close(1000, "bye")).await;
+        let sent = sink.send(Outgoing::Close(CloseReason::Shutdown)).await;
         assert!(matches!(sent, Err(WriteError::Stalled)));
         assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
@@ -191,7 +192,9 @@ mod tests {
     async fn a_write_that_finishes_leaves_no_timer_behind() {
         let (tx, _rx) = futures::channel::mpsc::unbounded::<Outgoing>();
         let mut sink = WriteDeadline::new(tx, Duration::from_secs(10));
-        sink.send(Outgoing::Close(1000, "bye")).await.unwrap();
+        sink.send(Outgoing::Close(CloseReason::Shutdown))
+            .await
+            .unwrap();
         assert!(sink.waiting.is_none());
     }
 }

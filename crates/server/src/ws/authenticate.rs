@@ -8,7 +8,7 @@ use axum::extract::ws::{Message, WebSocket};
 use palaver_domain::tokens::Bearer;
 use palaver_protocol::ws::ClientFrame;
 
-use crate::http::AppState;
+use crate::node::AppState;
 
 pub struct Authenticated {
     /// Whose token it is; the session checks that its login is live.

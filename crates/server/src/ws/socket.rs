@@ -60,9 +60,9 @@ impl Sink<Outgoing> for WsTransport {
         let message = match item {
             Outgoing::Frame(frame) => Message::Text(frames::json(&frame)),
             Outgoing::Encoded(frame) => Message::Text(frame.json().clone()),
-            Outgoing::Close(code, reason) => Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
+            Outgoing::Close(reason) => Message::Close(Some(CloseFrame {
+                code: reason.code(),
+                reason: Utf8Bytes::from_static(reason.reason()),
             })),
         };
         Pin::new(&mut self.socket).start_send(message)

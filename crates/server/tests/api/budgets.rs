@@ -25,7 +25,9 @@ enum Outcome {
 
 fn outcome<T: std::fmt::Debug>(result: palaver_client::Result<T>) -> Outcome {
     match result {
-        Err(ClientError::Api { status: 429, code, .. }) => Outcome::Limited(code),
+        Err(ClientError::Api {
+            status: 429, code, ..
+        }) => Outcome::Limited(code),
         _ => Outcome::NotLimited,
     }
 }
@@ -119,9 +121,11 @@ impl Scene {
             }
             Operation::EmailVerify => outcome(alice.verify_email("000000").await),
             Operation::RoomCreate => outcome(alice.create_room(&format!("room {n}"), None).await),
-            Operation::RoomUpdate => {
-                outcome(alice.update_room(room, Some(&format!("name {n}")), None).await)
-            }
+            Operation::RoomUpdate => outcome(
+                alice
+                    .update_room(room, Some(&format!("name {n}")), None)
+                    .await,
+            ),
             Operation::RoomCodeRotate => outcome(alice.rotate_code(room).await),
             Operation::RoomDelete => {
                 let spare = alice.create_room("spare", None).await.unwrap();
@@ -142,7 +146,10 @@ impl Scene {
             Operation::Invite => outcome(alice.invite(room, UserRef::Id(carol_id())).await),
             Operation::InvitationAccept | Operation::InvitationDecline => {
                 // Each try answers an invitation of its own (or finds none: 404).
-                let spare = alice.create_room(&format!("invited {n}"), None).await.unwrap();
+                let spare = alice
+                    .create_room(&format!("invited {n}"), None)
+                    .await
+                    .unwrap();
                 alice
                     .invite(spare.id, UserRef::Id(self.bob.user.id))
                     .await

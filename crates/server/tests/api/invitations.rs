@@ -2,10 +2,10 @@
 //! until they accept, and what anyone can send them is bounded.
 
 use palaver_client::frames::ServerFrame;
+use palaver_client::grpc::proto;
 use palaver_client::types::UserRef;
 use palaver_domain::rooms::MAX_PENDING_INVITATIONS;
 use palaver_domain::throttle::Limit;
-use palaver_client::grpc::proto;
 
 use crate::helpers::*;
 
@@ -32,7 +32,10 @@ async fn an_invitation_makes_no_one_a_member_until_they_accept() {
     assert!(bob.client.rooms().await.unwrap().is_empty());
     let members = owner.client.members(room.id).await.unwrap();
     assert_eq!(members.len(), 1);
-    assert_eq!(status_of(bob.client.history(room.id, &Default::default()).await), 404);
+    assert_eq!(
+        status_of(bob.client.history(room.id, &Default::default()).await),
+        404
+    );
     let page = bob.client.invitations(None, 50).await.unwrap();
     assert_eq!(page.invitations.len(), 1);
     assert_eq!(
@@ -49,7 +52,13 @@ async fn an_invitation_makes_no_one_a_member_until_they_accept() {
 
     // Declined: gone, and nothing to accept any more.
     bob.client.decline_invitation(room.id).await.unwrap();
-    assert!(bob.client.invitations(None, 50).await.unwrap().invitations.is_empty());
+    assert!(bob
+        .client
+        .invitations(None, 50)
+        .await
+        .unwrap()
+        .invitations
+        .is_empty());
     assert_eq!(status_of(bob.client.accept_invitation(room.id).await), 404);
     assert!(bob.client.rooms().await.unwrap().is_empty());
 
@@ -72,7 +81,13 @@ async fn an_invitation_makes_no_one_a_member_until_they_accept() {
         .await
         .unwrap();
     assert_eq!(next_message(&mut bob_ws).await.body, "welcome");
-    assert!(bob.client.invitations(None, 50).await.unwrap().invitations.is_empty());
+    assert!(bob
+        .client
+        .invitations(None, 50)
+        .await
+        .unwrap()
+        .invitations
+        .is_empty());
 }
 
 #[tokio::test]
@@ -88,15 +103,38 @@ async fn only_the_invitee_answers_and_a_ban_ends_the_invitation() {
         .await
         .unwrap();
     // Someone else cannot take up or throw away Bob's invitation.
-    assert_eq!(status_of(mallory.client.accept_invitation(room.id).await), 404);
-    assert_eq!(status_of(mallory.client.decline_invitation(room.id).await), 404);
-    assert_eq!(bob.client.invitations(None, 50).await.unwrap().invitations.len(), 1);
+    assert_eq!(
+        status_of(mallory.client.accept_invitation(room.id).await),
+        404
+    );
+    assert_eq!(
+        status_of(mallory.client.decline_invitation(room.id).await),
+        404
+    );
+    assert_eq!(
+        bob.client
+            .invitations(None, 50)
+            .await
+            .unwrap()
+            .invitations
+            .len(),
+        1
+    );
 
     // Banned after the invitation: it is no longer offered, and cannot be accepted.
     owner.client.ban(room.id, bob.id()).await.unwrap();
-    assert!(bob.client.invitations(None, 50).await.unwrap().invitations.is_empty());
+    assert!(bob
+        .client
+        .invitations(None, 50)
+        .await
+        .unwrap()
+        .invitations
+        .is_empty());
     let (status, code) = status_and_code(bob.client.accept_invitation(room.id).await);
-    assert!(matches!((status, code.as_str()), (403, "forbidden") | (404, "not_found")));
+    assert!(matches!(
+        (status, code.as_str()),
+        (403, "forbidden") | (404, "not_found")
+    ));
     assert_eq!(owner.client.members(room.id).await.unwrap().len(), 1);
     // And a banned user cannot be invited until unbanned.
     assert_eq!(
@@ -108,8 +146,7 @@ async fn only_the_invitee_answers_and_a_ban_ends_the_invitation() {
 #[tokio::test]
 async fn many_inviters_cannot_flood_one_user() {
     let app = spawn_app_with(|s| {
-        s.rates
-            .set(Limit::InvitePerInvitee, "3/h".parse().unwrap());
+        s.rates.set(Limit::InvitePerInvitee, "3/h".parse().unwrap());
     })
     .await;
     let victim = app.signup("victim").await;
@@ -127,7 +164,16 @@ async fn many_inviters_cannot_flood_one_user() {
         }
     }
     assert_eq!(refused, Some((3, Some(429), Some("rate_limited".into()))));
-    assert_eq!(victim.client.invitations(None, 50).await.unwrap().invitations.len(), 3);
+    assert_eq!(
+        victim
+            .client
+            .invitations(None, 50)
+            .await
+            .unwrap()
+            .invitations
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -241,22 +287,42 @@ async fn nobody_is_put_in_more_rooms_than_the_cap_by_any_way_in() {
         async move {
             let mut ids = Vec::new();
             for n in (worker..MAX_ROOMS_PER_USER).step_by(8) {
-                ids.push(client.create_room(&format!("room {n}"), None).await.unwrap().id);
+                ids.push(
+                    client
+                        .create_room(&format!("room {n}"), None)
+                        .await
+                        .unwrap()
+                        .id,
+                );
             }
             ids
         }
     }))
     .await;
     let first = created[0][0];
-    let full = |result: palaver_client::Result<_>| status_and_code(result) == (409, "conflict".into());
+    let full =
+        |result: palaver_client::Result<_>| status_and_code(result) == (409, "conflict".into());
     assert_eq!(
         status_and_code(busy.client.create_room("one more", None).await),
         (409, "conflict".into())
     );
-    assert!(full(busy.client.join_room(&open.code, None).await.map(drop)));
-    assert!(full(busy.client.accept_invitation(inviting.id).await.map(drop)));
-    assert!(full(other.client.direct_room(UserRef::Id(busy.id())).await.map(drop)));
-    assert_eq!(busy.client.rooms().await.unwrap().len(), MAX_ROOMS_PER_USER as usize);
+    assert!(full(
+        busy.client.join_room(&open.code, None).await.map(drop)
+    ));
+    assert!(full(
+        busy.client.accept_invitation(inviting.id).await.map(drop)
+    ));
+    assert!(full(
+        other
+            .client
+            .direct_room(UserRef::Id(busy.id()))
+            .await
+            .map(drop)
+    ));
+    assert_eq!(
+        busy.client.rooms().await.unwrap().len(),
+        MAX_ROOMS_PER_USER as usize
+    );
     // Leaving one makes room for one.
     busy.client.leave(first).await.unwrap();
     busy.client.join_room(&open.code, None).await.unwrap();

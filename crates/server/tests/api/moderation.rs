@@ -62,7 +62,10 @@ async fn owners_and_admins_invite_and_remove_but_plain_members_cannot() {
     })
     .await;
     assert_eq!(invited, (room.id, "general".to_owned(), admin.id()));
-    assert_eq!(status_of(newcomer.client.history(room.id, &Default::default()).await), 404);
+    assert_eq!(
+        status_of(newcomer.client.history(room.id, &Default::default()).await),
+        404
+    );
     newcomer.client.accept_invitation(room.id).await.unwrap();
     next_matching(&mut newcomer_ws, |f| match f {
         ServerFrame::MemberJoined { room: r, user_id } if user_id == newcomer.id() => Some(r),

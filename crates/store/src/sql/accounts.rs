@@ -751,51 +751,40 @@ where
     async fn charge_login_attempt(
         &self,
         subject: &str,
-        seen: Option<LoginFailures>,
         now: Timestamp,
         forget_before: Timestamp,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<LoginFailures>> {
         let _turn = self.engine.write_turn().await;
-        // One conditional statement each: of attempts that saw the same
-        // streak, exactly one is counted (PostgreSQL re-checks the condition
-        // on the row another transaction just changed).
-        let charged = match seen {
-            None => sqlx::query(
-                "INSERT INTO login_failures (subject, failures, last_failed_at) VALUES ($1, 1, $2)
-                 ON CONFLICT (subject) DO NOTHING",
-            )
-            .bind(subject)
-            .bind(now.0)
-            .execute(&self.writer)
-            .await,
-            Some(streak) => {
-                sqlx::query(
-                    "UPDATE login_failures SET
-                     failures = CASE WHEN last_failed_at < $3 THEN 1 ELSE failures + 1 END,
-                     last_failed_at = $2
-                 WHERE subject = $1 AND failures = $4 AND last_failed_at = $5",
-                )
-                .bind(subject)
-                .bind(now.0)
-                .bind(forget_before.0)
-                .bind(i64::from(streak.count))
-                .bind(streak.last_failed_at.0)
-                .execute(&self.writer)
-                .await
-            }
-        }
-        .map_err(map_err)?
-        .rows_affected()
-            > 0;
-        if !charged {
-            return Ok(false);
-        }
+        // One statement: the row's lock orders attempts running at once, and
+        // each returns what its predecessor left (the right-hand sides read
+        // the row as it was).
+        let row: (i64, Option<i64>) = sqlx::query_as(
+            "INSERT INTO login_failures (subject, failures, last_failed_at, previous_failed_at)
+             VALUES ($1, 1, $2, NULL)
+             ON CONFLICT (subject) DO UPDATE SET
+                 failures = CASE WHEN login_failures.last_failed_at < $3 THEN 1
+                                 ELSE login_failures.failures + 1 END,
+                 previous_failed_at = CASE WHEN login_failures.last_failed_at < $3 THEN NULL
+                                           ELSE login_failures.last_failed_at END,
+                 last_failed_at = $2
+             RETURNING failures, previous_failed_at",
+        )
+        .bind(subject)
+        .bind(now.0)
+        .bind(forget_before.0)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
         sqlx::query("DELETE FROM login_failures WHERE last_failed_at < $1")
             .bind(forget_before.0)
             .execute(&self.writer)
             .await
             .map_err(map_err)?;
-        Ok(true)
+        let (failures, previous) = row;
+        Ok(previous.map(|at| LoginFailures {
+            count: (failures - 1) as u32,
+            last_failed_at: Timestamp(at),
+        }))
     }
 
     async fn clear_login_failures(&self, subject: &str) -> StoreResult<()> {

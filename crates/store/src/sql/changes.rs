@@ -188,14 +188,13 @@ where
         room: palaver_domain::RoomId,
     ) -> palaver_domain::store::StoreResult<()> {
         use palaver_domain::rooms::{MAX_ROOMS_PER_USER, TOO_MANY_ROOMS};
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM members WHERE user_id = $1 AND room_id <> $2",
-        )
-        .bind(user.0)
-        .bind(room.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(crate::errors::map_err)?;
+        let others: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE user_id = $1 AND room_id <> $2")
+                .bind(user.0)
+                .bind(room.0)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(crate::errors::map_err)?;
         if others >= MAX_ROOMS_PER_USER {
             return Err(palaver_domain::store::StoreError::Conflict(TOO_MANY_ROOMS));
         }

@@ -146,9 +146,9 @@ where
             return Ok(None);
         }
         match Self::add_member_in(&mut tx, room, user, Role::Member, now).await {
-            Ok((membership, events)) => Ok(Some(
-                self.commit_events(tx, membership, events, now).await?,
-            )),
+            Ok((membership, events)) => {
+                Ok(Some(self.commit_events(tx, membership, events, now).await?))
+            }
             Err(StoreError::Conflict("banned")) => {
                 // The invitation ends all the same: a ban answers it.
                 tx.commit().await.map_err(map_err)?;

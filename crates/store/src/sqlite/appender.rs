@@ -15,7 +15,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use palaver_domain::events::DomainEvent;
 use palaver_domain::events::OutboxRow;
@@ -74,7 +73,7 @@ impl Appender {
     /// starts the thread. `outbox_origin` as in `StoreOptions`.
     pub fn start(path: &Path, outbox_origin: Option<String>) -> StoreResult<Self> {
         let checkpointer = Checkpointer::start(path, super::WAL_AUTOCHECKPOINT_PAGES)?;
-        let connection = checkpointer.watch(open(path)?);
+        let connection = checkpointer.watch(super::connection::open(path)?);
         // Unbounded on purpose: an append sends only while holding the write
         // turn (`SqliteEngine::append`) and awaits its answer, so at most one
         // batch (and a close) is ever queued here.
@@ -103,22 +102,6 @@ impl Appender {
             let _ = closed.await;
         }
     }
-}
-
-/// A read-write connection with the sqlx connections' settings (WAL mode and
-/// the page size are the file's own), except checkpoints: see `checkpointer`.
-pub(super) fn open(path: &Path) -> StoreResult<Connection> {
-    let connection = Connection::open(path).map_err(map_rusqlite)?;
-    connection
-        .pragma_update(None, "synchronous", "FULL")
-        .map_err(map_rusqlite)?;
-    connection
-        .pragma_update(None, "foreign_keys", "ON")
-        .map_err(map_rusqlite)?;
-    connection
-        .busy_timeout(Duration::from_secs(5))
-        .map_err(map_rusqlite)?;
-    Ok(connection)
 }
 
 fn serve(

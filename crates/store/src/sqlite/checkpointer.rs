@@ -52,7 +52,7 @@ impl Checkpointer {
     /// Starts the thread with its own connection to the database at `path`.
     /// Checkpoints start once a commit leaves more than `limit` WAL frames.
     pub fn start(path: &Path, limit: u32) -> StoreResult<Self> {
-        let connection = super::appender::open(path)?;
+        let connection = super::connection::open(path)?;
         let progress = Arc::new(Progress {
             frames: AtomicU32::new(0),
             phase: AtomicU8::new(IDLE),
@@ -192,7 +192,7 @@ mod tests {
             .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)", [])
             .unwrap();
         let checkpointer = Checkpointer::start(&path, 100).unwrap();
-        let watched = checkpointer.watch(crate::sqlite::appender::open(&path).unwrap());
+        let watched = checkpointer.watch(crate::sqlite::connection::open(&path).unwrap());
         let body = "x".repeat(300);
         for _ in 0..3_000 {
             watched
@@ -231,7 +231,7 @@ mod tests {
             .execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", [])
             .unwrap();
         let checkpointer = Checkpointer::start(&path, u32::MAX).unwrap();
-        let watched = checkpointer.watch(crate::sqlite::appender::open(&path).unwrap());
+        let watched = checkpointer.watch(crate::sqlite::connection::open(&path).unwrap());
         let before = checkpointer.progress.frames.load(Ordering::Relaxed);
         watched
             .connection

@@ -14,6 +14,7 @@
 
 mod appender;
 mod checkpointer;
+mod connection;
 mod reader;
 
 use std::path::Path;

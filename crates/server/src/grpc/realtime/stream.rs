@@ -12,7 +12,7 @@ use futures::{Sink, Stream};
 use palaver_domain::tokens::Bearer;
 use palaver_grpc::v1;
 use palaver_grpc::EncodedServerFrame;
-use palaver_protocol::close_code;
+use palaver_protocol::close_code::CloseReason;
 use palaver_protocol::ws::{ClientFrame, FrameError};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -163,8 +163,8 @@ impl Sink<Outgoing> for GrpcTransport {
             Outgoing::Encoded(frame) => frame.protobuf().clone(),
             // Needs no room in the channel: a client that reads nothing still
             // gets its status once it reads again.
-            Outgoing::Close(code, reason) => {
-                self.end_with(status_of_close(code, reason));
+            Outgoing::Close(reason) => {
+                self.end_with(status_of_close(reason));
                 return Ok(());
             }
         };
@@ -189,22 +189,17 @@ impl Sink<Outgoing> for GrpcTransport {
     }
 }
 
-/// The status a session's close code stands for on a gRPC call.
-pub fn status_of_close(code: u16, reason: &'static str) -> Status {
-    let (grpc, machine) = match code {
-        close_code::SESSION_ENDED => (Code::Unauthenticated, "session_ended"),
-        close_code::UNAUTHORIZED => (Code::Unauthenticated, "unauthorized"),
-        close_code::SLOW_CONSUMER => (Code::ResourceExhausted, "slow_consumer"),
-        close_code::MESSAGE_TOO_BIG => (Code::ResourceExhausted, "frame_too_large"),
-        close_code::TOO_MANY_SESSIONS => (Code::ResourceExhausted, "too_many_sessions"),
-        close_code::GOING_AWAY if reason.contains("shutting down") => {
-            (Code::Unavailable, "shutting_down")
-        }
-        close_code::GOING_AWAY => (Code::Unavailable, "unavailable"),
-        close_code::UNSUPPORTED_DATA => (Code::InvalidArgument, "invalid_frame"),
-        _ => (Code::Internal, "internal"),
+/// The status a session's close stands for on a gRPC call.
+pub fn status_of_close(reason: CloseReason) -> Status {
+    let grpc = match reason {
+        CloseReason::SessionEnded | CloseReason::Unauthorized(_) => Code::Unauthenticated,
+        CloseReason::SlowConsumer
+        | CloseReason::FrameTooLarge
+        | CloseReason::TooManySessions(_) => Code::ResourceExhausted,
+        CloseReason::Shutdown | CloseReason::StoreUnavailable => Code::Unavailable,
+        CloseReason::UnsupportedData => Code::InvalidArgument,
     };
-    status::with_code(grpc, machine, reason)
+    status::with_code(grpc, reason.error_code(), reason.reason())
 }
 
 /// What tonic sends: the session's frames, then the status it ended with
@@ -258,7 +253,7 @@ mod tests {
             .await
             .unwrap();
         transport
-            .send(Outgoing::Close(close_code::SLOW_CONSUMER, "slow consumer"))
+            .send(Outgoing::Close(CloseReason::SlowConsumer))
             .await
             .unwrap();
         assert!(
@@ -290,10 +285,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let close = transport.send(Outgoing::Close(
-            close_code::GOING_AWAY,
-            "server shutting down",
-        ));
+        let close = transport.send(Outgoing::Close(CloseReason::Shutdown));
         tokio::time::timeout(std::time::Duration::from_secs(5), close)
             .await
             .expect("the close does not wait for the client to read")
