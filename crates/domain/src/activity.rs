@@ -8,7 +8,7 @@ use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::outbox::Publisher;
 use crate::store::Store;
-use crate::throttle::{Caller, Operation, Throttles};
+use crate::throttle::{Caller, ClientAddr, Operation, Throttles};
 use crate::time::Timestamp;
 
 /// Typing indicators and presence announcements: what passes, never stored.
@@ -25,6 +25,14 @@ impl Activity {
             publisher,
             throttles,
         }
+    }
+
+    /// A real-time session of `user`, from `from`, is about to open (whatever
+    /// its transport): each one announces presence to the user's rooms, so
+    /// opening them draws from a budget.
+    pub fn open_session(&self, user: UserId, from: ClientAddr) -> Result<()> {
+        self.throttles
+            .charge(Operation::SessionOpen, Caller::user(user).from(from))
     }
 
     /// Tells the room's other members that `user` is typing.

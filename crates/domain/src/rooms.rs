@@ -95,13 +95,24 @@ impl Rooms {
     }
 
     /// The one direct room of `user` and `other`, created on first use; the
-    /// same room every time, from either side. Someone who left it is a
-    /// member again.
+    /// same room every time, from either side. Opening it makes `user` a
+    /// member again if they had left; `other`, who left, stays out until
+    /// they open it themselves.
     pub async fn direct(&self, user: &User, other: &User) -> Result<Room> {
-        self.throttles
-            .charge(Operation::DirectRoom, Caller::user(user.id).on(other.id))?;
+        let caller = Caller::user(user.id).on(other.id);
+        self.throttles.charge(Operation::DirectRoom, caller)?;
         if user.id == other.id {
             return Err(Error::Forbidden("a direct room needs someone else"));
+        }
+        // Only a new room lands on the other person: only it spends their budget.
+        if self
+            .store
+            .direct_room_id(user.id, other.id)
+            .await?
+            .is_none()
+        {
+            self.throttles
+                .charge_landing(Operation::DirectRoom, caller)?;
         }
         let mut names = [user.username.as_str(), other.username.as_str()];
         names.sort_unstable();

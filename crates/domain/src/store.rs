@@ -417,10 +417,14 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn insert_room(&self, room: NewRoom) -> StoreResult<Committed<Room>>;
     async fn room_by_id(&self, id: RoomId) -> StoreResult<Option<Room>>;
     async fn room_by_code(&self, code: &str) -> StoreResult<Option<Room>>;
-    /// The direct room of `a` and `b` (created with `name` and `code` if it does
-    /// not exist yet), with both of them as members. `Conflict("code")` when a
-    /// new room's code is taken, `Conflict("deleted")` when either account
-    /// is deleted (checked in the transaction, as `add_member` does).
+    /// The id of the direct room of `a` and `b`, if they have one.
+    async fn direct_room_id(&self, a: UserId, b: UserId) -> StoreResult<Option<RoomId>>;
+    /// The direct room of `a` and `b`: created with `name` and `code` if it
+    /// does not exist yet, with both as members; if it does, `a` (who asks)
+    /// is a member again, and `b` only if they still are (one who left comes
+    /// back by opening it themselves). `Conflict("code")` when a new room's
+    /// code is taken, `Conflict("deleted")` when either account is deleted
+    /// (checked in the transaction, as `add_member` does).
     async fn direct_room(
         &self,
         a: UserId,

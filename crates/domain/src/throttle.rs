@@ -323,6 +323,8 @@ pub enum Limit {
     ReadPerUser,
     TypingPerUser,
     FramesPerConnection,
+    SessionOpenPerUser,
+    SessionOpenPerAddress,
 }
 
 /// Whom a limit counts.
@@ -383,6 +385,10 @@ impl Limit {
             // Clients repeat typing every few seconds in the room being written in.
             Limit::TypingPerUser => (2, S, 10),
             Limit::FramesPerConnection => (50, S, 200),
+            // A client reconnects with back-off; each opening tells the
+            // user's rooms they are online, so a loop would flood them.
+            Limit::SessionOpenPerUser => (20, MIN, 20),
+            Limit::SessionOpenPerAddress => (120, MIN, 120),
         };
         RateLimit(Some(Rate::new(count, period, burst)))
     }
@@ -395,7 +401,8 @@ impl Limit {
             | Limit::PasswordResetPerAddress
             | Limit::JoinPerAddress
             | Limit::EmailChangePerAddress
-            | Limit::ResetCodePerAddress => Per::Address,
+            | Limit::ResetCodePerAddress
+            | Limit::SessionOpenPerAddress => Per::Address,
             Limit::InvitePerInvitee | Limit::DirectPerTarget => Per::Target,
             Limit::FramesPerConnection => Per::Connection,
             _ => Per::User,
@@ -439,6 +446,9 @@ impl Limit {
             Limit::ReadPerUser => "read markers moved",
             Limit::TypingPerUser => "typing indicators",
             Limit::FramesPerConnection => "frames one real-time connection may send",
+            Limit::SessionOpenPerUser | Limit::SessionOpenPerAddress => {
+                "real-time sessions opened, over any transport"
+            }
         }
     }
 }
@@ -482,6 +492,7 @@ pub enum Operation {
     MessageDelete,
     MarkRead,
     Typing,
+    SessionOpen,
 }
 
 impl Operation {
@@ -520,6 +531,7 @@ impl Operation {
             Operation::MessageDelete => &[MessageDeletePerUser],
             Operation::MarkRead => &[ReadPerUser],
             Operation::Typing => &[TypingPerUser],
+            Operation::SessionOpen => &[SessionOpenPerUser, SessionOpenPerAddress],
         }
     }
 }
@@ -632,10 +644,28 @@ impl Throttles {
         }
     }
 
-    /// Draws one unit from each budget of `operation`, in table order:
-    /// `RateLimited` at the first one that is spent.
+    /// Draws one unit from each of `operation`'s budgets of the caller (per
+    /// user, per address), in table order: `RateLimited` at the first one
+    /// that is spent. Budgets per target are drawn by `charge_landing`.
     pub fn charge(&self, operation: Operation, caller: Caller) -> Result<()> {
-        for &limit in operation.limits() {
+        self.draw(operation, caller, |per| per != Per::Target)
+    }
+
+    /// Draws `operation`'s budgets per target, once something really lands
+    /// on `caller.target` (an invitation recorded, a direct room created):
+    /// an attempt that lands nothing, refused or repeated, spends none of
+    /// the target's budget, so no one can spend it for others by trying.
+    pub fn charge_landing(&self, operation: Operation, caller: Caller) -> Result<()> {
+        self.draw(operation, caller, |per| per == Per::Target)
+    }
+
+    fn draw(
+        &self,
+        operation: Operation,
+        caller: Caller,
+        which: impl Fn(Per) -> bool,
+    ) -> Result<()> {
+        for &limit in operation.limits().iter().filter(|l| which(l.per())) {
             let key = match limit.per() {
                 Per::User => caller.user.map(LimitKey::User),
                 Per::Address => caller.address.map(LimitKey::Address),
@@ -801,26 +831,30 @@ mod tests {
         rates.set(Limit::InvitePerInvitee, "1/h".parse().unwrap());
         let throttles = Throttles::new(&rates);
         let (alice, bob, carol) = (UserId(1), UserId(2), UserId(3));
-        throttles
-            .charge(Operation::Invite, Caller::user(alice).on(bob))
-            .unwrap();
+        let invite = |by: UserId, to: UserId| {
+            throttles.charge(Operation::Invite, Caller::user(by).on(to))?;
+            throttles.charge_landing(Operation::Invite, Caller::user(by).on(to))
+        };
+        invite(alice, bob).unwrap();
         // Bob's budget as an invitee is spent, whoever invites him.
+        assert!(matches!(invite(carol, bob), Err(Error::RateLimited { .. })));
+        // Alice's own budget (2) is spent by her second invitation.
+        invite(alice, carol).unwrap();
         assert!(matches!(
-            throttles.charge(Operation::Invite, Caller::user(carol).on(bob)),
+            invite(alice, UserId(4)),
             Err(Error::RateLimited { .. })
         ));
+        // Trying alone spends nothing of the target's budget.
         throttles
-            .charge(Operation::Invite, Caller::user(alice).on(carol))
+            .charge(Operation::Invite, Caller::user(UserId(5)).on(UserId(6)))
             .unwrap();
-        // Alice's own budget is spent now.
-        assert!(matches!(
-            throttles.charge(Operation::Invite, Caller::user(alice).on(UserId(4))),
-            Err(Error::RateLimited { .. })
-        ));
+        throttles
+            .charge_landing(Operation::Invite, Caller::user(UserId(5)).on(UserId(6)))
+            .unwrap();
         // A caller missing a key its limit counts by is refused, never waved through.
         let off = Throttles::new(&RateLimits::off());
         assert!(matches!(
-            off.charge(Operation::Invite, Caller::user(alice)),
+            off.charge_landing(Operation::Invite, Caller::user(alice)),
             Err(Error::Internal)
         ));
     }

@@ -29,6 +29,10 @@ pub const SESSION_ENDED: u16 = 4002;
 /// `--max-sessions-per-address`), over every transport together. Reconnect
 /// with backoff once another session has ended.
 pub const TOO_MANY_SESSIONS: u16 = 4500;
+/// The user (or the client address) opened sessions faster than the server
+/// allows (`session_open_per_user`, `session_open_per_address`). Reconnect
+/// with backoff.
+pub const OPENED_TOO_OFTEN: u16 = 4501;
 
 /// Why the server ends a real-time session: one value that every transport
 /// spells its own way (a WebSocket close frame, a gRPC status, the error of
@@ -52,6 +56,8 @@ pub enum CloseReason {
     SessionEnded,
     /// The user or address holds as many sessions as allowed; which, in words.
     TooManySessions(&'static str),
+    /// The user or address opened sessions faster than its budget.
+    OpenedTooOften,
 }
 
 impl CloseReason {
@@ -65,6 +71,7 @@ impl CloseReason {
             Self::Unauthorized(_) => UNAUTHORIZED,
             Self::SessionEnded => SESSION_ENDED,
             Self::TooManySessions(_) => TOO_MANY_SESSIONS,
+            Self::OpenedTooOften => OPENED_TOO_OFTEN,
         }
     }
 
@@ -78,6 +85,7 @@ impl CloseReason {
             Self::SlowConsumer => "slow consumer",
             Self::Unauthorized(why) | Self::TooManySessions(why) => why,
             Self::SessionEnded => "session ended",
+            Self::OpenedTooOften => "sessions opened too often; retry later",
         }
     }
 
@@ -92,6 +100,7 @@ impl CloseReason {
             Self::Unauthorized(_) => "unauthorized",
             Self::SessionEnded => "session_ended",
             Self::TooManySessions(_) => "too_many_sessions",
+            Self::OpenedTooOften => "rate_limited",
         }
     }
 
@@ -100,7 +109,11 @@ impl CloseReason {
     pub const fn reconnect(self) -> bool {
         matches!(
             self,
-            Self::Shutdown | Self::StoreUnavailable | Self::SlowConsumer | Self::TooManySessions(_)
+            Self::Shutdown
+                | Self::StoreUnavailable
+                | Self::SlowConsumer
+                | Self::TooManySessions(_)
+                | Self::OpenedTooOften
         )
     }
 }
@@ -120,6 +133,7 @@ mod tests {
             CloseReason::Unauthorized("bad token"),
             CloseReason::SessionEnded,
             CloseReason::TooManySessions("too many sessions for this user"),
+            CloseReason::OpenedTooOften,
         ];
         for reason in every {
             let code = reason.code();

@@ -84,8 +84,24 @@ async fn router(state: AppState) -> Router {
     // Public and unauthenticated: the same bound as every other service.
     .add_service(health.max_decoding_message_size(max_message))
     .add_service(reflection.max_decoding_message_size(max_message));
+    // A call's request arrives in full in time, as a REST body must; the
+    // real-time streams are long-lived on purpose and bounded by the session
+    // quota instead.
+    let body_deadline = crate::http::deadline::BodyDeadline {
+        total: std::time::Duration::from_millis(state.settings.http_body_timeout_ms),
+        min_rate: state.settings.http_body_min_rate,
+    };
     routes
         .into_axum_router()
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: axum::extract::Request| {
+                if request.uri().path().starts_with("/palaver.v1.Realtime/") {
+                    request
+                } else {
+                    body_deadline.apply(request)
+                }
+            },
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state,
             auth::authenticate,

@@ -3,7 +3,7 @@
 
 mod auth;
 pub mod cookies;
-mod deadline;
+pub(crate) mod deadline;
 pub mod error;
 pub(crate) mod extract;
 mod health;

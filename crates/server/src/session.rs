@@ -76,7 +76,17 @@ pub async fn run<T: Transport>(
     resume: Option<BTreeMap<String, u64>>,
 ) {
     let mut transport = WriteDeadline::new(transport, deps.write_timeout);
-    // Every transport's sessions pass here, so one quota bounds them all.
+    // Every transport's sessions pass here, so one budget and one quota
+    // bound them all.
+    if deps
+        .services
+        .activity
+        .open_session(bearer.user, from)
+        .is_err()
+    {
+        Box::pin(close(&mut transport, CloseReason::OpenedTooOften)).await;
+        return;
+    }
     let _permit = match deps.quota.admit(bearer.user, from) {
         Ok(permit) => permit,
         Err(too_many) => {
@@ -318,9 +328,11 @@ impl<T: Transport> Session<T> {
         // what a single unknown room would (`not_found`), no more.
         let mut unknown = false;
         for (key, seen) in rooms {
+            // A room is named by its id as the server writes it: `"013"` or
+            // `"+13"` would name room 13 again under another key.
             let resumed = match key.parse::<i64>().map(RoomId) {
-                Ok(room) => (room, self.positions.resume(room, seen)),
-                Err(_) => (RoomId(0), Resume::NotFollowed),
+                Ok(room) if room.0.to_string() == key => (room, self.positions.resume(room, seen)),
+                _ => (RoomId(0), Resume::NotFollowed),
             };
             match resumed {
                 (_, Resume::NotFollowed) => unknown = true,

@@ -47,6 +47,14 @@ impl Rooms {
                 "only the owner and admins of a group room may invite",
             )
         })?;
+        if committed.value == InviteOutcome::Invited {
+            let landing = Caller::user(actor).on(invitee.id);
+            if let Err(spent) = self.throttles.charge_landing(Operation::Invite, landing) {
+                // Past the invitee's budget: the invitation goes before anyone hears of it.
+                self.store.decline_invitation(room, invitee.id).await?;
+                return Err(spent);
+            }
+        }
         match self.publisher.publish_committed(committed) {
             InviteOutcome::Invited
             | InviteOutcome::AlreadyInvited

@@ -146,21 +146,19 @@ impl OnFailure<GrpcFailureClass> for QuietFailures {
         match class {
             GrpcFailureClass::Code(code) => {
                 let code = tonic::Code::from_i32(code.get());
+                // `Unknown` is mostly a client's doing (a cancelled call, a
+                // body cut short), so it is counted, not logged loudly; a
+                // server fault is logged where it happens, with its cause.
                 if matches!(
                     code,
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                    tonic::Code::ResourceExhausted
+                        | tonic::Code::Unavailable
+                        | tonic::Code::Unknown
                 ) {
                     metrics::counter!("palaver_grpc_refusals_total", "code" => grpc_code_name(code))
                         .increment(1);
                 }
-                if matches!(
-                    code,
-                    tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
-                ) {
-                    tracing::error!(?code, latency_ms, "call failed");
-                } else {
-                    tracing::debug!(?code, latency_ms, "call refused or failed");
-                }
+                tracing::debug!(?code, latency_ms, "call refused or failed");
             }
             GrpcFailureClass::Error(error) => {
                 tracing::debug!(%error, latency_ms, "call cut short")
@@ -173,6 +171,7 @@ fn grpc_code_name(code: tonic::Code) -> &'static str {
     match code {
         tonic::Code::ResourceExhausted => "resource_exhausted",
         tonic::Code::Unavailable => "unavailable",
+        tonic::Code::Unknown => "unknown",
         _ => "other",
     }
 }

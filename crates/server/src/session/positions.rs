@@ -13,6 +13,11 @@ use palaver_domain::RoomId;
 #[derive(Debug, Default)]
 pub struct Positions {
     rooms: HashMap<RoomId, u64>,
+    /// Per room replayed on this connection, the seq the replay began
+    /// after: what lies above it was sent once and is not sent again, so
+    /// repeated `resume`s cost each message at most once per connection.
+    /// Empty (no allocation) until a client resumes.
+    replayed: HashMap<RoomId, u64>,
 }
 
 /// What to do with a room message that arrived live.
@@ -64,6 +69,7 @@ impl Positions {
 
     pub fn left(&mut self, room: RoomId) {
         self.rooms.remove(&room);
+        self.replayed.remove(&room);
     }
 
     pub fn position(&self, room: RoomId) -> Option<u64> {
@@ -103,12 +109,19 @@ impl Positions {
         };
         if seen >= *delivered {
             *delivered = seen;
-            Resume::UpToDate
-        } else {
-            Resume::Replay {
-                after: seen,
-                through: *delivered,
-            }
+            return Resume::UpToDate;
+        }
+        let through = match self.replayed.get(&room) {
+            Some(&floor) => floor.min(*delivered),
+            None => *delivered,
+        };
+        if seen >= through {
+            return Resume::UpToDate;
+        }
+        self.replayed.insert(room, seen);
+        Resume::Replay {
+            after: seen,
+            through,
         }
     }
 }
@@ -208,5 +221,43 @@ mod tests {
         assert_eq!(positions.resume(ROOM, 12), Resume::UpToDate);
         assert_eq!(positions.arrive(ROOM, 12), Arrival::Duplicate);
         assert_eq!(positions.arrive(ROOM, 13), Arrival::Deliver);
+    }
+
+    #[test]
+    fn a_connection_replays_each_message_at_most_once_however_often_it_is_asked() {
+        let mut positions = Positions::default();
+        positions.follow(ROOM, 400);
+        assert_eq!(
+            positions.resume(ROOM, 0),
+            Resume::Replay {
+                after: 0,
+                through: 400
+            }
+        );
+        assert_eq!(positions.resume(ROOM, 0), Resume::UpToDate);
+        assert_eq!(positions.resume(ROOM, 100), Resume::UpToDate);
+        positions.follow(ROOM, 400);
+        assert_eq!(
+            positions.resume(ROOM, 0),
+            Resume::UpToDate,
+            "still replayed"
+        );
+        positions.left(ROOM);
+        positions.follow(ROOM, 400);
+        assert_eq!(
+            positions.resume(ROOM, 300),
+            Resume::Replay {
+                after: 300,
+                through: 400
+            }
+        );
+        // Only what was not replayed yet: below the last replay's start.
+        assert_eq!(
+            positions.resume(ROOM, 250),
+            Resume::Replay {
+                after: 250,
+                through: 300
+            }
+        );
     }
 }

@@ -132,7 +132,11 @@ impl Scene {
                 outcome(alice.delete_room(spare.id).await)
             }
             Operation::RoleChange => {
-                let role = if n % 2 == 0 { "admin" } else { "member" };
+                let role = if n.is_multiple_of(2) {
+                    "admin"
+                } else {
+                    "member"
+                };
                 outcome(alice.set_role(room, bob_id, role).await)
             }
             Operation::OwnershipTransfer => {
@@ -173,6 +177,13 @@ impl Scene {
             }
             Operation::MarkRead => outcome(alice.mark_read(room, 1).await),
             Operation::Typing => self.typing(n).await,
+            Operation::SessionOpen => match self.alice.client.connect().await {
+                Err(ClientError::Closed { code: 4501, .. }) => {
+                    Outcome::Limited("rate_limited".into())
+                }
+                Err(other) => panic!("a session refused otherwise: {other}"),
+                Ok(_) => Outcome::NotLimited,
+            },
         }
     }
 

@@ -142,6 +142,42 @@ async fn a_body_that_stalls_on_http2_is_answered_408_in_time() {
 }
 
 #[tokio::test]
+async fn a_grpc_call_whose_request_stalls_is_ended_in_time() {
+    let app = spawn_app_with(|s| s.http_body_timeout_ms = 1000).await;
+    let (mut sender, _connection) = http2(server_addr(&app)).await;
+    let (chunks, body) =
+        futures::channel::mpsc::unbounded::<Result<bytes::Bytes, std::io::Error>>();
+    // A gRPC message that says 17,000 bytes follow, then 16 KiB of them.
+    let mut first = vec![0u8];
+    first.extend_from_slice(&17_000u32.to_be_bytes());
+    first.extend(vec![0u8; 16 * 1024]);
+    chunks
+        .unbounded_send(Ok(bytes::Bytes::from(first)))
+        .unwrap();
+    let request = hyper::Request::post(format!("{}/palaver.v1.Accounts/Login", app.base_url))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(axum::body::Body::from_stream(body))
+        .unwrap();
+    let response = tokio::time::timeout(WAIT, sender.send_request(request))
+        .await
+        .expect("answered within the bound")
+        .unwrap();
+    // The call ends with an error status (trailers-only: in the headers)
+    // while the client still holds the rest of its request.
+    let status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        matches!(status.as_deref(), Some(code) if code != "0"),
+        "{:?}",
+        response.headers()
+    );
+    drop(chunks);
+}
+
+#[tokio::test]
 async fn a_body_sent_at_once_is_not_cut_by_the_deadline() {
     let app = spawn_app_with(|s| s.http_body_timeout_ms = 1000).await;
     app.client.register("alice", PASSWORD, None).await.unwrap();

@@ -327,3 +327,95 @@ async fn nobody_is_put_in_more_rooms_than_the_cap_by_any_way_in() {
     busy.client.leave(first).await.unwrap();
     busy.client.join_room(&open.code, None).await.unwrap();
 }
+
+#[tokio::test]
+async fn attempts_that_land_nothing_spend_none_of_the_targets_budget() {
+    let app = spawn_app_with(|s| {
+        s.rates.set(Limit::InvitePerInvitee, "2/h".parse().unwrap());
+        s.rates.set(Limit::DirectPerTarget, "2/h".parse().unwrap());
+    })
+    .await;
+    let owner = app.signup("owner").await;
+    let mallory = app.signup("mallory").await;
+    let victim = app.signup("victim").await;
+    let room = app.room_with(&owner, &[&mallory]).await;
+    // A plain member is refused, however often, and spends nothing of the victim's.
+    for _ in 0..5 {
+        let refused = mallory
+            .client
+            .invite(room.id, UserRef::Id(victim.id()))
+            .await;
+        assert_eq!(status_of(refused), 403);
+    }
+    // Re-opening an existing direct room lands nothing new on the victim either.
+    mallory
+        .client
+        .direct_room(UserRef::Id(victim.id()))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        mallory
+            .client
+            .direct_room(UserRef::Id(victim.id()))
+            .await
+            .unwrap();
+    }
+    owner
+        .client
+        .invite(room.id, UserRef::Id(victim.id()))
+        .await
+        .unwrap();
+    owner
+        .client
+        .direct_room(UserRef::Id(victim.id()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn someone_who_left_a_direct_room_is_not_put_back_by_the_other() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let dm = alice
+        .client
+        .direct_room(UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    bob.client.leave(dm.id).await.unwrap();
+    let again = alice
+        .client
+        .direct_room(UserRef::Id(bob.id()))
+        .await
+        .unwrap();
+    assert_eq!(again.id, dm.id);
+    alice
+        .client
+        .post_message(dm.id, "come back", None)
+        .await
+        .unwrap();
+    assert!(bob
+        .client
+        .rooms()
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.room.id != dm.id));
+    assert_eq!(
+        status_of(bob.client.history(dm.id, &Default::default()).await),
+        404
+    );
+    // Bob comes back by opening it himself, and finds the message.
+    let back = bob
+        .client
+        .direct_room(UserRef::Id(alice.id()))
+        .await
+        .unwrap();
+    assert_eq!(back.id, dm.id);
+    let page = bob
+        .client
+        .history(dm.id, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(page.messages.last().unwrap().body, "come back");
+}

@@ -93,6 +93,16 @@ where
         row.map(|r| decode::room(&r)).transpose()
     }
 
+    async fn direct_room_id(&self, a: UserId, b: UserId) -> StoreResult<Option<RoomId>> {
+        let (low, high) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM rooms WHERE dm_key = $1")
+            .bind(format!("{}:{}", low.0, high.0))
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(id.map(RoomId))
+    }
+
     async fn direct_room(
         &self,
         a: UserId,
@@ -116,7 +126,7 @@ where
         if !(alive.contains(&low.0) && alive.contains(&high.0)) {
             return Err(StoreError::Conflict("deleted"));
         }
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO rooms (name, code, password_hash, owner_id, created_at, kind, dm_key)
              VALUES ($1, $2, NULL, $3, $4, 'direct', $5)
              ON CONFLICT (dm_key) WHERE dm_key IS NOT NULL DO NOTHING",
@@ -128,7 +138,9 @@ where
         .bind(&dm_key)
         .execute(&mut *tx)
         .await
-        .map_err(|e| conflict_or(e, "code"))?;
+        .map_err(|e| conflict_or(e, "code"))?
+        .rows_affected()
+            > 0;
         let sql = format!(
             "SELECT {}, r.last_seq AS room_last_seq FROM rooms r WHERE r.dm_key = $1",
             ROOM_COLUMNS
@@ -142,7 +154,10 @@ where
         let last_seq: i64 = sqlx::Row::try_get(&row, "room_last_seq").map_err(map_err)?;
         let mut joined = Vec::new();
         let mut events = Vec::new();
-        for user in [low, high] {
+        // An existing room takes back only whoever opens it: someone who
+        // left is not put back by the other.
+        let entering = if created { vec![low, high] } else { vec![a] };
+        for user in entering {
             Self::check_room_capacity_in(&mut tx, user, found.id).await?;
             let inserted = sqlx::query(
                 "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3)

@@ -195,7 +195,8 @@ pub fn status_of_close(reason: CloseReason) -> Status {
         CloseReason::SessionEnded | CloseReason::Unauthorized(_) => Code::Unauthenticated,
         CloseReason::SlowConsumer
         | CloseReason::FrameTooLarge
-        | CloseReason::TooManySessions(_) => Code::ResourceExhausted,
+        | CloseReason::TooManySessions(_)
+        | CloseReason::OpenedTooOften => Code::ResourceExhausted,
         CloseReason::Shutdown | CloseReason::StoreUnavailable => Code::Unavailable,
         CloseReason::UnsupportedData => Code::InvalidArgument,
     };
