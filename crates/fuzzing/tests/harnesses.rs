@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 const CASES: u32 = 3000;
+const FEWER_CASES: u32 = 2000;
 
 /// JSON-looking text: far likelier than random bytes to get past the parser's
 /// first character.
@@ -103,6 +104,93 @@ fn addressish() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat().into_bytes())
 }
 
+/// Protobuf client frames, encoded: every kind or none, with or without a
+/// `ref`, sometimes cut short or followed by a few random bytes (which may
+/// read as unknown fields or a second copy of one).
+fn protobufish() -> impl Strategy<Value = Vec<u8>> {
+    use palaver_grpc::v1;
+    use palaver_grpc::v1::client_frame::Frame;
+    use prost::Message;
+
+    let text = || prop::option::of("\\PC{0,8}");
+    let rooms = || prop::collection::hash_map(any::<i64>(), any::<u64>(), 0..4);
+    let frame = prop_oneof![
+        rooms().prop_map(|resume| Frame::Hello(v1::Hello { resume })),
+        (
+            any::<i64>(),
+            "\\PC{0,12}",
+            text(),
+            prop::option::of(any::<u64>())
+        )
+            .prop_map(|(room, body, client_id, reply_to)| Frame::Send(v1::Send {
+                room,
+                body,
+                client_id,
+                reply_to,
+            })),
+        (any::<i64>(), any::<u64>(), "\\PC{0,12}")
+            .prop_map(|(room, seq, body)| Frame::Edit(v1::Edit { room, seq, body })),
+        (any::<i64>(), any::<u64>())
+            .prop_map(|(room, seq)| Frame::Delete(v1::Delete { room, seq })),
+        any::<i64>().prop_map(|room| Frame::Typing(v1::Typing { room })),
+        (any::<i64>(), any::<u64>()).prop_map(|(room, seq)| Frame::Read(v1::Read { room, seq })),
+        rooms().prop_map(|rooms| Frame::Resume(v1::Resume { rooms })),
+        Just(Frame::Ping(v1::Ping {})),
+    ];
+    (
+        text(),
+        prop::option::of(frame),
+        any::<usize>(),
+        prop::collection::vec(any::<u8>(), 0..8),
+    )
+        .prop_map(|(r#ref, frame, cut, tail)| {
+            let mut bytes = v1::ClientFrame { r#ref, frame }.encode_to_vec();
+            match cut % 4 {
+                0 => bytes.truncate(cut / 4 % (bytes.len() + 1)),
+                1 => bytes.extend(tail),
+                _ => {}
+            }
+            bytes
+        })
+}
+
+/// `X-Forwarded-For` values after a selector byte: addresses the harness
+/// trusts and addresses it does not (IPv4, IPv6, IPv4-mapped), with commas,
+/// blanks, ports, brackets and newlines (a second header) between them.
+fn forwardedish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        prop_oneof![
+            Just(","),
+            Just(", "),
+            Just(" "),
+            Just("\n"),
+            Just("\t"),
+            Just(":443"),
+            Just("["),
+            Just("]"),
+            Just("unknown"),
+            Just("10.0.0.7"),
+            Just("10.255.255.255"),
+            Just("192.0.2.1"),
+            Just("203.0.113.9"),
+            Just("1.1.1.1"),
+            Just("::ffff:10.0.0.9"),
+            Just("::ffff:203.0.113.9"),
+            Just("2001:db8::1"),
+            Just("2001:db9::1"),
+            Just("::1"),
+        ]
+        .prop_map(str::to_owned),
+        any::<std::net::IpAddr>().prop_map(|ip| ip.to_string()),
+        "\\PC{1,3}",
+    ];
+    (any::<u8>(), prop::collection::vec(piece, 0..12)).prop_map(|(mode, pieces)| {
+        std::iter::once(mode)
+            .chain(pieces.concat().into_bytes())
+            .collect()
+    })
+}
+
 fn inputs() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![prop::collection::vec(any::<u8>(), 0..256), jsonish()]
 }
@@ -138,6 +226,22 @@ proptest! {
     }
 }
 
+proptest! {
+    // Fewer cases: these inputs are slower to build, and 2,000 keep each
+    // test within about two seconds.
+    #![proptest_config(ProptestConfig::with_cases(FEWER_CASES))]
+
+    #[test]
+    fn proto_client_frames(data in prop_oneof![protobufish(), inputs()]) {
+        palaver_fuzzing::proto_client_frame(&data);
+    }
+
+    #[test]
+    fn forwarded_for_headers(data in prop_oneof![forwardedish(), inputs()]) {
+        palaver_fuzzing::forwarded_for(&data);
+    }
+}
+
 fn kept(target: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     ["corpus", "regressions"]
@@ -151,12 +255,14 @@ fn kept(target: &str) -> Vec<PathBuf> {
 #[test]
 fn every_kept_input_passes() {
     type Harness = fn(&[u8]);
-    let targets: [(&str, Harness); 5] = [
+    let targets: [(&str, Harness); 7] = [
         ("client_frame", palaver_fuzzing::client_frame),
         ("bus_record", palaver_fuzzing::bus_record),
         ("rest_body", palaver_fuzzing::rest_body),
         ("access_token", palaver_fuzzing::access_token),
         ("email_address", palaver_fuzzing::email_address),
+        ("proto_client_frame", palaver_fuzzing::proto_client_frame),
+        ("forwarded_for", palaver_fuzzing::forwarded_for),
     ];
     for (target, harness) in targets {
         let inputs = kept(target);

@@ -301,6 +301,10 @@ pub(super) fn new_password_field(err: Error) -> Error {
     }
 }
 
+/// The least time a refused reset confirmation takes: longer than any of
+/// its paths takes on a healthy store, so all of them answer alike.
+const REFUSAL_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Accounts {
     /// The caller's own account, e-mail address included.
     pub async fn account(&self, user: UserId) -> Result<Account> {
@@ -412,6 +416,9 @@ impl Accounts {
     }
 
     /// Exchanges a right reset code for a single-use reset token.
+    /// A refusal takes at least `REFUSAL_FLOOR`, whichever way it was
+    /// reached (no account, no live code, a wrong one): how long the answer
+    /// took must not tell a stranger which.
     pub async fn confirm_password_reset(
         &self,
         login: &str,
@@ -420,6 +427,20 @@ impl Accounts {
     ) -> Result<String> {
         self.throttles
             .charge(Operation::PasswordResetConfirm, Caller::address(from))?;
+        let started = tokio::time::Instant::now();
+        let confirmed = self.try_confirm_password_reset(login, code, from).await;
+        if matches!(confirmed, Err(Error::Forbidden(_))) {
+            tokio::time::sleep_until(started + REFUSAL_FLOOR).await;
+        }
+        confirmed
+    }
+
+    async fn try_confirm_password_reset(
+        &self,
+        login: &str,
+        code: &str,
+        from: ClientAddr,
+    ) -> Result<String> {
         let account = self
             .store
             .account_by_login(&normalize_login(login))

@@ -521,3 +521,22 @@ async fn spellings_the_mailer_reads_otherwise_are_refused_and_case_is_one_addres
     app.mail.nth_to("victim@example.com", 1).await;
     assert_eq!(app.mail.all().len(), 1, "{:?}", app.mail.all());
 }
+
+#[tokio::test]
+async fn a_refused_reset_confirmation_takes_as_long_whether_or_not_the_account_exists() {
+    let app = spawn_app_with(behind_a_proxy).await;
+    let (_, wrong) = alice_with_a_reset_code(&app).await;
+    verified_user(&app, "bob", "bob@example.com").await;
+    // No account, an account without a code, an account with a live code:
+    // each refusal waits out the same floor, so none answers sooner.
+    for (n, login) in ["nobody", "bob", "alice"].into_iter().enumerate() {
+        let started = std::time::Instant::now();
+        let status = confirm_from(&app, &format!("192.0.2.{n}"), login, &wrong).await;
+        assert_eq!(status, 403, "{login}");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(50),
+            "{login}: refused after {:?}",
+            started.elapsed()
+        );
+    }
+}
