@@ -262,7 +262,13 @@ impl LoginBackoff {
 
     /// `Err(RateLimited)` while the streak's delay is running.
     pub fn check(&self, failures: u32, last_failed_at: Timestamp, now: Timestamp) -> Result<()> {
-        let ends = last_failed_at.0 + self.delay(failures).as_millis() as i64;
+        let delay = self.delay(failures);
+        // No wait due: attempts running at once may see a predecessor
+        // stamped a moment after their own clock reading.
+        if delay.is_zero() {
+            return Ok(());
+        }
+        let ends = last_failed_at.0 + delay.as_millis() as i64;
         if now.0 < ends {
             metrics::counter!("palaver_rate_limited_total", "limit" => "login_backoff")
                 .increment(1);
@@ -772,6 +778,8 @@ mod tests {
         assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(60));
         let failed = Timestamp(1_000_000);
         assert!(backoff.check(2, failed, failed).is_ok());
+        // No wait due: a predecessor stamped after this attempt's clock passes.
+        assert!(backoff.check(2, Timestamp(failed.0 + 5), failed).is_ok());
         match backoff.check(5, failed, Timestamp(failed.0 + 1500)) {
             Err(Error::RateLimited { retry_after }) => {
                 assert_eq!(retry_after, Duration::from_millis(2500))
