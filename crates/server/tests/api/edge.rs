@@ -1,8 +1,8 @@
-//! The connection edge against one attacker, at the level each attack works:
-//! HTTP/2 connections kept open with no stream, bodies that stall,
-//! real-time sessions piled up by one user or one address over every
-//! transport, oversized calls to the public gRPC services, and floods of
-//! refusals that must not turn the log into an amplifier.
+//! What one client can hold or cost at the connection edge, tested at the
+//! level it works: HTTP/2 connections kept open with no stream, request
+//! bodies that stall (REST and gRPC), real-time connections held by one user
+//! or one address over every transport together, oversized calls to the
+//! public gRPC services, and refusals that must be counted, not logged.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
