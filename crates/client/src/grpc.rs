@@ -183,15 +183,11 @@ pub struct GrpcConnection {
 
 impl GrpcConnection {
     async fn expect_ready(&mut self) -> Result<()> {
-        match self.next_frame().await? {
-            ready @ ServerFrame::Ready { .. } => {
-                self.ready = Some(ready);
-                Ok(())
-            }
-            other => Err(ClientError::Protocol(format!(
-                "expected ready, got {other:?}"
-            ))),
+        let mut opening = crate::opening::Opening::default();
+        while self.ready.is_none() {
+            self.ready = opening.add(self.next_frame().await?)?;
         }
+        Ok(())
     }
 
     pub async fn send(&mut self, frame: &ClientFrame) -> Result<()> {

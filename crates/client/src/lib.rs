@@ -5,6 +5,7 @@
 
 pub mod grpc;
 pub mod live;
+mod opening;
 mod rest;
 mod ws;
 

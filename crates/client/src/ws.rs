@@ -75,13 +75,9 @@ impl WsConnection {
             }
             WsAuth::Header(_) | WsAuth::Query(_) => {}
         }
-        match conn.next_frame().await? {
-            ready @ ServerFrame::Ready { .. } => conn.ready = Some(ready),
-            other => {
-                return Err(ClientError::Protocol(format!(
-                    "expected ready, got {other:?}"
-                )))
-            }
+        let mut opening = crate::opening::Opening::default();
+        while conn.ready.is_none() {
+            conn.ready = opening.add(conn.next_frame().await?)?;
         }
         Ok(conn)
     }

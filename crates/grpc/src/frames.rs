@@ -155,18 +155,41 @@ fn room_to_ws(room: v1::Room) -> rest::Room {
     }
 }
 
+fn positions(rooms: Vec<RoomPosition>) -> Vec<v1::RoomPosition> {
+    rooms
+        .into_iter()
+        .map(|p| v1::RoomPosition {
+            id: p.id,
+            last_seq: p.last_seq,
+        })
+        .collect()
+}
+
+fn positions_to_ws(rooms: Vec<v1::RoomPosition>) -> Vec<RoomPosition> {
+    rooms
+        .into_iter()
+        .map(|p| RoomPosition {
+            id: p.id,
+            last_seq: p.last_seq,
+        })
+        .collect()
+}
+
 /// The protobuf spelling of a server frame.
 pub fn frame_from_ws(frame: &ServerFrame) -> v1::ServerFrame {
     let inner = match frame.clone() {
-        ServerFrame::Ready { user: who, rooms } => Out::Ready(v1::Ready {
+        ServerFrame::Ready {
+            user: who,
+            rooms,
+            more,
+        } => Out::Ready(v1::Ready {
             user: Some(user(&who)),
-            rooms: rooms
-                .into_iter()
-                .map(|p| v1::RoomPosition {
-                    id: p.id,
-                    last_seq: p.last_seq,
-                })
-                .collect(),
+            rooms: positions(rooms),
+            more,
+        }),
+        ServerFrame::Rooms { rooms, more } => Out::Rooms(v1::ReadyRooms {
+            rooms: positions(rooms),
+            more,
         }),
         ServerFrame::Ack {
             client_id,
@@ -291,14 +314,12 @@ pub fn frame_to_ws(frame: v1::ServerFrame) -> Option<ServerFrame> {
     Some(match frame.frame? {
         Out::Ready(ready) => ServerFrame::Ready {
             user: user_to_ws(ready.user?),
-            rooms: ready
-                .rooms
-                .into_iter()
-                .map(|p| RoomPosition {
-                    id: p.id,
-                    last_seq: p.last_seq,
-                })
-                .collect(),
+            rooms: positions_to_ws(ready.rooms),
+            more: ready.more,
+        },
+        Out::Rooms(page) => ServerFrame::Rooms {
+            rooms: positions_to_ws(page.rooms),
+            more: page.more,
         },
         Out::Ack(ack) => ServerFrame::Ack {
             client_id: ack.client_id,
@@ -405,6 +426,10 @@ mod tests {
                 retry_after_ms: Some(250),
             },
             ServerFrame::Pong { reference: None },
+            ServerFrame::Rooms {
+                rooms: vec![RoomPosition { id: 3, last_seq: 9 }],
+                more: true,
+            },
             ServerFrame::Invited {
                 room: 7,
                 name: "general".into(),

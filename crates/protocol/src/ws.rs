@@ -143,7 +143,7 @@ impl ClientFrame {
     }
 }
 
-/// A room's position in the `ready` frame.
+/// A room's position in the `ready` and `rooms` frames.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomPosition {
     pub id: i64,
@@ -156,9 +156,18 @@ pub struct RoomPosition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
+    /// The session's first frame. A user in many rooms gets their positions
+    /// a page at a time: `more` says `rooms` frames follow, before anything else.
     Ready {
         user: User,
         rooms: Vec<RoomPosition>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+    },
+    /// The next page of `ready`'s positions; the last has `more: false`.
+    Rooms {
+        rooms: Vec<RoomPosition>,
+        more: bool,
     },
     /// To the sending connection once the message is durably stored.
     Ack {

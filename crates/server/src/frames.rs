@@ -85,18 +85,33 @@ pub fn ack(message: &Message) -> ServerFrame {
     }
 }
 
-/// The first frame of a session: who the client is and where each room stands.
-pub fn ready(user: &User, positions: &[(RoomId, u64)]) -> ServerFrame {
-    ServerFrame::Ready {
-        user: wire::user(user),
-        rooms: positions
-            .iter()
+/// Room positions per `ready` or `rooms` frame: a user in many rooms gets
+/// several frames of a bounded size rather than one that grows with them.
+pub const POSITIONS_PER_FRAME: usize = 100;
+
+/// A session's opening frames: who the client is and where each room stands,
+/// `ready` first, then `rooms` frames while positions remain.
+pub fn ready(user: &User, positions: &[(RoomId, u64)]) -> Vec<ServerFrame> {
+    let mut pages = positions.chunks(POSITIONS_PER_FRAME).map(|page| {
+        page.iter()
             .map(|(id, last_seq)| RoomPosition {
                 id: id.0,
                 last_seq: *last_seq,
             })
-            .collect(),
-    }
+            .collect::<Vec<_>>()
+    });
+    let pages_after_first = positions.len().saturating_sub(1) / POSITIONS_PER_FRAME;
+    let mut frames = Vec::with_capacity(1 + pages_after_first);
+    frames.push(ServerFrame::Ready {
+        user: wire::user(user),
+        rooms: pages.next().unwrap_or_default(),
+        more: pages_after_first > 0,
+    });
+    frames.extend(pages.enumerate().map(|(index, rooms)| ServerFrame::Rooms {
+        rooms,
+        more: index + 1 < pages_after_first,
+    }));
+    frames
 }
 
 /// A user's overall status changed.
@@ -226,5 +241,49 @@ pub fn user_deleted(room: RoomId, user: UserId, erased: bool) -> ServerFrame {
         room: room.0,
         user_id: user.0,
         erased,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> User {
+        User {
+            id: UserId(1),
+            username: "alice".into(),
+            display_name: "alice".into(),
+            created_at: Timestamp(0),
+            deleted: false,
+        }
+    }
+
+    /// Every position, in order, from a session's opening frames; and
+    /// whether each frame but the last says more follow.
+    fn read_pages(frames: &[ServerFrame]) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for (index, frame) in frames.iter().enumerate() {
+            let (rooms, more) = match (index, frame) {
+                (0, ServerFrame::Ready { rooms, more, .. }) => (rooms, *more),
+                (_, ServerFrame::Rooms { rooms, more }) if index > 0 => (rooms, *more),
+                other => panic!("unexpected frame {other:?}"),
+            };
+            assert!(rooms.len() <= POSITIONS_PER_FRAME);
+            assert_eq!(more, index + 1 < frames.len(), "frame {index}");
+            ids.extend(rooms.iter().map(|p| p.id));
+        }
+        ids
+    }
+
+    #[test]
+    fn ready_pages_its_positions_and_loses_none() {
+        for count in [0, 1, 99, 100, 101, 250, 300] {
+            let positions: Vec<(RoomId, u64)> =
+                (1..=count).map(|id| (RoomId(id), id as u64)).collect();
+            let frames = ready(&alice(), &positions);
+            let expected_frames = (count as usize).div_ceil(POSITIONS_PER_FRAME).max(1);
+            assert_eq!(frames.len(), expected_frames, "{count} rooms");
+            assert_eq!(read_pages(&frames), (1..=count).collect::<Vec<_>>());
+        }
     }
 }

@@ -217,8 +217,9 @@ impl<T: Transport> Session<T> {
                 hub.unfollow(&self.conn, *room);
             }
         }
-        self.send(Outgoing::Frame(frames::ready(&self.user, &positions)))
-            .await?;
+        for frame in frames::ready(&self.user, &positions) {
+            self.send(Outgoing::Frame(frame)).await?;
+        }
         self.deps
             .presence
             .connected(self.user.id, self.conn.rooms());

@@ -50,16 +50,23 @@ export class ChatSocket extends EventTarget {
     ws.onclose = (event) => this.onClose(ws, event);
   }
 
+  /** Rooms this tab has no position for start at the position the server gave. */
+  startRoomsAt(rooms) {
+    for (const room of rooms) {
+      if (!this.positions.has(room.id)) this.positions.set(room.id, room.last_seq);
+    }
+  }
+
   onFrame(frame) {
     if (frame.type === 'ready') {
       this.attempt = 0;
       this.refreshedSinceReady = false;
       this.setOnline(true);
-      for (const room of frame.rooms) {
-        if (!this.positions.has(room.id)) this.positions.set(room.id, room.last_seq);
-      }
+      this.startRoomsAt(frame.rooms);
       // Anything not acked before the connection dropped goes again.
       for (const send of this.unacked.values()) this.ws.send(JSON.stringify(send));
+    } else if (frame.type === 'rooms') {
+      this.startRoomsAt(frame.rooms); // the next page of ready's positions
     } else if (frame.type === 'message') {
       const seen = this.positions.get(frame.room) ?? 0;
       if (frame.seq <= seen) return; // already shown: never twice

@@ -28,7 +28,7 @@ async fn every_documented_way_to_authenticate_works() {
             .connect_raw(auth.clone())
             .await
             .unwrap_or_else(|e| panic!("{auth:?}: {e}"));
-        let Some(ServerFrame::Ready { user, rooms }) = ws.ready else {
+        let Some(ServerFrame::Ready { user, rooms, .. }) = ws.ready else {
             panic!("no ready")
         };
         assert_eq!(user.id, alice.id());
@@ -43,6 +43,64 @@ async fn every_documented_way_to_authenticate_works() {
         ws.next_frame().await.unwrap(),
         ServerFrame::Ready { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_user_in_many_rooms_gets_ready_a_page_at_a_time_before_anything_else() {
+    let app = spawn_app_with(|s| s.rates = palaver_domain::throttle::RateLimits::off()).await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let mut created = Vec::new();
+    for n in 0..250 {
+        created.push(
+            alice
+                .client
+                .create_room(&format!("r{n}"), None)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let shared = created[0];
+    bob.client
+        .join_room(&alice.client.room(shared).await.unwrap().code, None)
+        .await
+        .unwrap();
+
+    let mut ws = app.connect_raw(WsAuth::None).await.unwrap();
+    ws.send(&ClientFrame::Auth {
+        token: Some(alice.access_token.clone()),
+        resume: None,
+    })
+    .await
+    .unwrap();
+    // While the pages go out, something happens in a room: it comes after them.
+    bob.client.post_message(shared, "hi", None).await.unwrap();
+    let mut pages = Vec::new();
+    loop {
+        let (rooms, more) = match ws.next_frame().await.unwrap() {
+            ServerFrame::Ready { rooms, more, .. } if pages.is_empty() => (rooms, more),
+            ServerFrame::Rooms { rooms, more } if !pages.is_empty() => (rooms, more),
+            other => panic!("not the opening's next page: {other:?}"),
+        };
+        assert!(rooms.len() <= 100, "a page of {}", rooms.len());
+        pages.push(rooms);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(pages.len(), 3);
+    let mut ids: Vec<i64> = pages.into_iter().flatten().map(|p| p.id).collect();
+    ids.sort();
+    created.sort();
+    assert_eq!(ids, created);
+
+    // The client library gathers the pages into one `ready`.
+    let ws = alice.connect().await;
+    let Some(ServerFrame::Ready { rooms, more, .. }) = &ws.ready else {
+        panic!("no ready")
+    };
+    assert_eq!((rooms.len(), *more), (250, false));
 }
 
 #[tokio::test]
