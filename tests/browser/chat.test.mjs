@@ -277,6 +277,32 @@ async function main() {
     await bob.locator('.invitation').waitFor({ state: 'detached' });
     log('invitation accepted from the sidebar');
 
+    step = 'names are isolated: a right-to-left name cannot reorder the text around it';
+    // Arabic for "reading club", ending in a digit: without isolation, the
+    // digits and punctuation beside it would join its right-to-left run.
+    const rtlRoom = 'نادي القراءة 2';
+    await alice.getByLabel('New room').fill(rtlRoom);
+    await alice.getByRole('button', { name: 'Create' }).click();
+    await alice.locator('#room-title bdi', { hasText: rtlRoom }).waitFor();
+    await send(alice, 'مرحبا 3');
+    await roomButton(alice, rtlRoom).locator('.last bdi', { hasText: 'مرحبا 3' }).waitFor();
+    // Every text that holds the name sits in an isolating element.
+    const loose = await alice.evaluate((name) => {
+      const walker = document.createTreeWalker(document.getElementById('chat'), NodeFilter.SHOW_TEXT);
+      const found = [];
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (node.data.includes(name) && !node.parentElement.closest('bdi, [dir="auto"]')) found.push(node.data);
+      }
+      return found;
+    }, rtlRoom);
+    check(loose.length === 0, `names shown without isolation: ${JSON.stringify(loose)}`);
+    const rendered = await roomButton(alice, rtlRoom).locator('.name').evaluate((name) => name.innerHTML);
+    check(rendered === `<bdi>${rtlRoom}</bdi>`, `the room list renders ${rendered}`);
+    await roomButton(alice, 'lounge').click();
+    await message(alice, 'hi alice').locator('.author bdi', { hasText: 'bob' }).waitFor();
+    await alice.locator('#member-list .member-name bdi', { hasText: 'bob' }).waitFor({ state: 'attached' });
+    log('room and user names rendered in <bdi>');
+
     step = 'a second tab: same session, badge cleared by reading in the first';
     const bobTab2 = await bobContext.newPage();
     followSockets(bobTab2, 'bob2');
@@ -365,7 +391,8 @@ async function main() {
     step = 'deleting the account is refused while alice is the only owner of a room with members';
     await alice.locator('#delete-password').fill('alice password 1');
     await alice.getByRole('button', { name: 'Delete my account' }).click();
-    await alice.locator('#settings-error', { hasText: 'only owner of lounge' }).waitFor();
+    // The name between FSI and PDI: the message is text, isolated all the same.
+    await alice.locator('#settings-error', { hasText: 'only owner of \u2068lounge\u2069' }).waitFor();
     log('the last-owner answer names the room');
 
     step = 'log out';

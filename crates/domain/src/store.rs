@@ -456,8 +456,9 @@ pub trait RoomStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Authorized<()>>;
     async fn is_banned(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
-    /// False when the user was not banned.
-    async fn unban(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    /// Lifts `user`'s ban (false when there was none), if `by` is the
+    /// room's owner or an admin when it commits (`NotMember`, `Outranked`).
+    async fn unban(&self, room: RoomId, by: UserId, user: UserId) -> StoreResult<Authorized<bool>>;
     async fn bans(&self, room: RoomId) -> StoreResult<Vec<Ban>>;
     /// `by`, the owner when it commits, makes `user` (not the owner) an
     /// admin or a plain member. Not for `Owner`: see `transfer_ownership`.

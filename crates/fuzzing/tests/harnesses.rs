@@ -191,6 +191,128 @@ fn forwardedish() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Query strings: the names the server reads (secret or paging) in several
+/// percent-encodings and cases, separators (`&`, `;`), escapes good and bad,
+/// numbers and stray text.
+fn queryish() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        prop_oneof![
+            Just("access_token"),
+            Just("access%5Ftoken"),
+            Just("%61ccess_token"),
+            Just("ACCESS_TOKEN"),
+            Just("Access%5fToken"),
+            Just("token"),
+            Just("t%6Fken"),
+            Just("refresh_token"),
+            Just("reset_token"),
+            Just("code"),
+            Just("before"),
+            Just("after"),
+            Just("limit"),
+            Just("q"),
+            Just("erase"),
+            Just("true"),
+            Just("REDACTED"),
+            Just("="),
+            Just("="),
+            Just("&"),
+            Just("&"),
+            Just(";"),
+            Just("+"),
+            Just("%"),
+            Just("%2"),
+            Just("%3D"),
+            Just("%26"),
+            Just("%3B"),
+            Just("%FF"),
+            Just("eyJ.x.y"),
+        ]
+        .prop_map(str::to_owned),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        "\\PC{1,3}",
+    ];
+    prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat())
+}
+
+/// `Cookie` headers after an `X-CSRF-Token` line: the sign-in cookies' names,
+/// lookalikes in other case, separators, quotes and blanks.
+fn cookieish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        prop_oneof![
+            Just("__Host-palaver-access"),
+            Just("__Host-palaver-refresh"),
+            Just("__Host-palaver-csrf"),
+            Just("__host-palaver-csrf"),
+            Just("__Host-palaver-csrf "),
+            Just("="),
+            Just("="),
+            Just(";"),
+            Just("; "),
+            Just(" "),
+            Just("\t"),
+            Just("\n"),
+            Just("\""),
+            Just(","),
+            Just("tok"),
+            Just("a.b.c"),
+        ]
+        .prop_map(str::to_owned),
+        "\\PC{1,3}",
+    ];
+    prop::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat().into_bytes())
+}
+
+/// `Origin` and `Host` after a selector byte: listed and own origins and
+/// their lookalikes (case, trailing dot, ports, userinfo, paths, `null`,
+/// other schemes).
+fn originish() -> impl Strategy<Value = Vec<u8>> {
+    let scheme = prop_oneof![
+        Just("https://"),
+        Just("http://"),
+        Just("HTTPS://"),
+        Just("ftp://"),
+        Just("://"),
+        Just(""),
+    ];
+    let userinfo = prop_oneof![Just(""), Just(""), Just("user@"), Just("a:b@")];
+    let host = || {
+        prop_oneof![
+            Just("app.example"),
+            Just("APP.example"),
+            Just("app.example."),
+            Just("chat.example"),
+            Just("Chat.example"),
+            Just("localhost"),
+            Just("xn--bcher-kva.example"),
+            Just("127.0.0.1"),
+            Just("[::1]"),
+            Just("null"),
+        ]
+    };
+    let port = || {
+        prop_oneof![
+            Just(""),
+            Just(""),
+            Just(":443"),
+            Just(":3000"),
+            Just(":8443")
+        ]
+    };
+    let path = prop_oneof![Just(""), Just(""), Just("/"), Just("/x")];
+    let sent_to = prop::option::of((host(), port()));
+    (any::<u8>(), scheme, userinfo, host(), port(), path, sent_to).prop_map(
+        |(mode, scheme, userinfo, host, port, path, sent_to)| {
+            let mut text = format!("{scheme}{userinfo}{host}{port}{path}");
+            if let Some((host, port)) = sent_to {
+                text.push_str(&format!("\n{host}{port}"));
+            }
+            std::iter::once(mode).chain(text.into_bytes()).collect()
+        },
+    )
+}
+
 fn inputs() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![prop::collection::vec(any::<u8>(), 0..256), jsonish()]
 }
@@ -227,8 +349,8 @@ proptest! {
 }
 
 proptest! {
-    // Fewer cases: these inputs are slower to build, and 2,000 keep each
-    // test within about two seconds.
+    // Fewer cases: these inputs are slower to build (or the harnesses
+    // slower to run), and 2,000 keep each test within about two seconds.
     #![proptest_config(ProptestConfig::with_cases(FEWER_CASES))]
 
     #[test]
@@ -239,6 +361,33 @@ proptest! {
     #[test]
     fn forwarded_for_headers(data in prop_oneof![forwardedish(), inputs()]) {
         palaver_fuzzing::forwarded_for(&data);
+    }
+
+    #[test]
+    fn query_strings(data in prop_oneof![queryish().prop_map(String::into_bytes), inputs()]) {
+        palaver_fuzzing::query_string(&data);
+    }
+
+    #[test]
+    fn cookie_headers(data in prop_oneof![cookieish(), inputs()]) {
+        palaver_fuzzing::cookies(&data);
+    }
+
+    #[test]
+    fn origins(data in prop_oneof![originish(), inputs()]) {
+        palaver_fuzzing::origin(&data);
+    }
+
+    #[test]
+    fn first_frames(data in inputs()) {
+        palaver_fuzzing::ws_first_frame(&data);
+        palaver_fuzzing::ws_first_frame(data.get(1..).unwrap_or_default());
+    }
+
+    #[test]
+    fn redacted_targets(mode in any::<u8>(), query in queryish(), data in inputs()) {
+        palaver_fuzzing::log_redaction(&[&[mode], query.as_bytes()].concat());
+        palaver_fuzzing::log_redaction(&data);
     }
 }
 
@@ -255,7 +404,7 @@ fn kept(target: &str) -> Vec<PathBuf> {
 #[test]
 fn every_kept_input_passes() {
     type Harness = fn(&[u8]);
-    let targets: [(&str, Harness); 7] = [
+    let targets: [(&str, Harness); 12] = [
         ("client_frame", palaver_fuzzing::client_frame),
         ("bus_record", palaver_fuzzing::bus_record),
         ("rest_body", palaver_fuzzing::rest_body),
@@ -263,6 +412,11 @@ fn every_kept_input_passes() {
         ("email_address", palaver_fuzzing::email_address),
         ("proto_client_frame", palaver_fuzzing::proto_client_frame),
         ("forwarded_for", palaver_fuzzing::forwarded_for),
+        ("query_string", palaver_fuzzing::query_string),
+        ("cookies", palaver_fuzzing::cookies),
+        ("origin", palaver_fuzzing::origin),
+        ("ws_first_frame", palaver_fuzzing::ws_first_frame),
+        ("log_redaction", palaver_fuzzing::log_redaction),
     ];
     for (target, harness) in targets {
         let inputs = kept(target);

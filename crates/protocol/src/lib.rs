@@ -7,6 +7,8 @@ pub mod close_code;
 pub mod error;
 pub mod integer;
 pub mod rest;
+pub mod signalr;
+pub mod stomp;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -82,13 +82,13 @@ pub async fn access_tokens(
     store: Arc<dyn palaver_domain::store::Store>,
 ) -> anyhow::Result<AccessTokens> {
     let token_settings = TokenSettings {
-        issuer: settings.jwt_issuer.clone(),
-        audience: settings.jwt_audience.clone(),
-        ttl_secs: settings.access_token_ttl_secs,
+        issuer: settings.tokens.issuer.clone(),
+        audience: settings.tokens.audience.clone(),
+        ttl_secs: settings.tokens.access_ttl.as_secs(),
     };
-    match &settings.jwt_secret {
+    match &settings.tokens.jwt_secret {
         Some(secret) => Ok(AccessTokens::shared_secret(secret.expose(), token_settings)),
-        None => AccessTokens::from_store(store, settings.jwt_algorithm, token_settings)
+        None => AccessTokens::from_store(store, settings.tokens.algorithm, token_settings)
             .await
             .map_err(|e| anyhow::anyhow!("loading the signing keys: {e}")),
     }
@@ -97,10 +97,11 @@ pub async fn access_tokens(
 /// SMTP when configured; else files under `<data-dir>/mail/`, said at start.
 fn mailer(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
     let from = settings
-        .mail_from
+        .mail
+        .from
         .parse()
-        .map_err(|e| anyhow::anyhow!("mail_from: {e}"))?;
-    match &settings.smtp_url {
+        .map_err(|e| anyhow::anyhow!("mail.from: {e}"))?;
+    match &settings.mail.smtp_url {
         Some(url) => {
             let url = String::from_utf8_lossy(url.expose()).into_owned();
             Ok(Arc::new(SmtpMailer::new(&url, from)?))
@@ -141,17 +142,17 @@ impl Application {
         // a new origin, so it hears what its previous life left in the outbox.
         let node_id = format!("{:016x}", rand::random::<u64>());
         let mut store_options = settings.store_options();
-        if settings.kafka_brokers.is_some() {
+        if settings.kafka.brokers.is_some() {
             store_options.outbox_origin = Some(node_id.clone());
         }
         let store = open_store(&settings, &store_options).await?;
 
-        let hub = Arc::new(Hub::new(settings.ws_queue_capacity));
+        let hub = Arc::new(Hub::new(settings.realtime.queue_capacity));
         // The presence task starts once the services exist; what reaches it
         // before then waits in its channel.
         let (presence, presence_inbox) = Presence::channel();
         let delivery = Arc::new(LocalDelivery::new(hub.clone(), presence.remote()));
-        let (bus, node_bus, relay_task): (Arc<dyn Bus>, NodeBus, _) = match &settings.kafka_brokers
+        let (bus, node_bus, relay_task): (Arc<dyn Bus>, NodeBus, _) = match &settings.kafka.brokers
         {
             None => (Arc::new(LocalBus::new(delivery)), NodeBus::Local, None),
             Some(brokers) => {
@@ -165,12 +166,12 @@ impl Application {
                     KafkaBus::start(
                         KafkaConfig {
                             brokers: brokers.clone(),
-                            topic: settings.kafka_topic.clone(),
-                            partitions: settings.kafka_partitions,
+                            topic: settings.kafka.topic.clone(),
+                            partitions: settings.kafka.partitions,
                             origin: node_id.clone(),
-                            fetch_wait: Duration::from_millis(settings.kafka_fetch_wait_ms),
+                            fetch_wait: settings.kafka.fetch_wait,
                             delivery_timeout: Duration::from_secs(10),
-                            security: settings.kafka_security.clone(),
+                            security: settings.kafka.security()?,
                             cluster_key,
                         },
                         delivery,
@@ -182,11 +183,11 @@ impl Application {
                     store.clone().as_store(),
                     kafka.clone(),
                     RelayConfig {
-                        relay_after: Duration::from_millis(settings.outbox_relay_after_ms),
+                        relay_after: settings.kafka.outbox_relay_after,
                         ..RelayConfig::default()
                     },
                 );
-                tracing::info!(node = %node_id, topic = %settings.kafka_topic, "cluster mode: events go through Kafka");
+                tracing::info!(node = %node_id, topic = %settings.kafka.topic, "cluster mode: events go through Kafka");
                 (kafka.clone(), NodeBus::Kafka(kafka), Some(relay))
             }
         };
@@ -197,21 +198,21 @@ impl Application {
             access,
             mailer(&settings)?,
             HashCost {
-                memory_kib: settings.argon2_memory_kib,
-                iterations: settings.argon2_iterations,
+                memory_kib: settings.passwords.memory_kib,
+                iterations: settings.passwords.iterations,
                 parallelism: 1,
             },
             Limits {
-                max_body_bytes: settings.max_body_bytes,
-                refresh_token_ttl_secs: settings.refresh_token_ttl_secs as i64,
-                username_hold_secs: settings.username_hold_days as i64 * 24 * 3600,
+                max_body_bytes: settings.messages.max_body_bytes,
+                refresh_token_ttl_secs: settings.tokens.refresh_ttl.as_secs() as i64,
+                username_hold_secs: settings.accounts.username_hold.as_secs() as i64,
                 hashing: HashingLimits {
-                    concurrent: settings.argon2_concurrency,
-                    waiting: settings.argon2_queue,
+                    concurrent: settings.passwords.concurrency,
+                    waiting: settings.passwords.queue,
                 },
-                rates: settings.rates.clone(),
+                rates: settings.limits.clone(),
                 codes: CodeLimits {
-                    code_ttl_secs: settings.code_ttl_secs as i64,
+                    code_ttl_secs: settings.accounts.code_ttl.as_secs() as i64,
                     ..CodeLimits::default()
                 },
             },
@@ -223,16 +224,16 @@ impl Application {
         spawn_key_reload(Arc::downgrade(&services));
         let presence_task = presence_inbox.spawn(
             node_id.clone(),
-            settings.kafka_brokers.is_some(),
-            Duration::from_millis(settings.presence_heartbeat_ms),
+            settings.kafka.brokers.is_some(),
+            settings.kafka.presence_heartbeat,
             hub.clone(),
             services.clone(),
         );
 
-        let listener = TcpListener::bind(settings.listen)
+        let listener = TcpListener::bind(settings.http.listen)
             .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let metrics_listener = match settings.metrics_listen {
+            .with_context(|| format!("binding {}", settings.http.listen))?;
+        let metrics_listener = match settings.metrics.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -246,8 +247,8 @@ impl Application {
             presence,
             bus: node_bus,
             session_quota: Arc::new(crate::session::SessionQuota::new(
-                settings.max_sessions_per_user,
-                settings.max_sessions_per_address,
+                settings.realtime.max_sessions_per_user,
+                settings.realtime.max_sessions_per_address,
             )),
             settings: Arc::new(settings),
             shutdown: CancellationToken::new(),
@@ -313,13 +314,17 @@ impl Application {
             hub.stop_all();
         });
         let limits = crate::connections::ConnectionLimits {
-            max_total: state.settings.max_connections,
-            max_per_address: state.settings.max_connections_per_address,
-            header_timeout: Duration::from_millis(state.settings.http_header_timeout_ms),
-            idle_timeout: Duration::from_secs(state.settings.http2_idle_timeout_secs),
-            trusted_proxies: state.settings.trusted_proxies.clone(),
+            max_total: state.settings.http.max_connections,
+            max_per_address: state.settings.http.max_connections_per_address,
+            header_timeout: state.settings.http.header_timeout,
+            idle_timeout: state.settings.http.http2_idle_timeout,
+            trusted_proxies: state.settings.http.trusted_proxies.clone(),
         };
-        let rest = http::router(state.clone(), crate::ws::routes());
+        let realtime = crate::ws::routes()
+            .merge(crate::socketio::routes(&state))
+            .merge(crate::stomp::routes())
+            .merge(crate::signalr::routes());
+        let rest = http::router(state.clone(), realtime);
         let router = crate::grpc::beside(rest, state).await;
         crate::connections::serve(listener, router, limits, shutdown.clone()).await;
 

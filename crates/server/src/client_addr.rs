@@ -37,6 +37,12 @@ impl<'de> serde::Deserialize<'de> for ProxyNet {
     }
 }
 
+impl serde::Serialize for ProxyNet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
 /// IPv4-mapped IPv6 addresses (a dual-stack socket's IPv4 peers) as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -57,6 +57,14 @@ pub fn json(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(frame.to_json())
 }
 
+/// The `type` of a server frame's JSON (serde writes the tag first): what
+/// transports that name each frame by its type (a Socket.IO event, a
+/// SignalR client method) read without decoding a shared frame again.
+pub fn frame_type(json: &str) -> Option<&str> {
+    let rest = json.strip_prefix(r#"{"type":""#)?;
+    rest.split_once('"').map(|(kind, _)| kind)
+}
+
 /// The protobuf bytes of one frame, for one recipient.
 pub fn protobuf(frame: &ServerFrame) -> Bytes {
     prost::Message::encode_to_vec(&palaver_grpc::frame_from_ws(frame)).into()
@@ -247,6 +255,16 @@ pub fn user_deleted(room: RoomId, user: UserId, erased: bool) -> ServerFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frames_type_is_read_from_its_leading_tag() {
+        let frame = ServerFrame::Pong {
+            reference: Some("r".into()),
+        };
+        assert_eq!(frame_type(&frame.to_json()), Some("pong"));
+        assert_eq!(frame_type(r#"{"room":1,"type":"message"}"#), None);
+        assert_eq!(frame_type("{\"type\":\"ready"), None);
+    }
 
     fn alice() -> User {
         User {

@@ -48,7 +48,7 @@ pub async fn beside(rest: Router, state: AppState) -> Router {
 
 /// Every gRPC service, with health and reflection, behind the auth layer.
 async fn router(state: AppState) -> Router {
-    let max_message = state.settings.max_frame_bytes;
+    let max_message = state.settings.max_frame_bytes();
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<AccountsServer<accounts::AccountsApi>>()
@@ -60,10 +60,18 @@ async fn router(state: AppState) -> Router {
     reporter
         .set_serving::<RealtimeServer<realtime::RealtimeApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(palaver_grpc::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(palaver_grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .expect("the compiled descriptor sets are valid");
+    // What grpcurl's older releases, grpcui, Postman and Python's
+    // grpcio-reflection speak.
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .expect("the compiled descriptor sets are valid");
     let routes = tonic::service::Routes::new(
         AccountsServer::new(accounts::AccountsApi::new(state.clone()))
@@ -83,13 +91,14 @@ async fn router(state: AppState) -> Router {
     )
     // Public and unauthenticated: the same bound as every other service.
     .add_service(health.max_decoding_message_size(max_message))
-    .add_service(reflection.max_decoding_message_size(max_message));
+    .add_service(reflection_v1.max_decoding_message_size(max_message))
+    .add_service(reflection_v1alpha.max_decoding_message_size(max_message));
     // A call's request arrives in full in time, as a REST body must; the
     // real-time streams are long-lived on purpose and bounded by the session
     // quota instead.
     let body_deadline = crate::http::deadline::BodyDeadline {
-        total: std::time::Duration::from_millis(state.settings.http_body_timeout_ms),
-        min_rate: state.settings.http_body_min_rate,
+        total: state.settings.http.body_timeout,
+        min_rate: state.settings.http.body_min_rate,
     };
     routes
         .into_axum_router()

@@ -16,6 +16,7 @@ pub mod openapi;
 mod rooms;
 mod users;
 mod web;
+pub(crate) mod websocket;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
@@ -74,11 +75,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState, beside: Router<AppState>) -> Router {
     let (api, mut doc) = api_router().split_for_parts();
     openapi::add_common_responses(&mut doc);
-    let doc = openapi::served(&doc, state.settings.max_body_bytes);
-    let cors = cors(&state.settings.cors_origins);
+    let doc = openapi::served(&doc, state.settings.messages.max_body_bytes);
+    let cors = cors(&state.settings.http.cors_origins);
     let body_deadline = deadline::BodyDeadline {
-        total: std::time::Duration::from_millis(state.settings.http_body_timeout_ms),
-        min_rate: state.settings.http_body_min_rate,
+        total: state.settings.http.body_timeout,
+        min_rate: state.settings.http.body_min_rate,
     };
     api.route(
         "/api/v1/openapi.json",
@@ -129,6 +130,9 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static(cookies::CSRF_HEADER),
+                // What `@microsoft/signalr` sends with its negotiate request.
+                HeaderName::from_static("x-signalr-user-agent"),
+                HeaderName::from_static("x-requested-with"),
             ])
             .expose_headers([header::RETRY_AFTER])
             .max_age(std::time::Duration::from_secs(600)),

@@ -179,7 +179,6 @@ impl Hub {
         session: &str,
     ) -> (Arc<Connection>, QueueReceiver<Outbound>) {
         let (queue, rx) = outgoing::channel(self.queue_capacity);
-        metrics::gauge!("palaver_connections").increment(1.0);
         let conn = Arc::new(Connection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
@@ -225,7 +224,6 @@ impl Hub {
 
     /// Removes the connection everywhere; returns the rooms it followed.
     pub fn unregister(&self, conn: &Arc<Connection>) -> Vec<RoomId> {
-        metrics::gauge!("palaver_connections").decrement(1.0);
         let rooms = std::mem::take(&mut *conn.rooms.lock());
         for room in &rooms {
             self.remove_from_room(*room, conn.id);

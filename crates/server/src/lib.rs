@@ -15,10 +15,20 @@ pub mod node;
 pub mod outgoing;
 pub mod presence;
 pub mod session;
+mod signalr;
+mod socketio;
+mod stomp;
 pub mod stop;
 pub mod telemetry;
 pub mod wire;
 mod ws;
+
+/// What the fuzz harnesses (`crates/fuzzing`) feed that the transports keep
+/// to themselves.
+pub mod fuzzing_api {
+    pub use crate::http::logging::redacted;
+    pub use crate::ws::{read_first_frame, FirstFrame, WsParams};
+}
 
 pub use app::Application;
 pub use config::Settings;

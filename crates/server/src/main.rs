@@ -2,14 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use palaver_server::config::{Cli, Command, DbCommand, KeysCommand, ServeArgs};
+use palaver_server::config::{Command, DbCommand, KeysCommand, ServeArgs};
 use palaver_server::{app, telemetry, Application, Settings};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     return_large_allocations_at_once();
-    let cli = Cli::parse();
+    let cli = palaver_server::config::parse();
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
@@ -39,7 +38,7 @@ fn load(args: ServeArgs) -> Result<Settings, ExitCode> {
         eprintln!("palaver: {err:#}");
         ExitCode::from(2)
     })?;
-    telemetry::init(settings.log_format);
+    telemetry::init(settings.log.format);
     for variable in palaver_server::config::unknown_variables(std::env::vars().map(|(k, _)| k)) {
         tracing::warn!(%variable, "unknown PALAVER_* variable ignored");
     }
@@ -97,7 +96,8 @@ async fn keys(command: KeysCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let lifetime = palaver_domain::tokens::token_lifetime_secs(settings.access_token_ttl_secs);
+    let lifetime =
+        palaver_domain::tokens::token_lifetime_secs(settings.tokens.access_ttl.as_secs());
     let now = Timestamp::now();
     let key_store: &dyn palaver_domain::store::KeyStore = &*store;
     let result = async {

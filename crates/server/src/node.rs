@@ -33,10 +33,10 @@ impl AppState {
             services: self.services.clone(),
             hub: self.hub.clone(),
             presence: self.presence.clone(),
-            write_timeout: std::time::Duration::from_millis(self.settings.ws_write_timeout_ms),
+            write_timeout: self.settings.realtime.write_timeout,
             frame_rate: self
                 .settings
-                .rates
+                .limits
                 .get(palaver_domain::throttle::Limit::FramesPerConnection),
             quota: self.session_quota.clone(),
         }

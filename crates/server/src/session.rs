@@ -9,8 +9,10 @@
 //! - `requests.rs`: client frames → domain calls;
 //! - `replay.rs`: reading what a connection missed from the store;
 //! - `transport.rs`: what a transport provides (a stream in, a sink out);
+//! - `pending.rs`: requests a transport holds until their answer, by reference;
 //! - `quota.rs`: sessions per user and per address, all transports together.
 
+mod pending;
 mod positions;
 mod quota;
 mod replay;
@@ -29,10 +31,13 @@ use palaver_domain::{Error, RoomId, Services};
 use palaver_protocol::close_code::CloseReason;
 use palaver_protocol::ws::ServerFrame;
 
+pub use self::pending::PendingAnswers;
 use self::positions::{Arrival, Positions, Resume};
 pub use self::quota::SessionQuota;
 use self::requests::{Immediate, Requests};
-pub use self::transport::{Inbound, Outgoing, SharedFrame, Transport, WriteDeadline, WriteError};
+pub use self::transport::{
+    Inbound, Outgoing, SharedFrame, Transport, TransportKind, WriteDeadline, WriteError,
+};
 use crate::frames;
 use crate::hub::{Connection, Hub, Joined, Outbound, SequencedFrame};
 use crate::outgoing::QueueReceiver;
@@ -49,7 +54,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Sending a close frame, and waiting for the client's answer, each take at
 /// most this long: a client that reads nothing has a full buffer, and the
 /// close frame would wait behind it forever.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a session uses of the node.
 #[derive(Clone)]
@@ -65,17 +70,25 @@ pub struct SessionDeps {
     pub quota: Arc<SessionQuota>,
 }
 
-/// Serves an authenticated connection of `user`, from the client address
-/// `from`, until either side ends it. `resume`: positions sent with the
-/// authentication, replayed before live delivery.
-pub async fn run<T: Transport>(
-    transport: T,
-    deps: SessionDeps,
+/// A session the node agreed to serve: its opening charged to the user's and
+/// the address's budget, its place in the quota held until it ends. Every
+/// transport gets one here before it tells its client it is connected, so
+/// each can refuse in its own terms (a close code, a gRPC status, a
+/// Socket.IO `connect_error`…).
+pub struct Admission {
+    bearer: Bearer,
+    transport: TransportKind,
+    _permit: quota::SessionPermit,
+}
+
+/// Admits a session of `bearer`'s user from the client address `from`
+/// over `transport`.
+pub fn admit(
+    deps: &SessionDeps,
     bearer: Bearer,
     from: ClientAddr,
-    resume: Option<BTreeMap<String, u64>>,
-) {
-    let mut transport = WriteDeadline::new(transport, deps.write_timeout);
+    transport: TransportKind,
+) -> Result<Admission, CloseReason> {
     // Every transport's sessions pass here, so one budget and one quota
     // bound them all.
     if deps
@@ -84,20 +97,42 @@ pub async fn run<T: Transport>(
         .open_session(bearer.user, from)
         .is_err()
     {
-        Box::pin(close(&mut transport, CloseReason::OpenedTooOften)).await;
-        return;
+        metrics::counter!("palaver_sessions_refused_total", "per" => "rate", "transport" => transport.label())
+            .increment(1);
+        return Err(CloseReason::OpenedTooOften);
     }
-    let _permit = match deps.quota.admit(bearer.user, from) {
-        Ok(permit) => permit,
+    match deps.quota.admit(bearer.user, from) {
+        Ok(permit) => Ok(Admission {
+            bearer,
+            transport,
+            _permit: permit,
+        }),
         Err(too_many) => {
-            metrics::counter!("palaver_sessions_refused_total", "per" => too_many.label())
+            let per = too_many.label();
+            metrics::counter!("palaver_sessions_refused_total", "per" => per, "transport" => transport.label())
                 .increment(1);
             tracing::debug!(user = %bearer.user, %from, reason = too_many.reason(), "session refused");
-            let reason = CloseReason::TooManySessions(too_many.reason());
-            Box::pin(close(&mut transport, reason)).await;
-            return;
+            Err(CloseReason::TooManySessions(too_many.reason()))
         }
-    };
+    }
+}
+
+/// Serves an admitted connection until either side ends it. `resume`:
+/// positions sent with the authentication, replayed before live delivery.
+pub async fn run<T: Transport>(
+    transport: T,
+    deps: SessionDeps,
+    admission: Admission,
+    resume: Option<BTreeMap<String, u64>>,
+) {
+    let mut transport = WriteDeadline::new(transport, deps.write_timeout);
+    // The permit is held until the session ends.
+    let Admission {
+        bearer,
+        transport: kind,
+        _permit,
+    } = admission;
+    let _counted = Counted::new(kind);
     // Registered before the first read, so a room joined meanwhile is
     // announced, and before the login is checked, so its end cannot slip
     // between the check and the registration.
@@ -164,6 +199,23 @@ pub async fn close<T: Transport>(transport: &mut T, reason: CloseReason) {
         while transport.next().await.is_some() {}
     })
     .await;
+}
+
+/// A session counted in `palaver_connections{transport}` while it lives.
+struct Counted(metrics::Gauge);
+
+impl Counted {
+    fn new(kind: TransportKind) -> Self {
+        let gauge = metrics::gauge!("palaver_connections", "transport" => kind.label());
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Why the session loop stopped.
@@ -269,10 +321,10 @@ impl<T: Transport> Session<T> {
     async fn drain_for_shutdown(&mut self) -> End {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while !self.requests.is_empty() {
-                let Some(frame) = self.requests.next().await else {
+                let Some(answer) = self.requests.next().await else {
                     continue;
                 };
-                if self.send(Outgoing::Frame(frame)).await.is_err() {
+                if self.send(answer).await.is_err() {
                     break;
                 }
             }
@@ -297,6 +349,7 @@ impl<T: Transport> Session<T> {
         match self.requests.start(frame) {
             Immediate::Nothing => Ok(()),
             Immediate::Reply(frame) => self.send(Outgoing::Frame(frame)).await,
+            Immediate::Done(reference) => self.send(Outgoing::Done(reference)).await,
             Immediate::Resume { rooms, reference } => Box::pin(self.resume(rooms, reference)).await,
         }
     }
@@ -347,6 +400,8 @@ impl<T: Transport> Session<T> {
         if unknown {
             let err = frames::error(&Error::NotFound("room"), reference);
             self.send(Outgoing::Frame(err)).await?;
+        } else if let Some(reference) = reference {
+            self.send(Outgoing::Done(reference)).await?;
         }
         Ok(())
     }
@@ -364,11 +419,11 @@ impl<T: Transport> Session<T> {
     /// finished, and what the hub has already queued, then flushes once. The
     /// sender's own copy of its message is usually queued by then (the writer
     /// acks, then publishes), so ack and copy leave in one write, not two.
-    async fn answer_requests(&mut self, first: Option<ServerFrame>) -> Result<(), End> {
+    async fn answer_requests(&mut self, first: Option<Outgoing>) -> Result<(), End> {
         let mut reply = first;
         loop {
-            if let Some(frame) = reply {
-                self.feed(Outgoing::Frame(frame)).await?;
+            if let Some(answer) = reply {
+                self.feed(answer).await?;
             }
             match self.requests.next_finished() {
                 Some(next) => reply = next,
@@ -469,14 +524,18 @@ impl<T: Transport> Session<T> {
     /// not leave either).
     fn write_failed<E>(&self, err: WriteError<E>) -> End {
         if let WriteError::Stalled = err {
-            metrics::counter!("palaver_ws_write_timeouts_total").increment(1);
-            tracing::info!(
-                conn = self.conn.id,
-                "write made no progress in time; connection dropped"
-            );
+            note_stalled(self.conn.id);
         }
         End::Gone
     }
+}
+
+/// A client dropped for reading too little: counted in
+/// `palaver_write_timeouts_total`, logged only at `debug`, as one line per
+/// stalled client would let a crowd of them flood the log.
+fn note_stalled(conn: u64) {
+    metrics::counter!("palaver_write_timeouts_total").increment(1);
+    tracing::debug!(conn, "write made no progress in time; connection dropped");
 }
 
 #[cfg(test)]
@@ -535,17 +594,54 @@ mod tests {
         }
     }
 
-    /// What the session sent next, as a frame (encoded ones decoded).
-    async fn next_frame(out: &mut mpsc::UnboundedReceiver<Outgoing>) -> ServerFrame {
-        let item = tokio::time::timeout(Duration::from_secs(10), out.next())
+    /// What the session sent next.
+    async fn next_item(out: &mut mpsc::UnboundedReceiver<Outgoing>) -> Outgoing {
+        tokio::time::timeout(Duration::from_secs(10), out.next())
             .await
             .expect("the session answers in time")
-            .expect("the session is still running");
-        match item {
+            .expect("the session is still running")
+    }
+
+    /// What the session sent next, as a frame (encoded ones decoded).
+    async fn next_frame(out: &mut mpsc::UnboundedReceiver<Outgoing>) -> ServerFrame {
+        match next_item(out).await {
             Outgoing::Frame(frame) => frame,
             Outgoing::Encoded(frame) => serde_json::from_str(frame.json().as_str()).unwrap(),
+            Outgoing::Done(reference) => panic!("done: {reference}"),
             Outgoing::Close(reason) => panic!("closed: {reason:?}"),
         }
+    }
+
+    /// Log lines written at `level` and above while `log` runs.
+    fn logged(level: tracing::Level, log: impl FnOnce()) -> String {
+        let lines = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || Lines(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let lines = lines.lock().unwrap();
+        String::from_utf8(lines.clone()).unwrap()
+    }
+
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_client_is_logged_below_info() {
+        assert_eq!(logged(tracing::Level::INFO, || note_stalled(7)), "");
+        let debug = logged(tracing::Level::DEBUG, || note_stalled(7));
+        assert!(debug.contains("write made no progress"), "{debug}");
     }
 
     #[tokio::test]
@@ -615,13 +711,8 @@ mod tests {
             frame_rate: RateLimit(None),
             quota: Arc::new(SessionQuota::new(8, 8)),
         };
-        let session = tokio::spawn(run(
-            Channels { inbound, outgoing },
-            deps,
-            bearer,
-            localhost(),
-            None,
-        ));
+        let admission = admit(&deps, bearer, localhost(), TransportKind::WebSocket).unwrap();
+        let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, admission, None));
 
         let ServerFrame::Ready { rooms, .. } = next_frame(&mut from_session).await else {
             panic!("no ready first")
@@ -654,6 +745,36 @@ mod tests {
             next_frame(&mut from_session).await,
             ServerFrame::Error { code, .. } if code == "invalid_frame"
         ));
+
+        // A request named by a ref that succeeds with no frame of its own is
+        // done all the same, for transports whose clients await an answer.
+        for (reference, frame) in [
+            (
+                "t1",
+                format!(r#"{{"type":"typing","room":{},"ref":"t1"}}"#, room.id.0),
+            ),
+            (
+                "t2",
+                format!(r#"{{"type":"typing","room":{},"ref":"t2"}}"#, room.id.0),
+            ),
+            (
+                "m1",
+                format!(
+                    r#"{{"type":"resume","rooms":{{"{}":1}},"ref":"m1"}}"#,
+                    room.id.0
+                ),
+            ),
+        ] {
+            let frame = ClientFrame::parse(&frame).unwrap();
+            to_session.unbounded_send(Inbound::Frame(frame)).unwrap();
+            loop {
+                match next_item(&mut from_session).await {
+                    Outgoing::Done(done) => break assert_eq!(done, reference),
+                    Outgoing::Encoded(_) => {} // her own typing, or presence
+                    other => panic!("{reference}: {other:?}"),
+                }
+            }
+        }
 
         // The client goes away: the session ends by itself.
         drop(to_session);

@@ -16,20 +16,17 @@ use self::authenticate::{authenticate, Refused};
 use self::socket::WsTransport;
 use crate::http::cookies;
 use crate::http::extract::{bearer_token, ClientAddress};
+use crate::http::websocket::realtime_upgrade;
 use crate::node::AppState;
 use crate::session;
 
+pub use self::authenticate::{read_first_frame, FirstFrame};
+
+/// The upgrade's query: the token of a client that cannot set headers.
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
-    access_token: Option<String>,
+    pub access_token: Option<String>,
 }
-
-/// tungstenite zero-fills its read buffer up to this size before *every* read
-/// (snapview/tungstenite-rs#547): with the 128 KiB default that is a 128 KiB
-/// memset per socket poll and 128 KiB of RSS per idle connection. Chat frames
-/// are small; a larger frame grows the buffer on demand (tungstenite reserves
-/// the frame's length once its header is read), up to the frame limit.
-const READ_BUFFER_BYTES: usize = 1024;
 
 /// The WebSocket's routes, served beside REST under the HTTP layers.
 pub fn routes() -> axum::Router<AppState> {
@@ -48,18 +45,11 @@ pub async fn upgrade(
     let token = bearer_token(&headers)
         .map(str::to_owned)
         .or(params.access_token);
-    // A browser sends its cookies to any page's WebSocket: only our own and
-    // the listed origins may sign in with them.
-    let cookie_token = cookies::read(&headers, cookies::ACCESS)
-        .filter(|_| cookies::origin_allowed(&headers, &state.settings.cors_origins));
-    let max_frame = state.settings.max_frame_bytes;
+    let cookie_token = cookies::realtime_token(&headers, &state.settings.http.cors_origins);
     let sessions = state.sessions.clone();
-    ws.max_message_size(max_frame)
-        .max_frame_size(max_frame)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            sessions.track_future(serve(socket, state, from, token, cookie_token))
-        })
+    realtime_upgrade(ws, &state.settings).on_upgrade(move |socket| {
+        sessions.track_future(serve(socket, state, from, token, cookie_token))
+    })
 }
 
 async fn serve(
@@ -76,7 +66,10 @@ async fn serve(
     match authenticated {
         Ok(auth) => {
             let deps = state.session_deps();
-            session::run(transport, deps, auth.bearer, from, auth.resume).await
+            match session::admit(&deps, auth.bearer, from, session::TransportKind::WebSocket) {
+                Ok(admission) => session::run(transport, deps, admission, auth.resume).await,
+                Err(reason) => session::close(&mut transport, reason).await,
+            }
         }
         Err(Refused::Unauthorized(reason)) => {
             session::close(&mut transport, CloseReason::Unauthorized(reason)).await

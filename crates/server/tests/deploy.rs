@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn deploy_dir() -> PathBuf {
@@ -42,11 +41,7 @@ fn deploy_files() -> Vec<String> {
 
 /// Every `PALAVER_*` variable `palaver` reads.
 fn known_variables() -> BTreeSet<String> {
-    palaver_server::config::Cli::command()
-        .get_arguments()
-        .filter_map(|arg| arg.get_env())
-        .map(|env| env.to_string_lossy().into_owned())
-        .collect()
+    palaver_server::config::known_variables()
 }
 
 /// `PALAVER_…` words in a text.

@@ -1,5 +1,8 @@
 // Palaver's web client: plain DOM, no framework, no build step. State lives in
-// a few maps; each change re-renders the part of the page it touches.
+// a few maps; each change re-renders the part of the page it touches. Every
+// name a user chose (and every body shown beside one) is rendered isolated
+// (`<bdi>`, or `dir="auto"` on an element of its own): a right-to-left name
+// cannot reorder the text around it.
 
 import { Api } from './api.js';
 import { ChatSocket } from './socket.js';
@@ -127,7 +130,7 @@ function renderInvitations() {
     const item = document.createElement('li');
     item.className = 'invitation';
     item.dataset.room = invitation.room;
-    const text = span('name', `${nameOf(invitation.by)} invited you to ${invitation.room_name}`);
+    const text = span('name', bdi(nameOf(invitation.by)), ' invited you to ', bdi(invitation.room_name));
     const accept = document.createElement('button');
     accept.type = 'button';
     accept.textContent = 'Accept';
@@ -175,7 +178,7 @@ function renderRooms() {
     button.className = 'room';
     button.dataset.room = room.id;
     if (room.id === state.current) button.setAttribute('aria-current', 'true');
-    const name = span('name', roomTitle(room));
+    const name = span('name', ...roomTitle(room));
     const parts = [name];
     if (room.unread_count > 0 && room.id !== state.current) {
       const badge = span('badge', String(room.unread_count));
@@ -183,7 +186,9 @@ function renderRooms() {
       parts.push(badge);
     }
     const last = room.last_message;
-    parts.push(span('last', last ? (last.deleted ? 'message deleted' : `${nameOf(last.sender_id)}: ${last.body}`) : 'no messages yet'));
+    parts.push(last && !last.deleted
+      ? span('last', bdi(nameOf(last.sender_id)), ': ', bdi(last.body))
+      : span('last', last ? 'message deleted' : 'no messages yet'));
     button.append(...parts);
     button.addEventListener('click', () => openRoom(room.id));
     item.append(button);
@@ -191,11 +196,12 @@ function renderRooms() {
   }));
 }
 
+/** The room's title as nodes to append: its name, or `@` and the other's. */
 function roomTitle(room) {
-  if (room.kind !== 'direct') return room.name;
+  if (room.kind !== 'direct') return [bdi(room.name)];
   const mine = api.user.username;
   const other = room.name.split(' & ').find((n) => n !== mine);
-  return `@${other ?? room.name}`;
+  return ['@', bdi(other ?? room.name)];
 }
 
 $('create-form').addEventListener('submit', async (event) => {
@@ -241,7 +247,7 @@ async function openRoom(id) {
   document.body.classList.add('in-room');
   const room = state.rooms.get(id);
   $('conversation').hidden = false;
-  $('room-title').textContent = room ? roomTitle(room) : '';
+  $('room-title').replaceChildren(...(room ? roomTitle(room) : []));
   $('room-code').textContent = room && room.kind === 'group' ? `code ${room.code}` : '';
   $('conversation-error').textContent = '';
   renderReply();
@@ -322,7 +328,7 @@ function messageItem(room, message) {
 
   const meta = document.createElement('div');
   meta.className = 'meta';
-  meta.append(span('author', nameOf(message.sender_id)));
+  meta.append(span('author', bdi(nameOf(message.sender_id))));
   meta.append(span('seq', message.seq === null ? 'sending…' : `#${message.seq}`));
   if (message.edited_at && !message.deleted) meta.append(span('edited', 'edited'));
   item.append(meta);
@@ -331,7 +337,9 @@ function messageItem(room, message) {
     const quoted = state.messages.get(room)?.get(message.reply_to);
     const quote = document.createElement('div');
     quote.className = 'quote';
-    quote.textContent = quoted ? `↪ ${nameOf(quoted.sender_id)}: ${quoted.deleted ? 'message deleted' : quoted.body}` : `↪ #${message.reply_to}`;
+    if (!quoted) quote.textContent = `↪ #${message.reply_to}`;
+    else if (quoted.deleted) quote.append('↪ ', bdi(nameOf(quoted.sender_id)), ': message deleted');
+    else quote.append('↪ ', bdi(nameOf(quoted.sender_id)), ': ', bdi(quoted.body));
     item.append(quote);
   }
 
@@ -375,7 +383,7 @@ function messageItem(room, message) {
       const readers = [...(state.markers.get(room) ?? new Map())]
         .filter(([user, seq]) => user !== api.user.id && seq >= message.seq)
         .map(([user]) => nameOf(user));
-      if (readers.length) actions.append(span('read-by', `read by ${readers.join(', ')}`));
+      if (readers.length) actions.append(span('read-by', 'read by ', ...listed(readers)));
     }
     item.append(actions);
   }
@@ -386,7 +394,7 @@ function renderReply() {
   const preview = $('reply-preview');
   const target = state.replyTo && state.messages.get(state.current)?.get(state.replyTo);
   preview.hidden = !target;
-  $('reply-text').textContent = target ? `Replying to ${nameOf(target.sender_id)}: ${target.body}` : '';
+  $('reply-text').replaceChildren(...(target ? ['Replying to ', bdi(nameOf(target.sender_id)), ': ', bdi(target.body)] : []));
 }
 $('reply-cancel').addEventListener('click', () => { state.replyTo = null; renderReply(); });
 
@@ -457,7 +465,7 @@ function renderMembers() {
     const dot = span(`dot${state.online.has(member.user.id) ? ' online' : ''}`, '');
     dot.setAttribute('role', 'img');
     dot.setAttribute('aria-label', state.online.has(member.user.id) ? 'online' : 'offline');
-    item.append(dot, span('member-name', `${member.user.display_name}${member.role === 'member' ? '' : ` (${member.role})`}`));
+    item.append(dot, span('member-name', bdi(member.user.display_name), member.role === 'member' ? '' : ` (${member.role})`));
     if (member.user.id !== api.user.id) {
       item.append(linkButton('Message', () => openDirect(member.user.id), `Message ${member.user.display_name}`));
     }
@@ -488,7 +496,7 @@ function renderTyping() {
   const now = Date.now();
   const typing = state.typing.get(state.current) ?? new Map();
   const names = [...typing].filter(([, until]) => until > now).map(([user]) => nameOf(user));
-  $('typing').textContent = names.length ? `${names.join(', ')} ${names.length > 1 ? 'are' : 'is'} typing…` : '';
+  $('typing').replaceChildren(...(names.length ? [...listed(names), ` ${names.length > 1 ? 'are' : 'is'} typing…`] : []));
 }
 setInterval(renderTyping, 500);
 
@@ -597,7 +605,7 @@ socket.addEventListener('frame', (event) => {
       const room = state.rooms.get(frame.room.id);
       if (room) Object.assign(room, frame.room);
       renderRooms();
-      if (frame.room.id === state.current) $('room-title').textContent = roomTitle(room);
+      if (frame.room.id === state.current) $('room-title').replaceChildren(...roomTitle(room));
       break;
     }
     case 'room_deleted': dropRoom(frame.room); break;
@@ -651,11 +659,24 @@ function dropRoom(id) {
 
 // ---------- helpers ----------
 
-function span(className, text) {
+/** A span of `className` holding `parts` (text, or nodes such as `bdi`s). */
+function span(className, ...parts) {
   const element = document.createElement('span');
   element.className = className;
+  element.append(...parts);
+  return element;
+}
+
+/** `text` isolated from what surrounds it, whatever its direction. */
+function bdi(text) {
+  const element = document.createElement('bdi');
   element.textContent = text;
   return element;
+}
+
+/** `names`, each isolated, separated by commas. */
+function listed(names) {
+  return names.flatMap((name, at) => (at ? [', ', bdi(name)] : [bdi(name)]));
 }
 
 function linkButton(label, onClick, ariaLabel) {

@@ -69,7 +69,9 @@ export function setUpSettings(api, onName) {
         await api.deleteAccount($('delete-password').value, $('delete-erase').checked);
       } catch (err) {
         if (err.code === 'last_owner') {
-          const names = (err.details?.rooms ?? []).map((room) => room.name).join(', ');
+          // Each name between FSI and PDI: the message is shown as text,
+          // and a right-to-left name must not reorder the rest of it.
+          const names = (err.details?.rooms ?? []).map((room) => `\u2068${room.name}\u2069`).join(', ');
           throw new Error(`You are the only owner of ${names}. Hand ${err.details?.rooms?.length === 1 ? 'it' : 'them'} over to another member first.`);
         }
         throw err;
@@ -107,7 +109,9 @@ async function showSessions(api) {
     const item = document.createElement('li');
     const label = document.createElement('span');
     const agent = session.user_agent ? session.user_agent.slice(0, 60) : 'unknown device';
-    label.textContent = `${session.current ? 'This browser' : agent} · since ${new Date(session.created_at).toLocaleString()}`;
+    const device = document.createElement('bdi');
+    device.textContent = session.current ? 'This browser' : agent;
+    label.append(device, ` · since ${new Date(session.created_at).toLocaleString()}`);
     item.append(label);
     if (!session.current) {
       const revoke = document.createElement('button');

@@ -1,7 +1,7 @@
 //! Writes that check their own condition, on both engines: what the domain
 //! checked before may have changed when the write commits, so the store
 //! checks it again in the write's transaction (a login's back-off, the
-//! owner's role, a ban, the account being alive). The PostgreSQL runs need a
+//! owner's or an admin's role, a ban, the account being alive). The PostgreSQL runs need a
 //! server (`./scripts/test` provides one; see `PALAVER_TEST_POSTGRES_URL`).
 
 use std::sync::Arc;
@@ -43,6 +43,7 @@ on_both_engines!(
     of_two_transfers_at_once_one_is_refused,
     a_banned_or_deleted_user_is_not_added,
     a_join_racing_a_ban_is_refused_or_undone,
+    an_admin_demoted_or_removed_before_the_write_lifts_no_ban,
     no_session_is_made_or_refreshed_for_a_deleted_account,
 );
 
@@ -318,6 +319,58 @@ async fn a_join_racing_a_ban_is_refused_or_undone(store: Arc<dyn Store>) {
         assert_eq!(store.member_role(room, bob).await.unwrap(), None);
         assert!(store.is_banned(room, bob).await.unwrap());
     }
+}
+
+/// What the domain's `authorize` saw (an admin) no longer holds when the
+/// unban commits: the store refuses it, and the ban stays.
+async fn an_admin_demoted_or_removed_before_the_write_lifts_no_ban(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await.id;
+    let bob = user(&*store, "bob").await.id;
+    let carol = user(&*store, "carol").await.id;
+    let room = room(&*store, alice, "UNBAN001").await;
+    store
+        .add_member(room, bob, Role::Member, Timestamp(1))
+        .await
+        .unwrap();
+    store
+        .set_role(room, alice, bob, Role::Admin, Timestamp(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let ban = Removal::Banned {
+        by: bob,
+        at: Timestamp(2),
+    };
+    store
+        .remove_member(room, carol, ban, Timestamp(2))
+        .await
+        .unwrap()
+        .unwrap();
+
+    store
+        .set_role(room, alice, bob, Role::Member, Timestamp(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let refusal = store.unban(room, bob, carol).await.unwrap().unwrap_err();
+    assert_eq!(refusal, Refusal::Outranked);
+    assert!(store.is_banned(room, carol).await.unwrap());
+
+    store
+        .remove_member(room, bob, Removal::Kicked { by: alice }, Timestamp(4))
+        .await
+        .unwrap()
+        .unwrap();
+    let refusal = store.unban(room, bob, carol).await.unwrap().unwrap_err();
+    assert_eq!(refusal, Refusal::NotMember);
+    assert!(store.is_banned(room, carol).await.unwrap());
+
+    // The owner still may; a second unban finds no ban.
+    let lifted = store.unban(room, alice, carol).await.unwrap().unwrap();
+    assert!(lifted.value);
+    assert!(!store.is_banned(room, carol).await.unwrap());
+    let again = store.unban(room, alice, carol).await.unwrap().unwrap();
+    assert!(!again.value);
 }
 
 async fn no_session_is_made_or_refreshed_for_a_deleted_account(store: Arc<dyn Store>) {

@@ -18,6 +18,7 @@ use crate::time::Timestamp;
 use crate::values::{JoinCode, RoomName};
 
 const ONLY_OWNER: &str = "only the room's owner may do this";
+const OWNER_OR_ADMIN: &str = "only the room's owner and admins may do this";
 const OUTRANKED: &str = "only the owner may remove or ban an admin, and no one the owner";
 
 /// What `PATCH /rooms/{id}` may change; `None` leaves a setting as it is.
@@ -71,7 +72,14 @@ impl Rooms {
         self.throttles
             .charge(Operation::Unban, Caller::user(actor))?;
         self.authorize(actor, room, Role::Admin).await?;
-        if self.store.unban(room, target).await? {
+        // Checked again where the ban is lifted: a demotion or a removal of
+        // the actor may commit in between.
+        let committed = self
+            .store
+            .unban(room, actor, target)
+            .await?
+            .map_err(|refusal| refused(refusal, OWNER_OR_ADMIN))?;
+        if self.publisher.publish_committed(committed) {
             Ok(())
         } else {
             Err(Error::NotFound("ban"))
@@ -225,7 +233,7 @@ impl Rooms {
         if role < needed {
             return Err(Error::Forbidden(match needed {
                 Role::Owner => ONLY_OWNER,
-                _ => "only the room's owner and admins may do this",
+                _ => OWNER_OR_ADMIN,
             }));
         }
         Ok((found, role))

@@ -76,7 +76,7 @@ pub async fn authenticate(
     let from = ClientAddr::new(crate::client_addr::client_ip(
         peer.ip(),
         request.headers(),
-        &state.settings.trusted_proxies,
+        &state.settings.http.trusted_proxies,
     ));
     let path = request.uri().path();
     let public = PUBLIC.contains(&path) || PUBLIC_SERVICES.iter().any(|s| path.starts_with(s));

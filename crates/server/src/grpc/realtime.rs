@@ -5,7 +5,6 @@
 mod stream;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use palaver_domain::throttle::ClientAddr;
 use palaver_domain::tokens::Bearer;
@@ -28,21 +27,24 @@ impl RealtimeApi {
         Self { state }
     }
 
-    /// Runs a session over the call until either side ends it.
+    /// Admits a session and runs it over the call until either side ends
+    /// it; a refusal is the call's status.
     fn start(
         &self,
         request: Option<Streaming<v1::ClientFrame>>,
         bearer: Bearer,
         from: ClientAddr,
         resume: BTreeMap<String, u64>,
-    ) -> Response<ResponseStream> {
-        let (transport, response) = stream::pair(request, &bearer);
-        let resume = (!resume.is_empty()).then_some(resume);
+    ) -> Result<Response<ResponseStream>, Status> {
         let deps = self.state.session_deps();
+        let (transport, response) = stream::pair(request, &bearer);
+        let admission = session::admit(&deps, bearer, from, session::TransportKind::Grpc)
+            .map_err(stream::status_of_close)?;
+        let resume = (!resume.is_empty()).then_some(resume);
         self.state
             .sessions
-            .spawn(session::run(transport, deps, bearer, from, resume));
-        Response::new(response)
+            .spawn(session::run(transport, deps, admission, resume));
+        Ok(Response::new(response))
     }
 
     /// The positions of the `hello` that must open a `Connect` stream.
@@ -50,7 +52,7 @@ impl RealtimeApi {
         &self,
         request: &mut Streaming<v1::ClientFrame>,
     ) -> Result<BTreeMap<String, u64>, Status> {
-        let timeout = Duration::from_millis(self.state.settings.ws_auth_timeout_ms);
+        let timeout = self.state.settings.realtime.auth_timeout;
         let first = tokio::select! {
             _ = self.state.shutdown.cancelled() => {
                 return Err(status::with_code(Code::Unavailable, "shutting_down", "server shutting down"));
@@ -93,7 +95,7 @@ impl Realtime for RealtimeApi {
         let from = Caller::of(&request)?.from;
         let mut request = request.into_inner();
         let resume = self.hello(&mut request).await?;
-        Ok(self.start(Some(request), bearer, from, resume))
+        self.start(Some(request), bearer, from, resume)
     }
 
     async fn subscribe(
@@ -103,6 +105,6 @@ impl Realtime for RealtimeApi {
         let bearer = Caller::bearer(&request)?.clone();
         let from = Caller::of(&request)?.from;
         let resume = resume_from_map(request.into_inner().resume);
-        Ok(self.start(None, bearer, from, resume))
+        self.start(None, bearer, from, resume)
     }
 }

@@ -47,7 +47,7 @@ fn login_response(session: Session, csrf_token: Option<String>, state: &AppState
             access_token: &session.access_token,
             access_ttl_secs: session.expires_in,
             refresh_token: &session.refresh_token,
-            refresh_ttl_secs: state.settings.refresh_token_ttl_secs,
+            refresh_ttl_secs: state.settings.tokens.refresh_ttl.as_secs(),
             csrf_token: &csrf_token,
         },
     );

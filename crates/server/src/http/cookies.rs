@@ -99,22 +99,37 @@ pub fn check_csrf(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
+/// The sign-in cookie's access token for a real-time connection (WebSocket,
+/// STOMP, Socket.IO): a browser sends its cookies to any page's connection,
+/// so only our own and the listed origins may sign in with them.
+pub fn realtime_token(headers: &HeaderMap, cors_origins: &[String]) -> Option<String> {
+    read(headers, ACCESS).filter(|_| origin_allowed(headers, cors_origins))
+}
+
 /// Whether the request's `Origin` may use cookie sign-in on a WebSocket: the
-/// server's own (the `Host` it was asked for) or one of `--cors-origins`. A
-/// request without `Origin` is not a browser's and gets no cookie sign-in.
+/// server's own (`http` or `https` and the `Host` it was asked for, which a
+/// browser never sends empty) or one of `--cors-origins`. A request without
+/// `Origin` is not a browser's and gets no cookie sign-in.
+///
+/// Compared exactly: a browser sends an origin in its one serialization
+/// (lower case, no userinfo, no default port) and the configured list is kept
+/// in that form, so anything else (`https://APP.example`, `https://app.example.`,
+/// `https://app.example:443`, `null`, another scheme) is another origin or
+/// one that only looks like a listed one.
 pub fn origin_allowed(headers: &HeaderMap, cors_origins: &[String]) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else {
         return false;
     };
-    let origin = origin.to_ascii_lowercase();
     let same_host = match (
-        origin.split_once("://"),
+        origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://")),
         headers.get(HOST).and_then(|h| h.to_str().ok()),
     ) {
-        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        (Some(authority), Some(host)) => !host.is_empty() && authority == host,
         _ => false,
     };
-    same_host || cors_origins.contains(&origin)
+    same_host || cors_origins.iter().any(|listed| listed == origin)
 }
 
 #[cfg(test)]
@@ -189,11 +204,29 @@ mod tests {
         assert!(origin_allowed(&headers(&own), &[]));
         let foreign = [("host", "chat.example"), ("origin", "https://evil.example")];
         assert!(!origin_allowed(&headers(&foreign), &listed));
-        let other = [("host", "chat.example"), ("origin", "https://APP.example")];
+        let other = [("host", "chat.example"), ("origin", "https://app.example")];
         assert!(origin_allowed(&headers(&other), &listed));
         assert!(!origin_allowed(
             &headers(&[("host", "chat.example")]),
             &listed
         ));
+        for lookalike in [
+            "https://APP.example",
+            "https://app.example.",
+            "https://app.example:443",
+            "https://user@app.example",
+            "https://app.example/",
+            "null",
+            "https://CHAT.example",
+            "ftp://chat.example",
+            "://chat.example",
+            "https://chat.example.",
+            "https://chat.example:443",
+        ] {
+            let request = [("host", "chat.example"), ("origin", lookalike)];
+            assert!(!origin_allowed(&headers(&request), &listed), "{lookalike}");
+        }
+        let no_host = [("host", ""), ("origin", "https://")];
+        assert!(!origin_allowed(&headers(&no_host), &listed));
     }
 }

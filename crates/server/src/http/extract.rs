@@ -156,18 +156,26 @@ impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // Set by `connections::serve` on every request it serves.
-        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
-            tracing::error!("a request without its peer address");
-            return Err(Error::Internal.into());
-        };
-        let ip = crate::client_addr::client_ip(
-            peer.ip(),
-            &parts.headers,
-            &state.settings.trusted_proxies,
-        );
-        Ok(ClientAddress(ClientAddr::new(ip)))
+        client_address(parts, state)
+            .map(ClientAddress)
+            .ok_or_else(|| Error::Internal.into())
     }
+}
+
+/// Where a request (a Socket.IO handshake included) comes from; `None`
+/// (logged) when it lacks its peer address.
+pub fn client_address(parts: &Parts, state: &AppState) -> Option<ClientAddr> {
+    // Set by `connections::serve` on every request it serves.
+    let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+        tracing::error!("a request without its peer address");
+        return None;
+    };
+    let ip = crate::client_addr::client_ip(
+        peer.ip(),
+        &parts.headers,
+        &state.settings.http.trusted_proxies,
+    );
+    Some(ClientAddr::new(ip))
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
@@ -176,6 +184,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
+    bearer_of(value)
+}
+
+/// The token of an `Authorization` value `Bearer <token>`, wherever it came
+/// from (an HTTP header, a STOMP `CONNECT` header).
+pub fn bearer_of(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

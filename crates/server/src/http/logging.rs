@@ -34,30 +34,47 @@ impl<B> MakeSpan<B> for RedactedSpan {
     }
 }
 
-/// `uri` with the value of every secret query parameter replaced by
-/// `REDACTED`. Names are compared as the query parser reads them
-/// (percent-decoded, `+` as a space): `access%5Ftoken` authenticates as
-/// `access_token` does, so it is redacted as well.
+/// The path and query of `uri`, the value of every secret query parameter
+/// replaced by `REDACTED` (no scheme or authority: an absolute-form target
+/// may carry a password as its userinfo). Names are compared as the query
+/// parser reads them (percent-decoded, `+` as a space) and in any case:
+/// `access%5Ftoken` authenticates as `access_token` does. Pairs are read at
+/// `&`, as the server reads a query, and again at `;`, as some other readers
+/// do: a value is hidden up to where either reading ends it.
 pub fn redacted(uri: &Uri) -> String {
     let Some(query) = uri.query() else {
-        return uri.to_string();
+        return uri.path().to_owned();
     };
     let pairs: Vec<String> = query
         .split('&')
         .map(|pair| {
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            let decoded = form_decoded(name);
-            if SECRET_PARAMS
-                .iter()
-                .any(|secret| decoded.eq_ignore_ascii_case(secret))
-            {
-                format!("{name}=REDACTED")
-            } else {
-                pair.to_owned()
+            if is_secret(name_of(pair)) {
+                return format!("{}=REDACTED", name_of(pair));
             }
+            pair.split(';')
+                .map(|part| match part.split_once('=') {
+                    Some((name, _)) if is_secret(name) => format!("{name}=REDACTED"),
+                    // A name alone has no value to hide; rewriting it would
+                    // change how the `&` reading reads the pair.
+                    _ => part.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(";")
         })
         .collect();
     format!("{}?{}", uri.path(), pairs.join("&"))
+}
+
+/// A pair's name: what precedes its first `=`, or all of it.
+fn name_of(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(name, _)| name)
+}
+
+fn is_secret(name: &str) -> bool {
+    let decoded = form_decoded(name);
+    SECRET_PARAMS
+        .iter()
+        .any(|secret| decoded.eq_ignore_ascii_case(secret))
 }
 
 /// `text` as `application/x-www-form-urlencoded` decodes it (what axum's
@@ -217,6 +234,36 @@ mod tests {
         for kept in ["/a?access%20token=1", "/a?access_tokens=1", "/a?%zz=1&%=2"] {
             assert_eq!(redacted(&kept.parse().unwrap()), kept);
         }
+    }
+
+    #[test]
+    fn tokens_after_a_semicolon_are_redacted_too() {
+        for (query, shown) in [
+            ("x=1;access_token=jwt", "x=1;access_token=REDACTED"),
+            (
+                "x=1;ACCESS%5FTOKEN=jwt&y=2",
+                "x=1;ACCESS%5FTOKEN=REDACTED&y=2",
+            ),
+            // The server reads `jwt;x=1` as the token: all of it is hidden.
+            ("access_token=jwt;x=1&y=2", "access_token=REDACTED&y=2"),
+            ("token;x=1", "token;x=1"),
+            ("a=b;c=d", "a=b;c=d"),
+        ] {
+            let uri: Uri = format!("/api/v1/ws?{query}").parse().unwrap();
+            assert_eq!(redacted(&uri), format!("/api/v1/ws?{shown}"));
+        }
+    }
+
+    #[test]
+    fn an_absolute_target_shows_no_userinfo() {
+        let uri: Uri = "http://alice:hunter2@chat.example/api/v1/rooms"
+            .parse()
+            .unwrap();
+        assert_eq!(redacted(&uri), "/api/v1/rooms");
+        let uri: Uri = "http://alice:hunter2@chat.example/api/v1/ws?access_token=t"
+            .parse()
+            .unwrap();
+        assert_eq!(redacted(&uri), "/api/v1/ws?access_token=REDACTED");
     }
 
     #[test]

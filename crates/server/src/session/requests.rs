@@ -13,6 +13,7 @@ use futures::{FutureExt, StreamExt};
 use palaver_domain::{RoomId, Services, UserId};
 use palaver_protocol::ws::{ClientFrame, ServerFrame};
 
+use super::Outgoing;
 use crate::frames;
 
 /// A connection forwards at most one `typing` per room this often. Clients
@@ -23,10 +24,12 @@ const TYPING_EVERY: Duration = Duration::from_millis(1500);
 /// What the session does now about a frame.
 #[derive(Debug)]
 pub enum Immediate {
-    /// Nothing: the request runs, or was dropped (a typing repeat).
+    /// Nothing: the request runs.
     Nothing,
     /// Write this frame.
     Reply(ServerFrame),
+    /// The request is done with nothing to say (a typing repeat, dropped).
+    Done(String),
     /// Replay what the client missed in these rooms (the session holds the
     /// positions).
     Resume {
@@ -39,10 +42,10 @@ pub enum Immediate {
 pub struct Requests {
     services: Arc<Services>,
     user: UserId,
-    /// Each yields its reply frame, if it has one (edits, deletes, typing and
-    /// read markers answer only with errors; their success is the event every
-    /// member receives).
-    in_flight: FuturesUnordered<BoxFuture<'static, Option<ServerFrame>>>,
+    /// Each yields its answer, if it has one: a frame (an ack, an error), or
+    /// `Done` for a success whose news is the event every member receives
+    /// (edits, deletes, typing and read markers named by a `ref`).
+    in_flight: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>>,
     typing: TypingLimit,
 }
 
@@ -64,9 +67,9 @@ impl Requests {
         self.in_flight.is_empty()
     }
 
-    /// The next finished request's reply (`None` inside: it has none).
+    /// The next finished request's answer (`None` inside: it has none).
     /// Never resolves while nothing is in flight.
-    pub async fn next(&mut self) -> Option<ServerFrame> {
+    pub async fn next(&mut self) -> Option<Outgoing> {
         match self.in_flight.next().await {
             Some(reply) => reply,
             None => std::future::pending().await,
@@ -74,7 +77,7 @@ impl Requests {
     }
 
     /// A request that already finished, if any: `Some(reply)`.
-    pub fn next_finished(&mut self) -> Option<Option<ServerFrame>> {
+    pub fn next_finished(&mut self) -> Option<Option<Outgoing>> {
         self.in_flight.next().now_or_never().flatten()
     }
 
@@ -92,10 +95,10 @@ impl Requests {
                         .messages
                         .post(user, RoomId(room), body, client_id.clone(), reply_to)
                         .await;
-                    Some(match posted {
+                    Some(Outgoing::Frame(match posted {
                         Ok(posted) => frames::ack(&posted.message),
                         Err(err) => frames::error(&err, client_id),
-                    })
+                    }))
                 }
                 .boxed(),
             ),
@@ -120,11 +123,12 @@ impl Requests {
             }),
             ClientFrame::Typing { room, reference } => {
                 let room = RoomId(room);
-                if self.typing.allow(room, Instant::now()) {
-                    self.answer_errors_only(reference, async move {
-                        services.activity.typing(user, room).await
-                    });
+                if !self.typing.allow(room, Instant::now()) {
+                    return reference.map_or(Immediate::Nothing, Immediate::Done);
                 }
+                self.answer_errors_only(reference, async move {
+                    services.activity.typing(user, room).await
+                });
             }
             ClientFrame::Read {
                 room,
@@ -155,14 +159,21 @@ impl Requests {
     }
 
     /// Runs a request whose success the client learns from the event it
-    /// causes; only a refusal is answered, by an error frame naming `reference`.
+    /// causes: a refusal is answered by an error frame naming `reference`, a
+    /// success by `Done` (which the WebSocket does not write).
     fn answer_errors_only(
         &mut self,
         reference: Option<String>,
         work: impl Future<Output = palaver_domain::Result<()>> + Send + 'static,
     ) {
         self.in_flight.push(
-            async move { work.await.err().map(|err| frames::error(&err, reference)) }.boxed(),
+            async move {
+                match work.await {
+                    Ok(()) => reference.map(Outgoing::Done),
+                    Err(err) => Some(Outgoing::Frame(frames::error(&err, reference))),
+                }
+            }
+            .boxed(),
         );
     }
 }

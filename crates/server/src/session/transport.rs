@@ -36,6 +36,11 @@ pub enum Outgoing {
     Frame(ServerFrame),
     /// A frame already encoded, shared with other connections.
     Encoded(SharedFrame),
+    /// A request the client named by this reference succeeded with nothing
+    /// more to say (its effect reaches the client as events). The WebSocket
+    /// writes nothing; transports whose clients await an answer to every
+    /// request (Socket.IO acknowledgements, SignalR completions) give one.
+    Done(String),
     /// The end: a close code (`palaver_protocol::close_code`) and a reason.
     Close(CloseReason),
 }
@@ -54,6 +59,28 @@ impl std::ops::Deref for SharedFrame {
         match self {
             SharedFrame::Sequenced(sequenced) => &sequenced.frame,
             SharedFrame::Other(frame) => frame,
+        }
+    }
+}
+
+/// Which protocol carries a session: the `transport` label of its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    WebSocket,
+    Grpc,
+    SocketIo,
+    SignalR,
+    Stomp,
+}
+
+impl TransportKind {
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Grpc => "grpc",
+            Self::SocketIo => "socketio",
+            Self::SignalR => "signalr",
+            Self::Stomp => "stomp",
         }
     }
 }

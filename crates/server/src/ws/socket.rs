@@ -9,6 +9,7 @@ use futures::{Sink, Stream};
 use palaver_protocol::ws::ClientFrame;
 
 use crate::frames;
+use crate::http::websocket::too_large;
 use crate::session::{Inbound, Outgoing};
 
 pub struct WsTransport {
@@ -28,7 +29,7 @@ impl Stream for WsTransport {
         loop {
             return Poll::Ready(match ready!(Pin::new(&mut self.socket).poll_next(cx)) {
                 None | Some(Ok(Message::Close(_))) => None,
-                Some(Err(err)) => read_error(err),
+                Some(Err(err)) => too_large(err).then_some(Inbound::TooLarge),
                 Some(Ok(Message::Text(text))) => Some(match ClientFrame::parse(text.as_str()) {
                     Ok(frame) => Inbound::Frame(frame),
                     Err(err) => Inbound::Invalid(err),
@@ -41,14 +42,6 @@ impl Stream for WsTransport {
     }
 }
 
-/// Oversized frames close with 1009; any other read error means the peer is gone.
-fn read_error(err: axum::Error) -> Option<Inbound> {
-    match err.into_inner().downcast::<tungstenite::Error>() {
-        Ok(err) if matches!(*err, tungstenite::Error::Capacity(_)) => Some(Inbound::TooLarge),
-        _ => None,
-    }
-}
-
 impl Sink<Outgoing> for WsTransport {
     type Error = axum::Error;
 
@@ -58,6 +51,8 @@ impl Sink<Outgoing> for WsTransport {
 
     fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), Self::Error> {
         let message = match item {
+            // A WebSocket client learns of a success from its event.
+            Outgoing::Done(_) => return Ok(()),
             Outgoing::Frame(frame) => Message::Text(frames::json(&frame)),
             Outgoing::Encoded(frame) => Message::Text(frame.json().clone()),
             Outgoing::Close(reason) => Message::Close(Some(CloseFrame {

@@ -230,7 +230,10 @@ async fn metrics_count_connections_stored_messages_and_deliveries() {
     let after = scrape(&app).await;
 
     // Other tests in this process share the recorder: compare, don't equate.
-    assert!(after["palaver_connections"] >= 1.0, "{after:?}");
+    assert!(
+        after[r#"palaver_connections{transport="websocket"}"#] >= 1.0,
+        "{after:?}"
+    );
     for counter in ["palaver_messages_stored_total", "palaver_deliveries_total"] {
         assert!(
             after[counter] >= before.get(counter).copied().unwrap_or(0.0) + 1.0,
@@ -252,7 +255,7 @@ async fn metrics_count_connections_stored_messages_and_deliveries() {
 async fn scrape(app: &TestApp) -> std::collections::HashMap<String, f64> {
     let text = app.metrics_text().await;
     text.lines()
-        .filter(|line| !line.starts_with('#') && !line.contains('{'))
+        .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
             let (name, value) = line.split_once(' ')?;
             Some((name.to_owned(), value.trim().parse().ok()?))

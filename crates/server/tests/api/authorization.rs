@@ -826,7 +826,7 @@ const NO_SUCH_ROOM: i64 = 987_654_321;
 #[tokio::test]
 async fn every_actor_gets_exactly_the_answer_the_matrix_gives_for_every_action() {
     let app = spawn_app_with(|s| {
-        s.jwt_secret = Some(palaver_server::config::Secret::new(JWT_SECRET.into()));
+        s.tokens.jwt_secret = Some(palaver_server::config::Secret::new(JWT_SECRET.into()));
     })
     .await;
     let cast = cast(&app).await;

@@ -47,7 +47,7 @@ impl Scene {
     async fn new(operation: Operation) -> Self {
         let app = spawn_app_with(|settings| {
             for &limit in operation.limits() {
-                settings.rates.set(limit, BUDGET.parse().unwrap());
+                settings.limits.set(limit, BUDGET.parse().unwrap());
             }
         })
         .await;

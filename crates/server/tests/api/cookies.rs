@@ -319,7 +319,7 @@ async fn cookie_socket(app: &TestApp, jar: &Jar, origin: Option<&str>) -> Result
 #[tokio::test]
 async fn the_websocket_takes_the_sign_in_cookie_only_from_an_allowed_origin() {
     let app = spawn_app_with(|settings| {
-        settings.cors_origins = vec!["https://app.example".into()];
+        settings.http.cors_origins = vec!["https://app.example".into()];
     })
     .await;
     app.client.register("alice", PASSWORD, None).await.unwrap();
@@ -350,7 +350,7 @@ async fn the_websocket_takes_the_sign_in_cookie_only_from_an_allowed_origin() {
 #[tokio::test]
 async fn cors_answers_the_listed_origins_with_credentials_and_nobody_else() {
     let app = spawn_app_with(|settings| {
-        settings.cors_origins = vec!["https://app.example".into()];
+        settings.http.cors_origins = vec!["https://app.example".into()];
     })
     .await;
     let preflight = |origin: &'static str| {

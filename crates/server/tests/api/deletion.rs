@@ -236,7 +236,9 @@ async fn a_direct_room_stays_with_the_other_person() {
 
 #[tokio::test]
 async fn the_username_hold_is_configurable() {
-    let app = spawn_app_with(|settings| settings.username_hold_days = 0).await;
+    let app =
+        spawn_app_with(|settings| settings.accounts.username_hold = std::time::Duration::ZERO)
+            .await;
     let alice = app.signup("alice").await;
     alice.client.delete_account(PASSWORD, false).await.unwrap();
     let again = app.client.register("alice", PASSWORD, None).await.unwrap();

@@ -40,7 +40,8 @@ async fn http2(
 
 #[tokio::test]
 async fn an_http2_connection_with_no_stream_is_closed_once_idle() {
-    let app = spawn_app_with(|s| s.http2_idle_timeout_secs = 1).await;
+    let app =
+        spawn_app_with(|s| s.http.http2_idle_timeout = std::time::Duration::from_secs(1)).await;
     let before = app.metric("palaver_connections_idle_closed_total").await;
     let (mut sender, connection) = http2(server_addr(&app)).await;
     let request = hyper::Request::get(format!("{}/healthz", app.base_url))
@@ -63,7 +64,8 @@ async fn an_http2_connection_with_no_stream_is_closed_once_idle() {
 
 #[tokio::test]
 async fn an_open_session_keeps_its_connection_past_the_idle_timeout() {
-    let app = spawn_app_with(|s| s.http2_idle_timeout_secs = 1).await;
+    let app =
+        spawn_app_with(|s| s.http.http2_idle_timeout = std::time::Duration::from_secs(1)).await;
     let alice = app.signup("alice").await;
     // A gRPC stream, and a WebSocket (an upgraded HTTP/1 connection).
     let mut sessions = Vec::new();
@@ -95,7 +97,8 @@ fn stalling_login_head(addr: SocketAddr) -> String {
 
 #[tokio::test]
 async fn a_body_that_stalls_is_answered_408_and_its_http1_connection_closed() {
-    let app = spawn_app_with(|s| s.http_body_timeout_ms = 1000).await;
+    let app =
+        spawn_app_with(|s| s.http.body_timeout = std::time::Duration::from_millis(1000)).await;
     let addr = server_addr(&app);
     let before = app.metric("palaver_http_body_timeouts_total").await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -117,7 +120,8 @@ async fn a_body_that_stalls_is_answered_408_and_its_http1_connection_closed() {
 
 #[tokio::test]
 async fn a_body_that_stalls_on_http2_is_answered_408_in_time() {
-    let app = spawn_app_with(|s| s.http_body_timeout_ms = 1000).await;
+    let app =
+        spawn_app_with(|s| s.http.body_timeout = std::time::Duration::from_millis(1000)).await;
     let (mut sender, _connection) = http2(server_addr(&app)).await;
     let (chunks, body) =
         futures::channel::mpsc::unbounded::<Result<bytes::Bytes, std::io::Error>>();
@@ -143,7 +147,8 @@ async fn a_body_that_stalls_on_http2_is_answered_408_in_time() {
 
 #[tokio::test]
 async fn a_grpc_call_whose_request_stalls_is_ended_in_time() {
-    let app = spawn_app_with(|s| s.http_body_timeout_ms = 1000).await;
+    let app =
+        spawn_app_with(|s| s.http.body_timeout = std::time::Duration::from_millis(1000)).await;
     let (mut sender, _connection) = http2(server_addr(&app)).await;
     let (chunks, body) =
         futures::channel::mpsc::unbounded::<Result<bytes::Bytes, std::io::Error>>();
@@ -179,18 +184,25 @@ async fn a_grpc_call_whose_request_stalls_is_ended_in_time() {
 
 #[tokio::test]
 async fn a_body_sent_at_once_is_not_cut_by_the_deadline() {
-    let app = spawn_app_with(|s| s.http_body_timeout_ms = 1000).await;
+    let app =
+        spawn_app_with(|s| s.http.body_timeout = std::time::Duration::from_millis(1000)).await;
     app.client.register("alice", PASSWORD, None).await.unwrap();
     app.signup_existing("alice").await;
 }
 
 #[tokio::test]
 async fn sessions_per_user_are_bounded_across_websocket_and_grpc_together() {
-    let app = spawn_app_with(|s| s.max_sessions_per_user = 3).await;
+    let app = spawn_app_with(|s| s.realtime.max_sessions_per_user = 3).await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
-    let refused = r#"palaver_sessions_refused_total{per="user"}"#;
-    let before = app.metric(refused).await;
+    let refused = || async {
+        app.metric(r#"palaver_sessions_refused_total{per="user",transport="websocket"}"#)
+            .await
+            + app
+                .metric(r#"palaver_sessions_refused_total{per="user",transport="grpc"}"#)
+                .await
+    };
+    let before = refused().await;
 
     let first = alice.live(&app, Transport::WebSocket, None).await;
     let _second = alice.live(&app, Transport::Grpc, None).await;
@@ -227,7 +239,7 @@ async fn sessions_per_user_are_bounded_across_websocket_and_grpc_together() {
     })
     .await
     .expect("a place frees up when a session ends");
-    assert!(app.metric(refused).await >= before + 3.0);
+    assert!(refused().await >= before + 3.0);
 }
 
 /// A WebSocket from `source` (a loopback address of its own) authenticated
@@ -257,7 +269,7 @@ async fn websocket_from(
 
 #[tokio::test]
 async fn sessions_per_address_are_bounded_whoever_opens_them() {
-    let app = spawn_app_with(|s| s.max_sessions_per_address = 2).await;
+    let app = spawn_app_with(|s| s.realtime.max_sessions_per_address = 2).await;
     let server = server_addr(&app);
     let mut users = Vec::new();
     for name in ["ann", "ben", "cat"] {

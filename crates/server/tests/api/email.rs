@@ -320,7 +320,9 @@ async fn a_connection_opened_with_a_reset_accounts_old_token_is_refused() {
 #[tokio::test]
 async fn a_code_past_its_lifetime_no_longer_works() {
     // One second, so the test can outlive it; the default is 300.
-    let app = spawn_app_with(|settings| settings.code_ttl_secs = 1).await;
+    let app =
+        spawn_app_with(|settings| settings.accounts.code_ttl = std::time::Duration::from_secs(1))
+            .await;
     register_with_email(&app, "alice", "alice@example.com").await;
     let alice = app.signup_existing("alice").await;
     let verification = app.mail.nth_to("alice@example.com", 1).await.code();
@@ -373,7 +375,7 @@ async fn confirm_from(app: &TestApp, from: &str, login: &str, code: &str) -> u16
 }
 
 fn behind_a_proxy(settings: &mut palaver_server::Settings) {
-    settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    settings.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
 }
 
 /// `alice` with a verified address and a live reset code: the code and a

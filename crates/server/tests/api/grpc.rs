@@ -275,7 +275,7 @@ async fn health_and_reflection_answer_generic_tools() {
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
     }
 
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -291,23 +291,48 @@ async fn health_and_reflection_answer_generic_tools() {
         panic!("no service list")
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
+    let expected = [
         "palaver.v1.Accounts",
         "palaver.v1.Rooms",
         "palaver.v1.Messages",
         "palaver.v1.Realtime",
         "grpc.health.v1.Health",
-    ] {
+    ];
+    for service in expected {
+        assert!(names.iter().any(|n| n == service), "{service} in {names:?}");
+    }
+
+    // The older spelling, which most tools still speak, answers the same.
+    use tonic_reflection::pb::v1alpha;
+    let mut reflection = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no v1alpha service list")
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for service in expected {
         assert!(
-            names.iter().any(|n| n == expected),
-            "{expected} in {names:?}"
+            names.iter().any(|n| n == service),
+            "v1alpha: {service} in {names:?}"
         );
     }
 }
 
 #[tokio::test]
 async fn a_stream_must_open_with_hello_and_bad_frames_are_answered_not_fatal() {
-    let app = spawn_app_with(|s| s.max_frame_bytes = 16 * 1024).await;
+    let app = spawn_app_with(|s| s.realtime.max_frame_bytes = Some(16 * 1024)).await;
     let alice = app.signup("alice").await;
     let room = alice.client.create_room("r", None).await.unwrap();
     let grpc = alice.grpc().await;

@@ -163,19 +163,19 @@ pub async fn spawn_app_on(
     let data_dir = tempfile::tempdir().expect("temporary data dir");
     let mail = crate::mail_sink::MailSink::start();
     let mut settings = Settings::with_data_dir(data_dir.path());
-    settings.smtp_url = Some(palaver_server::config::Secret::new(
+    settings.mail.smtp_url = Some(palaver_server::config::Secret::new(
         mail.url.clone().into_bytes(),
     ));
-    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.http.listen = "127.0.0.1:0".parse().unwrap();
     // Cheap hashing keeps tests fast; production defaults are tested in the domain.
-    settings.argon2_memory_kib = 256;
-    settings.argon2_iterations = 1;
+    settings.passwords.memory_kib = 256;
+    settings.passwords.iterations = 1;
     // Every test signs up and logs in from 127.0.0.1; the limits have tests of their own.
-    settings.rates = palaver_domain::throttle::RateLimits::off();
-    settings.max_connections_per_address = 100_000;
-    settings.max_sessions_per_address = 100_000;
-    settings.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    settings.database_url = database
+    settings.limits = palaver_domain::throttle::RateLimits::off();
+    settings.http.max_connections_per_address = 100_000;
+    settings.realtime.max_sessions_per_address = 100_000;
+    settings.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    settings.database.url = database
         .url
         .clone()
         .map(|url| palaver_server::config::Secret::new(url.into_bytes()));
@@ -332,7 +332,7 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.shutdown().await;
         let mut settings = self.settings.clone();
-        settings.listen = self.base_url.trim_start_matches("http://").parse().unwrap();
+        settings.http.listen = self.base_url.trim_start_matches("http://").parse().unwrap();
         let app = Application::build(settings).await.expect("server rebuilds");
         self.metrics_url = metrics_url(&app);
         self.shutdown = app.shutdown_token();

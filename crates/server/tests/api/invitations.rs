@@ -146,7 +146,8 @@ async fn only_the_invitee_answers_and_a_ban_ends_the_invitation() {
 #[tokio::test]
 async fn many_inviters_cannot_flood_one_user() {
     let app = spawn_app_with(|s| {
-        s.rates.set(Limit::InvitePerInvitee, "3/h".parse().unwrap());
+        s.limits
+            .set(Limit::InvitePerInvitee, "3/h".parse().unwrap());
     })
     .await;
     let victim = app.signup("victim").await;
@@ -331,8 +332,9 @@ async fn nobody_is_put_in_more_rooms_than_the_cap_by_any_way_in() {
 #[tokio::test]
 async fn attempts_that_land_nothing_spend_none_of_the_targets_budget() {
     let app = spawn_app_with(|s| {
-        s.rates.set(Limit::InvitePerInvitee, "2/h".parse().unwrap());
-        s.rates.set(Limit::DirectPerTarget, "2/h".parse().unwrap());
+        s.limits
+            .set(Limit::InvitePerInvitee, "2/h".parse().unwrap());
+        s.limits.set(Limit::DirectPerTarget, "2/h".parse().unwrap());
     })
     .await;
     let owner = app.signup("owner").await;

@@ -70,9 +70,9 @@ async fn access_tokens_verify_with_the_published_key_alone() {
 #[tokio::test]
 async fn rs256_is_selectable_and_published_as_an_rsa_key() {
     let app = spawn_app_with(|s| {
-        s.jwt_algorithm = palaver_domain::keys::KeyAlgorithm::Rs256;
-        s.jwt_issuer = "https://chat.example".into();
-        s.jwt_audience = "chat-api".into();
+        s.tokens.algorithm = palaver_domain::keys::KeyAlgorithm::Rs256;
+        s.tokens.issuer = "https://chat.example".into();
+        s.tokens.audience = "chat-api".into();
     })
     .await;
     let alice = app.signup("alice").await;
@@ -113,7 +113,7 @@ async fn rs256_is_selectable_and_published_as_an_rsa_key() {
 #[tokio::test]
 async fn a_shared_secret_signs_hs256_and_publishes_no_key() {
     let app = spawn_app_with(|s| {
-        s.jwt_secret = Some(palaver_server::config::Secret::new(
+        s.tokens.jwt_secret = Some(palaver_server::config::Secret::new(
             b"a shared secret of at least 32 bytes".to_vec(),
         ));
     })

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::*;
 
 fn behind_a_proxy(settings: &mut Settings) {
-    settings.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    settings.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
 }
 
 fn rate(text: &str) -> RateLimit {
@@ -55,7 +55,7 @@ async fn login_from(app: &TestApp, from: &str, password: &str) -> (u16, Option<u
 async fn alice_behind_a_proxy_with_two_free_failures() -> TestApp {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.login_backoff = LoginBackoff {
+        s.limits.login_backoff = LoginBackoff {
             free: 2,
             max: Duration::from_secs(60),
         };
@@ -102,7 +102,7 @@ async fn a_successful_login_ends_the_streak_of_failures() {
 async fn logins_per_address_are_limited_whatever_the_account() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.set(Limit::LoginPerAddress, rate("3/h"));
+        s.limits.set(Limit::LoginPerAddress, rate("3/h"));
     })
     .await;
     let sprayer = "203.0.113.7";
@@ -133,7 +133,7 @@ async fn logins_per_address_are_limited_whatever_the_account() {
 async fn registrations_per_address_are_limited() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.set(Limit::RegisterPerAddress, rate("2/h"));
+        s.limits.set(Limit::RegisterPerAddress, rate("2/h"));
     })
     .await;
     let register = |name: &str| json!({"username": name, "password": PASSWORD});
@@ -170,7 +170,7 @@ async fn registrations_per_address_are_limited() {
 async fn every_step_of_a_password_reset_counts_against_the_address() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.set(Limit::PasswordResetPerAddress, rate("3/min"));
+        s.limits.set(Limit::PasswordResetPerAddress, rate("3/min"));
     })
     .await;
     let guesser = "203.0.113.60";
@@ -224,7 +224,7 @@ async fn every_step_of_a_password_reset_counts_against_the_address() {
 async fn refreshes_and_logouts_per_address_are_limited() {
     let app = spawn_app_with(|s| {
         behind_a_proxy(s);
-        s.rates.set(Limit::RefreshPerAddress, rate("2/min"));
+        s.limits.set(Limit::RefreshPerAddress, rate("2/min"));
     })
     .await;
     let guesser = "203.0.113.70";
@@ -260,7 +260,7 @@ async fn refreshes_and_logouts_per_address_are_limited() {
 #[tokio::test]
 async fn join_codes_cannot_be_guessed_at_speed() {
     let app = spawn_app_with(|s| {
-        s.rates.set(Limit::JoinPerUser, rate("3/min"));
+        s.limits.set(Limit::JoinPerUser, rate("3/min"));
     })
     .await;
     let owner = app.signup("owner").await;
@@ -300,7 +300,7 @@ async fn join_codes_cannot_be_guessed_at_speed() {
 #[tokio::test]
 async fn sends_are_limited_per_user_on_every_transport() {
     let app = spawn_app_with(|s| {
-        s.rates.set(Limit::SendPerUser, rate("3/h"));
+        s.limits.set(Limit::SendPerUser, rate("3/h"));
     })
     .await;
     let alice = app.signup("alice").await;
@@ -355,7 +355,7 @@ async fn sends_are_limited_per_user_on_every_transport() {
 #[tokio::test]
 async fn a_connection_sending_too_many_frames_is_told_to_wait_and_kept() {
     let app = spawn_app_with(|s| {
-        s.rates.set(Limit::FramesPerConnection, rate("3/h"));
+        s.limits.set(Limit::FramesPerConnection, rate("3/h"));
     })
     .await;
     let alice = app.signup("alice").await;
@@ -398,7 +398,7 @@ async fn open_connection(app: &TestApp) -> tokio::net::TcpStream {
 #[tokio::test]
 async fn connections_past_the_per_address_limit_are_refused_with_429() {
     let app = spawn_app_with(|s| {
-        s.max_connections_per_address = 2;
+        s.http.max_connections_per_address = 2;
     })
     .await;
     let _held = [open_connection(&app).await, open_connection(&app).await];
@@ -429,7 +429,7 @@ async fn connections_past_the_per_address_limit_are_refused_with_429() {
 #[tokio::test]
 async fn connections_past_the_node_limit_are_refused_with_503() {
     let app = spawn_app_with(|s| {
-        s.max_connections = 2;
+        s.http.max_connections = 2;
     })
     .await;
     let _held = [open_connection(&app).await, open_connection(&app).await];
@@ -444,7 +444,7 @@ async fn connections_past_the_node_limit_are_refused_with_503() {
 #[tokio::test]
 async fn a_client_that_does_not_finish_its_headers_in_time_is_dropped() {
     let app = spawn_app_with(|s| {
-        s.http_header_timeout_ms = 200;
+        s.http.header_timeout = std::time::Duration::from_millis(200);
     })
     .await;
     let mut slow = open_connection(&app).await;
@@ -468,7 +468,7 @@ async fn a_websocket_client_that_sends_but_never_reads_is_dropped_after_the_writ
     use tokio_tungstenite::tungstenite::Message;
 
     let app = spawn_app_with(|s| {
-        s.ws_write_timeout_ms = 200;
+        s.realtime.write_timeout = std::time::Duration::from_millis(200);
     })
     .await;
     let alice = app.signup("alice").await;

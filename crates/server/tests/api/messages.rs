@@ -194,7 +194,7 @@ async fn history_rejects_bad_limits() {
 
 #[tokio::test]
 async fn oversize_and_empty_bodies_are_refused_and_nothing_is_stored() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 100).await;
+    let app = spawn_app_with(|s| s.messages.max_body_bytes = 100).await;
     let alice = app.signup("alice").await;
     let room = alice.client.create_room("r", None).await.unwrap();
     let mut ws = alice.connect().await;

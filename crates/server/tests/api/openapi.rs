@@ -141,7 +141,7 @@ fn collect_refs(value: &serde_json::Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn every_route_lists_the_errors_any_route_of_its_kind_can_give_and_the_node_limits() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 1000).await;
+    let app = spawn_app_with(|s| s.messages.max_body_bytes = 1000).await;
     let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base_url))
         .await
         .unwrap()

@@ -22,10 +22,10 @@ fn owners(members: &[Member]) -> Vec<i64> {
 #[tokio::test]
 async fn wrong_passwords_sent_at_once_are_each_counted_before_any_is_checked() {
     let app = spawn_app_with(|s| {
-        s.rates.login_backoff = LoginBackoff::default();
+        s.limits.login_backoff = LoginBackoff::default();
         // Hashing slow enough that every attempt reads the streak before
         // the first one's hash is done, as with production settings.
-        s.argon2_memory_kib = 8 * 1024;
+        s.passwords.memory_kib = 8 * 1024;
     })
     .await;
     app.client.register("alice", PASSWORD, None).await.unwrap();

@@ -338,7 +338,7 @@ async fn edits_deletes_typing_and_read_markers_reach_the_other_members() {
 #[tokio::test]
 async fn a_connection_that_does_not_read_is_cut_off_as_a_slow_consumer() {
     for via in BOTH {
-        let app = spawn_app_with(|s| s.ws_queue_capacity = 4).await;
+        let app = spawn_app_with(|s| s.realtime.queue_capacity = 4).await;
         let alice = app.signup("alice").await;
         let room = alice.client.create_room("firehose", None).await.unwrap();
         let mut lazy = alice.live(&app, via, None).await;

@@ -47,7 +47,7 @@ async fn every_documented_way_to_authenticate_works() {
 
 #[tokio::test]
 async fn a_user_in_many_rooms_gets_ready_a_page_at_a_time_before_anything_else() {
-    let app = spawn_app_with(|s| s.rates = palaver_domain::throttle::RateLimits::off()).await;
+    let app = spawn_app_with(|s| s.limits = palaver_domain::throttle::RateLimits::off()).await;
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let mut created = Vec::new();
@@ -131,7 +131,8 @@ async fn a_bad_first_frame_or_token_closes_with_4001() {
 
 #[tokio::test]
 async fn no_authentication_in_time_closes_with_4001() {
-    let app = spawn_app_with(|s| s.ws_auth_timeout_ms = 200).await;
+    let app =
+        spawn_app_with(|s| s.realtime.auth_timeout = std::time::Duration::from_millis(200)).await;
     let mut ws = app.connect_raw(WsAuth::None).await.unwrap();
     let (code, reason) = expect_close(&mut ws).await;
     assert_eq!(code, 4001);
@@ -207,8 +208,8 @@ async fn malformed_and_unknown_frames_get_error_frames_and_the_connection_stays_
 #[tokio::test]
 async fn binary_frames_close_with_1003_and_oversized_frames_with_1009() {
     let app = spawn_app_with(|s| {
-        s.max_body_bytes = 100;
-        s.max_frame_bytes = 1000;
+        s.messages.max_body_bytes = 100;
+        s.realtime.max_frame_bytes = Some(1000);
     })
     .await;
     let alice = app.signup("alice").await;
@@ -361,8 +362,8 @@ async fn a_slow_consumer_that_reads_nothing_at_all_is_dropped_after_the_write_ti
     use futures::StreamExt;
 
     let app = spawn_app_with(|s| {
-        s.ws_queue_capacity = 64;
-        s.ws_write_timeout_ms = 200;
+        s.realtime.queue_capacity = 64;
+        s.realtime.write_timeout = std::time::Duration::from_millis(200);
     })
     .await;
     let alice = app.signup("alice").await;

@@ -127,7 +127,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
 
     // The copied installation serves the same data and keeps going.
     let target_app = spawn_app_on(postgres, |s| {
-        s.database_url = Some(Secret::new(pg_url.clone().into_bytes()));
+        s.database.url = Some(Secret::new(pg_url.clone().into_bytes()));
     })
     .await;
     let alice = target_app.signup_existing("alice").await;

@@ -30,9 +30,9 @@ async fn while_the_database_is_down_requests_fail_with_503_and_nothing_is_acked_
     via_proxy.set_host(Some("127.0.0.1")).unwrap();
 
     let app = spawn_app_on(database, |s| {
-        s.database_url = Some(Secret::new(via_proxy.to_string().into_bytes()));
-        s.db_acquire_timeout_ms = 1000;
-        s.db_statement_timeout_ms = 2000;
+        s.database.url = Some(Secret::new(via_proxy.to_string().into_bytes()));
+        s.database.acquire_timeout = std::time::Duration::from_millis(1000);
+        s.database.statement_timeout = std::time::Duration::from_millis(2000);
     })
     .await;
     let alice = app.signup("alice").await;

@@ -314,16 +314,27 @@ where
         Ok(found.is_some())
     }
 
-    async fn unban(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
-        let _turn = self.engine.write_turn().await;
+    async fn unban(&self, room: RoomId, by: UserId, user: UserId) -> StoreResult<Authorized<bool>> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        // Under the room's lock, which a demotion or a removal of `by` takes
+        // too: the role read here is the one the delete commits under.
+        if !Self::lock_room(&mut tx, room).await? {
+            return Ok(Err(Refusal::NotMember));
+        }
+        match Self::role_in(&mut tx, room, by).await? {
+            None => return Ok(Err(Refusal::NotMember)),
+            Some(role) if role < Role::Admin => return Ok(Err(Refusal::Outranked)),
+            Some(_) => {}
+        }
         let removed = sqlx::query("DELETE FROM bans WHERE room_id = $1 AND user_id = $2")
             .bind(room.0)
             .bind(user.0)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?
             .rows_affected();
-        Ok(removed > 0)
+        tx.commit().await.map_err(map_err)?;
+        Ok(Ok(Committed::quiet(removed > 0)))
     }
 
     async fn bans(&self, room: RoomId) -> StoreResult<Vec<Ban>> {

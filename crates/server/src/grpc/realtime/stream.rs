@@ -161,6 +161,8 @@ impl Sink<Outgoing> for GrpcTransport {
         let bytes = match item {
             Outgoing::Frame(frame) => frames::protobuf(&frame),
             Outgoing::Encoded(frame) => frame.protobuf().clone(),
+            // A stream's client learns of a success from its event.
+            Outgoing::Done(_) => return Ok(()),
             // Needs no room in the channel: a client that reads nothing still
             // gets its status once it reads again.
             Outgoing::Close(reason) => {

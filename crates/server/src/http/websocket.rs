@@ -1,0 +1,30 @@
+//! The WebSocket upgrade as every real-time transport over one (the native
+//! WebSocket, STOMP, SignalR) configures it, and what its read errors mean.
+
+use axum::extract::WebSocketUpgrade;
+
+use crate::config::Settings;
+
+/// tungstenite zero-fills its read buffer up to this size before *every* read
+/// (snapview/tungstenite-rs#547): with the 128 KiB default that is a 128 KiB
+/// memset per socket poll and 128 KiB of RSS per idle connection. Chat frames
+/// are small; a larger frame grows the buffer on demand (tungstenite reserves
+/// the frame's length once its header is read), up to the frame limit.
+const READ_BUFFER_BYTES: usize = 1024;
+
+/// `ws` with the frame limit of `settings` and the small read buffer.
+pub(crate) fn realtime_upgrade(ws: WebSocketUpgrade, settings: &Settings) -> WebSocketUpgrade {
+    let max_frame = settings.max_frame_bytes();
+    ws.max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .read_buffer_size(READ_BUFFER_BYTES)
+}
+
+/// Whether a read error is a message over the frame limit (which closes as
+/// too large); any other means the peer is gone.
+pub(crate) fn too_large(err: axum::Error) -> bool {
+    matches!(
+        err.into_inner().downcast::<tungstenite::Error>(),
+        Ok(err) if matches!(*err, tungstenite::Error::Capacity(_))
+    )
+}
