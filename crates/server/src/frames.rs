@@ -25,12 +25,23 @@ pub const TYPING_EXPIRES_MS: u64 = 3000;
 pub struct EncodedFrame {
     json: Utf8Bytes,
     protobuf: OnceLock<Bytes>,
+    raw_json: OnceLock<Box<serde_json::value::RawValue>>,
 }
 
 impl EncodedFrame {
     /// The JSON text of the frame.
     pub fn json(&self) -> &Utf8Bytes {
         &self.json
+    }
+
+    /// The JSON as a value an encoder embeds in JSON of its own (a Socket.IO
+    /// event's argument) as it is: checked once, on the first ask, for every
+    /// recipient.
+    pub fn raw_json(&self) -> &serde_json::value::RawValue {
+        self.raw_json.get_or_init(|| {
+            serde_json::value::RawValue::from_string(self.json.as_str().to_owned())
+                .expect("a frame we encoded is JSON")
+        })
     }
 
     /// The encoded `palaver.v1.ServerFrame`. Read back from the JSON, which
@@ -49,6 +60,7 @@ pub fn encode(frame: &ServerFrame) -> EncodedFrame {
     EncodedFrame {
         json: json(frame),
         protobuf: OnceLock::new(),
+        raw_json: OnceLock::new(),
     }
 }
 

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use crate::frames::frame_type;
-use crate::session::{Inbound, Outgoing, PendingAnswers};
+use crate::session::{Inbound, Outgoing, PendingAnswers, SharedFrame};
 
 /// Events waiting for the session: a burst's worth. The session reads fast;
 /// the channel fills only when it has `MAX_IN_FLIGHT_SENDS` waiting.
@@ -93,9 +93,15 @@ impl<A: socketioxide::adapter::Adapter> FromMessageParts<A> for WantsAck {
 
 /// One thing to emit.
 enum Emit {
-    /// A frame's JSON, as the event its `type` names.
-    Frame(String),
+    /// A frame, as the event its `type` names.
+    Frame(Frame),
     Close(CloseReason),
+}
+
+/// A frame to emit: one shared with other connections, or this session's own.
+enum Frame {
+    Shared(SharedFrame),
+    Own(Box<RawValue>),
 }
 
 impl SocketIoTransport {
@@ -321,16 +327,19 @@ impl From<CloseReason> for Closing {
     }
 }
 
-/// Emits a frame's JSON as the event its `type` names, the whole frame as
-/// the argument (its `type` too, which clients may ignore).
-fn emit_frame(socket: &SocketRef, json: &str) -> Result<(), SendError> {
+/// Emits a frame as the event its `type` names, the whole frame as the
+/// argument (its `type` too, which clients may ignore). A shared frame's JSON
+/// is embedded as it is, checked once for all its recipients.
+fn emit_frame(socket: &SocketRef, frame: &Frame) -> Result<(), SendError> {
+    let (json, raw) = match frame {
+        Frame::Shared(shared) => (shared.json().as_str(), shared.raw_json()),
+        Frame::Own(raw) => (raw.get(), &**raw),
+    };
     let Some(event) = frame_type(json) else {
         tracing::error!("a server frame without a leading type");
         return Ok(());
     };
-    // Validated once more by serde_json; shared frames are not re-encoded.
-    let raw = RawValue::from_string(json.to_owned()).map_err(socketioxide::ParserError::new)?;
-    socket.emit(event, &raw)
+    socket.emit(event, raw)
 }
 
 impl Stream for SocketIoTransport {
@@ -349,13 +358,13 @@ impl Sink<Outgoing> for SocketIoTransport {
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Outgoing) -> Result<(), SocketError> {
-        let json = match item {
+        let frame = match item {
             Outgoing::Done(reference) => {
                 self.answer(Some(&reference), &Map::new());
                 return Ok(());
             }
             Outgoing::Close(reason) => return self.emit(Emit::Close(reason)),
-            Outgoing::Encoded(frame) => frame.json().as_str().to_owned(),
+            Outgoing::Encoded(shared) => Frame::Shared(shared),
             Outgoing::Frame(frame) => {
                 let answered = match &frame {
                     ServerFrame::Ack { client_id, .. } => self.answer(client_id.as_deref(), &frame),
@@ -374,10 +383,16 @@ impl Sink<Outgoing> for SocketIoTransport {
                 if answered {
                     return Ok(());
                 }
-                frame.to_json()
+                match RawValue::from_string(frame.to_json()) {
+                    Ok(raw) => Frame::Own(raw),
+                    Err(err) => {
+                        tracing::error!(error = %err, "a frame that is not JSON");
+                        return Ok(());
+                    }
+                }
             }
         };
-        self.emit(Emit::Frame(json))
+        self.emit(Emit::Frame(frame))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
