@@ -5,17 +5,12 @@
 // expectation exits non-zero with the reason.
 import assert from 'node:assert/strict';
 import { HubConnectionBuilder, HttpTransportType, LogLevel } from '@microsoft/signalr';
+import { env, WAIT_MS, next } from './journey.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env('PALAVER_URL');
 const room = Number(env('ROOM'));
 const foreignRoom = Number(env('FOREIGN_ROOM'));
 const aliceId = Number(env('ALICE_ID'));
-const WAIT_MS = 10_000;
 
 function connect(token) {
   return new HubConnectionBuilder()
@@ -25,20 +20,6 @@ function connect(token) {
     })
     .configureLogging(LogLevel.None)
     .build();
-}
-
-/** The next invocation of client method `method` whose argument passes `test`. */
-function next(connection, method, test = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${method} in time`)), WAIT_MS);
-    const handler = (arg) => {
-      if (!test(arg)) return;
-      clearTimeout(timer);
-      connection.off(method, handler);
-      resolve(arg);
-    };
-    connection.on(method, handler);
-  });
 }
 
 /** Starts a connection and resolves with it and its `ready`. */

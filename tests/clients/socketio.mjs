@@ -5,37 +5,18 @@
 // expectation exits non-zero with the reason.
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { env, WAIT_MS, next } from './journey.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env('PALAVER_URL');
 const room = Number(env('ROOM'));
 const foreignRoom = Number(env('FOREIGN_ROOM'));
 const aliceId = Number(env('ALICE_ID'));
-const WAIT_MS = 10_000;
 
 function connect(token, resume) {
   return io(url, {
     transports: ['websocket'],
     auth: resume ? { token, resume } : { token },
     reconnection: false,
-  });
-}
-
-/** The next `event` on `socket` whose argument passes `test`. */
-function next(socket, event, test = () => true) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} in time`)), WAIT_MS);
-    const listener = (arg) => {
-      if (!test(arg)) return;
-      clearTimeout(timer);
-      socket.off(event, listener);
-      resolve(arg);
-    };
-    socket.on(event, listener);
   });
 }
 

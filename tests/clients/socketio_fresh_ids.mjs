@@ -4,15 +4,10 @@
 // Prints one JSON line with the seq each was acknowledged with.
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { env, WAIT_MS } from './journey.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env('PALAVER_URL');
 const room = Number(env('ROOM'));
-const WAIT_MS = 10_000;
 
 /** Opens a socket and resolves with it once its session is ready. */
 function open() {

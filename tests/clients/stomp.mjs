@@ -6,17 +6,12 @@
 import assert from 'node:assert/strict';
 import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
+import { env, WAIT_MS } from './journey.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env('PALAVER_URL').replace(/^http/, 'ws') + '/stomp';
 const room = Number(env('ROOM'));
 const foreignRoom = Number(env('FOREIGN_ROOM'));
 const aliceId = Number(env('ALICE_ID'));
-const WAIT_MS = 10_000;
 
 /** Rejects after WAIT_MS unless `promise` settles first. */
 function within(promise, what) {
