@@ -71,26 +71,37 @@ pub struct SessionDeps {
 }
 
 /// A session the node agreed to serve: its opening charged to the user's and
-/// the address's budget, its place in the quota held until it ends. Every
-/// transport gets one here before it tells its client it is connected, so
-/// each can refuse in its own terms (a close code, a gRPC status, a
-/// Socket.IO `connect_error`…).
+/// the address's budget, its place in the quota held, its connection
+/// registered with the hub and its login found live. Every transport gets
+/// one here before it tells its client it is connected, so each refuses in
+/// its own terms (a close code, a gRPC status, a Socket.IO
+/// `connect_error`…). Dropped unused, it gives its place back.
 pub struct Admission {
     bearer: Bearer,
     transport: TransportKind,
+    registered: Option<(Arc<Connection>, QueueReceiver<Outbound>)>,
+    hub: Arc<Hub>,
     _permit: quota::SessionPermit,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some((conn, _)) = self.registered.take() {
+            self.hub.unregister(&conn);
+        }
+    }
 }
 
 /// Admits a session of `bearer`'s user from the client address `from`
 /// over `transport`.
-pub fn admit(
+pub async fn admit(
     deps: &SessionDeps,
     bearer: Bearer,
     from: ClientAddr,
     transport: TransportKind,
 ) -> Result<Admission, CloseReason> {
     // Every transport's sessions pass here, so one budget and one quota
-    // bound them all.
+    // bound them all; both are charged before the store is read.
     if deps
         .services
         .activity
@@ -101,19 +112,33 @@ pub fn admit(
             .increment(1);
         return Err(CloseReason::OpenedTooOften);
     }
-    match deps.quota.admit(bearer.user, from) {
-        Ok(permit) => Ok(Admission {
-            bearer,
-            transport,
-            _permit: permit,
-        }),
+    let permit = match deps.quota.admit(bearer.user, from) {
+        Ok(permit) => permit,
         Err(too_many) => {
             let per = too_many.label();
             metrics::counter!("palaver_sessions_refused_total", "per" => per, "transport" => transport.label())
                 .increment(1);
             tracing::debug!(user = %bearer.user, %from, reason = too_many.reason(), "session refused");
-            Err(CloseReason::TooManySessions(too_many.reason()))
+            return Err(CloseReason::TooManySessions(too_many.reason()));
         }
+    };
+    // Registered before the login is checked, so its end cannot slip
+    // between the check and the registration (it reaches the queue), and
+    // before the first read, so a room joined meanwhile is announced.
+    let registered = deps.hub.register(bearer.user, &bearer.session);
+    let admission = Admission {
+        bearer,
+        transport,
+        registered: Some(registered),
+        hub: deps.hub.clone(),
+        _permit: permit,
+    };
+    // Boxed: a rare, one-off path that every connection's future would
+    // otherwise carry inline.
+    match Box::pin(deps.services.accounts.is_live(&admission.bearer)).await {
+        Ok(true) => Ok(admission),
+        Ok(false) => Err(CloseReason::SessionEnded),
+        Err(_) => Err(CloseReason::StoreUnavailable),
     }
 }
 
@@ -122,35 +147,18 @@ pub fn admit(
 pub async fn run<T: Transport>(
     transport: T,
     deps: SessionDeps,
-    admission: Admission,
+    mut admission: Admission,
     resume: Option<BTreeMap<String, u64>>,
 ) {
     let mut transport = WriteDeadline::new(transport, deps.write_timeout);
+    let _counted = Counted::new(admission.transport);
+    let (conn, queue) = admission
+        .registered
+        .take()
+        .expect("an admission is registered until its session runs");
     // The permit is held until the session ends.
-    let Admission {
-        bearer,
-        transport: kind,
-        _permit,
-    } = admission;
-    let _counted = Counted::new(kind);
-    // Registered before the first read, so a room joined meanwhile is
-    // announced, and before the login is checked, so its end cannot slip
-    // between the check and the registration.
-    let (conn, queue) = deps.hub.register(bearer.user, &bearer.session);
-    // Rare, one-off paths are boxed: an async state machine is as large as its
-    // largest state, and every idle connection would otherwise carry them inline.
-    let live = Box::pin(deps.services.accounts.is_live(&bearer)).await;
-    let refused = match live {
-        Ok(true) => None,
-        Ok(false) => Some(CloseReason::SessionEnded),
-        Err(_) => Some(CloseReason::StoreUnavailable),
-    };
-    if let Some(reason) = refused {
-        deps.hub.unregister(&conn);
-        Box::pin(close(&mut transport, reason)).await;
-        return;
-    }
-    let found = Box::pin(deps.services.rooms.user_with_positions(bearer.user)).await;
+    let user = admission.bearer.user;
+    let found = Box::pin(deps.services.rooms.user_with_positions(user)).await;
     let (user, rooms_before) = match found {
         Ok(found) => found,
         Err(err) => {
@@ -711,7 +719,9 @@ mod tests {
             frame_rate: RateLimit(None),
             quota: Arc::new(SessionQuota::new(8, 8)),
         };
-        let admission = admit(&deps, bearer, localhost(), TransportKind::WebSocket).unwrap();
+        let admission = admit(&deps, bearer, localhost(), TransportKind::WebSocket)
+            .await
+            .unwrap();
         let session = tokio::spawn(run(Channels { inbound, outgoing }, deps, admission, None));
 
         let ServerFrame::Ready { rooms, .. } = next_frame(&mut from_session).await else {

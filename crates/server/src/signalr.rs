@@ -115,11 +115,13 @@ async fn serve(mut socket: WebSocket, state: AppState, from: ClientAddr, bearer:
     // otherwise carry inline.
     let handshake = Box::pin(handshake(&mut socket, &state, &limits)).await;
     let deps = state.session_deps();
-    let admitted = handshake.and_then(|leftover| {
-        session::admit(&deps, bearer, from, TransportKind::SignalR)
+    let admitted = match handshake {
+        Ok(leftover) => Box::pin(session::admit(&deps, bearer, from, TransportKind::SignalR))
+            .await
             .map(|admission| (admission, leftover))
-            .map_err(Refusal::Closing)
-    });
+            .map_err(Refusal::Closing),
+        Err(refusal) => Err(refusal),
+    };
     let (admission, leftover) = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => return Box::pin(refuse(socket, refusal)).await,

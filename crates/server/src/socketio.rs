@@ -104,6 +104,7 @@ async fn admit(socket: &SocketRef, state: &AppState, handshake: Handshake) -> Re
         .map_err(|_| Refusal("unauthorized"))?;
     let from = client_address(parts, state).ok_or(Refusal("internal"))?;
     let admission = session::admit(&state.session_deps(), bearer, from, TransportKind::SocketIo)
+        .await
         .map_err(|reason| Refusal(reason.error_code()))?;
     socket
         .extensions

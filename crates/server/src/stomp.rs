@@ -124,7 +124,7 @@ async fn serve(mut socket: WebSocket, state: AppState, from: ClientAddr, tokens:
         connect.heart_beats,
     );
     let deps = state.session_deps();
-    match session::admit(&deps, bearer, from, TransportKind::Stomp) {
+    match Box::pin(session::admit(&deps, bearer, from, TransportKind::Stomp)).await {
         Ok(admission) => session::run(transport, deps, admission, None).await,
         Err(reason) => session::close(&mut transport, reason).await,
     }

@@ -66,7 +66,8 @@ async fn serve(
     match authenticated {
         Ok(auth) => {
             let deps = state.session_deps();
-            match session::admit(&deps, auth.bearer, from, session::TransportKind::WebSocket) {
+            let kind = session::TransportKind::WebSocket;
+            match Box::pin(session::admit(&deps, auth.bearer, from, kind)).await {
                 Ok(admission) => session::run(transport, deps, admission, auth.resume).await,
                 Err(reason) => session::close(&mut transport, reason).await,
             }

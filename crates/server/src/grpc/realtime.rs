@@ -29,7 +29,7 @@ impl RealtimeApi {
 
     /// Admits a session and runs it over the call until either side ends
     /// it; a refusal is the call's status.
-    fn start(
+    async fn start(
         &self,
         request: Option<Streaming<v1::ClientFrame>>,
         bearer: Bearer,
@@ -39,6 +39,7 @@ impl RealtimeApi {
         let deps = self.state.session_deps();
         let (transport, response) = stream::pair(request, &bearer);
         let admission = session::admit(&deps, bearer, from, session::TransportKind::Grpc)
+            .await
             .map_err(stream::status_of_close)?;
         let resume = (!resume.is_empty()).then_some(resume);
         self.state
@@ -95,7 +96,7 @@ impl Realtime for RealtimeApi {
         let from = Caller::of(&request)?.from;
         let mut request = request.into_inner();
         let resume = self.hello(&mut request).await?;
-        self.start(Some(request), bearer, from, resume)
+        self.start(Some(request), bearer, from, resume).await
     }
 
     async fn subscribe(
@@ -105,6 +106,6 @@ impl Realtime for RealtimeApi {
         let bearer = Caller::bearer(&request)?.clone();
         let from = Caller::of(&request)?.from;
         let resume = resume_from_map(request.into_inner().resume);
-        self.start(None, bearer, from, resume)
+        self.start(None, bearer, from, resume).await
     }
 }

@@ -348,6 +348,12 @@ where
             ServerFrame::Error { code, message, .. } => {
                 HubMessage::completion_error(id, code, message)
             }
+            // The invocation id names the ping: the reference chosen for
+            // it here is not the client's to see.
+            ServerFrame::Pong { .. } => {
+                let pong = ServerFrame::Pong { reference: None };
+                HubMessage::completion_result(id, serde_json::to_value(pong).expect("serializes"))
+            }
             _ => {
                 let fields = serde_json::to_value(frame).expect("server frames serialize");
                 HubMessage::completion_result(id, fields)
@@ -685,7 +691,8 @@ mod tests {
                     outcome: Outcome::Void,
                 },
                 failed("3", "not_found: room not found"),
-                HubMessage::completion_result("4", serde_json::to_value(&pong).unwrap()),
+                // The reference chosen for the ping stays the server's.
+                HubMessage::completion_result("4", serde_json::json!({"type": "pong"})),
             ]
         );
         assert_eq!(

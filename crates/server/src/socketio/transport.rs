@@ -368,7 +368,11 @@ impl Sink<Outgoing> for SocketIoTransport {
             Outgoing::Frame(frame) => {
                 let answered = match &frame {
                     ServerFrame::Ack { client_id, .. } => self.answer(client_id.as_deref(), &frame),
-                    ServerFrame::Pong { reference } => self.answer(reference.as_deref(), &frame),
+                    // The callback names the ping: the reference chosen
+                    // for it here is not the client's to see.
+                    ServerFrame::Pong { reference } => {
+                        self.answer(reference.as_deref(), &ServerFrame::Pong { reference: None })
+                    }
                     ServerFrame::Error {
                         code,
                         message,

@@ -3,7 +3,8 @@
 //! case generated from them. Someone outside a room (never in it, banned,
 //! removed) must get exactly the answer a room that does not exist gets.
 //! Each transport has its actions in `ACTIONS`: REST routes, WebSocket
-//! frames, gRPC calls and gRPC stream frames.
+//! frames, gRPC calls, gRPC stream frames, Socket.IO events, SignalR
+//! invocations and STOMP `SEND`s.
 
 use palaver_client::frames::{ClientFrame, ServerFrame};
 use palaver_client::grpc::{error_code, proto, GrpcClient};
@@ -17,7 +18,7 @@ use serde_json::Value;
 use tonic::Code;
 
 use crate::helpers::*;
-use crate::live::Live;
+use crate::live::{Live, Via};
 
 const JWT_SECRET: &str = "the authorization matrix's secret, long enough";
 
@@ -111,6 +112,8 @@ enum Call {
     Ws(WsAction),
     /// The same frame on a gRPC `Realtime.Connect` stream.
     GrpcStream(WsAction),
+    /// The same request over Socket.IO, STOMP or SignalR.
+    Stream(Via, WsAction),
     Grpc(GrpcCall),
 }
 
@@ -193,6 +196,14 @@ const fn grpc_stream(name: &'static str, rule: Rule, action: WsAction) -> Action
         name,
         rule,
         call: Call::GrpcStream(action),
+    }
+}
+
+const fn stream(name: &'static str, rule: Rule, via: Via, action: WsAction) -> Action {
+    Action {
+        name,
+        rule,
+        call: Call::Stream(via, action),
     }
 }
 
@@ -442,6 +453,77 @@ const ACTIONS: &[Action] = &[
     grpc_stream("typing (gRPC stream)", ANY_MEMBER, WsAction::Typing),
     grpc_stream("mark read (gRPC stream)", ANY_MEMBER, WsAction::Read),
     grpc_stream("resume (gRPC stream)", ANY_MEMBER, WsAction::Resume),
+    stream(
+        "send (Socket.IO)",
+        ANY_MEMBER,
+        Via::SocketIo,
+        WsAction::Send,
+    ),
+    stream(
+        "edit someone else's message (Socket.IO)",
+        Rule::NoMember,
+        Via::SocketIo,
+        WsAction::EditOthers,
+    ),
+    stream(
+        "delete someone else's message (Socket.IO)",
+        ADMIN,
+        Via::SocketIo,
+        WsAction::DeleteOthers,
+    ),
+    stream(
+        "typing (Socket.IO)",
+        ANY_MEMBER,
+        Via::SocketIo,
+        WsAction::Typing,
+    ),
+    stream(
+        "mark read (Socket.IO)",
+        ANY_MEMBER,
+        Via::SocketIo,
+        WsAction::Read,
+    ),
+    stream(
+        "resume (Socket.IO)",
+        ANY_MEMBER,
+        Via::SocketIo,
+        WsAction::Resume,
+    ),
+    stream("send (SignalR)", ANY_MEMBER, Via::SignalR, WsAction::Send),
+    stream(
+        "edit someone else's message (SignalR)",
+        Rule::NoMember,
+        Via::SignalR,
+        WsAction::EditOthers,
+    ),
+    stream(
+        "delete someone else's message (SignalR)",
+        ADMIN,
+        Via::SignalR,
+        WsAction::DeleteOthers,
+    ),
+    stream(
+        "typing (SignalR)",
+        ANY_MEMBER,
+        Via::SignalR,
+        WsAction::Typing,
+    ),
+    stream(
+        "mark read (SignalR)",
+        ANY_MEMBER,
+        Via::SignalR,
+        WsAction::Read,
+    ),
+    stream(
+        "resume (SignalR)",
+        ANY_MEMBER,
+        Via::SignalR,
+        WsAction::Resume,
+    ),
+    // STOMP's destinations: no edit, delete or resume frame.
+    stream("send (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::Send),
+    stream("typing (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::Typing),
+    stream("mark read (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::Read),
 ];
 
 /// The people of every cell; each cell gets a fresh room.
@@ -598,7 +680,7 @@ async fn ws_answer(
         Err(ClientError::Closed { code, .. }) => return Err(Err(code)),
         Err(other) => panic!("connecting: {other}"),
     };
-    stream_answer(cast, Live(Connection::WebSocket(ws)), action, room).await
+    stream_answer(cast, Live::Library(Connection::WebSocket(ws)), action, room).await
 }
 
 /// As `ws_answer`, on a gRPC stream; a refused stream gives its status's
@@ -616,7 +698,27 @@ async fn grpc_stream_answer(
         Err(ClientError::Status { code, .. }) => return Err(Err(code)),
         Err(other) => panic!("connecting: {other}"),
     };
-    stream_answer(cast, Live(Connection::Grpc(live)), action, room)
+    stream_answer(cast, Live::Library(Connection::Grpc(live)), action, room)
+        .await
+        .map_err(|refused| refused.map_err(|close| format!("close {close}")))
+}
+
+/// As `ws_answer`, over Socket.IO, STOMP or SignalR; a refused connection
+/// gives the machine code that protocol refused it with as `Err(Err(..))`.
+async fn live_answer(
+    app: &TestApp,
+    cast: &Cast,
+    actor: Actor,
+    via: Via,
+    action: WsAction,
+    room: i64,
+) -> Result<(), Result<(String, String), String>> {
+    let token = credentials(cast, actor);
+    let live = match Live::connect(app, via, token.as_deref(), &[], None).await {
+        Ok(live) => live,
+        Err(code) => return Err(Err(code)),
+    };
+    stream_answer(cast, live, action, room)
         .await
         .map_err(|refused| refused.map_err(|close| format!("close {close}")))
 }
@@ -636,9 +738,10 @@ async fn stream_answer(
     action: WsAction,
     room: i64,
 ) -> Result<(), Result<(String, String), u16>> {
-    // Typing reaches the others: the target watches for it.
+    // Typing and read markers reach the others: the target watches for
+    // them (a STOMP actor here follows no room of its own).
     let mut observer = match action {
-        WsAction::Typing => Some(cast.target.connect().await),
+        WsAction::Typing | WsAction::Read => Some(cast.target.connect().await),
         _ => None,
     };
     let reference = Some("cell".to_owned());
@@ -670,7 +773,7 @@ async fn stream_answer(
     if let Some(observer) = &mut observer {
         // The effect, or the actor's refusal, whichever comes first.
         tokio::select! {
-            _ = next_matching(observer, |f| matches!(f, ServerFrame::Typing { .. }).then_some(())) => return Ok(()),
+            _ = next_matching(observer, |f| matches!(f, ServerFrame::Typing { .. } | ServerFrame::Read { .. }).then_some(())) => return Ok(()),
             refused = next_error_frame(&mut ws) => return Err(Ok(refused)),
         }
     }
@@ -889,6 +992,25 @@ async fn every_actor_gets_exactly_the_answer_the_matrix_gives_for_every_action()
                         (Answer::AsIfNoSuchRoom, Err(Ok(refused))) => {
                             let missing =
                                 grpc_stream_answer(&app, &cast, actor, action, NO_SUCH_ROOM).await;
+                            refused.0 == "not_found" && missing == Err(Ok(refused.clone()))
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        wrong.push(format!("{cell}: expected {want:?}, got {got:?}"));
+                    }
+                }
+                Call::Stream(via, action) => {
+                    let got = live_answer(&app, &cast, actor, via, action, scene.room).await;
+                    let ok = match (want, &got) {
+                        (Answer::Allowed, Ok(())) => true,
+                        (Answer::Unauthorized, Err(Err(code))) => {
+                            matches!(code.as_str(), "unauthorized" | "session_ended")
+                        }
+                        (Answer::Forbidden, Err(Ok((code, _)))) => code == "forbidden",
+                        (Answer::AsIfNoSuchRoom, Err(Ok(refused))) => {
+                            let missing =
+                                live_answer(&app, &cast, actor, via, action, NO_SUCH_ROOM).await;
                             refused.0 == "not_found" && missing == Err(Ok(refused.clone()))
                         }
                         _ => false,

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use palaver_client::{ClientError, Transport, WsAuth};
+use palaver_client::{ClientError, WsAuth};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::helpers::*;
+use crate::live::{Via, EVERY};
 
 fn server_addr(app: &TestApp) -> SocketAddr {
     app.base_url.trim_start_matches("http://").parse().unwrap()
@@ -69,7 +70,7 @@ async fn an_open_session_keeps_its_connection_past_the_idle_timeout() {
     let alice = app.signup("alice").await;
     // A gRPC stream, and a WebSocket (an upgraded HTTP/1 connection).
     let mut sessions = Vec::new();
-    for via in crate::live::BOTH {
+    for via in crate::live::FRAMED {
         sessions.push(alice.live(&app, via, None).await);
     }
     // Longer than the idle timeout: a session is open all along.
@@ -204,9 +205,9 @@ async fn sessions_per_user_are_bounded_across_websocket_and_grpc_together() {
     };
     let before = refused().await;
 
-    let first = alice.live(&app, Transport::WebSocket, None).await;
-    let _second = alice.live(&app, Transport::Grpc, None).await;
-    let _third = alice.live(&app, Transport::Grpc, None).await;
+    let first = alice.live(&app, Via::WebSocket, None).await;
+    let _second = alice.live(&app, Via::Grpc, None).await;
+    let _third = alice.live(&app, Via::Grpc, None).await;
     let auth = || WsAuth::Frame {
         token: alice.access_token.clone(),
         resume: None,
@@ -228,7 +229,7 @@ async fn sessions_per_user_are_bounded_across_websocket_and_grpc_together() {
         "Subscribe is a session too"
     );
     // Another user is not held to Alice's sessions.
-    let _bob = bob.live(&app, Transport::Grpc, None).await;
+    let _bob = bob.live(&app, Via::Grpc, None).await;
 
     // A session that ends gives its place back.
     drop(first);
@@ -240,6 +241,51 @@ async fn sessions_per_user_are_bounded_across_websocket_and_grpc_together() {
     .await
     .expect("a place frees up when a session ends");
     assert!(refused().await >= before + 3.0);
+}
+
+/// The session cap counts every transport together, and each refuses a
+/// session past it in its own terms (the machine code, and the metric
+/// labelled by the transport that refused).
+#[tokio::test]
+async fn sessions_per_user_are_bounded_across_every_transport() {
+    let app = spawn_app_with(|s| s.realtime.max_sessions_per_user = EVERY.len()).await;
+    let alice = app.signup("alice").await;
+    let mut open = Vec::new();
+    for via in EVERY {
+        open.push(alice.live(&app, via, None).await);
+    }
+    for via in EVERY {
+        let metric = format!(
+            r#"palaver_sessions_refused_total{{per="user",transport="{}"}}"#,
+            transport_label(via)
+        );
+        let before = app.metric(&metric).await;
+        match alice.try_live(&app, via, None).await {
+            Err(code) => assert_eq!(code, "too_many_sessions", "{via:?}"),
+            Ok(_) => panic!("{via:?}: a session past the cap"),
+        }
+        assert_eq!(app.metric(&metric).await, before + 1.0, "{via:?}");
+    }
+    // One ends (the STOMP one): its place is free for any transport.
+    drop(open.remove(3));
+    tokio::time::timeout(WAIT, async {
+        while alice.try_live(&app, Via::SignalR, None).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a place frees up when a session ends");
+}
+
+/// The `transport` label of the node's metrics.
+fn transport_label(via: Via) -> &'static str {
+    match via {
+        Via::WebSocket => "websocket",
+        Via::Grpc => "grpc",
+        Via::SocketIo => "socketio",
+        Via::Stomp => "stomp",
+        Via::SignalR => "signalr",
+    }
 }
 
 /// A WebSocket from `source` (a loopback address of its own) authenticated

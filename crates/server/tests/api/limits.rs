@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
+use crate::live::{Via, EVERY, FRAMED};
 
 fn behind_a_proxy(settings: &mut Settings) {
     settings.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
@@ -299,92 +300,107 @@ async fn join_codes_cannot_be_guessed_at_speed() {
 
 #[tokio::test]
 async fn sends_are_limited_per_user_on_every_transport() {
-    let app = spawn_app_with(|s| {
-        s.limits.set(Limit::SendPerUser, rate("3/h"));
-    })
-    .await;
-    let alice = app.signup("alice").await;
-    let room = alice.client.create_room("r", None).await.unwrap();
-    alice
-        .client
-        .post_message(room.id, "one", None)
-        .await
-        .unwrap();
-    alice
-        .client
-        .post_message(room.id, "two", None)
-        .await
-        .unwrap();
-    let mut ws = alice.connect().await;
-    ws.send(&send_frame(room.id, "three", Some("c3")))
-        .await
-        .unwrap();
-    next_ack(&mut ws).await;
-    ws.send(&send_frame(room.id, "four", Some("c4")))
-        .await
-        .unwrap();
-    let (code, reference, retry_after_ms) = next_matching(&mut ws, |frame| match frame {
-        ServerFrame::Error {
-            code,
-            reference,
-            retry_after_ms,
-            ..
-        } => Some((code, reference, retry_after_ms)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(
-        (code.as_str(), reference.as_deref()),
-        ("rate_limited", Some("c4"))
-    );
-    assert!(retry_after_ms.unwrap() > 60_000);
-    assert_eq!(
-        status_of(alice.client.post_message(room.id, "five", None).await),
-        429
-    );
-    // Nothing refused was stored.
-    let page = alice
-        .client
-        .history(room.id, &Default::default())
-        .await
-        .unwrap();
-    let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
-    assert_eq!(bodies, ["one", "two", "three"]);
+    for via in EVERY {
+        let app = spawn_app_with(|s| {
+            s.limits.set(Limit::SendPerUser, rate("3/h"));
+        })
+        .await;
+        let alice = app.signup("alice").await;
+        let room = alice.client.create_room("r", None).await.unwrap();
+        for body in ["one", "two"] {
+            alice
+                .client
+                .post_message(room.id, body, None)
+                .await
+                .unwrap();
+        }
+        let mut live = alice.live(&app, via, None).await;
+        live.send(&send_frame(room.id, "three", Some("c3"))).await;
+        next_ack(&mut live).await;
+        live.send(&send_frame(room.id, "four", Some("c4"))).await;
+        let (code, reference, retry_after_ms) = next_matching(&mut live, |frame| match frame {
+            ServerFrame::Error {
+                code,
+                reference,
+                retry_after_ms,
+                ..
+            } => Some((code, reference, retry_after_ms)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            (code.as_str(), reference.as_deref()),
+            ("rate_limited", Some("c4")),
+            "{via:?}"
+        );
+        // STOMP's ERROR and SignalR's error text carry no wait.
+        if matches!(via, Via::WebSocket | Via::Grpc | Via::SocketIo) {
+            assert!(retry_after_ms.unwrap() > 60_000, "{via:?}");
+        }
+        assert_eq!(
+            status_of(alice.client.post_message(room.id, "five", None).await),
+            429
+        );
+        // Nothing refused was stored.
+        let page = alice
+            .client
+            .history(room.id, &Default::default())
+            .await
+            .unwrap();
+        let bodies: Vec<_> = page.messages.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["one", "two", "three"], "{via:?}");
+    }
 }
 
 #[tokio::test]
 async fn a_connection_sending_too_many_frames_is_told_to_wait_and_kept() {
+    for via in FRAMED {
+        let app = spawn_app_with(|s| {
+            s.limits.set(Limit::FramesPerConnection, rate("3/h"));
+        })
+        .await;
+        let alice = app.signup("alice").await;
+        let mut live = alice.live(&app, via, None).await;
+        for n in 0..3 {
+            let reference = format!("p{n}");
+            live.send(&ClientFrame::Ping {
+                reference: Some(reference.clone()),
+            })
+            .await;
+            let pong = next_matching(&mut live, |frame| match frame {
+                ServerFrame::Pong { reference } => Some(reference),
+                _ => None,
+            })
+            .await;
+            assert_eq!(pong, Some(reference), "{via:?}");
+        }
+        live.send(&ClientFrame::Ping {
+            reference: Some("p3".into()),
+        })
+        .await;
+        let (code, reference) = next_error(&mut live).await;
+        assert_eq!(
+            (code.as_str(), reference.as_deref()),
+            ("rate_limited", Some("p3")),
+            "{via:?}"
+        );
+        // Kept: a frame later in the window gets the same answer, not a close.
+        live.send(&ClientFrame::Ping {
+            reference: Some("p4".into()),
+        })
+        .await;
+        assert_eq!(next_error(&mut live).await.0, "rate_limited", "{via:?}");
+    }
+    // A malformed frame counts too, and is answered the same way.
     let app = spawn_app_with(|s| {
-        s.limits.set(Limit::FramesPerConnection, rate("3/h"));
+        s.limits.set(Limit::FramesPerConnection, rate("1/h"));
     })
     .await;
     let alice = app.signup("alice").await;
     let mut ws = alice.connect().await;
-    for n in 0..3 {
-        let reference = format!("p{n}");
-        ws.send(&ClientFrame::Ping {
-            reference: Some(reference.clone()),
-        })
+    ws.send(&ClientFrame::Ping { reference: None })
         .await
         .unwrap();
-        let pong = next_matching(&mut ws, |frame| match frame {
-            ServerFrame::Pong { reference } => Some(reference),
-            _ => None,
-        })
-        .await;
-        assert_eq!(pong, Some(reference));
-    }
-    ws.send(&ClientFrame::Ping {
-        reference: Some("p3".into()),
-    })
-    .await
-    .unwrap();
-    let (code, reference) = next_error(&mut ws).await;
-    assert_eq!(
-        (code.as_str(), reference.as_deref()),
-        ("rate_limited", Some("p3"))
-    );
-    // A malformed frame counts too, and is answered the same way.
     ws.send_text("{not json").await.unwrap();
     assert_eq!(next_error(&mut ws).await.0, "rate_limited");
 }
