@@ -47,6 +47,12 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// At most one warning about refused records per this long: whoever writes
 /// them must not be able to flood the log.
 const REFUSED_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+/// Events read from other nodes.
+const RECEIVED: &str = "palaver_bus_events_received_total";
+/// Produced (by any node) → read here.
+const TRANSIT: &str = "palaver_bus_transit_seconds";
+/// Read here → handed to this node's connections.
+const APPLY: &str = "palaver_bus_apply_seconds";
 
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -329,6 +335,11 @@ async fn consume(
     store: Arc<dyn Store>,
     consuming: Arc<AtomicBool>,
 ) {
+    // Exported from the start, before the broker answers: a node that never
+    // reads shows zero received rather than nothing.
+    metrics::counter!(RECEIVED).increment(0);
+    // Registered without a sample: exported as empty summaries.
+    let _ = (metrics::histogram!(TRANSIT), metrics::histogram!(APPLY));
     let partitions = loop {
         match prepare_topic(&consumer, &admin, &config).await {
             Ok(partitions) => break partitions,
@@ -389,10 +400,9 @@ async fn consume(
             .and_then(|value| std::str::from_utf8(value).ok()?.parse::<u64>().ok());
         if let Some(produced) = produced {
             let transit = unix_micros().saturating_sub(produced);
-            metrics::histogram!("palaver_bus_transit_seconds")
-                .record(Duration::from_micros(transit));
+            metrics::histogram!(TRANSIT).record(Duration::from_micros(transit));
         }
-        metrics::counter!("palaver_bus_events_received_total").increment(1);
+        metrics::counter!(RECEIVED).increment(1);
         match still_true(store.as_ref(), &event).await {
             Ok(true) => sink.deliver(&event),
             Ok(false) => {}
@@ -400,7 +410,7 @@ async fn consume(
             // pick the room up when they reconnect.
             Err(err) => tracing::warn!(%err, "membership event not applied: store unavailable"),
         }
-        metrics::histogram!("palaver_bus_apply_seconds").record(received.elapsed());
+        metrics::histogram!(APPLY).record(received.elapsed());
     }
 }
 

@@ -74,6 +74,11 @@ const QUEUE: usize = 1024;
 /// Tries per mail, `RETRY_AFTER` apart, doubling.
 const TRIES: u32 = 3;
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Mails given up on, by `reason`: one of `FAILURE_REASONS`.
+const FAILED: &str = "palaver_mail_failed_total";
+/// Refused for good (a 5xx, a recipient that does not parse); tries spent
+/// on transient failures; dropped because the queue or the retries were full.
+const FAILURE_REASONS: [&str; 3] = ["refused", "mailer", "queue_full"];
 
 /// Hands mail to a task that sends it (with retries), so a slow or absent
 /// mail server never holds a request, and a flood of requests cannot queue
@@ -88,6 +93,11 @@ impl MailQueue {
     /// Starts the sending task; it ends when every queue handle is dropped
     /// and no retry is waiting.
     pub fn start(mailer: Arc<dyn Mailer>) -> Self {
+        // Exported from the start: a rate over a counter that appears at its
+        // first event misses that event.
+        for reason in FAILURE_REASONS {
+            metrics::counter!(FAILED, "reason" => reason).increment(0);
+        }
         let (queue, mut waiting) = mpsc::channel::<Mail>(QUEUE);
         tokio::spawn(async move {
             let mut retries: JoinSet<(Mail, u32)> = JoinSet::new();
@@ -100,8 +110,7 @@ impl MailQueue {
                 if let Some(wait) = deliver(mailer.as_ref(), &mail, attempt).await {
                     if retries.len() >= QUEUE {
                         tracing::error!("too many mails waiting for a retry; one was dropped");
-                        metrics::counter!("palaver_mail_failed_total", "reason" => "queue_full")
-                            .increment(1);
+                        metrics::counter!(FAILED, "reason" => "queue_full").increment(1);
                         continue;
                     }
                     retries.spawn(async move {
@@ -118,7 +127,7 @@ impl MailQueue {
     pub fn send(&self, mail: Mail) {
         if self.queue.try_send(mail).is_err() {
             tracing::error!("the mail queue is full; a mail was dropped");
-            metrics::counter!("palaver_mail_failed_total", "reason" => "queue_full").increment(1);
+            metrics::counter!(FAILED, "reason" => "queue_full").increment(1);
         }
     }
 }
@@ -143,7 +152,7 @@ async fn deliver(mailer: &dyn Mailer, mail: &Mail, attempt: u32) -> Option<Durat
                 MailError::Transient(_) => "mailer",
             };
             tracing::error!(error = %err, attempt, "sending a mail failed; giving up");
-            metrics::counter!("palaver_mail_failed_total", "reason" => reason).increment(1);
+            metrics::counter!(FAILED, "reason" => reason).increment(1);
             None
         }
     }

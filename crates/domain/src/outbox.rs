@@ -145,14 +145,27 @@ impl Default for RelayConfig {
     }
 }
 
+/// Events re-sent from the outbox.
+const RELAYED: &str = "palaver_outbox_relayed_total";
+/// Rows in the outbox, read at every sweep.
+const BACKLOG: &str = "palaver_outbox_backlog";
+
 /// Starts the relay; it runs until aborted.
 pub fn spawn_relay(
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     config: RelayConfig,
 ) -> JoinHandle<()> {
+    // Exported from the start: a rate over a counter that appears at its
+    // first event misses that event.
+    metrics::counter!(RELAYED).increment(0);
     tokio::spawn(async move {
         loop {
+            // Read whether or not the bus is up: a backlog grows while it is down.
+            match store.outbox_backlog().await {
+                Ok(rows) => metrics::gauge!(BACKLOG).set(rows as f64),
+                Err(err) => tracing::debug!(%err, "outbox backlog not read"),
+            }
             // A full batch suggests more are waiting: sweep again at once.
             let pause = match relay_once(store.as_ref(), bus.as_ref(), config).await {
                 Ok(n) if n as u32 == config.batch => Duration::ZERO,
@@ -193,7 +206,7 @@ pub async fn relay_once(
         events = entries.len(),
         "outbox relay re-sending events left behind"
     );
-    metrics::counter!("palaver_outbox_relayed_total").increment(entries.len() as u64);
+    metrics::counter!(RELAYED).increment(entries.len() as u64);
     let delivery: Delivery = bus.republish(&entries);
     match delivery.await {
         Ok(()) => {

@@ -638,6 +638,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<OutboxEntry>>;
     /// Forgets outbox rows whose events a bus now holds.
     async fn delete_outbox(&self, ids: &[i64]) -> StoreResult<()>;
+    /// How many rows the outbox holds: events not yet known to be on the
+    /// bus, whichever node wrote them (`palaver_outbox_backlog`).
+    async fn outbox_backlog(&self) -> StoreResult<u64>;
 }
 
 /// One stored allowance: at most `limit` uses of `key` in a window of

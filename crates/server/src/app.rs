@@ -37,6 +37,9 @@ const FLUSH_GRACE: Duration = Duration::from_secs(10);
 /// it does not acknowledge stays in the outbox for the other nodes' relays.
 const BUS_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
+/// How often the store is asked whether it answers (`palaver_store_up`).
+const STORE_PROBE_EVERY: Duration = Duration::from_secs(5);
+
 pub struct Application {
     listener: TcpListener,
     /// `--metrics-listen`, unless `off`.
@@ -112,6 +115,27 @@ fn mailer(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
             Ok(Arc::new(FileMailer::new(dir, from)?))
         }
     }
+}
+
+/// Sets `palaver_store_up` every `STORE_PROBE_EVERY` to whether the store
+/// answers the round trip `/readyz` makes, until `shutdown`: the metric says
+/// so even when no request is there to fail.
+fn spawn_store_probe(store: Arc<dyn palaver_domain::store::Store>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STORE_PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let probe = async {
+                tick.tick().await;
+                store.ping().await.is_ok()
+            };
+            let up = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                up = probe => up,
+            };
+            metrics::gauge!("palaver_store_up").set(if up { 1.0 } else { 0.0 });
+        }
+    });
 }
 
 /// Re-reads the keys every `KEY_RELOAD_EVERY` while the services live (a
@@ -303,6 +327,7 @@ impl Application {
             tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
             tokio::spawn(crate::telemetry::serve_metrics(metrics, shutdown.clone()));
         }
+        spawn_store_probe(store.clone().as_store(), shutdown.clone());
         tracing::info!(addr = %listener.local_addr()?, "palaver listening");
 
         // Sessions learn of shutdown from the hub, one flag each: watching the

@@ -28,6 +28,9 @@ use crate::stop::{StopReason, StopSignal};
 
 const SHARDS: usize = 64;
 
+/// Connections cut off because their queue was full.
+const SLOW_CONSUMERS_CUT: &str = "palaver_slow_consumers_cut_total";
+
 /// Presence is pushed only in rooms with at most this many connections on the
 /// node. In a room of n members everyone coming online is n² frames: 10⁶ for
 /// a room of 1,000 at the start of the day. Large rooms ask
@@ -98,7 +101,7 @@ impl Connection {
             Err(TrySendError::Full(_)) => {
                 if self.stop.raise(StopReason::SlowConsumer) {
                     tracing::info!(conn = self.id, user = %self.user, "slow consumer cut off");
-                    metrics::counter!("palaver_slow_consumers_cut_total").increment(1);
+                    metrics::counter!(SLOW_CONSUMERS_CUT).increment(1);
                 }
                 true
             }
@@ -162,6 +165,9 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(queue_capacity: usize) -> Self {
+        // Exported from the start: a rate over a counter that appears at its
+        // first event misses that event.
+        metrics::counter!(SLOW_CONSUMERS_CUT).increment(0);
         Self {
             rooms: Sharded::new(),
             users: Sharded::new(),

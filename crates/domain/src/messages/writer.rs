@@ -36,6 +36,9 @@ impl Default for WriterConfig {
     }
 }
 
+/// Messages committed by this node.
+const STORED: &str = "palaver_messages_stored_total";
+
 struct PendingAppend {
     message: NewMessage,
     reply: oneshot::Sender<Result<AppendOutcome>>,
@@ -94,6 +97,9 @@ async fn run(
     max_batch: usize,
     committing: CommitFlag,
 ) {
+    // Exported from the start: a node that has stored nothing shows 0, so a
+    // cluster's total can be split into each node's and its peers' share.
+    metrics::counter!(STORED).increment(0);
     let mut messages = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
@@ -124,8 +130,7 @@ async fn run(
         metrics::histogram!("palaver_store_append_batch_messages").record(messages.len() as f64);
         match appended {
             Ok(mut committed) => {
-                metrics::counter!("palaver_messages_stored_total")
-                    .increment(committed.events.len() as u64);
+                metrics::counter!(STORED).increment(committed.events.len() as u64);
                 // Acks first: the sender is waiting on durability, which the
                 // commit already gave; fan-out follows in the same order.
                 let outcomes = std::mem::take(&mut committed.value);

@@ -117,19 +117,33 @@ fn is_refusal(status: StatusCode) -> bool {
     )
 }
 
-/// A REST response: refusals counted (`palaver_http_refusals_total`), every
-/// response logged at debug.
+/// A REST response: counted by status class (`palaver_http_responses_total`,
+/// the denominator of an error rate), refusals by status
+/// (`palaver_http_refusals_total`), every response logged at debug.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountRefusals;
 
 impl<B> OnResponse<B> for CountRefusals {
     fn on_response(self, response: &Response<B>, latency: Duration, span: &tracing::Span) {
         let status = response.status();
+        metrics::counter!("palaver_http_responses_total", "class" => status_class(status))
+            .increment(1);
         if is_refusal(status) {
             metrics::counter!("palaver_http_refusals_total", "status" => status.as_str().to_owned())
                 .increment(1);
         }
         DefaultOnResponse::new().on_response(response, latency, span);
+    }
+}
+
+/// `2xx`, `4xx`, `5xx`…: a label with few values, whatever the status.
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
     }
 }
 

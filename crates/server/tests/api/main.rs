@@ -7,6 +7,7 @@ mod authorization;
 mod budgets;
 mod clients;
 mod cookies;
+mod dashboards;
 mod deceptive;
 mod deletion;
 mod edge;

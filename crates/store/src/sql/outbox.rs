@@ -97,4 +97,14 @@ where
         tx.commit().await.map_err(map_err)?;
         Ok(())
     }
+
+    async fn outbox_backlog(&self) -> StoreResult<u64> {
+        // A reader: counting waits for no write turn.
+        let row = sqlx::query("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)?;
+        let rows: i64 = row.try_get(0).map_err(map_err)?;
+        Ok(rows.max(0) as u64)
+    }
 }

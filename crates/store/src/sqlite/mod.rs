@@ -405,6 +405,8 @@ mod tests {
             .await
             .unwrap();
         assert!(again.outbox.is_empty());
+        // The creation, the join and two messages.
+        assert_eq!(store.outbox_backlog().await.unwrap(), 4);
 
         // Rows younger than `written_before` are left to their publisher: only
         // the room's creation (at 0) is older than 5.
@@ -463,6 +465,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(remaining.iter().map(|e| e.id).collect::<Vec<_>>(), left);
+        // Claimed rows stay until they are deleted.
+        assert_eq!(store.outbox_backlog().await.unwrap(), 1);
         assert_eq!(
             store
                 .remove_member(room, bob, Removal::Left, Timestamp(61))
