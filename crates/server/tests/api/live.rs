@@ -7,7 +7,7 @@
 
 mod signalr;
 mod socketio;
-mod stomp;
+pub mod stomp;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -208,12 +208,13 @@ impl ReadFrames for Live {
         &mut self,
         wait: Duration,
     ) -> palaver_client::Result<Option<ServerFrame>> {
-        match self {
-            Live::Library(connection) => connection.next_frame_within(wait).await,
-            Live::SocketIo(client) => client.next_frame_within(wait).await,
-            Live::Stomp(client) => client.next_frame_within(wait).await,
-            Live::SignalR(client) => client.next_frame_within(wait).await,
-        }
+        let Live::Library(connection) = self else {
+            return match tokio::time::timeout(wait, self.next_frame()).await {
+                Ok(frame) => frame.map(Some),
+                Err(_) => Ok(None),
+            };
+        };
+        connection.next_frame_within(wait).await
     }
 }
 

@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::live::Socket;
 
 fn hub_url(app: &TestApp, token: &str) -> String {
     let ws = app.base_url.replacen("http", "ws", 1);

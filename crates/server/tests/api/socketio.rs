@@ -7,9 +7,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::live::Socket;
 
 /// The next Engine.IO text packet (pings answered on the way).
 async fn next_packet(socket: &mut Socket) -> String {

@@ -3,45 +3,15 @@
 //! make the node write.
 
 use futures::{SinkExt, StreamExt};
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
+use crate::live::stomp::{frame_text, parse, Frame};
+use crate::live::Socket;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// One STOMP frame as the server wrote it.
-#[derive(Debug)]
-struct Frame {
-    command: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Frame {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-/// A client frame's text (no header needs escaping here).
+/// A client frame as a WebSocket message.
 fn frame(command: &str, headers: &[(&str, &str)], body: &str) -> Message {
-    let mut text = format!("{command}\n");
-    for (name, value) in headers {
-        text.push_str(&format!("{name}:{value}\n"));
-    }
-    text.push('\n');
-    text.push_str(body);
-    text.push('\0');
-    Message::Text(text.into())
+    Message::Text(frame_text(command, headers, body).into())
 }
 
 /// The next frame the server wrote (one per WebSocket message).
@@ -59,21 +29,7 @@ async fn next_frame(socket: &mut Socket) -> Frame {
         if text.is_empty() {
             continue; // a heart-beat
         }
-        let text = text.strip_suffix('\0').expect("frames end with NUL");
-        let (head, body) = text.split_once("\n\n").unwrap();
-        let mut lines = head.lines();
-        let command = lines.next().unwrap().to_owned();
-        let headers = lines
-            .map(|line| {
-                let (name, value) = line.split_once(':').unwrap();
-                (name.to_owned(), value.to_owned())
-            })
-            .collect();
-        return Frame {
-            command,
-            headers,
-            body: body.to_owned(),
-        };
+        return parse(text.strip_suffix('\0').expect("frames end with NUL"));
     }
 }
 

@@ -5,7 +5,6 @@
 //! or `error` frame the WebSocket would have sent.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use palaver_client::frames::{ClientFrame, ServerFrame};
@@ -153,16 +152,6 @@ impl SignalRClient {
                 Some(7) => self.closing = Some(machine_code(record["error"].as_str().unwrap())),
                 _ => {} // pings
             }
-        }
-    }
-
-    pub async fn next_frame_within(
-        &mut self,
-        wait: Duration,
-    ) -> palaver_client::Result<Option<ServerFrame>> {
-        match tokio::time::timeout(wait, self.next_frame()).await {
-            Ok(frame) => frame.map(Some),
-            Err(_) => Ok(None),
         }
     }
 

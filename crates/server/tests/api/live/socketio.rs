@@ -5,7 +5,6 @@
 //! would have sent.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use palaver_client::frames::{ClientFrame, ServerFrame};
@@ -146,16 +145,6 @@ impl SocketIoClient {
             if packet == "41" {
                 return Err(self.ended());
             }
-        }
-    }
-
-    pub async fn next_frame_within(
-        &mut self,
-        wait: Duration,
-    ) -> palaver_client::Result<Option<ServerFrame>> {
-        match tokio::time::timeout(wait, self.next_frame()).await {
-            Ok(frame) => frame.map(Some),
-            Err(_) => Ok(None),
         }
     }
 

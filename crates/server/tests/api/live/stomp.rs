@@ -6,7 +6,6 @@
 //! as STOMP requires).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use palaver_client::frames::{ClientFrame, ServerFrame};
@@ -32,6 +31,10 @@ impl Frame {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
     }
 }
 
@@ -244,16 +247,6 @@ impl StompClient {
         }
     }
 
-    pub async fn next_frame_within(
-        &mut self,
-        wait: Duration,
-    ) -> palaver_client::Result<Option<ServerFrame>> {
-        match tokio::time::timeout(wait, self.next_frame()).await {
-            Ok(frame) => frame.map(Some),
-            Err(_) => Ok(None),
-        }
-    }
-
     /// The next frame, however the server split or joined them across
     /// WebSocket messages; heart-beats skipped.
     async fn next_stomp_frame(&mut self) -> palaver_client::Result<Frame> {
@@ -293,22 +286,28 @@ impl StompClient {
     }
 
     async fn write(&mut self, command: &str, headers: &[(&str, &str)], body: &str) {
-        let mut text = format!("{command}\n");
-        for (name, value) in headers {
-            text.push_str(&format!("{name}:{value}\n"));
-        }
-        text.push('\n');
-        text.push_str(body);
-        text.push('\0');
+        let text = frame_text(command, headers, body);
         // A write to a socket the server already closed shows as the end
         // of the stream on the next read.
         let _ = self.socket.send(Message::Text(text.into())).await;
     }
 }
 
+/// A client frame's text (no header here needs escaping).
+pub fn frame_text(command: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut text = format!("{command}\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}:{value}\n"));
+    }
+    text.push('\n');
+    text.push_str(body);
+    text.push('\0');
+    text
+}
+
 /// One frame's text (without its NUL): command, headers (escapes undone),
 /// body.
-fn parse(raw: &str) -> Frame {
+pub fn parse(raw: &str) -> Frame {
     let (head, body) = raw
         .split_once("\n\n")
         .expect("a blank line ends the headers");
