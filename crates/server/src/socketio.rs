@@ -58,6 +58,10 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// What a Socket.IO packet adds to a frame's JSON: its type, ack id and
+/// event name (`42<id>["<event>",…]`).
+const PACKET_ENVELOPE_BYTES: usize = 64;
+
 /// The Socket.IO endpoint, served beside REST under the HTTP layers.
 pub fn routes(state: &AppState) -> axum::Router<AppState> {
     let settings = &state.settings;
@@ -67,6 +71,11 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         // between requests that the connection limits do not see.
         .transports([TransportType::Websocket])
         .max_payload(settings.max_frame_bytes() as u64)
+        // `max_payload` bounds long-polling bodies only: the WebSocket's own
+        // limits bound a packet here (the frame's fields, its event name and
+        // ack id around them).
+        .ws_max_message_size(settings.max_frame_bytes() + PACKET_ENVELOPE_BYTES)
+        .ws_max_frame_size(settings.max_frame_bytes() + PACKET_ENVELOPE_BYTES)
         .max_buffer_size(settings.realtime.queue_capacity)
         .connect_timeout(settings.realtime.auth_timeout)
         .build_svc();

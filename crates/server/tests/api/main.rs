@@ -14,6 +14,7 @@ mod edge;
 mod edits;
 mod email;
 mod grpc;
+mod handshakes;
 mod helpers;
 mod invitations;
 mod journey;
