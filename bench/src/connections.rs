@@ -4,11 +4,11 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::members::{connect, Member};
+use crate::link::{Incoming, Link, Transport};
+use crate::members::Member;
 use crate::server::ServerProcess;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,19 +23,23 @@ pub struct ConnectionsReport {
     pub lost: usize,
 }
 
-/// Opens one connection per member (members may repeat: several connections
-/// of one user), from 127.0.0.1–127.0.0.16, `concurrency` handshakes at a time.
+/// Opens one connection per member over `transport` (members may repeat:
+/// several connections of one user), from 127.0.0.1–127.0.0.16 where the
+/// transport allows, `concurrency` handshakes at a time. Server RSS is read
+/// `settle` after the setup before, and `settle` after the last connection.
 pub async fn run(
     server: &ServerProcess,
     members: &[Member],
+    transport: Transport,
     concurrency: usize,
+    settle: Duration,
 ) -> anyhow::Result<ConnectionsReport> {
     let sources: Vec<Ipv4Addr> = (1..=16).map(|n| Ipv4Addr::new(127, 0, 0, n)).collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(settle / 2).await;
     let rss_before = server.rss_bytes();
     let started = Instant::now();
-    let sockets: Vec<_> = futures::stream::iter(members.iter().enumerate())
-        .map(|(n, member)| connect(member, Some(sources[n % sources.len()])))
+    let links: Vec<Link> = futures::stream::iter(members.iter().enumerate())
+        .map(|(n, member)| Link::connect(member, transport, Some(sources[n % sources.len()])))
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await
@@ -43,28 +47,30 @@ pub async fn run(
         .collect::<anyhow::Result<_>>()?;
     let connect_seconds = started.elapsed().as_secs_f64();
     // Let allocations settle (first writes, buffers) before reading RSS.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(settle).await;
     let rss_after = server.rss_bytes();
 
     // One message into the (single) room: every connection must get it.
-    let mut sockets = sockets;
+    let mut halves: Vec<_> = links.into_iter().map(Link::split).collect();
     let room = members[0].room;
-    sockets[0]
-        .send(Message::text(format!(
-            r#"{{"type":"send","room":{room},"body":"hello all","client_id":"c1"}}"#
-        )))
-        .await?;
-    let received = futures::stream::iter(sockets)
-        .map(|mut socket| async move {
+    let first = &mut halves[0].0;
+    first.feed(room, "hello all".into(), "c1".into()).await?;
+    first.flush().await?;
+    let received = futures::stream::iter(halves)
+        .map(|(mut sink, mut stream)| async move {
             tokio::time::timeout(Duration::from_secs(20), async {
-                while let Some(Ok(frame)) = socket.next().await {
-                    if let Message::Text(text) = frame {
-                        if text.as_str().starts_with(r#"{"type":"message""#) {
-                            return true;
+                loop {
+                    match stream.next(false).await {
+                        Some(Incoming::Message(_)) => return true,
+                        Some(Incoming::Ping) => {
+                            if sink.pong().await.is_err() {
+                                return false;
+                            }
                         }
+                        Some(_) => continue,
+                        None => return false,
                     }
                 }
-                false
             })
             .await
             .unwrap_or(false)

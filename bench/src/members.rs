@@ -1,6 +1,7 @@
-//! Setting up rooms full of members on either server, and connecting them.
-//! Palaver's setup uses its real REST API (register, login, create, join);
-//! the baseline has no accounts, so members just name their room.
+//! Setting up rooms full of members on any server under test, and
+//! connecting them. Palaver's setup uses its real REST API (register, login,
+//! create, join); the baseline and Node's socket.io server have no accounts,
+//! so members just name their room.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -43,6 +44,18 @@ pub async fn setup(
 ) -> anyhow::Result<Vec<Member>> {
     let ws_url = format!("{}/api/v1/ws", server.base_url.replacen("http", "ws", 1));
     match server.kind {
+        Kind::NodeSocketIo => {
+            // Any token is accepted; the handshake names the room to join.
+            let offset = room_offset_for(tag);
+            Ok((0..rooms * members)
+                .map(|n| Member {
+                    room: offset + (n / members) as i64,
+                    url: format!("{}/socket.io/", server.base_url.replacen("http", "ws", 1)),
+                    base_url: server.base_url.clone(),
+                    token: Some(format!("unchecked-{n}")),
+                })
+                .collect())
+        }
         Kind::Baseline => {
             let offset = room_offset_for(tag);
             Ok((0..rooms * members)
@@ -118,8 +131,19 @@ pub async fn open(
     source: Option<Ipv4Addr>,
     bearer: bool,
 ) -> anyhow::Result<Socket> {
-    let mut request = member.url.as_str().into_client_request()?;
-    if let Some(token) = member.token.as_ref().filter(|_| bearer) {
+    let token = member.token.as_deref().filter(|_| bearer);
+    open_url(&member.url, token, source).await
+}
+
+/// Opens a WebSocket to `url` from local address `source`, its upgrade
+/// carrying `bearer` as an `Authorization` header when given.
+pub async fn open_url(
+    url: &str,
+    bearer: Option<&str>,
+    source: Option<Ipv4Addr>,
+) -> anyhow::Result<Socket> {
+    let mut request = url.into_client_request()?;
+    if let Some(token) = bearer {
         request.headers_mut().insert(
             "authorization",
             HeaderValue::from_str(&format!("Bearer {token}"))?,

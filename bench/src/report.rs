@@ -225,8 +225,117 @@ pub fn tables(records: &[Value]) -> String {
         );
     }
     transport_tables(&mut md, records);
+    socketio_tables(&mut md, records);
+    memory_tables(&mut md, records);
     cluster_tables(&mut md, records);
     md
+}
+
+/// The Socket.IO fan-out: Palaver beside Node's socket.io server (and
+/// Palaver over its own WebSocket for reference), medians of alternating
+/// rounds, Palaver's figures as ratios to Node's of the same round.
+fn socketio_tables(md: &mut String, records: &[Value]) {
+    let mut shapes: Vec<String> = records
+        .iter()
+        .filter(|r| r["scenario"] == "socketio-fanout")
+        .filter_map(|r| r["shape"].as_str().map(str::to_owned))
+        .collect();
+    shapes.dedup();
+    if shapes.is_empty() {
+        return;
+    }
+    md.push_str("\n### Fan-out over Socket.IO: Palaver beside Node's socket.io\n\n");
+    md.push_str("One load generator speaks Engine.IO v4 / Socket.IO v5 to both, and Palaver's own frames for the WebSocket reference; the runs alternate round by round, each saturated. Node's server stores nothing and checks no token. Ratios: Palaver's figure over Node's in the same round, then their median.\n\n");
+    md.push_str("| rooms × members | target | transport | rounds | deliveries/s | CPU µs/delivery | ÷ Node (deliveries, CPU) | lost |\n|---|---|---|---|---|---|---|---|\n");
+    let of = |target: &str, transport: &str, shape: &str| -> Vec<&Value> {
+        find(records, "socketio-fanout", target, Some(shape))
+            .into_iter()
+            .filter(|r| r["transport"] == transport)
+            .collect()
+    };
+    for shape in &shapes {
+        let node = of("node-socketio", "socketio", shape);
+        for (target, transport) in [
+            ("node-socketio", "socketio"),
+            ("palaver", "socketio"),
+            ("palaver", "websocket"),
+        ] {
+            let runs = of(target, transport, shape);
+            if runs.is_empty() {
+                continue;
+            }
+            let per_round = |figure: &str| -> f64 {
+                let ratios: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| {
+                        let base = f(&same_round(&node, r)?["report"][figure]);
+                        (base > 0.0).then(|| f(&r["report"][figure]) / base)
+                    })
+                    .collect();
+                median(&ratios)
+            };
+            let ratios = if target == "palaver" && !node.is_empty() {
+                format!(
+                    "{:.2}, {:.2}",
+                    per_round("deliveries_per_sec"),
+                    per_round("server_us_per_delivery")
+                )
+            } else {
+                String::new()
+            };
+            let lost: u64 = runs
+                .iter()
+                .map(|r| r["report"]["lost"].as_u64().unwrap_or(0))
+                .sum();
+            let _ = writeln!(
+                md,
+                "| {shape} | {target} | {transport} | {} | {:.0} | {:.2} | {ratios} | {lost} |",
+                runs.len(),
+                median(&figures(&runs, "deliveries_per_sec")),
+                median(&figures(&runs, "server_us_per_delivery")),
+            );
+        }
+    }
+}
+
+/// Server memory per idle authenticated connection by transport: medians
+/// of the rounds, each on a server started for it.
+fn memory_tables(md: &mut String, records: &[Value]) {
+    let runs: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["scenario"] == "transport-connections")
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    md.push_str("\n### Memory per idle authenticated connection, by transport\n\n");
+    md.push_str("Each measurement on a server started for it; medians of the rounds.\n\n");
+    md.push_str("| target | transport | rounds | connections | server RSS per connection | set up per second | lost |\n|---|---|---|---|---|---|---|\n");
+    let mut rows: Vec<(&str, &str)> = runs
+        .iter()
+        .filter_map(|r| Some((r["target"].as_str()?, r["transport"].as_str()?)))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    rows.retain(|row| seen.insert(*row));
+    for (target, transport) in rows {
+        let of: Vec<&Value> = runs
+            .iter()
+            .copied()
+            .filter(|r| r["target"] == target && r["transport"] == transport)
+            .collect();
+        let lost: u64 = of
+            .iter()
+            .map(|r| r["report"]["lost"].as_u64().unwrap_or(0))
+            .sum();
+        let _ = writeln!(
+            md,
+            "| {target} | {transport} | {} | {} | {:.1} KiB | {:.0} | {lost} |",
+            of.len(),
+            of[0]["report"]["connections"],
+            median(&figures(&of, "rss_per_connection_bytes")) / 1024.0,
+            median(&figures(&of, "connections_per_sec")),
+        );
+    }
 }
 
 /// Cluster latency and CPU beside their baselines (the broker's own round
@@ -555,5 +664,58 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 1x10 | 2 | palaver | 100 |"), "{md}");
+    }
+
+    fn socketio(target: &str, round: u64, deliveries: f64, cpu: f64) -> Value {
+        json!({"scenario": "socketio-fanout", "target": target, "transport": "socketio",
+               "shape": "1x10", "round": round,
+               "report": {"deliveries_per_sec": deliveries, "server_us_per_delivery": cpu, "lost": 0}})
+    }
+
+    #[test]
+    fn socketio_rounds_are_compared_with_node_of_the_same_round() {
+        let records = [
+            socketio("palaver", 1, 300.0, 2.0),
+            socketio("node-socketio", 1, 100.0, 8.0),
+            socketio("palaver", 2, 200.0, 3.0),
+            socketio("node-socketio", 2, 200.0, 4.0),
+            socketio("palaver", 3, 500.0, 1.0),
+            socketio("node-socketio", 3, 100.0, 10.0),
+        ];
+        let md = tables(&records);
+        // Deliveries ratios 3, 1, 5 and CPU ratios 0.25, 0.75, 0.1: medians 3 and 0.25.
+        assert!(
+            md.contains("| 1x10 | palaver | socketio | 3 | 300 | 2.00 | 3.00, 0.25 | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1x10 | node-socketio | socketio | 3 | 100 | 8.00 |  | 0 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn memory_is_reported_per_target_and_transport() {
+        let memory = |transport: &str, round: u64, bytes: f64| {
+            json!({"scenario": "transport-connections", "target": "palaver",
+                   "transport": transport, "round": round,
+                   "report": {"connections": 10, "rss_per_connection_bytes": bytes,
+                              "connections_per_sec": 100.0, "lost": 0}})
+        };
+        let records = [
+            memory("websocket", 1, 2048.0),
+            memory("stomp", 1, 4096.0),
+            memory("websocket", 2, 1024.0),
+            memory("stomp", 2, 8192.0),
+        ];
+        let md = tables(&records);
+        assert!(
+            md.contains("| palaver | websocket | 2 | 10 | 1.5 KiB | 100 | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| palaver | stomp | 2 | 10 | 6.0 KiB | 100 | 0 |"),
+            "{md}"
+        );
     }
 }

@@ -21,6 +21,8 @@ const NO_LIMITS: &[&str] = &[
 pub enum Kind {
     Palaver,
     Baseline,
+    /// Node's own socket.io server (bench/node/socketio-server.mjs).
+    NodeSocketIo,
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
         match self {
             Kind::Palaver => "palaver",
             Kind::Baseline => "baseline",
+            Kind::NodeSocketIo => "node-socketio",
         }
     }
 }
@@ -59,15 +62,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `bin` (the palaver or baseline binary) on `core` with extra
-    /// palaver flags, and waits until it listens.
+    /// Starts `bin` (the palaver or baseline binary, or `node`) on `core`
+    /// with `args` (palaver's extra flags; node's script; none for the
+    /// baseline), and waits until it listens.
     pub async fn start(
         kind: Kind,
         bin: &Path,
         core: Option<usize>,
-        palaver_args: &[String],
+        args: &[String],
     ) -> anyhow::Result<Self> {
-        Self::start_at(kind, bin, core, &Place::loopback(), palaver_args).await
+        Self::start_at(kind, bin, core, &Place::loopback(), args).await
     }
 
     /// As [`ServerProcess::start`], run and listening where `place` says.
@@ -76,10 +80,13 @@ impl ServerProcess {
         bin: &Path,
         core: Option<usize>,
         place: &Place,
-        palaver_args: &[String],
+        args: &[String],
     ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let mut command = wrapped_command(&place.wrapper, core, bin);
+        if kind == Kind::NodeSocketIo {
+            command.args(args).env("NODE_ENV", "production");
+        }
         if kind == Kind::Palaver {
             // Cheap password hashing keeps the setup of thousands of users
             // short; no measured phase hashes passwords. Every client comes
@@ -97,7 +104,7 @@ impl ServerProcess {
                 .args(NO_LIMITS)
                 .arg("--data-dir")
                 .arg(data_dir.path())
-                .args(palaver_args)
+                .args(args)
                 .env("RUST_LOG", "warn,palaver_server::app=info");
         }
         let mut child = command

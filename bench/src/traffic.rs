@@ -284,6 +284,12 @@ async fn client(
                     shared.acked.set(shared.acked.get() + 1);
                     *shared.acked_per_room.borrow_mut().entry(room).or_default() += 1;
                 }
+                Some(Incoming::Ping) => {
+                    if sink.pong().await.is_err() {
+                        disconnected();
+                        return;
+                    }
+                }
                 Some(Incoming::Other) => {}
             },
             _ = async { ticker.as_mut().unwrap().tick().await }, if ticker.is_some() && !shared.stopping.get() => {

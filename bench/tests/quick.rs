@@ -1,5 +1,6 @@
 //! Every benchmark scenario runs for about a second on a tiny configuration
-//! against both servers, and none loses a message. (No timing is asserted:
+//! against both servers (and Node's socket.io server, whose packages
+//! scripts/bench-node installs), and none loses a message. (No timing is asserted:
 //! performance is measured by `bench/run`, not by tests.)
 
 use std::path::PathBuf;
@@ -42,6 +43,22 @@ fn tansu_bin() -> PathBuf {
     String::from_utf8(output.stdout).unwrap().trim().into()
 }
 
+/// Node's socket.io server script, its packages installed by `scripts/bench-node`.
+fn node_socketio_server() -> PathBuf {
+    let output = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/bench-node"
+    ))
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().into()
+}
+
 #[test]
 fn every_scenario_runs_against_both_servers_and_loses_nothing() {
     let out_dir = tempfile::tempdir().unwrap();
@@ -55,6 +72,8 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         .arg(palaver_bin())
         .arg("--baseline-bin")
         .arg(env!("CARGO_BIN_EXE_baseline"))
+        .arg("--node-socketio-server")
+        .arg(node_socketio_server())
         .arg("--out-dir")
         .arg(out_dir.path())
         .output()
@@ -79,6 +98,10 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         ("connections", "palaver"),
         ("transport-fanout", "palaver"),
         ("transport-latency", "palaver"),
+        ("socketio-fanout", "palaver"),
+        ("socketio-fanout", "node-socketio"),
+        ("transport-connections", "palaver"),
+        ("transport-connections", "node-socketio"),
         ("store", "palaver"),
         ("cluster", "palaver"),
     ] {
@@ -97,10 +120,50 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         .filter_map(|r| r["transport"].as_str())
         .collect();
     assert_eq!(transports, ["websocket", "grpc", "websocket", "grpc"]);
-    for record in records
+    // Socket.IO: Palaver and Node's socket.io alternate, round by round.
+    let socketio_order: Vec<(&str, u64)> = records
         .iter()
-        .filter(|r| r["scenario"] == "fanout" || r["scenario"] == "transport-fanout")
-    {
+        .filter(|r| r["scenario"] == "socketio-fanout" && r["shape"] == "4x5")
+        .map(|r| (r["target"].as_str().unwrap(), r["round"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        socketio_order,
+        [
+            ("palaver", 1),
+            ("node-socketio", 1),
+            ("palaver", 2),
+            ("node-socketio", 2)
+        ]
+    );
+    // Idle connections over every transport, each of which got the message.
+    let by_transport: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r["scenario"] == "transport-connections")
+        .map(|r| {
+            let report = &r["report"];
+            assert_eq!(report["received"], report["connections"], "{r}");
+            (
+                r["target"].as_str().unwrap(),
+                r["transport"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_transport,
+        [
+            ("palaver", "websocket"),
+            ("palaver", "grpc"),
+            ("palaver", "socketio"),
+            ("palaver", "stomp"),
+            ("palaver", "signalr"),
+            ("node-socketio", "socketio")
+        ]
+    );
+    for record in records.iter().filter(|r| {
+        r["scenario"] == "fanout"
+            || r["scenario"] == "transport-fanout"
+            || r["scenario"] == "socketio-fanout"
+    }) {
         assert!(
             record["report"]["deliveries_per_sec"].as_f64().unwrap() > 0.0,
             "{record}"
@@ -190,6 +253,14 @@ fn every_scenario_runs_against_both_servers_and_loses_nothing() {
         assert!(tables.contains(row), "{tables}");
     }
     assert!(tables.contains("| 4x5 | grpc | 2 |"), "{tables}");
+    assert!(
+        tables.contains("| 4x5 | palaver | socketio | 2 |"),
+        "{tables}"
+    );
+    assert!(
+        tables.contains("| palaver | signalr | 1 | 40 |"),
+        "{tables}"
+    );
     let chart = std::fs::read_to_string(out_dir.path().join("benchmarks-latency.svg")).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("polyline"));
 }

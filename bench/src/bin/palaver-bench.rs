@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Every scenario against both servers.
-    Suite(SuiteArgs),
+    Suite(Box<SuiteArgs>),
     /// Palaver alone for a long time: many connections, steady sends, a
     /// tenth of the clients dropping and resuming each minute.
     Soak(SoakArgs),
@@ -107,12 +107,15 @@ struct SuiteArgs {
     #[arg(long)]
     quick: bool,
     /// Run only these scenarios: fanout (with latency), grpc (Palaver's
-    /// fan-out over gRPC beside the WebSocket), connections, store, cluster.
+    /// fan-out over gRPC beside the WebSocket), socketio (Palaver's fan-out
+    /// over Socket.IO beside Node's socket.io server), connections (with
+    /// memory per connection over each transport), store, cluster.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Rounds of the saturated fan-out and of the 20,000 deliveries/s latency
-    /// level, alternating the two servers; the report quotes medians
-    /// (default: 3; quick: 2).
+    /// Rounds of the saturated fan-out (over the WebSocket and over
+    /// Socket.IO) and of the 20,000 deliveries/s latency level, alternating
+    /// the servers, and of memory per connection by transport; the report
+    /// quotes medians (default: 3; quick: 2, and 1 of memory).
     #[arg(long)]
     rounds: Option<usize>,
     /// Fan-out shapes as ROOMSxMEMBERS (default: 1x1000,100x10; quick: 1x20,4x5).
@@ -125,6 +128,14 @@ struct SuiteArgs {
     /// A tansu binary (scripts/tansu path): the Kafka-API broker of the cluster scenario.
     #[arg(long)]
     tansu_bin: Option<PathBuf>,
+    /// Node's socket.io server script (what scripts/bench-node prints): the
+    /// other side of the socketio scenario, and a row of the connections
+    /// scenario; without it, Palaver's side is measured alone.
+    #[arg(long)]
+    node_socketio_server: Option<PathBuf>,
+    /// The Node.js that runs `--node-socketio-server`.
+    #[arg(long, default_value = "node")]
+    node_bin: PathBuf,
 }
 
 fn parse_shape(shape: &str) -> Result<(usize, usize), String> {
@@ -146,7 +157,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let local = tokio::task::LocalSet::new();
     match command {
-        Command::Suite(args) => local.block_on(&runtime, suite(args)),
+        Command::Suite(args) => local.block_on(&runtime, suite(*args)),
         Command::Soak(args) => local.block_on(&runtime, soak(args)),
         Command::BrokerFloor(args) => local.block_on(&runtime, async move {
             let config = broker_floor::FloorConfig {
@@ -210,6 +221,11 @@ struct Sizes {
     measure: Duration,
     connections: usize,
     connection_users: usize,
+    /// The pause before reading RSS, after setting up and after connecting.
+    settle: Duration,
+    /// Rounds of memory per connection by transport (a server started for
+    /// each measurement).
+    memory_rounds: usize,
     store_senders: usize,
     cluster_shape: (usize, usize),
     cluster_rates: Vec<f64>,
@@ -251,6 +267,8 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             measure: Duration::from_secs(1),
             connections: 40,
             connection_users: 4,
+            settle: Duration::from_millis(100),
+            memory_rounds: 1,
             store_senders: 4,
             cluster_shape: (2, 5),
             cluster_rates: vec![200.0],
@@ -264,6 +282,8 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
             measure: Duration::from_secs(5),
             connections: 10_000,
             connection_users: 100,
+            settle: Duration::from_secs(1),
+            memory_rounds: 3,
             store_senders: 100,
             cluster_shape: (10, 10),
             cluster_rates: vec![2_000.0, 10_000.0],
@@ -276,6 +296,7 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
     if let Some(rounds) = args.rounds {
         anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
         sizes.rounds = rounds;
+        sizes.memory_rounds = rounds;
     }
     anyhow::ensure!(
         // Each process holds its own end of every connection.
@@ -355,13 +376,20 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         }
     }
 
+    if wants("socketio") {
+        for record in socketio_scenario(&args, &servers[1], &sizes).await? {
+            emit(record);
+        }
+    }
+
     for server in servers.iter().filter(|_| wants("connections")) {
-        let users = setup(server, "conn", 1, sizes.connection_users).await?;
-        let people: Vec<Member> = (0..sizes.connections)
-            .map(|n| users[n % users.len()].clone())
-            .collect();
-        let report = connections::run(server, &people, 256).await?;
+        let report = idle_connections(server, "conn", &sizes, Transport::WebSocket).await?;
         emit(json!({"scenario": "connections", "target": server.kind.name(), "report": report}));
+    }
+    if wants("connections") {
+        for record in memory_by_transport(&args, &sizes).await? {
+            emit(record);
+        }
     }
 
     if wants("store") {
@@ -412,6 +440,114 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         report::write(out_dir, &records)?;
     }
     Ok(())
+}
+
+/// `sizes.connections` idle connections over `transport` to one room of
+/// `sizes.connection_users` members (several connections each).
+async fn idle_connections(
+    server: &ServerProcess,
+    tag: &str,
+    sizes: &Sizes,
+    transport: Transport,
+) -> anyhow::Result<connections::ConnectionsReport> {
+    let users = setup(server, tag, 1, sizes.connection_users).await?;
+    let people: Vec<Member> = (0..sizes.connections)
+        .map(|n| users[n % users.len()].clone())
+        .collect();
+    connections::run(server, &people, transport, 256, sizes.settle).await
+}
+
+/// Node's socket.io server (`--node-socketio-server`), if given.
+async fn node_socketio(args: &SuiteArgs) -> anyhow::Result<Option<ServerProcess>> {
+    let Some(script) = &args.node_socketio_server else {
+        return Ok(None);
+    };
+    let script = vec![script.to_string_lossy().into_owned()];
+    let server = ServerProcess::start(
+        Kind::NodeSocketIo,
+        &args.node_bin,
+        args.server_core,
+        &script,
+    )
+    .await?;
+    Ok(Some(server))
+}
+
+/// The fan-out over Socket.IO: Palaver's endpoint beside Node's own
+/// socket.io server doing the same work minus storage and accounts
+/// (bench/node/socketio-server.mjs), one load generator speaking Engine.IO
+/// and Socket.IO to both, then (outside quick runs) Palaver over its own
+/// WebSocket as the reference for what the mapping costs; the three
+/// alternate round by round, each saturated (as fast as acks return).
+async fn socketio_scenario(
+    args: &SuiteArgs,
+    palaver: &ServerProcess,
+    sizes: &Sizes,
+) -> anyhow::Result<Vec<Value>> {
+    let node = node_socketio(args).await?;
+    let mut records = Vec::new();
+    if node.is_none() {
+        records.push(json!({"scenario": "socketio-node", "skipped":
+            "no --node-socketio-server: Palaver's side measured alone"}));
+    }
+    for &(rooms, members) in &sizes.shapes {
+        let shape = format!("{rooms}x{members}");
+        let tag = format!("sio{shape}");
+        let people = setup(palaver, &tag, rooms, members).await?;
+        let mut sides = vec![(palaver, Transport::SocketIo, people.clone())];
+        if let Some(node) = &node {
+            sides.push((
+                node,
+                Transport::SocketIo,
+                setup(node, &tag, rooms, members).await?,
+            ));
+        }
+        if !args.quick {
+            sides.push((palaver, Transport::WebSocket, people));
+        }
+        let saturated = sizes.saturated();
+        for round in 1..=sizes.rounds {
+            for (server, transport, people) in &sides {
+                let links = traffic::connect_all(people, *transport).await?;
+                let report = traffic::run(&[server], people, links, &saturated).await?;
+                records.push(
+                    json!({"scenario": "socketio-fanout", "target": server.kind.name(),
+                    "transport": transport.name(), "shape": shape, "rooms": rooms,
+                    "members": members, "round": round, "report": report}),
+                );
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Server memory per idle authenticated connection over each of Palaver's
+/// transports, each measured on a server of its own started for it (freed
+/// heap from an earlier measurement would absorb part of the next one's
+/// growth), transports in turn within each round; and Node's socket.io
+/// server the same way, when given.
+async fn memory_by_transport(args: &SuiteArgs, sizes: &Sizes) -> anyhow::Result<Vec<Value>> {
+    let mut records = Vec::new();
+    for round in 1..=sizes.memory_rounds {
+        for transport in Transport::ALL {
+            let server =
+                ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core, &[])
+                    .await?;
+            let report = idle_connections(&server, "mem", sizes, transport).await?;
+            records.push(
+                json!({"scenario": "transport-connections", "target": "palaver",
+                "transport": transport.name(), "round": round, "report": report}),
+            );
+        }
+        if let Some(node) = node_socketio(args).await? {
+            let report = idle_connections(&node, "mem", sizes, Transport::SocketIo).await?;
+            records.push(
+                json!({"scenario": "transport-connections", "target": node.kind.name(),
+                "transport": "socketio", "round": round, "report": report}),
+            );
+        }
+    }
+    Ok(records)
 }
 
 /// Palaver's fan-out over `Realtime.Connect` beside the same rooms over the
