@@ -5,14 +5,18 @@
 // cookies no script can read; the settings (e-mail verified with the mailed
 // code, display name, the session list, log out everywhere, deleting an
 // account) and "Forgot password?" through to a new password, with the codes
-// taken from the mails the server wrote. Screenshots of the main screens go
-// to docs/ (referenced from README.md).
+// taken from the mails the server wrote. Then, over https (a node serving
+// TLS with a certificate made here by openssl, trusted by its key's hash): the
+// plain-HTTP listener's redirect, the cookie sign-in with its `__Host-`
+// cookies, a message over the WebSocket (wss), and HSTS taken by the browser.
+// Screenshots of the main screens go to docs/ (referenced from README.md).
 //
 //   PALAVER_BIN=target/debug/palaver node tests/browser/chat.test.mjs
 //
 // scripts/browser-test installs Chromium and playwright-core, then runs this.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +30,9 @@ const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const SHOTS = process.env.PALAVER_SCREENSHOTS ?? join(ROOT, 'docs');
 const WAIT = 15_000;
 const TOKEN_TTL_SECS = 8;
+// The TLS node's name: not localhost, so the browser keeps `Secure` cookies
+// only over https. Chromium resolves it to 127.0.0.1 (--host-resolver-rules).
+const TLS_HOST = 'palaver.test';
 
 let step = 'starting';
 const log = (message) => console.log(`  ${message}`);
@@ -60,12 +67,13 @@ async function freePort() {
   });
 }
 
-/** Starts palaver on `port` with `dataDir`; resolves once it listens. */
-function startServer(port, dataDir) {
+/** Starts palaver on `port` with `dataDir` (and `extra` flags); resolves once it listens. */
+function startServer(port, dataDir, extra = []) {
   const child = spawn(BIN, [
     '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
     '--argon2-memory-kib', '256', '--argon2-iterations', '1',
     '--access-token-ttl-secs', String(TOKEN_TTL_SECS), '--log-format', 'json', '--metrics-listen', 'off',
+    ...extra,
   ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn,palaver_server=info,palaver_domain=info' } });
   return new Promise((done, fail) => {
     let buffered = '';
@@ -135,12 +143,83 @@ async function send(page, text) {
   await input.press('Enter');
 }
 
+/** A self-signed certificate for TLS_HOST and its key, in `dir`; the
+ * base64 SHA-256 of its public key, which Chromium is told to trust. */
+function makeCertificate(dir) {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${TLS_HOST}`,
+    '-addext', `subjectAltName=DNS:${TLS_HOST}`, '-addext', 'extendedKeyUsage=serverAuth',
+  ], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const spki = new X509Certificate(readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  return { cert, key, spki: createHash('sha256').update(spki).digest('base64') };
+}
+
+/** Over https: the plain listener redirects there, a cookie sign-in sets the
+ * `__Host-` cookies (Secure), the WebSocket (wss) carries a message, and the
+ * browser keeps to https for the host afterwards (HSTS). */
+async function overHttps(browser, tls, servers) {
+  step = 'over https: the plain-HTTP listener redirects to https';
+  const dataDir = mkdtempSync(join(tmpdir(), 'palaver-browser-tls-'));
+  const [port, redirectPort] = [await freePort(), await freePort()];
+  servers.push(await startServer(port, dataDir, [
+    '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-redirect-listen', `127.0.0.1:${redirectPort}`,
+  ]));
+  const base = `https://${TLS_HOST}:${port}/`;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  followSockets(page, 'dave');
+  page.setDefaultTimeout(WAIT);
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.goto(`http://${TLS_HOST}:${redirectPort}/`);
+  check(page.url() === base, `the redirect led to ${page.url()}`);
+  log(`http://${TLS_HOST}:${redirectPort}/ redirected to ${base}`);
+
+  step = 'over https: cookie sign-in, and a message over wss';
+  await signUp(page, base, 'dave');
+  const cookies = (await context.cookies(base)).filter((c) => c.name.startsWith('__Host-palaver-'));
+  const names = cookies.map((c) => c.name).sort();
+  check(names.join() === '__Host-palaver-access,__Host-palaver-csrf,__Host-palaver-refresh',
+    `the sign-in cookies are ${names.join() || 'missing'}`);
+  check(cookies.every((c) => c.secure && c.sameSite === 'Strict'), `cookies: ${JSON.stringify(cookies)}`);
+  await page.getByLabel('New room').fill('secure');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.locator('#room-title', { hasText: 'secure' }).waitFor();
+  await send(page, 'hello over tls');
+  await message(page, 'hello over tls').locator('.seq', { hasText: '#1' }).waitFor();
+  check(sockets.length > 0 && sockets.every((url) => url.startsWith(`wss://${TLS_HOST}:${port}/`)),
+    `WebSockets opened: ${sockets.join(', ')}`);
+  log('signed in by __Host- cookies over https; a message went through the wss WebSocket');
+
+  step = 'over https: the browser took HSTS';
+  // The TLS port speaks no plain HTTP: only the browser's own upgrade gets there.
+  await page.goto(`http://${TLS_HOST}:${port}/`);
+  check(page.url() === base, `http:// was not upgraded, but led to ${page.url()}`);
+  await page.locator('#chat').waitFor({ state: 'visible' });
+  log('http:// to the host was upgraded by the browser itself (HSTS)');
+  await context.close();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
 async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'palaver-browser-'));
+  const tlsDir = mkdtempSync(join(tmpdir(), 'palaver-browser-cert-'));
+  const tls = makeCertificate(tlsDir);
+  const tlsServers = [];
   const port = await freePort();
   const base = `http://127.0.0.1:${port}/`;
   let server = await startServer(port, dataDir);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      `--ignore-certificate-errors-spki-list=${tls.spki}`,
+      `--host-resolver-rules=MAP ${TLS_HOST} 127.0.0.1`,
+    ],
+  });
   try {
     const alice = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
     const bobContext = await browser.newContext({ viewport: { width: 390, height: 844 } });
@@ -458,10 +537,14 @@ async function main() {
     await laptop.getByRole('button', { name: 'Log in' }).click();
     await laptop.locator('#auth-error', { hasText: 'invalid' }).waitFor();
     log('the deleted account is gone');
+
+    await overHttps(browser, tls, tlsServers);
   } finally {
     await browser.close();
     await stopServer(server).catch(() => {});
+    for (const tlsServer of tlsServers) await stopServer(tlsServer).catch(() => {});
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(tlsDir, { recursive: true, force: true });
   }
 }
 

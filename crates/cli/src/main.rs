@@ -4,6 +4,7 @@
 //! 2 bad usage; 3 not signed in (run `palaver-cli login`); 4 the server could
 //! not be reached.
 
+mod admin;
 mod chat;
 mod credentials;
 mod sanitize;
@@ -77,6 +78,17 @@ enum Command {
     },
     /// Send a message (the text from the arguments, or else from stdin).
     Send { room: i64, text: Vec<String> },
+    /// Report a message of a room to the server's admins.
+    Report {
+        room: i64,
+        seq: u64,
+        /// Why (one line).
+        #[arg(required = true)]
+        reason: Vec<String>,
+    },
+    /// The server admin API (server admins only).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Chat interactively: rooms with unread counts, the conversation, who is
     /// typing, an input box.
     Chat {
@@ -279,6 +291,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let sent = client.post_message(room, &body, None).await?;
             println!("stored as #{}", sent.seq);
         }
+        Command::Report { room, seq, reason } => {
+            let filed = client.report_message(room, seq, &reason.join(" ")).await?;
+            println!("reported as #{}", filed.id);
+        }
+        Command::Admin(command) => admin::run(&client, command).await?,
         Command::Chat { grpc } => chat::run(sign_in, transport(grpc)).await?,
         Command::Tail { rooms, json, grpc } => {
             tail::run(sign_in, transport(grpc), &rooms, json).await?;

@@ -96,7 +96,7 @@ fn print_or_forget(frame: ServerFrame, me: i64, tailed: &mut BTreeSet<i64>, json
         return;
     }
     let gone = match &frame {
-        ServerFrame::RoomDeleted { room } => Some(*room),
+        ServerFrame::RoomDeleted { room, .. } => Some(*room),
         ServerFrame::MemberLeft { room, user_id }
         | ServerFrame::MemberRemoved { room, user_id, .. }
             if *user_id == me =>

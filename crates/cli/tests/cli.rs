@@ -394,3 +394,60 @@ async fn the_readme_walkthrough_runs_as_written() {
     assert!(stdout.contains("hello bob"), "{stdout}");
     assert!(stdout.contains("hello from the shell"), "{stdout}");
 }
+
+#[tokio::test]
+async fn an_admin_moderates_from_a_shell_and_others_are_refused() {
+    let server = server().await;
+    let alice = Shell::new(&server);
+    let bob = Shell::new(&server);
+    for (shell, name) in [(&alice, "alice"), (&bob, "bob")] {
+        shell
+            .ok(&["register", name], "correct horse battery\n")
+            .await;
+        shell.ok(&["login", name], "correct horse battery\n").await;
+    }
+    let created = bob.ok(&["create", "den"], "").await;
+    let code = created.trim().rsplit(' ').next().unwrap().to_owned();
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+    alice.ok(&["join", &code], "").await;
+    bob.ok(&["send", &room, "rude"], "").await;
+    let reported = alice.ok(&["report", &room, "1", "insults"], "").await;
+    assert!(reported.contains("reported as #1"), "{reported}");
+
+    let refused = alice.run(&["admin", "reports"], "").await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("forbidden"), "{}", refused.stderr);
+
+    let settings = Settings::with_data_dir(server._data.path());
+    palaver_server::operator::grant(&settings, "alice", None)
+        .await
+        .unwrap();
+    let reports = alice.ok(&["admin", "reports"], "").await;
+    assert!(
+        reports.contains("insults") && reports.contains("rude"),
+        "{reports}"
+    );
+    let resolved = alice
+        .ok(
+            &[
+                "admin",
+                "resolve",
+                "1",
+                "suspend_sender",
+                "--reason",
+                "spam",
+            ],
+            "",
+        )
+        .await;
+    assert!(resolved.contains("resolve_report"), "{resolved}");
+    let users = alice.ok(&["admin", "users", "--q", "bob"], "").await;
+    assert!(users.contains("suspended until lifted: spam"), "{users}");
+    let audit = alice.ok(&["admin", "audit"], "").await;
+    let lines: Vec<&str> = audit.lines().collect();
+    assert!(lines[0].contains("resolve_report"), "{audit}");
+    assert!(
+        lines[1].contains("grant_admin") && lines[1].contains("command line"),
+        "{audit}"
+    );
+}

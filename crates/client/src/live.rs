@@ -485,7 +485,7 @@ impl LiveSession {
                 }
                 None => self.unacked.retain(|u| u.client_id != *id),
             },
-            ServerFrame::RoomDeleted { room } => {
+            ServerFrame::RoomDeleted { room, .. } => {
                 self.positions.remove(room);
             }
             ServerFrame::MemberLeft { room, user_id }

@@ -1,5 +1,7 @@
 //! REST calls.
 
+mod admin;
+
 use palaver_protocol::rest::{
     Accepted, Account, PasswordResetCompleteRequest, PasswordResetConfirmRequest,
     PasswordResetRequest, ResetTokenResponse, VerifyEmailRequest,

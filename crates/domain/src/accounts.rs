@@ -146,7 +146,9 @@ impl Accounts {
             Some(found) if verified => found.user,
             _ => return Err(Error::Unauthorized(BAD_LOGIN)),
         };
+        // Told only now, to whoever proved they hold the account.
         let now = Timestamp::now();
+        self.refuse_if_suspended(user.id, now).await?;
         let refresh_token = tokens::new_refresh_token();
         let id = tokens::random_token(16);
         let inserted = self
@@ -161,10 +163,24 @@ impl Accounts {
             })
             .await?;
         if !inserted {
-            // Deleted since its credentials were read: as if it never existed.
+            // Suspended since it was checked above, or deleted since its
+            // credentials were read: then as if it never existed.
+            self.refuse_if_suspended(user.id, Timestamp::now()).await?;
             return Err(Error::Unauthorized(BAD_LOGIN));
         }
         self.session(user, &id, refresh_token, now)
+    }
+
+    /// `Suspended` (with its reason and end) while a suspension of `user`
+    /// applies at `now`.
+    async fn refuse_if_suspended(&self, user: UserId, now: Timestamp) -> Result<()> {
+        match self.store.suspension(user).await? {
+            Some(suspension) if suspension.applies_at(now) => Err(Error::Suspended {
+                reason: suspension.reason,
+                ends_at: suspension.ends_at,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Spends the presented refresh token and issues a new pair. Presenting a

@@ -2,6 +2,7 @@
 //! WebSocket error frame); internal causes are logged, never shown.
 
 use crate::model::RoomName;
+use crate::time::Timestamp;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -21,6 +22,14 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    /// The account is suspended by a server admin. Told only to whoever
+    /// proved they hold it (the right password), with why and until when
+    /// (`None`: until lifted).
+    #[error("{}", suspended_message(.reason, .ends_at))]
+    Suspended {
+        reason: String,
+        ends_at: Option<Timestamp>,
+    },
     /// The account cannot be deleted while it is the only owner of these
     /// rooms, which have other members: ownership must be handed over first.
     #[error("{}", last_owner_message(.0))]
@@ -69,6 +78,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::LastOwner(_) => "last_owner",
+            Error::Suspended { .. } => "account_suspended",
             Error::Overloaded { .. } => "overloaded",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable => "store_unavailable",
@@ -83,6 +93,16 @@ fn last_owner_message(rooms: &[RoomName]) -> String {
         "you are the only owner of rooms with other members ({}): hand them over first",
         names.join(", ")
     )
+}
+
+fn suspended_message(reason: &str, ends_at: &Option<Timestamp>) -> String {
+    match ends_at {
+        Some(end) => format!(
+            "this account is suspended until {}: {reason}",
+            end.to_rfc3339()
+        ),
+        None => format!("this account is suspended: {reason}"),
+    }
 }
 
 /// What a `Store` port answers when it fails; the domain turns it into an

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::admin::{AdminAction, AuditDetail, AuditEntry, AuditTarget};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role, RoomKind, RoomProfile};
 use crate::time::Timestamp;
@@ -51,8 +52,11 @@ pub enum DomainEvent {
     },
     /// The room's public description changed (name, password, code, owner).
     RoomUpdated(RoomProfile),
+    /// The room was deleted by its owner, or taken down by a server admin
+    /// (with the `reason` its members are shown).
     RoomDeleted {
         room_id: RoomId,
+        reason: Option<String>,
     },
     /// `by` invited `user_id` into the room: told to the invitee alone, who
     /// becomes a member only by accepting.
@@ -89,6 +93,8 @@ pub enum DomainEvent {
         rooms: Vec<RoomId>,
         erased: bool,
     },
+    /// A server admin (or the operator) acted: the audit log's new entry.
+    AdminAction(AuditEntry),
     /// Cluster mode, every few seconds: everyone with a connection on `node`.
     /// A node whose heartbeats stop is presumed dead and its users offline.
     NodeHeartbeat {
@@ -136,7 +142,9 @@ impl DomainEvent {
             DomainEvent::Presence { .. }
             | DomainEvent::NodeHeartbeat { .. }
             | DomainEvent::SessionsEnded { .. }
-            | DomainEvent::UserDeleted { .. } => RoomId(0),
+            | DomainEvent::UserDeleted { .. }
+            // One key for the whole audit log: admin actions keep their order.
+            | DomainEvent::AdminAction(_) => RoomId(0),
             DomainEvent::MessagePosted(m) | DomainEvent::MessageEdited(m) => m.room_id,
             DomainEvent::MessageDeleted { room_id, .. }
             | DomainEvent::ReadMarkerMoved { room_id, .. }
@@ -145,7 +153,7 @@ impl DomainEvent {
             | DomainEvent::MemberRemoved { room_id, .. }
             | DomainEvent::RoleChanged { room_id, .. }
             | DomainEvent::Typing { room_id, .. }
-            | DomainEvent::RoomDeleted { room_id }
+            | DomainEvent::RoomDeleted { room_id, .. }
             | DomainEvent::Invited { room_id, .. } => *room_id,
             DomainEvent::RoomUpdated(room) => room.id,
         }
@@ -242,6 +250,8 @@ enum EventV1 {
     },
     RoomDeleted {
         room_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     Invited {
         room_id: i64,
@@ -272,6 +282,22 @@ enum EventV1 {
         user_id: i64,
         rooms: Vec<i64>,
         erased: bool,
+    },
+    AdminAction {
+        id: i64,
+        /// Unix milliseconds.
+        at: i64,
+        /// `null`: the operator, on the command line.
+        admin_id: Option<i64>,
+        action: String,
+        target_kind: String,
+        target_id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default)]
+        detail: AuditDetail,
     },
 }
 
@@ -325,7 +351,8 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 16] = [
+const KNOWN_TYPES: [&str; 17] = [
+    "admin_action",
     "sessions_ended",
     "user_deleted",
     "typing",
@@ -416,7 +443,10 @@ pub fn encode(event: &DomainEvent) -> String {
             room_id: room.id.0,
             room: RoomV1::new(room),
         },
-        DomainEvent::RoomDeleted { room_id } => EventV1::RoomDeleted { room_id: room_id.0 },
+        DomainEvent::RoomDeleted { room_id, reason } => EventV1::RoomDeleted {
+            room_id: room_id.0,
+            reason: reason.clone(),
+        },
         DomainEvent::Invited {
             room_id,
             room_name,
@@ -460,6 +490,17 @@ pub fn encode(event: &DomainEvent) -> String {
             user_id: user_id.0,
             rooms: rooms.iter().map(|r| r.0).collect(),
             erased: *erased,
+        },
+        DomainEvent::AdminAction(entry) => EventV1::AdminAction {
+            id: entry.id,
+            at: entry.at.0,
+            admin_id: entry.admin.map(|admin| admin.0),
+            action: entry.action.as_str().to_owned(),
+            target_kind: entry.target.kind().to_owned(),
+            target_id: entry.target.id(),
+            target_seq: entry.target.seq(),
+            reason: entry.reason.clone(),
+            detail: entry.detail.clone(),
         },
     };
     serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
@@ -558,8 +599,9 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
                 .ok_or_else(|| DecodeError(format!("unknown role {role:?}")))?,
         },
         EventV1::RoomUpdated { room, .. } => DomainEvent::RoomUpdated(room.profile()?),
-        EventV1::RoomDeleted { room_id } => DomainEvent::RoomDeleted {
+        EventV1::RoomDeleted { room_id, reason } => DomainEvent::RoomDeleted {
             room_id: RoomId(room_id),
+            reason,
         },
         EventV1::Invited {
             room_id,
@@ -605,6 +647,27 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             rooms: rooms.into_iter().map(RoomId).collect(),
             erased,
         },
+        EventV1::AdminAction {
+            id,
+            at,
+            admin_id,
+            action,
+            target_kind,
+            target_id,
+            target_seq,
+            reason,
+            detail,
+        } => DomainEvent::AdminAction(AuditEntry {
+            id,
+            at: Timestamp(at),
+            admin: admin_id.map(UserId),
+            action: AdminAction::parse(&action)
+                .ok_or_else(|| DecodeError(format!("unknown admin action {action:?}")))?,
+            target: AuditTarget::from_parts(&target_kind, target_id, target_seq)
+                .ok_or_else(|| DecodeError(format!("unknown audit target {target_kind:?}")))?,
+            reason,
+            detail,
+        }),
     }))
 }
 
@@ -693,7 +756,38 @@ mod tests {
                 has_password: true,
                 kind: RoomKind::Group,
             }),
-            DomainEvent::RoomDeleted { room_id: RoomId(3) },
+            DomainEvent::RoomDeleted {
+                room_id: RoomId(3),
+                reason: None,
+            },
+            DomainEvent::RoomDeleted {
+                room_id: RoomId(3),
+                reason: Some("spam".into()),
+            },
+            DomainEvent::AdminAction(AuditEntry {
+                id: 12,
+                at: Timestamp(7),
+                admin: Some(UserId(9)),
+                action: AdminAction::SuspendUser,
+                target: AuditTarget::User(UserId(10)),
+                reason: Some("spam".into()),
+                detail: AuditDetail {
+                    ends_at: Some(99),
+                    ..AuditDetail::default()
+                },
+            }),
+            DomainEvent::AdminAction(AuditEntry {
+                id: 13,
+                at: Timestamp(8),
+                admin: None,
+                action: AdminAction::DeleteMessage,
+                target: AuditTarget::Message {
+                    room: RoomId(3),
+                    seq: 42,
+                },
+                reason: None,
+                detail: AuditDetail::default(),
+            }),
             DomainEvent::Invited {
                 room_id: RoomId(3),
                 room_name: "general".into(),

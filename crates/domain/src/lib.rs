@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod admin;
 pub mod bus;
 pub mod bus_auth;
 pub mod error;

@@ -45,8 +45,10 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
         | DomainEvent::NodeHeartbeat { .. }
         // An ended session and a deleted account never come back.
         | DomainEvent::SessionsEnded { .. }
-        | DomainEvent::UserDeleted { .. } => true,
-        DomainEvent::RoomDeleted { room_id } => store.room_by_id(*room_id).await?.is_none(),
+        | DomainEvent::UserDeleted { .. }
+        // An audit entry is never changed.
+        | DomainEvent::AdminAction(_) => true,
+        DomainEvent::RoomDeleted { room_id, .. } => store.room_by_id(*room_id).await?.is_none(),
         // Not answered yet: the first of the invitee's invitations from this room on.
         DomainEvent::Invited {
             room_id, user_id, ..

@@ -6,6 +6,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::{AccountTimes, Accounts, CodeLimits, Codes, UserLookup};
 use crate::activity::Activity;
+use crate::admin::Admin;
 use crate::bus::Bus;
 use crate::error::Result;
 use crate::ids::{RoomId, UserId};
@@ -48,6 +49,7 @@ pub struct Services {
     pub rooms: Rooms,
     pub messages: Messages,
     pub activity: Activity,
+    pub admin: Admin,
     store: Arc<dyn Store>,
 }
 
@@ -94,7 +96,13 @@ impl Services {
                 limits.max_body_bytes,
                 throttles.clone(),
             ),
-            activity: Activity::new(store.clone(), publisher, throttles),
+            activity: Activity::new(store.clone(), publisher.clone(), throttles.clone()),
+            admin: Admin::new(
+                store.clone(),
+                publisher,
+                throttles,
+                limits.username_hold_secs,
+            ),
             store,
         };
         Ok((services, writer_task))

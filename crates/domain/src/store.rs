@@ -6,6 +6,9 @@
 
 use async_trait::async_trait;
 
+use crate::admin::{
+    Actor, AdminGrant, AuditEntry, Report, ReportOutcome, RoomOverview, Suspension, UserOverview,
+};
 use crate::events::{DomainEvent, OutboxEntry, OutboxRow};
 use crate::ids::{RoomId, UserId};
 use crate::keys::SigningKey;
@@ -246,7 +249,14 @@ pub enum ReadMark {
 /// which reaches every aggregate's methods.
 #[async_trait]
 pub trait Store:
-    AccountStore + AllowanceStore + KeyStore + RoomStore + InvitationStore + MessageStore + OutboxStore
+    AccountStore
+    + AdminStore
+    + AllowanceStore
+    + KeyStore
+    + RoomStore
+    + InvitationStore
+    + MessageStore
+    + OutboxStore
 {
     /// Cheap round trip proving the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
@@ -327,8 +337,9 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreResult<Option<Committed<AccountDeletion>>>;
 
     /// Records a login and its first refresh token, if the account is still
-    /// alive when it commits (checked in the insert's transaction, so a
-    /// deletion cannot slip between); false when it is not.
+    /// alive and not suspended when it commits (both checked in the insert's
+    /// transaction, under the account's row lock, so a deletion or a
+    /// suspension cannot slip between); false when it is not.
     async fn insert_session(&self, session: NewSession) -> StoreResult<bool>;
     /// Atomically spend `presented_hash` and store `next_hash` in its family
     /// (valid until `next_expires_at`, which the session's expiry follows), or
@@ -665,4 +676,177 @@ pub trait AllowanceStore: Send + Sync + 'static {
         allowances: &[Allowance],
         now: Timestamp,
     ) -> StoreResult<Option<Timestamp>>;
+}
+
+/// One admin action, as `AdminStore::admin_act` makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAct {
+    pub actor: Actor,
+    pub change: AdminChange,
+    /// Why, as the audit log keeps it (a suspension's reason too).
+    pub reason: Option<String>,
+    pub now: Timestamp,
+}
+
+/// What an admin action changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminChange {
+    /// Makes a live account a server admin.
+    Grant {
+        user: UserId,
+    },
+    Revoke {
+        user: UserId,
+    },
+    /// Suspends a live account (replacing a suspension it had) and ends
+    /// every session of it; the act's reason is the suspension's.
+    Suspend {
+        user: UserId,
+        ends_at: Option<Timestamp>,
+    },
+    Unsuspend {
+        user: UserId,
+    },
+    /// Deletes the account as its owner could (`AccountStore::delete_account`).
+    DeleteUser {
+        user: UserId,
+        erase: bool,
+        username_free_at: Timestamp,
+    },
+    /// Deletes the room for everyone; `room_deleted` carries the act's reason.
+    TakeDown {
+        room: RoomId,
+    },
+    /// `to`, a member, becomes the owner; the owner before becomes an admin.
+    TransferRoom {
+        room: RoomId,
+        to: UserId,
+    },
+    DeleteMessage {
+        room: RoomId,
+        seq: u64,
+    },
+    /// Blanks up to `most` of the user's messages not deleted yet (each a
+    /// `message_deleted`), oldest rooms first.
+    EraseMessages {
+        user: UserId,
+        most: u32,
+    },
+    /// Resolves the report and every other open report of its message, doing
+    /// what `outcome` says; suspending the sender ends at `ends_at`, with the
+    /// act's reason, else the report's.
+    ResolveReport {
+        report: i64,
+        outcome: ReportOutcome,
+        ends_at: Option<Timestamp>,
+    },
+}
+
+/// Why the store refused an admin action, having checked in its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// The actor is not an admin when the action commits: never one,
+    /// revoked, suspended or deleted since the domain looked.
+    NotAdmin,
+    /// There is no such thing as the action names (`"user"`, `"room"`,
+    /// `"member"`, `"message"`, `"report"`).
+    NoTarget(&'static str),
+    /// The action would change nothing, or the target's state does not
+    /// allow it (already an admin, already deleted, already resolved…).
+    Unchanged(&'static str),
+    /// The action may not be done to this target (an admin to themselves).
+    Forbidden(&'static str),
+    /// Deleting the account is refused while it is the only owner of these
+    /// rooms with other members, as for its owner.
+    LastOwner(Vec<RoomName>),
+}
+
+/// What an admin action did: its audit entry, and for `EraseMessages` how
+/// many messages it blanked and whether any are left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminOutcome {
+    pub entry: AuditEntry,
+    pub erased: u64,
+    pub more: bool,
+}
+
+/// A change the store authorized again in its transaction.
+pub type AdminDone = Result<Committed<AdminOutcome>, AdminRefusal>;
+
+/// A member reports a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReport {
+    pub room: RoomId,
+    pub seq: u64,
+    pub reporter: UserId,
+    pub reason: String,
+    pub now: Timestamp,
+}
+
+/// What filing a report came to, every condition read in its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportFiled {
+    Filed(Report),
+    /// The reporter's report of this message is still open: that one.
+    AlreadyOpen(Report),
+    /// No such room, or the reporter is not a member.
+    NotMember,
+    /// No such message, or it was deleted.
+    NoMessage,
+}
+
+/// Which reports a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFilter {
+    Open,
+    Resolved,
+    All,
+}
+
+/// Server administration: admins, suspensions, reports and the audit log.
+#[async_trait]
+pub trait AdminStore: Send + Sync + 'static {
+    /// Whether `user` is a server admin whose account is alive and not
+    /// suspended at `now`.
+    async fn is_admin(&self, user: UserId, now: Timestamp) -> StoreResult<bool>;
+    /// Every admin, by user id.
+    async fn admins(&self) -> StoreResult<Vec<AdminGrant>>;
+    /// The user's suspension, applying or not (`Suspension::applies_at`).
+    async fn suspension(&self, user: UserId) -> StoreResult<Option<Suspension>>;
+    /// Up to `limit` live accounts whose username or lower-cased display
+    /// name starts with `prefix` (lower case), with an id above `after`, by id.
+    async fn user_overviews(
+        &self,
+        prefix: &str,
+        after: UserId,
+        limit: u32,
+        now: Timestamp,
+    ) -> StoreResult<Vec<UserOverview>>;
+    /// Up to `limit` rooms whose lower-cased name starts with `prefix`, with
+    /// an id above `after`, by id.
+    async fn room_overviews(
+        &self,
+        prefix: &str,
+        after: RoomId,
+        limit: u32,
+    ) -> StoreResult<Vec<RoomOverview>>;
+    /// Files a report if the reporter is a member of the room and the
+    /// message exists and is not deleted, all read under the room's lock in
+    /// the insert's transaction (so a removal that commits first is seen).
+    async fn file_report(&self, report: NewReport) -> StoreResult<ReportFiled>;
+    /// Up to `limit` reports with an id above `after`, by id.
+    async fn reports(
+        &self,
+        which: ReportFilter,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Report>>;
+    /// Up to `limit` audit entries with an id below `before`, newest first.
+    async fn audit(&self, before: i64, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    /// Makes an admin action in one transaction: checks again that the
+    /// actor (unless the operator) is an admin, alive and not suspended,
+    /// under their account's row lock; makes the change, checking its own
+    /// conditions; appends the audit entry; and commits the change's events
+    /// with an `AdminAction` last.
+    async fn admin_act(&self, act: AdminAct) -> StoreResult<AdminDone>;
 }

@@ -331,6 +331,8 @@ pub enum Limit {
     FramesPerConnection,
     SessionOpenPerUser,
     SessionOpenPerAddress,
+    ReportPerUser,
+    AdminPerUser,
 }
 
 /// Whom a limit counts.
@@ -395,6 +397,10 @@ impl Limit {
             // user's rooms they are online, so a loop would flood them.
             Limit::SessionOpenPerUser => (20, MIN, 20),
             Limit::SessionOpenPerAddress => (120, MIN, 120),
+            // Each report waits for an admin to read it.
+            Limit::ReportPerUser => (20, H, 10),
+            // An admin clearing out a raid needs a quick hand.
+            Limit::AdminPerUser => (60, MIN, 60),
         };
         RateLimit(Some(Rate::new(count, period, burst)))
     }
@@ -455,6 +461,8 @@ impl Limit {
             Limit::SessionOpenPerUser | Limit::SessionOpenPerAddress => {
                 "real-time sessions opened, over any transport"
             }
+            Limit::ReportPerUser => "messages reported",
+            Limit::AdminPerUser => "server admin actions (the admin API's changes)",
         }
     }
 }
@@ -499,6 +507,8 @@ pub enum Operation {
     MarkRead,
     Typing,
     SessionOpen,
+    Report,
+    AdminAction,
 }
 
 impl Operation {
@@ -538,6 +548,8 @@ impl Operation {
             Operation::MarkRead => &[ReadPerUser],
             Operation::Typing => &[TypingPerUser],
             Operation::SessionOpen => &[SessionOpenPerUser, SessionOpenPerAddress],
+            Operation::Report => &[ReportPerUser],
+            Operation::AdminAction => &[AdminPerUser],
         }
     }
 }

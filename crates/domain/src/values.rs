@@ -229,6 +229,25 @@ impl RoomName {
     }
 }
 
+/// Why: a report's or an admin action's reason, 1–500 characters, one
+/// line, the rules of every name people read (`parse_label`): others read it
+/// (admins, and a room's members when it is taken down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+/// The longest reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+impl Reason {
+    pub fn parse(raw: &str) -> Result<Self> {
+        parse_label("reason", raw, MAX_REASON_CHARS).map(Self)
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 /// A message body: 1 byte up to the configured maximum, kept exactly as sent.
 ///
 /// Text that would mislead its readers is refused, not cleaned: no control

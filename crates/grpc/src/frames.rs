@@ -272,7 +272,9 @@ pub fn frame_from_ws(frame: &ServerFrame) -> v1::ServerFrame {
         ServerFrame::RoomUpdated { room: updated } => Out::RoomUpdated(v1::RoomUpdated {
             room: Some(room(&updated)),
         }),
-        ServerFrame::RoomDeleted { room } => Out::RoomDeleted(v1::RoomDeleted { room }),
+        ServerFrame::RoomDeleted { room, reason } => {
+            Out::RoomDeleted(v1::RoomDeleted { room, reason })
+        }
         ServerFrame::Invited { room, name, by } => Out::Invited(v1::Invited { room, name, by }),
         ServerFrame::Typing {
             room,
@@ -377,7 +379,10 @@ pub fn frame_to_ws(frame: v1::ServerFrame) -> Option<ServerFrame> {
         Out::RoomUpdated(r) => ServerFrame::RoomUpdated {
             room: room_to_ws(r.room?),
         },
-        Out::RoomDeleted(r) => ServerFrame::RoomDeleted { room: r.room },
+        Out::RoomDeleted(r) => ServerFrame::RoomDeleted {
+            room: r.room,
+            reason: r.reason,
+        },
         Out::Invited(i) => ServerFrame::Invited {
             room: i.room,
             name: i.name,

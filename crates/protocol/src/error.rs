@@ -18,6 +18,19 @@ pub struct ErrorDetail {
     /// With `last_owner`: the rooms whose ownership must be handed over first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rooms: Option<Vec<RoomRef>>,
+    /// With `account_suspended` (told only after the right password): why,
+    /// and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<SuspensionInfo>,
+}
+
+/// An account's suspension, as its owner is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SuspensionInfo {
+    pub reason: String,
+    /// RFC 3339; absent: until an admin lifts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// A room, named.
@@ -34,6 +47,7 @@ impl ErrorBody {
                 code: code.into(),
                 message: message.into(),
                 rooms: None,
+                suspension: None,
             },
         }
     }

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+pub mod admin;
+
 /// The `pattern` of every name people read (display names, room names), the
 /// rules of the domain's `parse_label` as a regular expression (ECMA-262, as
 /// JSON Schema reads it, and as Python and Rust read it): no control
@@ -569,6 +571,13 @@ mod tests {
     #[test]
     fn every_name_and_body_field_states_the_one_pattern_of_its_kind() {
         for pattern in [
+            pattern_of::<admin::ReportRequest>("reason"),
+            pattern_of::<admin::SuspendRequest>("reason"),
+            pattern_of::<admin::AdminReasonRequest>("reason"),
+            pattern_of::<admin::AdminDeleteUserRequest>("reason"),
+            pattern_of::<admin::TakeDownRequest>("reason"),
+            pattern_of::<admin::AdminTransferRequest>("reason"),
+            pattern_of::<admin::ResolveReportRequest>("reason"),
             pattern_of::<RegisterRequest>("display_name"),
             pattern_of::<UpdateProfileRequest>("display_name"),
             pattern_of::<CreateRoomRequest>("name"),

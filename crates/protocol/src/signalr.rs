@@ -294,6 +294,14 @@ fn record(value: &impl Serialize) -> Vec<u8> {
     out
 }
 
+/// The record of a non-blocking invocation of `target` whose one argument
+/// is `argument_json` (JSON, written as it is): what the server writes for
+/// each frame, around bytes encoded once for every recipient.
+pub fn invocation_record(target: &str, argument_json: &str) -> String {
+    let target = serde_json::to_string(target).expect("strings serialize");
+    format!("{{\"type\":1,\"target\":{target},\"arguments\":[{argument_json}]}}\u{1e}")
+}
+
 /// A hub message (its `type`: 1 to 9).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Wire", into = "Wire")]

@@ -240,6 +240,9 @@ pub enum ServerFrame {
     /// The room is gone; nothing more arrives for it.
     RoomDeleted {
         room: i64,
+        /// Set when a server admin took the room down: why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// `by` invited you into `room` (not yet yours: accept with `POST
     /// /invitations/{room}/accept`, or decline).

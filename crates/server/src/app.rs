@@ -42,6 +42,10 @@ const STORE_PROBE_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Application {
     listener: TcpListener,
+    /// With `--tls-cert`: the listener speaks TLS.
+    tls: Option<Arc<crate::tls::Tls>>,
+    /// `--tls-redirect-listen`: plain HTTP, redirected to https.
+    redirect_listener: Option<TcpListener>,
     /// `--metrics-listen`, unless `off`.
     metrics_listener: Option<TcpListener>,
     state: AppState,
@@ -169,6 +173,15 @@ impl Application {
         if settings.kafka.brokers.is_some() {
             store_options.outbox_origin = Some(node_id.clone());
         }
+        // Before anything starts: unreadable files stop the node at once.
+        let tls = match (&settings.http.tls_cert, &settings.http.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(crate::tls::Tls::load(
+                cert,
+                key,
+                settings.http.hsts_max_age,
+            )?)),
+            _ => None,
+        };
         let store = open_store(&settings, &store_options).await?;
 
         let hub = Arc::new(Hub::new(settings.realtime.queue_capacity));
@@ -257,6 +270,14 @@ impl Application {
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
+        let redirect_listener = match settings.http.tls_redirect_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the redirect listener {addr}"))?,
+            ),
+            None => None,
+        };
         let metrics_listener = match settings.metrics.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -280,6 +301,8 @@ impl Application {
         };
         Ok(Self {
             listener,
+            tls,
+            redirect_listener,
             metrics_listener,
             state,
             store,
@@ -293,6 +316,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where plain HTTP is redirected to https (`--tls-redirect-listen`).
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     /// Where metrics are served, unless `--metrics-listen off`.
@@ -313,6 +343,8 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let Self {
             listener,
+            tls,
+            redirect_listener,
             metrics_listener,
             state,
             store,
@@ -328,7 +360,8 @@ impl Application {
             tokio::spawn(crate::telemetry::serve_metrics(metrics, shutdown.clone()));
         }
         spawn_store_probe(store.clone().as_store(), shutdown.clone());
-        tracing::info!(addr = %listener.local_addr()?, "palaver listening");
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, tls = tls.is_some(), "palaver listening");
 
         // Sessions learn of shutdown from the hub, one flag each: watching the
         // shared token would put its lock on every connection's wakeup.
@@ -349,9 +382,30 @@ impl Application {
             .merge(crate::socketio::routes(&state))
             .merge(crate::stomp::routes())
             .merge(crate::signalr::routes());
+        let https_port = state.settings.http.tls_redirect_port.unwrap_or(addr.port());
         let rest = http::router(state.clone(), realtime);
         let router = crate::grpc::beside(rest, state).await;
-        crate::connections::serve(listener, router, limits, shutdown.clone()).await;
+        if let Some(tls) = &tls {
+            tls.spawn_reload(shutdown.clone());
+        }
+        // Its own connection limits, as many again as the public listener's:
+        // it answers each request at once, so its connections are short.
+        let redirects = redirect_listener.map(|redirect| {
+            if let Ok(addr) = redirect.local_addr() {
+                tracing::info!(%addr, "redirecting plain HTTP to https");
+            }
+            tokio::spawn(crate::connections::serve(
+                redirect,
+                crate::tls::redirect_router(https_port),
+                limits.clone(),
+                None,
+                shutdown.clone(),
+            ))
+        });
+        crate::connections::serve(listener, router, limits, tls, shutdown.clone()).await;
+        if let Some(redirects) = redirects {
+            let _ = redirects.await;
+        }
 
         sessions.close();
         if tokio::time::timeout(SESSION_GRACE, sessions.wait())

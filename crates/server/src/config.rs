@@ -19,7 +19,9 @@ use palaver_domain::Limits;
 use serde::{Deserialize, Serialize};
 
 pub use crate::client_addr::ProxyNet;
-pub use cli::{command, parse, Cli, Command, DbCommand, KeysCommand, LimitSetting, ServeArgs};
+pub use cli::{
+    command, parse, AdminCommand, Cli, Command, DbCommand, KeysCommand, LimitSetting, ServeArgs,
+};
 pub use layers::{known_variables, unknown_variables};
 
 /// Fully resolved settings. A section is a `[table]` of the file; flags and
@@ -88,6 +90,19 @@ pub struct Http {
     pub trusted_proxies: Vec<ProxyNet>,
     /// `scheme://host[:port]`, lower case, no trailing slash (once checked).
     pub cors_origins: Vec<String>,
+    /// PEM certificate chain (the server's first) and its private key: with
+    /// both, the listener speaks TLS only. Read again when they change.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener that answers every request with a redirect to
+    /// the same host and path over https (with TLS only).
+    pub tls_redirect_listen: Option<SocketAddr>,
+    /// The port of those redirects' https URLs; `None`: the port of `listen`.
+    pub tls_redirect_port: Option<u16>,
+    /// `max-age` of the `Strict-Transport-Security` header every response
+    /// carries when TLS is on.
+    #[serde(with = "humantime_serde")]
+    pub hsts_max_age: Duration,
 }
 
 impl Default for Http {
@@ -102,7 +117,60 @@ impl Default for Http {
             max_connections_per_address: 64,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_redirect_listen: None,
+            tls_redirect_port: None,
+            hsts_max_age: Duration::from_secs(365 * 24 * 3600),
         }
+    }
+}
+
+impl Http {
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// The TLS settings fit together; the files themselves are read when
+    /// the node starts.
+    fn check_tls(&self) -> anyhow::Result<()> {
+        use layers::spelled as name;
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "{} and {} go together: give both or neither",
+            name("http.tls_cert"),
+            name("http.tls_key")
+        );
+        for (path, set) in [
+            (
+                "http.tls_redirect_listen",
+                self.tls_redirect_listen.is_some(),
+            ),
+            ("http.tls_redirect_port", self.tls_redirect_port.is_some()),
+        ] {
+            anyhow::ensure!(
+                !set || self.tls(),
+                "{} needs TLS: {} and {}",
+                name(path),
+                name("http.tls_cert"),
+                name("http.tls_key")
+            );
+        }
+        anyhow::ensure!(
+            self.tls_redirect_port != Some(0),
+            "{} must be a port from 1 to 65535",
+            name("http.tls_redirect_port")
+        );
+        if let Some(redirect) = self.tls_redirect_listen {
+            anyhow::ensure!(
+                redirect != self.listen || redirect.port() == 0,
+                "{} must differ from {}",
+                name("http.tls_redirect_listen"),
+                name("http.listen")
+            );
+        }
+        Ok(())
     }
 }
 
@@ -541,6 +609,7 @@ impl Settings {
                 name("http.listen")
             );
         }
+        self.http.check_tls()?;
         self.mail
             .from
             .parse::<lettre::message::Mailbox>()

@@ -1,7 +1,8 @@
 //! Accepting connections: how many may be open (in total and per address),
-//! how long a client has to send its request headers, how long a connection
-//! may stay open with no request in flight, and serving each connection
-//! (HTTP/1, HTTP/2 with gRPC, WebSocket upgrades) with hyper.
+//! how long a client has to send its request headers (with TLS, to finish
+//! its handshake too), how long a connection may stay open with no request
+//! in flight, and serving each connection (HTTP/1, HTTP/2 with gRPC,
+//! WebSocket upgrades) with hyper, over TLS when it is configured.
 //!
 //! A connection counts until its socket closes, upgraded WebSockets
 //! included: the count travels with the socket (`Counted`).
@@ -24,13 +25,17 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use palaver_domain::throttle::ClientAddr;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::client_addr::{is_trusted, ProxyNet};
+use crate::tls::Tls;
 
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -61,13 +66,15 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves `router` on `listener` until `shutdown`, then lets open HTTP
-/// connections finish their requests and returns once they have closed
+/// Serves `router` on `listener` (over `tls`, if given: every response then
+/// carries its `Strict-Transport-Security`) until `shutdown`, then lets open
+/// HTTP connections finish their requests and returns once they have closed
 /// (upgraded WebSockets are the sessions' to close).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: CancellationToken,
 ) {
     let admission = Arc::new(Admission::new(limits.clone()));
@@ -113,8 +120,19 @@ pub async fn serve(
                     .increment(1);
                 if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERING_REFUSALS {
                     let refusing = refusing.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        refuse(tcp, refusal).await;
+                        match tls {
+                            None => refuse(tcp, refusal).await,
+                            Some(tls) => {
+                                let handshake = tls.refusal_acceptor.accept(tcp);
+                                if let Ok(Ok(stream)) =
+                                    tokio::time::timeout(REFUSAL_READ_TIMEOUT, handshake).await
+                                {
+                                    refuse(stream, refusal).await;
+                                }
+                            }
+                        }
                         refusing.fetch_sub(1, Ordering::Relaxed);
                     });
                 } else {
@@ -128,12 +146,19 @@ pub async fn serve(
         let streams = Arc::new(OpenStreams::default());
         let service = {
             let (router, streams) = (router.clone(), streams.clone());
+            let hsts = tls.as_ref().map(|tls| tls.hsts.clone());
             tower::service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let open = streams.open();
                 let router = router.clone();
+                let hsts = hsts.clone();
                 async move {
-                    let response = router.oneshot(request).await?;
+                    let mut response = router.oneshot(request).await?;
+                    if let Some(hsts) = hsts {
+                        response
+                            .headers_mut()
+                            .insert(hyper::header::STRICT_TRANSPORT_SECURITY, hsts);
+                    }
                     Ok::<_, Infallible>(
                         response
                             .map(|body| axum::body::Body::new(TrackedBody { body, _open: open })),
@@ -145,19 +170,35 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let header_timeout = limits.header_timeout;
         let idle_timeout = limits.idle_timeout;
+        let tls = tls.clone();
         connections.spawn(async move {
             // hyper's header timeout starts with the first byte: a client
-            // that sends nothing at all is dropped here.
-            tokio::select! {
-                readable = tokio::time::timeout(header_timeout, tcp.readable()) => {
-                    if !matches!(readable, Ok(Ok(()))) {
-                        return;
+            // that sends nothing at all (or never finishes its handshake)
+            // is dropped here.
+            let socket = tokio::select! {
+                opened = tokio::time::timeout(header_timeout, Socket::open(tcp, tls.as_deref())) => {
+                    match opened {
+                        Ok(Ok(socket)) => socket,
+                        Ok(Err(NotOpened::Gone)) => return,
+                        Ok(Err(NotOpened::Handshake(err))) => {
+                            metrics::counter!("palaver_tls_handshakes_failed_total", "reason" => "error")
+                                .increment(1);
+                            tracing::debug!(error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            if tls.is_some() {
+                                metrics::counter!("palaver_tls_handshakes_failed_total", "reason" => "timeout")
+                                    .increment(1);
+                            }
+                            return;
+                        }
                     }
                 }
                 _ = shutdown.cancelled() => return,
-            }
+            };
             let io = TokioIo::new(Counted {
-                tcp,
+                socket,
                 _ticket: ticket,
             });
             let connection = builder
@@ -309,12 +350,12 @@ impl Refusal {
 
 /// Reads (briefly, boundedly) what the client sent, so that it is not reset
 /// before it reads the answer, then answers and closes.
-async fn refuse(mut tcp: TcpStream, refusal: Refusal) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) {
     let mut head = Vec::with_capacity(1024);
     let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
         while head.len() < REFUSAL_READ_BYTES && !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match tcp.read(&mut chunk).await {
+            match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => head.extend_from_slice(&chunk[..n]),
             }
@@ -322,8 +363,8 @@ async fn refuse(mut tcp: TcpStream, refusal: Refusal) {
     })
     .await;
     let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, async {
-        tcp.write_all(refusal.response().as_bytes()).await?;
-        tcp.shutdown().await
+        stream.write_all(refusal.response().as_bytes()).await?;
+        stream.shutdown().await
     })
     .await;
 }
@@ -393,9 +434,92 @@ impl Drop for Ticket {
     }
 }
 
+/// A connection's socket, once its client has sent something: plain TCP,
+/// or TLS after the handshake (its first plaintext byte waiting in a
+/// one-byte buffer, which later reads bypass).
+enum Socket {
+    Plain(TcpStream),
+    Tls(Box<BufReader<TlsStream<TcpStream>>>),
+}
+
+/// Why a connection ended before its first request.
+enum NotOpened {
+    Handshake(io::Error),
+    /// The client closed (or reset) the connection: after a handshake, a
+    /// browser's speculative connection it did not need, say.
+    Gone,
+}
+
+impl Socket {
+    /// Waits for the client's first byte of HTTP, through the TLS handshake
+    /// if `tls`.
+    async fn open(tcp: TcpStream, tls: Option<&Tls>) -> Result<Self, NotOpened> {
+        let Some(tls) = tls else {
+            tcp.readable().await.map_err(|_| NotOpened::Gone)?;
+            return Ok(Socket::Plain(tcp));
+        };
+        let handshake = tls.acceptor.accept(tcp).await;
+        let mut stream = BufReader::with_capacity(1, handshake.map_err(NotOpened::Handshake)?);
+        match stream.fill_buf().await {
+            Ok(first) if !first.is_empty() => Ok(Socket::Tls(Box::new(stream))),
+            _ => Err(NotOpened::Gone),
+        }
+    }
+}
+
+/// The same call on whichever socket it is.
+macro_rules! on_socket {
+    ($socket:expr, $s:ident => $call:expr) => {
+        match $socket {
+            Socket::Plain($s) => $call,
+            Socket::Tls($s) => $call,
+        }
+    };
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        on_socket!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        on_socket!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        on_socket!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        on_socket!(self, s => s.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_socket!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_socket!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
 /// A socket that holds its connection's place until it is dropped.
 struct Counted {
-    tcp: TcpStream,
+    socket: Socket,
     _ticket: Ticket,
 }
 
@@ -405,7 +529,7 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        Pin::new(&mut self.socket).poll_read(cx, buf)
     }
 }
 
@@ -415,7 +539,7 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        Pin::new(&mut self.socket).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -423,19 +547,19 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.socket).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.socket.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        Pin::new(&mut self.socket).poll_shutdown(cx)
     }
 }
 

@@ -33,6 +33,8 @@ impl EventSink for LocalDelivery {
                 self.presence.send(Arc::new(event.clone()));
                 return;
             }
+            // The audit log's: for other services on the bus, no one's frame.
+            DomainEvent::AdminAction(_) => return,
             // No frame: the connections of those logins close (4002).
             DomainEvent::SessionsEnded { user_id, sessions } => {
                 hub.end_sessions(*user_id, sessions);
@@ -242,9 +244,18 @@ mod tests {
         let (hub, delivery, _presence) = delivery();
         let (a, mut rx) = hub.register(UserId(1), "s");
         hub.follow(&a, RoomId(4));
-        delivery.deliver(&DomainEvent::RoomDeleted { room_id: RoomId(4) });
+        delivery.deliver(&DomainEvent::RoomDeleted {
+            room_id: RoomId(4),
+            reason: Some("spam".into()),
+        });
         assert!(matches!(rx.try_recv(), Ok(Outbound::Left(RoomId(4)))));
-        assert_eq!(frames(&mut rx), [ServerFrame::RoomDeleted { room: 4 }]);
+        assert_eq!(
+            frames(&mut rx),
+            [ServerFrame::RoomDeleted {
+                room: 4,
+                reason: Some("spam".into())
+            }]
+        );
         assert_eq!(hub.followers(RoomId(4)), 0);
     }
 }

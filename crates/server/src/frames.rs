@@ -19,13 +19,14 @@ use crate::wire;
 pub const TYPING_EXPIRES_MS: u64 = 3000;
 
 /// A frame encoded once for all its recipients, whatever carries them: JSON
-/// at once (for WebSockets), protobuf when the first gRPC stream asks (most
-/// frames never reach one, and then never pay for it).
+/// at once (for WebSockets), every other encoding when the first connection
+/// that needs it asks (most frames never reach one, and then never pay).
 #[derive(Debug)]
 pub struct EncodedFrame {
     json: Utf8Bytes,
     protobuf: OnceLock<Bytes>,
     raw_json: OnceLock<Box<serde_json::value::RawValue>>,
+    signalr: OnceLock<Option<Utf8Bytes>>,
 }
 
 impl EncodedFrame {
@@ -42,6 +43,15 @@ impl EncodedFrame {
             serde_json::value::RawValue::from_string(self.json.as_str().to_owned())
                 .expect("a frame we encoded is JSON")
         })
+    }
+
+    /// The SignalR record invoking the client method the frame's `type`
+    /// names with the frame as its argument; `None` for JSON without a
+    /// leading type (never written here).
+    pub fn signalr_invocation(&self) -> Option<&Utf8Bytes> {
+        self.signalr
+            .get_or_init(|| signalr_invocation(self.json.as_str()).map(Utf8Bytes::from))
+            .as_ref()
     }
 
     /// The encoded `palaver.v1.ServerFrame`. Read back from the JSON, which
@@ -61,6 +71,7 @@ pub fn encode(frame: &ServerFrame) -> EncodedFrame {
         json: json(frame),
         protobuf: OnceLock::new(),
         raw_json: OnceLock::new(),
+        signalr: OnceLock::new(),
     }
 }
 
@@ -75,6 +86,16 @@ pub fn json(frame: &ServerFrame) -> Utf8Bytes {
 pub fn frame_type(json: &str) -> Option<&str> {
     let rest = json.strip_prefix(r#"{"type":""#)?;
     rest.split_once('"').map(|(kind, _)| kind)
+}
+
+/// A server frame's JSON as the SignalR invocation of the client method its
+/// `type` names, written around the frame's bytes.
+pub fn signalr_invocation(json: &str) -> Option<String> {
+    let Some(target) = frame_type(json) else {
+        tracing::error!("a server frame without a leading type");
+        return None;
+    };
+    Some(palaver_protocol::signalr::invocation_record(target, json))
 }
 
 /// The protobuf bytes of one frame, for one recipient.
@@ -231,7 +252,10 @@ pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
         DomainEvent::RoomUpdated(room) => ServerFrame::RoomUpdated {
             room: wire::room_profile(room),
         },
-        DomainEvent::RoomDeleted { room_id } => ServerFrame::RoomDeleted { room: room_id.0 },
+        DomainEvent::RoomDeleted { room_id, reason } => ServerFrame::RoomDeleted {
+            room: room_id.0,
+            reason: reason.clone(),
+        },
         DomainEvent::Invited {
             room_id,
             room_name,
@@ -250,6 +274,7 @@ pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
         DomainEvent::Presence { .. }
         | DomainEvent::NodeHeartbeat { .. }
         | DomainEvent::SessionsEnded { .. }
+        | DomainEvent::AdminAction(_)
         // One frame per room: `user_deleted`.
         | DomainEvent::UserDeleted { .. } => return None,
     })

@@ -1,6 +1,7 @@
 //! REST transport: one module per resource, each exposing its routes; handlers
 //! parse input, call a domain service, and shape the answer. No SQL here.
 
+mod admin;
 mod auth;
 pub mod cookies;
 pub(crate) mod deadline;
@@ -68,6 +69,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::edit, messages::delete))
         .routes(routes!(rooms::mark_read))
         .routes(routes!(rooms::read_markers))
+        .routes(routes!(messages::report))
+        .routes(routes!(admin::admins))
+        .routes(routes!(admin::users))
+        .routes(routes!(admin::suspend))
+        .routes(routes!(admin::unsuspend))
+        .routes(routes!(admin::delete_user))
+        .routes(routes!(admin::erase_messages))
+        .routes(routes!(admin::rooms))
+        .routes(routes!(admin::take_down))
+        .routes(routes!(admin::transfer_room))
+        .routes(routes!(admin::delete_message))
+        .routes(routes!(admin::reports))
+        .routes(routes!(admin::resolve_report))
+        .routes(routes!(admin::audit))
 }
 
 /// The REST routes and the web client, with `beside` (the other transports

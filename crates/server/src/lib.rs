@@ -12,6 +12,7 @@ pub mod http;
 pub mod hub;
 pub mod mail;
 pub mod node;
+pub mod operator;
 pub mod outgoing;
 pub mod presence;
 pub mod session;
@@ -20,6 +21,7 @@ mod socketio;
 mod stomp;
 pub mod stop;
 pub mod telemetry;
+pub mod tls;
 pub mod wire;
 mod ws;
 

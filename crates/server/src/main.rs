@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use palaver_server::config::{Command, DbCommand, KeysCommand, ServeArgs};
+use palaver_server::config::{AdminCommand, Command, DbCommand, KeysCommand, ServeArgs};
 use palaver_server::{app, telemetry, Application, Settings};
 
 #[tokio::main]
@@ -14,7 +14,68 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Migrate(args)) => migrate(args).await,
         Some(Command::Db(DbCommand::Copy { from, to })) => copy(&from, &to).await,
+        Some(Command::Db(DbCommand::Backup { to, serve })) => backup(&to, serve).await,
+        Some(Command::Db(DbCommand::Restore { from, serve })) => restore(&from, serve).await,
         Some(Command::Keys(command)) => keys(command).await,
+        Some(Command::Admin(command)) => admin(command).await,
+    }
+}
+
+/// `palaver admin grant|revoke|list` (`palaver_server::operator`).
+async fn admin(command: AdminCommand) -> ExitCode {
+    use palaver_server::operator;
+    let args = match &command {
+        AdminCommand::Grant { serve, .. } | AdminCommand::Revoke { serve, .. } => serve.clone(),
+        AdminCommand::List(serve) => serve.clone(),
+    };
+    let settings = match load(args) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let done = match &command {
+        AdminCommand::Grant {
+            username, reason, ..
+        } => operator::grant(&settings, username, reason.as_deref())
+            .await
+            .map(|entry| format!("{username} is a server admin (audit entry {})", entry.id)),
+        AdminCommand::Revoke {
+            username, reason, ..
+        } => operator::revoke(&settings, username, reason.as_deref())
+            .await
+            .map(|entry| {
+                format!(
+                    "{username} is no server admin now (audit entry {})",
+                    entry.id
+                )
+            }),
+        AdminCommand::List(_) => operator::admins(&settings).await.map(|admins| {
+            let mut out = format!(
+                "{:<10} {:<33} {:<26} granted by",
+                "id", "username", "granted at"
+            );
+            for grant in admins {
+                let by = grant
+                    .granted_by
+                    .map_or("the command line".to_owned(), |by| format!("user {by}"));
+                out.push_str(&format!(
+                    "\n{:<10} {:<33} {:<26} {by}",
+                    grant.user.id,
+                    grant.user.username,
+                    grant.granted_at.to_rfc3339()
+                ));
+            }
+            out
+        }),
+    };
+    match done {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("palaver: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -175,6 +236,73 @@ async fn copy(from: &str, to: &str) -> ExitCode {
         }
         Err(err) => {
             eprintln!("palaver: copy failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `db backup`: the store the settings name, as the running server has it.
+async fn backup(to: &std::path::Path, args: ServeArgs) -> ExitCode {
+    use palaver_store::backup::{self, Source};
+    let settings = match load(args) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let (url, path) = (settings.database_url(), settings.database_path());
+    let source = match &url {
+        Some(url) => Source::Url(url),
+        None => Source::SqliteFile(&path),
+    };
+    match backup::backup(source, to).await {
+        Ok(file) => {
+            println!(
+                "{}: {} bytes, schema version {}",
+                to.display(),
+                file.bytes,
+                file.schema_version
+            );
+            for (table, rows) in file.tables {
+                println!("{:<15} {rows:>10} rows", table.name());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("palaver: backup failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `db restore`: into the store the settings name, created if need be.
+async fn restore(from: &std::path::Path, args: ServeArgs) -> ExitCode {
+    let settings = match load(args) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    if settings.database_url().is_none() {
+        if let Err(err) = std::fs::create_dir_all(&settings.data_dir) {
+            eprintln!("palaver: creating {}: {err}", settings.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let target = match app::open_store(&settings, &settings.store_options()).await {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("palaver: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = palaver_store::backup::restore(from, target.as_ref()).await;
+    target.close().await;
+    match result {
+        Ok(report) => {
+            for (table, rows) in report {
+                println!("{:<15} {rows:>10} rows restored and verified", table.name());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("palaver: restore failed: {err}");
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@
 //! and `postgres.rs`, behind `sql::Engine`.
 
 mod append_plan;
+pub mod backup;
 mod errors;
 mod migrate;
 mod postgres;

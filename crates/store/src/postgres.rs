@@ -23,7 +23,7 @@ use crate::errors::map_err;
 use crate::sql::{Engine, SqlStore};
 use crate::{ManagedStore, StoreOptions};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The PostgreSQL store: the shared SQL over this engine. Its `readers` pool
 /// is the `writer` pool: PostgreSQL runs readers and writers side by side.
@@ -307,7 +307,7 @@ impl Engine for PostgresEngine {
 
     /// Identity columns do not notice explicitly inserted ids.
     async fn realign_ids(&self, store: &PostgresStore) -> StoreResult<()> {
-        for table in ["users", "rooms"] {
+        for table in ["users", "rooms", "reports", "admin_audit"] {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'),
                                GREATEST((SELECT MAX(id) FROM {table}), 1))"

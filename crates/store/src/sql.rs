@@ -1,7 +1,7 @@
 //! The SQL both stores run, written once, generic over the engine.
 //!
 //! [`SqlStore<E>`] implements the store's traits, one file per aggregate
-//! (`accounts.rs`, `allowances.rs`, `keys.rs`, `rooms.rs`, `invitations.rs`,
+//! (`accounts.rs`, `admin.rs`, `allowances.rs`, `keys.rs`, `rooms.rs`, `invitations.rs`,
 //! `messages.rs`, `outbox.rs`), and `Transfer`
 //! (`copy.rs`) for both engines; what differs between them is the one seam
 //! [`Engine`]: its database driver, its row-lock clauses, and its own hot
@@ -18,9 +18,11 @@
 //! named in `Engine`.
 
 mod accounts;
+mod admin;
 mod allowances;
 mod changes;
 mod copy;
+mod copy_admin;
 pub(crate) mod decode;
 mod invitations;
 mod keys;
@@ -30,8 +32,8 @@ mod rooms;
 
 use palaver_domain::model::User;
 use palaver_domain::store::{
-    AccountStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore, NewMessage,
-    OutboxStore, RoomStore, Store, StoreResult,
+    AccountStore, AdminStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore,
+    NewMessage, OutboxStore, RoomStore, Store, StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};
@@ -195,6 +197,7 @@ where
     for<'c> &'c mut <E::Db as Database>::Connection: Executor<'c, Database = E::Db>,
     for<'q> <E::Db as Database>::Arguments<'q>: IntoArguments<'q, E::Db>,
     Self: AccountStore
+        + AdminStore
         + AllowanceStore
         + KeyStore
         + RoomStore

@@ -1,8 +1,13 @@
-//! Moving a whole installation between stores (`palaver db copy`): every table,
-//! ids preserved, in foreign-key order, in keyset-paged batches, then verified
-//! by counting.
+//! Moving a whole installation between stores (`palaver db copy`, and the
+//! backups of `backup.rs`): every table, ids preserved, in foreign-key order,
+//! in keyset-paged batches, then verified by counting. Only these tables move:
+//! the rest (login back-off, mailed codes, budgets' allowances, the outbox,
+//! the cluster secret) is transient or made again by the first node.
 
 use palaver_domain::store::{StoreError, StoreResult};
+
+mod admin;
+pub use admin::{AdminRow, AuditRow, ReportRow, SuspensionRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -15,11 +20,15 @@ pub enum Table {
     Bans,
     Invitations,
     SigningKeys,
+    Admins,
+    Suspensions,
+    Reports,
+    AdminAudit,
 }
 
 impl Table {
     /// Parents before children.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 13] = [
         Table::Users,
         Table::Rooms,
         Table::Members,
@@ -29,6 +38,10 @@ impl Table {
         Table::Bans,
         Table::Invitations,
         Table::SigningKeys,
+        Table::Admins,
+        Table::Suspensions,
+        Table::Reports,
+        Table::AdminAudit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +55,10 @@ impl Table {
             Table::Bans => "bans",
             Table::Invitations => "invitations",
             Table::SigningKeys => "signing_keys",
+            Table::Admins => "admins",
+            Table::Suspensions => "suspensions",
+            Table::Reports => "reports",
+            Table::AdminAudit => "admin_audit",
         }
     }
 }
@@ -149,6 +166,10 @@ pub enum Rows {
     Bans(Vec<RoomMarkRow>),
     Invitations(Vec<RoomMarkRow>),
     SigningKeys(Vec<SigningKeyRow>),
+    Admins(Vec<AdminRow>),
+    Suspensions(Vec<SuspensionRow>),
+    Reports(Vec<ReportRow>),
+    AdminAudit(Vec<AuditRow>),
 }
 
 /// Where the next page starts: after this key (tables use the parts they need).
@@ -180,6 +201,10 @@ impl Rows {
             Rows::RefreshTokens(r) => r.len(),
             Rows::Bans(r) | Rows::Invitations(r) => r.len(),
             Rows::SigningKeys(r) => r.len(),
+            Rows::Admins(r) => r.len(),
+            Rows::Suspensions(r) => r.len(),
+            Rows::Reports(r) => r.len(),
+            Rows::AdminAudit(r) => r.len(),
         }
     }
 
@@ -204,6 +229,10 @@ impl Rows {
             Rows::Sessions(r) => cursor.text = r.last()?.id.clone(),
             Rows::RefreshTokens(r) => cursor.text = r.last()?.token_hash.clone(),
             Rows::SigningKeys(r) => cursor.text = r.last()?.kid.clone(),
+            Rows::Admins(r) => cursor.first = r.last()?.user_id,
+            Rows::Suspensions(r) => cursor.first = r.last()?.user_id,
+            Rows::Reports(r) => cursor.first = r.last()?.id,
+            Rows::AdminAudit(r) => cursor.first = r.last()?.id,
             Rows::Bans(r) | Rows::Invitations(r) => {
                 let last = r.last()?;
                 (cursor.first, cursor.second) = (last.room_id, last.user_id);
@@ -226,9 +255,8 @@ pub trait Transfer: Send + Sync {
 
 const PAGE: i64 = 2000;
 
-/// Copies everything from `from` into the empty store `to` and verifies that
-/// every table holds the same number of rows on both sides.
-pub async fn copy(from: &dyn Transfer, to: &dyn Transfer) -> StoreResult<Vec<(Table, i64)>> {
+/// Refuses a store that holds any row of any table copied.
+pub async fn ensure_empty(to: &dyn Transfer) -> StoreResult<()> {
     for table in Table::ALL {
         let present = to.count(table).await?;
         if present > 0 {
@@ -238,6 +266,13 @@ pub async fn copy(from: &dyn Transfer, to: &dyn Transfer) -> StoreResult<Vec<(Ta
             )));
         }
     }
+    Ok(())
+}
+
+/// Copies everything from `from` into the empty store `to` and verifies that
+/// every table holds the same number of rows on both sides.
+pub async fn copy(from: &dyn Transfer, to: &dyn Transfer) -> StoreResult<Vec<(Table, i64)>> {
+    ensure_empty(to).await?;
     let mut report = Vec::new();
     for table in Table::ALL {
         let mut cursor = Cursor::default();

@@ -253,7 +253,10 @@ async fn membership_events_from_other_nodes_hold_only_while_the_store_agrees() {
         user_id: bob,
         role: Role::Admin,
     };
-    let deleted = DomainEvent::RoomDeleted { room_id: room };
+    let deleted = DomainEvent::RoomDeleted {
+        room_id: room,
+        reason: None,
+    };
     let holds = |event: &DomainEvent| {
         let (store, event) = (&store, event.clone());
         async move { still_true(store, &event).await.unwrap() }

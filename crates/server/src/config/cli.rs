@@ -41,6 +41,34 @@ pub enum Command {
     /// The keys that sign access tokens (kept in the database).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Server admins: who may use the admin API (docs/admin.md). There is
+    /// none until one is granted here.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make a user a server admin (recorded in the audit log).
+    Grant {
+        username: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Take the admin role from a user (recorded in the audit log).
+    Revoke {
+        username: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Show every server admin.
+    List(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +103,31 @@ pub enum DbCommand {
         /// Target database URL, e.g. postgres://palaver@db/palaver (must be empty)
         #[arg(long)]
         to: String,
+    },
+    /// Write a consistent snapshot of the store to a new SQLite file, while
+    /// the server runs.
+    ///
+    /// The store is the one `--data-dir` or `--database-url` names. The file
+    /// holds password hashes and the keys that sign access tokens: keep it as
+    /// secret as the server (docs/deploy.md, "Backups and restore").
+    Backup {
+        /// The file to write; one that exists is never overwritten.
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Restore a `db backup` file into an empty store, then verify every
+    /// table's row count against the file.
+    ///
+    /// The store is the one `--data-dir` or `--database-url` names; run this
+    /// before the first start on it (a start creates a signing key).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
 }
 
@@ -196,6 +249,31 @@ pub struct ServeArgs {
     /// The server's own origin never needs listing [default: none].
     #[arg(long, value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// PEM file of the certificate chain to serve TLS with (the server's
+    /// certificate first), with --tls-key: the listener then speaks only TLS,
+    /// HTTP/1.1 and HTTP/2 (gRPC) negotiated by ALPN. Both files are read
+    /// again when they change (a renewal); new connections get the new
+    /// certificate, open ones keep theirs.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// With TLS: an address for plain HTTP that answers every request with
+    /// 308 to the same host and path over https, and serves nothing else
+    /// (e.g. 0.0.0.0:80) [default: none].
+    #[arg(long)]
+    pub tls_redirect_listen: Option<SocketAddr>,
+    /// The port those redirects name, when clients reach TLS on another
+    /// port than the one of --listen (443 is left out of the URL) [default:
+    /// the port of --listen].
+    #[arg(long)]
+    pub tls_redirect_port: Option<u16>,
+    /// With TLS: seconds browsers must keep to https for this host
+    /// (`Strict-Transport-Security: max-age=…`, sent on every response);
+    /// 0 tells them to forget it.
+    #[arg(long)]
+    pub hsts_max_age_secs: Option<u64>,
     /// A budget of the limits table, as `NAME=RATE` (repeatable; `all=off`
     /// turns every one off). A rate is `COUNT/UNIT [burst N]` with unit `s`,
     /// `min` or `h`, or `off`. Also `PALAVER_LIMIT_<NAME>=RATE`, and `NAME =

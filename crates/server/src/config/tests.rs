@@ -386,6 +386,60 @@ fn invalid_values_are_refused_at_start() {
 }
 
 #[test]
+fn tls_takes_both_files_and_the_redirect_listener_takes_tls() {
+    let defaults = load(None, &[], &[]).unwrap();
+    assert!(!defaults.http.tls());
+    assert_eq!(
+        defaults.http.hsts_max_age,
+        Duration::from_secs(365 * 86_400)
+    );
+    let both = load(
+        None,
+        &[("PALAVER_TLS_KEY", "/etc/palaver/privkey.pem")],
+        &["--tls-cert", "/etc/palaver/fullchain.pem"],
+    )
+    .unwrap();
+    assert!(both.http.tls());
+    let file = "[http]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n\
+                tls_redirect_listen = \"0.0.0.0:80\"\ntls_redirect_port = 443\n\
+                hsts_max_age = \"1day\"\n";
+    let from_file = load(Some(file), &[], &["--hsts-max-age-secs", "0"]).unwrap();
+    assert_eq!(
+        from_file.http.tls_redirect_listen,
+        Some("0.0.0.0:80".parse().unwrap())
+    );
+    assert_eq!(from_file.http.tls_redirect_port, Some(443));
+    assert_eq!(from_file.http.hsts_max_age, Duration::ZERO);
+
+    let tls = ["--tls-cert", "/c.pem", "--tls-key", "/k.pem"];
+    let with_tls = |more: &[&'static str]| {
+        let flags: Vec<&str> = tls.iter().chain(more).copied().collect();
+        load(None, &[], &flags)
+    };
+    for (flags, named) in [
+        (&["--tls-cert", "/c.pem"][..], "--tls-key"),
+        (&["--tls-key", "/k.pem"][..], "--tls-cert"),
+        (&["--tls-redirect-listen", "0.0.0.0:80"][..], "needs TLS"),
+        (&["--tls-redirect-port", "443"][..], "needs TLS"),
+    ] {
+        let err = load(None, &[], flags).unwrap_err();
+        assert!(format!("{err:#}").contains(named), "{flags:?}: {err:#}");
+    }
+    for more in [
+        &["--tls-redirect-port", "0"][..],
+        &[
+            "--listen",
+            "127.0.0.1:8443",
+            "--tls-redirect-listen",
+            "127.0.0.1:8443",
+        ][..],
+    ] {
+        assert!(with_tls(more).is_err(), "{more:?}");
+    }
+    assert!(with_tls(&["--tls-redirect-listen", "127.0.0.1:0"]).is_ok());
+}
+
+#[test]
 fn secrets_do_not_show_in_debug_output() {
     let secret = "x".repeat(40);
     let url = "postgres://palaver:hunter2@db/palaver";

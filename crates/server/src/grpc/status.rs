@@ -13,7 +13,7 @@ pub fn code_of(err: &Error) -> Code {
     match err {
         Error::Invalid { .. } => Code::InvalidArgument,
         Error::Unauthorized(_) => Code::Unauthenticated,
-        Error::Forbidden(_) => Code::PermissionDenied,
+        Error::Forbidden(_) | Error::Suspended { .. } => Code::PermissionDenied,
         Error::NotFound(_) => Code::NotFound,
         Error::Conflict(_) | Error::LastOwner(_) => Code::FailedPrecondition,
         Error::RateLimited { .. } => Code::ResourceExhausted,

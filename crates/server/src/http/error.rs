@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use palaver_domain::Error;
-use palaver_protocol::error::RoomRef;
+use palaver_protocol::error::{RoomRef, SuspensionInfo};
 use palaver_protocol::ErrorBody;
 
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub fn status_of(err: &Error) -> StatusCode {
     match err {
         Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Forbidden(_) | Error::Suspended { .. } => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::LastOwner(_) => StatusCode::CONFLICT,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -43,6 +43,12 @@ impl IntoResponse for ApiError {
         let (status, body, retry_after) = match self {
             ApiError::Domain(err) => {
                 let mut body = ErrorBody::new(err.code(), err.to_string());
+                if let Error::Suspended { reason, ends_at } = &err {
+                    body.error.suspension = Some(SuspensionInfo {
+                        reason: reason.clone(),
+                        until: ends_at.map(|end| end.to_rfc3339()),
+                    });
+                }
                 if let Error::LastOwner(rooms) = &err {
                     body.error.rooms = Some(
                         rooms

@@ -5,13 +5,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palaver_domain::messages::HistoryRange;
 use palaver_domain::RoomId;
+use palaver_protocol::rest::admin::{ReportReceipt, ReportRequest};
 use palaver_protocol::rest::{
     EditMessageRequest, HistoryQuery, Message, MessagePage, PostMessageRequest,
 };
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Created};
 use super::AppState;
 use crate::wire;
 
@@ -124,4 +125,42 @@ pub async fn delete(
         .delete(user, RoomId(id), seq)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Report a message to the server's admins (members only; anyone else is
+/// answered as for a room that does not exist). Reporting it again while
+/// one's report is open returns that report with 200.
+#[utoipa::path(post, path = "/api/v1/rooms/{id}/messages/{seq}/report", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "room id"), ("seq" = u64, Path, description = "message seq")),
+    request_body = ReportRequest,
+    responses(
+        (status = 201, description = "reported", body = ReportReceipt),
+        (status = 200, description = "already reported by the caller, still open", body = ReportReceipt),
+        (status = 404, description = "no such room (or not a member), or no such message (or deleted)", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn report(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppPath((id, seq)): AppPath<(i64, u64)>,
+    AppJson(req): AppJson<ReportRequest>,
+) -> Result<Response, ApiError> {
+    let filed = state
+        .services
+        .admin
+        .report_message(user, RoomId(id), seq, &req.reason)
+        .await?;
+    let receipt = ReportReceipt {
+        id: filed.report.id,
+        room: filed.report.room_id.0,
+        seq: filed.report.seq,
+        reason: filed.report.reason.clone(),
+        created_at: filed.report.created_at.to_rfc3339(),
+    };
+    Ok(if filed.already_open {
+        AppJson(receipt).into_response()
+    } else {
+        Created(receipt).into_response()
+    })
 }

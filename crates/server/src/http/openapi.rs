@@ -14,7 +14,8 @@ use utoipa::{Modify, OpenApi};
     info(title = "Palaver", description = "Real-time chat server. WebSocket protocol: docs/protocol.md."),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth"), (name = "users"), (name = "rooms"), (name = "messages"), (name = "health")
+        (name = "auth"), (name = "users"), (name = "rooms"), (name = "messages"), (name = "health"),
+        (name = "admin", description = "The server admin API: server admins only (docs/admin.md).")
     )
 )]
 struct ApiDoc;

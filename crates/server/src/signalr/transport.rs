@@ -39,7 +39,7 @@ use palaver_protocol::ws::{ClientFrame, FrameError, ServerFrame};
 use serde_json::{Map, Value};
 use tokio::time::{Instant, Sleep};
 
-use crate::frames::frame_type;
+use crate::frames;
 use crate::http::websocket::too_large;
 use crate::session::{Inbound, Outgoing, PendingAnswers};
 
@@ -304,7 +304,7 @@ where
     /// The messages that say `item`: none, one, or a Close record and the
     /// WebSocket's close frame.
     fn encode(&mut self, item: Outgoing) -> [Option<Message>; 2] {
-        let json = match item {
+        let record = match item {
             Outgoing::Done(reference) => {
                 let done = self.pending.take(&reference).map(|id| {
                     text(HubMessage::Completion {
@@ -315,13 +315,13 @@ where
                 return [done, None];
             }
             Outgoing::Close(reason) => return close(reason),
-            Outgoing::Encoded(frame) => invocation_record(frame.json().as_str()),
+            Outgoing::Encoded(frame) => frame.signalr_invocation().cloned(),
             Outgoing::Frame(frame) => match self.completion(&frame) {
                 Some(completion) => return [Some(text(completion)), None],
-                None => invocation_record(&frame.to_json()),
+                None => frames::signalr_invocation(&frame.to_json()).map(Utf8Bytes::from),
             },
         };
-        [json.map(|json| Message::Text(json.into())), None]
+        [record.map(Message::Text), None]
     }
 
     /// The completion `frame` is the answer of, if it answers an invocation.
@@ -380,20 +380,6 @@ fn close(reason: CloseReason) -> [Option<Message>; 2] {
 fn text(message: HubMessage) -> Message {
     let record = String::from_utf8(message.encode()).expect("JSON records are UTF-8");
     Message::Text(record.into())
-}
-
-/// A server frame's JSON as the non-blocking invocation of the client method
-/// its `type` names. Written around the frame's bytes: a frame shared by
-/// every connection is not decoded again for each.
-fn invocation_record(json: &str) -> Option<String> {
-    let Some(target) = frame_type(json) else {
-        tracing::error!("a server frame without a leading type");
-        return None;
-    };
-    let target = serde_json::to_string(target).expect("strings serialize");
-    Some(format!(
-        "{{\"type\":1,\"target\":{target},\"arguments\":[{json}]}}\u{1e}"
-    ))
 }
 
 /// A record that is not a hub message, as the session's `error` frame says it.
@@ -918,13 +904,16 @@ mod tests {
         let frame = ServerFrame::Pong {
             reference: Some("r\"1".into()),
         };
-        let record = invocation_record(&frame.to_json()).unwrap();
+        let record = frames::encode(&frame).signalr_invocation().unwrap().clone();
         let value = serde_json::to_value(&frame).unwrap();
         let read: Vec<HubMessage> = records(record.as_bytes(), &LIMITS)
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(read, [HubMessage::invocation("pong", value)]);
-        assert_eq!(invocation_record(r#"{"room":1,"type":"message"}"#), None);
+        assert_eq!(
+            frames::signalr_invocation(r#"{"room":1,"type":"message"}"#),
+            None
+        );
     }
 }

@@ -328,6 +328,13 @@ const ACTIONS: &[Action] = &[
         Some(r#"{"seq":1}"#),
     ),
     rest(
+        "report a message",
+        ANY_MEMBER,
+        "POST",
+        "/api/v1/rooms/{room}/messages/1/report",
+        Some(r#"{"reason":"spam"}"#),
+    ),
+    rest(
         "read markers",
         ANY_MEMBER,
         "GET",

@@ -58,6 +58,9 @@ impl Scene {
             Operation::Register | Operation::Login => None,
             _ => Some(app.signup("carol").await),
         };
+        if operation == Operation::AdminAction {
+            app.grant_admin("alice").await;
+        }
         let room = alice.client.create_room("general", None).await.unwrap();
         if operation != Operation::Join {
             bob.client.join_room(&room.code, None).await.unwrap();
@@ -177,6 +180,15 @@ impl Scene {
             }
             Operation::MarkRead => outcome(alice.mark_read(room, 1).await),
             Operation::Typing => self.typing(n).await,
+            // Reporting again while one's report is open answers it again:
+            // each try is charged all the same.
+            Operation::Report => outcome(alice.report_message(room, 1, "spam").await),
+            // Suspending again replaces the suspension: each try is an action.
+            Operation::AdminAction => outcome(
+                alice
+                    .suspend_user(carol_id(), &format!("spam {n}"), None)
+                    .await,
+            ),
             Operation::SessionOpen => match self.alice.client.connect().await {
                 Err(ClientError::Closed { code: 4501, .. }) => {
                     Outcome::Limited("rate_limited".into())

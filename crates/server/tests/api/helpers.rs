@@ -22,7 +22,10 @@ pub const QUIET: Duration = Duration::from_millis(300);
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
+    /// `https://` when the node serves TLS.
     pub base_url: String,
+    /// Where plain HTTP is redirected to https (`tls_redirect_listen`).
+    pub redirect_addr: Option<std::net::SocketAddr>,
     /// Where the node serves `/metrics` (its own listener, not `base_url`).
     pub metrics_url: String,
     /// The SMTP server the node sends its mail to.
@@ -183,13 +186,16 @@ pub async fn spawn_app_on(
     let app = Application::build(settings.clone())
         .await
         .expect("server builds");
-    let base_url = format!("http://{}", app.local_addr());
+    let scheme = if settings.http.tls() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{}", app.local_addr());
+    let redirect_addr = app.redirect_addr();
     let metrics_url = metrics_url(&app);
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run());
     TestApp {
         client: Client::new(&base_url),
         base_url,
+        redirect_addr,
         metrics_url,
         mail,
         settings,
@@ -325,6 +331,18 @@ impl TestApp {
 
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
+    }
+
+    /// The node's settings (its database among them).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Makes `username` a server admin, as `palaver admin grant` does.
+    pub async fn grant_admin(&self, username: &str) {
+        palaver_server::operator::grant(&self.settings, username, None)
+            .await
+            .expect("admin granted");
     }
 
     /// Stops the server gracefully and starts a new one on the same address

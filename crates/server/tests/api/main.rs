@@ -3,7 +3,9 @@
 
 mod accounts;
 mod activity;
+mod admin;
 mod authorization;
+mod backup;
 mod budgets;
 mod clients;
 mod cookies;
@@ -36,4 +38,5 @@ mod shutdown;
 mod signalr;
 mod socketio;
 mod stomp;
+mod tls;
 mod websocket;

@@ -328,7 +328,7 @@ async fn deleting_a_room_ends_it_for_every_member_at_once() {
     assert_eq!(status_of(member.client.delete_room(room.id).await), 403);
     owner.client.delete_room(room.id).await.unwrap();
     let gone = next_matching(&mut member_ws, |f| match f {
-        ServerFrame::RoomDeleted { room } => Some(room),
+        ServerFrame::RoomDeleted { room, .. } => Some(room),
         _ => None,
     })
     .await;

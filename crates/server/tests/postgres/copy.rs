@@ -83,6 +83,28 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
     // A deleted account: a tombstone, with its username held back.
     let erin = source_app.signup("erin").await;
     erin.client.delete_account(PASSWORD, false).await.unwrap();
+    // Server administration: an admin, a report resolved and one open, a
+    // suspension, and the audit log of it all.
+    source_app.grant_admin("alice").await;
+    bob.client
+        .report_message(open_room.id, 2, "rude")
+        .await
+        .unwrap();
+    let spam = carol
+        .client
+        .report_message(open_room.id, 5, "spam")
+        .await
+        .unwrap();
+    alice
+        .client
+        .resolve_report(spam.id, "dismiss", Some("fine"), None)
+        .await
+        .unwrap();
+    alice
+        .client
+        .suspend_user(bob.id(), "cool down", None)
+        .await
+        .unwrap();
     source_app.shutdown().await;
     let sqlite_url = format!(
         "sqlite://{}",
@@ -182,4 +204,20 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
     assert_eq!(dave.id, 5, "after erin's tombstone");
     let room = alice.client.create_room("new", None).await.unwrap();
     assert_eq!(room.id, 3);
+    // Admins, reports and the audit log came along; its ids keep growing.
+    assert_eq!(
+        alice
+            .client
+            .reports("open", None, None)
+            .await
+            .unwrap()
+            .reports
+            .len(),
+        1
+    );
+    let lifted = alice.client.unsuspend_user(bob.id(), None).await.unwrap();
+    assert_eq!(
+        lifted.id, 4,
+        "after the grant, the resolution and the suspension"
+    );
 }

@@ -349,145 +349,14 @@ where
         &self,
         removal: AccountRemoval,
     ) -> StoreResult<Option<Committed<AccountDeletion>>> {
-        let AccountRemoval {
-            user,
-            erase,
-            username_free_at,
-            now,
-        } = removal;
         let (_turn, mut tx) = self.begin_write().await?;
-        // Joins and logins hold the row shared: each commits before this
-        // reads on, or waits for the deletion and finds the account gone.
-        // Not a key lock, so a ban (its row refers to this one) that holds a
-        // room lock taken below can still commit.
-        let live: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
-            E::FOR_NO_KEY_UPDATE
-        ))
-        .bind(user.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if live.is_none() {
-            return Ok(None);
+        match self.delete_account_in(&mut tx, removal).await? {
+            None => Ok(None),
+            Some((deletion, events)) => Ok(Some(
+                self.commit_events(tx, deletion, events, removal.now)
+                    .await?,
+            )),
         }
-        // Its rooms' row locks (PostgreSQL), in id order as appends take
-        // them: a transfer, a ban or a leave in one of them commits before
-        // its memberships are read here (so a transfer to this account
-        // makes it a last owner), or waits for the deletion. Joins take the
-        // account's row lock first, held here already.
-        sqlx::query(&format!(
-            "SELECT id FROM rooms
-             WHERE id IN (SELECT room_id FROM members WHERE user_id = $1) ORDER BY id{}",
-            E::FOR_UPDATE
-        ))
-        .bind(user.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let memberships = sqlx::query(
-            "SELECT mb.room_id, mb.role, r.name,
-                    (SELECT COUNT(*) FROM members o
-                     WHERE o.room_id = mb.room_id AND o.user_id <> $1) AS others
-             FROM members mb JOIN rooms r ON r.id = mb.room_id
-             WHERE mb.user_id = $1 ORDER BY mb.room_id",
-        )
-        .bind(user.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut last_owner = Vec::new();
-        let mut rooms = Vec::new();
-        for row in &memberships {
-            let room = RoomId(row.int("room_id")?);
-            let others = row.int("others")?;
-            if others > 0 && row.text("role")? == "owner" {
-                last_owner.push(RoomName {
-                    id: room,
-                    name: row.text("name")?,
-                });
-            }
-            rooms.push((room, others));
-        }
-        if !last_owner.is_empty() {
-            return Ok(Some(Committed::quiet(AccountDeletion::LastOwner(
-                last_owner,
-            ))));
-        }
-        let mut events = vec![DomainEvent::UserDeleted {
-            user_id: user,
-            rooms: rooms.iter().map(|(room, _)| *room).collect(),
-            erased: erase,
-        }];
-        for (room, others) in rooms {
-            if others == 0 {
-                // Nobody is left to see it.
-                self.delete_room_in(&mut tx, room).await?;
-                events.push(DomainEvent::RoomDeleted { room_id: room });
-            } else {
-                sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
-                    .bind(room.0)
-                    .bind(user.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                events.push(DomainEvent::MemberLeft {
-                    room_id: room,
-                    user_id: user,
-                });
-            }
-        }
-        if erase {
-            sqlx::query(
-                "UPDATE messages SET body = '', deleted_at = $2
-                 WHERE sender_id = $1 AND deleted_at IS NULL",
-            )
-            .bind(user.0)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        let sessions = self
-            .end_live_sessions_in(&mut tx, user, &SessionsToEnd::AllBut(None), now)
-            .await?;
-        if !sessions.is_empty() {
-            events.push(DomainEvent::SessionsEnded {
-                user_id: user,
-                sessions,
-            });
-        }
-        sqlx::query("DELETE FROM account_codes WHERE user_id = $1")
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        sqlx::query(
-            "UPDATE users SET retired_username = username, username_free_at = $2,
-                 username = '~' || CAST(id AS TEXT), display_name = $3, password_hash = '',
-                 email = NULL, email_verified_at = NULL, deleted_at = $4
-             WHERE id = $1",
-        )
-        .bind(user.0)
-        .bind(username_free_at.0)
-        .bind(DELETED_USER_NAME)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        // Former usernames free again are forgotten.
-        sqlx::query(
-            "UPDATE users SET retired_username = NULL, username_free_at = NULL
-             WHERE retired_username IS NOT NULL AND username_free_at <= $1",
-        )
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        Ok(Some(
-            self.commit_events(tx, AccountDeletion::Deleted, events, now)
-                .await?,
-        ))
     }
 
     async fn insert_session(&self, session: NewSession) -> StoreResult<bool> {
@@ -505,6 +374,22 @@ where
         .await
         .map_err(map_err)?;
         if alive.is_none() {
+            return Ok(false);
+        }
+        // A statement of its own, after the lock: a suspension commits
+        // under the same row's lock, so one that committed while this
+        // waited is seen here, and one that waits for this commit ends the
+        // session made here.
+        let suspended: Option<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM suspensions
+             WHERE user_id = $1 AND (ends_at IS NULL OR ends_at > $2)",
+        )
+        .bind(session.user_id.0)
+        .bind(session.created_at.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if suspended.is_some() {
             return Ok(false);
         }
         sqlx::query(
@@ -807,11 +692,173 @@ where
     i64: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
     String: for<'q> Encode<'q, E::Db> + for<'r> Decode<'r, E::Db> + Type<E::Db>,
     for<'q> &'q str: Encode<'q, E::Db> + Type<E::Db>,
+    for<'q> Option<i64>: Encode<'q, E::Db>,
+    for<'q> Option<String>: Encode<'q, E::Db>,
+    for<'q> Option<&'q str>: Encode<'q, E::Db>,
     E::Db: sqlx::database::HasStatementCache,
+    <E::Db as Database>::Row: decode::Columns,
     usize: ColumnIndex<<E::Db as Database>::Row>,
+    for<'s> &'s str: ColumnIndex<<E::Db as Database>::Row>,
 {
+    /// `AccountStore::delete_account` in `tx`, which the caller commits
+    /// with the events: `None` when there is no such live account; a
+    /// `LastOwner` refusal changed nothing.
+    pub(super) async fn delete_account_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        removal: AccountRemoval,
+    ) -> StoreResult<Option<(AccountDeletion, Vec<DomainEvent>)>> {
+        let AccountRemoval {
+            user,
+            erase,
+            username_free_at,
+            now,
+        } = removal;
+        // Joins and logins hold the row shared: each commits before this
+        // reads on, or waits for the deletion and finds the account gone.
+        // Not a key lock, so a ban (its row refers to this one) that holds a
+        // room lock taken below can still commit.
+        let live: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL{}",
+            E::FOR_NO_KEY_UPDATE
+        ))
+        .bind(user.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        if live.is_none() {
+            return Ok(None);
+        }
+        // Its rooms' row locks (PostgreSQL), in id order as appends take
+        // them: a transfer, a ban or a leave in one of them commits before
+        // its memberships are read here (so a transfer to this account
+        // makes it a last owner), or waits for the deletion. Joins take the
+        // account's row lock first, held here already.
+        sqlx::query(&format!(
+            "SELECT id FROM rooms
+             WHERE id IN (SELECT room_id FROM members WHERE user_id = $1) ORDER BY id{}",
+            E::FOR_UPDATE
+        ))
+        .bind(user.0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let memberships = sqlx::query(
+            "SELECT mb.room_id, mb.role, r.name,
+                    (SELECT COUNT(*) FROM members o
+                     WHERE o.room_id = mb.room_id AND o.user_id <> $1) AS others
+             FROM members mb JOIN rooms r ON r.id = mb.room_id
+             WHERE mb.user_id = $1 ORDER BY mb.room_id",
+        )
+        .bind(user.0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let mut last_owner = Vec::new();
+        let mut rooms = Vec::new();
+        for row in &memberships {
+            let room = RoomId(row.int("room_id")?);
+            let others = row.int("others")?;
+            if others > 0 && row.text("role")? == "owner" {
+                last_owner.push(RoomName {
+                    id: room,
+                    name: row.text("name")?,
+                });
+            }
+            rooms.push((room, others));
+        }
+        if !last_owner.is_empty() {
+            return Ok(Some((AccountDeletion::LastOwner(last_owner), Vec::new())));
+        }
+        let mut events = vec![DomainEvent::UserDeleted {
+            user_id: user,
+            rooms: rooms.iter().map(|(room, _)| *room).collect(),
+            erased: erase,
+        }];
+        for (room, others) in rooms {
+            if others == 0 {
+                // Nobody is left to see it.
+                self.delete_room_in(tx, room).await?;
+                events.push(DomainEvent::RoomDeleted {
+                    room_id: room,
+                    reason: None,
+                });
+            } else {
+                sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+                    .bind(room.0)
+                    .bind(user.0)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+                events.push(DomainEvent::MemberLeft {
+                    room_id: room,
+                    user_id: user,
+                });
+            }
+        }
+        if erase {
+            sqlx::query(
+                "UPDATE messages SET body = '', deleted_at = $2
+                 WHERE sender_id = $1 AND deleted_at IS NULL",
+            )
+            .bind(user.0)
+            .bind(now.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let sessions = self
+            .end_live_sessions_in(tx, user, &SessionsToEnd::AllBut(None), now)
+            .await?;
+        if !sessions.is_empty() {
+            events.push(DomainEvent::SessionsEnded {
+                user_id: user,
+                sessions,
+            });
+        }
+        // An admin no more; a suspension goes with the account.
+        for sql in [
+            "DELETE FROM admins WHERE user_id = $1",
+            "DELETE FROM suspensions WHERE user_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(user.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
+        sqlx::query("DELETE FROM account_codes WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE users SET retired_username = username, username_free_at = $2,
+                 username = '~' || CAST(id AS TEXT), display_name = $3, password_hash = '',
+                 email = NULL, email_verified_at = NULL, deleted_at = $4
+             WHERE id = $1",
+        )
+        .bind(user.0)
+        .bind(username_free_at.0)
+        .bind(DELETED_USER_NAME)
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        // Former usernames free again are forgotten.
+        sqlx::query(
+            "UPDATE users SET retired_username = NULL, username_free_at = NULL
+             WHERE retired_username IS NOT NULL AND username_free_at <= $1",
+        )
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(Some((AccountDeletion::Deleted, events)))
+    }
+
     /// Ends `user`'s live sessions that `which` names, in `tx`; their ids.
-    async fn end_live_sessions_in(
+    pub(super) async fn end_live_sessions_in(
         &self,
         tx: &mut sqlx::Transaction<'_, E::Db>,
         user: UserId,

@@ -479,7 +479,10 @@ where
             return Ok(Err(refusal));
         }
         self.delete_room_in(&mut tx, room).await?;
-        let event = DomainEvent::RoomDeleted { room_id: room };
+        let event = DomainEvent::RoomDeleted {
+            room_id: room,
+            reason: None,
+        };
         Ok(Ok(self.commit_events(tx, (), vec![event], now).await?))
     }
 

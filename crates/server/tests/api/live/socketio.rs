@@ -69,16 +69,12 @@ impl SocketIoClient {
                 break;
             }
         }
-        // The session's first frame: `ready`, then any `rooms` pages.
-        loop {
-            match client.next_frame().await.map_err(|e| e.to_string())? {
-                ready @ ServerFrame::Ready { .. } => {
-                    client.ready = Some(ready);
-                    return Ok(client);
-                }
-                other => panic!("{other:?} before ready"),
-            }
+        // The session's first frame: `ready` (then any `rooms` pages).
+        match client.next_frame().await.map_err(|e| e.to_string())? {
+            ready @ ServerFrame::Ready { .. } => client.ready = Some(ready),
+            other => panic!("{other:?} before ready"),
         }
+        Ok(client)
     }
 
     pub fn ready(&self) -> Option<&ServerFrame> {
