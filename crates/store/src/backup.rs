@@ -342,6 +342,9 @@ fn refuse_existing(to: &Path) -> StoreResult<()> {
 /// taken that name meanwhile, and makes the name durable.
 fn publish(staged: &Path, to: &Path) -> StoreResult<()> {
     let io = |err: std::io::Error| StoreError::Other(format!("{}: {err}", to.display()));
+    // The file holds the signing keys and password hashes: its owner's
+    // alone, before it has a name anyone could look up.
+    restrict_to_owner(staged, 0o600).map_err(io)?;
     match fs::hard_link(staged, to) {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -354,6 +357,30 @@ fn publish(staged: &Path, to: &Path) -> StoreResult<()> {
         }
     }
     sync(parent(to)).map_err(|err| context("flushing the directory", err))
+}
+
+/// Creates `dir` anew, readable by its owner alone: what is staged there is
+/// a copy of the whole store.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Sets `path`'s permission bits to `mode` (Unix; elsewhere the directory's
+/// own protection applies).
+fn restrict_to_owner(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
 }
 
 /// A directory for a backup's or restore's files in progress, removed with
@@ -372,7 +399,7 @@ impl Staging {
             .to_owned();
         name.push(".partial");
         let dir = to.with_file_name(name);
-        fs::create_dir(&dir).map_err(|err| {
+        private_dir(&dir).map_err(|err| {
             StoreError::Other(format!(
                 "creating {}: {err} (if no backup is running, an interrupted one left it: remove it)",
                 dir.display()
@@ -389,7 +416,7 @@ impl Staging {
             .as_nanos();
         let dir =
             std::env::temp_dir().join(format!("palaver-restore-{}-{nanos}", std::process::id()));
-        fs::create_dir(&dir)
+        private_dir(&dir)
             .map_err(|err| StoreError::Other(format!("creating {}: {err}", dir.display())))?;
         Ok(Self { dir })
     }

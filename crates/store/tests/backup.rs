@@ -257,6 +257,14 @@ async fn a_sqlite_backup_taken_during_appends_is_one_instant_of_the_store_in_one
         .collect();
     beside.sort();
     assert_eq!(beside, ["backup.db"]);
+    // The whole store, signing keys and password hashes included: its
+    // owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&to).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "backup mode {mode:o}");
+    }
 
     // Restored into a new store, it continues where the backup ends.
     let restored_path = dir.path().join("restored.db");

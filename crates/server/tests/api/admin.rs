@@ -149,13 +149,26 @@ async fn every_admin_operation_is_refused_to_all_but_admins_whatever_else_they_a
     palaver_server::operator::revoke(app.settings(), "revoked", None)
         .await
         .unwrap();
+    // An admin cannot be suspended through the API: one suspended before
+    // the operator made them an admin.
     let suspended = app.signup("fallen").await;
-    app.grant_admin("fallen").await;
     other_admin
         .client
         .suspend_user(suspended.id(), "abuse of power", None)
         .await
         .unwrap();
+    app.grant_admin("fallen").await;
+    // Nor can one admin suspend or delete another (a stolen admin login
+    // must not lock the others out).
+    let refused = other_admin
+        .client
+        .suspend_user(admin.id(), "coup", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.status(), refused.code()),
+        (Some(403), Some("forbidden"))
+    );
     let audited = app.client.with_token(&admin.access_token);
     let entries_before = audited.audit(None, Some(100)).await.unwrap().entries.len();
 
@@ -524,7 +537,8 @@ async fn admins_resolve_reports_with_each_action() {
         "resolved with its twin"
     );
 
-    // suspend_sender: bob is out, with the report's reason.
+    // suspend_sender: bob is out; without an admin's reason he reads a
+    // fixed one, never the reporter's words.
     let mut bobs = bob.connect().await;
     let entry = admin
         .client
@@ -541,7 +555,10 @@ async fn admins_resolve_reports_with_each_action() {
         .await
         .unwrap();
     let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["suspension"]["reason"], "rude");
+    assert_eq!(
+        body["error"]["suspension"]["reason"],
+        "suspended after a report"
+    );
 
     assert!(admin
         .client

@@ -33,6 +33,11 @@ const IS_ADMIN: &str = "SELECT a.user_id FROM admins a JOIN users u ON u.id = a.
        AND NOT EXISTS (SELECT 1 FROM suspensions s
                        WHERE s.user_id = a.user_id AND (s.ends_at IS NULL OR s.ends_at > $2))";
 
+/// Why the API may not suspend or delete an admin: one stolen admin login
+/// must not lock the others out; the operator revokes on the command line.
+const ACTS_ON_AN_ADMIN: &str =
+    "an admin may not be suspended or deleted through the API: revoke first";
+
 const SUSPENSION_COLUMNS: &str = "user_id, reason, ends_at, suspended_by, suspended_at";
 
 const AUDIT_COLUMNS: &str =
@@ -368,6 +373,9 @@ where
                 if !Self::is_live_in(&mut tx, user).await? {
                     return Ok(Err(AdminRefusal::NoTarget("user")));
                 }
+                if actor.admin().is_some() && Self::holds_admin_in(&mut tx, user).await? {
+                    return Ok(Err(AdminRefusal::Forbidden(ACTS_ON_AN_ADMIN)));
+                }
                 let why = reason.clone().unwrap_or_else(|| "suspended".to_owned());
                 events.extend(
                     self.suspend_in(&mut tx, user, &why, ends_at, actor.admin(), now)
@@ -397,6 +405,9 @@ where
                     return Ok(Err(AdminRefusal::Forbidden(
                         "an admin deletes their own account as its owner",
                     )));
+                }
+                if actor.admin().is_some() && Self::holds_admin_in(&mut tx, user).await? {
+                    return Ok(Err(AdminRefusal::Forbidden(ACTS_ON_AN_ADMIN)));
                 }
                 let removal = AccountRemoval {
                     user,
@@ -574,7 +585,14 @@ where
                                 "the sender's account was deleted",
                             )));
                         }
-                        let why = reason.clone().unwrap_or(reported.reason.clone());
+                        if actor.admin().is_some() && Self::holds_admin_in(&mut tx, sender).await? {
+                            return Ok(Err(AdminRefusal::Forbidden(ACTS_ON_AN_ADMIN)));
+                        }
+                        // Never the reporter's words: the suspended person
+                        // reads this at every login.
+                        let why = reason
+                            .clone()
+                            .unwrap_or_else(|| "suspended after a report".to_owned());
                         events.extend(
                             self.suspend_in(&mut tx, sender, &why, ends_at, actor.admin(), now)
                                 .await?,
@@ -691,6 +709,21 @@ where
     }
 
     /// Whether `user` is an account not deleted, read in `tx`.
+    /// Whether `user` holds the admin role (suspended or not); read under
+    /// the account's lock, which granting and revoking take too.
+    async fn holds_admin_in(
+        tx: &mut sqlx::Transaction<'_, E::Db>,
+        user: UserId,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT user_id FROM admins WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        Ok(found.is_some())
+    }
+
     async fn is_live_in(tx: &mut sqlx::Transaction<'_, E::Db>, user: UserId) -> StoreResult<bool> {
         let found: Option<i64> =
             sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL")
