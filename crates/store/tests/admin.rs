@@ -46,7 +46,7 @@ on_both_engines!(
     a_revoked_or_suspended_admin_acts_no_more,
     a_suspension_ends_every_session_and_admits_none_until_it_ends,
     no_login_racing_a_suspension_leaves_a_live_session,
-    of_two_admins_suspending_each_other_at_once_one_wins,
+    two_admins_cannot_suspend_each_other_even_at_once,
     reports_are_filed_by_members_once_and_resolved_together,
     every_action_is_audited_with_its_events_and_a_refused_one_is_not,
 );
@@ -201,10 +201,15 @@ async fn a_revoked_or_suspended_admin_acts_no_more(store: Arc<dyn Store>) {
     );
     assert!(store.suspension(bob).await.unwrap().is_some());
 
-    // Suspended by another admin: refused while it applies, not after.
+    // Suspended (by the operator: another admin may not): refused while it
+    // applies, not after.
     grant(&*store, alice).await;
     grant(&*store, carol).await;
-    act(&*store, Actor::Admin(carol), suspend(alice, Some(100)), 5)
+    assert!(matches!(
+        act(&*store, Actor::Admin(carol), suspend(alice, Some(100)), 5).await,
+        Err(AdminRefusal::Forbidden(_))
+    ));
+    act(&*store, Actor::Operator, suspend(alice, Some(100)), 5)
         .await
         .unwrap();
     assert!(!store.is_admin(alice, Timestamp(99)).await.unwrap());
@@ -342,8 +347,8 @@ async fn no_login_racing_a_suspension_leaves_a_live_session(store: Arc<dyn Store
 }
 
 /// Each takes the other's row lock and its own, in one order: neither waits
-/// forever, and the second finds its actor suspended.
-async fn of_two_admins_suspending_each_other_at_once_one_wins(store: Arc<dyn Store>) {
+/// forever, and each finds the other holds the admin role.
+async fn two_admins_cannot_suspend_each_other_even_at_once(store: Arc<dyn Store>) {
     let alice = user(&*store, "alice").await.id;
     let bob = user(&*store, "bob").await.id;
     grant(&*store, alice).await;
@@ -359,21 +364,15 @@ async fn of_two_admins_suspending_each_other_at_once_one_wins(store: Arc<dyn Sto
             })
         };
         let (by_alice, by_bob) = (suspending(alice, bob), suspending(bob, alice));
-        let outcomes = [by_alice.await.unwrap(), by_bob.await.unwrap()];
-        assert!(
-            outcomes.contains(&Ok(())) && outcomes.contains(&Err(AdminRefusal::NotAdmin)),
-            "{outcomes:?}"
-        );
-        for user in [alice, bob] {
-            let _ = act(
-                &*store,
-                Actor::Operator,
-                AdminChange::Unsuspend { user },
-                now + 1,
-            )
-            .await;
+        for outcome in [by_alice.await.unwrap(), by_bob.await.unwrap()] {
+            assert!(
+                matches!(outcome, Err(AdminRefusal::Forbidden(_))),
+                "{outcome:?}"
+            );
         }
     }
+    assert!(store.suspension(alice).await.unwrap().is_none());
+    assert!(store.suspension(bob).await.unwrap().is_none());
 }
 
 async fn reports_are_filed_by_members_once_and_resolved_together(store: Arc<dyn Store>) {

@@ -708,7 +708,6 @@ where
         Ok(())
     }
 
-    /// Whether `user` is an account not deleted, read in `tx`.
     /// Whether `user` holds the admin role (suspended or not); read under
     /// the account's lock, which granting and revoking take too.
     async fn holds_admin_in(
@@ -724,6 +723,7 @@ where
         Ok(found.is_some())
     }
 
+    /// Whether `user` is an account not deleted, read in `tx`.
     async fn is_live_in(tx: &mut sqlx::Transaction<'_, E::Db>, user: UserId) -> StoreResult<bool> {
         let found: Option<i64> =
             sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL")
