@@ -660,7 +660,6 @@ where
 struct Reported {
     room: RoomId,
     seq: u64,
-    reason: String,
     /// The message's sender; `None` once the message is gone with its room.
     sender: Option<UserId>,
 }
@@ -829,7 +828,7 @@ where
         id: i64,
     ) -> StoreResult<Option<Reported>> {
         let row = sqlx::query(
-            "SELECT p.room_id, p.seq, p.reason, m.sender_id
+            "SELECT p.room_id, p.seq, m.sender_id
              FROM reports p LEFT JOIN messages m ON m.room_id = p.room_id AND m.seq = p.seq
              WHERE p.id = $1",
         )
@@ -841,7 +840,6 @@ where
             Ok(Reported {
                 room: RoomId(row.int("room_id")?),
                 seq: row.int("seq")? as u64,
-                reason: row.text("reason")?,
                 sender: row.int_or_null("sender_id")?.map(UserId),
             })
         })
