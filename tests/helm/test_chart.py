@@ -79,7 +79,8 @@ BUILT_IN = {
     "policy/v1": [("PodDisruptionBudget", "poddisruptionbudgets")],
     "networking.k8s.io/v1": [("Ingress", "ingresses")],
 }
-PROMETHEUS_OPERATOR = {"monitoring.coreos.com/v1": [("ServiceMonitor", "servicemonitors")]}
+PROMETHEUS_OPERATOR = {"monitoring.coreos.com/v1": [("ServiceMonitor", "servicemonitors"),
+                                                     ("PrometheusRule", "prometheusrules")]}
 
 
 class FakeCluster:
@@ -328,9 +329,11 @@ def check_pod(r: Rendered) -> None:
     pod, container = r.pod(), r.container()
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports["http"] == 8080, ports
+    tls = "PALAVER_TLS_CERT" in r.config()
     for probe, path in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"),
                         ("startupProbe", "/healthz")]:
-        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, container[probe]
+        expected = {"path": path, "port": "http", **({"scheme": "HTTPS"} if tls else {})}
+        assert container[probe]["httpGet"] == expected, container[probe]
     security = pod["securityContext"]
     assert security["runAsNonRoot"] is True and security["runAsUser"] == 10001, security
     own = container["securityContext"]
@@ -608,6 +611,63 @@ def the_ingress_gives_websockets_and_grpc_what_they_need():
     assert "gRPC through ingress-nginx needs TLS" in render(no_tls).notes
 
 
+@test
+def tls_at_the_pod_mounts_the_secret_and_probes_and_proxies_over_https():
+    values = merged(CLUSTER, INGRESS, {"tls": {"secretName": "chat-tls"}})
+    r = render(values)
+    config = r.config()
+    assert config["PALAVER_TLS_CERT"] == "/etc/palaver-tls/tls.crt", config
+    assert config["PALAVER_TLS_KEY"] == "/etc/palaver-tls/tls.key", config
+    (volume,) = [v for v in r.pod()["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == "chat-tls", volume
+    # Readable by the pod's group (fsGroup) only, never by others.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0, volume
+    mount = {"name": "tls", "mountPath": "/etc/palaver-tls", "readOnly": True}
+    assert mount in r.container()["volumeMounts"], r.container()["volumeMounts"]
+    assert all("subPath" not in m for m in r.container()["volumeMounts"]), "renewals reach no subPath"
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert r.container()[probe]["httpGet"]["scheme"] == "HTTPS"
+    protocol = "nginx.ingress.kubernetes.io/backend-protocol"
+    assert annotation(r, FULLNAME, protocol) == "HTTPS"
+    assert annotation(r, f"{FULLNAME}-grpc", protocol) == "GRPCS"
+    plain = render(merged(CLUSTER, INGRESS))
+    assert "PALAVER_TLS_CERT" not in plain.config()
+    assert "tls" not in {v["name"] for v in plain.pod()["volumes"]}
+    assert annotation(plain, f"{FULLNAME}-grpc", protocol) == "GRPC"
+
+
+@test
+def the_plain_manifests_are_valid_and_drain_in_time():
+    # deploy/kubernetes: the same pod rules as the chart's, without Helm.
+    for path in sorted((ROOT / "deploy/kubernetes").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") == "Kustomization":
+                continue
+            for version in KUBERNETES_VERSIONS:
+                kubernetes_validate.validate(doc, version, strict=True)
+            if doc["kind"] == "Deployment":
+                pod = doc["spec"]["template"]["spec"]
+                (container,) = pod["containers"]
+                sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+                assert pod["terminationGracePeriodSeconds"] > sleep + drain_seconds(), pod
+                assert pod["enableServiceLinks"] is False
+                assert container["securityContext"]["readOnlyRootFilesystem"] is True
+                mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
+
+
+@test
+def a_prometheus_rule_carries_the_alerts_as_they_are():
+    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yaml").read_text())
+    assert (CHART / "files/alerts.yaml").resolve() == (ROOT / "deploy/prometheus/alerts.yaml"), (
+        "the chart's alerts are the deploy/prometheus file itself")
+    rule = render(CLUSTER, prometheus=True).one("PrometheusRule")
+    assert rule["spec"]["groups"] == alerts["groups"]
+    assert not render(CLUSTER).of_kind("PrometheusRule"), "no operator, no PrometheusRule"
+    no_metrics = merged(CLUSTER, {"metrics": {"enabled": False}})
+    assert not render(no_metrics, prometheus=True).of_kind("PrometheusRule")
+
+
 def grpc_services() -> set[str]:
     """The services Palaver serves: its protos', then health and reflection."""
     services = set()
@@ -659,6 +719,10 @@ def wrong_values_fail_at_install_time():
         ({"ingress": {"host": "https://chat.example.com"}}, "/ingress/host"),
         ({"ingress": {"timeoutSeconds": 10}}, "/ingress/timeoutSeconds"),
         ({"metrics": {"serviceMonitor": {"interval": "often"}}}, "/metrics/serviceMonitor/interval"),
+        ({"metrics": {"prometheusRule": {"labels": {"release": 1}}}},
+         "/metrics/prometheusRule/labels/release"),
+        ({"tls": {"secretName": "Chat_TLS"}}, "/tls/secretName"),
+        ({"env": {"PALAVER_TLS_CERT": "/cert.pem"}}, "/env/PALAVER_TLS_CERT"),
         # null removes a default, as on helm's command line.
         ({"resources": {"requests": {"memory": None}}}, "/resources/requests"),
         ({"resources": {"limits": {"memory": None}}}, "/resources/limits"),
@@ -802,6 +866,13 @@ EFFECTS = [
      lambda r: r.one("ServiceMonitor")["spec"]["endpoints"][0]["interval"] == "10s"),
     ("metrics.serviceMonitor.labels", {}, {"release": "prometheus"},
      lambda r: r.one("ServiceMonitor")["metadata"]["labels"].get("release") == "prometheus"),
+    ("metrics.prometheusRule.enabled", {}, False, lambda r: not r.of_kind("PrometheusRule")),
+    ("metrics.prometheusRule.labels", {}, {"release": "prometheus"},
+     lambda r: r.one("PrometheusRule")["metadata"]["labels"].get("release") == "prometheus"),
+    ("tls.secretName", {}, "chat-tls",
+     lambda r: r.config().get("PALAVER_TLS_CERT") == "/etc/palaver-tls/tls.crt"
+     and {"name": "tls", "secret": {"secretName": "chat-tls", "defaultMode": 0o440}}
+     in r.pod()["volumes"]),
     ("resources.requests.cpu", {}, "2", lambda r: r.container()["resources"]["requests"]["cpu"] == "2"),
     ("resources.requests.memory", {}, "1Gi",
      lambda r: r.container()["resources"]["requests"]["memory"] == "1Gi"),
@@ -825,7 +896,8 @@ EFFECTS = [
 ]
 # Values whose effect needs the Prometheus operator's API in the cluster.
 NEEDS_PROMETHEUS = {"metrics.serviceMonitor.enabled", "metrics.serviceMonitor.interval",
-                    "metrics.serviceMonitor.labels"}
+                    "metrics.serviceMonitor.labels", "metrics.prometheusRule.enabled",
+                    "metrics.prometheusRule.labels"}
 
 
 def schema_leaves(node: dict, prefix: str = "") -> set[str]:
@@ -878,13 +950,13 @@ def every_rendered_object_is_valid_kubernetes():
     kinds = {doc["kind"] for doc in objects.values()}
     assert kinds >= {"ConfigMap", "Secret", "Service", "StatefulSet", "Deployment",
                      "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress",
-                     "ServiceMonitor"}, kinds
+                     "ServiceMonitor", "PrometheusRule"}, kinds
     validated = monitors = 0
     for doc in objects.values():
         if doc["apiVersion"] == "monitoring.coreos.com/v1":
             # A custom resource: kubernetes-validate has no schema for it; the
             # reference checks hold it to the Service it selects.
-            assert doc["kind"] == "ServiceMonitor"
+            assert doc["kind"] in ("ServiceMonitor", "PrometheusRule")
             monitors += 1
             continue
         for version in KUBERNETES_VERSIONS:
@@ -897,7 +969,8 @@ def every_rendered_object_is_valid_kubernetes():
             validated += 1
     print(f"    {len(objects)} distinct objects from {len(RENDERED)} renderings: "
           f"{validated} validations (Kubernetes {', '.join(KUBERNETES_VERSIONS)}); "
-          f"{monitors} ServiceMonitors not validated (no schema), only their references")
+          f"{monitors} ServiceMonitors and PrometheusRules not validated (no schema), "
+          f"only their references and contents")
 
 
 @test

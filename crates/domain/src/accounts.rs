@@ -311,7 +311,7 @@ impl Accounts {
         let password_hash = self.passwords.hash(new_password.expose()).await?;
         if !self
             .store
-            .set_password_hash(bearer.user, &password_hash)
+            .set_password_hash(bearer.user, &password_hash, Timestamp::now())
             .await?
         {
             return Err(Error::NotFound("user"));

@@ -99,7 +99,7 @@ impl Admin {
 
     /// Every server admin.
     pub async fn admins(&self, caller: UserId) -> Result<Vec<AdminGrant>> {
-        self.require_admin(caller).await?;
+        self.begin_read(caller).await?;
         Ok(self.store.admins().await?)
     }
 
@@ -112,7 +112,7 @@ impl Admin {
         after: Option<i64>,
         limit: Option<u32>,
     ) -> Result<Page<UserOverview>> {
-        self.require_admin(caller).await?;
+        self.begin_read(caller).await?;
         let (prefix, limit) = (prefix(query)?, page_limit(limit)?);
         let mut users = self
             .store
@@ -135,7 +135,7 @@ impl Admin {
         after: Option<i64>,
         limit: Option<u32>,
     ) -> Result<Page<RoomOverview>> {
-        self.require_admin(caller).await?;
+        self.begin_read(caller).await?;
         let (prefix, limit) = (prefix(query)?, page_limit(limit)?);
         let mut rooms = self
             .store
@@ -278,7 +278,7 @@ impl Admin {
         after: Option<i64>,
         limit: Option<u32>,
     ) -> Result<Page<Report>> {
-        self.require_admin(caller).await?;
+        self.begin_read(caller).await?;
         let limit = page_limit(limit)?;
         let mut reports = self
             .store
@@ -329,13 +329,20 @@ impl Admin {
         before: Option<i64>,
         limit: Option<u32>,
     ) -> Result<Page<AuditEntry>> {
-        self.require_admin(caller).await?;
+        self.begin_read(caller).await?;
         let limit = page_limit(limit)?;
         let mut entries = self
             .store
             .audit(before.unwrap_or(i64::MAX), limit + 1)
             .await?;
         Ok(page(&mut entries, limit, |entry| entry.id))
+    }
+
+    /// The checks before any read: the caller is an admin, within their budget.
+    async fn begin_read(&self, caller: UserId) -> Result<()> {
+        self.require_admin(caller).await?;
+        self.throttles
+            .charge(Operation::AdminRead, Caller::user(caller))
     }
 
     /// The checks before any change: the caller is an admin, within their budget.

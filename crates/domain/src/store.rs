@@ -309,8 +309,14 @@ pub trait AccountStore: Send + Sync + 'static {
         -> StoreResult<Option<UserCredentials>>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     async fn credentials_by_id(&self, id: UserId) -> StoreResult<Option<UserCredentials>>;
-    /// False when the user does not exist.
-    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool>;
+    /// False, changing nothing, when the user does not exist or is
+    /// suspended at `now` (checked under the account's lock).
+    async fn set_password_hash(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Up to `limit` users whose username or lower-cased display name starts
     /// with `prefix` (already lower case), with username greater than `after`,
     /// ordered by username.

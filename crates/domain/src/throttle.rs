@@ -332,7 +332,9 @@ pub enum Limit {
     SessionOpenPerUser,
     SessionOpenPerAddress,
     ReportPerUser,
+    ReportPerAddress,
     AdminPerUser,
+    AdminReadPerUser,
 }
 
 /// Whom a limit counts.
@@ -399,8 +401,12 @@ impl Limit {
             Limit::SessionOpenPerAddress => (120, MIN, 120),
             // Each report waits for an admin to read it.
             Limit::ReportPerUser => (20, H, 10),
+            // Throwaway accounts from one address share its budget.
+            Limit::ReportPerAddress => (60, H, 20),
             // An admin clearing out a raid needs a quick hand.
             Limit::AdminPerUser => (60, MIN, 60),
+            // Each list or search reads pages of accounts, rooms or reports.
+            Limit::AdminReadPerUser => (120, MIN, 60),
         };
         RateLimit(Some(Rate::new(count, period, burst)))
     }
@@ -414,7 +420,8 @@ impl Limit {
             | Limit::JoinPerAddress
             | Limit::EmailChangePerAddress
             | Limit::ResetCodePerAddress
-            | Limit::SessionOpenPerAddress => Per::Address,
+            | Limit::SessionOpenPerAddress
+            | Limit::ReportPerAddress => Per::Address,
             Limit::InvitePerInvitee | Limit::DirectPerTarget => Per::Target,
             Limit::FramesPerConnection => Per::Connection,
             _ => Per::User,
@@ -462,7 +469,9 @@ impl Limit {
                 "real-time sessions opened, over any transport"
             }
             Limit::ReportPerUser => "messages reported",
+            Limit::ReportPerAddress => "messages reported, whatever the account",
             Limit::AdminPerUser => "server admin actions (the admin API's changes)",
+            Limit::AdminReadPerUser => "the admin API's lists, searches and audit-log pages",
         }
     }
 }
@@ -509,6 +518,7 @@ pub enum Operation {
     SessionOpen,
     Report,
     AdminAction,
+    AdminRead,
 }
 
 impl Operation {
@@ -548,8 +558,9 @@ impl Operation {
             Operation::MarkRead => &[ReadPerUser],
             Operation::Typing => &[TypingPerUser],
             Operation::SessionOpen => &[SessionOpenPerUser, SessionOpenPerAddress],
-            Operation::Report => &[ReportPerUser],
+            Operation::Report => &[ReportPerUser, ReportPerAddress],
             Operation::AdminAction => &[AdminPerUser],
+            Operation::AdminRead => &[AdminReadPerUser],
         }
     }
 }

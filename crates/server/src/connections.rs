@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
+use governor::{Quota, RateLimiter};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -60,6 +62,11 @@ const REFUSAL_READ_BYTES: usize = 8 * 1024;
 /// sockets than this.
 const MAX_ANSWERING_REFUSALS: usize = 256;
 
+/// Refused connections over TLS answered per second (and at once): each
+/// answer costs the server a handshake, so a flood of refused connections
+/// past this is closed unanswered.
+const TLS_REFUSALS_ANSWERED_PER_SEC: NonZeroU32 = NonZeroU32::new(20).unwrap();
+
 /// Concurrent HTTP/2 streams (gRPC calls) on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
 /// How often an HTTP/2 connection is pinged, and how long its answer may take.
@@ -94,6 +101,7 @@ pub async fn serve(
         .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let connections = TaskTracker::new();
     let refusing = Arc::new(AtomicUsize::new(0));
+    let tls_refusals = RateLimiter::direct(Quota::per_second(TLS_REFUSALS_ANSWERED_PER_SEC));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -118,7 +126,10 @@ pub async fn serve(
             Err(refusal) => {
                 metrics::counter!("palaver_connections_refused_total", "reason" => refusal.reason())
                     .increment(1);
-                if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERING_REFUSALS {
+                let unanswered = tls.is_some() && tls_refusals.check().is_err();
+                if unanswered {
+                    metrics::counter!("palaver_refusals_unanswered_total").increment(1);
+                } else if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERING_REFUSALS {
                     let refusing = refusing.clone();
                     let tls = tls.clone();
                     tokio::spawn(async move {
@@ -137,6 +148,7 @@ pub async fn serve(
                     });
                 } else {
                     refusing.fetch_sub(1, Ordering::Relaxed);
+                    metrics::counter!("palaver_refusals_unanswered_total").increment(1);
                 }
                 continue;
             }

@@ -139,6 +139,8 @@ impl CertificateFiles {
         [Stamp::of(&self.cert), Stamp::of(&self.key)]
     }
 
+    /// The certified key, after recording its certificate's end date
+    /// (`palaver_tls_certificate_expiry_timestamp_seconds`).
     fn read(&self, provider: &CryptoProvider) -> anyhow::Result<CertifiedKey> {
         let cert_pem = std::fs::read(&self.cert)
             .with_context(|| format!("reading the TLS certificate {}", self.cert.display()))?;
@@ -158,14 +160,25 @@ impl CertificateFiles {
                 self.key.display()
             )
         })?;
-        CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        let not_after = not_after(&chain[0])
+            .with_context(|| format!("the TLS certificate {}", self.cert.display()))?;
+        let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
             anyhow::anyhow!(
                 "the TLS key {} does not fit the certificate {}: {e}",
                 self.key.display(),
                 self.cert.display()
             )
-        })
+        })?;
+        metrics::gauge!("palaver_tls_certificate_expiry_timestamp_seconds").set(not_after as f64);
+        Ok(certified)
     }
+}
+
+/// When the certificate stops being valid, in seconds since the Unix epoch.
+fn not_after(certificate: &CertificateDer<'_>) -> anyhow::Result<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| anyhow::anyhow!("its first certificate does not parse: {e}"))?;
+    Ok(parsed.validity().not_after.timestamp())
 }
 
 /// The certificate every new handshake gets.

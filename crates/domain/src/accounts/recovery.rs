@@ -246,6 +246,15 @@ impl Codes {
 
     /// The reset-code mail for `login`, if it names an account with a
     /// verified address; `only_if_pending`: only when a reset was asked for.
+    /// Whether a suspension of `user` applies now.
+    pub(super) async fn suspended(&self, user: UserId) -> Result<bool> {
+        Ok(self
+            .store
+            .suspension(user)
+            .await?
+            .is_some_and(|suspension| suspension.applies_at(Timestamp::now())))
+    }
+
     async fn mail_reset_code(&self, login: &str, only_if_pending: bool) -> Result<()> {
         let Some(account) = self.store.account_by_login(login).await? else {
             return Ok(());
@@ -253,6 +262,11 @@ impl Codes {
         let Some(email) = account.email.clone().filter(|_| account.email_verified) else {
             return Ok(());
         };
+        // A suspended account gets no code; its owner learns of the
+        // suspension at login, after the right password.
+        if self.suspended(account.user.id).await? {
+            return Ok(());
+        }
         if only_if_pending
             && self
                 .store
@@ -455,7 +469,10 @@ impl Accounts {
                 Some(from),
             )
             .await?;
-        if account.email.as_deref() != Some(mailed_to.as_str()) || !account.email_verified {
+        if account.email.as_deref() != Some(mailed_to.as_str())
+            || !account.email_verified
+            || self.codes.suspended(account.user.id).await?
+        {
             return Err(Error::Forbidden(BAD_CODE));
         }
         let token = tokens::random_token(32);
@@ -501,7 +518,7 @@ impl Accounts {
         let password_hash = self.passwords.hash(new_password.expose()).await?;
         if !self
             .store
-            .set_password_hash(stored.user_id, &password_hash)
+            .set_password_hash(stored.user_id, &password_hash, Timestamp::now())
             .await?
         {
             return Err(Error::Forbidden(BAD_RESET_TOKEN));

@@ -6,7 +6,7 @@ use super::{Admin, Report};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::store::{NewReport, ReportFiled};
-use crate::throttle::{Caller, Operation};
+use crate::throttle::{Caller, ClientAddr, Operation};
 use crate::time::Timestamp;
 use crate::values::Reason;
 
@@ -28,9 +28,10 @@ impl Admin {
         room: RoomId,
         seq: u64,
         reason: &str,
+        from: ClientAddr,
     ) -> Result<Filed> {
         self.throttles
-            .charge(Operation::Report, Caller::user(reporter))?;
+            .charge(Operation::Report, Caller::user(reporter).from(from))?;
         let reason = Reason::parse(reason)?;
         let filed = self
             .store

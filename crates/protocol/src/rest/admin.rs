@@ -19,10 +19,10 @@ pub struct ReportRequest {
     pub reason: String,
 }
 
-/// A report as its reporter sees it.
+/// A report as its reporter sees it. It carries no report id: ids count
+/// every report on the server, which is not the reporter's to know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReportReceipt {
-    pub id: i64,
     pub room: i64,
     pub seq: u64,
     pub reason: String,

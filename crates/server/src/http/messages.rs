@@ -12,7 +12,7 @@ use palaver_protocol::rest::{
 use palaver_protocol::ErrorBody;
 
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser, Created};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, ClientAddress, Created};
 use super::AppState;
 use crate::wire;
 
@@ -143,16 +143,16 @@ pub async fn delete(
 pub async fn report(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    ClientAddress(from): ClientAddress,
     AppPath((id, seq)): AppPath<(i64, u64)>,
     AppJson(req): AppJson<ReportRequest>,
 ) -> Result<Response, ApiError> {
     let filed = state
         .services
         .admin
-        .report_message(user, RoomId(id), seq, &req.reason)
+        .report_message(user, RoomId(id), seq, &req.reason, from)
         .await?;
     let receipt = ReportReceipt {
-        id: filed.report.id,
         room: filed.report.room_id.0,
         seq: filed.report.seq,
         reason: filed.report.reason.clone(),

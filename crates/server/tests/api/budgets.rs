@@ -1,4 +1,4 @@
-//! Every mutating operation of the domain draws from the limits table: with
+//! Every operation of the domain with a budget draws from the limits table: with
 //! only its own budgets switched on, repeating it is refused with
 //! `rate_limited`. The match in `attempt` is exhaustive, so an operation
 //! added to the domain does not compile here until it is driven too.
@@ -58,7 +58,7 @@ impl Scene {
             Operation::Register | Operation::Login => None,
             _ => Some(app.signup("carol").await),
         };
-        if operation == Operation::AdminAction {
+        if matches!(operation, Operation::AdminAction | Operation::AdminRead) {
             app.grant_admin("alice").await;
         }
         let room = alice.client.create_room("general", None).await.unwrap();
@@ -189,6 +189,7 @@ impl Scene {
                     .suspend_user(carol_id(), &format!("spam {n}"), None)
                     .await,
             ),
+            Operation::AdminRead => outcome(alice.admin_users("", None, None).await),
             Operation::SessionOpen => match self.alice.client.connect().await {
                 Err(ClientError::Closed { code: 4501, .. }) => {
                     Outcome::Limited("rate_limited".into())

@@ -4,7 +4,9 @@
 //! (a summary's `_sum` and `_count` among them), `deriv` over gauges, a
 //! `quantile` selector on a summary, and only labels the metric carries. The
 //! node runs in cluster mode on a tansu broker, so the bus and outbox metrics
-//! are there too. (`scripts/test` checks the rules themselves with promtool.)
+//! are there too; the metrics of TLS (`palaver_tls_*`), which only a node
+//! serving TLS exports, are checked by the `tls` tests through
+//! `tls_problems`. (`scripts/test` checks the rules themselves with promtool.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,13 +25,34 @@ mod node;
 
 const DASHBOARD: &str = "grafana/palaver.json";
 const ALERTS: &str = "prometheus/alerts.yaml";
+/// Metrics only a node serving TLS exports.
+const TLS_PREFIX: &str = "palaver_tls_";
+
+/// Every expression of the dashboard and the alerts, and whether it needs a
+/// node serving TLS.
+fn expressions(tls: bool) -> Vec<Expression> {
+    dashboard_expressions()
+        .into_iter()
+        .chain(alert_expressions())
+        .filter(|expression| {
+            let uses_tls =
+                (expression.parsed.uses.iter()).any(|used| used.name.starts_with(TLS_PREFIX));
+            uses_tls == tls
+        })
+        .collect()
+}
+
+/// What is wrong with the expressions that need TLS, against the metrics
+/// text of a node serving it.
+pub fn tls_problems(metrics_text: &str) -> Vec<String> {
+    let expressions = expressions(true);
+    assert!(!expressions.is_empty(), "the alerts watch the certificate");
+    problems(&expressions, &Exported::parse(metrics_text))
+}
 
 #[tokio::test]
 async fn every_metric_the_dashboard_and_the_alerts_name_is_exported_by_a_live_node() {
-    let expressions = dashboard_expressions()
-        .into_iter()
-        .chain(alert_expressions())
-        .collect::<Vec<_>>();
+    let expressions = expressions(false);
     let broker = node::Broker::start().await;
     let app = spawn_app_with(|s| {
         s.kafka.brokers = Some(broker.addr.clone());

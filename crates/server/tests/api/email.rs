@@ -259,6 +259,57 @@ async fn nobody_and_unverified_addresses_get_the_same_answer_and_no_mail() {
 }
 
 #[tokio::test]
+async fn a_suspended_account_gets_no_reset_code_and_cannot_finish_a_reset() {
+    let app = spawn_app().await;
+    let root = app.signup("root").await;
+    app.grant_admin("root").await;
+    let alice = verified_user(&app, "alice", "alice@example.com").await;
+    verified_user(&app, "carol", "carol@example.com").await;
+
+    // A reset begun before the suspension…
+    app.client.request_password_reset("alice").await.unwrap();
+    let code = app.mail.nth_to("alice@example.com", 2).await.code();
+    let token = app
+        .client
+        .confirm_password_reset("alice", &code)
+        .await
+        .unwrap();
+    root.client
+        .suspend_user(alice.id(), "spam", None)
+        .await
+        .unwrap();
+    // …does not finish after it: the password stays.
+    let (status, _) = status_and_code(
+        app.client
+            .complete_password_reset(&token.reset_token, "a brand new password")
+            .await,
+    );
+    assert_eq!(status, 403);
+    root.client.unsuspend_user(alice.id(), None).await.unwrap();
+    app.client.login("alice", PASSWORD).await.unwrap();
+    root.client
+        .suspend_user(alice.id(), "spam", None)
+        .await
+        .unwrap();
+
+    // A suspended account is answered as any other, and mailed nothing.
+    let asked = app.client.request_password_reset("alice").await.unwrap();
+    assert_eq!(
+        asked,
+        app.client.request_password_reset("nobody").await.unwrap()
+    );
+    // A reset that does mail, after: by then alice's was handled.
+    app.client.request_password_reset("carol").await.unwrap();
+    app.mail.nth_to("carol@example.com", 2).await;
+    assert_eq!(
+        app.mail.count_to("alice@example.com"),
+        2,
+        "{:?}",
+        app.mail.all()
+    );
+}
+
+#[tokio::test]
 async fn resend_mails_only_for_a_reset_asked_for_and_not_within_the_cool_down() {
     let app = spawn_app().await;
     verified_user(&app, "alice", "alice@example.com").await;

@@ -272,17 +272,40 @@ where
         row.map(|r| credentials(&r)).transpose()
     }
 
-    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool> {
-        let _turn = self.engine.write_turn().await;
+    async fn set_password_hash(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        // The update takes the account's row lock, under which suspensions
+        // commit: the check after it sees one that committed meanwhile.
         let updated =
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND deleted_at IS NULL")
                 .bind(password_hash)
                 .bind(user.0)
-                .execute(&self.writer)
+                .execute(&mut *tx)
                 .await
                 .map_err(map_err)?
                 .rows_affected();
-        Ok(updated > 0)
+        if updated == 0 {
+            return Ok(false);
+        }
+        let suspended: Option<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM suspensions
+             WHERE user_id = $1 AND (ends_at IS NULL OR ends_at > $2)",
+        )
+        .bind(user.0)
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if suspended.is_some() {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn search_users(&self, prefix: &str, after: &str, limit: u32) -> StoreResult<Vec<User>> {

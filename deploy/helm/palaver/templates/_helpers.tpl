@@ -157,18 +157,27 @@ spec:
         httpGet:
           path: /healthz
           port: http
+          {{- if .Values.tls.secretName }}
+          scheme: HTTPS
+          {{- end }}
         periodSeconds: 2
         failureThreshold: 60
       livenessProbe:
         httpGet:
           path: /healthz
           port: http
+          {{- if .Values.tls.secretName }}
+          scheme: HTTPS
+          {{- end }}
         periodSeconds: 10
         failureThreshold: 3
       readinessProbe:
         httpGet:
           path: /readyz
           port: http
+          {{- if .Values.tls.secretName }}
+          scheme: HTTPS
+          {{- end }}
         periodSeconds: 5
         failureThreshold: 2
       resources:
@@ -188,6 +197,13 @@ spec:
           mountPath: /etc/palaver
           readOnly: true
         {{- end }}
+        {{- if .Values.tls.secretName }}
+        # The Secret's files change in place when it is renewed (a symlink
+        # swap Palaver follows); a subPath mount would never change.
+        - name: tls
+          mountPath: /etc/palaver-tls
+          readOnly: true
+        {{- end }}
   volumes:
     {{- if eq .Values.mode "cluster" }}
     # Nothing durable here in cluster mode (PostgreSQL holds the data): mail
@@ -204,6 +220,12 @@ spec:
         items:
           - key: palaver.toml
             path: palaver.toml
+    {{- end }}
+    {{- with .Values.tls.secretName }}
+    - name: tls
+      secret:
+        secretName: {{ . }}
+        defaultMode: 0440
     {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
