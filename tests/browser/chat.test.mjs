@@ -322,6 +322,24 @@ async function main() {
     await roomButton(alice, 'lounge').locator('.badge').waitFor({ state: 'detached' });
     log('unread badge appeared and cleared');
 
+    step = 'search: matched words marked, a deleted message not found';
+    const searchBox = alice.getByLabel('Search messages');
+    const results = alice.locator('#search-results');
+    await searchBox.fill('hello');
+    await searchBox.press('Enter');
+    await results.locator('li', { hasText: 'hello bob (edited)' }).locator('mark', { hasText: 'hello' }).waitFor();
+    await searchBox.fill('oops');
+    await searchBox.press('Enter');
+    await results.locator('li', { hasText: 'No message holds every word.' }).waitFor();
+    await alice.getByLabel('New room').fill('a third room');
+    await alice.getByRole('button', { name: 'Create' }).click();
+    await alice.locator('#room-title', { hasText: 'a third room' }).waitFor();
+    await searchBox.fill('elsewh*');
+    await searchBox.press('Enter');
+    await results.locator('li', { hasText: 'while you look elsewhere' }).getByRole('button').click();
+    await alice.locator('#room-title', { hasText: 'lounge' }).waitFor();
+    log('search found the edited message, not the deleted one, and opened its room');
+
     step = 'direct message from the member list';
     await alice.locator('#member-list li', { hasText: 'bob' }).getByRole('button', { name: 'Message bob' }).click();
     await alice.locator('#room-title', { hasText: '@bob' }).waitFor();

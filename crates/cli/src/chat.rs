@@ -310,11 +310,12 @@ pub async fn run(sign_in: SignIn, transport: Transport) -> Result<(), Failure> {
         load_history(&sign_in, &mut app, room).await;
     }
     let server = sign_in.server().to_owned();
-    let mut session = LiveSession::connect(
+    let mut session = LiveSession::connect_with(
         &server,
         transport,
         Box::new(sign_in.clone()),
         app.positions(),
+        sign_in.trust().clone(),
     )
     .await?;
     let (keys_tx, mut keys) = tokio::sync::mpsc::unbounded_channel();

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::future::BoxFuture;
 use palaver_client::live::TokenSource;
 use palaver_client::types::TokenResponse;
-use palaver_client::Client;
+use palaver_client::{Client, Trust};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -52,11 +52,10 @@ impl Credentials {
         self.expires_at <= now() + REFRESH_MARGIN_SECS
     }
 
-    /// Spends the refresh token for a new pair.
-    pub async fn refreshed(&self) -> palaver_client::Result<Self> {
-        let tokens = Client::new(&self.server)
-            .refresh(&self.refresh_token)
-            .await?;
+    /// Spends the refresh token for a new pair, asking `server` (a client of
+    /// `self.server`).
+    pub async fn refreshed(&self, server: &Client) -> palaver_client::Result<Self> {
+        let tokens = server.refresh(&self.refresh_token).await?;
         Ok(Self::from_login(&self.server, tokens))
     }
 }
@@ -70,16 +69,17 @@ impl Credentials {
 pub struct SignIn {
     path: Arc<PathBuf>,
     kept: Arc<Mutex<Credentials>>,
-    /// The server's client without a token, sharing one connection pool.
+    /// The server's client without a token, sharing one connection pool and
+    /// the trust of every connection made for this sign-in.
     server: Client,
     pub user_id: i64,
 }
 
 impl SignIn {
-    pub fn new(path: &Path, credentials: Credentials) -> Self {
+    pub fn new(path: &Path, credentials: Credentials, trust: Trust) -> Self {
         Self {
             path: Arc::new(path.to_owned()),
-            server: Client::new(&credentials.server),
+            server: Client::with_trust(&credentials.server, trust),
             user_id: credentials.user_id,
             kept: Arc::new(Mutex::new(credentials)),
         }
@@ -90,12 +90,17 @@ impl SignIn {
         self.server.base_url()
     }
 
+    /// What connections to the server trust over TLS.
+    pub fn trust(&self) -> &Trust {
+        self.server.trust()
+    }
+
     /// A valid access token, refreshing first if need be. A refused refresh
     /// is the server's 401: the login has ended.
     pub async fn fresh_token(&self) -> palaver_client::Result<String> {
         let mut kept = self.kept.lock().await;
         if kept.needs_refresh() {
-            let fresh = kept.refreshed().await?;
+            let fresh = kept.refreshed(&self.server).await?;
             // The old refresh token is spent now: keep the new pair even if
             // it cannot be saved, or this run would sign itself out.
             if let Err(err) = save(&self.path, &fresh) {

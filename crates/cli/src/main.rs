@@ -1,8 +1,9 @@
 //! `palaver-cli`: Palaver from a shell.
 //!
 //! Exit codes: 0 done; 1 the server refused (its error code is printed);
-//! 2 bad usage; 3 not signed in (run `palaver-cli login`); 4 the server could
-//! not be reached.
+//! 2 bad usage (an unreadable `--ca-file` too); 3 not signed in (run
+//! `palaver-cli login`); 4 the server could not be reached (no connection, or
+//! a TLS handshake that failed: a certificate not trusted, or not for its name).
 
 mod admin;
 mod chat;
@@ -15,8 +16,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use palaver_client::types::search::SearchQuery;
 use palaver_client::types::HistoryQuery;
-use palaver_client::{Client, ClientError, Transport};
+use palaver_client::{Client, ClientError, Transport, Trust};
 
 use crate::credentials::{Credentials, SignIn};
 use crate::sanitize::line as shown;
@@ -32,6 +34,10 @@ struct Cli {
         global = true
     )]
     server: String,
+    /// PEM CA certificates trusted, beside the system's, for an `https://`
+    /// server (a private CA, or a self-signed server's certificate).
+    #[arg(long, env = "PALAVER_CA_FILE", global = true, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     /// Where the sign-in is kept (default: the user's config directory).
     #[arg(long, env = "PALAVER_CONFIG_DIR", global = true)]
     config_dir: Option<PathBuf>,
@@ -78,6 +84,19 @@ enum Command {
     },
     /// Send a message (the text from the arguments, or else from stdin).
     Send { room: i64, text: Vec<String> },
+    /// Search the messages of your rooms: every word, best match first
+    /// (a word ending in * matches the words it starts).
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Only this room.
+        #[arg(long)]
+        room: Option<i64>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Report a message of a room to the server's admins.
     Report {
         room: i64,
@@ -114,6 +133,7 @@ enum Command {
 #[derive(Debug)]
 enum Failure {
     Refused(ClientError),
+    Usage(String),
     NotSignedIn,
     Unreachable(String),
     Other(anyhow::Error),
@@ -124,6 +144,7 @@ impl From<ClientError> for Failure {
         match err {
             ClientError::Api { .. } => Failure::Refused(err),
             ClientError::Transport(message) => Failure::Unreachable(message),
+            ClientError::Trust(message) => Failure::Usage(format!("--ca-file: {message}")),
             other => Failure::Other(other.into()),
         }
     }
@@ -148,6 +169,10 @@ async fn main() -> ExitCode {
                 other => eprintln!("error: {}", shown(&other.to_string())),
             }
             ExitCode::from(1)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {}", shown(&message));
+            ExitCode::from(2)
         }
         Err(Failure::NotSignedIn) => {
             eprintln!("error: not signed in: run `palaver-cli login USERNAME`");
@@ -176,7 +201,11 @@ fn read_password() -> anyhow::Result<String> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let path = credentials::path(cli.config_dir.as_deref())?;
-    let anonymous = Client::new(&cli.server);
+    let trust = match &cli.ca_file {
+        Some(file) => Trust::with_ca_file(file)?,
+        None => Trust::system(),
+    };
+    let anonymous = Client::with_trust(&cli.server, trust.clone());
     match cli.command {
         Command::Register { username } => {
             let password = read_password()?;
@@ -194,7 +223,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Logout => {
             if let Some(signed_in) = credentials::load(&path)? {
-                let client = Client::new(&signed_in.server);
+                let client = Client::with_trust(&signed_in.server, trust.clone());
                 match client.logout(&signed_in.refresh_token).await {
                     Ok(()) | Err(ClientError::Api { .. }) => {}
                     Err(err) => return Err(err.into()),
@@ -206,7 +235,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let sign_in = signed_in(&path, &cli.server).await?;
+    let sign_in = signed_in(&path, &cli.server, trust).await?;
     let client = sign_in.client().await?;
     match cli.command {
         Command::Rooms => {
@@ -291,9 +320,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let sent = client.post_message(room, &body, None).await?;
             println!("stored as #{}", sent.seq);
         }
+        Command::Search {
+            words,
+            room,
+            limit,
+            json,
+        } => {
+            let query = SearchQuery {
+                q: words.join(" "),
+                room,
+                limit: Some(limit),
+                ..SearchQuery::default()
+            };
+            for result in client.search(&query).await?.results {
+                let message = result.message;
+                if json {
+                    println!("{}", sanitize::json(&message));
+                } else {
+                    println!(
+                        "{}",
+                        tail::line(
+                            message.room_id,
+                            message.seq,
+                            message.sender_id,
+                            &message.body
+                        )
+                    );
+                }
+            }
+        }
         Command::Report { room, seq, reason } => {
             let filed = client.report_message(room, seq, &reason.join(" ")).await?;
-            println!("reported as #{}", filed.id);
+            println!("reported message #{} of room {}", filed.seq, filed.room);
         }
         Command::Admin(command) => admin::run(&client, command).await?,
         Command::Chat { grpc } => chat::run(sign_in, transport(grpc)).await?,
@@ -308,12 +366,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The kept sign-in, refreshed (and saved) first when it is about to expire.
-async fn signed_in(path: &std::path::Path, server: &str) -> Result<SignIn, Failure> {
+async fn signed_in(path: &std::path::Path, server: &str, trust: Trust) -> Result<SignIn, Failure> {
     let kept = credentials::load(path)?.ok_or(Failure::NotSignedIn)?;
     if kept.server != server.trim_end_matches('/') {
         return Err(Failure::NotSignedIn);
     }
-    let sign_in = SignIn::new(path, kept);
+    let sign_in = SignIn::new(path, kept, trust);
     match sign_in.fresh_token().await {
         Ok(_) => Ok(sign_in),
         Err(ClientError::Api { status: 401, .. }) => Err(Failure::NotSignedIn),

@@ -28,17 +28,23 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let me = sign_in.user_id;
     let server = sign_in.server().to_owned();
+    let trust = sign_in.trust().clone();
     // No positions to resume: what was there before is history.
-    let mut session =
-        LiveSession::connect(&server, transport, Box::new(sign_in), Default::default())
-            .await
-            .map_err(|err| {
-                if refused_login(&err) {
-                    Failure::NotSignedIn
-                } else {
-                    err.into()
-                }
-            })?;
+    let mut session = LiveSession::connect_with(
+        &server,
+        transport,
+        Box::new(sign_in),
+        Default::default(),
+        trust,
+    )
+    .await
+    .map_err(|err| {
+        if refused_login(&err) {
+            Failure::NotSignedIn
+        } else {
+            err.into()
+        }
+    })?;
     let mut tailed: BTreeSet<i64> = rooms.iter().copied().collect();
     if let Some(room) = tailed
         .iter()

@@ -18,15 +18,24 @@ struct Server {
 }
 
 async fn server() -> Server {
-    let data = tempfile::tempdir().unwrap();
+    serve(tempfile::tempdir().unwrap(), |_| {}).await
+}
+
+async fn serve(data: tempfile::TempDir, configure: impl FnOnce(&mut Settings)) -> Server {
     let mut settings = Settings::with_data_dir(data.path());
     settings.http.listen = "127.0.0.1:0".parse().unwrap();
     settings.metrics.listen = None;
     settings.passwords.memory_kib = 256;
     settings.passwords.iterations = 1;
     settings.limits = palaver_domain::throttle::RateLimits::off();
+    configure(&mut settings);
+    let scheme = if settings.http.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let app = Application::build(settings).await.unwrap();
-    let url = format!("http://{}", app.local_addr());
+    let url = format!("{scheme}://{}", app.local_addr());
     let token = app.shutdown_token();
     tokio::spawn(app.run());
     Server {
@@ -183,6 +192,15 @@ async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_mes
     let history = bob.ok(&["history", &room, "--limit", "2"], "").await;
     assert_eq!(history.lines().count(), 2, "{history}");
     assert!(history.ends_with("over rest\n"), "{history}");
+    let found = bob.ok(&["search", "STDIN"], "").await;
+    assert_eq!(found, format!("[{room}] #2 user {alice_id}: from stdin\n"));
+    let refused = bob.run(&["search", "*din"], "").await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("invalid_input"),
+        "{}",
+        refused.stderr
+    );
     let rooms = bob.ok(&["rooms"], "").await;
     assert!(rooms.contains("den"), "{rooms}");
 
@@ -412,7 +430,10 @@ async fn an_admin_moderates_from_a_shell_and_others_are_refused() {
     alice.ok(&["join", &code], "").await;
     bob.ok(&["send", &room, "rude"], "").await;
     let reported = alice.ok(&["report", &room, "1", "insults"], "").await;
-    assert!(reported.contains("reported as #1"), "{reported}");
+    assert!(
+        reported.contains(&format!("reported message #1 of room {room}")),
+        "{reported}"
+    );
 
     let refused = alice.run(&["admin", "reports"], "").await;
     assert_eq!(refused.code, 1);
@@ -449,5 +470,120 @@ async fn an_admin_moderates_from_a_shell_and_others_are_refused() {
     assert!(
         lines[1].contains("grant_admin") && lines[1].contains("command line"),
         "{audit}"
+    );
+}
+
+/// A server on TLS with a certificate for 127.0.0.1 from a CA made for the
+/// test; the CA's PEM file is `ca.pem` in the returned directory.
+async fn tls_server() -> (Server, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &*ca)
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_owned();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let server = serve(data, |s| {
+        s.http.tls_cert = Some(dir.join("cert.pem"));
+        s.http.tls_key = Some(dir.join("key.pem"));
+    })
+    .await;
+    (server, dir.join("ca.pem"))
+}
+
+/// Over `https://`, the CLI trusts the CA of `--ca-file` (or
+/// `PALAVER_CA_FILE`) for REST, `tail` over the WebSocket and over gRPC;
+/// without it the certificate is not trusted and the server is unreachable
+/// (exit 4), saying why.
+#[tokio::test]
+async fn an_https_server_is_used_with_the_ca_file_and_unreachable_without_it() {
+    let (server, ca) = tls_server().await;
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let ca = ca.to_str().unwrap();
+    let alice = Shell::new(&server);
+    alice
+        .ok(
+            &["--ca-file", ca, "register", "alice"],
+            "correct horse battery\n",
+        )
+        .await;
+    alice
+        .ok(
+            &["login", "alice", "--ca-file", ca],
+            "correct horse battery\n",
+        )
+        .await;
+    let created = alice.ok(&["--ca-file", ca, "create", "vault"], "").await;
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+
+    let mut tails = Vec::new();
+    for (args, over) in [
+        (vec!["tail", &room], "WebSocket"),
+        (vec!["tail", "--grpc", &room], "gRPC"),
+    ] {
+        let mut command = alice.command(&args);
+        command.env("PALAVER_CA_FILE", ca);
+        let mut tail = command.spawn().unwrap();
+        let mut said = BufReader::new(tail.stderr.take().unwrap()).lines();
+        let first = tokio::time::timeout(WAIT, said.next_line())
+            .await
+            .expect("tail connects in time")
+            .unwrap();
+        assert_eq!(
+            first.as_deref(),
+            Some(format!("following room {room} over {over}").as_str()),
+            "{args:?}"
+        );
+        let lines = BufReader::new(tail.stdout.take().unwrap()).lines();
+        tails.push((tail, lines));
+    }
+    assert_eq!(
+        alice
+            .ok(&["--ca-file", ca, "send", &room, "over", "tls"], "")
+            .await
+            .trim(),
+        "stored as #1"
+    );
+    for (mut tail, mut lines) in tails {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("tail prints in time")
+            .unwrap()
+            .expect("tail still running");
+        assert!(line.ends_with(": over tls"), "{line}");
+        tail.kill().await.unwrap();
+    }
+
+    // The system's roots alone do not vouch for the test's CA: every
+    // command is refused at the handshake, as a server that cannot be reached.
+    for args in [
+        vec!["rooms"],
+        vec!["tail", &room],
+        vec!["tail", "--grpc", &room],
+        vec!["register", "bob"],
+    ] {
+        let out = alice.run(&args, "correct horse battery\n").await;
+        assert_eq!(out.code, 4, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("cannot reach the server") && out.stderr.contains("certificate"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let missing = alice
+        .run(&["--ca-file", "/nonexistent/ca.pem", "rooms"], "")
+        .await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/nonexistent/ca.pem"),
+        "{}",
+        missing.stderr
     );
 }

@@ -14,6 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
 
+use crate::tls::{describe, Trust};
 use crate::{ClientError, Result};
 
 pub use palaver_grpc::v1 as proto;
@@ -46,18 +47,31 @@ pub struct GrpcClient {
 }
 
 impl GrpcClient {
-    /// Connects to `base` (`http://host:port`), with HTTP/2 keepalive pings
-    /// (the server answers them; they find a dead link on an idle stream).
+    /// Connects to `base` (`http://host:port`, or `https://…` trusting the
+    /// system's roots), with HTTP/2 keepalive pings (the server answers them;
+    /// they find a dead link on an idle stream).
     pub async fn connect(base: &str) -> Result<Self> {
-        let channel = Endpoint::from_shared(base.to_owned())
-            .map_err(|e| ClientError::Transport(e.to_string()))?
+        Self::connect_with(base, &Trust::default()).await
+    }
+
+    /// [`GrpcClient::connect`], trusting `trust` over TLS (`https://`).
+    pub async fn connect_with(base: &str, trust: &Trust) -> Result<Self> {
+        let mut endpoint = Endpoint::from_shared(base.to_owned())
+            .map_err(|e| ClientError::Transport(describe(&e)))?;
+        if endpoint.uri().scheme_str() == Some("https") {
+            // ALPN `h2`, and the certificate checked against the URL's host.
+            endpoint = endpoint
+                .tls_config(trust.grpc())
+                .map_err(|e| ClientError::Transport(describe(&e)))?;
+        }
+        let channel = endpoint
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20))
             .keep_alive_while_idle(true)
             .connect()
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| ClientError::Transport(describe(&e)))?;
         Ok(Self {
             channel,
             token: BearerToken(None),

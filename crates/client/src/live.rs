@@ -17,6 +17,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::grpc::{GrpcClient, GrpcConnection};
+use crate::tls::Trust;
 use crate::ws::{WsAuth, WsConnection};
 use crate::{ClientError, Result};
 
@@ -37,19 +38,34 @@ impl std::fmt::Display for Transport {
 }
 
 /// One live connection.
+// The WebSocket holds its rustls session inline (about 1.5 KB, over four
+// times a gRPC stream): there is one per live session, so a box saves nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Connection {
     WebSocket(WsConnection),
     Grpc(GrpcConnection),
 }
 
 impl Connection {
-    /// Connects to `base` (`http://host:port`) with `token`, resuming `resume`
-    /// (room → last seq seen) before anything live, and waits for `ready`.
+    /// Connects to `base` (`http://host:port`, or `https://…` trusting the
+    /// system's roots) with `token`, resuming `resume` (room → last seq seen)
+    /// before anything live, and waits for `ready`.
     pub async fn open(
         base: &str,
         transport: Transport,
         token: &str,
         resume: Option<BTreeMap<i64, u64>>,
+    ) -> Result<Self> {
+        Self::open_with(base, transport, token, resume, &Trust::default()).await
+    }
+
+    /// [`Connection::open`], trusting `trust` over TLS.
+    pub async fn open_with(
+        base: &str,
+        transport: Transport,
+        token: &str,
+        resume: Option<BTreeMap<i64, u64>>,
+        trust: &Trust,
     ) -> Result<Self> {
         let resume = resume.map(|rooms| {
             rooms
@@ -64,11 +80,13 @@ impl Connection {
                     resume,
                 };
                 Ok(Connection::WebSocket(
-                    WsConnection::connect(base, auth).await?,
+                    WsConnection::connect_with(base, auth, trust).await?,
                 ))
             }
             Transport::Grpc => {
-                let client = GrpcClient::connect(base).await?.with_token(token)?;
+                let client = GrpcClient::connect_with(base, trust)
+                    .await?
+                    .with_token(token)?;
                 Ok(Connection::Grpc(client.stream(resume).await?))
             }
         }
@@ -203,6 +221,7 @@ struct Unacked {
 pub struct LiveSession {
     base: String,
     transport: Transport,
+    trust: Trust,
     tokens: Box<dyn TokenSource>,
     connection: Option<Connection>,
     /// The first connection's `ready`.
@@ -229,11 +248,25 @@ impl LiveSession {
     pub async fn connect(
         base: &str,
         transport: Transport,
-        mut tokens: Box<dyn TokenSource>,
+        tokens: Box<dyn TokenSource>,
         resume: BTreeMap<i64, u64>,
     ) -> Result<Self> {
+        Self::connect_with(base, transport, tokens, resume, Trust::default()).await
+    }
+
+    /// [`LiveSession::connect`], trusting `trust` over TLS, on every
+    /// connection it opens (a REST [`Client`](crate::Client)'s is
+    /// [`Client::trust`](crate::Client::trust)).
+    pub async fn connect_with(
+        base: &str,
+        transport: Transport,
+        mut tokens: Box<dyn TokenSource>,
+        resume: BTreeMap<i64, u64>,
+        trust: Trust,
+    ) -> Result<Self> {
         let token = tokens.access_token().await?;
-        let connection = Connection::open(base, transport, &token, Some(resume.clone())).await?;
+        let connection =
+            Connection::open_with(base, transport, &token, Some(resume.clone()), &trust).await?;
         let ready = connection
             .ready()
             .cloned()
@@ -241,6 +274,7 @@ impl LiveSession {
         let mut session = Self {
             base: base.trim_end_matches('/').to_owned(),
             transport,
+            trust,
             tokens,
             connection: Some(connection),
             ready: ready.clone(),
@@ -394,11 +428,12 @@ impl LiveSession {
 
     async fn reconnect(&mut self) -> Result<ServerFrame> {
         let token = self.tokens.access_token().await?;
-        let connection = Connection::open(
+        let connection = Connection::open_with(
             &self.base,
             self.transport,
             &token,
             Some(self.positions.clone()),
+            &self.trust,
         )
         .await?;
         let ready = connection

@@ -1,6 +1,7 @@
 //! REST calls.
 
 mod admin;
+mod search;
 
 use palaver_protocol::rest::{
     Accepted, Account, PasswordResetCompleteRequest, PasswordResetConfirmRequest,
@@ -15,9 +16,11 @@ use palaver_protocol::rest::{
 };
 use palaver_protocol::ErrorBody;
 use reqwest::{Method, RequestBuilder, Response};
+use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::tls::{describe, Trust};
 use crate::ws::{WsAuth, WsConnection};
 use crate::{ClientError, Result};
 
@@ -27,16 +30,34 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    trust: Trust,
 }
 
 impl Client {
-    /// `base` is the server's root, e.g. `http://127.0.0.1:8080`.
+    /// `base` is the server's root, e.g. `http://127.0.0.1:8080`, or
+    /// `https://chat.example.com` with a certificate the system trusts.
     pub fn new(base: impl Into<String>) -> Self {
+        Self::with_trust(base, Trust::default())
+    }
+
+    /// A client of `base` trusting `trust` over TLS: its REST calls, and the
+    /// WebSocket of [`Client::connect`].
+    pub fn with_trust(base: impl Into<String>, trust: Trust) -> Self {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(ClientConfig::clone(&trust.http1()))
+            .build()
+            .expect("a rustls configuration and no other setting cannot fail to build");
         Self {
-            http: reqwest::Client::new(),
+            http,
             base: base.into().trim_end_matches('/').to_owned(),
             token: None,
+            trust,
         }
+    }
+
+    /// What this client trusts over TLS.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     pub fn with_token(&self, token: impl Into<String>) -> Self {
@@ -498,7 +519,7 @@ impl Client {
             .token
             .clone()
             .ok_or_else(|| ClientError::Protocol("no access token".into()))?;
-        WsConnection::connect(&self.base, WsAuth::Header(token)).await
+        WsConnection::connect_with(&self.base, WsAuth::Header(token), &self.trust).await
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(
@@ -536,7 +557,7 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(|e| ClientError::Transport(describe(&e)))?;
         if response.status().is_success() {
             return Ok(response);
         }

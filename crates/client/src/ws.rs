@@ -10,8 +10,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::tls::{describe, Trust};
 use crate::{ClientError, Result};
 
 const READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -39,8 +40,14 @@ pub struct WsConnection {
 }
 
 impl WsConnection {
-    /// Connects to `base` (`http://…`) and, unless `auth` is `None`, waits for `ready`.
+    /// Connects to `base` (`http://…`, or `https://…` trusting the system's
+    /// roots) and, unless `auth` is `None`, waits for `ready`.
     pub async fn connect(base: &str, auth: WsAuth) -> Result<Self> {
+        Self::connect_with(base, auth, &Trust::default()).await
+    }
+
+    /// [`WsConnection::connect`], trusting `trust` over TLS (`wss://`).
+    pub async fn connect_with(base: &str, auth: WsAuth, trust: &Trust) -> Result<Self> {
         let mut url = format!("{}/api/v1/ws", base.replacen("http", "ws", 1));
         if let WsAuth::Query(token) = &auth {
             url.push_str(&format!("?access_token={token}"));
@@ -57,9 +64,16 @@ impl WsConnection {
         // by default (snapview/tungstenite-rs#547); chat frames are small.
         // Nagle off: a send should not wait for the previous one's ACK.
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-        let (stream, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        // Used for `wss://` only; its ALPN is HTTP/1.1, which the upgrade needs.
+        let tls = Connector::Rustls(trust.http1());
+        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            Some(tls),
+        )
+        .await
+        .map_err(|e| ClientError::Transport(describe(&e)))?;
         let mut conn = Self {
             stream,
             ready: None,

@@ -1,5 +1,6 @@
 //! Messages: posting (through the batching writer), history and catch-up.
 
+pub mod search;
 mod writer;
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;
-use crate::store::{AppendOutcome, NewMessage, Store};
+use crate::store::{AppendOutcome, NewMessage, SearchRequest, Store};
 use crate::throttle::{Caller, Operation, Throttles};
 use crate::time::Timestamp;
 use crate::values::{ClientId, MessageBody};
@@ -37,6 +38,21 @@ pub struct HistoryPage {
     /// Ascending by seq.
     pub messages: Vec<Message>,
     pub has_more: bool,
+}
+
+/// Search results, best first.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    /// The offset of the next page, when there is one.
+    pub next: Option<u32>,
+}
+
+/// A found message and its body cut into matching and other runs.
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub message: Message,
+    pub parts: Vec<search::Part>,
 }
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -224,6 +240,62 @@ impl Messages {
     ) -> Result<Vec<Message>> {
         self.require_member(reader, room).await?;
         Ok(self.store.messages_after(room, after, limit).await?)
+    }
+
+    /// Messages of `reader`'s rooms (of `room` alone, when given) that hold
+    /// every word of `query`, sent before `before`, best first, from
+    /// `offset` on. Only rooms `reader` is a member of when the store reads
+    /// them are searched, and deleted messages are never found.
+    pub async fn search(
+        &self,
+        reader: UserId,
+        query: &str,
+        room: Option<RoomId>,
+        before: Option<Timestamp>,
+        offset: Option<u32>,
+        limit: Option<u32>,
+    ) -> Result<SearchPage> {
+        self.throttles
+            .charge(Operation::Search, Caller::user(reader))?;
+        let terms = search::SearchTerms::parse(query)?;
+        let limit = match limit {
+            None => search::DEFAULT_RESULTS,
+            Some(n @ 1..=search::MAX_RESULTS) => n,
+            Some(_) => return Err(Error::invalid("limit", "must be between 1 and 50")),
+        };
+        let offset = offset.unwrap_or(0);
+        if offset >= search::MAX_OFFSET {
+            return Err(Error::invalid(
+                "cursor",
+                "results past the 500th are not searched: narrow the query",
+            ));
+        }
+        if let Some(room) = room {
+            self.require_member(reader, room).await?;
+        }
+        let mut found = self
+            .store
+            .search_messages(SearchRequest {
+                reader,
+                terms: &terms,
+                room,
+                before: before.unwrap_or(Timestamp(i64::MAX)),
+                offset,
+                limit: limit + 1,
+            })
+            .await?;
+        let next = (found.len() > limit as usize)
+            .then_some(offset + limit)
+            .filter(|next| *next < search::MAX_OFFSET);
+        found.truncate(limit as usize);
+        let hits = found
+            .into_iter()
+            .map(|message| SearchHit {
+                parts: terms.highlight(&message.body),
+                message,
+            })
+            .collect();
+        Ok(SearchPage { hits, next })
     }
 
     async fn require_member(&self, user: UserId, room: RoomId) -> Result<Role> {

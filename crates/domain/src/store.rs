@@ -100,6 +100,8 @@ pub enum Rotation {
     Invalid,
 }
 
+pub use crate::messages::search::SearchTerms;
+
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub room_id: RoomId,
@@ -637,6 +639,23 @@ pub trait MessageStore: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+    /// Live messages holding every term, in the rooms `reader` is a member
+    /// of as this reads them, best match first (then newest).
+    async fn search_messages(&self, request: SearchRequest<'_>) -> StoreResult<Vec<Message>>;
+}
+
+/// What `MessageStore::search_messages` looks for.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchRequest<'a> {
+    pub reader: UserId,
+    pub terms: &'a SearchTerms,
+    /// Only this room, when given.
+    pub room: Option<RoomId>,
+    /// Only messages sent before this.
+    pub before: Timestamp,
+    /// Results skipped, best first.
+    pub offset: u32,
+    pub limit: u32,
 }
 
 /// The outbox: changes waiting for the bus (cluster mode).

@@ -331,6 +331,7 @@ pub enum Limit {
     FramesPerConnection,
     SessionOpenPerUser,
     SessionOpenPerAddress,
+    SearchPerUser,
     ReportPerUser,
     ReportPerAddress,
     AdminPerUser,
@@ -399,6 +400,8 @@ impl Limit {
             // user's rooms they are online, so a loop would flood them.
             Limit::SessionOpenPerUser => (20, MIN, 20),
             Limit::SessionOpenPerAddress => (120, MIN, 120),
+            // Each search ranks matches across every room of the user.
+            Limit::SearchPerUser => (30, MIN, 15),
             // Each report waits for an admin to read it.
             Limit::ReportPerUser => (20, H, 10),
             // Throwaway accounts from one address share its budget.
@@ -468,6 +471,7 @@ impl Limit {
             Limit::SessionOpenPerUser | Limit::SessionOpenPerAddress => {
                 "real-time sessions opened, over any transport"
             }
+            Limit::SearchPerUser => "message searches",
             Limit::ReportPerUser => "messages reported",
             Limit::ReportPerAddress => "messages reported, whatever the account",
             Limit::AdminPerUser => "server admin actions (the admin API's changes)",
@@ -516,6 +520,7 @@ pub enum Operation {
     MarkRead,
     Typing,
     SessionOpen,
+    Search,
     Report,
     AdminAction,
     AdminRead,
@@ -558,6 +563,7 @@ impl Operation {
             Operation::MarkRead => &[ReadPerUser],
             Operation::Typing => &[TypingPerUser],
             Operation::SessionOpen => &[SessionOpenPerUser, SessionOpenPerAddress],
+            Operation::Search => &[SearchPerUser],
             Operation::Report => &[ReportPerUser, ReportPerAddress],
             Operation::AdminAction => &[AdminPerUser],
             Operation::AdminRead => &[AdminReadPerUser],

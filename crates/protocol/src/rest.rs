@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub mod admin;
+pub mod search;
 
 /// The `pattern` of every name people read (display names, room names), the
 /// rules of the domain's `parse_label` as a regular expression (ECMA-262, as

@@ -70,6 +70,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::mark_read))
         .routes(routes!(rooms::read_markers))
         .routes(routes!(messages::report))
+        .routes(routes!(messages::search))
         .routes(routes!(admin::admins))
         .routes(routes!(admin::users))
         .routes(routes!(admin::suspend))

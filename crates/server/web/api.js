@@ -161,6 +161,11 @@ export class Api extends EventTarget {
     const query = before ? `?before=${before}&limit=50` : '?limit=50';
     return this.request('GET', `/rooms/${room}/messages${query}`);
   }
+  search(q, cursor) {
+    const query = new URLSearchParams({ q, limit: '20' });
+    if (cursor) query.set('cursor', cursor);
+    return this.request('GET', `/search?${query}`);
+  }
   directRoom(userId) { return this.request('POST', '/dms', { user: userId }); }
   profile(userId) { return this.request('GET', `/users/${userId}`); }
   invitations(after) { return this.request('GET', `/invitations?limit=100${after ? `&after=${after}` : ''}`); }

@@ -657,6 +657,60 @@ function dropRoom(id) {
   renderRooms();
 }
 
+// ---------- search ----------
+
+$('search-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const q = $('search-input').value.trim();
+  const list = $('search-results');
+  $('sidebar-error').textContent = '';
+  if (!q) {
+    list.hidden = true;
+    return;
+  }
+  try {
+    const page = await api.search(q);
+    list.replaceChildren(...(page.results.length ? page.results.map(searchResult) : [emptyResult()]));
+    list.hidden = false;
+  } catch (err) {
+    $('sidebar-error').textContent = err.message;
+  }
+});
+
+$('search-input').addEventListener('search', () => {
+  if (!$('search-input').value) $('search-results').hidden = true;
+});
+
+/** A found message: its room, sender and body, the matched words marked;
+ * every run is set as text, never as markup. */
+function searchResult({ message, parts }) {
+  const item = document.createElement('li');
+  const room = state.rooms.get(message.room_id);
+  const body = span('body');
+  body.dir = 'auto';
+  for (const part of parts) {
+    if (part.matched) {
+      const mark = document.createElement('mark');
+      mark.textContent = part.text;
+      body.append(mark);
+    } else {
+      body.append(part.text);
+    }
+  }
+  const open = linkButton('', () => openRoom(message.room_id));
+  open.append(span('meta', bdi(room ? room.name : `room ${message.room_id}`), ' · ',
+    bdi(nameOf(message.sender_id))), body);
+  item.append(open);
+  return item;
+}
+
+function emptyResult() {
+  const item = document.createElement('li');
+  item.className = 'hint';
+  item.textContent = 'No message holds every word.';
+  return item;
+}
+
 // ---------- helpers ----------
 
 /** A span of `className` holding `parts` (text, or nodes such as `bdi`s). */

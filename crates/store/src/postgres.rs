@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::User;
-use palaver_domain::store::{Appended, Committed, NewMessage, Store, StoreError, StoreResult};
+use palaver_domain::store::{
+    Appended, Committed, NewMessage, SearchTerms, Store, StoreError, StoreResult,
+};
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -242,6 +244,20 @@ impl Engine for PostgresEngine {
     const FOR_NO_KEY_UPDATE: &'static str = " FOR NO KEY UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const RELAXED_COMMIT: &'static str = "SET LOCAL synchronous_commit = off";
+    const SEARCH_FROM: &'static str = "messages m";
+    const SEARCH_MATCH: &'static str = "m.search @@ to_tsquery('simple', $1)";
+    const SEARCH_RANK: &'static str = "ts_rank(m.search, to_tsquery('simple', $1)) DESC";
+
+    fn search_expression(terms: &SearchTerms) -> String {
+        let terms: Vec<String> = (terms.terms().iter())
+            .map(|term| match term.prefix {
+                true => format!("{}:*", term.word),
+                false => term.word.clone(),
+            })
+            .collect();
+        terms.join(" & ")
+    }
+
     /// PostgreSQL runs writers side by side, locking rows itself.
     type WriteTurn = ();
 

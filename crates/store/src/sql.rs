@@ -33,7 +33,7 @@ mod rooms;
 use palaver_domain::model::User;
 use palaver_domain::store::{
     AccountStore, AdminStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore,
-    NewMessage, OutboxStore, RoomStore, Store, StoreResult,
+    NewMessage, OutboxStore, RoomStore, SearchTerms, Store, StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};
@@ -124,6 +124,17 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
     /// again): spares it the wait for the log flush. Empty if the engine has
     /// no such setting.
     const RELAXED_COMMIT: &'static str;
+    /// Search (`MessageStore::search_messages`): the tables a search reads,
+    /// naming the message `m`; the condition that a message matches the
+    /// query `$1` (`search_expression`); and a rank ordering best first.
+    const SEARCH_FROM: &'static str;
+    const SEARCH_MATCH: &'static str;
+    const SEARCH_RANK: &'static str;
+
+    /// The query `$1` of `SEARCH_MATCH`: every term, each a prefix where
+    /// asked. Terms hold letters and digits only, so nothing in them is
+    /// syntax of the engine's query language.
+    fn search_expression(terms: &SearchTerms) -> String;
 
     /// Held for the length of a write: this process's turn at the database.
     type WriteTurn: Send;

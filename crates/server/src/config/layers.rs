@@ -417,6 +417,8 @@ pub fn known_variables() -> BTreeSet<String> {
 /// The `PALAVER_*` variables among `vars` that nothing reads: most likely
 /// a misspelling, which would otherwise leave a default silently in force.
 pub fn unknown_variables(vars: impl Iterator<Item = String>) -> Vec<String> {
+    /// palaver-cli's own settings, often set in the same shell.
+    const CLIENT_VARIABLES: [&str; 3] = ["PALAVER_SERVER", "PALAVER_CA_FILE", "PALAVER_CONFIG_DIR"];
     let known = known_variables();
     vars.filter(|key| key.starts_with("PALAVER_"))
         .filter(|key| !known.contains(key))
@@ -427,6 +429,8 @@ pub fn unknown_variables(vars: impl Iterator<Item = String>) -> Vec<String> {
             })
         })
         // Read by palaver-cli and the test scripts, not by the server.
-        .filter(|key| key != "PALAVER_SERVER" && !key.starts_with("PALAVER_TEST_"))
+        .filter(|key| {
+            !CLIENT_VARIABLES.contains(&key.as_str()) && !key.starts_with("PALAVER_TEST_")
+        })
         .collect()
 }

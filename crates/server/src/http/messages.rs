@@ -3,9 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use palaver_domain::error::Error;
 use palaver_domain::messages::HistoryRange;
+use palaver_domain::time::Timestamp;
 use palaver_domain::RoomId;
 use palaver_protocol::rest::admin::{ReportReceipt, ReportRequest};
+use palaver_protocol::rest::search::{SearchPage, SearchQuery, SearchResult, TextPart};
 use palaver_protocol::rest::{
     EditMessageRequest, HistoryQuery, Message, MessagePage, PostMessageRequest,
 };
@@ -163,4 +166,61 @@ pub async fn report(
     } else {
         Created(receipt).into_response()
     })
+}
+
+/// Search the messages of the caller's rooms: every word of `q`, best match
+/// first. A `room` the caller is not in is answered as one that does not
+/// exist; deleted messages are never found.
+#[utoipa::path(get, path = "/api/v1/search", tag = "messages",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, body = SearchPage),
+        (status = 404, description = "no such room (or not a member)", body = ErrorBody),
+        (status = 422, description = "a query that is empty, too long, has too many words or a leading or inner `*`", body = ErrorBody),
+        (status = 429, description = "the caller's search budget is spent (`rate_limited`)", body = ErrorBody),
+    ))]
+pub async fn search(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    AppQuery(query): AppQuery<SearchQuery>,
+) -> Result<AppJson<SearchPage>, ApiError> {
+    let before = (query.before.as_deref())
+        .map(|raw| {
+            Timestamp::parse_rfc3339(raw)
+                .ok_or_else(|| Error::invalid("before", "must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let offset = (query.cursor.as_deref())
+        .map(|raw| {
+            raw.parse::<u32>()
+                .map_err(|_| Error::invalid("cursor", "must be the next of a previous page"))
+        })
+        .transpose()?;
+    let page = state
+        .services
+        .messages
+        .search(
+            user,
+            &query.q,
+            query.room.map(RoomId),
+            before,
+            offset,
+            query.limit,
+        )
+        .await?;
+    Ok(AppJson(SearchPage {
+        results: (page.hits.iter())
+            .map(|hit| SearchResult {
+                message: wire::message(&hit.message),
+                parts: (hit.parts.iter())
+                    .map(|part| TextPart {
+                        text: part.text.clone(),
+                        matched: part.matched,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        next: page.next.map(|next| next.to_string()),
+    }))
 }

@@ -182,6 +182,14 @@ impl Scene {
             Operation::Typing => self.typing(n).await,
             // Reporting again while one's report is open answers it again:
             // each try is charged all the same.
+            Operation::Search => outcome(
+                alice
+                    .search(&palaver_protocol::rest::search::SearchQuery {
+                        q: "hello".into(),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
             Operation::Report => outcome(alice.report_message(room, 1, "spam").await),
             // Suspending again replaces the suspension: each try is an action.
             Operation::AdminAction => outcome(

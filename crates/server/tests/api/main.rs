@@ -33,6 +33,7 @@ mod races;
 mod read_markers;
 mod realtime;
 mod rooms;
+mod search;
 mod sessions;
 mod shutdown;
 mod signalr;

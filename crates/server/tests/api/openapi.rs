@@ -57,6 +57,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/rooms/{id}/read"),
     ("get", "/api/v1/rooms/{id}/read-markers"),
     ("post", "/api/v1/rooms/{id}/messages/{seq}/report"),
+    ("get", "/api/v1/search"),
     ("get", "/api/v1/admin/admins"),
     ("get", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/users/{id}/suspend"),

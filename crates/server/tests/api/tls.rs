@@ -482,6 +482,10 @@ async fn a_renewed_certificate_is_served_to_new_handshakes_while_open_connection
     let mut ws = node.websocket(&token).await;
     send_and_see(&mut ws, room, "before the renewal").await;
     assert_eq!(node.served_certificate().await, node.leaf.der);
+    // Every test's certificate ends on one date (rcgen's default), so nodes
+    // of tests running beside this one set the gauge to the same value.
+    let expiry = "palaver_tls_certificate_expiry_timestamp_seconds";
+    assert_eq!(node.metric(expiry).await, not_after(&node.leaf.der));
 
     let renewed = node.pki.issue(&["renewed.palaver.test", HOST, "127.0.0.1"]);
     let failed = r#"palaver_tls_reloads_total{result="failed"}"#;
@@ -507,6 +511,12 @@ async fn a_renewed_certificate_is_served_to_new_handshakes_while_open_connection
     send_and_see(&mut ws, room, "after the renewal").await;
     let mut fresh = node.websocket(&token).await;
     send_and_see(&mut fresh, room, "on a new connection").await;
+}
+
+/// The certificate's end, in seconds since the Unix epoch.
+fn not_after(der: &CertificateDer<'_>) -> f64 {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).unwrap();
+    parsed.validity().not_after.timestamp() as f64
 }
 
 /// Polls `check` until it holds, failing after a generous deadline (the
@@ -662,6 +672,48 @@ async fn a_handshake_that_never_finishes_is_dropped_within_the_header_timeout() 
     assert_eq!(response.status, 200);
 }
 
+/// Answering a refused connection over TLS costs a handshake: past a small
+/// rate, refused connections are closed before it.
+#[tokio::test]
+async fn a_flood_of_refused_connections_is_not_answered_with_a_handshake_each() {
+    let node = spawn_tls(|s| s.http.max_connections_per_address = 1).await;
+    let held = node.connect(&[b"http/1.1"]).await;
+    let unanswered = "palaver_refusals_unanswered_total";
+    let before = node.metric(unanswered).await;
+    // The server decides when it accepts, before the client says anything:
+    // all of them are accepted before any handshake begins.
+    const FLOOD: usize = 200;
+    let mut flood = Vec::with_capacity(FLOOD);
+    for _ in 0..FLOOD {
+        flood.push(TcpStream::connect(node.addr).await.unwrap());
+    }
+    let config = client_config(&node.pki.ca_path(), &[b"http/1.1"]);
+    let mut answered = 0;
+    for tcp in flood {
+        let connector = TlsConnector::from(config.clone());
+        let handshake = connector.connect(ServerName::try_from(HOST).unwrap(), tcp);
+        if let Ok(Ok(_)) = tokio::time::timeout(WAIT, handshake).await {
+            answered += 1;
+        }
+    }
+    assert!(answered >= 1, "the first refusals are answered");
+    assert!(
+        answered <= FLOOD / 2,
+        "{answered} of {FLOOD} refused connections got a handshake"
+    );
+    assert!(node.metric(unanswered).await >= before + (FLOOD / 2) as f64);
+    drop(held);
+}
+
+/// Every metric the dashboard and the alerts name that only a node serving
+/// TLS exports (the `dashboards` test checks the rest on a plain node).
+#[tokio::test]
+async fn the_dashboards_tls_metrics_are_exported_by_a_tls_node() {
+    let node = spawn_tls(|_| {}).await;
+    let problems = crate::dashboards::tls_problems(&node.app.metrics_text().await);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[tokio::test]
 async fn mismatched_or_missing_files_stop_the_node_at_start_naming_the_file() {
     let pki = Pki::new();
@@ -692,4 +744,120 @@ async fn mismatched_or_missing_files_stop_the_node_at_start_naming_the_file() {
         .err()
         .expect("a missing key is refused");
     assert!(format!("{err:#}").contains("missing.pem"), "{err:#}");
+}
+
+/// The client library (what the CLI, the benches and these tests use) over
+/// `https://`: trusting the test's CA, it registers and logs in over REST,
+/// opens a WebSocket and a gRPC live session, and a message sent on one is
+/// delivered on both. Trusting the system's roots only, each of REST, the
+/// WebSocket and gRPC fails its handshake, at once, as a transport error.
+#[tokio::test]
+async fn the_client_library_speaks_rest_websocket_and_grpc_over_tls_trusting_the_ca_given() {
+    use palaver_client::frames::{ClientFrame, ServerFrame};
+    use palaver_client::{Client, LiveEvent, LiveSession, Transport, Trust};
+
+    let node = spawn_tls(|_| {}).await;
+    let base = node.app.base_url.clone();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let trust = Trust::with_ca_file(node.pki.ca_path()).unwrap();
+    let anonymous = Client::with_trust(&base, trust.clone());
+    anonymous.register("alice", PASSWORD, None).await.unwrap();
+    let tokens = anonymous.login("alice", PASSWORD).await.unwrap();
+    let alice = anonymous.with_token(&tokens.access_token);
+    let room = alice.create_room("over tls", None).await.unwrap().id;
+
+    let mut ws = alice.connect().await.expect("a wss:// WebSocket");
+    let mut grpc = LiveSession::connect_with(
+        &base,
+        Transport::Grpc,
+        Box::new(tokens.access_token.clone()),
+        Default::default(),
+        trust.clone(),
+    )
+    .await
+    .expect("a gRPC live session over TLS");
+    let body = "hello over tls";
+    ws.send(&ClientFrame::Send {
+        room,
+        body: body.into(),
+        client_id: Some("tls-1".into()),
+        reply_to: None,
+    })
+    .await
+    .unwrap();
+    let delivered = |frame: &ServerFrame| matches!(frame, ServerFrame::Message { room: r, body: b, .. } if *r == room && b == body);
+    tokio::time::timeout(WAIT, async {
+        while !delivered(&ws.next_frame().await.unwrap()) {}
+    })
+    .await
+    .expect("the message on the WebSocket");
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match grpc.next_event().await.unwrap() {
+                LiveEvent::Frame(frame) if delivered(&frame) => break,
+                LiveEvent::Frame(_) => {}
+                other => panic!("the gRPC session did not stay up: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the message on the gRPC stream");
+    let history = alice.history(room, &Default::default()).await.unwrap();
+    assert_eq!(history.messages.last().unwrap().body, body);
+
+    every_stack_refuses(&base, &Trust::system(), &tokens.access_token).await;
+}
+
+/// A certificate the client's CA vouches for, but not for the name the
+/// client asked for, is refused by every stack.
+#[tokio::test]
+async fn the_client_library_refuses_a_certificate_for_another_name() {
+    use palaver_client::Trust;
+
+    let node = spawn_tls(|_| {}).await;
+    let token = node.sign_up("alice").await;
+    // Served from now on: the name `HOST`, not the address clients dial.
+    let elsewhere = node.pki.issue(&[HOST]);
+    node.pki.write_cert(&elsewhere);
+    node.pki.write_key(&elsewhere);
+    eventually(
+        "new handshakes to get the other name's certificate",
+        || async { node.served_certificate().await == elsewhere.der },
+    )
+    .await;
+    let trust = Trust::with_ca_file(node.pki.ca_path()).unwrap();
+    every_stack_refuses(&node.app.base_url, &trust, &token).await;
+}
+
+/// REST, a WebSocket and a gRPC stream to `base`, trusting `trust`, each
+/// fail the TLS handshake with a transport error saying why, in time.
+async fn every_stack_refuses(base: &str, trust: &palaver_client::Trust, token: &str) {
+    use palaver_client::live::Connection;
+    use palaver_client::{Client, ClientError, Transport};
+
+    fn refused(stack: &str, err: ClientError) {
+        match err {
+            ClientError::Transport(reason) => assert!(
+                reason.contains("certificate"),
+                "{stack}: the reason is not the certificate: {reason}"
+            ),
+            other => panic!("{stack}: not a transport error: {other}"),
+        }
+    }
+    let rest = tokio::time::timeout(WAIT, Client::with_trust(base, trust.clone()).jwks())
+        .await
+        .expect("REST fails in time");
+    refused("REST", rest.expect_err("REST is refused"));
+    for transport in [Transport::WebSocket, Transport::Grpc] {
+        let opened = tokio::time::timeout(
+            WAIT,
+            Connection::open_with(base, transport, token, None, trust),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{transport} fails in time"));
+        match opened {
+            Ok(_) => panic!("{transport} connected"),
+            Err(err) => refused(&transport.to_string(), err),
+        }
+    }
 }

@@ -95,8 +95,10 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
         .report_message(open_room.id, 5, "spam")
         .await
         .unwrap();
-    let open = alice.client.reports("open", None, None).await.unwrap();
-    let spam = open.reports.iter().find(|r| r.reason == "spam").unwrap();
+    let open_reports = alice.client.reports("open", None, None).await.unwrap();
+    let spam = (open_reports.reports.iter())
+        .find(|r| r.reason == "spam")
+        .unwrap();
     alice
         .client
         .resolve_report(spam.id, "dismiss", Some("fine"), None)
