@@ -1,7 +1,9 @@
 //! `palaver.v1.Messages`: the same domain calls as
 //! `/api/v1/rooms/{id}/messages` and `PUT /api/v1/rooms/{id}/read`.
 
+use palaver_domain::error::Error;
 use palaver_domain::messages::HistoryRange;
+use palaver_domain::time::Timestamp;
 use palaver_domain::RoomId;
 use palaver_grpc::records;
 use palaver_grpc::v1::{self, messages_server::Messages};
@@ -77,6 +79,57 @@ impl Messages for MessagesApi {
         Ok(Response::new(v1::MessageList {
             messages: page.messages.iter().map(message).collect(),
             has_more: page.has_more,
+        }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<v1::SearchRequest>,
+    ) -> Result<Response<v1::SearchResults>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let before = (req.before.as_deref())
+            .map(|raw| {
+                Timestamp::parse_rfc3339(raw)
+                    .ok_or_else(|| Error::invalid("before", "must be an RFC 3339 time"))
+            })
+            .transpose()
+            .map_err(ErrorStatus)?;
+        let offset = (req.cursor.as_deref())
+            .map(|raw| {
+                raw.parse::<u32>()
+                    .map_err(|_| Error::invalid("cursor", "must be the next of a previous page"))
+            })
+            .transpose()
+            .map_err(ErrorStatus)?;
+        let limit = (req.limit != 0).then_some(req.limit);
+        let page = self
+            .state
+            .services
+            .messages
+            .search(
+                user,
+                &req.query,
+                req.room_id.map(RoomId),
+                before,
+                offset,
+                limit,
+            )
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(v1::SearchResults {
+            results: (page.hits.iter())
+                .map(|hit| v1::SearchResult {
+                    message: Some(message(&hit.message)),
+                    parts: (hit.parts.iter())
+                        .map(|part| v1::TextPart {
+                            text: part.text.clone(),
+                            matched: part.matched,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            next: page.next.map(|next| next.to_string()),
         }))
     }
 

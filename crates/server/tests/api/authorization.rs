@@ -335,6 +335,13 @@ const ACTIONS: &[Action] = &[
         Some(r#"{"reason":"spam"}"#),
     ),
     rest(
+        "search one room",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/search?q=hello&room={room}",
+        None,
+    ),
+    rest(
         "read markers",
         ANY_MEMBER,
         "GET",

@@ -1,6 +1,7 @@
 //! `GET /api/v1/search`: messages of the caller's rooms only, best match
 //! first, in step with every edit, deletion and erasure, on both stores.
 
+use palaver_client::grpc::proto;
 use palaver_client::types::search::{SearchPage, SearchQuery};
 use palaver_client::types::Message;
 
@@ -219,4 +220,65 @@ async fn queries_that_would_cost_the_index_a_full_read_are_refused() {
     ] {
         alice.client.search(&query(q)).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn grpc_search_answers_as_rest_does() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let carol = app.signup("carol").await;
+    let ours = app.room_with(&alice, &[]).await;
+    let theirs = app.room_with(&carol, &[]).await;
+    let posted = post(&alice, ours.id, "Deploy tonight").await;
+    post(&carol, theirs.id, "deploy elsewhere").await;
+    let grpc = alice.grpc().await;
+    let request = |query: &str, room: Option<i64>| proto::SearchRequest {
+        query: query.into(),
+        room_id: room,
+        before: None,
+        cursor: None,
+        limit: 0,
+    };
+
+    let found = grpc
+        .messages()
+        .search(request("deploy", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let rest = search(&alice, query("deploy")).await;
+    assert_eq!(found.results.len(), 1);
+    let hit = &found.results[0];
+    let message = hit.message.as_ref().unwrap();
+    assert_eq!((message.room_id, message.seq), (ours.id, posted.seq));
+    let parts: Vec<(&str, bool)> = (hit.parts.iter())
+        .map(|part| (part.text.as_str(), part.matched))
+        .collect();
+    let rest_parts: Vec<(&str, bool)> = (rest.results[0].parts.iter())
+        .map(|part| (part.text.as_str(), part.matched))
+        .collect();
+    assert_eq!(parts, rest_parts);
+    assert_eq!(parts, [("Deploy", true), (" tonight", false)]);
+
+    let stranger = grpc
+        .messages()
+        .search(request("deploy", Some(theirs.id)))
+        .await
+        .unwrap_err();
+    let missing = grpc
+        .messages()
+        .search(request("deploy", Some(987_654_321)))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), tonic::Code::NotFound);
+    assert_eq!(
+        (stranger.code(), stranger.message()),
+        (missing.code(), missing.message())
+    );
+    let wildcard = grpc
+        .messages()
+        .search(request("*ploy", None))
+        .await
+        .unwrap_err();
+    assert_eq!(wildcard.code(), tonic::Code::InvalidArgument);
 }
