@@ -18,8 +18,10 @@ pub struct SearchQuery {
     /// Only this room (one the caller is a member of).
     pub room: Option<i64>,
     /// Only messages sent before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub before: Option<String>,
     /// The `next` of the previous page.
+    #[param(pattern = "^[0-9]{1,9}$")]
     pub cursor: Option<String>,
     /// Page size: default 20, at most 50.
     #[param(minimum = 1, maximum = 50)]
