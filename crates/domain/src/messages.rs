@@ -12,7 +12,7 @@ use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;
 use crate::store::{AppendOutcome, NewMessage, SearchRequest, Store};
-use crate::throttle::{Caller, Operation, Throttles};
+use crate::throttle::{Caller, ClientAddr, Operation, Throttles};
 use crate::time::Timestamp;
 use crate::values::{ClientId, MessageBody};
 
@@ -55,6 +55,11 @@ pub struct SearchHit {
     pub parts: Vec<search::Part>,
 }
 
+/// Searches running at once, node-wide; past them a search is refused
+/// `overloaded`, to be tried again after `SEARCH_RETRY_AFTER`.
+pub const SEARCHES_AT_ONCE: usize = 4;
+const SEARCH_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
@@ -64,6 +69,7 @@ pub struct Messages {
     publisher: Publisher,
     max_body_bytes: usize,
     throttles: Arc<Throttles>,
+    searches_at_once: tokio::sync::Semaphore,
 }
 
 impl Messages {
@@ -80,6 +86,7 @@ impl Messages {
             publisher,
             max_body_bytes,
             throttles,
+            searches_at_once: tokio::sync::Semaphore::new(SEARCHES_AT_ONCE),
         }
     }
 
@@ -254,9 +261,10 @@ impl Messages {
         before: Option<Timestamp>,
         offset: Option<u32>,
         limit: Option<u32>,
+        from: ClientAddr,
     ) -> Result<SearchPage> {
         self.throttles
-            .charge(Operation::Search, Caller::user(reader))?;
+            .charge(Operation::Search, Caller::user(reader).from(from))?;
         let terms = search::SearchTerms::parse(query)?;
         let limit = match limit {
             None => search::DEFAULT_RESULTS,
@@ -270,15 +278,29 @@ impl Messages {
                 "results past the 500th are not searched: narrow the query",
             ));
         }
-        if let Some(room) = room {
-            self.require_member(reader, room).await?;
-        }
+        let rooms = match room {
+            Some(room) => {
+                self.require_member(reader, room).await?;
+                vec![room]
+            }
+            None => (self.store.room_positions(reader).await?.into_iter())
+                .map(|(room, _)| room)
+                .collect(),
+        };
+        // A few searches at once: each reads the index at length, and the
+        // readers they hold are every other read's too.
+        let Ok(_searching) = self.searches_at_once.try_acquire() else {
+            metrics::counter!("palaver_searches_refused_total").increment(1);
+            return Err(Error::Overloaded {
+                retry_after: SEARCH_RETRY_AFTER,
+            });
+        };
         let mut found = self
             .store
             .search_messages(SearchRequest {
                 reader,
                 terms: &terms,
-                room,
+                rooms: &rooms,
                 before: before.unwrap_or(Timestamp(i64::MAX)),
                 offset,
                 limit: limit + 1,

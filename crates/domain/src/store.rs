@@ -639,8 +639,10 @@ pub trait MessageStore: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
-    /// Live messages holding every term, in the rooms `reader` is a member
-    /// of as this reads them, best match first (then newest).
+    /// Live messages holding every term, in `request.rooms` among those
+    /// `reader` is a member of as this reads them, best match first (then
+    /// newest). What it costs grows with the matches in those rooms, not
+    /// with matches elsewhere on the server.
     async fn search_messages(&self, request: SearchRequest<'_>) -> StoreResult<Vec<Message>>;
 }
 
@@ -649,8 +651,8 @@ pub trait MessageStore: Send + Sync + 'static {
 pub struct SearchRequest<'a> {
     pub reader: UserId,
     pub terms: &'a SearchTerms,
-    /// Only this room, when given.
-    pub room: Option<RoomId>,
+    /// The rooms searched.
+    pub rooms: &'a [RoomId],
     /// Only messages sent before this.
     pub before: Timestamp,
     /// Results skipped, best first.

@@ -332,6 +332,7 @@ pub enum Limit {
     SessionOpenPerUser,
     SessionOpenPerAddress,
     SearchPerUser,
+    SearchPerAddress,
     ReportPerUser,
     ReportPerAddress,
     AdminPerUser,
@@ -402,6 +403,7 @@ impl Limit {
             Limit::SessionOpenPerAddress => (120, MIN, 120),
             // Each search ranks matches across every room of the user.
             Limit::SearchPerUser => (30, MIN, 15),
+            Limit::SearchPerAddress => (60, MIN, 30),
             // Each report waits for an admin to read it.
             Limit::ReportPerUser => (20, H, 10),
             // Throwaway accounts from one address share its budget.
@@ -424,7 +426,8 @@ impl Limit {
             | Limit::EmailChangePerAddress
             | Limit::ResetCodePerAddress
             | Limit::SessionOpenPerAddress
-            | Limit::ReportPerAddress => Per::Address,
+            | Limit::ReportPerAddress
+            | Limit::SearchPerAddress => Per::Address,
             Limit::InvitePerInvitee | Limit::DirectPerTarget => Per::Target,
             Limit::FramesPerConnection => Per::Connection,
             _ => Per::User,
@@ -472,6 +475,7 @@ impl Limit {
                 "real-time sessions opened, over any transport"
             }
             Limit::SearchPerUser => "message searches",
+            Limit::SearchPerAddress => "message searches, whatever the account",
             Limit::ReportPerUser => "messages reported",
             Limit::ReportPerAddress => "messages reported, whatever the account",
             Limit::AdminPerUser => "server admin actions (the admin API's changes)",
@@ -563,7 +567,7 @@ impl Operation {
             Operation::MarkRead => &[ReadPerUser],
             Operation::Typing => &[TypingPerUser],
             Operation::SessionOpen => &[SessionOpenPerUser, SessionOpenPerAddress],
-            Operation::Search => &[SearchPerUser],
+            Operation::Search => &[SearchPerUser, SearchPerAddress],
             Operation::Report => &[ReportPerUser, ReportPerAddress],
             Operation::AdminAction => &[AdminPerUser],
             Operation::AdminRead => &[AdminReadPerUser],
@@ -684,6 +688,13 @@ impl Throttles {
     /// that is spent. Budgets per target are drawn by `charge_landing`.
     pub fn charge(&self, operation: Operation, caller: Caller) -> Result<()> {
         self.draw(operation, caller, |per| per != Per::Target)
+    }
+
+    /// Draws `operation`'s budgets counted `per` alone: for an operation that
+    /// spends its caller's budgets first and a shared one (an address's)
+    /// only once the request proved worth it.
+    pub fn charge_only(&self, operation: Operation, caller: Caller, per: Per) -> Result<()> {
+        self.draw(operation, caller, |counted| counted == per)
     }
 
     /// Draws `operation`'s budgets per target, once something really lands

@@ -66,6 +66,11 @@ const MAX_ANSWERING_REFUSALS: usize = 256;
 /// answer costs the server a handshake, so a flood of refused connections
 /// past this is closed unanswered.
 const TLS_REFUSALS_ANSWERED_PER_SEC: NonZeroU32 = NonZeroU32::new(20).unwrap();
+/// Of those, the most one address (an IPv6 /64) is answered: one address
+/// flooding refused connections spends its own share, not everyone's.
+const TLS_REFUSALS_ANSWERED_PER_ADDRESS_PER_SEC: NonZeroU32 = NonZeroU32::new(2).unwrap();
+/// Addresses idle in that keyed limiter are forgotten every this many refusals.
+const TLS_REFUSAL_KEYS_SWEEP_EVERY: u64 = 1024;
 
 /// Concurrent HTTP/2 streams (gRPC calls) on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
@@ -102,6 +107,9 @@ pub async fn serve(
     let connections = TaskTracker::new();
     let refusing = Arc::new(AtomicUsize::new(0));
     let tls_refusals = RateLimiter::direct(Quota::per_second(TLS_REFUSALS_ANSWERED_PER_SEC));
+    let tls_refusals_per_address =
+        RateLimiter::keyed(Quota::per_second(TLS_REFUSALS_ANSWERED_PER_ADDRESS_PER_SEC));
+    let mut tls_refused: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -126,7 +134,19 @@ pub async fn serve(
             Err(refusal) => {
                 metrics::counter!("palaver_connections_refused_total", "reason" => refusal.reason())
                     .increment(1);
-                let unanswered = tls.is_some() && tls_refusals.check().is_err();
+                let unanswered = tls.is_some() && {
+                    tls_refused += 1;
+                    if tls_refused % TLS_REFUSAL_KEYS_SWEEP_EVERY == 0 {
+                        tls_refusals_per_address.retain_recent();
+                        tls_refusals_per_address.shrink_to_fit();
+                    }
+                    // The address's share first, so a flood from one spends
+                    // nothing of the others'.
+                    tls_refusals_per_address
+                        .check_key(&ClientAddr::new(peer.ip()))
+                        .is_err()
+                        || tls_refusals.check().is_err()
+                };
                 if unanswered {
                     metrics::counter!("palaver_refusals_unanswered_total").increment(1);
                 } else if refusing.fetch_add(1, Ordering::Relaxed) < MAX_ANSWERING_REFUSALS {

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::collections::{BTreeMap, HashMap};
 
 use palaver_domain::events::DomainEvent;
-use palaver_domain::model::User;
+use palaver_domain::model::{Message, User};
 use palaver_domain::store::{
-    Appended, Committed, NewMessage, SearchTerms, Store, StoreError, StoreResult,
+    Appended, Committed, NewMessage, SearchRequest, SearchTerms, Store, StoreError, StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -22,7 +22,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use crate::append_plan;
 use crate::errors::map_err;
-use crate::sql::{Engine, SqlStore};
+use crate::sql::{decode, Engine, SqlStore, MESSAGE_COLUMNS};
 use crate::{ManagedStore, StoreOptions};
 
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -236,6 +236,18 @@ impl PostgresEngine {
     }
 }
 
+/// The query of `to_tsquery('simple', …)`: every term, each a prefix where
+/// asked (terms hold letters and digits only: no tsquery syntax).
+fn search_expression(terms: &SearchTerms) -> String {
+    let terms: Vec<String> = (terms.terms().iter())
+        .map(|term| match term.prefix {
+            true => format!("{}:*", term.word),
+            false => term.word.clone(),
+        })
+        .collect();
+    terms.join(" & ")
+}
+
 #[async_trait::async_trait]
 impl Engine for PostgresEngine {
     type Db = Postgres;
@@ -244,24 +256,52 @@ impl Engine for PostgresEngine {
     const FOR_NO_KEY_UPDATE: &'static str = " FOR NO KEY UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const RELAXED_COMMIT: &'static str = "SET LOCAL synchronous_commit = off";
-    const SEARCH_FROM: &'static str = "messages m";
-    const SEARCH_MATCH: &'static str = "m.search @@ to_tsquery('simple', $1)";
-    const SEARCH_RANK: &'static str = "ts_rank(m.search, to_tsquery('simple', $1)) DESC";
-
-    fn search_expression(terms: &SearchTerms) -> String {
-        let terms: Vec<String> = (terms.terms().iter())
-            .map(|term| match term.prefix {
-                true => format!("{}:*", term.word),
-                false => term.word.clone(),
-            })
-            .collect();
-        terms.join(" & ")
-    }
-
     /// PostgreSQL runs writers side by side, locking rows itself.
     type WriteTurn = ();
 
     async fn write_turn(&self) {}
+
+    /// The rooms searched are part of the statement, and it runs under a
+    /// statement timeout on one process: the GIN index still reads a
+    /// word's whole list, so a word common elsewhere costs more (docs/search.md).
+    async fn search(
+        &self,
+        store: &PostgresStore,
+        request: SearchRequest<'_>,
+    ) -> StoreResult<Vec<Message>> {
+        let rooms: Vec<i64> = request.rooms.iter().map(|room| room.0).collect();
+        let mut tx = store.readers.begin().await.map_err(map_err)?;
+        for setting in [
+            "SET LOCAL statement_timeout = 2000",
+            "SET LOCAL max_parallel_workers_per_gather = 0",
+        ] {
+            sqlx::query(setting)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m
+             JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2
+             WHERE m.room_id = ANY($6) AND m.search @@ to_tsquery('simple', $1)
+               AND m.deleted_at IS NULL AND m.created_at < $3
+             ORDER BY ts_rank(m.search, to_tsquery('simple', $1)) DESC,
+                      m.created_at DESC, m.room_id DESC, m.seq DESC
+             LIMIT $4 OFFSET $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(search_expression(request.terms))
+            .bind(request.reader.0)
+            .bind(request.before.0)
+            .bind(i64::from(request.limit))
+            .bind(i64::from(request.offset))
+            .bind(&rooms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        rows.iter().map(decode::message).collect()
+    }
 
     /// `Store::append_messages`: four round trips whatever the batch —
     /// begin and lock, read what the batch needs, write, commit.

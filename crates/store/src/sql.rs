@@ -30,10 +30,10 @@ mod messages;
 mod outbox;
 mod rooms;
 
-use palaver_domain::model::User;
+use palaver_domain::model::{Message, User};
 use palaver_domain::store::{
     AccountStore, AdminStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore,
-    NewMessage, OutboxStore, RoomStore, SearchTerms, Store, StoreResult,
+    NewMessage, OutboxStore, RoomStore, SearchRequest, Store, StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};
@@ -124,18 +124,6 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
     /// again): spares it the wait for the log flush. Empty if the engine has
     /// no such setting.
     const RELAXED_COMMIT: &'static str;
-    /// Search (`MessageStore::search_messages`): the tables a search reads,
-    /// naming the message `m`; the condition that a message matches the
-    /// query `$1` (`search_expression`); and a rank ordering best first.
-    const SEARCH_FROM: &'static str;
-    const SEARCH_MATCH: &'static str;
-    const SEARCH_RANK: &'static str;
-
-    /// The query `$1` of `SEARCH_MATCH`: every term, each a prefix where
-    /// asked. Terms hold letters and digits only, so nothing in them is
-    /// syntax of the engine's query language.
-    fn search_expression(terms: &SearchTerms) -> String;
-
     /// Held for the length of a write: this process's turn at the database.
     type WriteTurn: Send;
 
@@ -145,6 +133,13 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
 
     /// `Store::append_messages`: the hot path, each engine its own way.
     async fn append(&self, store: &SqlStore<Self>, batch: &[NewMessage]) -> StoreResult<Appended>;
+    /// `MessageStore::search_messages`: each engine's index, read so that
+    /// its cost follows the matches in the rooms searched.
+    async fn search(
+        &self,
+        store: &SqlStore<Self>,
+        request: SearchRequest<'_>,
+    ) -> StoreResult<Vec<Message>>;
     /// `Store::room_positions`.
     async fn room_positions(
         &self,

@@ -6,7 +6,7 @@ use super::{Admin, Report};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::store::{NewReport, ReportFiled};
-use crate::throttle::{Caller, ClientAddr, Operation};
+use crate::throttle::{Caller, ClientAddr, Operation, Per};
 use crate::time::Timestamp;
 use crate::values::Reason;
 
@@ -20,8 +20,8 @@ pub struct Filed {
 
 impl Admin {
     /// `reporter` reports message `seq` of `room` to the admins. Membership,
-    /// the message and an open report of the same reporter are read in the
-    /// insert's transaction (`AdminStore::file_report`).
+    /// the message and an open report of the same reporter are read again
+    /// in the insert's transaction (`AdminStore::file_report`).
     pub async fn report_message(
         &self,
         reporter: UserId,
@@ -30,9 +30,22 @@ impl Admin {
         reason: &str,
         from: ClientAddr,
     ) -> Result<Filed> {
+        let caller = Caller::user(reporter).from(from);
         self.throttles
-            .charge(Operation::Report, Caller::user(reporter).from(from))?;
+            .charge_only(Operation::Report, caller, Per::User)?;
         let reason = Reason::parse(reason)?;
+        // The address's budget is shared by everyone behind it: only a
+        // report that can be filed spends it, so no one spends it for the
+        // others with reports of rooms or messages that are not there.
+        let member = self.store.member_role(room, reporter).await?.is_some();
+        let live = (self.store.message(room, seq).await?).is_some_and(|m| m.deleted_at.is_none());
+        match (member, live) {
+            (false, _) => return Err(Error::NotFound("room")),
+            (true, false) => return Err(Error::NotFound("message")),
+            (true, true) => {}
+        }
+        self.throttles
+            .charge_only(Operation::Report, caller, Per::Address)?;
         let filed = self
             .store
             .file_report(NewReport {

@@ -4,11 +4,21 @@
 //!
 //! A query is words, all of which a message must hold (in any case). A word
 //! ending in `*` matches the words it starts. Everything but letters and
-//! digits separates words, as the stores' tokenizers do; a `*` anywhere but
+//! digits separates words, combining marks included, as SQLite's unicode61
+//! tokenizer has it (`is_word_char`); a `*` anywhere but
 //! at a word's end is refused, so no query asks for every word that ends or
 //! contains something (an index cannot answer that without reading all of it).
 
+use unicode_normalization::char::is_combining_mark;
+
 use crate::error::{Error, Result};
+
+/// Letters and digits, not combining marks: what SQLite's unicode61
+/// tokenizer keeps in a word (a mark is a separator there, so `t` plus a
+/// mark is the one-letter word `t`).
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() && !is_combining_mark(c)
+}
 
 /// The longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -46,12 +56,12 @@ impl SearchTerms {
         let mut word = String::new();
         let mut chars = query.chars().peekable();
         while let Some(c) = chars.next() {
-            if c.is_alphanumeric() {
+            if is_word_char(c) {
                 word.extend(c.to_lowercase());
                 continue;
             }
             let prefix = c == '*';
-            if prefix && (word.is_empty() || chars.peek().is_some_and(|n| n.is_alphanumeric())) {
+            if prefix && (word.is_empty() || chars.peek().is_some_and(|n| is_word_char(*n))) {
                 return invalid("a * may only end a word (no leading or inner wildcards)");
             }
             if !word.is_empty() {
@@ -84,15 +94,13 @@ impl SearchTerms {
         };
         let mut rest = body;
         while !rest.is_empty() {
-            let start = rest.find(char::is_alphanumeric).unwrap_or(rest.len());
+            let start = rest.find(is_word_char).unwrap_or(rest.len());
             if start > 0 {
                 push(&rest[..start], false);
                 rest = &rest[start..];
                 continue;
             }
-            let end = rest
-                .find(|c: char| !c.is_alphanumeric())
-                .unwrap_or(rest.len());
+            let end = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
             let word = &rest[..end];
             push(word, self.matches(word));
             rest = &rest[end..];
@@ -196,6 +204,8 @@ mod tests {
         refused(&"a ".repeat(101));
         refused("one two three four five six seven eight nine");
         refused(&"x".repeat(65));
+        // A combining mark separates words: this is the one-letter prefix t*.
+        refused("t\u{0345}*");
         assert_eq!(words(&"x".repeat(64)).len(), 1);
         assert_eq!(
             words("one two three four five six seven eight one").len(),

@@ -87,6 +87,7 @@ impl Messages for MessagesApi {
         request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResults>, Status> {
         let user = Caller::bearer(&request)?.user;
+        let from = Caller::of(&request)?.from;
         let req = request.into_inner();
         let before = (req.before.as_deref())
             .map(|raw| {
@@ -114,6 +115,7 @@ impl Messages for MessagesApi {
                 before,
                 offset,
                 limit,
+                from,
             )
             .await
             .map_err(ErrorStatus)?;

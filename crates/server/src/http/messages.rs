@@ -179,10 +179,12 @@ pub async fn report(
         (status = 404, description = "no such room (or not a member)", body = ErrorBody),
         (status = 422, description = "a query that is empty, too long, has too many words or a leading or inner `*`", body = ErrorBody),
         (status = 429, description = "the caller's search budget is spent (`rate_limited`)", body = ErrorBody),
+        (status = 503, description = "too many searches at once on the node (`overloaded`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn search(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
+    ClientAddress(from): ClientAddress,
     AppQuery(query): AppQuery<SearchQuery>,
 ) -> Result<AppJson<SearchPage>, ApiError> {
     let before = (query.before.as_deref())
@@ -207,6 +209,7 @@ pub async fn search(
             before,
             offset,
             query.limit,
+            from,
         )
         .await?;
     Ok(AppJson(SearchPage {

@@ -496,6 +496,11 @@ async fn reports_per_address_are_limited_whatever_the_account() {
         .post_message(room.id, "hello", None)
         .await
         .unwrap();
+    // Reports of what is not there spend nothing of the address's budget.
+    for (room, seq) in [(room.id, 999), (987_654_321, 1), (room.id, 998)] {
+        let (status, _) = status_and_code(alice.client.report_message(room, seq, "spam").await);
+        assert_eq!(status, 404);
+    }
     for reporter in [&alice, &bob] {
         reporter
             .client

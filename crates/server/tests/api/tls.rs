@@ -673,7 +673,8 @@ async fn a_handshake_that_never_finishes_is_dropped_within_the_header_timeout() 
 }
 
 /// Answering a refused connection over TLS costs a handshake: past a small
-/// rate, refused connections are closed before it.
+/// rate, refused connections are closed before it, and one address's flood
+/// spends its own share of that rate, not another address's.
 #[tokio::test]
 async fn a_flood_of_refused_connections_is_not_answered_with_a_handshake_each() {
     let node = spawn_tls(|s| s.http.max_connections_per_address = 1).await;
@@ -687,6 +688,22 @@ async fn a_flood_of_refused_connections_is_not_answered_with_a_handshake_each() 
     for _ in 0..FLOOD {
         flood.push(TcpStream::connect(node.addr).await.unwrap());
     }
+    // Another address over its own limit meanwhile is still told why.
+    let other = "127.0.0.2".parse().unwrap();
+    let other_held = connect_from(&node, other).await;
+    let mut refused = connect_from(&node, other).await;
+    refused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: palaver.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, refused.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .ok();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    drop(other_held);
+
     let config = client_config(&node.pki.ca_path(), &[b"http/1.1"]);
     let mut answered = 0;
     for tcp in flood {
@@ -703,6 +720,17 @@ async fn a_flood_of_refused_connections_is_not_answered_with_a_handshake_each() 
     );
     assert!(node.metric(unanswered).await >= before + (FLOOD / 2) as f64);
     drop(held);
+}
+
+/// A verified TLS connection from the local address `from`.
+async fn connect_from(node: &TlsNode, from: std::net::IpAddr) -> TlsStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let tcp = socket.connect(node.addr).await.unwrap();
+    TlsConnector::from(client_config(&node.pki.ca_path(), &[b"http/1.1"]))
+        .connect(ServerName::try_from(HOST).unwrap(), tcp)
+        .await
+        .expect("a TLS handshake the test's CA vouches for")
 }
 
 /// Every metric the dashboard and the alerts name that only a node serving

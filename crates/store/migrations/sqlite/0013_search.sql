@@ -1,10 +1,14 @@
--- Full-text search over message bodies (crates/domain/src/messages/search.rs).
+-- Full-text search over message bodies (crates/domain/src/messages/search.rs,
+-- crates/store/src/sqlite/search.rs).
 --
 -- A contentless FTS5 index: it keeps the words, not a second copy of the
 -- text. Its rowid names the message, (room_id << 32) | seq, since the
--- messages table has no stable rowid of its own (VACUUM may renumber it).
--- Triggers keep it in step in the transaction of every write: a message
--- found is a live one with its current body (deleted ones have none).
+-- messages table has no stable rowid of its own (VACUUM may renumber it),
+-- and so each room is one rowid range a search seeks to. A message whose room
+-- id or seq does not fit those bits (none the server makes) is not indexed,
+-- rather than indexed under another message's name.
+-- Triggers keep the index in step in the transaction of every write: a
+-- message found is a live one with its current body (deleted ones have none).
 CREATE VIRTUAL TABLE messages_search USING fts5 (
     body,
     content = '',
@@ -13,19 +17,25 @@ CREATE VIRTUAL TABLE messages_search USING fts5 (
 );
 
 CREATE TRIGGER messages_search_insert AFTER INSERT ON messages
-WHEN new.body <> '' BEGIN
+WHEN new.body <> '' AND new.room_id BETWEEN 1 AND 2147483647 AND new.seq BETWEEN 0 AND 4294967295
+BEGIN
     INSERT INTO messages_search (rowid, body) VALUES ((new.room_id << 32) | new.seq, new.body);
 END;
 
-CREATE TRIGGER messages_search_update AFTER UPDATE OF body ON messages BEGIN
+CREATE TRIGGER messages_search_update AFTER UPDATE OF body ON messages
+WHEN old.room_id BETWEEN 1 AND 2147483647 AND old.seq BETWEEN 0 AND 4294967295
+BEGIN
     DELETE FROM messages_search WHERE rowid = (old.room_id << 32) | old.seq;
     INSERT INTO messages_search (rowid, body)
         SELECT (new.room_id << 32) | new.seq, new.body WHERE new.body <> '';
 END;
 
-CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+CREATE TRIGGER messages_search_delete AFTER DELETE ON messages
+WHEN old.room_id BETWEEN 1 AND 2147483647 AND old.seq BETWEEN 0 AND 4294967295
+BEGIN
     DELETE FROM messages_search WHERE rowid = (old.room_id << 32) | old.seq;
 END;
 
 INSERT INTO messages_search (rowid, body)
-    SELECT (room_id << 32) | seq, body FROM messages WHERE body <> '';
+    SELECT (room_id << 32) | seq, body FROM messages
+    WHERE body <> '' AND room_id BETWEEN 1 AND 2147483647 AND seq BETWEEN 0 AND 4294967295;

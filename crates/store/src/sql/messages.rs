@@ -66,31 +66,7 @@ where
     }
 
     async fn search_messages(&self, request: SearchRequest<'_>) -> StoreResult<Vec<Message>> {
-        // Membership is joined in the read itself: a room left, or a member
-        // removed, is not searched from then on.
-        let sql = format!(
-            "SELECT {} FROM {}
-             JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $2
-             WHERE {} AND m.deleted_at IS NULL AND m.created_at < $3
-               AND ($4 = 0 OR m.room_id = $4)
-             ORDER BY {}, m.created_at DESC, m.room_id, m.seq DESC
-             LIMIT $5 OFFSET $6",
-            MESSAGE_COLUMNS,
-            E::SEARCH_FROM,
-            E::SEARCH_MATCH,
-            E::SEARCH_RANK
-        );
-        let rows = sqlx::query(&sql)
-            .bind(E::search_expression(request.terms))
-            .bind(request.reader.0)
-            .bind(request.before.0)
-            .bind(request.room.map_or(0, |room| room.0))
-            .bind(i64::from(request.limit))
-            .bind(i64::from(request.offset))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(decode::message).collect()
+        self.engine.search(self, request).await
     }
 
     async fn message(&self, room: RoomId, seq: u64) -> StoreResult<Option<Message>> {

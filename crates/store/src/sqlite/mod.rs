@@ -16,14 +16,15 @@ mod appender;
 mod checkpointer;
 mod connection;
 mod reader;
+mod search;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use palaver_domain::model::User;
-use palaver_domain::store::{Appended, NewMessage, SearchTerms, Store, StoreError, StoreResult};
+use palaver_domain::model::{Message, User};
+use palaver_domain::store::{Appended, NewMessage, SearchRequest, Store, StoreError, StoreResult};
 use palaver_domain::{RoomId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -146,27 +147,18 @@ impl Engine for SqliteEngine {
     const SKIP_LOCKED: &'static str = "";
     /// SQLite's `synchronous` is per connection, not per transaction.
     const RELAXED_COMMIT: &'static str = "";
-    /// The index's rowid names its message (migrations/sqlite/0013_search.sql).
-    const SEARCH_FROM: &'static str = "messages_search s JOIN messages m \
-        ON m.room_id = (s.rowid >> 32) AND m.seq = (s.rowid & 4294967295)";
-    const SEARCH_MATCH: &'static str = "messages_search MATCH $1";
-    /// bm25 is lower for a better match.
-    const SEARCH_RANK: &'static str = "bm25(messages_search)";
-
-    fn search_expression(terms: &SearchTerms) -> String {
-        let terms: Vec<String> = (terms.terms().iter())
-            .map(|term| match term.prefix {
-                true => format!("\"{}\"*", term.word),
-                false => format!("\"{}\"", term.word),
-            })
-            .collect();
-        terms.join(" AND ")
-    }
-
     type WriteTurn = tokio::sync::OwnedMutexGuard<()>;
 
     async fn write_turn(&self) -> Self::WriteTurn {
         self.write_turn.clone().lock_owned().await
+    }
+
+    async fn search(
+        &self,
+        store: &SqliteStore,
+        request: SearchRequest<'_>,
+    ) -> StoreResult<Vec<Message>> {
+        search::search(store, request).await
     }
 
     /// On the appender's thread, in the write turn.
