@@ -40,6 +40,20 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+/// What a search asks for, as the caller gave it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchAsked<'a> {
+    /// The words (`search::SearchTerms::parse`).
+    pub query: &'a str,
+    /// Only this room.
+    pub room: Option<RoomId>,
+    /// Only messages sent before this.
+    pub before: Option<Timestamp>,
+    /// Results skipped: the `next` of the previous page.
+    pub offset: Option<u32>,
+    pub limit: Option<u32>,
+}
+
 /// Search results, best first.
 #[derive(Debug, Clone)]
 pub struct SearchPage {
@@ -256,13 +270,16 @@ impl Messages {
     pub async fn search(
         &self,
         reader: UserId,
-        query: &str,
-        room: Option<RoomId>,
-        before: Option<Timestamp>,
-        offset: Option<u32>,
-        limit: Option<u32>,
+        asked: SearchAsked<'_>,
         from: ClientAddr,
     ) -> Result<SearchPage> {
+        let SearchAsked {
+            query,
+            room,
+            before,
+            offset,
+            limit,
+        } = asked;
         self.throttles
             .charge(Operation::Search, Caller::user(reader).from(from))?;
         let terms = search::SearchTerms::parse(query)?;

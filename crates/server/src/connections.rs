@@ -136,7 +136,7 @@ pub async fn serve(
                     .increment(1);
                 let unanswered = tls.is_some() && {
                     tls_refused += 1;
-                    if tls_refused % TLS_REFUSAL_KEYS_SWEEP_EVERY == 0 {
+                    if tls_refused.is_multiple_of(TLS_REFUSAL_KEYS_SWEEP_EVERY) {
                         tls_refusals_per_address.retain_recent();
                         tls_refusals_per_address.shrink_to_fit();
                     }

@@ -2,7 +2,7 @@
 //! `/api/v1/rooms/{id}/messages` and `PUT /api/v1/rooms/{id}/read`.
 
 use palaver_domain::error::Error;
-use palaver_domain::messages::HistoryRange;
+use palaver_domain::messages::{HistoryRange, SearchAsked};
 use palaver_domain::time::Timestamp;
 use palaver_domain::RoomId;
 use palaver_grpc::records;
@@ -110,11 +110,13 @@ impl Messages for MessagesApi {
             .messages
             .search(
                 user,
-                &req.query,
-                req.room_id.map(RoomId),
-                before,
-                offset,
-                limit,
+                SearchAsked {
+                    query: &req.query,
+                    room: req.room_id.map(RoomId),
+                    before,
+                    offset,
+                    limit,
+                },
                 from,
             )
             .await

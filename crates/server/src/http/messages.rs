@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use palaver_domain::error::Error;
-use palaver_domain::messages::HistoryRange;
+use palaver_domain::messages::{HistoryRange, SearchAsked};
 use palaver_domain::time::Timestamp;
 use palaver_domain::RoomId;
 use palaver_protocol::rest::admin::{ReportReceipt, ReportRequest};
@@ -204,11 +204,13 @@ pub async fn search(
         .messages
         .search(
             user,
-            &query.q,
-            query.room.map(RoomId),
-            before,
-            offset,
-            query.limit,
+            SearchAsked {
+                query: &query.q,
+                room: query.room.map(RoomId),
+                before,
+                offset,
+                limit: query.limit,
+            },
             from,
         )
         .await?;
