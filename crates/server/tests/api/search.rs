@@ -132,6 +132,17 @@ async fn edits_deletions_and_erasure_change_what_is_found_at_once() {
     assert_eq!(left.len(), 2);
     assert!(!left.contains(&(room.id, doomed.seq)));
 
+    // A deleted room's messages go with it, and a room made after it does
+    // not inherit them.
+    let doomed_room = app.room_with(&alice, &[]).await;
+    post(&alice, doomed_room.id, "zebra crossing").await;
+    assert_eq!(search(&alice, query("zebra")).await.results.len(), 1);
+    alice.client.delete_room(doomed_room.id).await.unwrap();
+    assert!(search(&alice, query("zebra")).await.results.is_empty());
+    let next_room = app.room_with(&alice, &[]).await;
+    post(&alice, next_room.id, "no animals here").await;
+    assert!(search(&alice, query("zebra")).await.results.is_empty());
+
     // Bob erases what he wrote as he deletes his account.
     bob.client.delete_account(PASSWORD, true).await.unwrap();
     let left = found(&search(&alice, query("harbour")).await);
