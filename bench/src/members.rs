@@ -1,7 +1,7 @@
 //! Setting up rooms full of members on any server under test, and
 //! connecting them. Palaver's setup uses its real REST API (register, login,
-//! create, join); the baseline and Node's socket.io server have no accounts,
-//! so members just name their room.
+//! create, join); the baseline and Node's socket.io and ws servers have no
+//! accounts, so members just name their room.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -56,7 +56,7 @@ pub async fn setup(
                 })
                 .collect())
         }
-        Kind::Baseline => {
+        Kind::Baseline | Kind::NodeWs => {
             let offset = room_offset_for(tag);
             Ok((0..rooms * members)
                 .map(|n| {

@@ -5,6 +5,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
+/// The servers of the fan-out, latency and connections scenarios, in the
+/// order their rows are written (Node's ws server only when it was given).
+const SERVERS: [&str; 3] = ["baseline", "palaver", "node-ws"];
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
 }
@@ -128,7 +132,7 @@ pub fn tables(records: &[Value]) -> String {
     md.push_str("| rooms × members | round | target | deliveries/s | acked sends/s | lost | server CPU µs/delivery | server CPU s | load generator CPU s | deliveries ÷ baseline |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for shape in &shapes {
         let base = find(records, "fanout", "baseline", Some(shape));
-        for target in ["baseline", "palaver"] {
+        for target in SERVERS {
             for r in find(records, "fanout", target, Some(shape)) {
                 let rep = &r["report"];
                 let base_deliveries =
@@ -151,7 +155,7 @@ pub fn tables(records: &[Value]) -> String {
     md.push_str("\n### Latency at fixed rates (send → each receipt): medians of the rounds\n\n");
     md.push_str("| rooms × members | target | offered deliveries/s | rounds | achieved deliveries/s | p50 ms | p99 ms | p99 of each round, ms |\n|---|---|---|---|---|---|---|---|\n");
     for shape in &shapes {
-        for target in ["baseline", "palaver"] {
+        for target in SERVERS {
             for level in levels(records, shape) {
                 let runs = at_level(records, target, shape, level);
                 if runs.is_empty() {
@@ -176,7 +180,7 @@ pub fn tables(records: &[Value]) -> String {
     md.push_str("\n### Latency at fixed rates: every run\n\n");
     md.push_str("| rooms × members | target | offered deliveries/s | round | achieved deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for shape in &shapes {
-        for target in ["baseline", "palaver"] {
+        for target in SERVERS {
             for r in find(records, "latency", target, Some(shape)) {
                 let rep = &r["report"];
                 let _ = writeln!(
@@ -196,7 +200,7 @@ pub fn tables(records: &[Value]) -> String {
     }
     md.push_str("\n### Idle authenticated connections\n\n");
     md.push_str("| target | connections | set up per second | server RSS per connection | received the final message | lost |\n|---|---|---|---|---|---|\n");
-    for target in ["baseline", "palaver"] {
+    for target in SERVERS {
         for r in find(records, "connections", target, None) {
             let rep = &r["report"];
             let _ = writeln!(
@@ -224,11 +228,87 @@ pub fn tables(records: &[Value]) -> String {
             rep["lost"]
         );
     }
+    ws_tables(&mut md, records);
     transport_tables(&mut md, records);
     socketio_tables(&mut md, records);
     memory_tables(&mut md, records);
     cluster_tables(&mut md, records);
     md
+}
+
+/// Palaver beside Node's ws server, in the same run: per shape, CPU per
+/// delivery and latency at each level run in rounds (the everyday load) and
+/// at saturation, and connections; ratios are Palaver's figure over ws's of
+/// the same round, then their median.
+fn ws_tables(md: &mut String, records: &[Value]) {
+    if !records.iter().any(|r| r["target"] == "node-ws") {
+        return;
+    }
+    md.push_str("\n### Palaver beside Node's ws server\n\n");
+    md.push_str("Medians of the rounds; ratios are medians of each round's Palaver ÷ ws.\n\n");
+    md.push_str("| rooms × members | load | ws CPU µs/delivery | Palaver CPU µs/delivery | CPU ratio | ws p50 ms | Palaver p50 ms | ws p99 ms | Palaver p99 ms | deliveries ratio |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut shapes: Vec<String> = records
+        .iter()
+        .filter(|r| r["scenario"] == "fanout" && r["target"] == "node-ws")
+        .filter_map(|r| r["shape"].as_str().map(str::to_owned))
+        .collect();
+    shapes.dedup();
+    let per_round = |palaver: &[&Value], ws: &[&Value], figure: &str| -> f64 {
+        let ratios: Vec<f64> = palaver
+            .iter()
+            .filter_map(|p| {
+                let w = f(&same_round(ws, p)?["report"][figure]);
+                (w > 0.0).then(|| f(&p["report"][figure]) / w)
+            })
+            .collect();
+        median(&ratios)
+    };
+    for shape in &shapes {
+        let mut loads: Vec<(String, Vec<&Value>, Vec<&Value>)> = levels(records, shape)
+            .into_iter()
+            .map(|level| {
+                (
+                    format!("{level:.0} deliveries/s"),
+                    at_level(records, "palaver", shape, level),
+                    at_level(records, "node-ws", shape, level),
+                )
+            })
+            // Levels run once are fractions of Palaver's own maximum, not
+            // the same offered load for both; the rounds are the fixed level.
+            .filter(|(_, palaver, ws)| palaver.len() > 1 && !ws.is_empty())
+            .collect();
+        loads.push((
+            "saturated".into(),
+            find(records, "fanout", "palaver", Some(shape)),
+            find(records, "fanout", "node-ws", Some(shape)),
+        ));
+        for (load, palaver, ws) in loads {
+            let _ = writeln!(
+                md,
+                "| {shape} | {load} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                median(&figures(&ws, "server_us_per_delivery")),
+                median(&figures(&palaver, "server_us_per_delivery")),
+                per_round(&palaver, &ws, "server_us_per_delivery"),
+                median(&figures(&ws, "p50_ms")),
+                median(&figures(&palaver, "p50_ms")),
+                median(&figures(&ws, "p99_ms")),
+                median(&figures(&palaver, "p99_ms")),
+                per_round(&palaver, &ws, "deliveries_per_sec"),
+            );
+        }
+    }
+    let conns = |target: &str| find(records, "connections", target, None);
+    let (palaver, ws) = (conns("palaver"), conns("node-ws"));
+    if !palaver.is_empty() && !ws.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nConnections set up per second: Palaver {:.0}, ws {:.0} (Palaver ÷ ws {:.2}).",
+            median(&figures(&palaver, "connections_per_sec")),
+            median(&figures(&ws, "connections_per_sec")),
+            median(&figures(&palaver, "connections_per_sec"))
+                / median(&figures(&ws, "connections_per_sec")).max(f64::MIN_POSITIVE),
+        );
+    }
 }
 
 /// The Socket.IO fan-out: Palaver beside Node's socket.io server (and

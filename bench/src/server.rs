@@ -23,6 +23,8 @@ pub enum Kind {
     Baseline,
     /// Node's own socket.io server (bench/node/socketio-server.mjs).
     NodeSocketIo,
+    /// Node's `ws` server speaking the baseline's frames (bench/node/ws-server.mjs).
+    NodeWs,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::Palaver => "palaver",
             Kind::Baseline => "baseline",
             Kind::NodeSocketIo => "node-socketio",
+            Kind::NodeWs => "node-ws",
         }
     }
 }
@@ -84,7 +87,7 @@ impl ServerProcess {
     ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let mut command = wrapped_command(&place.wrapper, core, bin);
-        if kind == Kind::NodeSocketIo {
+        if matches!(kind, Kind::NodeSocketIo | Kind::NodeWs) {
             command.args(args).env("NODE_ENV", "production");
         }
         if kind == Kind::Palaver {

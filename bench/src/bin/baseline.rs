@@ -74,8 +74,10 @@ async fn upgrade(
     Query(params): Query<Params>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    // The same read buffer as Palaver (see its ws.rs): the ratio should measure
-    // what Palaver adds, not a library default (snapview/tungstenite-rs#547).
+    // A small read buffer, as Palaver's (its http/websocket.rs; 256 bytes
+    // there, 1 KiB here so that ratios stay comparable across builds): the
+    // ratio should measure what Palaver adds, not a library default
+    // (snapview/tungstenite-rs#547).
     ws.read_buffer_size(1024)
         .on_upgrade(move |socket| session(socket, rooms, params))
 }

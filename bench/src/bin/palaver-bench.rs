@@ -133,7 +133,12 @@ struct SuiteArgs {
     /// scenario; without it, Palaver's side is measured alone.
     #[arg(long)]
     node_socketio_server: Option<PathBuf>,
-    /// The Node.js that runs `--node-socketio-server`.
+    /// Node's `ws` server script (what `scripts/bench-node ws` prints): a
+    /// third server beside the baseline and Palaver in the fanout, latency
+    /// and connections scenarios, and a row of memory per connection.
+    #[arg(long)]
+    node_ws_server: Option<PathBuf>,
+    /// The Node.js that runs `--node-socketio-server` and `--node-ws-server`.
     #[arg(long, default_value = "node")]
     node_bin: PathBuf,
 }
@@ -304,10 +309,11 @@ async fn suite(args: SuiteArgs) -> anyhow::Result<()> {
         "open-file limit {fd_limit} is too low for {} connections",
         sizes.connections
     );
-    let servers = [
+    let mut servers = vec![
         ServerProcess::start(Kind::Baseline, &args.baseline_bin, args.server_core, &[]).await?,
         ServerProcess::start(Kind::Palaver, &args.palaver_bin, args.server_core, &[]).await?,
     ];
+    servers.extend(node_server(&args, Kind::NodeWs).await?);
     let mut records: Vec<Value> = Vec::new();
     let mut emit = |record: Value| {
         println!("{record}");
@@ -457,19 +463,19 @@ async fn idle_connections(
     connections::run(server, &people, transport, 256, sizes.settle).await
 }
 
-/// Node's socket.io server (`--node-socketio-server`), if given.
-async fn node_socketio(args: &SuiteArgs) -> anyhow::Result<Option<ServerProcess>> {
-    let Some(script) = &args.node_socketio_server else {
+/// Node's socket.io server (`--node-socketio-server`) or ws server
+/// (`--node-ws-server`), started if given.
+async fn node_server(args: &SuiteArgs, kind: Kind) -> anyhow::Result<Option<ServerProcess>> {
+    let script = match kind {
+        Kind::NodeSocketIo => &args.node_socketio_server,
+        Kind::NodeWs => &args.node_ws_server,
+        Kind::Palaver | Kind::Baseline => &None,
+    };
+    let Some(script) = script else {
         return Ok(None);
     };
     let script = vec![script.to_string_lossy().into_owned()];
-    let server = ServerProcess::start(
-        Kind::NodeSocketIo,
-        &args.node_bin,
-        args.server_core,
-        &script,
-    )
-    .await?;
+    let server = ServerProcess::start(kind, &args.node_bin, args.server_core, &script).await?;
     Ok(Some(server))
 }
 
@@ -484,7 +490,7 @@ async fn socketio_scenario(
     palaver: &ServerProcess,
     sizes: &Sizes,
 ) -> anyhow::Result<Vec<Value>> {
-    let node = node_socketio(args).await?;
+    let node = node_server(args, Kind::NodeSocketIo).await?;
     let mut records = Vec::new();
     if node.is_none() {
         records.push(json!({"scenario": "socketio-node", "skipped":
@@ -524,8 +530,8 @@ async fn socketio_scenario(
 /// Server memory per idle authenticated connection over each of Palaver's
 /// transports, each measured on a server of its own started for it (freed
 /// heap from an earlier measurement would absorb part of the next one's
-/// growth), transports in turn within each round; and Node's socket.io
-/// server the same way, when given.
+/// growth), transports in turn within each round; and Node's socket.io and
+/// ws servers the same way, when given.
 async fn memory_by_transport(args: &SuiteArgs, sizes: &Sizes) -> anyhow::Result<Vec<Value>> {
     let mut records = Vec::new();
     for round in 1..=sizes.memory_rounds {
@@ -539,12 +545,17 @@ async fn memory_by_transport(args: &SuiteArgs, sizes: &Sizes) -> anyhow::Result<
                 "transport": transport.name(), "round": round, "report": report}),
             );
         }
-        if let Some(node) = node_socketio(args).await? {
-            let report = idle_connections(&node, "mem", sizes, Transport::SocketIo).await?;
-            records.push(
-                json!({"scenario": "transport-connections", "target": node.kind.name(),
-                "transport": "socketio", "round": round, "report": report}),
-            );
+        for (kind, transport) in [
+            (Kind::NodeSocketIo, Transport::SocketIo),
+            (Kind::NodeWs, Transport::WebSocket),
+        ] {
+            if let Some(node) = node_server(args, kind).await? {
+                let report = idle_connections(&node, "mem", sizes, transport).await?;
+                records.push(
+                    json!({"scenario": "transport-connections", "target": node.kind.name(),
+                    "transport": transport.name(), "round": round, "report": report}),
+                );
+            }
         }
     }
     Ok(records)

@@ -3,7 +3,9 @@
 //! A single task owns the transport and `select!`s over: the stop signal
 //! (shutdown, slow consumer), finished requests (acks), the hub queue, and
 //! client frames. One task (not a reader and a writer) keeps an idle
-//! connection small.
+//! connection small, and so does what that task holds: the session's state in
+//! a box, the wait, and nothing of the handling, which each wakeup runs in a
+//! boxed future of its own.
 //!
 //! - `positions.rs`: the per-room delivery state (dedupe, gaps, resume), pure;
 //! - `requests.rs`: client frames → domain calls;
@@ -27,7 +29,7 @@ use futures::{SinkExt, StreamExt};
 use palaver_domain::model::User;
 use palaver_domain::throttle::{ClientAddr, Limit, RateLimit, SingleThrottle};
 use palaver_domain::tokens::Bearer;
-use palaver_domain::{Error, RoomId, Services};
+use palaver_domain::{Error, RoomId, Services, UserId};
 use palaver_protocol::close_code::CloseReason;
 use palaver_protocol::ws::ServerFrame;
 
@@ -144,13 +146,43 @@ pub async fn admit(
 
 /// Serves an admitted connection until either side ends it. `resume`:
 /// positions sent with the authentication, replayed before live delivery.
-pub async fn run<T: Transport>(
+///
+/// The returned future lives as long as the connection (it is most of its
+/// task), so what it holds is boxed once, here: an async function holds each
+/// argument for its whole life beside whatever the argument was moved into,
+/// and a transport by value would be held twice or more, each copy the size
+/// of its codec state. The future itself then holds a few pointers and the
+/// wait of `Session::serve`.
+pub fn run<T: Transport>(
     transport: T,
     deps: SessionDeps,
-    mut admission: Admission,
+    admission: Admission,
     resume: Option<BTreeMap<String, u64>>,
-) {
-    let mut transport = WriteDeadline::new(transport, deps.write_timeout);
+) -> impl std::future::Future<Output = ()> {
+    let transport = WriteDeadline::new(Box::new(transport), deps.write_timeout);
+    run_boxed(Box::new(Starting {
+        transport,
+        deps,
+        admission,
+        resume,
+    }))
+}
+
+/// What a session starts from, boxed by [`run`].
+struct Starting<T> {
+    transport: WriteDeadline<Box<T>>,
+    deps: SessionDeps,
+    admission: Admission,
+    resume: Option<BTreeMap<String, u64>>,
+}
+
+async fn run_boxed<T: Transport>(starting: Box<Starting<T>>) {
+    let Starting {
+        mut transport,
+        deps,
+        mut admission,
+        resume,
+    } = *starting;
     let _counted = Counted::new(admission.transport);
     let (conn, queue) = admission
         .registered
@@ -171,24 +203,25 @@ pub async fn run<T: Transport>(
             return;
         }
     };
-    let mut session = Session {
+    let mut session = Box::new(Session {
         requests: Requests::new(deps.services.clone(), user.id),
         frame_limit: SingleThrottle::new(Limit::FramesPerConnection.name(), deps.frame_rate),
         transport,
         deps,
-        user,
+        user: user.id,
         conn,
         queue,
         positions: Positions::default(),
         announced: false,
-    };
-    let ended = match Box::pin(session.start(rooms_before, resume)).await {
+        _admission: admission,
+    });
+    let ended = match Box::pin(session.start(user, rooms_before, resume)).await {
         Ok(()) => session.serve().await,
         Err(end) => end,
     };
     let rooms = session.deps.hub.unregister(&session.conn);
     if session.announced {
-        session.deps.presence.disconnected(session.user.id, rooms);
+        session.deps.presence.disconnected(session.user, rooms);
     }
     if let End::Close(reason) = ended {
         Box::pin(close(&mut session.transport, reason)).await;
@@ -226,6 +259,16 @@ impl Drop for Counted {
     }
 }
 
+/// What woke an idle session.
+enum Event {
+    /// A request finished, with its answer if it has one.
+    Answered(Option<Outgoing>),
+    /// The hub queued something for the client.
+    Queued(Outbound),
+    /// The client sent something, or left (`None`).
+    Incoming(Option<Inbound>),
+}
+
 /// Why the session loop stopped.
 enum End {
     /// Close the connection for this reason.
@@ -235,9 +278,10 @@ enum End {
 }
 
 struct Session<T> {
-    transport: WriteDeadline<T>,
+    transport: WriteDeadline<Box<T>>,
     deps: SessionDeps,
-    user: User,
+    /// Who is connected; the rest of their record is needed only for `ready`.
+    user: UserId,
     conn: Arc<Connection>,
     queue: QueueReceiver<Outbound>,
     positions: Positions,
@@ -245,12 +289,15 @@ struct Session<T> {
     frame_limit: SingleThrottle,
     /// Counted by presence, so its end is counted too.
     announced: bool,
+    /// Its place in the session quota, given back when the session ends.
+    _admission: Admission,
 }
 
 impl<T: Transport> Session<T> {
     /// Follows the user's rooms, sends `ready`, applies an initial resume.
     async fn start(
         &mut self,
+        user: User,
         before: Vec<(RoomId, u64)>,
         resume: Option<BTreeMap<String, u64>>,
     ) -> Result<(), End> {
@@ -265,7 +312,7 @@ impl<T: Transport> Session<T> {
             .deps
             .services
             .rooms
-            .positions(self.user.id)
+            .positions(self.user)
             .await
             .map_err(|_| End::Close(CloseReason::StoreUnavailable))?;
         for (room, last_seq) in &positions {
@@ -277,12 +324,10 @@ impl<T: Transport> Session<T> {
                 hub.unfollow(&self.conn, *room);
             }
         }
-        for frame in frames::ready(&self.user, &positions) {
+        for frame in frames::ready(&user, &positions) {
             self.send(Outgoing::Frame(frame)).await?;
         }
-        self.deps
-            .presence
-            .connected(self.user.id, self.conn.rooms());
+        self.deps.presence.connected(self.user, self.conn.rooms());
         self.announced = true;
         if let Some(rooms) = resume {
             self.resume(rooms, None).await?;
@@ -296,7 +341,7 @@ impl<T: Transport> Session<T> {
         let stopped = conn.stop.raised();
         tokio::pin!(stopped);
         loop {
-            let step = tokio::select! {
+            let event = tokio::select! {
                 biased;
                 reason = &mut stopped => return match reason {
                     StopReason::Shutdown => Box::pin(self.drain_for_shutdown()).await,
@@ -304,24 +349,37 @@ impl<T: Transport> Session<T> {
                     StopReason::SessionEnded => End::Close(CloseReason::SessionEnded),
                 },
                 reply = self.requests.next(), if !self.requests.is_empty() => {
-                    self.answer_requests(reply).await
+                    Event::Answered(reply)
                 }
                 item = self.queue.recv() => match item {
-                    Some(item) => {
-                        if self.writer_is_committing() {
-                            tokio::task::yield_now().await;
-                        }
-                        self.deliver_batch(item).await
-                    }
+                    Some(item) => Event::Queued(item),
                     None => return End::Gone,
                 },
                 incoming = self.transport.next(), if self.requests.len() < MAX_IN_FLIGHT_SENDS => {
-                    self.on_incoming(incoming).await
+                    Event::Incoming(incoming)
                 }
             };
-            if let Err(end) = step {
+            // Boxed: an idle connection's task then holds this wait and no
+            // more. Inline, the task would be as large as the largest state
+            // of any handling (writes under way, frames being built): about
+            // 5 KiB per connection, idle or not, against one short-lived
+            // allocation per wakeup.
+            if let Err(end) = Box::pin(self.handle(event)).await {
                 return end;
             }
+        }
+    }
+
+    async fn handle(&mut self, event: Event) -> Result<(), End> {
+        match event {
+            Event::Answered(reply) => self.answer_requests(reply).await,
+            Event::Queued(item) => {
+                if self.writer_is_committing() {
+                    tokio::task::yield_now().await;
+                }
+                self.deliver_batch(item).await
+            }
+            Event::Incoming(incoming) => self.on_incoming(incoming).await,
         }
     }
 

@@ -134,7 +134,10 @@ async fn serve(mut socket: WebSocket, state: AppState, from: ClientAddr, bearer:
         return;
     }
     let transport = SignalRTransport::new(socket, limits, &leftover);
-    session::run(transport, deps, admission, None).await;
+    // A task of its own, so the upgrade's ends (as in `ws.rs`).
+    state
+        .sessions
+        .spawn(session::run(transport, deps, admission, None));
 }
 
 /// Reads the handshake within the authentication timeout; what followed it

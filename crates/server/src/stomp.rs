@@ -125,7 +125,12 @@ async fn serve(mut socket: WebSocket, state: AppState, from: ClientAddr, tokens:
     );
     let deps = state.session_deps();
     match Box::pin(session::admit(&deps, bearer, from, TransportKind::Stomp)).await {
-        Ok(admission) => session::run(transport, deps, admission, None).await,
+        Ok(admission) => {
+            // A task of its own, so the upgrade's ends (as in `ws.rs`).
+            state
+                .sessions
+                .spawn(session::run(transport, deps, admission, None));
+        }
         Err(reason) => session::close(&mut transport, reason).await,
     }
 }

@@ -68,7 +68,13 @@ async fn serve(
             let deps = state.session_deps();
             let kind = session::TransportKind::WebSocket;
             match Box::pin(session::admit(&deps, auth.bearer, from, kind)).await {
-                Ok(admission) => session::run(transport, deps, admission, auth.resume).await,
+                Ok(admission) => {
+                    // A task of its own: the upgrade's task (axum's state for
+                    // the upgrade, the authentication's) ends here instead of
+                    // staying under the session for the connection's life.
+                    let run = session::run(transport, deps, admission, auth.resume);
+                    state.sessions.spawn(run);
+                }
                 Err(reason) => session::close(&mut transport, reason).await,
             }
         }

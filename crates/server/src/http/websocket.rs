@@ -7,10 +7,13 @@ use crate::config::Settings;
 
 /// tungstenite zero-fills its read buffer up to this size before *every* read
 /// (snapview/tungstenite-rs#547): with the 128 KiB default that is a 128 KiB
-/// memset per socket poll and 128 KiB of RSS per idle connection. Chat frames
-/// are small; a larger frame grows the buffer on demand (tungstenite reserves
-/// the frame's length once its header is read), up to the frame limit.
-const READ_BUFFER_BYTES: usize = 1024;
+/// memset per socket poll and 128 KiB of RSS per idle connection. The buffer
+/// is allocated with the socket and kept for its life, idle or not: at 256
+/// bytes it is a sixteenth of an idle connection's 4 KiB budget, and a send of
+/// a chat line (about 100 bytes of frame around its body) fits in one read. A
+/// larger frame grows the buffer on demand (tungstenite reserves the frame's
+/// length once its header is read), up to the frame limit.
+const READ_BUFFER_BYTES: usize = 256;
 
 /// `ws` with the frame limit of `settings` and the small read buffer.
 pub(crate) fn realtime_upgrade(ws: WebSocketUpgrade, settings: &Settings) -> WebSocketUpgrade {

@@ -87,7 +87,7 @@ impl<T: Transport> Session<T> {
         after: u64,
         limit: u32,
     ) -> impl Future<Output = palaver_domain::Result<Vec<Message>>> + Send + 'static {
-        let (services, user) = (self.deps.services.clone(), self.user.id);
+        let (services, user) = (self.deps.services.clone(), self.user);
         async move { services.messages.catch_up(user, room, after, limit).await }
     }
 }

@@ -44,8 +44,9 @@ pub struct Requests {
     user: UserId,
     /// Each yields its answer, if it has one: a frame (an ack, an error), or
     /// `Done` for a success whose news is the event every member receives
-    /// (edits, deletes, typing and read markers named by a `ref`).
-    in_flight: FuturesUnordered<BoxFuture<'static, Option<Outgoing>>>,
+    /// (edits, deletes, typing and read markers named by a `ref`). Made at
+    /// the first request: a connection that only listens never allocates it.
+    in_flight: Option<FuturesUnordered<BoxFuture<'static, Option<Outgoing>>>>,
     typing: TypingLimit,
 }
 
@@ -54,23 +55,32 @@ impl Requests {
         Self {
             services,
             user,
-            in_flight: FuturesUnordered::new(),
+            in_flight: None,
             typing: TypingLimit::default(),
         }
     }
 
+    /// The requests in flight, made at the first.
+    fn running(&mut self) -> &mut FuturesUnordered<BoxFuture<'static, Option<Outgoing>>> {
+        self.in_flight.get_or_insert_with(FuturesUnordered::new)
+    }
+
     pub fn len(&self) -> usize {
-        self.in_flight.len()
+        self.in_flight.as_ref().map_or(0, FuturesUnordered::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.in_flight.is_empty()
+        self.len() == 0
     }
 
     /// The next finished request's answer (`None` inside: it has none).
     /// Never resolves while nothing is in flight.
     pub async fn next(&mut self) -> Option<Outgoing> {
-        match self.in_flight.next().await {
+        let next = match &mut self.in_flight {
+            Some(in_flight) => in_flight.next().await,
+            None => None,
+        };
+        match next {
             Some(reply) => reply,
             None => std::future::pending().await,
         }
@@ -78,7 +88,7 @@ impl Requests {
 
     /// A request that already finished, if any: `Some(reply)`.
     pub fn next_finished(&mut self) -> Option<Option<Outgoing>> {
-        self.in_flight.next().now_or_never().flatten()
+        self.in_flight.as_mut()?.next().now_or_never().flatten()
     }
 
     pub fn start(&mut self, frame: ClientFrame) -> Immediate {
@@ -89,7 +99,7 @@ impl Requests {
                 body,
                 client_id,
                 reply_to,
-            } => self.in_flight.push(
+            } => self.running().push(
                 async move {
                     let posted = services
                         .messages
@@ -166,7 +176,7 @@ impl Requests {
         reference: Option<String>,
         work: impl Future<Output = palaver_domain::Result<()>> + Send + 'static,
     ) {
-        self.in_flight.push(
+        self.running().push(
             async move {
                 match work.await {
                     Ok(()) => reference.map(Outgoing::Done),
