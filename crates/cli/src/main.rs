@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use palaver_client::types::search::SearchQuery;
-use palaver_client::types::HistoryQuery;
+use palaver_client::types::{HistoryQuery, Message};
 use palaver_client::{Client, ClientError, Transport, Trust};
 
 use crate::credentials::{Credentials, SignIn};
@@ -292,19 +292,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 limit: Some(limit),
             };
             for message in client.history(room, &query).await?.messages {
-                if json {
-                    println!("{}", sanitize::json(&message));
-                } else {
-                    println!(
-                        "{}",
-                        tail::line(
-                            message.room_id,
-                            message.seq,
-                            message.sender_id,
-                            &message.body
-                        )
-                    );
-                }
+                print_message(&message, json);
             }
         }
         Command::Send { room, text } => {
@@ -333,20 +321,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 ..SearchQuery::default()
             };
             for result in client.search(&query).await?.results {
-                let message = result.message;
-                if json {
-                    println!("{}", sanitize::json(&message));
-                } else {
-                    println!(
-                        "{}",
-                        tail::line(
-                            message.room_id,
-                            message.seq,
-                            message.sender_id,
-                            &message.body
-                        )
-                    );
-                }
+                print_message(&result.message, json);
             }
         }
         Command::Report { room, seq, reason } => {
@@ -376,6 +351,21 @@ async fn signed_in(path: &std::path::Path, server: &str, trust: Trust) -> Result
         Ok(_) => Ok(sign_in),
         Err(ClientError::Api { status: 401, .. }) => Err(Failure::NotSignedIn),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// One message on a line of its own, as `tail` prints it (or as JSON).
+fn print_message(message: &Message, json: bool) {
+    if json {
+        println!("{}", sanitize::json(message));
+    } else {
+        let line = tail::line(
+            message.room_id,
+            message.seq,
+            message.sender_id,
+            &message.body,
+        );
+        println!("{line}");
     }
 }
 
