@@ -10,39 +10,20 @@ use std::sync::Arc;
 
 use palaver_domain::admin::{Actor, AdminAction, AuditTarget, ReportOutcome};
 use palaver_domain::events::DomainEvent;
-use palaver_domain::model::{Role, User};
+use palaver_domain::model::Role;
 use palaver_domain::store::{
-    AdminAct, AdminChange, AdminDone, AdminRefusal, NewMessage, NewReport, NewRoom, NewSession,
-    NewUser, ReportFiled, ReportFilter, Store,
+    AdminAct, AdminChange, AdminDone, AdminRefusal, NewMessage, NewReport, ReportFiled,
+    ReportFilter, Store,
 };
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
-use palaver_store::{PostgresStore, SqliteStore, StoreOptions};
-use sqlx::Connection;
 
-/// Each check, on a fresh SQLite file and a fresh PostgreSQL database.
-macro_rules! on_both_engines {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let (_dir, store) = super::sqlite().await;
-                super::$check(Arc::new(store)).await;
-            })*
-            use super::Arc;
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let store = super::postgres(stringify!($check)).await;
-                super::$check(Arc::new(store)).await;
-            })*
-            use super::Arc;
-        }
-    };
-}
+mod common;
+
+use common::{on_both_engines, room, session, user};
 
 on_both_engines!(
+    "palaver_admin":
     a_revoked_or_suspended_admin_acts_no_more,
     a_suspension_ends_every_session_and_admits_none_until_it_ends,
     no_login_racing_a_suspension_leaves_a_live_session,
@@ -50,66 +31,6 @@ on_both_engines!(
     reports_are_filed_by_members_once_and_resolved_together,
     every_action_is_audited_with_its_events_and_a_refused_one_is_not,
 );
-
-async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
-        .await
-        .unwrap();
-    (dir, store)
-}
-
-/// A store on a database of its own on the test server, recreated for each check.
-async fn postgres(check: &str) -> PostgresStore {
-    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
-        .expect("PALAVER_TEST_POSTGRES_URL names a PostgreSQL server (./scripts/test sets it)");
-    let name = format!("palaver_admin_{}", &check[..check.len().min(40)]);
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(&sql).execute(&mut admin).await.unwrap();
-    }
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&name);
-    PostgresStore::open(url.as_str(), &StoreOptions::default())
-        .await
-        .unwrap()
-}
-
-async fn user(store: &dyn Store, name: &str) -> User {
-    let new = NewUser {
-        username: name.into(),
-        email: None,
-        display_name: name.into(),
-        password_hash: "x".into(),
-        created_at: Timestamp(0),
-    };
-    store.insert_user(new).await.unwrap()
-}
-
-async fn room(store: &dyn Store, owner: UserId, code: &str) -> RoomId {
-    let new = NewRoom {
-        name: "r".into(),
-        code: code.into(),
-        password_hash: None,
-        owner_id: owner,
-        created_at: Timestamp(0),
-    };
-    store.insert_room(new).await.unwrap().value.id
-}
-
-fn session(id: &str, user: UserId, at: i64) -> NewSession {
-    NewSession {
-        id: id.into(),
-        user_id: user,
-        token_hash: format!("hash of {id}"),
-        user_agent: None,
-        created_at: Timestamp(at),
-        expires_at: Timestamp(i64::MAX / 2),
-    }
-}
 
 async fn act(store: &dyn Store, actor: Actor, change: AdminChange, now: i64) -> AdminDone {
     store

@@ -6,39 +6,19 @@
 
 use std::sync::Arc;
 
-use palaver_domain::model::{Role, User};
+use palaver_domain::model::Role;
 use palaver_domain::store::{
-    AccountRemoval, LoginFailures, NewRoom, NewSession, NewUser, Refusal, Removal, Rotation, Store,
-    StoreError,
+    AccountRemoval, LoginFailures, Refusal, Removal, Rotation, Store, StoreError,
 };
 use palaver_domain::time::Timestamp;
-use palaver_domain::{RoomId, UserId};
-use palaver_store::{PostgresStore, SqliteStore, StoreOptions};
-use sqlx::Connection;
+use palaver_domain::UserId;
 
-/// Each check, on a fresh SQLite file and a fresh PostgreSQL database.
-macro_rules! on_both_engines {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let (_dir, store) = super::sqlite().await;
-                super::$check(Arc::new(store)).await;
-            })*
-            use super::Arc;
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let store = super::postgres(stringify!($check)).await;
-                super::$check(Arc::new(store)).await;
-            })*
-            use super::Arc;
-        }
-    };
-}
+mod common;
+
+use common::{on_both_engines, room, session, user};
 
 on_both_engines!(
+    "palaver_conditions":
     each_login_attempt_is_counted_and_sees_its_own_predecessor,
     of_two_transfers_at_once_one_is_refused,
     a_banned_or_deleted_user_is_not_added,
@@ -46,66 +26,6 @@ on_both_engines!(
     an_admin_demoted_or_removed_before_the_write_lifts_no_ban,
     no_session_is_made_or_refreshed_for_a_deleted_account,
 );
-
-async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default())
-        .await
-        .unwrap();
-    (dir, store)
-}
-
-/// A store on a database of its own on the test server, recreated for each check.
-async fn postgres(check: &str) -> PostgresStore {
-    let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
-        .expect("PALAVER_TEST_POSTGRES_URL names a PostgreSQL server (./scripts/test sets it)");
-    let name = format!("palaver_conditions_{}", &check[..check.len().min(40)]);
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(&sql).execute(&mut admin).await.unwrap();
-    }
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&name);
-    PostgresStore::open(url.as_str(), &StoreOptions::default())
-        .await
-        .unwrap()
-}
-
-async fn user(store: &dyn Store, name: &str) -> User {
-    let new = NewUser {
-        username: name.into(),
-        email: None,
-        display_name: name.into(),
-        password_hash: "x".into(),
-        created_at: Timestamp(0),
-    };
-    store.insert_user(new).await.unwrap()
-}
-
-async fn room(store: &dyn Store, owner: UserId, code: &str) -> RoomId {
-    let new = NewRoom {
-        name: "r".into(),
-        code: code.into(),
-        password_hash: None,
-        owner_id: owner,
-        created_at: Timestamp(0),
-    };
-    store.insert_room(new).await.unwrap().value.id
-}
-
-fn session(id: &str, user: UserId) -> NewSession {
-    NewSession {
-        id: id.into(),
-        user_id: user,
-        token_hash: format!("hash of {id}"),
-        user_agent: None,
-        created_at: Timestamp(1),
-        expires_at: Timestamp(i64::MAX / 2),
-    }
-}
 
 async fn each_login_attempt_is_counted_and_sees_its_own_predecessor(store: Arc<dyn Store>) {
     let subject = "alice 192.0.2.1";
@@ -376,7 +296,7 @@ async fn an_admin_demoted_or_removed_before_the_write_lifts_no_ban(store: Arc<dy
 async fn no_session_is_made_or_refreshed_for_a_deleted_account(store: Arc<dyn Store>) {
     let alice = user(&*store, "alice").await.id;
     assert!(store
-        .insert_session(session("before", alice))
+        .insert_session(session("before", alice, 1))
         .await
         .unwrap());
     let removal = AccountRemoval {
@@ -386,7 +306,10 @@ async fn no_session_is_made_or_refreshed_for_a_deleted_account(store: Arc<dyn St
         now: Timestamp(3),
     };
     store.delete_account(removal).await.unwrap().unwrap();
-    assert!(!store.insert_session(session("after", alice)).await.unwrap());
+    assert!(!store
+        .insert_session(session("after", alice, 1))
+        .await
+        .unwrap());
     assert!(!store
         .session_is_live(alice, "after", Timestamp(4))
         .await
