@@ -347,6 +347,7 @@ impl LinkSink {
                         body,
                         client_id: Some(client_id),
                         reply_to: None,
+                        attachments: Vec::new(),
                     })),
                 })
                 .await?),

@@ -119,7 +119,14 @@ pub async fn run(
                 sent += 1;
                 services
                     .messages
-                    .post(user, room, body.clone(), Some(format!("b{sent}")), None)
+                    .post(
+                        user,
+                        room,
+                        body.clone(),
+                        Some(format!("b{sent}")),
+                        None,
+                        Vec::new(),
+                    )
                     .await?;
                 acked_all.fetch_add(1, Ordering::Relaxed);
                 if now >= measure_from {

@@ -3,7 +3,8 @@
 //! - every message, client and server, into `palaver.v1.rs`;
 //! - the `Realtime` server alone into `encoded/palaver.v1.rs`, with
 //!   `ServerFrame` replaced by `EncodedServerFrame`, so that a frame shared by
-//!   many streams is encoded once and its bytes written to each.
+//!   many streams is encoded once and its bytes written to each, through
+//!   `RealtimeCodec`'s small buffers.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .out_dir(&encoded)
         .extern_path(".palaver.v1", "crate::v1")
         .extern_path(".palaver.v1.ServerFrame", "crate::EncodedServerFrame")
+        .codec_path("crate::RealtimeCodec")
         .compile_fds(realtime_only)?;
     Ok(())
 }

@@ -1,8 +1,12 @@
 // Two people chat through Palaver's web client in a real headless Chromium:
-// sign up, create and join a room, messages both ways, typing, unread badges,
+// sign up, create and join a room, messages both ways with their times under a
+// day separator (no raw seq shown), typing, unread badges, @mentions (suggested
+// from the members while typing, highlighted, told and counted in a badge),
 // edits, deletes, replies, presence, a direct message, a server restart with
 // a message sent while offline, token refresh, and logging out; signed in by
-// cookies no script can read; the settings (e-mail verified with the mailed
+// cookies no script can read; files attached by the picker and by dropping
+// (chips before sending, an image previewed, a download link that fetches the
+// bytes, a refusal for one too large, names shown as text); the settings (e-mail verified with the mailed
 // code, display name, the session list, log out everywhere, deleting an
 // account) and "Forgot password?" through to a new password, with the codes
 // taken from the mails the server wrote. Then, over https (a node serving
@@ -19,6 +23,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { deflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +38,8 @@ const TOKEN_TTL_SECS = 8;
 // The TLS node's name: not localhost, so the browser keeps `Secure` cookies
 // only over https. Chromium resolves it to 127.0.0.1 (--host-resolver-rules).
 const TLS_HOST = 'palaver.test';
+// The largest attachment the test's server takes (a bigger one shows the refusal).
+const MAX_ATTACHMENT_BYTES = 100_000;
 
 let step = 'starting';
 const log = (message) => console.log(`  ${message}`);
@@ -45,7 +52,11 @@ function remember(line) {
   trail.push(`${new Date().toISOString().slice(11, 23)} ${line}`);
   if (trail.length > TRAIL_LINES) trail.shift();
 }
+// The pages followed, by name: a failure report shows what each displayed.
+const followed = new Map();
+let shown = [];
 function followSockets(page, name) {
+  followed.set(name, page);
   page.on('websocket', (ws) => {
     remember(`${name} ws open ${ws.url()}`);
     ws.on('framesent', ({ payload }) => remember(`${name} -> ${String(payload).slice(0, 300)}`));
@@ -135,12 +146,133 @@ async function logIn(page, base, username) {
 }
 
 const message = (page, text) => page.locator('#messages li', { hasText: text });
-const roomButton = (page, name) => page.locator('#room-list button.room', { hasText: name });
+// By the room's name alone: a last message may hold another room's name.
+const roomButton = (page, name) => page.locator('#room-list button.room')
+  .filter({ has: page.locator('.name', { hasText: name }) });
 
 async function send(page, text) {
   const input = page.getByLabel('Message', { exact: true });
   await input.fill(text);
   await input.press('Enter');
+}
+
+/** A PNG of `width` × `height` pixels, a colour gradient (RGB, 8 bits). */
+function makePng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const typed = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(typed));
+    return Buffer.concat([length, typed, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < height; y += 1) {
+    rows.push(0); // no filter
+    for (let x = 0; x < width; x += 1) rows.push(40 + (x * 200) / width, 90 + (y * 120) / height, 200 - (x * 120) / width);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.from(rows))), chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Files: picked with the attach button (a chip each, one removed before
+ * sending), an image previewed for both users, a file dropped on the
+ * conversation and sent alone, its download link fetching its bytes, one
+ * too large refused with the server's reason; names shown as text. */
+async function attachments(alice, bob) {
+  step = 'attachments: picked with the attach button, shown as removable chips';
+  const png = makePng(160, 96);
+  const imageName = '<i>sunset.png';
+  const chooser = alice.waitForEvent('filechooser');
+  await alice.getByRole('button', { name: 'Attach files' }).click();
+  await (await chooser).setFiles([
+    { name: imageName, mimeType: 'image/png', buffer: png },
+    { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not this one') },
+  ]);
+  const chips = alice.locator('#chosen-files .chip');
+  await chips.filter({ hasText: 'notes.txt' }).waitFor();
+  check(await chips.count() === 2, `${await chips.count()} chips for two files`);
+  await alice.getByRole('button', { name: 'Remove notes.txt' }).click();
+  await chips.filter({ hasText: 'notes.txt' }).waitFor({ state: 'detached' });
+  await send(alice, 'the view from here');
+  await alice.locator('#chosen-files').waitFor({ state: 'hidden' }).catch(async (err) => {
+    throw new Error(`${err.message}\nshown: ${await alice.locator('#conversation-error').textContent()}`);
+  });
+  log('two files picked, one removed before sending');
+
+  step = 'attachments: an image is previewed, for the sender and another member';
+  for (const page of [alice, bob]) {
+    const item = message(page, 'the view from here');
+    const image = item.locator('.attachments img');
+    await image.waitFor();
+    await page.waitForFunction((element) => element.complete && element.naturalWidth > 0,
+      await image.elementHandle(), { timeout: WAIT });
+    const size = await image.evaluate((element) => [element.naturalWidth, element.naturalHeight]);
+    check(size[0] === 160 && size[1] === 96, `the preview is ${size.join('×')}`);
+    check(await item.locator('.attachments').count() === 1 && await item.locator('.attachments li').count() === 1,
+      'the removed file was sent too');
+    check(await item.locator('.attachments i').count() === 0, 'markup in a file name was rendered');
+    const named = await item.locator('.attachments .download bdi').textContent();
+    check(named === imageName, `the file is named ${named}`);
+  }
+  log('the PNG shows as an image (160×96) to alice and bob; its name as text');
+
+  step = 'attachments: a file dropped on the conversation, sent alone; its link downloads it';
+  const report = 'quarterly figures\n'.repeat(200);
+  const transfer = await alice.evaluateHandle((text) => {
+    const data = new DataTransfer();
+    data.items.add(new File([text], 'report.txt', { type: 'text/plain' }));
+    return data;
+  }, report);
+  await alice.locator('#messages').dispatchEvent('dragover', { dataTransfer: transfer });
+  await alice.locator('#conversation.dropping').waitFor();
+  await alice.locator('#messages').dispatchEvent('drop', { dataTransfer: transfer });
+  await chips.filter({ hasText: 'report.txt' }).waitFor();
+  check(!(await alice.locator('#conversation').getAttribute('class') ?? '').includes('dropping'), 'the drop outline stays');
+  await alice.getByLabel('Message', { exact: true }).press('Enter');
+  const link = message(bob, 'report.txt').locator('.attachments a.download');
+  await link.waitFor();
+  const shown = await link.textContent();
+  check(shown.includes('report.txt') && shown.includes('3.5 KB'), `the link reads ${shown}`);
+  check(await message(bob, 'report.txt').locator('.attachments img').count() === 0, 'a text file is previewed');
+  const [download] = await Promise.all([bob.waitForEvent('download'), link.click()]);
+  check(download.suggestedFilename() === 'report.txt', `downloaded as ${download.suggestedFilename()}`);
+  const fetched = readFileSync(await download.path(), 'utf8');
+  check(fetched === report, `the download holds ${fetched.length} bytes, not ${report.length}`);
+  log('report.txt dropped, sent, listed for bob with its size, and downloaded whole');
+
+  step = 'attachments: one too large is refused with the reason, and nothing is sent';
+  const before = await alice.locator('#messages li[data-seq]').count();
+  await alice.locator('#attach-input').setInputFiles([
+    { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(MAX_ATTACHMENT_BYTES + 1, 7) },
+  ]);
+  await send(alice, 'too big to send');
+  await alice.locator('#conversation-error', { hasText: 'huge.bin was not sent: too large' }).waitFor();
+  await chips.filter({ hasText: 'huge.bin' }).waitFor();
+  check(await alice.getByLabel('Message', { exact: true }).inputValue() === 'too big to send', 'the text was lost');
+  check(await alice.locator('#messages li[data-seq]').count() === before, 'a message was sent');
+  await alice.getByRole('button', { name: 'Remove huge.bin' }).click();
+  await alice.getByLabel('Message', { exact: true }).fill('');
+  await alice.locator('#messages').evaluate((list) => { list.scrollTop = list.scrollHeight; });
+  await alice.screenshot({ path: join(SHOTS, 'screenshot-attachments.png') });
+  log(`a file past ${MAX_ATTACHMENT_BYTES} bytes: "${await alice.locator('#conversation-error').textContent()}"`);
+  await alice.locator('#conversation-error').evaluate((element) => { element.textContent = ''; });
 }
 
 /** A self-signed certificate for TLS_HOST and its key, in `dir`; the
@@ -189,7 +321,7 @@ async function overHttps(browser, tls, servers) {
   await page.getByRole('button', { name: 'Create' }).click();
   await page.locator('#room-title', { hasText: 'secure' }).waitFor();
   await send(page, 'hello over tls');
-  await message(page, 'hello over tls').locator('.seq', { hasText: '#1' }).waitFor();
+  await page.locator('#messages li[data-seq="1"]', { hasText: 'hello over tls' }).locator('time.time').waitFor();
   check(sockets.length > 0 && sockets.every((url) => url.startsWith(`wss://${TLS_HOST}:${port}/`)),
     `WebSockets opened: ${sockets.join(', ')}`);
   log('signed in by __Host- cookies over https; a message went through the wss WebSocket');
@@ -211,7 +343,8 @@ async function main() {
   const tlsServers = [];
   const port = await freePort();
   const base = `http://127.0.0.1:${port}/`;
-  let server = await startServer(port, dataDir);
+  const limits = ['--max-attachment-bytes', String(MAX_ATTACHMENT_BYTES)];
+  let server = await startServer(port, dataDir, limits);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -274,13 +407,43 @@ async function main() {
     await bob.locator('#room-title', { hasText: 'lounge' }).waitFor();
     log('bob joined by code');
 
-    step = 'messages both ways, with pending then seq';
+    step = 'messages both ways, with pending then stored';
     await send(alice, 'hello bob');
-    await message(alice, 'hello bob').locator('.seq', { hasText: '#1' }).waitFor();
+    await alice.locator('#messages li[data-seq="1"]', { hasText: 'hello bob' }).waitFor();
     await message(bob, 'hello bob').waitFor();
     await send(bob, 'hi alice');
     await message(alice, 'hi alice').waitFor();
     log('messages delivered both ways');
+
+    step = 'times on messages and a day separator; no raw seq shown';
+    const stamp = message(alice, 'hello bob').locator('time.time');
+    const [shown, datetime, title] = [await stamp.textContent(), await stamp.getAttribute('datetime'), await stamp.getAttribute('title')];
+    const sentAt = new Date(datetime);
+    check(!Number.isNaN(sentAt.getTime()) && Math.abs(Date.now() - sentAt.getTime()) < 120_000, `datetime ${datetime}`);
+    const expected = await alice.evaluate((iso) => new Date(iso).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }), datetime);
+    check(shown === expected, `the time shown is ${shown}, not ${expected}`);
+    check(title && title.length > shown.length, `the full date is not in the title: ${title}`);
+    const days = alice.locator('#messages li.day');
+    check(await days.count() === 1, `${await days.count()} day separators for one day's messages`);
+    check(await days.first().textContent() === 'Today', `the separator says ${await days.first().textContent()}`);
+    const firstItem = await alice.locator('#messages li').first().getAttribute('class');
+    check(firstItem === 'day', `the first item is not the day separator but ${firstItem}`);
+    const texts = await alice.locator('#messages').innerText();
+    check(!/#\d/.test(texts), `a raw seq is shown: ${texts}`);
+    // A message of another day gets its own separator, in the reader's local time.
+    const dayLabels = await alice.evaluate(async () => {
+      const times = await import('/assets/times.js');
+      const now = new Date(2026, 11, 7, 12, 0);
+      return [
+        times.dayLabel(new Date(2026, 11, 7, 0, 5).toISOString(), now),
+        times.dayLabel(new Date(2026, 11, 6, 23, 55).toISOString(), now),
+        times.dayLabel(new Date(2026, 10, 2, 9, 0).toISOString(), now),
+        times.dayKey(new Date(2026, 11, 6, 23, 55).toISOString()) !== times.dayKey(new Date(2026, 11, 7, 0, 5).toISOString()),
+      ];
+    });
+    check(dayLabels[0] === 'Today' && dayLabels[1] === 'Yesterday' && dayLabels[2].length > 8 && dayLabels[3],
+      `day labels ${JSON.stringify(dayLabels)}`);
+    log(`times shown (${shown}) under a "Today" separator; no #seq on screen`);
 
     step = 'typing indicator';
     // Keystrokes over more than 2 s, as a person types: the client repeats `typing`.
@@ -300,15 +463,34 @@ async function main() {
     await message(bob, 'hello bob (edited)').locator('.edited').waitFor();
     await message(alice, 'hi alice').waitFor();
     await send(alice, 'oops');
-    await message(alice, 'oops').locator('.seq', { hasText: '#' }).waitFor();
+    await message(alice, 'oops').locator('time.time').waitFor();
     await message(alice, 'oops').getByRole('button', { name: 'Delete' }).click();
     await bob.locator('#messages li.deleted').waitFor();
     log('reply, edit and delete seen live');
 
+    step = 'reactions: picker, counts, mine highlighted, click to toggle, in history';
+    const reaction = (page, emoji) => message(page, 'hi alice').locator('.reaction', { hasText: emoji });
+    await message(bob, 'hi alice').getByRole('button', { name: 'Add a reaction' }).click();
+    await message(bob, 'hi alice').getByRole('button', { name: 'React 👍' }).click();
+    await reaction(alice, '👍').locator('.count', { hasText: '1' }).waitFor();
+    check(!(await reaction(alice, '👍').getAttribute('class')).includes('mine'), "bob's reaction shows as alice's");
+    await reaction(bob, '👍').and(bob.locator('.mine')).waitFor();
+    // Alice adds hers by clicking bob's, then takes it back.
+    await reaction(alice, '👍').click();
+    await reaction(bob, '👍').locator('.count', { hasText: '2' }).waitFor();
+    await reaction(alice, '👍').and(alice.locator('.mine')).locator('.count', { hasText: '2' }).waitFor();
+    await reaction(alice, '👍').click();
+    await reaction(bob, '👍').locator('.count', { hasText: '1' }).waitFor();
+    await reaction(alice, '👍').and(alice.locator('[aria-pressed="false"]')).waitFor();
+    // A page read from history shows the same counts, bob's still his.
+    await bob.reload();
+    await roomButton(bob, 'lounge').click();
+    await reaction(bob, '👍').and(bob.locator('.mine')).locator('.count', { hasText: '1' }).waitFor();
+    log('reactions added, counted, toggled and read back from history');
+
     step = 'presence dots';
     await alice.getByRole('button', { name: 'Members' }).click();
     await alice.locator('#member-list li', { hasText: 'bob' }).getByRole('img', { name: 'online' }).waitFor();
-    await alice.screenshot({ path: join(SHOTS, 'screenshot-conversation.png') });
     log('bob shows as online');
 
     step = 'unread badge';
@@ -322,6 +504,42 @@ async function main() {
     await roomButton(alice, 'lounge').locator('.badge').waitFor({ state: 'detached' });
     log('unread badge appeared and cleared');
 
+    step = 'mentions: suggested while typing, highlighted, told and counted apart';
+    // Alice looks at another room: her badge counts the mentions apart.
+    await roomButton(alice, 'elsewhere').click();
+    await alice.locator('#room-title', { hasText: 'elsewhere' }).waitFor();
+    await bob.getByLabel('Message', { exact: true }).fill('');
+    await bob.getByLabel('Message', { exact: true }).pressSequentially('look @al');
+    const suggestion = bob.locator('#mention-suggestions li', { hasText: '@alice' });
+    await suggestion.waitFor();
+    await bob.getByLabel('Message', { exact: true }).press('Tab');
+    const typed = await bob.getByLabel('Message', { exact: true }).inputValue();
+    check(typed === 'look @alice ', `the suggestion wrote ${JSON.stringify(typed)}`);
+    await bob.locator('#mention-suggestions').waitFor({ state: 'hidden' });
+    await bob.getByLabel('Message', { exact: true }).pressSequentially('and @nobody <b>here</b>');
+    await bob.getByLabel('Message', { exact: true }).press('Enter');
+    await message(bob, 'look @alice and').locator('time.time').waitFor();
+    await send(bob, 'and again @ALICE.');
+    await roomButton(alice, 'lounge').locator('.mention-badge', { hasText: '@2' }).waitFor();
+    await roomButton(alice, 'lounge').locator('.badge', { hasText: '2' }).waitFor();
+    await roomButton(alice, 'lounge').click();
+    const mentioning = message(alice, 'look @alice and');
+    await mentioning.locator('.mention.me', { hasText: '@alice' }).waitFor();
+    check(await mentioning.locator('.mention').count() === 1, 'a name that is no member\'s is highlighted');
+    check(await mentioning.locator('b').count() === 0, 'markup in a body was rendered');
+    check((await mentioning.locator('.body').textContent()) === 'look @alice and @nobody <b>here</b>',
+      `the body reads ${await mentioning.locator('.body').textContent()}`);
+    await message(alice, 'and again @ALICE.').locator('.mention.me', { hasText: '@ALICE' }).waitFor();
+    await roomButton(alice, 'lounge').locator('.mention-badge').waitFor({ state: 'detached' });
+    await alice.screenshot({ path: join(SHOTS, 'screenshot-conversation.png') });
+    const listed = await alice.evaluate(async () => (await (await fetch('/api/v1/users/me/mentions')).json()).mentions.map((m) => m.message.body));
+    check(listed.length === 2 && listed[0] === 'and again @ALICE.', `mentions listed: ${JSON.stringify(listed)}`);
+    const counted = await alice.evaluate(async () => (await (await fetch('/api/v1/rooms')).json()).find((r) => r.name === 'lounge').unread_mentions);
+    check(counted === 0, `the room list still counts ${counted} unread mentions`);
+    log('@alice suggested and completed, highlighted as text, badge @2 cleared by reading');
+
+    await attachments(alice, bob);
+
     step = 'search: matched words marked, a deleted message not found';
     const searchBox = alice.getByLabel('Search messages');
     const results = alice.locator('#search-results');
@@ -331,10 +549,23 @@ async function main() {
     await searchBox.fill('oops');
     await searchBox.press('Enter');
     await results.locator('li', { hasText: 'No message holds every word.' }).waitFor();
+    // The new room's members arrive only after a search has been typed: the
+    // room, once loaded, must not take the focus from the search box.
+    let releaseMembers;
+    const membersHeld = new Promise((resolve) => { releaseMembers = resolve; });
+    await alice.route(/\/api\/v1\/rooms\/\d+\/members$/, async (route) => {
+      await membersHeld;
+      await route.continue();
+    }, { times: 1 });
     await alice.getByLabel('New room').fill('a third room');
     await alice.getByRole('button', { name: 'Create' }).click();
     await alice.locator('#room-title', { hasText: 'a third room' }).waitFor();
     await searchBox.fill('elsewh*');
+    releaseMembers();
+    // Its one member listed: the room has loaded (lounge lists two).
+    await alice.waitForFunction(() => document.querySelectorAll('#member-list li').length === 1);
+    const focusedId = await alice.evaluate(() => document.activeElement?.id);
+    check(focusedId === 'search-input', `the loaded room moved the focus to ${focusedId}`);
     await searchBox.press('Enter');
     await results.locator('li', { hasText: 'while you look elsewhere' }).getByRole('button').click();
     await alice.locator('#room-title', { hasText: 'lounge' }).waitFor();
@@ -346,7 +577,24 @@ async function main() {
     await send(alice, 'psst, just you');
     await bob.getByRole('button', { name: 'Back to rooms' }).click();
     await roomButton(bob, '@alice').waitFor();
+    // A mention of bob in a room he is not looking at: its own badge.
+    await alice.evaluate(async () => {
+      const csrf = document.cookie.split('; ').find((c) => c.startsWith('__Host-palaver-csrf=')).split('=')[1];
+      const rooms = await (await fetch('/api/v1/rooms')).json();
+      const room = rooms.find((r) => r.name === 'lounge');
+      const response = await fetch(`/api/v1/rooms/${room.id}/messages`, {
+        method: 'POST',
+        headers: { 'x-csrf-token': csrf, 'content-type': 'application/json' },
+        body: JSON.stringify({ body: '@bob have a look' }),
+      });
+      if (response.status !== 201) throw new Error(`posting was answered ${response.status}`);
+    });
+    await roomButton(bob, 'lounge').locator('.mention-badge', { hasText: '@1' }).waitFor();
     await bob.screenshot({ path: join(SHOTS, 'screenshot-phone-rooms.png') });
+    await roomButton(bob, 'lounge').click();
+    await message(bob, '@bob have a look').locator('.mention.me').waitFor();
+    await bob.getByRole('button', { name: 'Back to rooms' }).click();
+    await roomButton(bob, 'lounge').locator('.mention-badge').waitFor({ state: 'detached' });
     await roomButton(bob, '@alice').click();
     await message(bob, 'psst, just you').waitFor();
     log('direct room opened from the member list');
@@ -428,12 +676,12 @@ async function main() {
     await alice.locator('#banner').waitFor({ state: 'visible' });
     await bob.locator('#banner').waitFor({ state: 'visible' });
     await send(alice, 'sent while offline');
-    await message(alice, 'sent while offline').locator('.seq', { hasText: 'sending' }).waitFor();
-    server = await startServer(port, dataDir);
+    await message(alice, 'sent while offline').locator('.status', { hasText: 'sending' }).waitFor();
+    server = await startServer(port, dataDir, limits);
     await alice.locator('#banner').waitFor({ state: 'hidden' });
     await bob.locator('#banner').waitFor({ state: 'hidden' });
     await message(bob, 'sent while offline').waitFor();
-    await message(alice, 'sent while offline').locator('.seq', { hasText: '#' }).waitFor();
+    await message(alice, 'sent while offline').locator('time.time').waitFor();
     const count = await message(bob, 'sent while offline').count();
     check(count === 1, `bob sees it ${count} times`);
     await send(bob, 'back online');
@@ -557,6 +805,9 @@ async function main() {
     log('the deleted account is gone');
 
     await overHttps(browser, tls, tlsServers);
+  } catch (err) {
+    shown = await shownOnPages();
+    throw err;
   } finally {
     await browser.close();
     await stopServer(server).catch(() => {});
@@ -566,11 +817,31 @@ async function main() {
   }
 }
 
+/** What each followed page shows where the client reports trouble: its
+ * errors, its banner, the open room and the search results. */
+async function shownOnPages() {
+  const lines = [];
+  for (const [name, page] of followed) {
+    if (page.isClosed()) continue;
+    const texts = await page.evaluate(() => {
+      const ids = ['room-title', 'banner', 'auth-error', 'sidebar-error', 'conversation-error', 'search-results'];
+      return ids.map((id) => {
+        const element = document.getElementById(id);
+        return element && element.textContent.trim() && !element.hidden ? `${id}: ${element.textContent.trim().slice(0, 300)}` : null;
+      }).filter(Boolean);
+    }).catch((err) => [`(could not be read: ${err.message})`]);
+    lines.push(`${name}: ${texts.join(' | ') || '(nothing)'}`);
+  }
+  return lines;
+}
+
 main().then(
   () => console.log('browser test passed'),
   (err) => {
-    console.error(`browser test FAILED at "${step}": ${err.stack ?? err}`);
+    // The reason comes last, so a log cut to its tail still holds it.
     console.error(`the last ${trail.length} frames and server log lines:\n${trail.join('\n')}`);
+    console.error(`what the pages showed:\n${shown.join('\n')}`);
+    console.error(`browser test FAILED at "${step}": ${err.stack ?? err}`);
     process.exit(1);
   },
 );

@@ -66,6 +66,7 @@ CLUSTER = {
         "database": {"url": "postgres://palaver:db-password-sentinel@db:5432/palaver"},
         "kafka": {"brokers": "kafka-1:9092,kafka-2:9092"},
     },
+    "attachments": {"url": "s3://palaver-files/attachments"},
 }
 
 # --- the fake Kubernetes API server ------------------------------------------
@@ -308,6 +309,18 @@ def documented_secret_variables() -> set[str]:
     return {table[key] for key in keys}
 
 
+def documented_aws_variables() -> set[str]:
+    """The AWS_* variables docs/configuration.md says Palaver reads (S3)."""
+    text = (ROOT / "docs/configuration.md").read_text()
+    names = set(re.findall(r"`(AWS_[A-Z_]+)`", text))
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= names, names
+    return names
+
+
+# The AWS_* variables that are credentials: never in a ConfigMap.
+AWS_SECRETS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+
+
 def schema() -> dict:
     return json.loads((CHART / "values.schema.json").read_text())
 
@@ -362,8 +375,8 @@ def check_pod(r: Rendered) -> None:
 
 def check_settings(r: Rendered) -> None:
     """Every PALAVER_* variable is one Palaver reads; secrets only in Secrets."""
-    known = set(documented_variables().values()) | {"PALAVER_CONFIG"}
-    secrets = documented_secret_variables()
+    known = set(documented_variables().values()) | {"PALAVER_CONFIG"} | documented_aws_variables()
+    secrets = documented_secret_variables() | AWS_SECRETS
     config = r.config()
     names = set(config) - {"palaver.toml"}
     names |= set(r.secret() or {})
@@ -488,6 +501,7 @@ def cluster_mode_is_a_deployment_with_an_autoscaler_and_a_disruption_budget():
     assert r.secret() == {"PALAVER_DATABASE_URL": CLUSTER["cluster"]["database"]["url"]}
     assert r.config()["PALAVER_KAFKA_BROKERS"] == "kafka-1:9092,kafka-2:9092"
     assert r.config()["PALAVER_KAFKA_TOPIC"] == "palaver.events"
+    assert r.config()["PALAVER_ATTACHMENTS_URL"] == "s3://palaver-files/attachments"
     hpa = r.one("HorizontalPodAutoscaler")
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
     assert r.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
@@ -502,6 +516,9 @@ def cluster_mode_without_postgresql_or_kafka_fails_to_render():
     assert "cluster mode needs PostgreSQL" in refused(no_database)
     no_kafka = merged(CLUSTER, {"cluster": {"kafka": {"brokers": ""}}})
     assert "cluster mode needs Kafka" in refused(no_kafka)
+    # Files on one pod's disk would be missing on every other.
+    no_bucket = merged(CLUSTER, {"attachments": {"url": ""}})
+    assert "cluster mode needs attachments in storage every pod reaches" in refused(no_bucket)
     from_secrets = merged(CLUSTER, {"cluster": {
         "database": {"url": "", "existingSecret": "palaver-db"},
         "kafka": {"brokers": "", "existingSecret": "palaver-kafka", "existingSecretKey": "brokers"}}})
@@ -520,6 +537,8 @@ def secrets_never_reach_a_config_map():
         "secretEnv": {"PALAVER_SMTP_URL": f"smtps://u:{sentinel}@mail:465",
                       "PALAVER_KAFKA_SASL_PASSWORD": sentinel,
                       "PALAVER_JWT_SECRET": sentinel},
+        "attachments": {"env": {"AWS_REGION": "eu-west-1"},
+                        "secretEnv": {"AWS_SECRET_ACCESS_KEY": sentinel}},
         "env": {"PALAVER_CORS_ORIGINS": "https://chat.example.com"},
         "configFile": '[http]\ncors_origins = ["https://chat.example.com"]\n',
     })
@@ -528,7 +547,16 @@ def secrets_never_reach_a_config_map():
         if doc["kind"] != "Secret":
             assert sentinel not in json.dumps(doc), f"a secret in {doc['kind']} {doc['metadata']['name']}"
     assert set(r.secret()) == {"PALAVER_DATABASE_URL", "PALAVER_SMTP_URL",
-                               "PALAVER_KAFKA_SASL_PASSWORD", "PALAVER_JWT_SECRET"}
+                               "PALAVER_KAFKA_SASL_PASSWORD", "PALAVER_JWT_SECRET",
+                               "AWS_SECRET_ACCESS_KEY"}
+    # Only the S3 settings that are not secret are kept in the open: the
+    # credentials, their aliases (object_store reads AWS_TOKEN as the session
+    # token) and an endpoint holding a password are refused there.
+    for variable in sorted(AWS_SECRETS | {"AWS_TOKEN", "AWS_SOMETHING_NEW"}):
+        message = refused({"attachments": {"env": {variable: "x"}}})
+        assert "/attachments/env" in message, message
+    message = refused({"attachments": {"env": {"AWS_ENDPOINT_URL": "https://u:p@minio:9000"}}})
+    assert "/attachments/env/AWS_ENDPOINT_URL" in message, message
     # The schema keeps every secret setting out of env and of the TOML file.
     for variable in sorted(documented_secret_variables()):
         message = refused({"env": {variable: "x"}})
@@ -654,6 +682,10 @@ def the_plain_manifests_are_valid_and_drain_in_time():
                 assert container["securityContext"]["readOnlyRootFilesystem"] is True
                 mounts = {m["mountPath"] for m in container["volumeMounts"]}
                 assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
+            if doc["kind"] == "ConfigMap":
+                # Several nodes: their files in a bucket, its credentials not here.
+                assert doc["data"]["PALAVER_ATTACHMENTS_URL"].startswith("s3://"), doc
+                assert not AWS_SECRETS & set(doc["data"]), doc
 
 
 @test
@@ -707,6 +739,11 @@ def wrong_values_fail_at_install_time():
         (merged(CLUSTER, {"cluster": {"kafka": {"brokers": "a:9092, b:9092"}}}),
          "/cluster/kafka/brokers"),
         (merged(CLUSTER, {"cluster": {"kafka": {"topic": ""}}}), "/cluster/kafka/topic"),
+        ({"attachments": {"url": "https://bucket.s3.amazonaws.com/x"}}, "/attachments/url"),
+        ({"attachments": {"url": "s3://key:secret@bucket/x"}}, "/attachments/url"),
+        ({"attachments": {"secretEnv": {"PALAVER_JWT_SECRET": "x"}}}, "/attachments/secretEnv"),
+        ({"attachments": {"secretEnv": {"AWS_REGION": "eu-west-1"}}}, "/attachments/secretEnv"),
+        ({"env": {"PALAVER_ATTACHMENTS_URL": "s3://b/p"}}, "/env/PALAVER_ATTACHMENTS_URL"),
         ({"logFormat": "yaml"}, "/logFormat"),
         ({"env": {"palaver_cors_origins": "x"}}, "/env"),
         ({"env": {"PALAVER_LISTEN": "0.0.0.0:1"}}, "/env/PALAVER_LISTEN"),
@@ -823,6 +860,14 @@ EFFECTS = [
      lambda r: secret_ref(r, "PALAVER_KAFKA_BROKERS") == {"name": "kafka", "key": "brokers"}),
     ("cluster.kafka.topic", CLUSTER, "chat.events",
      lambda r: r.config()["PALAVER_KAFKA_TOPIC"] == "chat.events"),
+    ("attachments.url", {}, "s3://files/palaver",
+     lambda r: r.config()["PALAVER_ATTACHMENTS_URL"] == "s3://files/palaver"),
+    *[(f"attachments.env.{name}", {}, value, lambda r, name=name, value=value: r.config().get(name) == value)
+      for name, value in [("AWS_REGION", "eu-west-1"), ("AWS_DEFAULT_REGION", "eu-west-1"),
+                          ("AWS_ENDPOINT_URL", "http://minio.storage:9000")]],
+    *[(f"attachments.secretEnv.{name}", {}, "s3-secret",
+       lambda r, name=name: (r.secret() or {}).get(name) == "s3-secret" and env_from_secrets(r) == [FULLNAME])
+      for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]],
     ("logFormat", {}, "text", lambda r: r.config()["PALAVER_LOG_FORMAT"] == "text"),
     ("env", {}, {"PALAVER_CORS_ORIGINS": "https://chat.example.com"},
      lambda r: r.config().get("PALAVER_CORS_ORIGINS") == "https://chat.example.com"),

@@ -154,6 +154,7 @@ impl App {
                     body,
                     client_id: Some(format!("cli-{}-{}", std::process::id(), self.sent)),
                     reply_to: None,
+                    attachments: Vec::new(),
                 })
             }
             KeyCode::Backspace => {
@@ -399,6 +400,7 @@ mod tests {
             last_message: None,
             last_read_seq: 0,
             unread_count: unread,
+            unread_mentions: 0,
         }
     }
 
@@ -438,6 +440,8 @@ mod tests {
             created_at: String::new(),
             client_id: None,
             reply_to: None,
+            reactions: Vec::new(),
+            attachments: Vec::new(),
         });
         for c in "typed".chars() {
             app.on_key(key(KeyCode::Char(c)));

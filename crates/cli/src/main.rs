@@ -8,6 +8,7 @@
 mod admin;
 mod chat;
 mod credentials;
+mod files;
 mod sanitize;
 mod tail;
 
@@ -16,8 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use palaver_client::types::mentions::MentionQuery;
 use palaver_client::types::search::SearchQuery;
-use palaver_client::types::{HistoryQuery, Message};
+use palaver_client::types::{HistoryQuery, Message, ReactionCount};
 use palaver_client::{Client, ClientError, Transport, Trust};
 
 use crate::credentials::{Credentials, SignIn};
@@ -83,7 +85,13 @@ enum Command {
         json: bool,
     },
     /// Send a message (the text from the arguments, or else from stdin).
-    Send { room: i64, text: Vec<String> },
+    Send {
+        room: i64,
+        text: Vec<String>,
+        /// Attach this file (uploaded first; up to 10 times).
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<PathBuf>,
+    },
     /// Search the messages of your rooms: every word, best match first
     /// (a word ending in * matches the words it starts).
     Search {
@@ -126,6 +134,34 @@ enum Command {
         /// Over gRPC `Realtime.Connect` instead of the WebSocket.
         #[arg(long)]
         grpc: bool,
+    },
+    /// React to a message with one emoji or a `:name:` (again: no change).
+    React {
+        room: i64,
+        seq: u64,
+        emoji: String,
+        /// Take the reaction back instead.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// The messages that mention you, newest first.
+    Mentions {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The `next` a previous page printed last.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a message's file by its id (as `history` lists it): to
+    /// `--out`, or else to stdout.
+    Download {
+        /// An id may start with `-` (ids are URL-safe base64).
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -241,11 +277,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rooms => {
             for summary in client.rooms().await? {
                 println!(
-                    "{}\t{}\t{}\tunread {}",
+                    "{}\t{}\t{}\tunread {}\tmentions {}",
                     summary.room.id,
                     shown(&summary.room.code),
                     shown(&summary.room.name),
-                    summary.unread_count
+                    summary.unread_count,
+                    summary.unread_mentions
                 );
             }
         }
@@ -295,7 +332,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 print_message(&message, json);
             }
         }
-        Command::Send { room, text } => {
+        Command::Send { room, text, files } => {
+            files::check(&files)?;
             let body = if text.is_empty() {
                 let mut body = String::new();
                 std::io::stdin()
@@ -305,8 +343,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 text.join(" ")
             };
-            let sent = client.post_message(room, &body, None).await?;
+            let sent = if files.is_empty() {
+                client.post_message(room, &body, None).await?
+            } else {
+                let ids = files::upload(&client, room, &files).await?;
+                client.post_with_attachments(room, &body, &ids).await?
+            };
             println!("stored as #{}", sent.seq);
+            for line in files::lines(&sent.attachments) {
+                println!("{line}");
+            }
         }
         Command::Search {
             words,
@@ -333,6 +379,41 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tail { rooms, json, grpc } => {
             tail::run(sign_in, transport(grpc), &rooms, json).await?;
         }
+        Command::React {
+            room,
+            seq,
+            emoji,
+            remove,
+        } => {
+            if remove {
+                client.unreact(room, seq, &emoji).await?;
+                println!("no reaction {} on message #{seq}", sanitize::line(&emoji));
+            } else {
+                client.react(room, seq, &emoji).await?;
+                println!("reacted {} to message #{seq}", sanitize::line(&emoji));
+            }
+        }
+        Command::Mentions {
+            limit,
+            cursor,
+            json,
+        } => {
+            let query = MentionQuery {
+                cursor,
+                limit: Some(limit),
+            };
+            let page = client.mentions(&query).await?;
+            for mention in &page.mentions {
+                if !json {
+                    print!("{}\t", shown(&mention.room_name));
+                }
+                print_message(&mention.message, json);
+            }
+            if let Some(next) = page.next {
+                eprintln!("more: --cursor {}", shown(&next));
+            }
+        }
+        Command::Download { id, out } => files::download(&client, &id, out.as_deref()).await?,
         Command::Register { .. } | Command::Login { .. } | Command::Logout => {
             unreachable!("handled before signing in")
         }
@@ -365,8 +446,26 @@ fn print_message(message: &Message, json: bool) {
             message.sender_id,
             &message.body,
         );
-        println!("{line}");
+        println!("{line}{}", reactions(&message.reactions));
+        for line in files::lines(&message.attachments) {
+            println!("{line}");
+        }
     }
+}
+
+/// A message's reactions after its line: `  [👍 2 (you), :tada: 1]`, or
+/// nothing when it has none.
+fn reactions(counts: &[ReactionCount]) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = (counts.iter())
+        .map(|count| {
+            let mine = if count.me { " (you)" } else { "" };
+            format!("{} {}{mine}", sanitize::line(&count.emoji), count.count)
+        })
+        .collect();
+    format!("  [{}]", shown.join(", "))
 }
 
 fn transport(grpc: bool) -> Transport {

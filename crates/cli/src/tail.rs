@@ -134,6 +134,8 @@ mod tests {
             created_at: String::new(),
             client_id: None,
             reply_to: None,
+            reactions: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 

@@ -203,6 +203,16 @@ async fn a_shell_user_signs_up_creates_a_room_and_chats_and_tail_prints_rest_mes
     );
     let rooms = bob.ok(&["rooms"], "").await;
     assert!(rooms.contains("den"), "{rooms}");
+    assert!(rooms.contains("\tmentions 0"), "{rooms}");
+
+    alice.ok(&["send", &room, "@bob over here"], "").await;
+    let mentions = bob.ok(&["mentions"], "").await;
+    assert_eq!(
+        mentions,
+        format!("den\t[{room}] #4 user {alice_id}: @bob over here\n")
+    );
+    let rooms = bob.ok(&["rooms"], "").await;
+    assert!(rooms.contains("\tmentions 1"), "{rooms}");
 
     alice.ok(&["logout"], "").await;
     assert!(!kept.exists(), "signing out forgets the tokens");
@@ -411,6 +421,8 @@ async fn the_readme_walkthrough_runs_as_written() {
     // Alice's REST hello and Bob's shell hello are both in the history.
     assert!(stdout.contains("hello bob"), "{stdout}");
     assert!(stdout.contains("hello from the shell"), "{stdout}");
+    // The file sent with `--file` is listed under its message.
+    assert!(stdout.contains("\tCargo.toml\n"), "{stdout}");
 }
 
 #[tokio::test]
@@ -470,6 +482,43 @@ async fn an_admin_moderates_from_a_shell_and_others_are_refused() {
     assert!(
         lines[1].contains("grant_admin") && lines[1].contains("command line"),
         "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn a_shell_user_reacts_and_history_shows_the_counts_theirs_marked() {
+    let server = server().await;
+    let alice = Shell::new(&server);
+    let bob = Shell::new(&server);
+    for (shell, name) in [(&alice, "alice"), (&bob, "bob")] {
+        shell
+            .ok(&["register", name], "correct horse battery\n")
+            .await;
+        shell.ok(&["login", name], "correct horse battery\n").await;
+    }
+    let created = bob.ok(&["create", "den"], "").await;
+    let code = created.trim().rsplit(' ').next().unwrap().to_owned();
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+    alice.ok(&["join", &code], "").await;
+    bob.ok(&["send", &room, "lunch?"], "").await;
+    let reacted = alice.ok(&["react", &room, "1", "👍"], "").await;
+    assert!(reacted.contains("reacted 👍 to message #1"), "{reacted}");
+    bob.ok(&["react", &room, "1", "👍"], "").await;
+    bob.ok(&["react", &room, "1", ":tada:"], "").await;
+    let history = alice.ok(&["history", &room], "").await;
+    assert!(
+        history.contains("lunch?  [👍 2 (you), :tada: 1]"),
+        "{history}"
+    );
+    alice.ok(&["react", &room, "1", "👍", "--remove"], "").await;
+    let history = alice.ok(&["history", &room], "").await;
+    assert!(history.contains("lunch?  [👍 1, :tada: 1]"), "{history}");
+    let refused = alice.run(&["react", &room, "1", "thumbs"], "").await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("invalid_input"),
+        "{}",
+        refused.stderr
     );
 }
 
@@ -586,4 +635,177 @@ async fn an_https_server_is_used_with_the_ca_file_and_unreachable_without_it() {
         "{}",
         missing.stderr
     );
+}
+
+/// A database of its own on the store `PALAVER_TEST_STORE` names: `None`
+/// for SQLite (the file in the data directory), or a new PostgreSQL
+/// database on `PALAVER_TEST_POSTGRES_URL`, dropped when this is.
+struct Database {
+    url: Option<String>,
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    async fn fresh() -> Self {
+        use sqlx::Connection;
+        let admin_url = std::env::var("PALAVER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("palaver_cli_test_{}", std::process::id());
+        if std::env::var("PALAVER_TEST_STORE").as_deref() != Ok("postgres") {
+            return Self {
+                url: None,
+                admin_url,
+                name,
+            };
+        }
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL answers at PALAVER_TEST_POSTGRES_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("an admin URL with a path");
+        Self {
+            url: Some(format!("{base}/{name}")),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if self.url.is_none() {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Inside the test's runtime: a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(&drop).execute(&mut admin).await;
+                    }
+                });
+        })
+        .join();
+    }
+}
+
+/// On the store `PALAVER_TEST_STORE` names (SQLite, or PostgreSQL).
+#[tokio::test]
+async fn a_shell_user_sends_files_and_another_lists_and_downloads_them() {
+    let database = Database::fresh().await;
+    let server = serve(tempfile::tempdir().unwrap(), |settings| {
+        settings.attachments.max_bytes = 64 * 1024;
+        settings.database.url =
+            (database.url.clone()).map(|url| palaver_server::config::Secret::new(url.into_bytes()));
+    })
+    .await;
+    let alice = Shell::new(&server);
+    let bob = Shell::new(&server);
+    for (shell, name) in [(&alice, "alice"), (&bob, "bob")] {
+        shell
+            .ok(&["register", name], "correct horse battery\n")
+            .await;
+        shell.ok(&["login", name], "correct horse battery\n").await;
+    }
+    let created = bob.ok(&["create", "den"], "").await;
+    let code = created.trim().rsplit(' ').next().unwrap().to_owned();
+    let room = created.split_whitespace().nth(2).unwrap().to_owned();
+    alice.ok(&["join", &code], "").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "minutes of the meeting\n").unwrap();
+    let data: Vec<u8> = (0..3000u32).map(|n| (n * 7 % 251) as u8).collect();
+    let blob = dir.path().join("data.bin");
+    std::fs::write(&blob, &data).unwrap();
+    let (notes, blob) = (notes.to_str().unwrap(), blob.to_str().unwrap());
+    let sent = alice
+        .ok(
+            &["send", &room, "the files", "--file", notes, "--file", blob],
+            "",
+        )
+        .await;
+    assert!(sent.contains("stored as #1"), "{sent}");
+
+    // Bob's history lists both under the message: id, size, name.
+    let history = bob.ok(&["history", &room], "").await;
+    let files: Vec<Vec<&str>> = history
+        .lines()
+        .filter_map(|line| line.strip_prefix("    file "))
+        .map(|line| line.split('\t').collect())
+        .collect();
+    assert_eq!(files.len(), 2, "{history}");
+    assert_eq!(files[0][1..], ["23 B", "notes.txt"], "{history}");
+    assert_eq!(files[1][1..], ["2.9 KiB", "data.bin"], "{history}");
+    assert!(history.lines().next().unwrap().ends_with("the files"));
+
+    // The bytes come back as they went, to a file and to stdout.
+    let out = dir.path().join("copy.bin");
+    let saved = bob
+        .ok(
+            &["download", files[1][0], "--out", out.to_str().unwrap()],
+            "",
+        )
+        .await;
+    assert!(saved.contains("saved"), "{saved}");
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let printed = bob.ok(&["download", files[0][0]], "").await;
+    assert_eq!(printed, "minutes of the meeting\n");
+
+    // A file missing: bad usage, and nothing is sent.
+    let missing = alice
+        .run(&["send", &room, "nope", "--file", "/no/such/file"], "")
+        .await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/no/such/file"),
+        "{}",
+        missing.stderr
+    );
+    // More than ten: bad usage before any upload.
+    let mut eleven = vec!["send", &room, "many"];
+    for _ in 0..11 {
+        eleven.extend(["--file", notes]);
+    }
+    let many = alice.run(&eleven, "").await;
+    assert_eq!(many.code, 2, "{}", many.stderr);
+    // Past the server's size limit: its refusal, as every refusal.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 64 * 1024 + 1]).unwrap();
+    let refused = alice
+        .run(&["send", &room, "big", "--file", big.to_str().unwrap()], "")
+        .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("too_large"), "{}", refused.stderr);
+    // None of the refused sends stored a message.
+    let history = bob.ok(&["history", &room], "").await;
+    assert!(!history.contains("#2"), "{history}");
+
+    // A file no member of the room may read is not found, as no file.
+    let carol = Shell::new(&server);
+    carol
+        .ok(&["register", "carol"], "correct horse battery\n")
+        .await;
+    carol
+        .ok(&["login", "carol"], "correct horse battery\n")
+        .await;
+    let stranger = carol.run(&["download", files[0][0]], "").await;
+    assert_eq!(stranger.code, 1);
+    assert!(stranger.stderr.contains("not_found"), "{}", stranger.stderr);
+    let odd = carol.run(&["download", "../users/me"], "").await;
+    assert_eq!(odd.code, 2, "{}", odd.stderr);
+    drop(server);
+    drop(database);
 }

@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Some(body) if !body.trim().is_empty() => {
                     sent += 1;
                     let client_id = Some(format!("chat-{}-{sent}", std::process::id()));
-                    ws.send(&ClientFrame::Send { room, body, client_id, reply_to: None }).await?;
+                    ws.send(&ClientFrame::Send { room, body, client_id, reply_to: None, attachments: Vec::new() }).await?;
                 }
                 Some(_) => {}
                 None => break,

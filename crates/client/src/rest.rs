@@ -1,6 +1,8 @@
 //! REST calls.
 
 mod admin;
+mod attachments;
+mod mentions;
 mod search;
 
 use palaver_protocol::rest::{
@@ -336,6 +338,7 @@ impl Client {
             body: body.into(),
             client_id: client_id.map(Into::into),
             reply_to,
+            attachments: Vec::new(),
         };
         self.call(
             Method::POST,
@@ -362,6 +365,19 @@ impl Client {
             None,
         )
         .await
+    }
+
+    /// Reacts to a message with `emoji` (one emoji, or `:name:`); again
+    /// changes nothing.
+    pub async fn react(&self, room: i64, seq: u64, emoji: &str) -> Result<()> {
+        self.call_empty::<()>(Method::PUT, &reaction_path(room, seq, emoji), None)
+            .await
+    }
+
+    /// Takes one's reaction back; one not there changes nothing.
+    pub async fn unreact(&self, room: i64, seq: u64, emoji: &str) -> Result<()> {
+        self.call_empty::<()>(Method::DELETE, &reaction_path(room, seq, emoji), None)
+            .await
     }
 
     /// Invites `user` into the room (owner or admin); they become a member
@@ -558,25 +574,36 @@ impl Client {
             .send()
             .await
             .map_err(|e| ClientError::Transport(describe(&e)))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => Err(ClientError::Api {
-                status,
-                code: body.error.code,
-                message: body.error.message,
-            }),
-            Err(_) => Err(ClientError::Protocol(format!(
-                "status {status} without an error body: {text}"
-            ))),
-        }
+        checked(response).await
+    }
+}
+
+/// `response` if it succeeded, else its error body as `ClientError::Api`.
+async fn checked(response: Response) -> Result<Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => Err(ClientError::Api {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        }),
+        Err(_) => Err(ClientError::Protocol(format!(
+            "status {status} without an error body: {text}"
+        ))),
     }
 }
 
 /// `path` with `pairs` appended as URL-encoded query parameters.
+/// A reaction's path, its emoji percent-encoded as one segment.
+fn reaction_path(room: i64, seq: u64, emoji: &str) -> String {
+    let emoji: String = url::form_urlencoded::byte_serialize(emoji.as_bytes()).collect();
+    format!("/api/v1/rooms/{room}/messages/{seq}/reactions/{emoji}")
+}
+
 fn url_with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     let mut out = path.to_owned();
     for (key, value) in pairs {

@@ -49,6 +49,10 @@ pub enum Error {
     /// A bug or an unexpected failure; details are logged where it happens.
     #[error("internal error")]
     Internal,
+    /// The request would go past a size bound: the named one (an
+    /// attachment's size, the uploader's storage quota).
+    #[error("too large: past {0}")]
+    TooLarge(&'static str),
 }
 
 impl Error {
@@ -83,6 +87,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable => "store_unavailable",
             Error::Internal => "internal",
+            Error::TooLarge(_) => "too_large",
         }
     }
 }

@@ -10,8 +10,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{AdminAction, AuditDetail, AuditEntry, AuditTarget};
+use crate::attachments::Attachment;
 use crate::ids::{RoomId, UserId};
+use crate::messages::emoji::Emoji;
 use crate::model::{Message, Role, RoomKind, RoomProfile};
+use crate::store::Reaction;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +105,19 @@ pub enum DomainEvent {
         online: Vec<UserId>,
         at: Timestamp,
     },
+    /// A member reacted to a message with an emoji.
+    ReactionAdded(Reaction),
+    /// A member took their reaction back.
+    ReactionRemoved(Reaction),
+    /// The message `seq` of the room, just posted by `sender_id`, mentions
+    /// `user_ids` (members, when it was stored): told to each of them alone,
+    /// after the message's `MessagePosted`.
+    Mentioned {
+        room_id: RoomId,
+        seq: u64,
+        sender_id: UserId,
+        user_ids: Vec<UserId>,
+    },
 }
 
 impl DomainEvent {
@@ -154,8 +170,12 @@ impl DomainEvent {
             | DomainEvent::RoleChanged { room_id, .. }
             | DomainEvent::Typing { room_id, .. }
             | DomainEvent::RoomDeleted { room_id, .. }
-            | DomainEvent::Invited { room_id, .. } => *room_id,
+            | DomainEvent::Invited { room_id, .. }
+            | DomainEvent::Mentioned { room_id, .. } => *room_id,
             DomainEvent::RoomUpdated(room) => room.id,
+            DomainEvent::ReactionAdded(reaction) | DomainEvent::ReactionRemoved(reaction) => {
+                reaction.room_id
+            }
         }
     }
 }
@@ -183,6 +203,55 @@ pub struct OutboxEntry {
 /// The format version written by this build.
 pub const VERSION: u32 = 1;
 
+/// A file a posted message carries: its metadata, never its bytes.
+#[derive(Serialize, Deserialize)]
+struct AttachmentV1 {
+    id: String,
+    uploader_id: i64,
+    name: String,
+    size: u64,
+    content_type: String,
+    sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    /// Unix milliseconds.
+    created_at: i64,
+}
+
+impl AttachmentV1 {
+    fn of(attachment: &Attachment) -> Self {
+        Self {
+            id: attachment.id.clone(),
+            uploader_id: attachment.uploader_id.0,
+            name: attachment.name.clone(),
+            size: attachment.size,
+            content_type: attachment.content_type.clone(),
+            sha256: attachment.sha256.clone(),
+            width: attachment.width,
+            height: attachment.height,
+            created_at: attachment.created_at.0,
+        }
+    }
+
+    fn carried_by(self, room: RoomId, seq: u64) -> Attachment {
+        Attachment {
+            id: self.id,
+            room_id: room,
+            uploader_id: UserId(self.uploader_id),
+            name: self.name,
+            size: self.size,
+            content_type: self.content_type,
+            sha256: self.sha256,
+            width: self.width,
+            height: self.height,
+            created_at: Timestamp(self.created_at),
+            message_seq: Some(seq),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<E> {
     v: u32,
@@ -204,6 +273,8 @@ enum EventV1 {
         created_at: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentV1>,
     },
     MessageEdited {
         room_id: i64,
@@ -283,6 +354,8 @@ enum EventV1 {
         rooms: Vec<i64>,
         erased: bool,
     },
+    ReactionAdded(ReactionV1),
+    ReactionRemoved(ReactionV1),
     AdminAction {
         id: i64,
         /// Unix milliseconds.
@@ -299,6 +372,42 @@ enum EventV1 {
         #[serde(default)]
         detail: AuditDetail,
     },
+    Mentioned {
+        room_id: i64,
+        seq: u64,
+        sender_id: i64,
+        user_ids: Vec<i64>,
+    },
+}
+
+/// A reaction: who reacted to which message with what.
+#[derive(Serialize, Deserialize)]
+struct ReactionV1 {
+    room_id: i64,
+    seq: u64,
+    user_id: i64,
+    emoji: String,
+}
+
+impl ReactionV1 {
+    fn new(reaction: &Reaction) -> Self {
+        Self {
+            room_id: reaction.room_id.0,
+            seq: reaction.seq,
+            user_id: reaction.user_id.0,
+            emoji: reaction.emoji.as_str().to_owned(),
+        }
+    }
+
+    fn reaction(self) -> Result<Reaction, DecodeError> {
+        Ok(Reaction {
+            room_id: RoomId(self.room_id),
+            seq: self.seq,
+            user_id: UserId(self.user_id),
+            emoji: Emoji::parse(&self.emoji)
+                .map_err(|_| DecodeError(format!("bad emoji {:?}", self.emoji)))?,
+        })
+    }
 }
 
 /// A room as `GET /api/v1/rooms/{id}` shows it.
@@ -351,7 +460,7 @@ struct Header {
     kind: String,
 }
 
-const KNOWN_TYPES: [&str; 17] = [
+const KNOWN_TYPES: [&str; 20] = [
     "admin_action",
     "sessions_ended",
     "user_deleted",
@@ -369,6 +478,9 @@ const KNOWN_TYPES: [&str; 17] = [
     "read_marker_moved",
     "member_joined",
     "member_left",
+    "reaction_added",
+    "reaction_removed",
+    "mentioned",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +497,7 @@ pub fn encode(event: &DomainEvent) -> String {
             client_id: m.client_id.clone(),
             created_at: m.created_at.0,
             reply_to: m.reply_to,
+            attachments: m.attachments.iter().map(AttachmentV1::of).collect(),
         },
         DomainEvent::MessageEdited(m) => EventV1::MessageEdited {
             room_id: m.room_id.0,
@@ -502,6 +615,21 @@ pub fn encode(event: &DomainEvent) -> String {
             reason: entry.reason.clone(),
             detail: entry.detail.clone(),
         },
+        DomainEvent::ReactionAdded(reaction) => EventV1::ReactionAdded(ReactionV1::new(reaction)),
+        DomainEvent::ReactionRemoved(reaction) => {
+            EventV1::ReactionRemoved(ReactionV1::new(reaction))
+        }
+        DomainEvent::Mentioned {
+            room_id,
+            seq,
+            sender_id,
+            user_ids,
+        } => EventV1::Mentioned {
+            room_id: room_id.0,
+            seq: *seq,
+            sender_id: sender_id.0,
+            user_ids: user_ids.iter().map(|u| u.0).collect(),
+        },
     };
     serde_json::to_string(&Envelope { v: VERSION, event }).expect("events always serialize")
 }
@@ -523,6 +651,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             client_id,
             created_at,
             reply_to,
+            attachments,
         } => DomainEvent::MessagePosted(Message {
             room_id: RoomId(room_id),
             seq,
@@ -533,6 +662,9 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             reply_to,
             edited_at: None,
             deleted_at: None,
+            attachments: (attachments.into_iter())
+                .map(|a| a.carried_by(RoomId(room_id), seq))
+                .collect(),
         }),
         EventV1::MessageEdited {
             room_id,
@@ -552,6 +684,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             reply_to,
             edited_at: Some(Timestamp(edited_at)),
             deleted_at: None,
+            attachments: Vec::new(),
         }),
         EventV1::MessageDeleted { room_id, seq } => DomainEvent::MessageDeleted {
             room_id: RoomId(room_id),
@@ -668,6 +801,19 @@ pub fn decode(bytes: &[u8]) -> Result<Option<DomainEvent>, DecodeError> {
             reason,
             detail,
         }),
+        EventV1::ReactionAdded(reaction) => DomainEvent::ReactionAdded(reaction.reaction()?),
+        EventV1::ReactionRemoved(reaction) => DomainEvent::ReactionRemoved(reaction.reaction()?),
+        EventV1::Mentioned {
+            room_id,
+            seq,
+            sender_id,
+            user_ids,
+        } => DomainEvent::Mentioned {
+            room_id: RoomId(room_id),
+            seq,
+            sender_id: UserId(sender_id),
+            user_ids: user_ids.into_iter().map(UserId).collect(),
+        },
     }))
 }
 
@@ -687,6 +833,7 @@ mod tests {
                 reply_to: None,
                 edited_at: None,
                 deleted_at: None,
+                attachments: Vec::new(),
             }),
             DomainEvent::MessagePosted(Message {
                 room_id: RoomId(3),
@@ -698,6 +845,19 @@ mod tests {
                 reply_to: Some(42),
                 edited_at: None,
                 deleted_at: None,
+                attachments: vec![crate::attachments::Attachment {
+                    id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                    room_id: RoomId(3),
+                    uploader_id: UserId(7),
+                    name: "dot.png".into(),
+                    size: 33,
+                    content_type: "image/png".into(),
+                    sha256: "0".repeat(64),
+                    width: Some(3),
+                    height: Some(2),
+                    created_at: Timestamp(0),
+                    message_seq: Some(43),
+                }],
             }),
             DomainEvent::MessageEdited(Message {
                 room_id: RoomId(3),
@@ -709,6 +869,7 @@ mod tests {
                 reply_to: None,
                 edited_at: Some(Timestamp(9)),
                 deleted_at: None,
+                attachments: Vec::new(),
             }),
             DomainEvent::MessageDeleted {
                 room_id: RoomId(3),
@@ -809,7 +970,47 @@ mod tests {
                 online: vec![UserId(9), UserId(10)],
                 at: Timestamp(6),
             },
+            DomainEvent::ReactionAdded(Reaction {
+                room_id: RoomId(3),
+                seq: 42,
+                user_id: UserId(9),
+                emoji: Emoji::parse("👍🏽").unwrap(),
+            }),
+            DomainEvent::ReactionRemoved(Reaction {
+                room_id: RoomId(3),
+                seq: 42,
+                user_id: UserId(9),
+                emoji: Emoji::parse(":party:").unwrap(),
+            }),
+            DomainEvent::Mentioned {
+                room_id: RoomId(3),
+                seq: 42,
+                sender_id: UserId(7),
+                user_ids: vec![UserId(9), UserId(10)],
+            },
         ]
+    }
+
+    #[test]
+    fn a_reaction_has_the_documented_shape() {
+        let event = DomainEvent::ReactionAdded(Reaction {
+            room_id: RoomId(3),
+            seq: 42,
+            user_id: UserId(9),
+            emoji: Emoji::parse("👍").unwrap(),
+        });
+        let json: serde_json::Value = serde_json::from_str(&encode(&event)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "v": 1, "type": "reaction_added", "room_id": 3, "seq": 42, "user_id": 9,
+                "emoji": "👍"
+            })
+        );
+        assert!(decode(
+            br#"{"v":1,"type":"reaction_removed","room_id":3,"seq":1,"user_id":9,"emoji":"no"}"#
+        )
+        .is_err());
     }
 
     #[test]

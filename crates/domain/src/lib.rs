@@ -8,6 +8,8 @@
 pub mod accounts;
 pub mod activity;
 pub mod admin;
+pub mod attachments;
+pub mod blobs;
 pub mod bus;
 pub mod bus_auth;
 pub mod error;

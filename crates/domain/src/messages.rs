@@ -1,5 +1,8 @@
 //! Messages: posting (through the batching writer), history and catch-up.
 
+pub mod emoji;
+pub mod mentions;
+pub mod reactions;
 pub mod search;
 mod writer;
 
@@ -7,11 +10,14 @@ use std::sync::Arc;
 
 pub use writer::{MessageWriter, WriterConfig};
 
+use crate::attachments::{is_attachment_id, MAX_PER_MESSAGE};
 use crate::error::{Error, Result};
 use crate::ids::{RoomId, UserId};
 use crate::model::{Message, Role};
 use crate::outbox::Publisher;
-use crate::store::{AppendOutcome, NewMessage, SearchRequest, Store};
+use crate::store::{
+    AppendOutcome, AttachmentClaim, Mention, NewMessage, ReactionCount, SearchRequest, Store,
+};
 use crate::throttle::{Caller, ClientAddr, Operation, Throttles};
 use crate::time::Timestamp;
 use crate::values::{ClientId, MessageBody};
@@ -38,6 +44,9 @@ pub struct HistoryPage {
     /// Ascending by seq.
     pub messages: Vec<Message>,
     pub has_more: bool,
+    /// The messages' reactions as the reader sees them, by seq
+    /// (`reactions::counts_for` picks one message's).
+    pub reactions: Vec<ReactionCount>,
 }
 
 /// What a search asks for, as the caller gave it.
@@ -74,6 +83,14 @@ pub struct SearchHit {
 pub const SEARCHES_AT_ONCE: usize = 4;
 const SEARCH_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A page of a user's mentions, newest first.
+#[derive(Debug, Clone)]
+pub struct MentionPage {
+    pub mentions: Vec<Mention>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<String>,
+}
+
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
@@ -82,6 +99,8 @@ pub struct Messages {
     writer: MessageWriter,
     publisher: Publisher,
     max_body_bytes: usize,
+    /// How long after its upload a message may still carry a file.
+    claim_within: std::time::Duration,
     throttles: Arc<Throttles>,
     searches_at_once: tokio::sync::Semaphore,
 }
@@ -92,6 +111,7 @@ impl Messages {
         writer: MessageWriter,
         publisher: Publisher,
         max_body_bytes: usize,
+        claim_within: std::time::Duration,
         throttles: Arc<Throttles>,
     ) -> Self {
         Self {
@@ -99,6 +119,7 @@ impl Messages {
             writer,
             publisher,
             max_body_bytes,
+            claim_within,
             throttles,
             searches_at_once: tokio::sync::Semaphore::new(SEARCHES_AT_ONCE),
         }
@@ -115,11 +136,20 @@ impl Messages {
         body: String,
         client_id: Option<String>,
         reply_to: Option<u64>,
+        attachments: Vec<String>,
     ) -> Result<Posted> {
-        let body = MessageBody::parse(body, self.max_body_bytes)?;
+        let body = MessageBody::parse(body, self.max_body_bytes)?.into_inner();
         let client_id = client_id.map(ClientId::parse).transpose()?;
+        let attachments = self.attachment_claim(attachments)?;
         self.throttles
             .charge(Operation::Send, Caller::user(sender))?;
+        // A mention reaches its member even in a room they muted: a message
+        // naming anyone draws the sender's mention budget too (whether a
+        // name is a member is decided when it is stored).
+        if !mentions::parse(&body).is_empty() {
+            self.throttles
+                .charge(Operation::Mention, Caller::user(sender))?;
+        }
         if let Some(target) = reply_to {
             // Seqs are never reused and messages never vanish, so a seq that
             // exists now exists for good. (A non-member learns nothing: the
@@ -136,10 +166,11 @@ impl Messages {
             .append(NewMessage {
                 room_id: room,
                 sender_id: sender,
-                body: body.into_inner(),
+                body,
                 client_id: client_id.map(ClientId::into_inner),
                 reply_to,
                 created_at: Timestamp::now(),
+                attachments,
             })
             .await?;
         match outcome {
@@ -152,7 +183,35 @@ impl Messages {
                 duplicate: true,
             }),
             AppendOutcome::NotMember => Err(Error::NotFound("room")),
+            // Not the sender's own unclaimed upload in this room: whether it
+            // exists at all is not told.
+            AppendOutcome::AttachmentsRefused => Err(Error::NotFound("attachment")),
         }
+    }
+
+    /// The uploads a message lists: at most `MAX_PER_MESSAGE` attachment
+    /// ids, each kept once (whose they are the store decides when it stores
+    /// the message). An id of another shape names no file: `NotFound`, as
+    /// for any file the sender may not attach.
+    fn attachment_claim(&self, mut ids: Vec<String>) -> Result<Option<AttachmentClaim>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        if ids.len() > MAX_PER_MESSAGE {
+            return Err(Error::invalid(
+                "attachments",
+                format!("at most {MAX_PER_MESSAGE} per message"),
+            ));
+        }
+        if !ids.iter().all(|id| is_attachment_id(id)) {
+            return Err(Error::NotFound("attachment"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        Ok(Some(AttachmentClaim {
+            ids,
+            uploaded_since: Timestamp::now().minus(self.claim_within),
+        }))
     }
 
     /// See `MessageWriter::committing`.
@@ -192,7 +251,12 @@ impl Messages {
                 }
             }
         }
-        Ok(HistoryPage { messages, has_more })
+        let reactions = self.counts_of(reader, room, &messages).await?;
+        Ok(HistoryPage {
+            messages,
+            has_more,
+            reactions,
+        })
     }
 
     /// Replaces the body of the editor's own message.
@@ -251,16 +315,23 @@ impl Messages {
             .ok_or(Error::NotFound("message"))
     }
 
-    /// Messages after `after`, for resuming connections and filling gaps.
+    /// Messages after `after`, with their reactions as `reader` sees them,
+    /// for resuming connections and filling gaps (`has_more`: the page is full).
     pub async fn catch_up(
         &self,
         reader: UserId,
         room: RoomId,
         after: u64,
         limit: u32,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<HistoryPage> {
         self.require_member(reader, room).await?;
-        Ok(self.store.messages_after(room, after, limit).await?)
+        let messages = self.store.messages_after(room, after, limit).await?;
+        let reactions = self.counts_of(reader, room, &messages).await?;
+        Ok(HistoryPage {
+            has_more: messages.len() == limit as usize,
+            messages,
+            reactions,
+        })
     }
 
     /// Messages of `reader`'s rooms (of `room` alone, when given) that hold
@@ -335,6 +406,36 @@ impl Messages {
             })
             .collect();
         Ok(SearchPage { hits, next })
+    }
+
+    /// `reader`'s mentions, newest first, from `cursor` on (a page's `next`):
+    /// messages still live, in rooms they are still a member of.
+    pub async fn mentions(
+        &self,
+        reader: UserId,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<MentionPage> {
+        let limit = match limit {
+            None => mentions::DEFAULT_PAGE,
+            Some(n @ 1..=mentions::MAX_PAGE) => n,
+            Some(_) => return Err(Error::invalid("limit", "must be between 1 and 100")),
+        };
+        let before = cursor.map(mentions::parse_cursor).transpose()?;
+        let mut found = self.store.mentions(reader, before, limit + 1).await?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        let next = (more)
+            .then(|| {
+                found
+                    .last()
+                    .map(|last| mentions::encode_cursor(last.cursor()))
+            })
+            .flatten();
+        Ok(MentionPage {
+            mentions: found,
+            next,
+        })
     }
 
     async fn require_member(&self, user: UserId, room: RoomId) -> Result<Role> {

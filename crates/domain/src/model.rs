@@ -165,6 +165,8 @@ pub struct RoomSummary {
     pub last_message: Option<Message>,
     pub last_read_seq: u64,
     pub unread_count: u64,
+    /// Mentions of the member after their read marker.
+    pub unread_mentions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +190,9 @@ pub struct Message {
     pub edited_at: Option<Timestamp>,
     /// Set when deleted; the body is then empty.
     pub deleted_at: Option<Timestamp>,
+    /// The files it carries, in the order they were uploaded (none once it
+    /// is deleted).
+    pub attachments: Vec<crate::attachments::Attachment>,
 }
 
 /// A room as a message to its member names it.

@@ -14,7 +14,10 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
         // Sessions drop seqs they already delivered.
         DomainEvent::MessagePosted(_)
         | DomainEvent::MessageDeleted { .. }
-        | DomainEvent::ReadMarkerMoved { .. } => true,
+        | DomainEvent::ReadMarkerMoved { .. }
+        // Told once, to members when it was stored; a late one names a
+        // message they can read (or could, a moment ago).
+        | DomainEvent::Mentioned { .. } => true,
         // A late or replayed edit must not show words the sender replaced.
         DomainEvent::MessageEdited(edited) => store
             .message(edited.room_id, edited.seq)
@@ -49,6 +52,10 @@ pub async fn still_true(store: &dyn Store, event: &DomainEvent) -> StoreResult<b
         // An audit entry is never changed.
         | DomainEvent::AdminAction(_) => true,
         DomainEvent::RoomDeleted { room_id, .. } => store.room_by_id(*room_id).await?.is_none(),
+        // A late add must not show a reaction taken back since, nor a late
+        // removal hide one given again.
+        DomainEvent::ReactionAdded(reaction) => store.has_reaction(reaction).await?,
+        DomainEvent::ReactionRemoved(reaction) => !store.has_reaction(reaction).await?,
         // Not answered yet: the first of the invitee's invitations from this room on.
         DomainEvent::Invited {
             room_id, user_id, ..

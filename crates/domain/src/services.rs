@@ -7,6 +7,8 @@ use tokio::task::JoinHandle;
 use crate::accounts::{AccountTimes, Accounts, CodeLimits, Codes, UserLookup};
 use crate::activity::Activity;
 use crate::admin::Admin;
+use crate::attachments::{AttachmentLimits, Attachments};
+use crate::blobs::Blobs;
 use crate::bus::Bus;
 use crate::error::Result;
 use crate::ids::{RoomId, UserId};
@@ -29,6 +31,7 @@ pub struct Limits {
     pub hashing: HashingLimits,
     pub rates: RateLimits,
     pub codes: CodeLimits,
+    pub attachments: AttachmentLimits,
 }
 
 impl Default for Limits {
@@ -40,6 +43,7 @@ impl Default for Limits {
             hashing: HashingLimits::default(),
             rates: RateLimits::default(),
             codes: CodeLimits::default(),
+            attachments: AttachmentLimits::default(),
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct Services {
     pub activity: Activity,
     pub admin: Admin,
     store: Arc<dyn Store>,
+    throttles: Arc<Throttles>,
 }
 
 impl Services {
@@ -94,16 +99,18 @@ impl Services {
                 writer,
                 publisher.clone(),
                 limits.max_body_bytes,
+                limits.attachments.claim_within,
                 throttles.clone(),
             ),
             activity: Activity::new(store.clone(), publisher.clone(), throttles.clone()),
             admin: Admin::new(
                 store.clone(),
                 publisher,
-                throttles,
+                throttles.clone(),
                 limits.username_hold_secs,
             ),
             store,
+            throttles,
         };
         Ok((services, writer_task))
     }
@@ -131,6 +138,12 @@ impl Services {
         let me = self.accounts.user(caller).await?;
         let other = self.accounts.find(other).await?;
         self.rooms.direct(&me, &other).await
+    }
+
+    /// The attachments service over `blobs`, drawing on the same budgets
+    /// as every other service.
+    pub fn attachments(&self, blobs: Arc<dyn Blobs>, limits: AttachmentLimits) -> Attachments {
+        Attachments::new(self.store.clone(), blobs, self.throttles.clone(), limits)
     }
 
     /// Whether the store answers (readiness).

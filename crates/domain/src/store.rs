@@ -12,6 +12,7 @@ use crate::admin::{
 use crate::events::{DomainEvent, OutboxEntry, OutboxRow};
 use crate::ids::{RoomId, UserId};
 use crate::keys::SigningKey;
+use crate::messages::emoji::Emoji;
 use crate::model::{
     Account, AccountCode, CodePurpose, Member, Message, Role, Room, RoomSummary, User,
     UserCredentials,
@@ -111,6 +112,19 @@ pub struct NewMessage {
     /// A seq of the same room; the domain checked that it exists.
     pub reply_to: Option<u64>,
     pub created_at: Timestamp,
+    /// The uploads it carries, claimed in the storing transaction.
+    pub attachments: Option<AttachmentClaim>,
+}
+
+/// The uploads a new message carries: 1 to `attachments::MAX_PER_MESSAGE`
+/// distinct ids. The store claims them only if each is of the message's
+/// room, uploaded by its sender, carried by no message yet and uploaded at
+/// or after `uploaded_since`; else nothing of the message is stored
+/// (`AppendOutcome::AttachmentsRefused`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentClaim {
+    pub ids: Vec<String>,
+    pub uploaded_since: Timestamp,
 }
 
 impl NewMessage {
@@ -126,7 +140,15 @@ impl NewMessage {
             reply_to: self.reply_to,
             edited_at: None,
             deleted_at: None,
+            attachments: Vec::new(),
         }
+    }
+
+    /// The usernames its body mentions (`messages::mentions::parse`): the
+    /// store makes mentions of those who are members of the room when it
+    /// stores the message, in the same transaction.
+    pub fn mentioned_names(&self) -> Vec<String> {
+        crate::messages::mentions::parse(&self.body)
     }
 }
 
@@ -139,6 +161,9 @@ pub enum AppendOutcome {
     Duplicate(Message),
     /// The sender is not a member of the room (checked in the same transaction).
     NotMember,
+    /// An attachment it lists is not one the sender may attach there (see
+    /// `AttachmentClaim`); nothing stored.
+    AttachmentsRefused,
 }
 
 /// The result of adding a member.
@@ -259,6 +284,8 @@ pub trait Store:
     + InvitationStore
     + MessageStore
     + OutboxStore
+    + ReactionStore
+    + AttachmentStore
 {
     /// Cheap round trip proving the store answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
@@ -644,6 +671,40 @@ pub trait MessageStore: Send + Sync + 'static {
     /// newest). What it costs grows with the matches in those rooms, not
     /// with matches elsewhere on the server.
     async fn search_messages(&self, request: SearchRequest<'_>) -> StoreResult<Vec<Message>>;
+    /// Up to `limit` of `user`'s mentions older than `before` (all when
+    /// `None`), newest first: live messages, in rooms `user` is a member of
+    /// as this reads them.
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MentionCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Mention>>;
+}
+
+/// Where a page of mentions starts: the last mention of the page before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MentionCursor {
+    pub created_at: Timestamp,
+    pub room: RoomId,
+    pub seq: u64,
+}
+
+/// A message that mentions its reader, and the name of its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub message: Message,
+    pub room_name: String,
+}
+
+impl Mention {
+    pub fn cursor(&self) -> MentionCursor {
+        MentionCursor {
+            created_at: self.message.created_at,
+            room: self.message.room_id,
+            seq: self.message.seq,
+        }
+    }
 }
 
 /// What `MessageStore::search_messages` looks for.
@@ -876,4 +937,162 @@ pub trait AdminStore: Send + Sync + 'static {
     /// conditions; appends the audit entry; and commits the change's events
     /// with an `AdminAction` last.
     async fn admin_act(&self, act: AdminAct) -> StoreResult<AdminDone>;
+}
+
+/// One member's reaction to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub room_id: RoomId,
+    pub seq: u64,
+    pub user_id: UserId,
+    pub emoji: Emoji,
+}
+
+/// One emoji on one message as a reader sees it: how many reacted with it,
+/// and whether the reader did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReactionCount {
+    pub seq: u64,
+    pub emoji: String,
+    pub count: u32,
+    pub mine: bool,
+}
+
+/// What adding or removing a reaction came to, every condition read in its
+/// transaction under the room's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReactionChange {
+    /// Added or removed: the change carries its event.
+    Done,
+    /// Already there (adding) or not there (removing): no event.
+    Unchanged,
+    /// No such room, or the user is not a member.
+    NotMember,
+    /// No such message.
+    NoMessage,
+    /// The message was deleted (adding only; removing from one is `Unchanged`:
+    /// its reactions went with it).
+    Deleted,
+    /// The message holds `MAX_DISTINCT_PER_MESSAGE` emoji already.
+    TooManyOnMessage,
+    /// The user has `MAX_PER_USER_PER_MESSAGE` reactions on it already.
+    TooManyOfUser,
+}
+
+/// Reactions: members' emoji on messages.
+#[async_trait]
+pub trait ReactionStore: Send + Sync + 'static {
+    /// Adds the reaction unless it is there, after checking under the
+    /// room's lock that the user is a member, the message exists and is not
+    /// deleted, and the caps (`caps`) hold, counted in the same transaction.
+    async fn add_reaction(
+        &self,
+        reaction: &Reaction,
+        caps: ReactionCaps,
+        now: Timestamp,
+    ) -> StoreResult<Committed<ReactionChange>>;
+    /// Removes the reaction if it is there, after checking membership and
+    /// the message under the room's lock.
+    async fn remove_reaction(
+        &self,
+        reaction: &Reaction,
+        now: Timestamp,
+    ) -> StoreResult<Committed<ReactionChange>>;
+    /// The reactions of the room's messages with a seq in `from..=through`,
+    /// aggregated per message and emoji (`mine`: `reader` is among them),
+    /// by seq, then by when each emoji first came: one query.
+    async fn reaction_counts(
+        &self,
+        room: RoomId,
+        from: u64,
+        through: u64,
+        reader: UserId,
+    ) -> StoreResult<Vec<ReactionCount>>;
+    /// Whether the reaction is stored (for events from other nodes).
+    async fn has_reaction(&self, reaction: &Reaction) -> StoreResult<bool>;
+}
+
+/// The caps `ReactionStore::add_reaction` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReactionCaps {
+    /// Distinct emoji one message may hold.
+    pub distinct_per_message: u32,
+    /// Reactions one user may have on one message.
+    pub per_user_per_message: u32,
+}
+
+/// An upload to store (`AttachmentStore::insert_attachment`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttachment {
+    pub id: String,
+    pub room_id: RoomId,
+    pub uploader_id: UserId,
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+    pub sha256: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub created_at: Timestamp,
+}
+
+impl NewAttachment {
+    /// The attachment as stored: no message carries it yet.
+    pub fn stored(&self) -> crate::attachments::Attachment {
+        crate::attachments::Attachment {
+            id: self.id.clone(),
+            room_id: self.room_id,
+            uploader_id: self.uploader_id,
+            name: self.name.clone(),
+            size: self.size,
+            content_type: self.content_type.clone(),
+            sha256: self.sha256.clone(),
+            width: self.width,
+            height: self.height,
+            created_at: self.created_at,
+            message_seq: None,
+        }
+    }
+}
+
+/// What storing an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachmentInsert {
+    Stored(crate::attachments::Attachment),
+    /// The uploader is no (longer a) member of the room.
+    NotMember,
+    /// The uploader's attachments would hold more than their quota.
+    OverQuota,
+}
+
+/// Attachments' rows (their bytes are the `Blobs` port's).
+#[async_trait]
+pub trait AttachmentStore: Send + Sync + 'static {
+    /// Stores an upload if, in the same transaction (under the uploader's
+    /// row lock, so two uploads at once cannot both fit), the uploader is a
+    /// member of its room and their attachments' sizes with this one's stay
+    /// within `quota_bytes`.
+    async fn insert_attachment(
+        &self,
+        attachment: &NewAttachment,
+        quota_bytes: u64,
+    ) -> StoreResult<AttachmentInsert>;
+    /// The bytes `user`'s attachments hold.
+    async fn attachment_bytes_held(&self, user: UserId) -> StoreResult<u64>;
+    /// The attachment `id`, unless the message that carried it was deleted.
+    async fn attachment(&self, id: &str) -> StoreResult<Option<crate::attachments::Attachment>>;
+    /// Up to `limit` attachments no live message carries: unclaimed and
+    /// stored before `unclaimed_before`, or whose message or room is gone.
+    async fn orphaned_attachments(
+        &self,
+        unclaimed_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<String>>;
+    /// Deletes the row of `id` if it is (still) an orphan by the same rule;
+    /// false when it is not, or is gone already.
+    async fn delete_orphaned_attachment(
+        &self,
+        id: &str,
+        unclaimed_before: Timestamp,
+    ) -> StoreResult<bool>;
 }

@@ -337,6 +337,12 @@ pub enum Limit {
     ReportPerAddress,
     AdminPerUser,
     AdminReadPerUser,
+    ReactPerUser,
+    MentionPerUser,
+    UploadPerUser,
+    UploadPerAddress,
+    DownloadPerUser,
+    ThumbnailPerUser,
 }
 
 /// Whom a limit counts.
@@ -412,6 +418,19 @@ impl Limit {
             Limit::AdminPerUser => (60, MIN, 60),
             // Each list or search reads pages of accounts, rooms or reports.
             Limit::AdminReadPerUser => (120, MIN, 60),
+            // A person clicks reactions on and off while reading along.
+            Limit::ReactPerUser => (60, MIN, 30),
+            // Each reaches its members even where they muted the room.
+            Limit::MentionPerUser => (20, MIN, 10),
+            // Each upload is up to --max-attachment-bytes written to storage.
+            Limit::UploadPerUser => (60, H, 20),
+            // Throwaway accounts from one address share its budget.
+            Limit::UploadPerAddress => (120, H, 40),
+            // A history page shows a few images at once.
+            Limit::DownloadPerUser => (300, MIN, 100),
+            // A history page shows a thumbnail of each image on it; each is
+            // decoded once, then read like a download.
+            Limit::ThumbnailPerUser => (300, MIN, 100),
         };
         RateLimit(Some(Rate::new(count, period, burst)))
     }
@@ -427,7 +446,8 @@ impl Limit {
             | Limit::ResetCodePerAddress
             | Limit::SessionOpenPerAddress
             | Limit::ReportPerAddress
-            | Limit::SearchPerAddress => Per::Address,
+            | Limit::SearchPerAddress
+            | Limit::UploadPerAddress => Per::Address,
             Limit::InvitePerInvitee | Limit::DirectPerTarget => Per::Target,
             Limit::FramesPerConnection => Per::Connection,
             _ => Per::User,
@@ -480,6 +500,12 @@ impl Limit {
             Limit::ReportPerAddress => "messages reported, whatever the account",
             Limit::AdminPerUser => "server admin actions (the admin API's changes)",
             Limit::AdminReadPerUser => "the admin API's lists, searches and audit-log pages",
+            Limit::ReactPerUser => "reactions added or removed, over any transport",
+            Limit::MentionPerUser => "messages sent that mention someone (at most 20 names each)",
+            Limit::UploadPerUser => "attachments uploaded",
+            Limit::UploadPerAddress => "attachments uploaded, whatever the account",
+            Limit::DownloadPerUser => "attachments downloaded",
+            Limit::ThumbnailPerUser => "image attachments' thumbnails fetched",
         }
     }
 }
@@ -528,6 +554,12 @@ pub enum Operation {
     Report,
     AdminAction,
     AdminRead,
+    React,
+    Unreact,
+    Mention,
+    AttachmentUpload,
+    AttachmentDownload,
+    AttachmentThumbnail,
 }
 
 impl Operation {
@@ -571,6 +603,11 @@ impl Operation {
             Operation::Report => &[ReportPerUser, ReportPerAddress],
             Operation::AdminAction => &[AdminPerUser],
             Operation::AdminRead => &[AdminReadPerUser],
+            Operation::React | Operation::Unreact => &[ReactPerUser],
+            Operation::Mention => &[MentionPerUser],
+            Operation::AttachmentUpload => &[UploadPerUser, UploadPerAddress],
+            Operation::AttachmentDownload => &[DownloadPerUser],
+            Operation::AttachmentThumbnail => &[ThumbnailPerUser],
         }
     }
 }

@@ -116,7 +116,7 @@ impl std::fmt::Debug for Password {
 /// The OpenAPI document states exactly these rules as the fields' `pattern`
 /// (`palaver_protocol::rest::NAME_PATTERN`); the `rest_body` fuzz harness
 /// checks that the two agree.
-fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<String> {
+pub(crate) fn parse_label(field: &'static str, raw: &str, max_chars: usize) -> Result<String> {
     if raw.chars().count() > max_chars {
         return Err(Error::invalid(
             field,

@@ -30,6 +30,9 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
             Just("read"),
             Just("resume"),
             Just("ping"),
+            Just("react"),
+            Just("unreact"),
+            Just("emoji"),
             Just("auth"),
             Just("room"),
             Just("body"),
@@ -127,6 +130,7 @@ fn protobufish() -> impl Strategy<Value = Vec<u8>> {
                 body,
                 client_id,
                 reply_to,
+                attachments: Vec::new(),
             })),
         (any::<i64>(), any::<u64>(), "\\PC{0,12}")
             .prop_map(|(room, seq, body)| Frame::Edit(v1::Edit { room, seq, body })),
@@ -136,6 +140,10 @@ fn protobufish() -> impl Strategy<Value = Vec<u8>> {
         (any::<i64>(), any::<u64>()).prop_map(|(room, seq)| Frame::Read(v1::Read { room, seq })),
         rooms().prop_map(|rooms| Frame::Resume(v1::Resume { rooms })),
         Just(Frame::Ping(v1::Ping {})),
+        (any::<i64>(), any::<u64>(), "\\PC{0,4}")
+            .prop_map(|(room, seq, emoji)| Frame::React(v1::React { room, seq, emoji })),
+        (any::<i64>(), any::<u64>(), "\\PC{0,4}")
+            .prop_map(|(room, seq, emoji)| Frame::Unreact(v1::Unreact { room, seq, emoji })),
     ];
     (
         text(),

@@ -29,7 +29,8 @@ pub fn client_frame(frame: v1::ClientFrame) -> Result<ClientFrame, FrameError> {
         return Err(FrameError {
             code: "invalid_frame",
             message:
-                "a client frame needs one of hello, send, edit, delete, typing, read, resume, ping"
+                "a client frame needs one of hello, send, edit, delete, typing, read, resume, \
+                 ping, react, unreact"
                     .into(),
             reference,
         });
@@ -44,6 +45,7 @@ pub fn client_frame(frame: v1::ClientFrame) -> Result<ClientFrame, FrameError> {
             body: send.body,
             client_id: send.client_id.or(reference),
             reply_to: send.reply_to,
+            attachments: send.attachments,
         },
         In::Edit(edit) => ClientFrame::Edit {
             room: edit.room,
@@ -70,6 +72,18 @@ pub fn client_frame(frame: v1::ClientFrame) -> Result<ClientFrame, FrameError> {
             reference,
         },
         In::Ping(_) => ClientFrame::Ping { reference },
+        In::React(react) => ClientFrame::React {
+            room: react.room,
+            seq: react.seq,
+            emoji: react.emoji,
+            reference,
+        },
+        In::Unreact(unreact) => ClientFrame::Unreact {
+            room: unreact.room,
+            seq: unreact.seq,
+            emoji: unreact.emoji,
+            reference,
+        },
     })
 }
 
@@ -93,6 +107,7 @@ pub fn client_frame_to_proto(frame: ClientFrame) -> v1::ClientFrame {
             body,
             client_id,
             reply_to,
+            attachments,
         } => (
             None,
             In::Send(v1::Send {
@@ -100,6 +115,7 @@ pub fn client_frame_to_proto(frame: ClientFrame) -> v1::ClientFrame {
                 body,
                 client_id,
                 reply_to,
+                attachments,
             }),
         ),
         ClientFrame::Edit {
@@ -126,6 +142,18 @@ pub fn client_frame_to_proto(frame: ClientFrame) -> v1::ClientFrame {
             }),
         ),
         ClientFrame::Ping { reference } => (reference, In::Ping(v1::Ping {})),
+        ClientFrame::React {
+            room,
+            seq,
+            emoji,
+            reference,
+        } => (reference, In::React(v1::React { room, seq, emoji })),
+        ClientFrame::Unreact {
+            room,
+            seq,
+            emoji,
+            reference,
+        } => (reference, In::Unreact(v1::Unreact { room, seq, emoji })),
     };
     v1::ClientFrame {
         r#ref: reference,
@@ -210,6 +238,8 @@ pub fn frame_from_ws(frame: &ServerFrame) -> v1::ServerFrame {
             created_at,
             client_id,
             reply_to,
+            reactions,
+            attachments,
         } => Out::Message(v1::Message {
             room_id: room,
             seq,
@@ -220,6 +250,11 @@ pub fn frame_from_ws(frame: &ServerFrame) -> v1::ServerFrame {
             reply_to,
             edited_at: None,
             deleted: false,
+            reactions: reactions.iter().map(reaction_count).collect(),
+            attachments: attachments
+                .into_iter()
+                .map(crate::records::attachment)
+                .collect(),
         }),
         ServerFrame::MessageEdited {
             room,
@@ -306,8 +341,55 @@ pub fn frame_from_ws(frame: &ServerFrame) -> v1::ServerFrame {
             r#ref: reference,
             retry_after_ms,
         }),
+        ServerFrame::ReactionAdded {
+            room,
+            seq,
+            user_id,
+            emoji,
+        } => Out::ReactionAdded(v1::ReactionChanged {
+            room,
+            seq,
+            user_id,
+            emoji,
+        }),
+        ServerFrame::ReactionRemoved {
+            room,
+            seq,
+            user_id,
+            emoji,
+        } => Out::ReactionRemoved(v1::ReactionChanged {
+            room,
+            seq,
+            user_id,
+            emoji,
+        }),
+        ServerFrame::Mentioned {
+            room,
+            seq,
+            sender_id,
+        } => Out::Mentioned(v1::Mentioned {
+            room,
+            seq,
+            sender_id,
+        }),
     };
     v1::ServerFrame { frame: Some(inner) }
+}
+
+fn reaction_count(count: &rest::ReactionCount) -> v1::ReactionCount {
+    v1::ReactionCount {
+        emoji: count.emoji.clone(),
+        count: count.count,
+        me: count.me,
+    }
+}
+
+fn reaction_count_to_ws(count: v1::ReactionCount) -> rest::ReactionCount {
+    rest::ReactionCount {
+        emoji: count.emoji,
+        count: count.count,
+        me: count.me,
+    }
 }
 
 /// The server frame a protobuf one spells; `None` for one without a frame
@@ -337,6 +419,12 @@ pub fn frame_to_ws(frame: v1::ServerFrame) -> Option<ServerFrame> {
             created_at: m.created_at,
             client_id: m.client_id,
             reply_to: m.reply_to,
+            reactions: m.reactions.into_iter().map(reaction_count_to_ws).collect(),
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(crate::records::attachment_back)
+                .collect(),
         },
         Out::MessageEdited(e) => ServerFrame::MessageEdited {
             room: e.room,
@@ -405,6 +493,23 @@ pub fn frame_to_ws(frame: v1::ServerFrame) -> Option<ServerFrame> {
             reference: e.r#ref,
             retry_after_ms: e.retry_after_ms,
         },
+        Out::ReactionAdded(r) => ServerFrame::ReactionAdded {
+            room: r.room,
+            seq: r.seq,
+            user_id: r.user_id,
+            emoji: r.emoji,
+        },
+        Out::ReactionRemoved(r) => ServerFrame::ReactionRemoved {
+            room: r.room,
+            seq: r.seq,
+            user_id: r.user_id,
+            emoji: r.emoji,
+        },
+        Out::Mentioned(m) => ServerFrame::Mentioned {
+            room: m.room,
+            seq: m.seq,
+            sender_id: m.sender_id,
+        },
     })
 }
 
@@ -423,6 +528,24 @@ mod tests {
                 created_at: "2026-12-02T10:00:00.000Z".into(),
                 client_id: Some("c1".into()),
                 reply_to: Some(2),
+                reactions: vec![rest::ReactionCount {
+                    emoji: "👍".into(),
+                    count: 2,
+                    me: true,
+                }],
+                attachments: Vec::new(),
+            },
+            ServerFrame::ReactionAdded {
+                room: 7,
+                seq: 3,
+                user_id: 1,
+                emoji: ":tada:".into(),
+            },
+            ServerFrame::ReactionRemoved {
+                room: 7,
+                seq: 3,
+                user_id: 1,
+                emoji: "👍".into(),
             },
             ServerFrame::Error {
                 code: "rate_limited".into(),
@@ -439,6 +562,11 @@ mod tests {
                 room: 7,
                 name: "general".into(),
                 by: 2,
+            },
+            ServerFrame::Mentioned {
+                room: 7,
+                seq: 42,
+                sender_id: 2,
             },
         ];
         for frame in frames {
@@ -466,6 +594,7 @@ mod tests {
             body: "x".into(),
             client_id: Some("c9".into()),
             reply_to: None,
+            attachments: vec!["AAAAAAAAAAAAAAAAAAAAAA".into()],
         };
         let back = client_frame(client_frame_to_proto(sent.clone())).unwrap();
         assert_eq!(back, sent);

@@ -2,13 +2,17 @@
 //! (docs/grpc.md), shared by the server and the client library.
 //!
 //! - `v1`: the generated messages, clients and servers;
-//! - `encoded`: the `Realtime` server whose streams carry `EncodedServerFrame`s;
+//! - `encoded`: the `Realtime` server whose streams carry `EncodedServerFrame`s,
+//!   through `codec.rs`'s small buffers;
 //! - `frames.rs`: the WebSocket frames (`palaver_protocol::ws`) in their
 //!   protobuf spelling and back: one protocol, two encodings;
 //! - `records.rs`: the REST records in their protobuf spelling.
 
+mod codec;
 mod frames;
 pub mod records;
+
+pub use codec::RealtimeCodec;
 
 pub use frames::{
     client_frame, client_frame_to_proto, frame_from_ws, frame_to_ws, resume_from_map,

@@ -38,6 +38,44 @@ pub fn message(message: &rest::Message) -> v1::Message {
         reply_to: message.reply_to,
         edited_at: message.edited_at.clone(),
         deleted: message.deleted,
+        reactions: (message.reactions.iter())
+            .map(|count| v1::ReactionCount {
+                emoji: count.emoji.clone(),
+                count: count.count,
+                me: count.me,
+            })
+            .collect(),
+        attachments: message
+            .attachments
+            .iter()
+            .cloned()
+            .map(attachment)
+            .collect(),
+    }
+}
+
+pub fn attachment(attachment: rest::attachments::Attachment) -> v1::Attachment {
+    v1::Attachment {
+        id: attachment.id,
+        name: attachment.name,
+        size: attachment.size,
+        content_type: attachment.content_type,
+        sha256: attachment.sha256,
+        width: attachment.width,
+        height: attachment.height,
+    }
+}
+
+/// `attachment` read back.
+pub fn attachment_back(attachment: v1::Attachment) -> rest::attachments::Attachment {
+    rest::attachments::Attachment {
+        id: attachment.id,
+        name: attachment.name,
+        size: attachment.size,
+        content_type: attachment.content_type,
+        sha256: attachment.sha256,
+        width: attachment.width,
+        height: attachment.height,
     }
 }
 
@@ -49,6 +87,7 @@ pub fn room_summary(summary: &rest::RoomSummary) -> v1::RoomSummary {
         last_message: summary.last_message.as_ref().map(message),
         last_read_seq: summary.last_read_seq,
         unread_count: summary.unread_count,
+        unread_mentions: summary.unread_mentions,
     }
 }
 

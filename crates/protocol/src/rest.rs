@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub mod admin;
+pub mod attachments;
+pub mod mentions;
 pub mod search;
 
 /// The `pattern` of every name people read (display names, room names), the
@@ -433,6 +435,9 @@ pub struct RoomSummary {
     pub last_read_seq: u64,
     /// Messages after the marker from other people, not deleted.
     pub unread_count: u64,
+    /// Of those, the ones that mention the caller.
+    #[serde(default)]
+    pub unread_mentions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -466,6 +471,24 @@ pub struct Message {
     /// A deleted message keeps its seq; its `body` is empty.
     #[serde(default)]
     pub deleted: bool,
+    /// Its reactions, one entry per emoji in the order they first came
+    /// (history only; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
+    /// The files it carries (absent when none; none once deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<attachments::Attachment>,
+}
+
+/// One emoji under a message: how many members reacted with it, and
+/// whether the caller did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReactionCount {
+    /// One emoji, or a short name `:name:`.
+    pub emoji: String,
+    pub count: u32,
+    /// The caller reacted with it.
+    pub me: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -489,6 +512,12 @@ pub struct PostMessageRequest {
     #[serde(default, deserialize_with = "crate::integer::optional_seq")]
     #[schema(maximum = 9223372036854775807_u64)]
     pub reply_to: Option<u64>,
+    /// Ids of the sender's own uploads to this room that no message carries
+    /// yet (`POST /rooms/{id}/attachments`), at most 10 (one listed twice
+    /// counts once). An id the sender may not attach, or of no file: `404`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 10)]
+    pub attachments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

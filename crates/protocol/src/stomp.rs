@@ -779,7 +779,8 @@ impl HeartBeat {
 /// What a client may `SUBSCRIBE` to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
-    /// `/topic/message/roomId/{id}`: `message`, `message_edited`, `message_deleted`.
+    /// `/topic/message/roomId/{id}`: `message`, `message_edited`, `message_deleted`,
+    /// `reaction_added`, `reaction_removed`.
     RoomMessages(i64),
     /// `/topic/typing/roomId/{id}`: `typing`.
     RoomTyping(i64),
@@ -802,6 +803,8 @@ pub enum SendTarget {
     Read,
     /// `/app/extendOnline`: keeps presence alive.
     ExtendOnline,
+    /// `/app/reaction`: `{"roomId","seq","emoji","remove"?}`.
+    Reaction,
 }
 
 /// A room topic from its room id.
@@ -818,6 +821,7 @@ const SEND_MESSAGE: &str = "/app/message/roomId/";
 const SEND_TYPING: &str = "/app/typing";
 const SEND_READ: &str = "/app/read";
 const SEND_EXTEND_ONLINE: &str = "/app/extendOnline";
+const SEND_REACTION: &str = "/app/reaction";
 
 impl Topic {
     /// A `SUBSCRIBE` frame's `destination`.
@@ -855,6 +859,7 @@ impl SendTarget {
             SEND_TYPING => Ok(SendTarget::Typing),
             SEND_READ => Ok(SendTarget::Read),
             SEND_EXTEND_ONLINE => Ok(SendTarget::ExtendOnline),
+            SEND_REACTION => Ok(SendTarget::Reaction),
             _ => destination
                 .strip_prefix(SEND_MESSAGE)
                 .and_then(room_id)
@@ -871,6 +876,7 @@ impl fmt::Display for SendTarget {
             SendTarget::Typing => f.write_str(SEND_TYPING),
             SendTarget::Read => f.write_str(SEND_READ),
             SendTarget::ExtendOnline => f.write_str(SEND_EXTEND_ONLINE),
+            SendTarget::Reaction => f.write_str(SEND_REACTION),
         }
     }
 }
@@ -1224,6 +1230,7 @@ mod tests {
             ("/app/typing", SendTarget::Typing),
             ("/app/read", SendTarget::Read),
             ("/app/extendOnline", SendTarget::ExtendOnline),
+            ("/app/reaction", SendTarget::Reaction),
         ];
         for (text, target) in sends {
             assert_eq!(SendTarget::parse(text), Ok(target));

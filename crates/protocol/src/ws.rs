@@ -35,6 +35,10 @@ pub enum ClientFrame {
         /// The seq of the message (in the same room) this one answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        /// Ids of the sender's own uploads to this room that no message
+        /// carries yet (REST `POST /rooms/{id}/attachments`); at most 10.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// Replace the body of one's own message; everyone gets `message_edited`.
     Edit {
@@ -75,6 +79,24 @@ pub enum ClientFrame {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// React to a message with `emoji` (one emoji, or `:name:`); everyone
+    /// gets `reaction_added`, unless the reaction was there already.
+    React {
+        room: i64,
+        seq: u64,
+        emoji: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Take one's reaction back; everyone gets `reaction_removed`, unless it
+    /// was not there.
+    Unreact {
+        room: i64,
+        seq: u64,
+        emoji: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
 }
 
 /// Why a text is not a client frame: the `error` frame's `code`, `message`,
@@ -98,7 +120,9 @@ impl ClientFrame {
             | ClientFrame::Typing { reference, .. }
             | ClientFrame::Read { reference, .. }
             | ClientFrame::Resume { reference, .. }
-            | ClientFrame::Ping { reference, .. } => reference.as_deref(),
+            | ClientFrame::Ping { reference, .. }
+            | ClientFrame::React { reference, .. }
+            | ClientFrame::Unreact { reference, .. } => reference.as_deref(),
         }
     }
 
@@ -186,6 +210,13 @@ pub enum ServerFrame {
         client_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        /// Its reactions, when replayed or caught up (`me`: this
+        /// connection's user); absent on a live message, which has none yet.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reactions: Vec<crate::rest::ReactionCount>,
+        /// The files it carries: their metadata only, never their bytes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<crate::rest::attachments::Attachment>,
     },
     /// A message's body was replaced by its sender.
     MessageEdited {
@@ -282,6 +313,29 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// `user_id` reacted to the message `seq` with `emoji`. One frame for
+    /// every member: a client counts it in its own aggregate (`me` when
+    /// `user_id` is its user).
+    ReactionAdded {
+        room: i64,
+        seq: u64,
+        user_id: i64,
+        emoji: String,
+    },
+    /// `user_id` took their `emoji` off the message `seq`.
+    ReactionRemoved {
+        room: i64,
+        seq: u64,
+        user_id: i64,
+        emoji: String,
+    },
+    /// The message `seq` of `room`, from `sender_id`, mentions you: to your
+    /// connections alone, even while the room is muted or out of view.
+    Mentioned {
+        room: i64,
+        seq: u64,
+        sender_id: i64,
+    },
 }
 
 impl ServerFrame {
@@ -309,6 +363,7 @@ mod tests {
                 body: "hi".into(),
                 client_id: Some("c1".into()),
                 reply_to: None,
+                attachments: Vec::new(),
             }
         );
         let resume: ClientFrame =
@@ -331,6 +386,7 @@ mod tests {
                 body: "b".into(),
                 client_id: Some("c".into()),
                 reply_to: None,
+                attachments: Vec::new(),
             },
             ClientFrame::Edit {
                 room: 1,
@@ -356,7 +412,21 @@ mod tests {
                 rooms: BTreeMap::new(),
                 reference: reference.clone(),
             },
-            ClientFrame::Ping { reference },
+            ClientFrame::Ping {
+                reference: reference.clone(),
+            },
+            ClientFrame::React {
+                room: 1,
+                seq: 1,
+                emoji: "👍".into(),
+                reference: reference.clone(),
+            },
+            ClientFrame::Unreact {
+                room: 1,
+                seq: 1,
+                emoji: ":tada:".into(),
+                reference,
+            },
         ]
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use palaver_bus::{KafkaBus, KafkaConfig, LocalBus};
 use palaver_domain::accounts::CodeLimits;
+use palaver_domain::blobs::Blobs;
 use palaver_domain::bus::Bus;
 use palaver_domain::mail::Mailer;
 use palaver_domain::messages::WriterConfig;
@@ -102,6 +103,32 @@ pub async fn access_tokens(
 }
 
 /// SMTP when configured; else files under `<data-dir>/mail/`, said at start.
+/// Where attachments' bytes go: the bucket of `attachments.url` (which
+/// must answer now, or the node does not start), else the directory.
+async fn attachment_blobs(settings: &Settings) -> anyhow::Result<Arc<dyn Blobs>> {
+    if let Some(url) = &settings.attachments.url {
+        let location = palaver_store::S3Location::parse(url)
+            .map_err(|e| anyhow::anyhow!("--attachments-url: {e}"))?;
+        let blobs = palaver_store::S3Blobs::open(&location)
+            .await
+            .with_context(|| format!("opening the attachments bucket {location}"))?;
+        tracing::info!(location = %location, "attachments in S3-compatible storage");
+        return Ok(Arc::new(blobs));
+    }
+    let dir = settings.attachments_dir();
+    if settings.kafka.brokers.is_some() {
+        tracing::warn!(
+            dir = %dir.display(),
+            "cluster mode without --attachments-url: each node keeps its own attachments, \
+             which the other nodes cannot serve"
+        );
+    }
+    let blobs = palaver_store::LocalBlobs::open(&dir)
+        .await
+        .with_context(|| format!("opening the attachments directory {}", dir.display()))?;
+    Ok(Arc::new(blobs))
+}
+
 fn mailer(settings: &Settings) -> anyhow::Result<Arc<dyn Mailer>> {
     let from = settings
         .mail
@@ -252,11 +279,15 @@ impl Application {
                     code_ttl_secs: settings.accounts.code_ttl.as_secs() as i64,
                     ..CodeLimits::default()
                 },
+                attachments: settings.attachments.limits(),
             },
             WriterConfig::default(),
         )
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
 
+        let blobs = attachment_blobs(&settings).await?;
+        let attachments = Arc::new(services.attachments(blobs, settings.attachments.limits()));
+        attachments.spawn_collecting(settings.attachments.collect_every);
         let services = Arc::new(services);
         spawn_key_reload(Arc::downgrade(&services));
         let presence_task = presence_inbox.spawn(
@@ -288,6 +319,7 @@ impl Application {
         };
         let state = AppState {
             services,
+            attachments,
             hub,
             presence,
             bus: node_bus,
@@ -376,6 +408,7 @@ impl Application {
             max_per_address: state.settings.http.max_connections_per_address,
             header_timeout: state.settings.http.header_timeout,
             idle_timeout: state.settings.http.http2_idle_timeout,
+            write_stall_timeout: state.settings.http.write_stall_timeout,
             trusted_proxies: state.settings.http.trusted_proxies.clone(),
         };
         let realtime = crate::ws::routes()

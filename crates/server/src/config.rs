@@ -46,6 +46,7 @@ pub struct Settings {
     pub kafka: Kafka,
     pub metrics: Metrics,
     pub log: Log,
+    pub attachments: Attachments,
 }
 
 impl Default for Settings {
@@ -64,6 +65,7 @@ impl Default for Settings {
             kafka: Kafka::default(),
             metrics: Metrics::default(),
             log: Log::default(),
+            attachments: Attachments::default(),
         }
     }
 }
@@ -79,6 +81,11 @@ pub struct Http {
     /// For a REST request's (or gRPC call's) body to arrive in full.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
+    /// The longest a connection's write may wait on a client that reads
+    /// nothing (a download or any response read too slowly) before the
+    /// connection is dropped.
+    #[serde(with = "humantime_serde")]
+    pub write_stall_timeout: Duration,
     /// Bytes per second a body must arrive at, after a grace.
     pub body_min_rate: u64,
     /// An HTTP/2 connection with no stream is closed after this.
@@ -111,6 +118,7 @@ impl Default for Http {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(30),
             body_min_rate: 1024,
             http2_idle_timeout: Duration::from_secs(30),
             max_connections: 10_000,
@@ -311,6 +319,57 @@ impl Default for Accounts {
         Self {
             code_ttl: Duration::from_secs(CodeLimits::default().code_ttl_secs as u64),
             username_hold: Duration::from_secs(Limits::default().username_hold_secs as u64),
+        }
+    }
+}
+
+/// Files uploaded into rooms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Attachments {
+    /// Where their bytes are kept: `None` for `<data_dir>/attachments/`.
+    pub dir: Option<PathBuf>,
+    /// The largest file.
+    pub max_bytes: u64,
+    /// The most bytes one user's files may hold together.
+    pub quota_bytes: u64,
+    /// For an upload's body to arrive in full (it replaces
+    /// `http.body_timeout` for uploads; `http.body_min_rate` still holds).
+    #[serde(with = "humantime_serde")]
+    pub upload_timeout: Duration,
+    /// How long an upload waits for a message to carry it before it is collected.
+    #[serde(with = "humantime_serde")]
+    pub claim_within: Duration,
+    /// How often orphaned files are looked for and removed.
+    #[serde(with = "humantime_serde")]
+    pub collect_every: Duration,
+    /// `s3://bucket/prefix`: their bytes in S3-compatible object storage
+    /// (credentials and endpoint from the `AWS_*` variables) rather than
+    /// in `dir`; what cluster mode needs, since `dir` is per node.
+    pub url: Option<String>,
+}
+
+impl Default for Attachments {
+    fn default() -> Self {
+        let limits = palaver_domain::attachments::AttachmentLimits::default();
+        Self {
+            dir: None,
+            max_bytes: limits.max_bytes,
+            quota_bytes: limits.quota_bytes,
+            upload_timeout: Duration::from_secs(300),
+            claim_within: limits.claim_within,
+            collect_every: Duration::from_secs(300),
+            url: None,
+        }
+    }
+}
+
+impl Attachments {
+    pub fn limits(&self) -> palaver_domain::attachments::AttachmentLimits {
+        palaver_domain::attachments::AttachmentLimits {
+            max_bytes: self.max_bytes,
+            quota_bytes: self.quota_bytes,
+            claim_within: self.claim_within,
         }
     }
 }
@@ -535,6 +594,7 @@ impl Settings {
             ),
             ("http.body_min_rate", self.http.body_min_rate),
             ("passwords.concurrency", self.passwords.concurrency as u64),
+            ("attachments.max_bytes", self.attachments.max_bytes),
             ("kafka.partitions", self.kafka.partitions.max(0) as u64),
         ];
         for (path, value) in at_least_one {
@@ -543,11 +603,27 @@ impl Settings {
         let at_least = [
             ("http.header_timeout", self.http.header_timeout, 1),
             ("http.body_timeout", self.http.body_timeout, 1),
+            ("http.write_stall_timeout", self.http.write_stall_timeout, 1),
             ("http.http2_idle_timeout", self.http.http2_idle_timeout, 1),
             ("realtime.write_timeout", self.realtime.write_timeout, 1),
             ("tokens.access_ttl", self.tokens.access_ttl, 1000),
             ("tokens.refresh_ttl", self.tokens.refresh_ttl, 1000),
             ("accounts.code_ttl", self.accounts.code_ttl, 30_000),
+            (
+                "attachments.upload_timeout",
+                self.attachments.upload_timeout,
+                1000,
+            ),
+            (
+                "attachments.claim_within",
+                self.attachments.claim_within,
+                1000,
+            ),
+            (
+                "attachments.collect_every",
+                self.attachments.collect_every,
+                100,
+            ),
             (
                 "kafka.presence_heartbeat",
                 self.kafka.presence_heartbeat,
@@ -568,6 +644,16 @@ impl Settings {
             "{} must be at most 36500 days",
             name("accounts.username_hold")
         );
+        if let Some(url) = &self.attachments.url {
+            anyhow::ensure!(
+                self.attachments.dir.is_none(),
+                "set one of {} and {}, not both",
+                name("attachments.dir"),
+                name("attachments.url")
+            );
+            palaver_store::S3Location::parse(url)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", name("attachments.url")))?;
+        }
         if let Some(url) = self.database_url() {
             palaver_store::Engine::of(&url)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", name("database.url")))?;
@@ -630,6 +716,11 @@ impl Settings {
         self.realtime
             .max_frame_bytes
             .unwrap_or(self.messages.max_body_bytes * 4 + 1024)
+    }
+
+    /// Where attachments' bytes are kept (in embedded mode).
+    pub fn attachments_dir(&self) -> PathBuf {
+        (self.attachments.dir.clone()).unwrap_or_else(|| self.data_dir.join("attachments"))
     }
 
     pub fn database_path(&self) -> PathBuf {

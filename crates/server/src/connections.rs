@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -47,6 +48,10 @@ pub struct ConnectionLimits {
     /// How long a connection may have no request (an HTTP/2 stream) open
     /// before it is closed (GOAWAY on HTTP/2): pings alone keep nothing open.
     pub idle_timeout: Duration,
+    /// How long a write may wait on a client that reads nothing before the
+    /// connection is dropped: a slow reader holds no response (a download,
+    /// its open file) for long.
+    pub write_stall_timeout: Duration,
     /// Exempt from the per-address limit: every client behind them shares
     /// their address.
     pub trusted_proxies: Vec<ProxyNet>,
@@ -202,6 +207,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let header_timeout = limits.header_timeout;
         let idle_timeout = limits.idle_timeout;
+        let write_stall_timeout = limits.write_stall_timeout;
         let tls = tls.clone();
         connections.spawn(async move {
             // hyper's header timeout starts with the first byte: a client
@@ -232,6 +238,8 @@ pub async fn serve(
             let io = TokioIo::new(Counted {
                 socket,
                 _ticket: ticket,
+                write_stall_timeout,
+                stalled_since: None,
             });
             let connection = builder
                 .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
@@ -549,10 +557,42 @@ impl AsyncWrite for Socket {
     }
 }
 
-/// A socket that holds its connection's place until it is dropped.
+/// A socket that holds its connection's place until it is dropped, and
+/// fails a write that waits `write_stall_timeout` without the client reading.
 struct Counted {
     socket: Socket,
     _ticket: Ticket,
+    write_stall_timeout: Duration,
+    /// Armed while writes wait (boxed: a connection whose writes never
+    /// wait keeps one pointer for it).
+    stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Counted {
+    /// `result` of a write or flush, failed once writes have waited too long.
+    fn within_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled_since = None;
+            return result;
+        }
+        let timeout = self.write_stall_timeout;
+        let deadline =
+            (self.stalled_since).get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        // Polled with the write's context: the connection's task wakes when
+        // the time is up, and its next write fails.
+        if deadline.as_mut().poll(cx).is_ready() {
+            metrics::counter!("palaver_connections_write_stalled_total").increment(1);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the write stall timeout",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl AsyncRead for Counted {
@@ -571,7 +611,8 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.socket).poll_write(cx, buf)
+        let written = Pin::new(&mut self.socket).poll_write(cx, buf);
+        self.within_stall(cx, written)
     }
 
     fn poll_write_vectored(
@@ -579,7 +620,8 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.socket).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
+        self.within_stall(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -587,7 +629,8 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_flush(cx)
+        let flushed = Pin::new(&mut self.socket).poll_flush(cx);
+        self.within_stall(cx, flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -605,6 +648,7 @@ mod tests {
             max_per_address,
             header_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
+            write_stall_timeout: Duration::from_secs(1),
             trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
         }))
     }

@@ -59,6 +59,17 @@ impl EventSink for LocalDelivery {
                 }
                 return;
             }
+            // To each member it names alone, on all their connections, one
+            // frame for them all.
+            DomainEvent::Mentioned { user_ids, .. } => {
+                if let Some(frame) = frames::for_event(event) {
+                    let frame = Arc::new(frames::encode(&frame));
+                    for user in user_ids {
+                        hub.offer_to_user(*user, frame.clone());
+                    }
+                }
+                return;
+            }
             // Follow first, then announce: the new member's connections see
             // their own join and everything after it.
             DomainEvent::MemberJoined {
@@ -138,6 +149,7 @@ mod tests {
             reply_to: None,
             edited_at: None,
             deleted_at: None,
+            attachments: Vec::new(),
         })
     }
 

@@ -9,6 +9,7 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::{Message, User};
+use palaver_domain::store::ReactionCount;
 use palaver_domain::time::Timestamp;
 use palaver_domain::{Error, RoomId, UserId};
 use palaver_protocol::ws::{FrameError, RoomPosition, ServerFrame};
@@ -105,6 +106,12 @@ pub fn protobuf(frame: &ServerFrame) -> Bytes {
 
 /// The `message` frame of a stored message (live or replayed).
 pub fn message(message: &Message) -> ServerFrame {
+    message_with_reactions(message, &[])
+}
+
+/// The `message` frame of a replayed message, with its reactions as the
+/// connection's user sees them (`counts`: this message's).
+pub fn message_with_reactions(message: &Message, counts: &[ReactionCount]) -> ServerFrame {
     ServerFrame::Message {
         room: message.room_id.0,
         seq: message.seq,
@@ -113,6 +120,12 @@ pub fn message(message: &Message) -> ServerFrame {
         created_at: message.created_at.to_rfc3339(),
         client_id: message.client_id.clone(),
         reply_to: message.reply_to,
+        reactions: wire::reaction_counts(counts),
+        attachments: message
+            .attachments
+            .iter()
+            .map(crate::wire::attachment)
+            .collect(),
     }
 }
 
@@ -270,6 +283,28 @@ pub fn for_event(event: &DomainEvent) -> Option<ServerFrame> {
             room: room_id.0,
             user_id: user_id.0,
             expires_in_ms: TYPING_EXPIRES_MS,
+        },
+        DomainEvent::ReactionAdded(reaction) => ServerFrame::ReactionAdded {
+            room: reaction.room_id.0,
+            seq: reaction.seq,
+            user_id: reaction.user_id.0,
+            emoji: reaction.emoji.as_str().to_owned(),
+        },
+        DomainEvent::ReactionRemoved(reaction) => ServerFrame::ReactionRemoved {
+            room: reaction.room_id.0,
+            seq: reaction.seq,
+            user_id: reaction.user_id.0,
+            emoji: reaction.emoji.as_str().to_owned(),
+        },
+        DomainEvent::Mentioned {
+            room_id,
+            seq,
+            sender_id,
+            ..
+        } => ServerFrame::Mentioned {
+            room: room_id.0,
+            seq: *seq,
+            sender_id: sender_id.0,
         },
         DomainEvent::Presence { .. }
         | DomainEvent::NodeHeartbeat { .. }

@@ -2,7 +2,9 @@
 //! parse input, call a domain service, and shape the answer. No SQL here.
 
 mod admin;
+mod attachments;
 mod auth;
+mod byte_range;
 pub mod cookies;
 pub(crate) mod deadline;
 pub mod error;
@@ -11,9 +13,11 @@ mod health;
 mod invitations;
 mod keys;
 pub(crate) mod logging;
+mod mentions;
 mod messages;
 mod moderation;
 pub mod openapi;
+mod reactions;
 mod rooms;
 mod users;
 mod web;
@@ -84,6 +88,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::reports))
         .routes(routes!(admin::resolve_report))
         .routes(routes!(admin::audit))
+        .routes(routes!(reactions::react, reactions::unreact))
+        .routes(routes!(mentions::list))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
+        .routes(routes!(attachments::thumbnail))
 }
 
 /// The REST routes and the web client, with `beside` (the other transports
@@ -97,6 +106,10 @@ pub fn router(state: AppState, beside: Router<AppState>) -> Router {
         total: state.settings.http.body_timeout,
         min_rate: state.settings.http.body_min_rate,
     };
+    let upload_deadline = deadline::BodyDeadline {
+        total: state.settings.attachments.upload_timeout,
+        ..body_deadline
+    };
     api.route(
         "/api/v1/openapi.json",
         axum::routing::get(move || openapi::serve(doc.clone())),
@@ -106,10 +119,17 @@ pub fn router(state: AppState, beside: Router<AppState>) -> Router {
     .route("/assets/{name}", axum::routing::get(web::asset))
     .fallback(error::unknown_route)
     .method_not_allowed_fallback(error::method_not_allowed)
+    .layer(axum::middleware::map_response(no_sniffing))
     .layer(tower::util::option_layer(cors))
-    .layer(tower::util::MapRequestLayer::new(move |request| {
-        body_deadline.apply(request)
-    }))
+    .layer(tower::util::MapRequestLayer::new(
+        move |request: axum::extract::Request| {
+            if attachments::is_upload(request.method(), request.uri().path()) {
+                upload_deadline.apply(request)
+            } else {
+                body_deadline.apply(request)
+            }
+        },
+    ))
     .layer(
         tower_http::trace::TraceLayer::new_for_http()
             .make_span_with(logging::RedactedSpan)
@@ -117,6 +137,15 @@ pub fn router(state: AppState, beside: Router<AppState>) -> Router {
             .on_failure(logging::QuietFailures),
     )
     .with_state(state)
+}
+
+/// Every answer's type is the one it states (`nosniff`): errors too, which
+/// quote nothing a client sent today, so none ever becomes markup.
+async fn no_sniffing(mut response: axum::response::Response) -> axum::response::Response {
+    (response.headers_mut())
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// CORS for `--cors-origins` (none: no CORS headers, no preflight answers):

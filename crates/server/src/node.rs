@@ -15,6 +15,8 @@ use crate::hub::Hub;
 #[derive(Clone)]
 pub struct AppState {
     pub services: Arc<Services>,
+    /// Uploads and downloads (REST alone carries files' bytes).
+    pub attachments: Arc<palaver_domain::attachments::Attachments>,
     pub hub: Arc<Hub>,
     pub presence: crate::presence::Presence,
     pub bus: NodeBus,

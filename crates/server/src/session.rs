@@ -792,6 +792,7 @@ mod tests {
                 body: "hi".into(),
                 client_id: Some("c1".into()),
                 reply_to: None,
+                attachments: Vec::new(),
             }))
             .unwrap();
         // Her own `presence` may come first: she shares the room with herself.

@@ -76,6 +76,10 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         // ack id around them).
         .ws_max_message_size(settings.max_frame_bytes() + PACKET_ENVELOPE_BYTES)
         .ws_max_frame_size(settings.max_frame_bytes() + PACKET_ENVELOPE_BYTES)
+        // engine.io's WebSocket is tungstenite's too: the same small read
+        // buffer as every other WebSocket here (its default is 4 KiB, held by
+        // every idle socket).
+        .ws_read_buffer_size(crate::http::websocket::READ_BUFFER_BYTES)
         .max_buffer_size(settings.realtime.queue_capacity)
         .connect_timeout(settings.realtime.auth_timeout)
         .build_svc();

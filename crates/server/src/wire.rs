@@ -1,8 +1,9 @@
 //! Domain records → REST bodies: what clients are shown of them.
 
 use palaver_domain::keys::{PublicKey, PublicMaterial};
+use palaver_domain::messages::{reactions, HistoryPage};
 use palaver_domain::model::{Account, Member, Message, Room, RoomProfile, RoomSummary, User};
-use palaver_domain::store::{Invitation, SessionRecord};
+use palaver_domain::store::{Invitation, ReactionCount, SessionRecord};
 use palaver_domain::time::Timestamp;
 use palaver_protocol::rest;
 
@@ -89,6 +90,7 @@ pub fn room_summary(summary: &RoomSummary) -> rest::RoomSummary {
         last_message: summary.last_message.as_ref().map(message),
         last_read_seq: summary.last_read_seq,
         unread_count: summary.unread_count,
+        unread_mentions: summary.unread_mentions,
     }
 }
 
@@ -104,6 +106,12 @@ pub fn member(member: &Member, online: bool) -> rest::Member {
 }
 
 pub fn message(message: &Message) -> rest::Message {
+    message_with_reactions(message, &[])
+}
+
+/// A message of a history page, with its reactions as the reader sees them
+/// (`counts`: this message's).
+pub fn message_with_reactions(message: &Message, counts: &[ReactionCount]) -> rest::Message {
     rest::Message {
         room_id: message.room_id.0,
         seq: message.seq,
@@ -114,5 +122,50 @@ pub fn message(message: &Message) -> rest::Message {
         reply_to: message.reply_to,
         edited_at: message.edited_at.map(Timestamp::to_rfc3339),
         deleted: message.deleted_at.is_some(),
+        reactions: reaction_counts(counts),
+        attachments: message.attachments.iter().map(attachment).collect(),
+    }
+}
+
+/// A history page's messages, each with its reactions.
+pub fn history(page: &HistoryPage) -> Vec<rest::Message> {
+    (page.messages.iter())
+        .map(|m| message_with_reactions(m, reactions::counts_for(&page.reactions, m.seq)))
+        .collect()
+}
+
+pub fn reaction_counts(counts: &[ReactionCount]) -> Vec<rest::ReactionCount> {
+    (counts.iter())
+        .map(|count| rest::ReactionCount {
+            emoji: count.emoji.clone(),
+            count: count.count,
+            me: count.mine,
+        })
+        .collect()
+}
+
+pub fn mention_page(page: &palaver_domain::messages::MentionPage) -> rest::mentions::MentionPage {
+    rest::mentions::MentionPage {
+        mentions: (page.mentions.iter())
+            .map(|mention| rest::mentions::MentionItem {
+                message: message(&mention.message),
+                room_name: mention.room_name.clone(),
+            })
+            .collect(),
+        next: page.next.clone(),
+    }
+}
+
+pub fn attachment(
+    attachment: &palaver_domain::attachments::Attachment,
+) -> rest::attachments::Attachment {
+    rest::attachments::Attachment {
+        id: attachment.id.clone(),
+        name: attachment.name.clone(),
+        size: attachment.size,
+        content_type: attachment.content_type.clone(),
+        sha256: attachment.sha256.clone(),
+        width: attachment.width,
+        height: attachment.height,
     }
 }

@@ -41,9 +41,11 @@ export class Api extends EventTarget {
 
   get user() { return this.session?.user ?? null; }
 
+  /** `body`: a value sent as JSON, or a `Blob` (a `File`) sent as it is. */
   async request(method, path, body, { auth = true, retry = true } = {}) {
+    const raw = body instanceof Blob;
     const headers = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json';
     if (method !== 'GET') {
       const csrf = readCookie(CSRF_COOKIE);
       if (csrf) headers['x-csrf-token'] = csrf;
@@ -52,7 +54,7 @@ export class Api extends EventTarget {
     try {
       response = await fetch(API + path, {
         method, headers, credentials: 'same-origin',
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined || raw ? body : JSON.stringify(body),
       });
     } catch {
       throw new ApiError(0, 'offline', 'The server cannot be reached.');
@@ -166,6 +168,10 @@ export class Api extends EventTarget {
     if (cursor) query.set('cursor', cursor);
     return this.request('GET', `/search?${query}`);
   }
+  /** Uploads `file` into `room` (its bytes as the body); the stored attachment. */
+  uploadAttachment(room, file) {
+    return this.request('POST', `/rooms/${room}/attachments?${new URLSearchParams({ name: file.name })}`, file);
+  }
   directRoom(userId) { return this.request('POST', '/dms', { user: userId }); }
   profile(userId) { return this.request('GET', `/users/${userId}`); }
   invitations(after) { return this.request('GET', `/invitations?limit=100${after ? `&after=${after}` : ''}`); }
@@ -193,6 +199,11 @@ export class Api extends EventTarget {
     const { reset_token: token } = await this.request('POST', '/auth/password-reset/confirm', { login, code }, { auth: false });
     await this.request('POST', '/auth/password-reset/complete', { reset_token: token, new_password: newPassword }, { auth: false });
   }
+}
+
+/** Where a member's browser downloads attachment `id` (signed in by cookie). */
+export function attachmentUrl(id) {
+  return `${API}/attachments/${encodeURIComponent(id)}`;
 }
 
 function readSession() {

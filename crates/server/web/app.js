@@ -4,9 +4,11 @@
 // (`<bdi>`, or `dir="auto"` on an element of its own): a right-to-left name
 // cannot reorder the text around it.
 
-import { Api } from './api.js';
+import { Api, attachmentUrl } from './api.js';
 import { ChatSocket } from './socket.js';
 import { hideSettings, setUpPasswordReset, setUpSettings } from './settings.js';
+import { mentionAtCaret, mentionCandidates, mentionRuns } from './mentions.js';
+import { dayKey, dayLabel, fullTime, timeOfDay } from './times.js';
 
 const api = new Api();
 const socket = new ChatSocket(api);
@@ -35,7 +37,31 @@ const state = {
   online: new Set(),
   replyTo: null,
   editing: null,
+  /** the seq whose reaction picker is open in the current room */
+  picking: null,
+  /** room id → Set of seqs that mention me and are not read yet (`mentioned` frames) */
+  mentions: new Map(),
+  /** the mention being typed: { start, candidates, selected } */
+  suggesting: null,
+  /** files chosen for the next message, not uploaded yet: [{ key, file }] */
+  chosen: [],
+  /** whether the chosen files are being uploaded (sending waits) */
+  uploading: false,
 };
+
+/** The most files one message carries (the server refuses more). */
+const MAX_FILES = 10;
+/** The types a browser shows as an image without running anything; the
+ * server serves only these inline. */
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+/** attachment id → its preview `<img>`, kept across re-renders so each
+ * image is fetched once, not once per render; the oldest forgotten past
+ * PREVIEWS_KEPT. */
+const previews = new Map();
+const PREVIEWS_KEPT = 300;
+
+/** What the reaction picker offers; any other emoji shown can be toggled too. */
+const PICKER = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 
 // ---------- sign up / log in ----------
 
@@ -180,11 +206,18 @@ function renderRooms() {
     if (room.id === state.current) button.setAttribute('aria-current', 'true');
     const name = span('name', ...roomTitle(room));
     const parts = [name];
+    const badges = span('badges');
+    if (room.unread_mentions > 0 && room.id !== state.current) {
+      const badge = span('mention-badge', `@${room.unread_mentions}`);
+      badge.setAttribute('aria-label', `${room.unread_mentions} unread ${room.unread_mentions === 1 ? 'mention' : 'mentions'}`);
+      badges.append(badge);
+    }
     if (room.unread_count > 0 && room.id !== state.current) {
       const badge = span('badge', String(room.unread_count));
       badge.setAttribute('aria-label', `${room.unread_count} unread`);
-      parts.push(badge);
+      badges.append(badge);
     }
+    if (badges.childElementCount) parts.push(badges);
     const last = room.last_message;
     parts.push(last && !last.deleted
       ? span('last', bdi(nameOf(last.sender_id)), ': ', bdi(last.body))
@@ -235,12 +268,16 @@ $('join-form').addEventListener('submit', async (event) => {
 
 function addRoom(room) {
   if (!state.rooms.has(room.id)) {
-    state.rooms.set(room.id, { ...room, role: 'member', last_seq: 0, last_message: null, last_read_seq: 0, unread_count: 0 });
+    state.rooms.set(room.id, { ...room, role: 'member', last_seq: 0, last_message: null, last_read_seq: 0, unread_count: 0, unread_mentions: 0 });
   }
   renderRooms();
 }
 
 async function openRoom(id) {
+  // Where the user was when the room was opened: the composer takes the
+  // focus once the room has loaded only if they have not moved on meanwhile
+  // (typing a search while the history loads keeps the search box).
+  const focused = document.activeElement;
   state.current = id;
   state.replyTo = null;
   state.editing = null;
@@ -251,15 +288,19 @@ async function openRoom(id) {
   $('room-code').textContent = room && room.kind === 'group' ? `code ${room.code}` : '';
   $('conversation-error').textContent = '';
   renderReply();
+  clearChosen();
   renderRooms();
   if (!state.messages.has(id)) {
     state.messages.set(id, new Map());
     await loadOlder(id);
   }
   await loadMembers(id);
+  if (state.current !== id) return; // another room was opened meanwhile
   renderMessages({ toBottom: true });
   markRead();
-  $('composer-input').focus();
+  if (document.activeElement === focused || document.activeElement === document.body) {
+    $('composer-input').focus();
+  }
 }
 
 $('back-button').addEventListener('click', () => {
@@ -304,7 +345,17 @@ function renderMessages({ toBottom = false } = {}) {
   const list = $('messages');
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
   const messages = [...(state.messages.get(room)?.values() ?? [])].sort((a, b) => a.seq - b.seq);
-  const items = messages.map((message) => messageItem(room, message));
+  const items = [];
+  let day = '';
+  for (const message of messages) {
+    // A separator wherever the local day changes (the first message's too).
+    const key = dayKey(message.created_at);
+    if (key && key !== day) {
+      day = key;
+      items.push(daySeparator(message.created_at));
+    }
+    items.push(messageItem(room, message));
+  }
   for (const [clientId, pending] of state.pending) {
     if (pending.room !== room) continue;
     items.push(messageItem(room, { ...pending, sender_id: api.user.id, seq: null, client_id: clientId }));
@@ -312,6 +363,28 @@ function renderMessages({ toBottom = false } = {}) {
   list.replaceChildren(...items);
   if (toBottom || nearBottom) list.scrollTop = list.scrollHeight;
   renderTyping();
+}
+
+/** The heading of one day's messages. */
+function daySeparator(iso) {
+  const item = document.createElement('li');
+  item.className = 'day';
+  item.setAttribute('role', 'separator');
+  const time = document.createElement('time');
+  time.dateTime = iso.slice(0, 10);
+  time.textContent = dayLabel(iso);
+  item.append(time);
+  return item;
+}
+
+/** A message's body: its text, with the mentions of members marked (as
+ * text in spans of their own, never markup), a mention of me most of all. */
+function messageBody(room, text) {
+  const usernames = new Set((state.members.get(room) ?? []).map((member) => member.user.username));
+  return mentionRuns(text).map((run) => {
+    if (!run.username || !usernames.has(run.username)) return run.text;
+    return span(run.username === api.user.username ? 'mention me' : 'mention', run.text);
+  });
 }
 
 function messageItem(room, message) {
@@ -329,7 +402,16 @@ function messageItem(room, message) {
   const meta = document.createElement('div');
   meta.className = 'meta';
   meta.append(span('author', bdi(nameOf(message.sender_id))));
-  meta.append(span('seq', message.seq === null ? 'sending…' : `#${message.seq}`));
+  if (message.seq === null) {
+    meta.append(span('status', 'sending…'));
+  } else if (message.created_at) {
+    const time = document.createElement('time');
+    time.className = 'time';
+    time.dateTime = message.created_at;
+    time.title = fullTime(message.created_at);
+    time.textContent = timeOfDay(message.created_at);
+    meta.append(time);
+  }
   if (message.edited_at && !message.deleted) meta.append(span('edited', 'edited'));
   item.append(meta);
 
@@ -337,7 +419,7 @@ function messageItem(room, message) {
     const quoted = state.messages.get(room)?.get(message.reply_to);
     const quote = document.createElement('div');
     quote.className = 'quote';
-    if (!quoted) quote.textContent = `↪ #${message.reply_to}`;
+    if (!quoted) quote.textContent = '↪ an earlier message';
     else if (quoted.deleted) quote.append('↪ ', bdi(nameOf(quoted.sender_id)), ': message deleted');
     else quote.append('↪ ', bdi(nameOf(quoted.sender_id)), ': ', bdi(quoted.body));
     item.append(quote);
@@ -367,9 +449,12 @@ function messageItem(room, message) {
   } else {
     const body = document.createElement('div');
     body.className = 'body';
-    body.textContent = message.deleted ? 'message deleted' : message.body;
+    body.dir = 'auto';
+    if (message.deleted) body.textContent = 'message deleted';
+    else body.append(...messageBody(room, message.body));
     item.append(body);
   }
+  if (!message.deleted && message.attachments?.length) item.append(attachmentList(message.attachments));
 
   if (message.seq !== null && !message.deleted) {
     const actions = document.createElement('div');
@@ -386,8 +471,99 @@ function messageItem(room, message) {
       if (readers.length) actions.append(span('read-by', 'read by ', ...listed(readers)));
     }
     item.append(actions);
+    item.append(reactionRow(room, message));
   }
   return item;
+}
+
+/** The message's reactions with their counts (mine pressed: a click takes
+ * it back, another's adds mine), and the picker to add one. */
+function reactionRow(room, message) {
+  const row = document.createElement('div');
+  row.className = 'reactions';
+  for (const reaction of message.reactions ?? []) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = reaction.me ? 'reaction mine' : 'reaction';
+    button.setAttribute('aria-pressed', String(reaction.me));
+    button.setAttribute('aria-label', `${reaction.emoji} ${reaction.count}${reaction.me ? ', yours' : ''}`);
+    button.append(span('emoji', reaction.emoji), span('count', String(reaction.count)));
+    button.addEventListener('click', () => toggleReaction(room, message.seq, reaction.emoji, reaction.me));
+    row.append(button);
+  }
+  const add = document.createElement('button');
+  add.type = 'button';
+  add.className = 'reaction add';
+  add.textContent = '+';
+  add.setAttribute('aria-label', 'Add a reaction');
+  add.setAttribute('aria-expanded', String(state.picking === message.seq));
+  add.addEventListener('click', () => {
+    state.picking = state.picking === message.seq ? null : message.seq;
+    renderMessages();
+  });
+  row.append(add);
+  if (state.picking === message.seq) {
+    const picker = document.createElement('div');
+    picker.className = 'picker';
+    picker.setAttribute('role', 'group');
+    picker.setAttribute('aria-label', 'Reactions');
+    for (const emoji of PICKER) {
+      const mine = (message.reactions ?? []).some((r) => r.emoji === emoji && r.me);
+      const choice = document.createElement('button');
+      choice.type = 'button';
+      choice.className = 'pick';
+      choice.textContent = emoji;
+      choice.setAttribute('aria-label', `React ${emoji}`);
+      choice.addEventListener('click', () => {
+        state.picking = null;
+        toggleReaction(room, message.seq, emoji, mine);
+      });
+      picker.append(choice);
+    }
+    row.append(picker);
+  }
+  return row;
+}
+
+/** Adds or takes back my reaction; the room's `reaction_*` frames redraw it. */
+function toggleReaction(room, seq, emoji, mine) {
+  socket.send({ type: mine ? 'unreact' : 'react', room, seq, emoji });
+  renderMessages();
+}
+
+/** Counts a `reaction_added` (delta 1) or `reaction_removed` (-1) frame in
+ * the message's reactions: the server sends one per change, never a repeat. */
+function countReaction(frame, delta) {
+  const message = state.messages.get(frame.room)?.get(frame.seq);
+  if (!message) return;
+  const reactions = message.reactions ?? [];
+  let reaction = reactions.find((r) => r.emoji === frame.emoji);
+  if (!reaction) {
+    if (delta < 0) return;
+    reaction = { emoji: frame.emoji, count: 0, me: false };
+    reactions.push(reaction);
+  }
+  reaction.count = Math.max(0, reaction.count + delta);
+  if (frame.user_id === api.user.id) reaction.me = delta > 0;
+  message.reactions = reactions.filter((r) => r.count > 0);
+  if (frame.room === state.current) renderMessages();
+}
+
+/** Reads the newest page again for its reactions: an erased account's went
+ * with it, and a frame names no counts to take them from. */
+async function refreshReactions(room) {
+  const known = state.messages.get(room);
+  if (!known) return;
+  try {
+    const page = await api.history(room);
+    for (const message of page.messages) {
+      const mine = known.get(message.seq);
+      if (mine) mine.reactions = message.reactions ?? [];
+    }
+    if (room === state.current) renderMessages();
+  } catch {
+    // The next opening of the room reads them anyway.
+  }
 }
 
 function renderReply() {
@@ -406,11 +582,80 @@ $('composer').addEventListener('submit', (event) => {
 });
 
 $('composer-input').addEventListener('keydown', (event) => {
+  const suggesting = state.suggesting;
+  if (suggesting && ['ArrowDown', 'ArrowUp'].includes(event.key)) {
+    event.preventDefault();
+    const step = event.key === 'ArrowDown' ? 1 : -1;
+    suggesting.selected = (suggesting.selected + step + suggesting.candidates.length) % suggesting.candidates.length;
+    suggestMentions();
+    return;
+  }
+  if (suggesting && (event.key === 'Tab' || (event.key === 'Enter' && !event.shiftKey))) {
+    event.preventDefault();
+    chooseMention(suggesting.selected);
+    return;
+  }
+  if (suggesting && event.key === 'Escape') {
+    event.preventDefault();
+    state.suggesting = null;
+    $('mention-suggestions').hidden = true;
+    return;
+  }
   if (event.key === 'Enter' && !event.shiftKey) {
     event.preventDefault();
     send();
   }
 });
+
+// ---------- mention suggestions ----------
+
+/** Shows the members the `@` being typed may name, or hides the list. */
+function suggestMentions() {
+  const input = $('composer-input');
+  const typing = state.current && mentionAtCaret(input.value, input.selectionStart);
+  const members = typing ? state.members.get(state.current) ?? [] : [];
+  const candidates = typing ? mentionCandidates(members, typing.prefix, api.user.id) : [];
+  const list = $('mention-suggestions');
+  if (!candidates.length) {
+    state.suggesting = null;
+    list.hidden = true;
+    list.replaceChildren();
+    return;
+  }
+  const selected = Math.min(state.suggesting?.selected ?? 0, candidates.length - 1);
+  state.suggesting = { start: typing.start, candidates, selected };
+  list.replaceChildren(...candidates.map((member, index) => {
+    const item = document.createElement('li');
+    item.setAttribute('role', 'option');
+    item.setAttribute('aria-selected', String(index === selected));
+    item.dataset.username = member.user.username;
+    item.append(bdi(member.user.display_name), span('username', `@${member.user.username}`));
+    // Before the textarea loses focus to the click.
+    item.addEventListener('mousedown', (event) => {
+      event.preventDefault();
+      chooseMention(index);
+    });
+    return item;
+  }));
+  list.hidden = false;
+}
+
+/** Replaces the `@` being typed with the chosen member's `@username `. */
+function chooseMention(index) {
+  const input = $('composer-input');
+  const { start, candidates } = state.suggesting;
+  const text = `@${candidates[index].user.username} `;
+  const caret = input.selectionStart;
+  input.value = input.value.slice(0, start) + text + input.value.slice(caret);
+  input.selectionStart = input.selectionEnd = start + text.length;
+  state.suggesting = null;
+  suggestMentions();
+  input.focus();
+}
+
+$('composer-input').addEventListener('input', suggestMentions);
+$('composer-input').addEventListener('click', suggestMentions);
+$('composer-input').addEventListener('blur', () => { $('mention-suggestions').hidden = true; state.suggesting = null; });
 
 let lastTypingSent = 0;
 $('composer-input').addEventListener('input', () => {
@@ -421,17 +666,175 @@ $('composer-input').addEventListener('input', () => {
   }
 });
 
-function send() {
+/** Sends what the composer holds: its chosen files uploaded first, then the
+ * message carrying them (a message of files alone is titled by their names).
+ * A refused upload (too large, over quota, too many) keeps the text and the
+ * files, and says why. */
+async function send() {
   const input = $('composer-input');
-  const body = input.value.trim();
-  if (!body || !state.current) return;
+  const room = state.current;
+  const files = state.chosen.map((chosen) => chosen.file);
+  const body = input.value.trim() || files.map((file) => file.name).join(', ');
+  if (!body || !room || state.uploading) return;
   const replyTo = state.replyTo;
-  const clientId = socket.sendMessage(state.current, body, replyTo);
-  state.pending.set(clientId, { room: state.current, body, reply_to: replyTo });
+  const attachments = [];
+  if (files.length) {
+    state.uploading = true;
+    renderChosen();
+    $('conversation-error').textContent = '';
+    let uploading = null;
+    try {
+      for (uploading of files) attachments.push(await api.uploadAttachment(room, uploading));
+    } catch (err) {
+      $('conversation-error').textContent = uploadRefusal(uploading, err);
+      return;
+    } finally {
+      state.uploading = false;
+      renderChosen();
+    }
+  }
+  // Sent to the room it was written in, even if another was opened meanwhile.
+  const here = state.current === room;
+  const ids = attachments.map((attachment) => attachment.id);
+  const clientId = socket.sendMessage(room, body, replyTo, ids);
+  state.pending.set(clientId, { room, body, reply_to: replyTo, attachments });
+  if (!here) return;
   input.value = '';
   state.replyTo = null;
+  clearChosen();
   renderReply();
   renderMessages({ toBottom: true });
+}
+
+// ---------- attachments ----------
+
+/** What to tell the sender when the upload of `file` is refused (too large
+ * or past the quota: 413; too many uploads: 429; a bad name: 422). */
+function uploadRefusal(file, err) {
+  const reason = err.status === 429 ? `too many uploads for now (${err.message})` : err.message;
+  return `${file.name} was not sent: ${reason}`;
+}
+
+/** Adds files to those chosen for the next message (at most MAX_FILES). */
+function choose(files) {
+  if (!state.current) return;
+  for (const file of files) {
+    if (state.chosen.length >= MAX_FILES) {
+      $('conversation-error').textContent = `At most ${MAX_FILES} files per message.`;
+      break;
+    }
+    state.chosen.push({ key: crypto.randomUUID(), file });
+  }
+  renderChosen();
+  $('composer-input').focus();
+}
+
+function clearChosen() {
+  state.chosen = [];
+  renderChosen();
+}
+
+/** The chosen files as chips, each removable until the message is sent. */
+function renderChosen() {
+  const list = $('chosen-files');
+  list.hidden = !state.chosen.length;
+  list.setAttribute('aria-busy', String(state.uploading));
+  list.replaceChildren(...state.chosen.map(({ key, file }) => {
+    const chip = document.createElement('li');
+    chip.className = 'chip';
+    chip.append(bdi(file.name), span('size', formatSize(file.size)));
+    const remove = linkButton('✕', () => {
+      state.chosen = state.chosen.filter((chosen) => chosen.key !== key);
+      renderChosen();
+    }, `Remove ${file.name}`);
+    remove.disabled = state.uploading;
+    chip.append(remove);
+    return chip;
+  }));
+  if (state.uploading) list.append(span('hint', 'uploading…'));
+  $('composer').querySelector('button[type="submit"]').disabled = state.uploading;
+}
+
+$('attach-button').addEventListener('click', () => $('attach-input').click());
+$('attach-input').addEventListener('change', (event) => {
+  choose([...event.target.files]);
+  event.target.value = '';
+});
+
+// Files dropped anywhere on the conversation join the chosen ones.
+const dropZone = $('conversation');
+const carriesFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes('Files');
+dropZone.addEventListener('dragover', (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = 'copy';
+  dropZone.classList.add('dropping');
+});
+dropZone.addEventListener('dragleave', (event) => {
+  if (!dropZone.contains(event.relatedTarget)) dropZone.classList.remove('dropping');
+});
+dropZone.addEventListener('drop', (event) => {
+  dropZone.classList.remove('dropping');
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  choose([...event.dataTransfer.files]);
+});
+
+/** A message's files: an image as its preview (a link to it at full size),
+ * anything else as a download link with its name and size. Names are
+ * text, never markup. */
+function attachmentList(attachments) {
+  const list = document.createElement('ul');
+  list.className = 'attachments';
+  list.setAttribute('aria-label', 'Files');
+  for (const attachment of attachments) {
+    const item = document.createElement('li');
+    const url = attachmentUrl(attachment.id);
+    if (IMAGE_TYPES.has(attachment.content_type)) {
+      const view = document.createElement('a');
+      view.href = url;
+      view.target = '_blank';
+      view.rel = 'noopener';
+      view.className = 'preview';
+      view.append(preview(attachment));
+      item.append(view);
+    }
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = attachment.name;
+    link.className = 'download';
+    link.append(bdi(attachment.name), span('size', formatSize(attachment.size)));
+    item.append(link);
+    list.append(item);
+  }
+  return list;
+}
+
+/** The `<img>` of an image attachment, made once per attachment. */
+function preview(attachment) {
+  let image = previews.get(attachment.id);
+  if (!image) {
+    image = document.createElement('img');
+    // The thumbnail (at most 320×320): the page shows no more than that,
+    // and the server decodes the image once, within its bounds.
+    image.src = `${attachmentUrl(attachment.id)}/thumbnail`;
+    image.alt = attachment.name;
+    image.decoding = 'async';
+    if (attachment.width && attachment.height) {
+      image.width = attachment.width;
+      image.height = attachment.height;
+    }
+    previews.set(attachment.id, image);
+    if (previews.size > PREVIEWS_KEPT) previews.delete(previews.keys().next().value);
+  }
+  return image;
+}
+
+/** `bytes` for a reader: 812 B, 4.2 KB, 3.1 MB. */
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 // ---------- members, read state, typing, presence ----------
@@ -523,6 +926,7 @@ socket.addEventListener('frame', (event) => {
         state.messages.get(frame.room).set(frame.seq, {
           room_id: frame.room, seq: frame.seq, sender_id: api.user.id, body: pending.body,
           created_at: frame.created_at, client_id: frame.client_id, reply_to: pending.reply_to,
+          attachments: pending.attachments,
         });
       }
       renderMessages();
@@ -541,7 +945,7 @@ socket.addEventListener('frame', (event) => {
     }
     case 'message_deleted': {
       const message = state.messages.get(frame.room)?.get(frame.seq);
-      if (message) Object.assign(message, { body: '', deleted: true });
+      if (message) Object.assign(message, { body: '', deleted: true, reactions: [] });
       const room = state.rooms.get(frame.room);
       if (room?.last_message?.seq === frame.seq) {
         room.last_message = { ...room.last_message, body: '', deleted: true };
@@ -558,6 +962,7 @@ socket.addEventListener('frame', (event) => {
         // Another tab (or this one) read up to here: clear the badge everywhere.
         room.last_read_seq = Math.max(room.last_read_seq, frame.seq);
         room.unread_count = unreadAfter(frame.room, room.last_read_seq, room.unread_count);
+        room.unread_mentions = mentionsAfter(frame.room, room.last_read_seq, room.unread_mentions);
         renderRooms();
       }
       if (frame.room === state.current) renderMessages();
@@ -598,8 +1003,11 @@ socket.addEventListener('frame', (event) => {
       }
       renderRooms();
       if (frame.room === state.current) renderMessages();
+      refreshReactions(frame.room);
       break;
     }
+    case 'reaction_added': countReaction(frame, 1); break;
+    case 'reaction_removed': countReaction(frame, -1); break;
     case 'role_changed': if (frame.room === state.current) loadMembers(frame.room); break;
     case 'room_updated': {
       const room = state.rooms.get(frame.room.id);
@@ -614,6 +1022,19 @@ socket.addEventListener('frame', (event) => {
       renderInvitations();
       break;
     }
+    case 'mentioned': {
+      // On every connection of mine, whichever room is open: a badge until read.
+      const room = state.rooms.get(frame.room);
+      if (!room || frame.seq <= room.last_read_seq) break;
+      if (!state.mentions.has(frame.room)) state.mentions.set(frame.room, new Set());
+      const seqs = state.mentions.get(frame.room);
+      if (!seqs.has(frame.seq)) {
+        seqs.add(frame.seq);
+        room.unread_mentions = (room.unread_mentions ?? 0) + 1;
+      }
+      renderRooms();
+      break;
+    }
     case 'error': $('conversation-error').textContent = frame.message; break;
     default: break;
   }
@@ -623,6 +1044,7 @@ function onMessage(frame) {
   const message = {
     room_id: frame.room, seq: frame.seq, sender_id: frame.sender_id, body: frame.body,
     created_at: frame.created_at, client_id: frame.client_id, reply_to: frame.reply_to,
+    reactions: frame.reactions ?? [], attachments: frame.attachments ?? [],
   };
   if (state.messages.has(frame.room)) state.messages.get(frame.room).set(frame.seq, message);
   state.typing.get(frame.room)?.delete(frame.sender_id);
@@ -644,6 +1066,22 @@ function unreadAfter(room, seq, fallback) {
   const known = state.messages.get(room);
   if (!known) return seq >= (state.rooms.get(room)?.last_seq ?? 0) ? 0 : fallback;
   return [...known.values()].filter((m) => m.seq > seq && m.sender_id !== api.user.id && !m.deleted).length;
+}
+
+/** Unread mentions once the marker is at `seq`: those this page heard of
+ * drop as they are read; the count from the room list drops to 0 once
+ * everything is read. */
+function mentionsAfter(room, seq, count) {
+  const seqs = state.mentions.get(room) ?? new Set();
+  let left = count ?? 0;
+  for (const mentioned of [...seqs]) {
+    if (mentioned <= seq) {
+      seqs.delete(mentioned);
+      left -= 1;
+    }
+  }
+  if (seq >= (state.rooms.get(room)?.last_seq ?? 0)) return 0;
+  return Math.max(left, seqs.size);
 }
 
 function dropRoom(id) {

@@ -115,11 +115,13 @@ export class ChatSocket extends EventTarget {
     this.dispatchEvent(new CustomEvent('status', { detail: online }));
   }
 
-  /** Sends a message; returns its client_id. Queued while offline. */
-  sendMessage(room, body, replyTo) {
+  /** Sends a message carrying the uploads `attachments` (their ids);
+   * returns its client_id. Queued while offline. */
+  sendMessage(room, body, replyTo, attachments = []) {
     const clientId = `web-${crypto.randomUUID()}`;
     const frame = { type: 'send', room, body, client_id: clientId };
     if (replyTo) frame.reply_to = replyTo;
+    if (attachments.length) frame.attachments = attachments;
     this.unacked.set(clientId, frame);
     if (this.online) this.ws.send(JSON.stringify(frame));
     return clientId;

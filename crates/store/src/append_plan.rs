@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use palaver_domain::attachments::Attachment;
 use palaver_domain::model::Message;
 use palaver_domain::store::{AppendOutcome, NewMessage, StoreError, StoreResult};
 
@@ -19,6 +20,7 @@ pub type Key = (i64, i64, String);
 
 enum Fate {
     NotMember,
+    AttachmentsRefused,
     Existing(Message),
     New,
     /// Repeats the key of an earlier message of the same batch.
@@ -28,6 +30,8 @@ enum Fate {
 /// The fates of one batch and how many new messages each room receives.
 pub struct Plan {
     fates: Vec<Fate>,
+    /// Per message of the batch, the attachments a new one claims.
+    claimed: Vec<Vec<Attachment>>,
     /// Room id → new messages, in room-id order.
     pub new_per_room: BTreeMap<i64, i64>,
 }
@@ -45,6 +49,56 @@ pub struct BatchState {
     pub last_seq: HashMap<i64, i64>,
     pub members: HashSet<(i64, i64)>,
     pub existing: HashMap<Key, Message>,
+    /// The batch's attachments by id, read (and locked) in its transaction.
+    pub attachments: HashMap<String, Attachment>,
+}
+
+/// The ids of every attachment the batch's messages list.
+pub fn attachment_ids(batch: &[NewMessage]) -> Vec<&str> {
+    (batch.iter())
+        .filter_map(|m| m.attachments.as_ref())
+        .flat_map(|claim| claim.ids.iter().map(String::as_str))
+        .collect()
+}
+
+/// The attachments `m` claims, in its order, if it may claim every one it
+/// lists: each read, of its room, uploaded by its sender, carried by no
+/// message and by no earlier message of the batch (`claimed`), uploaded
+/// within the claim window. `None` otherwise. The caller adds them to
+/// `claimed` once the message is stored.
+pub fn claim(
+    m: &NewMessage,
+    read: &HashMap<String, Attachment>,
+    claimed: &HashSet<String>,
+) -> Option<Vec<Attachment>> {
+    let Some(asked) = &m.attachments else {
+        return Some(Vec::new());
+    };
+    let mut taken = Vec::with_capacity(asked.ids.len());
+    for id in &asked.ids {
+        let attachment = read.get(id)?;
+        let claimable = attachment.room_id == m.room_id
+            && attachment.uploader_id == m.sender_id
+            && attachment.message_seq.is_none()
+            && attachment.created_at >= asked.uploaded_since
+            && !claimed.contains(id)
+            && !taken.iter().any(|t: &Attachment| &t.id == id);
+        if !claimable {
+            return None;
+        }
+        taken.push(attachment.clone());
+    }
+    Some(taken)
+}
+
+/// `claimed` as carried by the message stored under `seq`.
+pub fn carried(claimed: Vec<Attachment>, seq: u64) -> Vec<Attachment> {
+    (claimed.into_iter())
+        .map(|attachment| Attachment {
+            message_seq: Some(seq),
+            ..attachment
+        })
+        .collect()
 }
 
 /// The distinct (room, sender, client id) triples of a batch: what
@@ -59,13 +113,12 @@ pub fn distinct_keys(batch: &[NewMessage]) -> Vec<(i64, i64, Option<&str>)> {
 
 /// Decides each message's fate in batch order; a key repeated inside the
 /// batch refers to its first occurrence.
-pub fn decide(
-    batch: &[NewMessage],
-    members: &HashSet<(i64, i64)>,
-    existing: &HashMap<Key, Message>,
-) -> Plan {
+pub fn decide(batch: &[NewMessage], state: &BatchState) -> Plan {
+    let (members, existing) = (&state.members, &state.existing);
     let mut first_with_key: HashMap<(i64, i64, &str), usize> = HashMap::new();
     let mut fates = Vec::with_capacity(batch.len());
+    let mut claimed_ids = HashSet::new();
+    let mut claimed = Vec::with_capacity(batch.len());
     let mut new_per_room: BTreeMap<i64, i64> = BTreeMap::new();
     for (index, m) in batch.iter().enumerate() {
         let fate = if !members.contains(&(m.room_id.0, m.sender_id.0)) {
@@ -83,6 +136,19 @@ pub fn decide(
         } else {
             Fate::New
         };
+        let mut carried = Vec::new();
+        let fate = match fate {
+            Fate::New => match claim(m, &state.attachments, &claimed_ids) {
+                Some(taken) => {
+                    claimed_ids.extend(taken.iter().map(|t| t.id.clone()));
+                    carried = taken;
+                    Fate::New
+                }
+                None => Fate::AttachmentsRefused,
+            },
+            other => other,
+        };
+        claimed.push(carried);
         if matches!(fate, Fate::New) {
             *new_per_room.entry(m.room_id.0).or_default() += 1;
         }
@@ -90,6 +156,7 @@ pub fn decide(
     }
     Plan {
         fates,
+        claimed,
         new_per_room,
     }
 }
@@ -103,21 +170,24 @@ pub fn settle(
 ) -> StoreResult<(Vec<AppendOutcome>, Vec<Message>)> {
     let mut outcomes: Vec<AppendOutcome> = Vec::with_capacity(batch.len());
     let mut stored = Vec::new();
-    for (m, fate) in batch.iter().zip(plan.fates) {
+    for ((m, fate), claimed) in batch.iter().zip(plan.fates).zip(plan.claimed) {
         let outcome = match fate {
             Fate::NotMember => AppendOutcome::NotMember,
+            Fate::AttachmentsRefused => AppendOutcome::AttachmentsRefused,
             Fate::Existing(message) => AppendOutcome::Duplicate(message),
             Fate::SameAs(first) => match &outcomes[first] {
                 AppendOutcome::Stored(message) | AppendOutcome::Duplicate(message) => {
                     AppendOutcome::Duplicate(message.clone())
                 }
                 AppendOutcome::NotMember => AppendOutcome::NotMember,
+                AppendOutcome::AttachmentsRefused => AppendOutcome::AttachmentsRefused,
             },
             Fate::New => {
                 let seq = next_seq
                     .get_mut(&m.room_id.0)
                     .ok_or_else(|| StoreError::Other("room vanished while appending".into()))?;
-                let message = m.stored_as(*seq as u64);
+                let mut message = m.stored_as(*seq as u64);
+                message.attachments = carried(claimed, *seq as u64);
                 *seq += 1;
                 stored.push(message.clone());
                 AppendOutcome::Stored(message)
@@ -143,6 +213,15 @@ mod tests {
             client_id: key.map(Into::into),
             reply_to: None,
             created_at: Timestamp(0),
+            attachments: None,
+        }
+    }
+
+    fn state(members: HashSet<(i64, i64)>, existing: HashMap<Key, Message>) -> BatchState {
+        BatchState {
+            members,
+            existing,
+            ..BatchState::default()
         }
     }
 
@@ -151,7 +230,7 @@ mod tests {
             .iter()
             .map(|outcome| match outcome {
                 AppendOutcome::Stored(m) | AppendOutcome::Duplicate(m) => Some(m.seq),
-                AppendOutcome::NotMember => None,
+                AppendOutcome::NotMember | AppendOutcome::AttachmentsRefused => None,
             })
             .collect()
     }
@@ -166,7 +245,7 @@ mod tests {
             message(1, 99, Some("b")),
         ];
         let members = HashSet::from([(1, 10), (1, 11), (2, 10)]);
-        let plan = decide(&batch, &members, &HashMap::new());
+        let plan = decide(&batch, &state(members, HashMap::new()));
         assert_eq!(plan.new_per_room, BTreeMap::from([(1, 2), (2, 1)]));
 
         let (outcomes, stored) = settle(&batch, plan, HashMap::from([(1, 5), (2, 1)])).unwrap();
@@ -181,14 +260,14 @@ mod tests {
         let batch = [message(1, 10, Some("a"))];
         let mut earlier = settle(
             &batch,
-            decide(&batch, &HashSet::from([(1, 10)]), &HashMap::new()),
+            decide(&batch, &state(HashSet::from([(1, 10)]), HashMap::new())),
             HashMap::from([(1, 7)]),
         )
         .unwrap()
         .1;
         let existing = HashMap::from([((1, 10, "a".to_owned()), earlier.remove(0))]);
 
-        let plan = decide(&batch, &HashSet::from([(1, 10)]), &existing);
+        let plan = decide(&batch, &state(HashSet::from([(1, 10)]), existing));
         assert!(plan.new_per_room.is_empty(), "nothing new to allocate");
         let (outcomes, stored) = settle(&batch, plan, HashMap::new()).unwrap();
         assert!(matches!(&outcomes[0], AppendOutcome::Duplicate(m) if m.seq == 7));

@@ -8,9 +8,11 @@
 
 mod append_plan;
 pub mod backup;
+mod blobs;
 mod errors;
 mod migrate;
 mod postgres;
+mod s3_blobs;
 mod sql;
 mod sqlite;
 pub mod transfer;
@@ -20,7 +22,9 @@ use std::time::Duration;
 
 use palaver_domain::store::{Store, StoreError, StoreResult};
 
+pub use blobs::LocalBlobs;
 pub use postgres::{PostgresEngine, PostgresStore};
+pub use s3_blobs::{S3Blobs, S3Location};
 pub use sql::SqlStore;
 pub use sqlite::{SqliteEngine, SqliteStore};
 

@@ -130,14 +130,62 @@ impl PostgresEngine {
         Ok(state)
     }
 
+    /// The batch's attachments, locked until it commits (a round trip only
+    /// for a batch that carries any).
+    async fn read_attachments(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: &[NewMessage],
+    ) -> StoreResult<HashMap<String, palaver_domain::attachments::Attachment>> {
+        let ids = append_plan::attachment_ids(batch);
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            crate::sql::attachment_columns!(),
+            " FROM attachments a WHERE a.id = ANY($1) FOR UPDATE"
+        ))
+        .bind(ids)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| crate::sql::decode::attachment(row).map(|a| (a.id.clone(), a)))
+            .collect()
+    }
+
+    /// Marks the attachments of `stored` as theirs.
+    async fn claim_attachments(
+        tx: &mut Transaction<'_, Postgres>,
+        stored: &[palaver_domain::model::Message],
+    ) -> StoreResult<()> {
+        let (ids, seqs): (Vec<&str>, Vec<i64>) = (stored.iter())
+            .flat_map(|m| m.attachments.iter().map(|a| (a.id.as_str(), m.seq as i64)))
+            .unzip();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE attachments AS a SET message_seq = x.seq
+             FROM unnest($1::text[], $2::int8[]) AS x(id, seq) WHERE a.id = x.id",
+        )
+        .bind(ids)
+        .bind(seqs)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     /// The rest of [`Engine::append`] once the rooms are locked.
     async fn append_locked(
         store: &PostgresStore,
         mut tx: Transaction<'_, Postgres>,
         batch: &[NewMessage],
     ) -> StoreResult<Appended> {
-        let state = Self::read_state(&mut tx, batch).await?;
-        let plan = append_plan::decide(batch, &state.members, &state.existing);
+        let mut state = Self::read_state(&mut tx, batch).await?;
+        state.attachments = Self::read_attachments(&mut tx, batch).await?;
+        let plan = append_plan::decide(batch, &state);
         let next_seq =
             plan.new_per_room
                 .keys()
@@ -155,19 +203,38 @@ impl PostgresEngine {
             tx.commit().await.map_err(map_err)?;
             return Ok(Committed::quiet(outcomes));
         }
+        // Mentions first (one statement, only when a stored message names
+        // someone): their events' outbox rows are written with the messages'.
+        let mut mentioned = Self::insert_mentions(&mut tx, &stored).await?;
+        let mentions_of = |mentioned: &mut HashMap<(i64, u64), Vec<UserId>>,
+                           m: &palaver_domain::model::Message| {
+            mentioned
+                .remove(&(m.room_id.0, m.seq))
+                .map(|user_ids| DomainEvent::Mentioned {
+                    room_id: m.room_id,
+                    seq: m.seq,
+                    sender_id: m.sender_id,
+                    user_ids,
+                })
+        };
         // One statement writes it all (data-modifying CTEs): the rooms' new
-        // last seqs, the messages, and with an outbox the messages' outbox rows.
-        let payloads: Option<(&str, Vec<Arc<str>>)> =
-            store.outbox_origin.as_deref().map(|origin| {
-                let encoded = stored
-                    .iter()
-                    .map(|m| {
-                        palaver_domain::events::encode(&DomainEvent::MessagePosted(m.clone()))
-                            .into()
-                    })
-                    .collect();
-                (origin, encoded)
-            });
+        // last seqs, the messages, and with an outbox the events' outbox rows.
+        let payloads: Option<OutboxPayloads> = store.outbox_origin.as_deref().map(|origin| {
+            let mut mentioned = mentioned.clone();
+            let mut rooms = Vec::with_capacity(stored.len());
+            let mut encoded = Vec::with_capacity(stored.len());
+            for m in &stored {
+                rooms.push(m.room_id.0);
+                encoded.push(
+                    palaver_domain::events::encode(&DomainEvent::MessagePosted(m.clone())).into(),
+                );
+                if let Some(event) = mentions_of(&mut mentioned, m) {
+                    rooms.push(m.room_id.0);
+                    encoded.push(palaver_domain::events::encode(&event).into());
+                }
+            }
+            (origin, rooms, encoded)
+        });
         let mut last_seqs: BTreeMap<i64, i64> = BTreeMap::new();
         for message in &stored {
             last_seqs.insert(message.room_id.0, message.seq as i64);
@@ -188,7 +255,7 @@ impl PostgresEngine {
             None => format!("{write} SELECT 0::int8 WHERE false"),
             Some(_) => format!(
                 "{write} {}",
-                insert_outbox_rows("$1::int8[]", "$10", "$11::text[]", "($6::int8[])[1]")
+                insert_outbox_rows("$12::int8[]", "$10", "$11::text[]", "($6::int8[])[1]")
             ),
         };
         let mut query = sqlx::query_scalar::<_, i64>(&sql)
@@ -211,30 +278,98 @@ impl PostgresEngine {
             )
             .bind(last_seqs.keys().copied().collect::<Vec<i64>>())
             .bind(last_seqs.values().copied().collect::<Vec<i64>>());
-        if let Some((origin, encoded)) = &payloads {
+        if let Some((origin, rooms, encoded)) = &payloads {
             query = query
                 .bind(*origin)
-                .bind(encoded.iter().map(|p| &**p).collect::<Vec<&str>>());
+                .bind(encoded.iter().map(|p| &**p).collect::<Vec<&str>>())
+                .bind(rooms);
         }
         let mut ids = query.fetch_all(&mut *tx).await.map_err(map_err)?;
+        Self::claim_attachments(&mut tx, &stored).await?;
         tx.commit().await.map_err(map_err)?;
-        // One sequence, rows inserted in `stored`'s order: sorted ids are in it.
+        // One sequence, rows inserted in the payloads' order: sorted ids are in it.
         ids.sort_unstable();
         let outbox = match payloads {
-            Some((_, encoded)) => ids
+            Some((_, _, encoded)) => ids
                 .into_iter()
                 .zip(encoded)
                 .map(|(id, payload)| palaver_domain::events::OutboxRow { id, payload })
                 .collect(),
             None => Vec::new(),
         };
+        let mut events = Vec::with_capacity(stored.len() + mentioned.len());
+        for message in stored {
+            let mentions = mentions_of(&mut mentioned, &message);
+            events.push(DomainEvent::MessagePosted(message));
+            events.extend(mentions);
+        }
         Ok(Committed {
             value: outcomes,
-            events: stored.into_iter().map(DomainEvent::MessagePosted).collect(),
+            events,
             outbox,
         })
     }
+
+    /// The mentions of the messages just stored: one row per member each
+    /// names (never its sender), found and written in one statement under
+    /// the rooms' row locks that membership changes take too. Who each
+    /// message mentions, by (room, seq); nothing is run when no message
+    /// names anyone.
+    async fn insert_mentions(
+        tx: &mut Transaction<'_, Postgres>,
+        stored: &[palaver_domain::model::Message],
+    ) -> StoreResult<HashMap<(i64, u64), Vec<UserId>>> {
+        let (mut rooms, mut seqs, mut senders, mut times, mut names) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for m in stored {
+            for name in palaver_domain::messages::mentions::parse(&m.body) {
+                rooms.push(m.room_id.0);
+                seqs.push(m.seq as i64);
+                senders.push(m.sender_id.0);
+                times.push(m.created_at.0);
+                names.push(name);
+            }
+        }
+        let mut mentioned: HashMap<(i64, u64), Vec<UserId>> = HashMap::new();
+        if names.is_empty() {
+            return Ok(mentioned);
+        }
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "INSERT INTO mentions (user_id, room_id, seq, sender_id, created_at)
+             SELECT u.id, c.room_id, c.seq, c.sender_id, c.created_at
+             FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::text[])
+                  AS c(room_id, seq, sender_id, created_at, name)
+             CROSS JOIN LATERAL (SELECT u.id FROM users u
+                                 JOIN members mb ON mb.room_id = c.room_id AND mb.user_id = u.id
+                                 WHERE u.username = c.name AND u.id <> c.sender_id
+                                 LIMIT 1) AS u
+             ON CONFLICT DO NOTHING
+             RETURNING room_id, seq, user_id",
+        )
+        .bind(&rooms)
+        .bind(&seqs)
+        .bind(&senders)
+        .bind(&times)
+        .bind(&names)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        for (room, seq, user) in rows {
+            mentioned
+                .entry((room, seq as u64))
+                .or_default()
+                .push(UserId(user));
+        }
+        for users in mentioned.values_mut() {
+            users.sort_unstable_by_key(|user| user.0);
+        }
+        Ok(mentioned)
+    }
 }
+
+/// A batch's outbox rows before they are written: the node (`origin`), and
+/// each event's room and encoded payload, in publishing order.
+type OutboxPayloads<'a> = (&'a str, Vec<i64>, Vec<Arc<str>>);
 
 /// The query of `to_tsquery('simple', …)`: every term, each a prefix where
 /// asked (terms hold letters and digits only: no tsquery syntax).
@@ -359,6 +494,15 @@ impl Engine for PostgresEngine {
                 .map_err(map_err)?;
         ids.sort_unstable();
         Ok(ids)
+    }
+
+    /// The search column is generated with each row.
+    async fn index_imported_messages(
+        &self,
+        _tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        _messages: &[(i64, i64)],
+    ) -> StoreResult<()> {
+        Ok(())
     }
 
     /// Identity columns do not notice explicitly inserted ids.

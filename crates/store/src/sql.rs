@@ -2,7 +2,7 @@
 //!
 //! [`SqlStore<E>`] implements the store's traits, one file per aggregate
 //! (`accounts.rs`, `admin.rs`, `allowances.rs`, `keys.rs`, `rooms.rs`, `invitations.rs`,
-//! `messages.rs`, `outbox.rs`), and `Transfer`
+//! `messages.rs`, `outbox.rs`, `reactions.rs`), and `Transfer`
 //! (`copy.rs`) for both engines; what differs between them is the one seam
 //! [`Engine`]: its database driver, its row-lock clauses, and its own hot
 //! paths (message appends, the reads of connection set-up, id realignment).
@@ -20,20 +20,25 @@
 mod accounts;
 mod admin;
 mod allowances;
+mod attachments;
+pub(crate) use attachments::attachment_columns;
 mod changes;
 mod copy;
 mod copy_admin;
+mod copy_attachments;
+mod copy_reactions;
 pub(crate) mod decode;
 mod invitations;
 mod keys;
 mod messages;
 mod outbox;
+mod reactions;
 mod rooms;
 
 use palaver_domain::model::{Message, User};
 use palaver_domain::store::{
     AccountStore, AdminStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore,
-    NewMessage, OutboxStore, RoomStore, SearchRequest, Store, StoreResult,
+    NewMessage, OutboxStore, ReactionStore, RoomStore, SearchRequest, Store, StoreResult,
 };
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};
@@ -161,6 +166,13 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
         origin: &str,
         now: i64,
     ) -> StoreResult<Vec<i64>>;
+    /// What the engine derives from messages `db copy` inserts (room id,
+    /// seq each), in the transaction that inserted them: the search index.
+    async fn index_imported_messages(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Self::Db>,
+        messages: &[(i64, i64)],
+    ) -> StoreResult<()>;
     /// After `db copy` imported rows with their ids: move id generators past them.
     async fn realign_ids(&self, store: &SqlStore<Self>) -> StoreResult<()>;
 }
@@ -209,7 +221,9 @@ where
         + RoomStore
         + InvitationStore
         + MessageStore
-        + OutboxStore,
+        + OutboxStore
+        + ReactionStore
+        + palaver_domain::store::AttachmentStore,
 {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")

@@ -7,7 +7,11 @@
 use palaver_domain::store::{StoreError, StoreResult};
 
 mod admin;
+mod attachments;
+mod reactions;
 pub use admin::{AdminRow, AuditRow, ReportRow, SuspensionRow};
+pub use attachments::AttachmentRow;
+pub use reactions::ReactionRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -24,11 +28,15 @@ pub enum Table {
     Suspensions,
     Reports,
     AdminAudit,
+    Reactions,
+    Mentions,
+    /// The rows only: the files themselves are copied apart (docs/deploy.md).
+    Attachments,
 }
 
 impl Table {
     /// Parents before children.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 16] = [
         Table::Users,
         Table::Rooms,
         Table::Members,
@@ -42,6 +50,9 @@ impl Table {
         Table::Suspensions,
         Table::Reports,
         Table::AdminAudit,
+        Table::Reactions,
+        Table::Mentions,
+        Table::Attachments,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +70,9 @@ impl Table {
             Table::Suspensions => "suspensions",
             Table::Reports => "reports",
             Table::AdminAudit => "admin_audit",
+            Table::Reactions => "reactions",
+            Table::Mentions => "mentions",
+            Table::Attachments => "attachments",
         }
     }
 }
@@ -145,6 +159,16 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
+/// A row of `mentions`: `user_id` named in the message `(room_id, seq)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MentionRow {
+    pub user_id: i64,
+    pub room_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeyRow {
     pub kid: String,
@@ -170,6 +194,9 @@ pub enum Rows {
     Suspensions(Vec<SuspensionRow>),
     Reports(Vec<ReportRow>),
     AdminAudit(Vec<AuditRow>),
+    Reactions(Vec<ReactionRow>),
+    Mentions(Vec<MentionRow>),
+    Attachments(Vec<AttachmentRow>),
 }
 
 /// Where the next page starts: after this key (tables use the parts they need).
@@ -178,6 +205,8 @@ pub struct Cursor {
     pub first: i64,
     pub second: i64,
     pub text: String,
+    /// A key's third part (reactions: the user; mentions: the seq).
+    pub third: i64,
 }
 
 impl Default for Cursor {
@@ -186,6 +215,7 @@ impl Default for Cursor {
             first: i64::MIN,
             second: i64::MIN,
             text: String::new(),
+            third: i64::MIN,
         }
     }
 }
@@ -205,6 +235,9 @@ impl Rows {
             Rows::Suspensions(r) => r.len(),
             Rows::Reports(r) => r.len(),
             Rows::AdminAudit(r) => r.len(),
+            Rows::Reactions(r) => r.len(),
+            Rows::Mentions(r) => r.len(),
+            Rows::Attachments(r) => r.len(),
         }
     }
 
@@ -233,9 +266,20 @@ impl Rows {
             Rows::Suspensions(r) => cursor.first = r.last()?.user_id,
             Rows::Reports(r) => cursor.first = r.last()?.id,
             Rows::AdminAudit(r) => cursor.first = r.last()?.id,
+            Rows::Reactions(r) => {
+                let last = r.last()?;
+                (cursor.first, cursor.second) = (last.room_id, last.seq);
+                (cursor.text, cursor.third) = (last.emoji.clone(), last.user_id);
+            }
+            Rows::Attachments(r) => cursor.text = r.last()?.id.clone(),
             Rows::Bans(r) | Rows::Invitations(r) => {
                 let last = r.last()?;
                 (cursor.first, cursor.second) = (last.room_id, last.user_id);
+            }
+            Rows::Mentions(r) => {
+                let last = r.last()?;
+                (cursor.first, cursor.second, cursor.third) =
+                    (last.user_id, last.room_id, last.seq);
             }
         }
         Some(cursor)

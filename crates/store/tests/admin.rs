@@ -65,6 +65,7 @@ async fn post(store: &dyn Store, room: RoomId, sender: UserId, body: &str) -> u6
         client_id: None,
         reply_to: None,
         created_at: Timestamp(2),
+        attachments: None,
     };
     match &store.append_messages(&[message]).await.unwrap().value[0] {
         palaver_domain::store::AppendOutcome::Stored(stored) => stored.seq,

@@ -32,6 +32,8 @@ macro_rules! on_both_engines {
 on_both_engines!(
     one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_members,
     a_large_batch_over_several_rooms_keeps_every_column_intact,
+    a_batch_mentions_the_members_named_once_each_and_no_one_else,
+    a_deleted_account_takes_its_mentions_and_erased_messages_theirs,
 );
 
 /// Stores write the cluster's outbox (as node `node-a`): the append path
@@ -96,6 +98,7 @@ fn plain(room_id: RoomId, sender_id: UserId) -> NewMessage {
         client_id: None,
         reply_to: None,
         created_at: Timestamp(0),
+        attachments: None,
     }
 }
 
@@ -128,6 +131,7 @@ async fn one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_
         client_id: key.map(Into::into),
         reply_to: None,
         created_at: Timestamp(0),
+        attachments: None,
     };
     let batch = [
         message(rooms[0], alice, Some("k1")),
@@ -144,6 +148,7 @@ async fn one_batch_allocates_per_room_ranges_and_resolves_repeated_keys_and_non_
             AppendOutcome::Stored(m) => ("stored", m.room_id, m.seq),
             AppendOutcome::Duplicate(m) => ("duplicate", m.room_id, m.seq),
             AppendOutcome::NotMember => ("not member", RoomId(0), 0),
+            AppendOutcome::AttachmentsRefused => ("attachments refused", RoomId(0), 0),
         })
         .collect();
     assert_eq!(
@@ -191,6 +196,7 @@ async fn a_large_batch_over_several_rooms_keeps_every_column_intact(store: &dyn 
         client_id: (!n.is_multiple_of(4)).then(|| format!("k{}", n % 12)),
         reply_to: (n > 3).then_some(1),
         created_at: Timestamp(1_000 + n as i64),
+        attachments: None,
     };
     let batch: Vec<_> = (0..40).map(message).collect();
     let committed = store.append_messages(&batch).await.unwrap();
@@ -213,6 +219,7 @@ async fn a_large_batch_over_several_rooms_keeps_every_column_intact(store: &dyn 
         let key = batch[n].client_id.clone().map(|k| (n % 3, k));
         match outcome {
             AppendOutcome::NotMember => assert_eq!(n, 7),
+            AppendOutcome::AttachmentsRefused => panic!("no message lists attachments"),
             AppendOutcome::Duplicate(m) => {
                 let first: &usize = &first_with_key[&key.unwrap()];
                 assert_eq!(
@@ -341,4 +348,133 @@ async fn a_postgres_room_deleted_while_appends_run_leaves_no_message_behind() {
             .unwrap();
         assert_eq!(left, 0, "round {round}: messages outlived their room");
     }
+}
+
+/// Mentions are written in the append's transaction: members named, each
+/// once, never the sender, never someone outside the room; each message's
+/// `Mentioned` follows its `MessagePosted`, with an outbox row of its own.
+async fn a_batch_mentions_the_members_named_once_each_and_no_one_else(store: &dyn Store) {
+    use palaver_domain::events::{decode, DomainEvent};
+    use palaver_domain::model::Role;
+    let (alice, bob, carol) = (
+        user(store, "alice").await.id,
+        user(store, "bob").await.id,
+        user(store, "carol").await.id,
+    );
+    let ours = room(store, alice, "OURSOURS").await;
+    store
+        .add_member(ours, bob, Role::Member, Timestamp(0))
+        .await
+        .unwrap();
+    let theirs = room(store, carol, "THEIRSXX").await;
+    let message = |room_id, sender_id, body: &str, at| NewMessage {
+        body: body.into(),
+        created_at: Timestamp(at),
+        ..plain(room_id, sender_id)
+    };
+    let batch = [
+        message(ours, alice, "@bob @Bob @carol @alice @nobody hi", 1),
+        message(ours, alice, "no one", 2),
+        message(theirs, carol, "@bob is not here", 3),
+        message(ours, bob, "@ALICE. back", 4),
+    ];
+    let appended = store.append_messages(&batch).await.unwrap();
+    let kinds: Vec<String> = (appended.events.iter())
+        .map(|event| match event {
+            DomainEvent::MessagePosted(m) => format!("posted {}:{}", m.room_id.0, m.seq),
+            DomainEvent::Mentioned {
+                room_id,
+                seq,
+                sender_id,
+                user_ids,
+            } => format!(
+                "mentioned {}:{seq} by {} of {:?}",
+                room_id.0,
+                sender_id.0,
+                user_ids.iter().map(|u| u.0).collect::<Vec<_>>()
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            format!("posted {}:1", ours.0),
+            format!("mentioned {}:1 by {} of {:?}", ours.0, alice.0, [bob.0]),
+            format!("posted {}:2", ours.0),
+            format!("posted {}:1", theirs.0),
+            format!("posted {}:3", ours.0),
+            format!("mentioned {}:3 by {} of {:?}", ours.0, bob.0, [alice.0]),
+        ]
+    );
+    // The outbox holds every event, in order, as encoded.
+    assert_eq!(appended.outbox.len(), appended.events.len());
+    for (row, event) in appended.outbox.iter().zip(&appended.events) {
+        assert_eq!(
+            decode(row.payload.as_bytes()).unwrap().as_ref(),
+            Some(event)
+        );
+    }
+    let of = |mentions: Vec<palaver_domain::store::Mention>| -> Vec<(i64, u64)> {
+        (mentions.iter())
+            .map(|m| (m.message.room_id.0, m.message.seq))
+            .collect()
+    };
+    assert_eq!(
+        of(store.mentions(bob, None, 10).await.unwrap()),
+        [(ours.0, 1)]
+    );
+    assert_eq!(
+        of(store.mentions(alice, None, 10).await.unwrap()),
+        [(ours.0, 3)]
+    );
+    assert!(store.mentions(carol, None, 10).await.unwrap().is_empty());
+}
+
+/// Deleting an account removes the mentions of it; erasing its messages
+/// removes the mentions they made (a deleted message mentions no one).
+async fn a_deleted_account_takes_its_mentions_and_erased_messages_theirs<S>(store: &S)
+where
+    S: Store + palaver_store::transfer::Transfer,
+{
+    use palaver_domain::model::Role;
+    use palaver_domain::store::AccountRemoval;
+    use palaver_store::transfer::Table;
+    let (alice, bob, carol) = (
+        user(store, "alice").await.id,
+        user(store, "bob").await.id,
+        user(store, "carol").await.id,
+    );
+    let ours = room(store, alice, "OURSOURS").await;
+    for member in [bob, carol] {
+        store
+            .add_member(ours, member, Role::Member, Timestamp(0))
+            .await
+            .unwrap();
+    }
+    let said = |sender, body: &str| NewMessage {
+        body: body.into(),
+        ..plain(ours, sender)
+    };
+    store
+        .append_messages(&[
+            said(alice, "@bob hello"),
+            said(carol, "@bob @alice hi"),
+            said(bob, "@carol yes"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.count(Table::Mentions).await.unwrap(), 4);
+    let removal = |user, erase| AccountRemoval {
+        user,
+        erase,
+        username_free_at: Timestamp(0),
+        now: Timestamp(1),
+    };
+    // Bob's account goes, his messages stay: the mentions of him go.
+    store.delete_account(removal(bob, false)).await.unwrap();
+    assert_eq!(store.count(Table::Mentions).await.unwrap(), 2);
+    // Carol's goes with her messages erased: the mentions she made go too.
+    store.delete_account(removal(carol, true)).await.unwrap();
+    assert_eq!(store.count(Table::Mentions).await.unwrap(), 0);
 }

@@ -63,6 +63,27 @@ async fn room(store: &dyn Store, owner: UserId, code: &str) -> RoomId {
     store.insert_room(new).await.unwrap().value.id
 }
 
+/// An upload's row (its file lives apart, behind the Blobs port).
+async fn attachment(store: &dyn Store, room: RoomId, uploader: UserId) {
+    let new = palaver_domain::store::NewAttachment {
+        id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        room_id: room,
+        uploader_id: uploader,
+        name: "plan.png".into(),
+        size: 33,
+        content_type: "image/png".into(),
+        sha256: "0".repeat(64),
+        width: Some(3),
+        height: Some(2),
+        created_at: Timestamp(0),
+    };
+    let stored = store.insert_attachment(&new, u64::MAX).await.unwrap();
+    assert!(matches!(
+        stored,
+        palaver_domain::store::AttachmentInsert::Stored(_)
+    ));
+}
+
 fn message(room: RoomId, sender: UserId, body: String) -> NewMessage {
     NewMessage {
         room_id: room,
@@ -71,6 +92,7 @@ fn message(room: RoomId, sender: UserId, body: String) -> NewMessage {
         client_id: None,
         reply_to: None,
         created_at: Timestamp(0),
+        attachments: None,
     }
 }
 
@@ -227,6 +249,7 @@ async fn a_sqlite_backup_taken_during_appends_is_one_instant_of_the_store_in_one
         room(&*store, alice, "BBBBBBBB").await,
     ];
     fill(&*store, &rooms, alice).await;
+    attachment(&*store, rooms[0], alice).await;
     let appending = Appending::start(store.clone(), &rooms, alice);
     appending.until(20).await;
 
@@ -243,6 +266,7 @@ async fn a_sqlite_backup_taken_during_appends_is_one_instant_of_the_store_in_one
     assert_holds(&in_file, &before, &all);
     let held: u64 = in_file.values().sum();
     assert_eq!(rows(&written.tables, Table::Messages), held as i64);
+    assert_eq!(rows(&written.tables, Table::Attachments), 1);
     assert_eq!(rows(&written.tables, Table::Users), 1);
     // One self-contained file in rollback-journal mode (header bytes 18
     // and 19), with the store's 1 KiB pages, and nothing left beside it.
@@ -452,6 +476,7 @@ async fn a_postgres_backup_taken_during_appends_is_one_snapshot_and_restores_int
         room(&*store, alice, "BBBBBBBB").await,
     ];
     fill(&*store, &rooms, alice).await;
+    attachment(&*store, rooms[0], alice).await;
     let appending = Appending::start(store.clone(), &rooms, alice);
     appending.until(20).await;
 
@@ -469,6 +494,7 @@ async fn a_postgres_backup_taken_during_appends_is_one_snapshot_and_restores_int
     assert_holds(&in_file, &before, &all);
     let held: u64 = in_file.values().sum();
     assert_eq!(rows(&written.tables, Table::Messages), held as i64);
+    assert_eq!(rows(&written.tables, Table::Attachments), 1);
 
     let restored_url = postgres_database("during_appends_restored").await;
     let restored = PostgresStore::open(&restored_url, &StoreOptions::default())

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
+use crate::events::DomainEvent;
 use crate::outbox::Publisher;
 use crate::store::{AppendOutcome, NewMessage, Store, StoreError};
 
@@ -130,7 +131,10 @@ async fn run(
         metrics::histogram!("palaver_store_append_batch_messages").record(messages.len() as f64);
         match appended {
             Ok(mut committed) => {
-                metrics::counter!(STORED).increment(committed.events.len() as u64);
+                let stored = (committed.events.iter())
+                    .filter(|event| matches!(event, DomainEvent::MessagePosted(_)))
+                    .count();
+                metrics::counter!(STORED).increment(stored as u64);
                 // Acks first: the sender is waiting on durability, which the
                 // commit already gave; fan-out follows in the same order.
                 let outcomes = std::mem::take(&mut committed.value);

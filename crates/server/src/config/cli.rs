@@ -205,6 +205,10 @@ pub struct ServeArgs {
     /// an idle HTTP connection stays open).
     #[arg(long)]
     pub http_header_timeout_ms: Option<u64>,
+    /// Milliseconds a write to a connection may wait on a client that reads
+    /// nothing before the connection is dropped (slow downloads included).
+    #[arg(long)]
+    pub http_write_stall_timeout_ms: Option<u64>,
     /// Open connections (HTTP and WebSocket) the node accepts; more are answered
     /// 503 `too_many_connections` and closed.
     #[arg(long)]
@@ -367,6 +371,30 @@ pub struct ServeArgs {
     /// The passphrase of that key, if it has one.
     #[arg(long)]
     pub kafka_ssl_key_password: Option<String>,
+    /// Where attachments' bytes are kept [default: <data-dir>/attachments].
+    #[arg(long)]
+    pub attachments_dir: Option<PathBuf>,
+    /// The largest attachment in bytes; a bigger upload is refused 413 as
+    /// soon as its bytes pass it.
+    #[arg(long)]
+    pub max_attachment_bytes: Option<u64>,
+    /// The most bytes one user's attachments may hold together.
+    #[arg(long)]
+    pub attachment_quota_bytes: Option<u64>,
+    /// Seconds an upload's body may take to arrive in full.
+    #[arg(long)]
+    pub attachment_upload_timeout_secs: Option<u64>,
+    /// Seconds an upload waits for a message to carry it; then it is collected.
+    #[arg(long)]
+    pub attachment_claim_secs: Option<u64>,
+    /// Milliseconds between two looks for orphaned attachments to remove.
+    #[arg(long)]
+    pub attachment_collect_every_ms: Option<u64>,
+    /// `s3://bucket/prefix`: attachments in S3-compatible object storage
+    /// (credentials, region and endpoint from the AWS_* variables)
+    /// [default: the attachments directory].
+    #[arg(long)]
+    pub attachments_url: Option<String>,
 }
 
 /// One `--limit NAME=RATE`: a limit of the table (or `all` of them) and its rate.

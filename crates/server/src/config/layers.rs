@@ -64,6 +64,11 @@ pub const FLAT: &[Flat] = &[
     flat("ws_auth_timeout_ms", "realtime.auth_timeout", Millis),
     flat("ws_write_timeout_ms", "realtime.write_timeout", Millis),
     flat("http_header_timeout_ms", "http.header_timeout", Millis),
+    flat(
+        "http_write_stall_timeout_ms",
+        "http.write_stall_timeout",
+        Millis,
+    ),
     flat("max_connections", "http.max_connections", Same),
     flat(
         "max_connections_per_address",
@@ -120,6 +125,21 @@ pub const FLAT: &[Flat] = &[
     ),
     flat("kafka_ssl_key_location", "kafka.ssl_key_location", Same),
     flat("kafka_ssl_key_password", "kafka.ssl_key_password", Same),
+    flat("attachments_dir", "attachments.dir", Same),
+    flat("max_attachment_bytes", "attachments.max_bytes", Same),
+    flat("attachment_quota_bytes", "attachments.quota_bytes", Same),
+    flat(
+        "attachment_upload_timeout_secs",
+        "attachments.upload_timeout",
+        Secs,
+    ),
+    flat("attachment_claim_secs", "attachments.claim_within", Secs),
+    flat(
+        "attachment_collect_every_ms",
+        "attachments.collect_every",
+        Millis,
+    ),
+    flat("attachments_url", "attachments.url", Same),
 ];
 
 const LIMIT_VARIABLE_PREFIX: &str = "PALAVER_LIMIT_";

@@ -605,3 +605,30 @@ fn subcommands_parse() {
     assert!(matches!(cli.command, Some(Command::Migrate(_))));
     Cli::command().debug_assert();
 }
+
+#[test]
+fn an_attachments_url_is_an_s3_bucket_and_prefix_from_any_layer_and_excludes_the_dir() {
+    let url = "s3://palaver-files/attachments";
+    let from_file = load(Some(&format!("[attachments]\nurl = \"{url}\"\n")), &[], &[]).unwrap();
+    assert_eq!(from_file.attachments.url.as_deref(), Some(url));
+    let from_env = load(None, &[("PALAVER_ATTACHMENTS_URL", url)], &[]).unwrap();
+    assert_eq!(from_env.attachments.url.as_deref(), Some(url));
+    let from_flag = load(None, &[], &["--attachments-url", url]).unwrap();
+    assert_eq!(from_flag.attachments.url.as_deref(), Some(url));
+    for bad in [
+        "https://palaver-files/attachments",
+        "s3://Palaver_Files/x",
+        "s3://key:hidden@palaver-files/x",
+    ] {
+        let refused = load(None, &[], &["--attachments-url", bad]).unwrap_err();
+        let said = format!("{refused:#}");
+        assert!(said.contains("--attachments-url"), "{bad}: {said}");
+        assert!(!said.contains("hidden"), "{bad}: {said}");
+    }
+    let both = load(
+        None,
+        &[],
+        &["--attachments-url", url, "--attachments-dir", "/srv/files"],
+    );
+    assert!(both.is_err());
+}

@@ -49,7 +49,14 @@ impl Messages for MessagesApi {
             .state
             .services
             .messages
-            .post(user, RoomId(req.room_id), req.body, req.client_id, reply_to)
+            .post(
+                user,
+                RoomId(req.room_id),
+                req.body,
+                req.client_id,
+                reply_to,
+                req.attachments,
+            )
             .await
             .map_err(ErrorStatus)?;
         Ok(Response::new(message(&posted.message)))
@@ -77,7 +84,7 @@ impl Messages for MessagesApi {
             .await
             .map_err(ErrorStatus)?;
         Ok(Response::new(v1::MessageList {
-            messages: page.messages.iter().map(message).collect(),
+            messages: wire::history(&page).iter().map(records::message).collect(),
             has_more: page.has_more,
         }))
     }
@@ -137,6 +144,32 @@ impl Messages for MessagesApi {
         }))
     }
 
+    async fn mentions(
+        &self,
+        request: Request<v1::MentionsRequest>,
+    ) -> Result<Response<v1::MentionList>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let limit = (req.limit != 0).then_some(req.limit);
+        let page = self
+            .state
+            .services
+            .messages
+            .mentions(user, req.cursor.as_deref(), limit)
+            .await
+            .map_err(ErrorStatus)?;
+        let page = wire::mention_page(&page);
+        Ok(Response::new(v1::MentionList {
+            mentions: (page.mentions.iter())
+                .map(|item| v1::MentionItem {
+                    message: Some(records::message(&item.message)),
+                    room_name: item.room_name.clone(),
+                })
+                .collect(),
+            next: page.next,
+        }))
+    }
+
     async fn edit(
         &self,
         request: Request<v1::EditRequest>,
@@ -185,5 +218,35 @@ impl Messages for MessagesApi {
             room_id: req.room_id,
             seq: now_at,
         }))
+    }
+
+    async fn react(
+        &self,
+        request: Request<v1::ReactionRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let target = seq(req.seq, "seq")?;
+        let messages = &self.state.services.messages;
+        messages
+            .react(user, RoomId(req.room_id), target, &req.emoji)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(v1::Empty {}))
+    }
+
+    async fn unreact(
+        &self,
+        request: Request<v1::ReactionRequest>,
+    ) -> Result<Response<v1::Empty>, Status> {
+        let user = Caller::bearer(&request)?.user;
+        let req = request.into_inner();
+        let target = seq(req.seq, "seq")?;
+        let messages = &self.state.services.messages;
+        messages
+            .unreact(user, RoomId(req.room_id), target, &req.emoji)
+            .await
+            .map_err(ErrorStatus)?;
+        Ok(Response::new(v1::Empty {}))
     }
 }

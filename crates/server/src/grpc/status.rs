@@ -19,6 +19,7 @@ pub fn code_of(err: &Error) -> Code {
         Error::RateLimited { .. } => Code::ResourceExhausted,
         Error::Overloaded { .. } | Error::Unavailable => Code::Unavailable,
         Error::Internal => Code::Internal,
+        Error::TooLarge(_) => Code::ResourceExhausted,
     }
 }
 

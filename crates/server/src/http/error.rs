@@ -35,6 +35,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Overloaded { .. } | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
     }
 }
 

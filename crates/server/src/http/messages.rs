@@ -43,7 +43,7 @@ pub async fn history(
         .history(user, RoomId(id), range, query.limit)
         .await?;
     Ok(AppJson(MessagePage {
-        messages: page.messages.iter().map(wire::message).collect(),
+        messages: wire::history(&page),
         has_more: page.has_more,
     }))
 }
@@ -71,7 +71,14 @@ pub async fn post(
     let posted = state
         .services
         .messages
-        .post(user, RoomId(id), req.body, req.client_id, req.reply_to)
+        .post(
+            user,
+            RoomId(id),
+            req.body,
+            req.client_id,
+            req.reply_to,
+            req.attachments,
+        )
         .await?;
     let status = if posted.duplicate {
         StatusCode::OK

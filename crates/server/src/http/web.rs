@@ -11,7 +11,7 @@ use super::error::ApiError;
 const INDEX: &str = include_str!("../../web/index.html");
 
 /// Name → (content type, contents).
-const ASSETS: [(&str, &str, &str); 5] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -36,6 +36,16 @@ const ASSETS: [(&str, &str, &str); 5] = [
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../web/style.css"),
+    ),
+    (
+        "mentions.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/mentions.js"),
+    ),
+    (
+        "times.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/times.js"),
     ),
 ];
 

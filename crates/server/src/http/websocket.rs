@@ -1,5 +1,6 @@
 //! The WebSocket upgrade as every real-time transport over one (the native
-//! WebSocket, STOMP, SignalR) configures it, and what its read errors mean.
+//! WebSocket, STOMP, SignalR; Socket.IO's read buffer too) configures it, and
+//! what its read errors mean.
 
 use axum::extract::WebSocketUpgrade;
 
@@ -10,10 +11,12 @@ use crate::config::Settings;
 /// memset per socket poll and 128 KiB of RSS per idle connection. The buffer
 /// is allocated with the socket and kept for its life, idle or not: at 256
 /// bytes it is a sixteenth of an idle connection's 4 KiB budget, and a send of
-/// a chat line (about 100 bytes of frame around its body) fits in one read. A
-/// larger frame grows the buffer on demand (tungstenite reserves the frame's
-/// length once its header is read), up to the frame limit.
-const READ_BUFFER_BYTES: usize = 256;
+/// a chat line (about 100 bytes of frame around its body) fits in one read. It
+/// is also what one read asks the socket for: a frame at the 17 KiB limit takes
+/// about 70 reads (one with a 4 KiB buffer), a cost bounded by the bytes
+/// received and paid only by the rare large frame, which idle connections'
+/// memory does not pay for.
+pub(crate) const READ_BUFFER_BYTES: usize = 256;
 
 /// `ws` with the frame limit of `settings` and the small read buffer.
 pub(crate) fn realtime_upgrade(ws: WebSocketUpgrade, settings: &Settings) -> WebSocketUpgrade {

@@ -4,7 +4,8 @@
 
 use std::future::Future;
 
-use palaver_domain::model::Message;
+use palaver_domain::messages::reactions::counts_for;
+use palaver_domain::messages::HistoryPage;
 use palaver_domain::{Error, RoomId};
 
 use super::{End, Outgoing, Session, Transport};
@@ -24,7 +25,11 @@ impl<T: Transport> Session<T> {
             if through.is_some_and(|t| after >= t) {
                 return Ok(());
             }
-            let page = match self.read(room, after, PAGE).await {
+            let HistoryPage {
+                messages: page,
+                reactions,
+                ..
+            } = match self.read(room, after, PAGE).await {
                 Ok(page) => page,
                 Err(Error::NotFound(_)) => {
                     self.positions.left(room);
@@ -45,8 +50,11 @@ impl<T: Transport> Session<T> {
                     // position cannot be delivered in order.
                     return Ok(());
                 }
-                self.feed(Outgoing::Frame(frames::message(&message)))
-                    .await?;
+                let counts = counts_for(&reactions, message.seq);
+                self.feed(Outgoing::Frame(frames::message_with_reactions(
+                    &message, counts,
+                )))
+                .await?;
             }
             if !full {
                 return Ok(());
@@ -63,7 +71,11 @@ impl<T: Transport> Session<T> {
     ) -> Result<(), End> {
         while after < through {
             let limit = (through - after).min(PAGE as u64) as u32;
-            let page = match self.read(room, after, limit).await {
+            let HistoryPage {
+                messages: page,
+                reactions,
+                ..
+            } = match self.read(room, after, limit).await {
                 Ok(page) => page,
                 Err(err) => return self.send(Outgoing::Frame(frames::error(&err, None))).await,
             };
@@ -72,21 +84,25 @@ impl<T: Transport> Session<T> {
             };
             after = last.seq;
             for message in page {
-                self.feed(Outgoing::Frame(frames::message(&message)))
-                    .await?;
+                let counts = counts_for(&reactions, message.seq);
+                self.feed(Outgoing::Frame(frames::message_with_reactions(
+                    &message, counts,
+                )))
+                .await?;
             }
         }
         Ok(())
     }
 
-    /// Up to `limit` stored messages of `room` after `after`, if the user
-    /// may still read it. Borrows nothing of the session, which is not `Sync`.
+    /// Up to `limit` stored messages of `room` after `after`, with their
+    /// reactions as the user sees them, if the user may still read it.
+    /// Borrows nothing of the session, which is not `Sync`.
     fn read(
         &self,
         room: RoomId,
         after: u64,
         limit: u32,
-    ) -> impl Future<Output = palaver_domain::Result<Vec<Message>>> + Send + 'static {
+    ) -> impl Future<Output = palaver_domain::Result<HistoryPage>> + Send + 'static {
         let (services, user) = (self.deps.services.clone(), self.user);
         async move { services.messages.catch_up(user, room, after, limit).await }
     }

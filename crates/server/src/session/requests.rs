@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Shared};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use palaver_domain::{RoomId, Services, UserId};
@@ -48,6 +48,10 @@ pub struct Requests {
     /// the first request: a connection that only listens never allocates it.
     in_flight: Option<FuturesUnordered<BoxFuture<'static, Option<Outgoing>>>>,
     typing: TypingLimit,
+    /// Ends when the last reaction request of this connection is done: the
+    /// next waits for it, so `react` and `unreact` take effect in the order
+    /// sent (a toggle clicked twice ends where the user left it).
+    last_reaction: Option<Shared<BoxFuture<'static, ()>>>,
 }
 
 impl Requests {
@@ -57,6 +61,7 @@ impl Requests {
             user,
             in_flight: None,
             typing: TypingLimit::default(),
+            last_reaction: None,
         }
     }
 
@@ -99,11 +104,19 @@ impl Requests {
                 body,
                 client_id,
                 reply_to,
+                attachments,
             } => self.running().push(
                 async move {
                     let posted = services
                         .messages
-                        .post(user, RoomId(room), body, client_id.clone(), reply_to)
+                        .post(
+                            user,
+                            RoomId(room),
+                            body,
+                            client_id.clone(),
+                            reply_to,
+                            attachments,
+                        )
                         .await;
                     Some(Outgoing::Frame(match posted {
                         Ok(posted) => frames::ack(&posted.message),
@@ -151,6 +164,30 @@ impl Requests {
                     .await
                     .map(drop)
             }),
+            ClientFrame::React {
+                room,
+                seq,
+                emoji,
+                reference,
+            } => {
+                let turn = self.reaction_turn();
+                self.answer_errors_only(reference, async move {
+                    turn.run(services.messages.react(user, RoomId(room), seq, &emoji))
+                        .await
+                })
+            }
+            ClientFrame::Unreact {
+                room,
+                seq,
+                emoji,
+                reference,
+            } => {
+                let turn = self.reaction_turn();
+                self.answer_errors_only(reference, async move {
+                    turn.run(services.messages.unreact(user, RoomId(room), seq, &emoji))
+                        .await
+                })
+            }
             ClientFrame::Resume { rooms, reference } => {
                 return Immediate::Resume { rooms, reference }
             }
@@ -166,6 +203,15 @@ impl Requests {
             }
         }
         Immediate::Nothing
+    }
+
+    /// The next reaction request's place in line: after the last one.
+    fn reaction_turn(&mut self) -> Turn {
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let after = self
+            .last_reaction
+            .replace(finished.map(drop).boxed().shared());
+        Turn { after, done }
     }
 
     /// Runs a request whose success the client learns from the event it
@@ -185,6 +231,25 @@ impl Requests {
             }
             .boxed(),
         );
+    }
+}
+
+/// A request's place in a line of requests that take effect in order.
+struct Turn {
+    /// The one before it, if any.
+    after: Option<Shared<BoxFuture<'static, ()>>>,
+    /// Dropped when this one is done (or dropped), letting the next go.
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Turn {
+    async fn run<T>(self, work: impl Future<Output = T>) -> T {
+        if let Some(after) = self.after {
+            after.await;
+        }
+        let out = work.await;
+        drop(self.done);
+        out
     }
 }
 

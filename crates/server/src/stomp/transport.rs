@@ -237,6 +237,12 @@ impl StompTransport {
                     Err(err) => invalid(&err, receipt),
                 })
             }
+            SendTarget::Reaction => {
+                return Some(match body::<ReactionBody>(&frame.body) {
+                    Ok(reaction) => self.react(reaction, receipt),
+                    Err(err) => invalid(&err, receipt),
+                })
+            }
             SendTarget::Typing => body::<RoomBody>(&frame.body).map(|b| (b.room_id, None)),
             SendTarget::Read => body::<ReadBody>(&frame.body).map(|b| (b.room_id, Some(b.seq))),
             SendTarget::ExtendOnline => Ok((0, None)),
@@ -262,6 +268,35 @@ impl StompTransport {
         }))
     }
 
+    /// A reaction to add or remove: answered by its receipt, once done.
+    fn react(&mut self, reaction: ReactionBody, receipt: Option<String>) -> Inbound {
+        let reference = match self.reference_for(receipt.as_deref(), false) {
+            Ok(reference) => reference,
+            Err(err) => return Inbound::Invalid(err),
+        };
+        let ReactionBody {
+            room_id: room,
+            seq,
+            emoji,
+            remove,
+        } = reaction;
+        Inbound::Frame(if remove {
+            ClientFrame::Unreact {
+                room,
+                seq,
+                emoji,
+                reference,
+            }
+        } else {
+            ClientFrame::React {
+                room,
+                seq,
+                emoji,
+                reference,
+            }
+        })
+    }
+
     /// A message to post: answered by its `ack`, which names its `client_id`.
     fn post(&mut self, room: i64, message: MessageBody, receipt: Option<String>) -> Inbound {
         let client_id = match (message.client_id, &receipt) {
@@ -283,6 +318,7 @@ impl StompTransport {
             body: message.body,
             client_id,
             reply_to: message.reply_to,
+            attachments: message.attachments,
         })
     }
 
@@ -596,7 +632,14 @@ impl Head<'_> {
         match topic {
             Topic::RoomMessages(id) => {
                 room == Some(id)
-                    && matches!(self.kind, "message" | "message_edited" | "message_deleted")
+                    && matches!(
+                        self.kind,
+                        "message"
+                            | "message_edited"
+                            | "message_deleted"
+                            | "reaction_added"
+                            | "reaction_removed"
+                    )
             }
             Topic::RoomTyping(id) => room == Some(id) && self.kind == "typing",
             Topic::RoomReadMarkers(id) => room == Some(id) && self.kind == "read",
@@ -613,7 +656,7 @@ impl Head<'_> {
 }
 
 /// The frames `/user/topic/rooms` gets, besides the user's own `read`.
-const USER_ROOMS_FRAMES: [&str; 9] = [
+const USER_ROOMS_FRAMES: [&str; 10] = [
     "message",
     "member_joined",
     "member_left",
@@ -623,6 +666,7 @@ const USER_ROOMS_FRAMES: [&str; 9] = [
     "room_updated",
     "room_deleted",
     "invited",
+    "mentioned",
 ];
 
 /// A frame's `room`: an id, or (in `room_updated`) the room itself.
@@ -649,6 +693,8 @@ struct MessageBody {
     client_id: Option<String>,
     #[serde(default)]
     reply_to: Option<u64>,
+    #[serde(default)]
+    attachments: Vec<String>,
 }
 
 /// The body of a `SEND` to `/app/typing`.
@@ -664,6 +710,18 @@ struct ReadBody {
     #[serde(rename = "roomId")]
     room_id: i64,
     seq: u64,
+}
+
+/// The body of a `SEND` to `/app/reaction`.
+#[derive(Deserialize)]
+struct ReactionBody {
+    #[serde(rename = "roomId")]
+    room_id: i64,
+    seq: u64,
+    emoji: String,
+    /// Take the reaction back instead.
+    #[serde(default)]
+    remove: bool,
 }
 
 /// A frame as the WebSocket message that carries it.
@@ -859,6 +917,8 @@ mod tests {
             created_at: "2024-01-01T00:00:00Z".into(),
             client_id: None,
             reply_to: None,
+            reactions: Vec::new(),
+            attachments: Vec::new(),
         }
         .to_json();
         let message = head(&message);
@@ -890,6 +950,15 @@ mod tests {
         assert!(!updated.belongs_to(Topic::RoomMessages(7), 1));
         let pong = head(r#"{"type":"pong"}"#);
         assert!(!pong.belongs_to(Topic::UserRooms, 1));
+
+        let reaction =
+            head(r#"{"type":"reaction_added","room":7,"seq":3,"user_id":2,"emoji":"x"}"#);
+        assert!(reaction.belongs_to(Topic::RoomMessages(7), 1));
+        assert!(!reaction.belongs_to(Topic::RoomMessages(8), 1));
+        assert!(!reaction.belongs_to(Topic::UserRooms, 1));
+        let removed =
+            head(r#"{"type":"reaction_removed","room":7,"seq":3,"user_id":2,"emoji":"x"}"#);
+        assert!(removed.belongs_to(Topic::RoomMessages(7), 1));
     }
 
     #[test]

@@ -143,6 +143,8 @@ enum GrpcCall {
     ListRooms,
     Me,
     DirectRoom,
+    React,
+    Unreact,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +155,7 @@ enum WsAction {
     Typing,
     Read,
     Resume,
+    React,
 }
 
 struct Action {
@@ -404,6 +407,34 @@ const ACTIONS: &[Action] = &[
         "/api/v1/dms",
         Some(r#"{"user":{target}}"#),
     ),
+    rest(
+        "one's mentions",
+        Rule::SignedIn,
+        "GET",
+        "/api/v1/users/me/mentions",
+        None,
+    ),
+    rest(
+        "upload an attachment",
+        ANY_MEMBER,
+        "POST",
+        "/api/v1/rooms/{room}/attachments?name=notes.txt",
+        Some("the notes"),
+    ),
+    rest(
+        "download an attachment",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/attachments/{attachment}",
+        None,
+    ),
+    rest(
+        "an image attachment's thumbnail",
+        ANY_MEMBER,
+        "GET",
+        "/api/v1/attachments/{attachment}/thumbnail",
+        None,
+    ),
     ws("send (WebSocket)", ANY_MEMBER, WsAction::Send),
     ws(
         "edit someone else's message (WebSocket)",
@@ -538,6 +569,32 @@ const ACTIONS: &[Action] = &[
     stream("send (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::Send),
     stream("typing (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::Typing),
     stream("mark read (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::Read),
+    rest(
+        "react to a message",
+        ANY_MEMBER,
+        "PUT",
+        "/api/v1/rooms/{room}/messages/1/reactions/%F0%9F%91%8D",
+        None,
+    ),
+    rest(
+        "take a reaction back",
+        ANY_MEMBER,
+        "DELETE",
+        "/api/v1/rooms/{room}/messages/1/reactions/%3Atada%3A",
+        None,
+    ),
+    grpc("React (gRPC)", ANY_MEMBER, GrpcCall::React),
+    grpc("Unreact (gRPC)", ANY_MEMBER, GrpcCall::Unreact),
+    ws("react (WebSocket)", ANY_MEMBER, WsAction::React),
+    grpc_stream("react (gRPC stream)", ANY_MEMBER, WsAction::React),
+    stream(
+        "react (Socket.IO)",
+        ANY_MEMBER,
+        Via::SocketIo,
+        WsAction::React,
+    ),
+    stream("react (SignalR)", ANY_MEMBER, Via::SignalR, WsAction::React),
+    stream("react (STOMP)", ANY_MEMBER, Via::Stomp, WsAction::React),
 ];
 
 /// The people of every cell; each cell gets a fresh room.
@@ -553,11 +610,17 @@ struct Cast {
     expired_token: String,
 }
 
-/// One cell's room: everyone in their place, and `target`'s message at seq 1.
+/// One cell's room: everyone in their place, and `target`'s message at seq 1
+/// carrying an image.
 struct Scene {
     room: i64,
     code: String,
+    attachment: String,
 }
+
+/// A well-formed attachment id no file has: what a call about the scene's
+/// attachment is compared with when it must learn nothing.
+const NO_SUCH_ATTACHMENT: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
 async fn cast(app: &TestApp) -> Cast {
     app.client
@@ -614,14 +677,21 @@ async fn scene(cast: &Cast) -> Scene {
         .unwrap();
     owner.ban(room.id, cast.banned.id()).await.unwrap();
     owner.kick(room.id, cast.removed.id()).await.unwrap();
+    let image = crate::thumbnails::picture(32, 32, image::ImageFormat::Png);
+    let attachment = crate::attachments::upload(&cast.target, room.id, "matrix.png", &image).await;
     cast.target
         .client
-        .post_message(room.id, "target's words", None)
+        .post_with_attachments(
+            room.id,
+            "target's words",
+            std::slice::from_ref(&attachment.id),
+        )
         .await
         .unwrap();
     Scene {
         room: room.id,
         code: room.code,
+        attachment: attachment.id,
     }
 }
 
@@ -642,9 +712,17 @@ fn credentials(cast: &Cast, actor: Actor) -> Option<String> {
     Some(token)
 }
 
-fn fill(template: &str, cast: &Cast, room: i64, code: &str) -> String {
+/// `template` about `room`; about the scene's attachment when that is the
+/// scene's room, and about one that does not exist when the room does not.
+fn fill(template: &str, cast: &Cast, room: i64, scene: &Scene) -> String {
+    let attachment = match room == scene.room {
+        true => scene.attachment.as_str(),
+        false => NO_SUCH_ATTACHMENT,
+    };
+    let code = scene.code.as_str();
     template
         .replace("{room}", &room.to_string())
+        .replace("{attachment}", attachment)
         .replace("{target}", &cast.target.id().to_string())
         .replace("{banned}", &cast.banned.id().to_string())
         .replace("{code}", code)
@@ -657,9 +735,9 @@ async fn rest_answer(
     actor: Actor,
     (method, path, body): (&str, &str, Option<&str>),
     room: i64,
-    code: &str,
+    scene: &Scene,
 ) -> (u16, Value) {
-    let url = format!("{}{}", app.base_url, fill(path, cast, room, code));
+    let url = format!("{}{}", app.base_url, fill(path, cast, room, scene));
     let mut request =
         reqwest::Client::new().request(Method::from_bytes(method.as_bytes()).unwrap(), url);
     if let Some(token) = credentials(cast, actor) {
@@ -668,7 +746,7 @@ async fn rest_answer(
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")
-            .body(fill(body, cast, room, code));
+            .body(fill(body, cast, room, scene));
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -755,7 +833,7 @@ async fn stream_answer(
     // Typing and read markers reach the others: the target watches for
     // them (a STOMP actor here follows no room of its own).
     let mut observer = match action {
-        WsAction::Typing | WsAction::Read => Some(cast.target.connect().await),
+        WsAction::Typing | WsAction::Read | WsAction::React => Some(cast.target.connect().await),
         _ => None,
     };
     let reference = Some("cell".to_owned());
@@ -782,12 +860,18 @@ async fn stream_answer(
             rooms: [(room.to_string(), 0)].into(),
             reference,
         },
+        WsAction::React => ClientFrame::React {
+            room,
+            seq: 1,
+            emoji: "👍".into(),
+            reference,
+        },
     };
     ws.send(&frame).await;
     if let Some(observer) = &mut observer {
         // The effect, or the actor's refusal, whichever comes first.
         tokio::select! {
-            _ = next_matching(observer, |f| matches!(f, ServerFrame::Typing { .. } | ServerFrame::Read { .. }).then_some(())) => return Ok(()),
+            _ = next_matching(observer, |f| matches!(f, ServerFrame::Typing { .. } | ServerFrame::Read { .. } | ServerFrame::ReactionAdded { .. }).then_some(())) => return Ok(()),
             refused = next_error_frame(&mut ws) => return Err(Ok(refused)),
         }
     }
@@ -893,6 +977,7 @@ async fn grpc_answer(
                 body: "hi".into(),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .await
             .map(drop),
@@ -930,6 +1015,22 @@ async fn grpc_answer(
             })
             .await
             .map(drop),
+        GrpcCall::React => messages
+            .react(proto::ReactionRequest {
+                room_id: room,
+                seq: 1,
+                emoji: "👍".into(),
+            })
+            .await
+            .map(drop),
+        GrpcCall::Unreact => messages
+            .unreact(proto::ReactionRequest {
+                room_id: room,
+                seq: 1,
+                emoji: ":tada:".into(),
+            })
+            .await
+            .map(drop),
     };
     result.map_err(|status| {
         let machine = error_code(&status);
@@ -956,15 +1057,14 @@ async fn every_actor_gets_exactly_the_answer_the_matrix_gives_for_every_action()
             match action.call {
                 Call::Rest(method, path, body) => {
                     let call = (method, path, body);
-                    let got = rest_answer(&app, &cast, actor, call, scene.room, &scene.code).await;
+                    let got = rest_answer(&app, &cast, actor, call, scene.room, &scene).await;
                     let ok = match want {
                         Answer::Allowed => (200..300).contains(&got.0),
                         Answer::Unauthorized => got.0 == 401,
                         Answer::Forbidden => got.0 == 403,
                         Answer::AsIfNoSuchRoom => {
                             let missing =
-                                rest_answer(&app, &cast, actor, call, NO_SUCH_ROOM, &scene.code)
-                                    .await;
+                                rest_answer(&app, &cast, actor, call, NO_SUCH_ROOM, &scene).await;
                             got.0 == 404 && got == missing
                         }
                     };

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use palaver_client::frames::ServerFrame;
+use palaver_client::types::search::SearchQuery;
 use palaver_client::types::HistoryQuery;
 use palaver_client::{Client, WsAuth, WsConnection};
 use tokio::sync::watch;
@@ -143,6 +144,10 @@ async fn a_backup_during_sends_holds_every_acked_message_and_its_restore_serves_
     let room = alice.client.create_room("general", None).await.unwrap();
     let mut sending = Sending::start(alice.connect().await, room.id);
     sending.until(30).await;
+    // Reactions travel with their messages.
+    for emoji in ["👍", ":tada:"] {
+        alice.client.react(room.id, 1, emoji).await.unwrap();
+    }
 
     // With messages in flight, back up from another process.
     let work = tempfile::tempdir().unwrap();
@@ -154,6 +159,7 @@ async fn a_backup_during_sends_holds_every_acked_message_and_its_restore_serves_
     assert!(output.status.success(), "{}", stderr(&output));
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(report.contains("signing_keys"), "{report}");
+    assert!(report.contains("reactions"), "{report}");
     // The node went on taking messages.
     let after = sending.acked().len();
     sending.until(after + 10).await;
@@ -188,6 +194,39 @@ async fn a_backup_during_sends_holds_every_acked_message_and_its_restore_serves_
     for (seq, body) in &held {
         assert_eq!(all.get(seq), Some(body), "seq {seq} as acknowledged");
     }
+    let first = alice_again
+        .client
+        .history(
+            room.id,
+            &HistoryQuery {
+                after: Some(0),
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let reactions: Vec<(String, u32, bool)> = (first.messages[0].reactions.iter())
+        .map(|r| (r.emoji.clone(), r.count, r.me))
+        .collect();
+    assert_eq!(
+        reactions,
+        [("👍".into(), 1, true), (":tada:".into(), 1, true)]
+    );
+    // The restored messages are found by search (the index is rebuilt
+    // from them), each once.
+    let word = &held[0].1;
+    let found = (alice_again.client)
+        .search(&SearchQuery {
+            q: word.clone(),
+            ..SearchQuery::default()
+        })
+        .await
+        .unwrap();
+    let found: Vec<(i64, u64)> = (found.results.iter())
+        .map(|result| (result.message.room_id, result.message.seq))
+        .collect();
+    assert_eq!(found, [(room.id, 1)], "searching for {word:?}");
     for (seq, body) in &before {
         assert!(
             *seq <= k,

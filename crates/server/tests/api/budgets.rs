@@ -198,6 +198,27 @@ impl Scene {
                     .await,
             ),
             Operation::AdminRead => outcome(alice.admin_users("", None, None).await),
+            // Charged whether or not it changes anything: repeating one is
+            // the flood.
+            Operation::React => outcome(alice.react(room, 1, "👍").await),
+            Operation::Unreact => outcome(alice.unreact(room, 1, "👍").await),
+            // Only a message naming someone draws it (the send budget is off).
+            Operation::Mention => outcome(
+                alice
+                    .post_message(room, &format!("@bob look {n}"), None)
+                    .await,
+            ),
+            Operation::AttachmentUpload => outcome(
+                alice
+                    .upload_attachment(room, "note.txt", format!("note {n}"))
+                    .await,
+            ),
+            Operation::AttachmentDownload => {
+                outcome(alice.download_attachment("AAAAAAAAAAAAAAAAAAAAAA").await)
+            }
+            Operation::AttachmentThumbnail => {
+                outcome(alice.download_thumbnail("AAAAAAAAAAAAAAAAAAAAAA").await)
+            }
             Operation::SessionOpen => match self.alice.client.connect().await {
                 Err(ClientError::Closed { code: 4501, .. }) => {
                     Outcome::Limited("rate_limited".into())

@@ -110,6 +110,7 @@ async fn drive_every_counted_path(app: &TestApp) {
             body: "again".into(),
             client_id: None,
             reply_to: None,
+            attachments: Vec::new(),
         })
         .await
         .expect_err("past the send budget");

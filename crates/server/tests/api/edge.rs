@@ -575,3 +575,47 @@ async fn a_flood_of_refused_requests_logs_no_error_and_no_warning() {
         .collect();
     assert!(loud.is_empty(), "refusals were logged loudly: {loud:#?}");
 }
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_of_a_download_is_dropped_after_the_write_stall_timeout() {
+    let app = spawn_app_with(|s| {
+        s.http.write_stall_timeout = Duration::from_millis(300);
+        s.attachments.max_bytes = 64 * 1024 * 1024;
+    })
+    .await;
+    let alice = app.signup("alice").await;
+    let room = app.room_with(&alice, &[]).await;
+    // Far more than the socket buffers on both sides hold.
+    const SIZE: usize = 32 * 1024 * 1024;
+    let file = alice
+        .client
+        .upload_attachment(room.id, "big.bin", vec![7u8; SIZE])
+        .await
+        .unwrap();
+    let stalled_before = app.metric("palaver_connections_write_stalled_total").await;
+
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server_addr(&app)).await.unwrap();
+    let request = format!(
+        "GET /api/v1/attachments/{} HTTP/1.1\r\nhost: palaver\r\nauthorization: Bearer {}\r\n\r\n",
+        file.id, alice.access_token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Reads nothing until the node says it gave up on this connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while app.metric("palaver_connections_write_stalled_total").await <= stalled_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a write waiting on a client that reads nothing was never cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received).await;
+    assert!(
+        received.len() < SIZE,
+        "the connection ended before the download did ({} of {SIZE} bytes)",
+        received.len()
+    );
+}

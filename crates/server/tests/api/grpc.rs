@@ -132,6 +132,7 @@ async fn the_seeds_flow_register_login_create_join_list_send_and_page() {
                 body: format!("m{n}"),
                 client_id: Some(format!("c{n}")),
                 reply_to: None,
+                attachments: Vec::new(),
             })
             .await
             .unwrap()

@@ -522,6 +522,7 @@ pub fn send_frame(
         body: body.into(),
         client_id: client_id.map(Into::into),
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -71,6 +71,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/admin/reports"),
     ("post", "/api/v1/admin/reports/{id}/resolve"),
     ("get", "/api/v1/admin/audit"),
+    ("put", "/api/v1/rooms/{id}/messages/{seq}/reactions/{emoji}"),
+    (
+        "delete",
+        "/api/v1/rooms/{id}/messages/{seq}/reactions/{emoji}",
+    ),
+    ("get", "/api/v1/users/me/mentions"),
+    ("post", "/api/v1/rooms/{id}/attachments"),
+    ("get", "/api/v1/attachments/{id}"),
+    ("get", "/api/v1/attachments/{id}/thumbnail"),
     // Last: it ends the login the loop below calls every route with.
     ("post", "/api/v1/auth/logout-all"),
 ];

@@ -810,6 +810,7 @@ async fn the_client_library_speaks_rest_websocket_and_grpc_over_tls_trusting_the
         body: body.into(),
         client_id: Some("tls-1".into()),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .await
     .unwrap();

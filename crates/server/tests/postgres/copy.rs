@@ -58,7 +58,7 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
             .unwrap();
     }
     bob.client
-        .post_message(locked.id, "quiet", None)
+        .post_message(locked.id, "quiet, @alice", None)
         .await
         .unwrap();
     // Every kind of column: a reply, an edit, a deletion, read markers.
@@ -158,6 +158,10 @@ async fn copying_sqlite_to_postgres_and_back_preserves_every_row_and_the_result_
     .await;
     let alice = target_app.signup_existing("alice").await;
     assert!(alice.client.user(erin.id()).await.unwrap().deleted);
+    // Mentions came along.
+    let mentions = alice.client.mentions(&Default::default()).await.unwrap();
+    assert_eq!(mentions.mentions.len(), 1, "{mentions:?}");
+    assert_eq!(mentions.mentions[0].message.body, "quiet, @alice");
     assert_eq!(
         status_of(target_app.client.register("erin", PASSWORD, None).await),
         409,

@@ -839,10 +839,20 @@ where
                 sessions,
             });
         }
-        // An admin no more; a suspension goes with the account.
+        // A deleted account's reactions go with it (docs/protocol.md):
+        // they would count someone no one can be shown.
+        sqlx::query("DELETE FROM reactions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        // An admin no more; a suspension goes with the account, and so do
+        // the mentions of it (those it made go with its messages when they
+        // are erased: a deleted message mentions no one, 0016_mentions.sql).
         for sql in [
             "DELETE FROM admins WHERE user_id = $1",
             "DELETE FROM suspensions WHERE user_id = $1",
+            "DELETE FROM mentions WHERE user_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(user.0)

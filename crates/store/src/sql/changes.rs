@@ -40,7 +40,7 @@ where
         })
     }
 
-    /// Deletes the room with its members, messages and bans; false when it
+    /// Deletes the room with its members, messages, reactions and bans; false when it
     /// did not exist.
     pub(super) async fn delete_room_in(
         &self,
@@ -62,6 +62,8 @@ where
         // Children first: SQLite enforces foreign keys per connection, and
         // explicit deletes keep both engines' behaviour identical.
         for sql in [
+            "DELETE FROM reactions WHERE room_id = $1",
+            "DELETE FROM mentions WHERE room_id = $1",
             "DELETE FROM messages WHERE room_id = $1",
             "DELETE FROM members WHERE room_id = $1",
             "DELETE FROM bans WHERE room_id = $1",

@@ -138,6 +138,8 @@ where
                     .await
                     .map_err(map_err)?;
                 }
+                let keys: Vec<(i64, i64)> = rows.iter().map(|r| (r.room_id, r.seq)).collect();
+                self.engine.index_imported_messages(&mut tx, &keys).await?;
             }
             Rows::RefreshTokens(rows) => {
                 for r in rows {
@@ -202,6 +204,24 @@ where
             Rows::Admins(_) | Rows::Suspensions(_) | Rows::Reports(_) | Rows::AdminAudit(_) => {
                 Self::write_admin_rows(&mut tx, rows).await?
             }
+            Rows::Reactions(rows) => Self::write_reactions(&mut tx, rows).await?,
+            Rows::Mentions(rows) => {
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO mentions (user_id, room_id, seq, sender_id, created_at)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(r.user_id)
+                    .bind(r.room_id)
+                    .bind(r.seq)
+                    .bind(r.sender_id)
+                    .bind(r.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+            }
+            Rows::Attachments(rows) => Self::write_attachment_rows(&mut tx, rows).await?,
         }
         tx.commit().await.map_err(map_err)
     }
@@ -444,6 +464,37 @@ where
             }
             Table::Admins | Table::Suspensions | Table::Reports | Table::AdminAudit => {
                 Self::read_admin_page(connection, table, cursor, limit).await?
+            }
+            Table::Reactions => Rows::Reactions(Self::read_reactions(connection, cursor, limit).await?),
+            Table::Mentions => Rows::Mentions(
+                sqlx::query(
+                    "SELECT user_id, room_id, seq, sender_id, created_at FROM mentions
+                     WHERE user_id > $1 OR (user_id = $1 AND (room_id > $2
+                           OR (room_id = $2 AND seq > $3)))
+                     ORDER BY user_id, room_id, seq LIMIT $4",
+                )
+                .bind(cursor.first)
+                .bind(cursor.second)
+                .bind(cursor.third)
+                .bind(limit)
+                .fetch_all(connection)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| {
+                    Ok(MentionRow {
+                        user_id: r.try_get("user_id")?,
+                        room_id: r.try_get("room_id")?,
+                        seq: r.try_get("seq")?,
+                        sender_id: r.try_get("sender_id")?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(map_err)?,
+            ),
+            Table::Attachments => {
+                Rows::Attachments(Self::read_attachment_page(connection, cursor, limit).await?)
             }
         })
     }

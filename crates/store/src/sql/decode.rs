@@ -41,6 +41,26 @@ pub fn room(row: &impl Columns) -> StoreResult<Room> {
     })
 }
 
+/// An attachment's row, selected as `ATTACHMENT_COLUMNS`.
+pub fn attachment(row: &impl Columns) -> StoreResult<palaver_domain::attachments::Attachment> {
+    let dimension = |column| -> StoreResult<Option<u32>> {
+        Ok(row.int_or_null(column)?.and_then(|n| u32::try_from(n).ok()))
+    };
+    Ok(palaver_domain::attachments::Attachment {
+        id: row.text("a_id")?,
+        room_id: RoomId(row.int("a_room_id")?),
+        uploader_id: UserId(row.int("a_uploader_id")?),
+        name: row.text("a_name")?,
+        size: row.int("a_size")? as u64,
+        content_type: row.text("a_content_type")?,
+        sha256: row.text("a_sha256")?,
+        width: dimension("a_width")?,
+        height: dimension("a_height")?,
+        created_at: Timestamp(row.int("a_created_at")?),
+        message_seq: row.int_or_null("a_message_seq")?.map(|seq| seq as u64),
+    })
+}
+
 pub fn message(row: &impl Columns) -> StoreResult<Message> {
     let seq = row.int("m_seq")?;
     let reply_to = row.int_or_null("m_reply_to")?;
@@ -56,6 +76,7 @@ pub fn message(row: &impl Columns) -> StoreResult<Message> {
         reply_to: reply_to.map(|s| s as u64),
         edited_at: edited_at.map(Timestamp),
         deleted_at: deleted_at.map(Timestamp),
+        attachments: Vec::new(),
     })
 }
 

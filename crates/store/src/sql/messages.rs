@@ -4,11 +4,12 @@
 use palaver_domain::events::DomainEvent;
 use palaver_domain::model::Message;
 use palaver_domain::store::{
-    Appended, Committed, MessageStore, NewMessage, ReadMark, SearchRequest, StoreResult,
+    Appended, Committed, Mention, MentionCursor, MessageStore, NewMessage, ReadMark, SearchRequest,
+    StoreResult,
 };
 use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::{decode, Engine, RowsAffected, SqlStore, MESSAGE_COLUMNS};
 use crate::errors::map_err;
@@ -62,11 +63,56 @@ where
             .map(decode::message)
             .collect::<StoreResult<Vec<_>>>()?;
         messages.reverse();
+        self.with_attachments(&mut messages).await?;
         Ok(messages)
     }
 
     async fn search_messages(&self, request: SearchRequest<'_>) -> StoreResult<Vec<Message>> {
         self.engine.search(self, request).await
+    }
+
+    async fn mentions(
+        &self,
+        user: UserId,
+        before: Option<MentionCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<Mention>> {
+        let before = before.unwrap_or(MentionCursor {
+            created_at: Timestamp(i64::MAX),
+            room: RoomId(i64::MAX),
+            seq: i64::MAX as u64,
+        });
+        // Newest first, down the (user, created_at, room, seq) index; a
+        // mention of a room left since, or of a deleted message, is not read.
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, r.name AS mention_room_name
+             FROM mentions mn
+             JOIN members mb ON mb.room_id = mn.room_id AND mb.user_id = mn.user_id
+             JOIN messages m ON m.room_id = mn.room_id AND m.seq = mn.seq
+             JOIN rooms r ON r.id = mn.room_id
+             WHERE mn.user_id = $1 AND m.deleted_at IS NULL
+               AND (mn.created_at < $2 OR (mn.created_at = $2
+                    AND (mn.room_id < $3 OR (mn.room_id = $3 AND mn.seq < $4))))
+             ORDER BY mn.created_at DESC, mn.room_id DESC, mn.seq DESC
+             LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.0)
+            .bind(before.created_at.0)
+            .bind(before.room.0)
+            .bind(before.seq.min(i64::MAX as u64) as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Mention {
+                    message: decode::message(row)?,
+                    room_name: row.try_get("mention_room_name").map_err(map_err)?,
+                })
+            })
+            .collect()
     }
 
     async fn message(&self, room: RoomId, seq: u64) -> StoreResult<Option<Message>> {
@@ -103,7 +149,12 @@ where
             .fetch_all(&self.readers)
             .await
             .map_err(map_err)?;
-        rows.iter().map(decode::message).collect()
+        let mut messages = rows
+            .iter()
+            .map(decode::message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.with_attachments(&mut messages).await?;
+        Ok(messages)
     }
 
     async fn edit_message(

@@ -493,7 +493,10 @@ where
                     mb.last_read_seq AS last_read_seq,
                     (SELECT COUNT(*) FROM messages u
                      WHERE u.room_id = r.id AND u.seq > mb.last_read_seq
-                       AND u.sender_id <> mb.user_id AND u.deleted_at IS NULL) AS unread_count
+                       AND u.sender_id <> mb.user_id AND u.deleted_at IS NULL) AS unread_count,
+                    (SELECT COUNT(*) FROM mentions mn
+                     WHERE mn.user_id = mb.user_id AND mn.room_id = r.id
+                       AND mn.seq > mb.last_read_seq) AS unread_mentions
              FROM members mb
              JOIN rooms r ON r.id = mb.room_id
              LEFT JOIN messages m ON m.room_id = r.id AND m.seq = r.last_seq
@@ -518,6 +521,8 @@ where
                     last_message: has_message.map(|_| decode::message(row)).transpose()?,
                     last_read_seq: row.try_get::<i64, _>("last_read_seq").map_err(map_err)? as u64,
                     unread_count: row.try_get::<i64, _>("unread_count").map_err(map_err)? as u64,
+                    unread_mentions: (row.try_get::<i64, _>("unread_mentions")).map_err(map_err)?
+                        as u64,
                 })
             })
             .collect()

@@ -14,7 +14,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 
 use palaver_domain::events::DomainEvent;
 use palaver_domain::events::OutboxRow;
@@ -22,10 +23,12 @@ use palaver_domain::model::Message;
 use palaver_domain::store::{
     AppendOutcome, Appended, Committed, NewMessage, StoreError, StoreResult,
 };
+use palaver_domain::UserId;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::checkpointer::{Checkpointer, Watched};
+use super::search;
 use super::store_closed;
 use crate::append_plan;
 use crate::errors::map_rusqlite;
@@ -38,16 +41,34 @@ const MESSAGE_BY_CLIENT_ID: &str = concat!(
     " FROM messages m WHERE m.room_id = $1 AND m.sender_id = $2 AND m.client_id = $3"
 );
 
+const ATTACHMENT: &str = concat!(
+    "SELECT ",
+    crate::sql::attachment_columns!(),
+    " FROM attachments a WHERE a.id = $1"
+);
+
+const CLAIM_ATTACHMENT: &str = "UPDATE attachments SET message_seq = $1 WHERE id = $2";
+
 const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE id = $1";
 
 const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $1 WHERE id = $2";
 
 /// Inserts nothing when the idempotency key was used before: the unique index
-/// answers "seen before?" in the same descent that inserts a new key.
+/// answers "seen before?" in the same descent that inserts a new key. A stored
+/// message waits for the search index in `search_pending` (`search::PEND_NEW`).
 const INSERT_MESSAGE: &str = "INSERT INTO messages \
     (room_id, seq, sender_id, body, client_id, created_at, reply_to) \
     VALUES ($1, $2, $3, $4, $5, $6, $7) \
     ON CONFLICT (room_id, sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING";
+
+/// The mention of one named user, if they are a member of the room and not
+/// the sender: read and written in one statement, under the write lock that
+/// checked the sender's membership.
+const INSERT_MENTION: &str = "INSERT INTO mentions (user_id, room_id, seq, sender_id, created_at) \
+    SELECT u.id, $1, $2, $3, $4 FROM users u \
+    JOIN members mb ON mb.room_id = $1 AND mb.user_id = u.id \
+    WHERE u.username = $5 AND u.id <> $3 \
+    ON CONFLICT DO NOTHING RETURNING user_id";
 
 /// One outbox row per stored message (cluster mode only).
 const INSERT_OUTBOX: &str =
@@ -56,12 +77,18 @@ const INSERT_OUTBOX: &str =
 /// The handle to the appending thread; dropping the last one ends it.
 pub struct Appender {
     commands: mpsc::Sender<Command>,
+    /// Messages waiting for the search index, as last committed (written by
+    /// the thread only).
+    pending: Arc<AtomicUsize>,
 }
 
 enum Command {
     Append {
         batch: Vec<NewMessage>,
         reply: oneshot::Sender<StoreResult<Appended>>,
+    },
+    IndexPending {
+        reply: oneshot::Sender<StoreResult<()>>,
     },
     Close {
         done: oneshot::Sender<()>,
@@ -74,15 +101,38 @@ impl Appender {
     pub fn start(path: &Path, outbox_origin: Option<String>) -> StoreResult<Self> {
         let checkpointer = Checkpointer::start(path, super::WAL_AUTOCHECKPOINT_PAGES)?;
         let connection = checkpointer.watch(super::connection::open(path)?);
+        let waiting: i64 = (connection.connection)
+            .query_row(search::COUNT_PENDING, [], |row| row.get(0))
+            .map_err(map_rusqlite)?;
+        let pending = Arc::new(AtomicUsize::new(waiting as usize));
+        let counted = pending.clone();
         // Unbounded on purpose: an append sends only while holding the write
         // turn (`SqliteEngine::append`) and awaits its answer, so at most one
         // batch (and a close) is ever queued here.
         let (commands, inbox) = mpsc::channel();
         std::thread::Builder::new()
             .name("palaver-append".into())
-            .spawn(move || serve(connection, checkpointer, inbox, outbox_origin.as_deref()))
+            .spawn(move || {
+                let origin = outbox_origin.as_deref();
+                serve(connection, checkpointer, inbox, origin, &counted)
+            })
             .map_err(|err| StoreError::Other(format!("starting the append thread: {err}")))?;
-        Ok(Self { commands })
+        Ok(Self { commands, pending })
+    }
+
+    /// Whether messages wait for the search index.
+    pub fn search_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
+    }
+
+    /// Indexes the messages waiting for the search index, in a transaction
+    /// of its own; the caller holds the write turn.
+    pub async fn index_pending(&self) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::IndexPending { reply })
+            .map_err(|_| store_closed())?;
+        answer.await.map_err(|_| store_closed())?
     }
 
     /// Appends one batch in one transaction; see `Store::append_messages`.
@@ -109,12 +159,17 @@ fn serve(
     mut checkpointer: Checkpointer,
     inbox: mpsc::Receiver<Command>,
     origin: Option<&str>,
+    pending: &AtomicUsize,
 ) {
     while let Ok(command) = inbox.recv() {
         match command {
             Command::Append { batch, reply } => {
                 // The caller may have gone away; what committed stays committed.
-                let _ = reply.send(append(&mut watched.connection, &batch, origin));
+                let _ = reply.send(append(&mut watched.connection, &batch, origin, pending));
+                checkpointer.after_commit(&watched.connection);
+            }
+            Command::IndexPending { reply } => {
+                let _ = reply.send(index_pending(&mut watched.connection, pending));
                 checkpointer.after_commit(&watched.connection);
             }
             Command::Close { done } => {
@@ -138,6 +193,7 @@ fn append(
     connection: &mut Connection,
     batch: &[NewMessage],
     origin: Option<&str>,
+    pending: &AtomicUsize,
 ) -> StoreResult<Appended> {
     if batch.is_empty() {
         return Ok(Committed::quiet(Vec::new()));
@@ -152,6 +208,10 @@ fn append(
     let mut outcomes = Vec::with_capacity(batch.len());
     // The new messages again: their events (and outbox rows).
     let mut events = Vec::new();
+    // Attachments claimed by earlier messages of the batch.
+    let mut claimed_ids = HashSet::new();
+    // Search rowids of the messages stored.
+    let mut indexed = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(INSERT_MESSAGE).map_err(map_rusqlite)?;
         for m in batch {
@@ -159,6 +219,11 @@ fn append(
                 outcomes.push(AppendOutcome::NotMember);
                 continue;
             }
+            let read = read_attachments(&tx, m)?;
+            let Some(claimed) = append_plan::claim(m, &read, &claimed_ids) else {
+                outcomes.push(AppendOutcome::AttachmentsRefused);
+                continue;
+            };
             let seq = seqs.next(&tx, m.room_id.0)?;
             let inserted = insert
                 .execute(rusqlite::params![
@@ -173,8 +238,22 @@ fn append(
                 .map_err(map_rusqlite)?;
             if inserted == 1 {
                 seqs.take(m.room_id.0);
-                let message = m.stored_as(seq as u64);
+                indexed.extend(search::rowid(m.room_id.0, seq));
+                let mut message = m.stored_as(seq as u64);
+                if !claimed.is_empty() {
+                    let mut claim = tx.prepare_cached(CLAIM_ATTACHMENT).map_err(map_rusqlite)?;
+                    for attachment in &claimed {
+                        claim
+                            .execute(rusqlite::params![seq, attachment.id])
+                            .map_err(map_rusqlite)?;
+                    }
+                    claimed_ids.extend(claimed.iter().map(|a| a.id.clone()));
+                    message.attachments = append_plan::carried(claimed, seq as u64);
+                }
                 events.push(DomainEvent::MessagePosted(message.clone()));
+                if let Some(mentioned) = insert_mentions(&tx, m, seq)? {
+                    events.push(mentioned);
+                }
                 outcomes.push(AppendOutcome::Stored(message));
             } else {
                 // Only a used key skips the insert (a NULL key never conflicts).
@@ -189,16 +268,109 @@ fn append(
         }
     }
     seqs.save(&tx)?;
+    let mut waiting = pending.load(Ordering::Relaxed);
+    if !indexed.is_empty() {
+        waiting += indexed.len();
+        tx.prepare_cached(search::PEND_NEW)
+            .and_then(|mut statement| statement.execute([search::rowid_list(indexed)]))
+            .map_err(map_rusqlite)?;
+        if waiting >= search::INDEX_AFTER {
+            feed_index(&tx)?;
+            waiting = 0;
+        }
+    }
     let mut outbox = Vec::new();
     if let (Some(origin), false) = (origin, events.is_empty()) {
         outbox = insert_outbox(&tx, origin, &events, batch[0].created_at.0)?;
     }
     tx.commit().map_err(map_rusqlite)?;
+    pending.store(waiting, Ordering::Release);
     Ok(Committed {
         value: outcomes,
         events,
         outbox,
     })
+}
+
+/// The waiting messages into the search index, in one segment, and off the
+/// waiting list.
+fn feed_index(tx: &Transaction) -> StoreResult<()> {
+    tx.prepare_cached(search::INDEX_PENDING)
+        .and_then(|mut statement| statement.execute([]))
+        .map_err(map_rusqlite)?;
+    tx.prepare_cached(search::CLEAR_PENDING)
+        .and_then(|mut statement| statement.execute([]))
+        .map_err(map_rusqlite)?;
+    Ok(())
+}
+
+/// Indexes every waiting message in a transaction of its own (none is
+/// opened when none waits).
+fn index_pending(connection: &mut Connection, pending: &AtomicUsize) -> StoreResult<()> {
+    if pending.load(Ordering::Relaxed) == 0 {
+        return Ok(());
+    }
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_rusqlite)?;
+    feed_index(&tx)?;
+    tx.commit().map_err(map_rusqlite)?;
+    pending.store(0, Ordering::Release);
+    Ok(())
+}
+
+/// The mentions of a message just stored at `seq`, and their event; `None`
+/// when it names no member (nothing is run for a body without `@`).
+fn insert_mentions(tx: &Transaction, m: &NewMessage, seq: i64) -> StoreResult<Option<DomainEvent>> {
+    let names = m.mentioned_names();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut statement = tx.prepare_cached(INSERT_MENTION).map_err(map_rusqlite)?;
+    let mut user_ids = Vec::new();
+    for name in &names {
+        let mut rows = statement
+            .query(rusqlite::params![
+                m.room_id.0,
+                seq,
+                m.sender_id.0,
+                m.created_at.0,
+                name
+            ])
+            .map_err(map_rusqlite)?;
+        while let Some(row) = rows.next().map_err(map_rusqlite)? {
+            user_ids.push(UserId(row.get(0).map_err(map_rusqlite)?));
+        }
+    }
+    if user_ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(DomainEvent::Mentioned {
+        room_id: m.room_id,
+        seq: seq as u64,
+        sender_id: m.sender_id,
+        user_ids,
+    }))
+}
+
+/// The attachments `m` lists, by id (none read for a message that lists none).
+fn read_attachments(
+    tx: &Transaction,
+    m: &NewMessage,
+) -> StoreResult<HashMap<String, palaver_domain::attachments::Attachment>> {
+    let Some(asked) = &m.attachments else {
+        return Ok(HashMap::new());
+    };
+    let mut statement = tx.prepare_cached(ATTACHMENT).map_err(map_rusqlite)?;
+    let mut read = HashMap::with_capacity(asked.ids.len());
+    for id in &asked.ids {
+        let mut rows = statement.query([id]).map_err(map_rusqlite)?;
+        if let Some(row) = rows.next().map_err(map_rusqlite)? {
+            let attachment = crate::sql::decode::attachment(row)?;
+            read.insert(attachment.id.clone(), attachment);
+        }
+    }
+    Ok(read)
 }
 
 fn member_pairs(tx: &Transaction, pairs: &[(i64, i64)]) -> StoreResult<HashSet<(i64, i64)>> {

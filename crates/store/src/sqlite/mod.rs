@@ -153,11 +153,25 @@ impl Engine for SqliteEngine {
         self.write_turn.clone().lock_owned().await
     }
 
+    /// What waits for the index enters it first (in the write turn), so a
+    /// search finds every message stored before it began. The turn is held
+    /// until that commit ends even if the search is given up meanwhile (its
+    /// client gone): a write let in mid-commit would wait on SQLite's lock.
     async fn search(
         &self,
         store: &SqliteStore,
         request: SearchRequest<'_>,
     ) -> StoreResult<Vec<Message>> {
+        if self.appender.search_pending() {
+            let turn = self.write_turn().await;
+            let appender = self.appender.clone();
+            tokio::spawn(async move {
+                let _turn = turn;
+                appender.index_pending().await
+            })
+            .await
+            .map_err(|err| StoreError::Other(format!("indexing for a search: {err}")))??;
+        }
         search::search(store, request).await
     }
 
@@ -249,6 +263,27 @@ impl Engine for SqliteEngine {
         Ok(ids)
     }
 
+    /// A page of imported messages enters the search index as a batch of
+    /// appended ones does: in one statement, one segment.
+    async fn index_imported_messages(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        messages: &[(i64, i64)],
+    ) -> StoreResult<()> {
+        let rowids: Vec<i64> = (messages.iter())
+            .filter_map(|&(room, seq)| search::rowid(room, seq))
+            .collect();
+        if rowids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(search::INDEX_NEW)
+            .bind(search::rowid_list(rowids))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     /// `AUTOINCREMENT` already tracks explicitly inserted ids.
     async fn realign_ids(&self, _store: &SqliteStore) -> StoreResult<()> {
         Ok(())
@@ -273,7 +308,7 @@ impl ManagedStore for SqliteStore {
 mod tests {
     use palaver_domain::store::{
         AccountStore, AppendOutcome, MessageStore, NewMessage, NewRoom, NewUser, OutboxStore,
-        RoomStore,
+        ReactionStore, RoomStore,
     };
     use palaver_domain::time::Timestamp;
     use palaver_domain::{RoomId, UserId};
@@ -286,6 +321,19 @@ mod tests {
             .await
             .unwrap();
         (dir, store)
+    }
+
+    /// A message of `sender` in `room` under idempotency key `key`.
+    fn keyed(room: RoomId, sender: UserId, body: String, key: String) -> NewMessage {
+        NewMessage {
+            room_id: room,
+            sender_id: sender,
+            body,
+            client_id: Some(key),
+            reply_to: None,
+            created_at: Timestamp(0),
+            attachments: None,
+        }
     }
 
     /// A store writing every change's events to the outbox, as node `node-a`.
@@ -360,6 +408,7 @@ mod tests {
             client_id: None,
             reply_to: None,
             created_at: Timestamp(0),
+            attachments: None,
         };
         store.append_messages(&[message]).await.unwrap();
 
@@ -396,6 +445,7 @@ mod tests {
             client_id: Some(client_id.into()),
             reply_to: None,
             created_at: Timestamp(20),
+            attachments: None,
         };
         let appended = store
             .append_messages(&[message("a"), message("b"), message("a")])
@@ -560,6 +610,7 @@ mod tests {
             client_id: Some(client_id.into()),
             reply_to: None,
             created_at: at,
+            attachments: None,
         };
         let appended = store
             .append_messages(&[message("a"), message("b"), message("a")])
@@ -577,6 +628,24 @@ mod tests {
         published_equals_outbox("delete_message", &deleted, &mut written);
         let read = store.mark_read(room, bob, 2, at).await.unwrap();
         published_equals_outbox("mark_read", &read, &mut written);
+        let reaction = palaver_domain::store::Reaction {
+            room_id: room,
+            seq: 1,
+            user_id: bob,
+            emoji: palaver_domain::messages::emoji::Emoji::parse("👍").unwrap(),
+        };
+        let caps = palaver_domain::messages::reactions::CAPS;
+        let added = store.add_reaction(&reaction, caps, at).await.unwrap();
+        published_equals_outbox("add_reaction", &added, &mut written);
+        assert_eq!(added.events.len(), 1);
+        let again = store.add_reaction(&reaction, caps, at).await.unwrap();
+        assert!(
+            again.events.is_empty() && again.outbox.is_empty(),
+            "a repeated reaction is no change"
+        );
+        let removed = store.remove_reaction(&reaction, at).await.unwrap();
+        published_equals_outbox("remove_reaction", &removed, &mut written);
+        assert_eq!(removed.events.len(), 1);
         let promoted = store
             .set_role(room, alice, bob, Role::Admin, at)
             .await
@@ -653,6 +722,7 @@ mod tests {
                 client_id: None,
                 reply_to: None,
                 created_at: Timestamp(0),
+                attachments: None,
             }])
             .await
             .unwrap();
@@ -690,6 +760,7 @@ mod tests {
                     client_id: None,
                     reply_to: None,
                     created_at: Timestamp(n),
+                    attachments: None,
                 };
                 store.append_messages(&[message]).await.map(|_| ())
             })
@@ -717,6 +788,118 @@ mod tests {
         let stored = store.messages_after(first, 0, 500).await.unwrap();
         let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "no gap, no repeat");
+    }
+
+    async fn matching(store: &SqliteStore, word: &str) -> Vec<i64> {
+        sqlx::query_scalar(
+            "SELECT rowid FROM messages_search WHERE messages_search MATCH $1 ORDER BY rowid",
+        )
+        .bind(word)
+        .fetch_all(&store.readers)
+        .await
+        .unwrap()
+    }
+
+    async fn count(store: &SqliteStore, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&store.readers)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn stored_messages_wait_for_the_search_index_then_enter_it_as_one_segment() {
+        let (_dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await;
+        let first = room(&store, alice.id, "ABCDEFGH").await;
+        let second = room(&store, alice.id, "BCDEFGHI").await;
+        // Rooms alternate, the later room first: rowids arrive out of order.
+        let mut batch: Vec<NewMessage> = (0..20)
+            .map(|i| {
+                let room = if i % 2 == 0 { second } else { first };
+                keyed(room, alice.id, format!("apple {i}"), format!("k{i}"))
+            })
+            .collect();
+        batch.push(keyed(second, alice.id, "apple again".into(), "k0".into()));
+        let appended = store.append_messages(&batch).await.unwrap();
+        assert!(matches!(appended.value[20], AppendOutcome::Duplicate(_)));
+        // Stored, waiting: the repeat is not.
+        assert_eq!(matching(&store, "apple").await, Vec::<i64>::new());
+        assert_eq!(count(&store, "search_pending").await, 20);
+        assert!(store.engine.appender.search_pending());
+
+        // Edited and deleted while waiting: they enter the index as they are
+        // then, once.
+        for (seq, body) in [(1, "pear"), (2, "")] {
+            sqlx::query("UPDATE messages SET body = $1 WHERE room_id = $2 AND seq = $3")
+                .bind(body)
+                .bind(first.0)
+                .bind(seq)
+                .execute(&store.writer)
+                .await
+                .unwrap();
+        }
+        store.engine.appender.index_pending().await.unwrap();
+        let rowid = |room: RoomId, seq: i64| (room.0 << 32) | seq;
+        let apples: Vec<i64> = (3..=10)
+            .map(|seq| rowid(first, seq))
+            .chain((1..=10).map(|seq| rowid(second, seq)))
+            .collect();
+        assert_eq!(matching(&store, "apple").await, apples);
+        assert_eq!(matching(&store, "pear").await, vec![rowid(first, 1)]);
+        assert_eq!(count(&store, "search_pending").await, 0);
+        assert!(!store.engine.appender.search_pending());
+        // The averages, the structure, one leaf: one segment for them all.
+        assert_eq!(count(&store, "messages_search_data").await, 3);
+
+        // Once indexed, an edit goes through the trigger.
+        sqlx::query("UPDATE messages SET body = 'plum' WHERE room_id = $1 AND seq = 1")
+            .bind(first.0)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        assert_eq!(matching(&store, "pear").await, Vec::<i64>::new());
+        assert_eq!(matching(&store, "plum").await, vec![rowid(first, 1)]);
+    }
+
+    #[tokio::test]
+    async fn whether_a_message_waits_is_one_index_lookup() {
+        // The body-update trigger asks it of every message an erasure empties.
+        let (_dir, store) = scratch_store().await;
+        let plan: Vec<String> = (sqlx::query_as::<_, (i64, i64, i64, String)>(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM search_pending WHERE message = 42",
+        ))
+        .fetch_all(&store.readers)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, _, detail)| detail)
+        .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING COVERING INDEX search_pending_message")),
+            "{plan:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fills_the_waiting_list_feeds_the_index_itself() {
+        let (_dir, store) = scratch_store().await;
+        let alice = user(&store, "alice").await;
+        let first = room(&store, alice.id, "ABCDEFGH").await;
+        let batch = |from: usize, n: usize| -> Vec<NewMessage> {
+            (from..from + n)
+                .map(|i| keyed(first, alice.id, format!("cherry {i}"), format!("k{i}")))
+                .collect()
+        };
+        let short = search::INDEX_AFTER - 1;
+        store.append_messages(&batch(0, short)).await.unwrap();
+        assert_eq!(count(&store, "search_pending").await, short as i64);
+        assert!(matching(&store, "cherry").await.is_empty());
+        store.append_messages(&batch(short, 1)).await.unwrap();
+        assert_eq!(count(&store, "search_pending").await, 0);
+        assert_eq!(matching(&store, "cherry").await.len(), search::INDEX_AFTER);
+        assert!(!store.engine.appender.search_pending());
     }
 
     async fn pragma(store: &SqliteStore, name: &str) -> i64 {
@@ -753,13 +936,13 @@ mod tests {
         let body = "x".repeat(400);
         for batch in 0..10 {
             let messages: Vec<NewMessage> = (0..500)
-                .map(|n| NewMessage {
-                    room_id: room,
-                    sender_id: alice.id,
-                    body: format!("{batch}.{n} {body}"),
-                    client_id: Some(format!("{batch}.{n}")),
-                    reply_to: None,
-                    created_at: Timestamp(0),
+                .map(|n| {
+                    keyed(
+                        room,
+                        alice.id,
+                        format!("{batch}.{n} {body}"),
+                        format!("{batch}.{n}"),
+                    )
                 })
                 .collect();
             store.append_messages(&messages).await.unwrap();
@@ -804,6 +987,7 @@ mod tests {
             client_id: None,
             reply_to: None,
             created_at: Timestamp(0),
+            attachments: None,
         };
         let err = store.append_messages(&[message]).await.unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
@@ -821,6 +1005,7 @@ mod tests {
             client_id: None,
             reply_to: None,
             created_at: Timestamp(0),
+            attachments: None,
         };
         // Plant a row where the second message of the next batch will go, so
         // the batch fails half-way through.
@@ -888,6 +1073,7 @@ mod tests {
                         client_id: None,
                         reply_to: None,
                         created_at: Timestamp(0),
+                        attachments: None,
                     })
                     .await
             }

@@ -27,8 +27,72 @@ pub(super) fn expression(terms: &SearchTerms) -> String {
     terms.join(" AND ")
 }
 
+/// The search index's entries for new messages, in one statement, from a
+/// JSON list of their rowids ([`rowid_list`]): FTS5 writes out what it holds
+/// at every statement that opens a savepoint on it, so an entry per insert (a
+/// trigger on `messages`) would make a segment per message, and merging them
+/// would cost more than the rest of the append. Fed in ascending rowid order (FTS5 also
+/// writes out on a smaller rowid), a batch becomes one segment at the commit.
+/// `CROSS JOIN` keeps that order: the list is the outer loop. Edits and
+/// deletes go through the trigger of 0018_search_pending.sql. `db copy`'s
+/// pages enter the index so; the appender's batches through
+/// `search_pending`.
+pub(super) const INDEX_NEW: &str = "INSERT INTO messages_search (rowid, body) \
+    SELECT j.value, m.body FROM json_each($1) AS j CROSS JOIN messages AS m \
+    ON m.room_id = j.value >> 32 AND m.seq = j.value & 4294967295 \
+    WHERE m.body <> ''";
+
+/// Records new messages, a JSON list of their rowids ([`rowid_list`]), as
+/// waiting for the index (0018_search_pending.sql): one row each at the end
+/// of `search_pending`, where [`INDEX_NEW`] would write a segment, the
+/// index's structure and its averages in every commit.
+pub(super) const PEND_NEW: &str =
+    "INSERT INTO search_pending (message) SELECT value FROM json_each($1)";
+
+/// How many waiting messages the appender lets gather before it indexes them
+/// in a batch's transaction: one segment per this many messages rather than
+/// per commit. A search indexes whatever waits before it reads.
+pub(super) const INDEX_AFTER: usize = 1024;
+
+/// Indexes every waiting message with the body it has now, in ascending
+/// rowid order (one segment); [`CLEAR_PENDING`] follows in the same
+/// transaction. A deleted message (empty body) or a deleted room's is not
+/// indexed.
+pub(super) const INDEX_PENDING: &str = "INSERT INTO messages_search (rowid, body) \
+    SELECT p.message, m.body FROM search_pending AS p CROSS JOIN messages AS m \
+    ON m.room_id = p.message >> 32 AND m.seq = p.message & 4294967295 \
+    WHERE m.body <> '' ORDER BY p.message";
+
+pub(super) const CLEAR_PENDING: &str = "DELETE FROM search_pending";
+
+pub(super) const COUNT_PENDING: &str = "SELECT count(*) FROM search_pending";
+
+/// The rowid naming a message in `messages_search`: `(room << 32) | seq`;
+/// `None` for ids outside those bits, which the server never makes and which
+/// are left unindexed rather than named as another message.
+pub(super) fn rowid(room: i64, seq: i64) -> Option<i64> {
+    ((1..=i64::from(i32::MAX)).contains(&room) && (0..=i64::from(u32::MAX)).contains(&seq))
+        .then_some((room << 32) | seq)
+}
+
+/// `rowids` sorted, as the JSON array [`INDEX_NEW`] reads: digits and
+/// commas, nothing to escape.
+pub(super) fn rowid_list(mut rowids: Vec<i64>) -> String {
+    rowids.sort_unstable();
+    let mut list = String::with_capacity(rowids.len() * 16 + 2);
+    list.push('[');
+    for (i, rowid) in rowids.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&rowid.to_string());
+    }
+    list.push(']');
+    list
+}
+
 /// The rowids of room `room`'s messages: `[first, end)`. Rooms whose ids do
-/// not fit are never indexed (the triggers skip them).
+/// not fit are never indexed (the appender skips them).
 fn rowid_range(room: RoomId) -> Option<(i64, i64)> {
     (1..=i64::from(i32::MAX))
         .contains(&room.0)

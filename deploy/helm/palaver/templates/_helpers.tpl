@@ -44,7 +44,7 @@ them from app.rs and fails when this number falls behind.
 
 {{/* The chart creates a Secret when it has secret values to keep. */}}
 {{- define "palaver.ownSecret" -}}
-{{- if or .Values.secretEnv (and (eq .Values.mode "cluster") .Values.cluster.database.url) }}true{{ end }}
+{{- if or .Values.secretEnv .Values.attachments.secretEnv (and (eq .Values.mode "cluster") .Values.cluster.database.url) }}true{{ end }}
 {{- end }}
 
 {{/* Refusals the schema cannot express. */}}
@@ -61,6 +61,9 @@ them from app.rs and fails when this number falls behind.
 {{- end }}
 {{- if not (or .Values.cluster.kafka.brokers .Values.cluster.kafka.existingSecret) }}
 {{- fail "cluster mode needs Kafka between its pods: set cluster.kafka.brokers, or cluster.kafka.existingSecret (and existingSecretKey)" }}
+{{- end }}
+{{- if not .Values.attachments.url }}
+{{- fail "cluster mode needs attachments in storage every pod reaches (each pod's data directory is its own): set attachments.url to s3://bucket/prefix" }}
 {{- end }}
 {{- $hpa := .Values.cluster.autoscaling }}
 {{- if and $hpa.enabled (gt ($hpa.minReplicas | int) ($hpa.maxReplicas | int)) }}

@@ -157,9 +157,11 @@ impl StompClient {
                 body,
                 client_id,
                 reply_to,
+                attachments,
             } => (
                 format!("/app/message/roomId/{room}"),
-                json!({"body": body, "client_id": client_id, "reply_to": reply_to}),
+                json!({"body": body, "client_id": client_id, "reply_to": reply_to,
+                       "attachments": attachments}),
                 Some(Receipted::Send {
                     client_id: client_id.clone(),
                 }),
@@ -178,6 +180,27 @@ impl StompClient {
             } => (
                 "/app/read".to_owned(),
                 json!({"roomId": room, "seq": seq}),
+                reference
+                    .clone()
+                    .map(|r| Receipted::Other { reference: Some(r) }),
+            ),
+            ClientFrame::React {
+                room,
+                seq,
+                emoji,
+                reference,
+            }
+            | ClientFrame::Unreact {
+                room,
+                seq,
+                emoji,
+                reference,
+            } => (
+                "/app/reaction".to_owned(),
+                json!({
+                    "roomId": room, "seq": seq, "emoji": emoji,
+                    "remove": matches!(frame, ClientFrame::Unreact { .. }),
+                }),
                 reference
                     .clone()
                     .map(|r| Receipted::Other { reference: Some(r) }),
