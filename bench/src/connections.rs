@@ -16,6 +16,9 @@ pub struct ConnectionsReport {
     pub connections: usize,
     pub connect_seconds: f64,
     pub connections_per_sec: f64,
+    /// Server CPU (user and system) spent setting them up, per connection:
+    /// what the rate would be bounded by with the load generator out of the way.
+    pub server_cpu_us_per_connection: f64,
     pub rss_before_bytes: u64,
     pub rss_after_bytes: u64,
     pub rss_per_connection_bytes: f64,
@@ -37,6 +40,7 @@ pub async fn run(
     let sources: Vec<Ipv4Addr> = (1..=16).map(|n| Ipv4Addr::new(127, 0, 0, n)).collect();
     tokio::time::sleep(settle / 2).await;
     let rss_before = server.rss_bytes();
+    let cpu_before = server.cpu_seconds();
     let started = Instant::now();
     let links: Vec<Link> = futures::stream::iter(members.iter().enumerate())
         .map(|(n, member)| Link::connect(member, transport, Some(sources[n % sources.len()])))
@@ -46,6 +50,7 @@ pub async fn run(
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
     let connect_seconds = started.elapsed().as_secs_f64();
+    let connect_cpu = server.cpu_seconds() - cpu_before;
     // Let allocations settle (first writes, buffers) before reading RSS.
     tokio::time::sleep(settle).await;
     let rss_after = server.rss_bytes();
@@ -84,6 +89,7 @@ pub async fn run(
         connections,
         connect_seconds,
         connections_per_sec: connections as f64 / connect_seconds,
+        server_cpu_us_per_connection: connect_cpu * 1e6 / connections as f64,
         rss_before_bytes: rss_before,
         rss_after_bytes: rss_after,
         rss_per_connection_bytes: rss_after.saturating_sub(rss_before) as f64 / connections as f64,

@@ -199,15 +199,16 @@ pub fn tables(records: &[Value]) -> String {
         }
     }
     md.push_str("\n### Idle authenticated connections\n\n");
-    md.push_str("| target | connections | set up per second | server RSS per connection | received the final message | lost |\n|---|---|---|---|---|---|\n");
+    md.push_str("| target | connections | set up per second | server CPU µs per set-up | server RSS per connection | received the final message | lost |\n|---|---|---|---|---|---|---|\n");
     for target in SERVERS {
         for r in find(records, "connections", target, None) {
             let rep = &r["report"];
             let _ = writeln!(
                 md,
-                "| {target} | {} | {:.0} | {:.1} KiB | {} | {} |",
+                "| {target} | {} | {:.0} | {:.0} | {:.1} KiB | {} | {} |",
                 rep["connections"],
                 f(&rep["connections_per_sec"]),
+                f(&rep["server_cpu_us_per_connection"]),
                 f(&rep["rss_per_connection_bytes"]) / 1024.0,
                 rep["received"],
                 rep["lost"],
@@ -302,11 +303,14 @@ fn ws_tables(md: &mut String, records: &[Value]) {
     if !palaver.is_empty() && !ws.is_empty() {
         let _ = writeln!(
             md,
-            "\nConnections set up per second: Palaver {:.0}, ws {:.0} (Palaver ÷ ws {:.2}).",
+            "\nConnections set up per second: Palaver {:.0}, ws {:.0} (Palaver ÷ ws {:.2}); \
+             server CPU µs per set-up: Palaver {:.0}, ws {:.0}.",
             median(&figures(&palaver, "connections_per_sec")),
             median(&figures(&ws, "connections_per_sec")),
             median(&figures(&palaver, "connections_per_sec"))
                 / median(&figures(&ws, "connections_per_sec")).max(f64::MIN_POSITIVE),
+            median(&figures(&palaver, "server_cpu_us_per_connection")),
+            median(&figures(&ws, "server_cpu_us_per_connection")),
         );
     }
 }
@@ -390,7 +394,7 @@ fn memory_tables(md: &mut String, records: &[Value]) {
     }
     md.push_str("\n### Memory per idle authenticated connection, by transport\n\n");
     md.push_str("Each measurement on a server started for it; medians of the rounds.\n\n");
-    md.push_str("| target | transport | rounds | connections | server RSS per connection | set up per second | lost |\n|---|---|---|---|---|---|---|\n");
+    md.push_str("| target | transport | rounds | connections | server RSS per connection | set up per second | server CPU µs per set-up | lost |\n|---|---|---|---|---|---|---|---|\n");
     let mut rows: Vec<(&str, &str)> = runs
         .iter()
         .filter_map(|r| Some((r["target"].as_str()?, r["transport"].as_str()?)))
@@ -409,11 +413,12 @@ fn memory_tables(md: &mut String, records: &[Value]) {
             .sum();
         let _ = writeln!(
             md,
-            "| {target} | {transport} | {} | {} | {:.1} KiB | {:.0} | {lost} |",
+            "| {target} | {transport} | {} | {} | {:.1} KiB | {:.0} | {:.0} | {lost} |",
             of.len(),
             of[0]["report"]["connections"],
             median(&figures(&of, "rss_per_connection_bytes")) / 1024.0,
             median(&figures(&of, "connections_per_sec")),
+            median(&figures(&of, "server_cpu_us_per_connection")),
         );
     }
 }
@@ -780,7 +785,8 @@ mod tests {
             json!({"scenario": "transport-connections", "target": "palaver",
                    "transport": transport, "round": round,
                    "report": {"connections": 10, "rss_per_connection_bytes": bytes,
-                              "connections_per_sec": 100.0, "lost": 0}})
+                              "connections_per_sec": 100.0,
+                              "server_cpu_us_per_connection": bytes / 8.0, "lost": 0}})
         };
         let records = [
             memory("websocket", 1, 2048.0),
@@ -790,11 +796,11 @@ mod tests {
         ];
         let md = tables(&records);
         assert!(
-            md.contains("| palaver | websocket | 2 | 10 | 1.5 KiB | 100 | 0 |"),
+            md.contains("| palaver | websocket | 2 | 10 | 1.5 KiB | 100 | 192 | 0 |"),
             "{md}"
         );
         assert!(
-            md.contains("| palaver | stomp | 2 | 10 | 6.0 KiB | 100 | 0 |"),
+            md.contains("| palaver | stomp | 2 | 10 | 6.0 KiB | 100 | 768 | 0 |"),
             "{md}"
         );
     }

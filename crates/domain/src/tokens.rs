@@ -28,6 +28,8 @@ const LEEWAY_SECS: u64 = 5;
 /// the store again (a key another node or `palaver keys rotate` added), at
 /// most this often.
 const RELOAD_ON_UNKNOWN_KID_EVERY: Duration = Duration::from_secs(1);
+/// How many verified tokens a node remembers (about 150 bytes each).
+const REMEMBERED_TOKENS: usize = 16_384;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -70,6 +72,7 @@ enum Keys {
     Shared {
         encoding: EncodingKey,
         decoding: DecodingKey,
+        remembered: Remembered,
     },
     Stored {
         store: Arc<dyn KeyStore>,
@@ -85,6 +88,47 @@ struct LoadedKeys {
     encoding: HashMap<String, EncodingKey>,
     decoding: HashMap<String, (Algorithm, DecodingKey)>,
     public: Vec<PublicKey>,
+    /// Verified with these keys; kept across a reload that changed none of
+    /// them, dropped with a reload that changed one.
+    remembered: Arc<Remembered>,
+}
+
+/// Tokens this node has verified, by the SHA-256 of their whole text, so a
+/// client that presents one again (every REST call, a reconnect, another
+/// tab) costs a hash and a lookup instead of a signature check (an Ed25519
+/// verification is about 100 µs of a core here). Only tokens whose signature
+/// verified enter, so filling it takes valid tokens, and the least used go
+/// first. What is kept is what the signature vouched for; the token's expiry
+/// and its key's schedule are checked again at every use, as for a token
+/// never seen.
+struct Remembered(quick_cache::sync::Cache<[u8; 32], Arc<Verified>>);
+
+#[derive(Debug)]
+struct Verified {
+    bearer: Bearer,
+    /// The key that signed it (none for the shared secret).
+    kid: Option<String>,
+}
+
+impl Remembered {
+    fn new() -> Self {
+        Self(quick_cache::sync::Cache::new(REMEMBERED_TOKENS))
+    }
+
+    fn get(&self, digest: &[u8; 32]) -> Option<Arc<Verified>> {
+        self.0.get(digest)
+    }
+
+    fn keep(&self, digest: [u8; 32], verified: Verified) -> Arc<Verified> {
+        let verified = Arc::new(verified);
+        self.0.insert(digest, verified.clone());
+        verified
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 impl LoadedKeys {
@@ -116,6 +160,7 @@ impl LoadedKeys {
             encoding,
             decoding,
             public,
+            remembered: Arc::new(Remembered::new()),
         })
     }
 }
@@ -128,6 +173,7 @@ impl AccessTokens {
             keys: Keys::Shared {
                 encoding: EncodingKey::from_secret(secret),
                 decoding: DecodingKey::from_secret(secret),
+                remembered: Remembered::new(),
             },
         }
     }
@@ -172,8 +218,14 @@ impl AccessTokens {
     /// Reads the keys from the store again (a rotation).
     pub async fn reload(&self) -> Result<()> {
         if let Keys::Stored { store, loaded, .. } = &self.keys {
-            let fresh = LoadedKeys::decode(store.signing_keys().await?)?;
-            *loaded.write().expect("the key lock is never poisoned") = Arc::new(fresh);
+            let mut fresh = LoadedKeys::decode(store.signing_keys().await?)?;
+            let mut loaded = loaded.write().expect("the key lock is never poisoned");
+            // A reload that only added keys (or read the same ones: anyone can
+            // make a node read once a second) keeps what was verified with them.
+            if loaded.public.iter().all(|key| fresh.public.contains(key)) {
+                fresh.remembered = loaded.remembered.clone();
+            }
+            *loaded = Arc::new(fresh);
         }
         Ok(())
     }
@@ -225,14 +277,33 @@ impl AccessTokens {
 
     /// Verifies with the keys this node holds, without reading the store.
     pub fn verify_known(&self, token: &str, now: Timestamp) -> Result<Bearer, Unverified> {
-        let claims = match &self.keys {
-            Keys::Shared { decoding, .. } => self.decode(token, Algorithm::HS256, decoding)?,
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let verified = match &self.keys {
+            Keys::Shared {
+                decoding,
+                remembered,
+                ..
+            } => match remembered.get(&digest) {
+                Some(verified) => verified,
+                None => {
+                    let claims = self.decode(token, Algorithm::HS256, decoding)?;
+                    remembered.keep(digest, verified(claims, None)?)
+                }
+            },
             Keys::Stored { loaded, .. } => {
                 let loaded = self.loaded(loaded);
-                let header = decode_header(token).map_err(|_| Unverified::Invalid)?;
-                let kid = header.kid.ok_or(Unverified::Invalid)?;
+                let known = loaded.remembered.get(&digest);
+                let named;
+                let kid = match &known {
+                    Some(verified) => verified.kid.as_deref().ok_or(Unverified::Invalid)?,
+                    None => {
+                        let header = decode_header(token).map_err(|_| Unverified::Invalid)?;
+                        named = header.kid.ok_or(Unverified::Invalid)?;
+                        named.as_str()
+                    }
+                };
                 let (Some((algorithm, key)), Some(stored)) =
-                    (loaded.decoding.get(&kid), loaded.schedule.find(&kid))
+                    (loaded.decoding.get(kid), loaded.schedule.find(kid))
                 else {
                     return Err(Unverified::UnknownKey);
                 };
@@ -242,19 +313,21 @@ impl AccessTokens {
                 {
                     return Err(Unverified::Invalid);
                 }
-                self.decode(token, *algorithm, key)?
+                match known {
+                    Some(verified) => verified,
+                    None => {
+                        let claims = self.decode(token, *algorithm, key)?;
+                        let kid = Some(kid.to_owned());
+                        loaded.remembered.keep(digest, verified(claims, kid)?)
+                    }
+                }
             }
         };
-        let user = claims
-            .sub
-            .parse()
-            .map(UserId)
-            .map_err(|_| Unverified::Invalid)?;
-        Ok(Bearer {
-            user,
-            session: claims.sid,
-            expires_at: claims.exp,
-        })
+        // Expiry is checked here, for remembered tokens and new ones alike.
+        if verified.bearer.expires_at < now.0.div_euclid(1000) - LEEWAY_SECS as i64 {
+            return Err(Unverified::Invalid);
+        }
+        Ok(verified.bearer.clone())
     }
 
     /// The public keys other services verify tokens with (none for a shared
@@ -288,7 +361,8 @@ impl AccessTokens {
     ) -> Result<Claims, Unverified> {
         // One algorithm per key: `alg: none` and key-confusion tricks fail here.
         let mut validation = Validation::new(algorithm);
-        validation.leeway = LEEWAY_SECS;
+        // Checked by `verify_known` against its clock, for remembered tokens too.
+        validation.validate_exp = false;
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
@@ -319,6 +393,23 @@ impl AccessTokens {
             }
         }
     }
+}
+
+/// What a token whose signature and claims verified speaks for.
+fn verified(claims: Claims, kid: Option<String>) -> Result<Verified, Unverified> {
+    let user = claims
+        .sub
+        .parse()
+        .map(UserId)
+        .map_err(|_| Unverified::Invalid)?;
+    Ok(Verified {
+        bearer: Bearer {
+            user,
+            session: claims.sid,
+            expires_at: claims.exp,
+        },
+        kid,
+    })
 }
 
 /// How long a token issued with `ttl_secs` can verify: its lifetime and the
@@ -551,6 +642,11 @@ mod tests {
             "the next key is published before it signs"
         );
         assert!(tokens.verify_known(&jwt, now).is_ok());
+        assert_eq!(
+            remembered(&tokens),
+            1,
+            "so its key's schedule is checked again"
+        );
         let retired = later.plus_seconds(tokens.token_lifetime_secs());
         assert!(!published(retired).contains(&old_kid));
         assert_eq!(tokens.verify_known(&jwt, retired), Err(Unverified::Invalid));
@@ -568,6 +664,88 @@ mod tests {
         assert!(tokens.public_keys(Timestamp::now()).is_empty());
         let other = AccessTokens::shared_secret(b"another-secret-another-secret-xx", settings());
         assert!(other.verify_known(&jwt, Timestamp::now()).is_err());
+    }
+
+    /// How many verified tokens `tokens` remembers.
+    fn remembered(tokens: &AccessTokens) -> usize {
+        match &tokens.keys {
+            Keys::Shared { remembered, .. } => remembered.len(),
+            Keys::Stored { loaded, .. } => tokens.loaded(loaded).remembered.len(),
+        }
+    }
+
+    #[test]
+    fn a_token_presented_again_is_remembered_and_still_expires() {
+        let tokens = AccessTokens::shared_secret(b"0123456789abcdef0123456789abcdef", settings());
+        let now = Timestamp::now();
+        let jwt = tokens.issue(UserId(3), "s", now).unwrap();
+        let bearer = tokens.verify_known(&jwt, now).unwrap();
+        assert_eq!(remembered(&tokens), 1);
+        assert_eq!(tokens.verify_known(&jwt, now), Ok(bearer.clone()));
+        assert_eq!(remembered(&tokens), 1, "one entry per token");
+        let last_second = now.plus_seconds(tokens.token_lifetime_secs());
+        assert_eq!(tokens.verify_known(&jwt, last_second), Ok(bearer));
+        assert_eq!(
+            tokens.verify_known(&jwt, last_second.plus_seconds(1)),
+            Err(Unverified::Invalid)
+        );
+    }
+
+    #[tokio::test]
+    async fn only_tokens_whose_signature_verified_are_remembered() {
+        let store = Arc::new(MemoryKeys::default());
+        let tokens = stored(&store, KeyAlgorithm::EdDsa).await;
+        let now = Timestamp::now();
+        let jwt = tokens.issue(UserId(1), "s", now).unwrap();
+        let (signed, signature) = jwt.rsplit_once('.').unwrap();
+        let mut forged = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        forged[0] ^= 1;
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(forged));
+        assert_eq!(tokens.verify_known(&forged, now), Err(Unverified::Invalid));
+        assert_eq!(remembered(&tokens), 0);
+        assert!(tokens.verify_known(&jwt, now).is_ok());
+        // The genuine token remembered does not vouch for a forgery of it.
+        assert_eq!(tokens.verify_known(&forged, now), Err(Unverified::Invalid));
+        let other_user = format!(
+            "{}.{}.{signature}",
+            jwt.split('.').next().unwrap(),
+            URL_SAFE_NO_PAD.encode(
+                serde_json::to_vec(&serde_json::json!({
+                    "sub": "2", "sid": "s", "iat": 0, "exp": 99_999_999_999i64,
+                    "iss": "palaver", "aud": "palaver"
+                }))
+                .unwrap()
+            )
+        );
+        assert_eq!(
+            tokens.verify_known(&other_user, now),
+            Err(Unverified::Invalid)
+        );
+        assert_eq!(remembered(&tokens), 1);
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_remembered_tokens_unless_a_key_went() {
+        let store = Arc::new(MemoryKeys::default());
+        let tokens = stored(&store, KeyAlgorithm::EdDsa).await;
+        let now = Timestamp::now();
+        let jwt = tokens.issue(UserId(1), "s", now).unwrap();
+        tokens.verify_known(&jwt, now).unwrap();
+        let later = now.plus_seconds(1);
+        let next = SigningKey::generate(KeyAlgorithm::EdDsa, later, later).unwrap();
+        store.insert_signing_key(&next, false).await.unwrap();
+        tokens.reload().await.unwrap();
+        assert_eq!(remembered(&tokens), 1, "a key was added, none changed");
+
+        let first = store.0.lock().unwrap()[0].kid.clone();
+        store.delete_signing_keys(&[first]).await.unwrap();
+        tokens.reload().await.unwrap();
+        assert_eq!(remembered(&tokens), 0);
+        assert_eq!(
+            tokens.verify_known(&jwt, now),
+            Err(Unverified::UnknownKey),
+            "its key is gone"
+        );
     }
 
     #[test]
