@@ -16,6 +16,7 @@ use palaver_domain::model::{Message, User};
 use palaver_domain::store::{
     Appended, Committed, NewMessage, SearchRequest, SearchTerms, Store, StoreError, StoreResult,
 };
+use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
@@ -535,6 +536,23 @@ impl Engine for PostgresEngine {
             .into_iter()
             .map(|(id, seq)| (RoomId(id), seq as u64))
             .collect())
+    }
+
+    async fn session_is_live(
+        &self,
+        store: &PostgresStore,
+        user: UserId,
+        session: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(crate::sql::SESSION_IS_LIVE)
+            .bind(session)
+            .bind(user.0)
+            .bind(now.0)
+            .fetch_optional(&store.readers)
+            .await
+            .map_err(map_err)?;
+        Ok(found.is_some())
     }
 
     /// `Store::user_with_positions`.

@@ -40,6 +40,7 @@ use palaver_domain::store::{
     AccountStore, AdminStore, AllowanceStore, Appended, InvitationStore, KeyStore, MessageStore,
     NewMessage, OutboxStore, ReactionStore, RoomStore, SearchRequest, Store, StoreResult,
 };
+use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use sqlx::{Database, Executor, IntoArguments, Pool};
 
@@ -81,6 +82,10 @@ macro_rules! user_columns {
 }
 
 pub const USER_COLUMNS: &str = user_columns!();
+
+/// → a row if login `$1` of user `$2` has neither ended nor expired by `$3`.
+pub const SESSION_IS_LIVE: &str = "SELECT user_id FROM sessions \
+    WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3";
 
 /// → (room id, last seq) of every room `$1` is a member of.
 pub const ROOM_POSITIONS: &str = "SELECT r.id, r.last_seq FROM members mb \
@@ -151,6 +156,15 @@ pub trait Engine: Clone + Send + Sync + Sized + 'static {
         store: &SqlStore<Self>,
         user: UserId,
     ) -> StoreResult<Vec<(RoomId, u64)>>;
+    /// `AccountStore::session_is_live`: read by every connection's set-up
+    /// and every REST call.
+    async fn session_is_live(
+        &self,
+        store: &SqlStore<Self>,
+        user: UserId,
+        session: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// `Store::user_with_positions`.
     async fn user_with_positions(
         &self,

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use palaver_domain::model::Role;
 use palaver_domain::store::{
-    AccountRemoval, LoginFailures, Refusal, Removal, Rotation, Store, StoreError,
+    AccountRemoval, LoginFailures, NewSession, Refusal, Removal, Rotation, SessionsToEnd, Store,
+    StoreError,
 };
 use palaver_domain::time::Timestamp;
 use palaver_domain::UserId;
@@ -25,6 +26,7 @@ on_both_engines!(
     a_join_racing_a_ban_is_refused_or_undone,
     an_admin_demoted_or_removed_before_the_write_lifts_no_ban,
     no_session_is_made_or_refreshed_for_a_deleted_account,
+    a_login_is_live_for_its_own_user_until_it_ends_or_expires,
 );
 
 async fn each_login_attempt_is_counted_and_sees_its_own_predecessor(store: Arc<dyn Store>) {
@@ -330,4 +332,31 @@ async fn no_session_is_made_or_refreshed_for_a_deleted_account(store: Arc<dyn St
         .session_is_live(alice, "before", Timestamp(4))
         .await
         .unwrap());
+}
+
+async fn a_login_is_live_for_its_own_user_until_it_ends_or_expires(store: Arc<dyn Store>) {
+    let alice = user(&*store, "alice").await.id;
+    let bob = user(&*store, "bob").await.id;
+    for id in ["ends", "expires"] {
+        let login = NewSession {
+            expires_at: Timestamp(100),
+            ..session(id, alice, 1)
+        };
+        assert!(store.insert_session(login).await.unwrap());
+    }
+    let live = |who: UserId, id: &'static str, at: i64| {
+        let store = store.clone();
+        async move { store.session_is_live(who, id, Timestamp(at)).await.unwrap() }
+    };
+    assert!(live(alice, "expires", 99).await);
+    assert!(!live(alice, "expires", 100).await, "expired");
+    assert!(!live(bob, "expires", 99).await, "another user's login");
+    assert!(!live(alice, "nobody's", 99).await);
+    assert!(live(alice, "ends", 50).await);
+    store
+        .end_sessions(alice, SessionsToEnd::One("ends".into()), Timestamp(60))
+        .await
+        .unwrap();
+    assert!(!live(alice, "ends", 61).await, "ended");
+    assert!(live(alice, "expires", 61).await, "the other login stays");
 }

@@ -625,17 +625,7 @@ where
         session: &str,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT user_id FROM sessions
-             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3",
-        )
-        .bind(session)
-        .bind(user.0)
-        .bind(now.0)
-        .fetch_optional(&self.readers)
-        .await
-        .map_err(map_err)?;
-        Ok(found.is_some())
+        self.engine.session_is_live(self, user, session, now).await
     }
 
     async fn login_failures(&self, subject: &str) -> StoreResult<Option<LoginFailures>> {

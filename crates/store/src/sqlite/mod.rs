@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use palaver_domain::model::{Message, User};
 use palaver_domain::store::{Appended, NewMessage, SearchRequest, Store, StoreError, StoreResult};
+use palaver_domain::time::Timestamp;
 use palaver_domain::{RoomId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -49,7 +50,8 @@ pub struct SqliteEngine {
     /// which sleeps and retries.
     write_turn: Arc<tokio::sync::Mutex<()>>,
     appender: Arc<Appender>,
-    /// The reads of connection set-up (`user_with_positions`).
+    /// The reads of connection set-up (`user_with_positions`), which REST
+    /// calls share (`session_is_live`).
     connect_readers: Arc<Readers>,
 }
 
@@ -198,6 +200,27 @@ impl Engine for SqliteEngine {
                     })
                     .map_err(map_rusqlite)?;
                 rows.collect::<Result<_, _>>().map_err(map_rusqlite)
+            })
+            .await
+    }
+
+    /// On a reader thread.
+    async fn session_is_live(
+        &self,
+        _store: &SqliteStore,
+        user: UserId,
+        session: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let session = session.to_owned();
+        self.connect_readers
+            .read(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(crate::sql::SESSION_IS_LIVE)
+                    .map_err(map_rusqlite)?;
+                statement
+                    .exists(rusqlite::params![session, user.0, now.0])
+                    .map_err(map_rusqlite)
             })
             .await
     }
