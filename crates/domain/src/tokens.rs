@@ -287,7 +287,7 @@ impl AccessTokens {
                 Some(verified) => verified,
                 None => {
                     let claims = self.decode(token, Algorithm::HS256, decoding)?;
-                    remembered.keep(digest, verified(claims, None)?)
+                    remembered.keep(digest, unexpired(verified(claims, None)?, now)?)
                 }
             },
             Keys::Stored { loaded, .. } => {
@@ -318,16 +318,14 @@ impl AccessTokens {
                     None => {
                         let claims = self.decode(token, *algorithm, key)?;
                         let kid = Some(kid.to_owned());
-                        loaded.remembered.keep(digest, verified(claims, kid)?)
+                        loaded
+                            .remembered
+                            .keep(digest, unexpired(verified(claims, kid)?, now)?)
                     }
                 }
             }
         };
-        // Expiry is checked here, for remembered tokens and new ones alike.
-        if verified.bearer.expires_at < now.0.div_euclid(1000) - LEEWAY_SECS as i64 {
-            return Err(Unverified::Invalid);
-        }
-        Ok(verified.bearer.clone())
+        Ok(unexpired(verified, now)?.bearer.clone())
     }
 
     /// The public keys other services verify tokens with (none for a shared
@@ -410,6 +408,21 @@ fn verified(claims: Claims, kid: Option<String>) -> Result<Verified, Unverified>
         },
         kid,
     })
+}
+
+/// `verified` unless it has expired by `now`: checked before a token is
+/// remembered (so an expired one takes no place) and again at every use.
+fn unexpired<V: AsRef<Verified>>(verified: V, now: Timestamp) -> Result<V, Unverified> {
+    if verified.as_ref().bearer.expires_at < now.0.div_euclid(1000) - LEEWAY_SECS as i64 {
+        return Err(Unverified::Invalid);
+    }
+    Ok(verified)
+}
+
+impl AsRef<Verified> for Verified {
+    fn as_ref(&self) -> &Verified {
+        self
+    }
 }
 
 /// How long a token issued with `ttl_secs` can verify: its lifetime and the
@@ -689,6 +702,11 @@ mod tests {
             tokens.verify_known(&jwt, last_second.plus_seconds(1)),
             Err(Unverified::Invalid)
         );
+        let expired = tokens
+            .issue(UserId(3), "s", now.plus_seconds(-1000))
+            .unwrap();
+        assert_eq!(tokens.verify_known(&expired, now), Err(Unverified::Invalid));
+        assert_eq!(remembered(&tokens), 1, "an expired token takes no place");
     }
 
     #[tokio::test]
@@ -722,6 +740,70 @@ mod tests {
             Err(Unverified::Invalid)
         );
         assert_eq!(remembered(&tokens), 1);
+    }
+
+    #[tokio::test]
+    async fn no_variant_of_a_remembered_token_verifies() {
+        for algorithm in [KeyAlgorithm::EdDsa, KeyAlgorithm::Rs256] {
+            let store = Arc::new(MemoryKeys::default());
+            let tokens = stored(&store, algorithm).await;
+            let now = Timestamp::now();
+            let jwt = tokens.issue(UserId(1), "s", now).unwrap();
+            tokens.verify_known(&jwt, now).unwrap();
+            assert_eq!(remembered(&tokens), 1);
+            let kid = store.0.lock().unwrap()[0].kid.clone();
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let (header, payload, signature) = (parts[0], parts[1], parts[2]);
+            let encode = |value: serde_json::Value| {
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&value).unwrap())
+            };
+            // HS256 keyed with the public key (key confusion).
+            let public = match &tokens.public_keys(now)[0].material {
+                PublicMaterial::Ed25519 { x } => x.clone().into_bytes(),
+                PublicMaterial::Rsa { n, .. } => n.clone().into_bytes(),
+            };
+            let hs256 = encode(serde_json::json!({"alg": "HS256", "kid": kid, "typ": "JWT"}));
+            let signed = format!("{hs256}.{payload}");
+            let confused = jsonwebtoken::crypto::sign(
+                signed.as_bytes(),
+                &EncodingKey::from_secret(&public),
+                Algorithm::HS256,
+            )
+            .unwrap();
+            let none = encode(serde_json::json!({"alg": "none", "kid": kid}));
+            let reencoded = encode(serde_json::json!({
+                "alg": algorithm.jose_name(), "kid": kid, "typ": "JWT"
+            }));
+            let other_user = encode(serde_json::json!({
+                "sub": "2", "sid": "s", "iat": 0, "exp": 99_999_999_999i64,
+                "iss": "palaver", "aud": "palaver"
+            }));
+            let mut last_changed = signature.to_owned();
+            let last = last_changed.pop().unwrap();
+            last_changed.push(if last == 'A' { 'B' } else { 'A' });
+            let variants = [
+                format!("{none}.{payload}."),
+                format!("{none}.{payload}.{signature}"),
+                format!("{signed}.{confused}"),
+                format!("{jwt} "),
+                format!(" {jwt}"),
+                format!("{jwt}="),
+                format!("{jwt}."),
+                jwt.to_uppercase(),
+                format!("{header}.{payload}.{}", &signature[..signature.len() - 1]),
+                format!("{header}.{payload}.{last_changed}"),
+                format!("{reencoded}.{payload}.{signature}"),
+                format!("{header}.{other_user}.{signature}"),
+                format!("{header}.{payload}"),
+            ];
+            for variant in &variants {
+                assert!(
+                    tokens.verify(variant).await.is_err(),
+                    "{algorithm:?}: {variant:?} verified"
+                );
+            }
+            assert_eq!(remembered(&tokens), 1, "no variant entered");
+        }
     }
 
     #[tokio::test]

@@ -1,4 +1,5 @@
-//! The reads every new WebSocket connection makes, on threads of their own.
+//! The reads every new real-time connection makes (and every REST call's
+//! question whether its login is live), on threads of their own.
 //!
 //! Through sqlx, one read costs four hand-offs between threads: the query to
 //! the connection's worker thread, each row back, and on release a ping to the
@@ -40,8 +41,9 @@ impl Readers {
     /// database at `path`, a thread each.
     pub fn start(path: &Path, threads: usize) -> StoreResult<Self> {
         // Unbounded on purpose: each job is one caller awaiting its answer
-        // (a connection starting up), so the queue never holds more jobs than
-        // there are callers waiting, and a bound would only move the wait.
+        // (a connection starting up, a REST call), so the queue never holds
+        // more jobs than there are callers waiting, and a bound would only move
+        // the wait. A job whose caller has gone is dropped unrun.
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let mut handles = Vec::with_capacity(threads);
         for n in 0..threads {
@@ -71,7 +73,10 @@ impl Readers {
     {
         let (reply, answer) = oneshot::channel();
         let job = Job::Read(Box::new(move |connection| {
-            // The caller may have gone away; nothing to undo for a read.
+            // A caller that went away (a client that hung up) costs no read.
+            if reply.is_closed() {
+                return;
+            }
             let _ = reply.send(read(connection));
         }));
         self.jobs.send(job).map_err(|_| store_closed())?;
@@ -106,4 +111,46 @@ fn open(path: &Path) -> StoreResult<Connection> {
         .busy_timeout(Duration::from_secs(5))
         .map_err(map_rusqlite)?;
     Ok(connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_whose_caller_went_away_is_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        Connection::open(&path).unwrap();
+        let readers = Readers::start(&path, 1).unwrap();
+        // The one thread is held by a read until released.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holding = readers.read(move |_| {
+            held.recv().unwrap();
+            Ok(())
+        });
+        tokio::pin!(holding);
+        assert!((&mut holding).now_or_never().is_none());
+        let ran = Arc::new(AtomicBool::new(false));
+        let abandoned = readers.read({
+            let ran = ran.clone();
+            move |_| {
+                ran.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        // Queued on its first poll, then given up.
+        assert!(abandoned.now_or_never().is_none());
+        release.send(()).unwrap();
+        holding.await.unwrap();
+        // A read queued after it answers, so the abandoned one has been taken.
+        readers.read(|_| Ok(())).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst));
+        readers.close().await;
+    }
 }
