@@ -98,7 +98,36 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
             },
         ),
     );
+    let service = tower::ServiceBuilder::new()
+        .map_request(owned_head::<axum::body::Body>)
+        .service(service);
     axum::Router::new().route_service("/socket.io/", service)
+}
+
+/// socketioxide keeps the upgrade request's head for the socket's life, and
+/// hyper parsed its URI and header values as slices of the connection's read
+/// buffer, which one kept slice holds whole (16 KiB per idle socket). They are
+/// copied into allocations of their own first.
+fn owned_head<B>(request: axum::http::Request<B>) -> axum::http::Request<B> {
+    use axum::extract::OriginalUri;
+    use axum::http::{HeaderMap, HeaderValue, Uri};
+
+    let copy_uri = |uri: &Uri| Uri::try_from(uri.to_string()).unwrap_or_else(|_| uri.clone());
+    let (mut parts, body) = request.into_parts();
+    parts.uri = copy_uri(&parts.uri);
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let mut copied =
+            HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copied.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copied);
+    }
+    parts.headers = headers;
+    if let Some(OriginalUri(uri)) = parts.extensions.get::<OriginalUri>() {
+        let copied = OriginalUri(copy_uri(uri));
+        parts.extensions.insert(copied);
+    }
+    axum::http::Request::from_parts(parts, body)
 }
 
 /// Authenticates the handshake and admits its session, or refuses it.
@@ -145,4 +174,42 @@ fn serve(socket: SocketRef, state: AppState) {
     state
         .sessions
         .spawn(session::run(transport, deps, admission, resume));
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::OriginalUri;
+    use axum::http::{HeaderValue, Request, Uri};
+    use bytes::Bytes;
+
+    use super::owned_head;
+
+    #[test]
+    fn the_kept_head_holds_no_slice_of_the_connections_read_buffer() {
+        // As hyper parses a head: every part a slice of one buffer.
+        let buffer = Bytes::from(b"/socket.io/?EIO=4&transport=websocket io=1; x=2".to_vec());
+        let inside = |bytes: &[u8]| {
+            let range = buffer.as_ptr_range();
+            range.contains(&bytes.as_ptr())
+        };
+        let uri = Uri::from_maybe_shared(buffer.slice(0..37)).unwrap();
+        let mut request = Request::builder().uri(uri.clone()).body(()).unwrap();
+        let mut cookie = HeaderValue::from_maybe_shared(buffer.slice(38..)).unwrap();
+        cookie.set_sensitive(true);
+        request.headers_mut().insert("cookie", cookie);
+        request.extensions_mut().insert(OriginalUri(uri));
+        assert!(inside(request.headers()["cookie"].as_bytes()));
+
+        let kept = owned_head(request);
+        let cookie = &kept.headers()["cookie"];
+        assert_eq!(cookie.as_bytes(), b"io=1; x=2");
+        assert!(cookie.is_sensitive());
+        assert!(!inside(cookie.as_bytes()));
+        assert_eq!(kept.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert!(!inside(kept.uri().path().as_bytes()));
+        assert!(!inside(kept.uri().query().unwrap().as_bytes()));
+        let OriginalUri(original) = kept.extensions().get::<OriginalUri>().unwrap();
+        assert_eq!(original, "/socket.io/?EIO=4&transport=websocket");
+        assert!(!inside(original.path().as_bytes()));
+    }
 }
