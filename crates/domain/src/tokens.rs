@@ -634,6 +634,8 @@ mod tests {
     async fn a_retired_key_neither_verifies_nor_is_published() {
         let store = Arc::new(MemoryKeys::default());
         let tokens = stored(&store, KeyAlgorithm::EdDsa).await;
+        // A node that will not have read the next key when it signs.
+        let stale = stored(&store, KeyAlgorithm::EdDsa).await;
         let now = Timestamp::now();
         let jwt = tokens.issue(UserId(1), "s", now).unwrap();
         let old_kid = store.0.lock().unwrap()[0].kid.clone();
@@ -663,6 +665,17 @@ mod tests {
         let retired = later.plus_seconds(tokens.token_lifetime_secs());
         assert!(!published(retired).contains(&old_kid));
         assert_eq!(tokens.verify_known(&jwt, retired), Err(Unverified::Invalid));
+        // Signed with the old key after the next one took over, a token
+        // outlives the old key's verification: the key's end ends it, even
+        // once remembered.
+        let late = stale
+            .issue(UserId(2), "s", later.plus_seconds(100))
+            .unwrap();
+        assert!(tokens.verify_known(&late, later.plus_seconds(100)).is_ok());
+        assert_eq!(
+            tokens.verify_known(&late, retired),
+            Err(Unverified::Invalid)
+        );
     }
 
     #[test]
